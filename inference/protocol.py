@@ -1,0 +1,85 @@
+"""The worker's stdout protocol: one JSON object per line, nothing else.
+
+Events:
+  progress  {"event": "progress", "stage": str, "fraction": 0..1, "message": str}
+  warning   {"event": "warning", "code": str, "message": str}
+  error     {"event": "error", "code": str, "message": str}
+  result    {"event": "result", "path": str}
+
+Everything human-oriented (logs, tracebacks) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import IO, Any
+
+# Exit codes of ``python -m inference run``.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+
+# Stable error codes: the Blender side and the CLI report map on these.
+BAD_INPUT_CODES = frozenset(
+    {
+        "image_missing",
+        "image_unreadable",
+        "image_unsupported",
+        "image_too_small",
+        "image_too_large",
+        "mask_empty",
+        "mask_unreadable",
+        "depth_unreadable",
+        "no_object",
+        "bad_argument",
+    }
+)
+
+
+class WorkerError(Exception):
+    """An error with a stable machine code and one plain sentence for the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_BAD_INPUT if self.code in BAD_INPUT_CODES else EXIT_INTERNAL
+
+
+class Emitter:
+    """Writes protocol events to a stream (stdout by default), one per line."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **fields}, separators=(",", ":"))
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def progress(self, stage: str, fraction: float, message: str = "") -> None:
+        self.emit("progress", stage=stage, fraction=round(min(max(fraction, 0.0), 1.0), 4), message=message)
+
+    def warning(self, code: str, message: str) -> None:
+        self.emit("warning", code=code, message=message)
+
+    def error(self, code: str, message: str) -> None:
+        self.emit("error", code=code, message=message)
+
+    def result(self, path: str) -> None:
+        self.emit("result", path=path)
+
+
+def parse_event(line: str) -> dict[str, Any]:
+    """Parse one stdout line of the worker; raises ValueError on anything else."""
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
+        raise ValueError("not a worker event")
+    return obj

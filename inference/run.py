@@ -1,0 +1,230 @@
+"""``python -m inference run``: image in, result folder out (masks, depth, result.json)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import SCHEMA_VERSION
+from .engines import DepthMap, Instance, create_engine
+from .imageio import load_image, load_scalar_map, resize_long_side
+from .protocol import Emitter, WorkerError
+
+log = logging.getLogger(__name__)
+
+DEPTH_KINDS = {"metric": "metric", "relative-inverse": "relative_inverse", "relative_inverse": "relative_inverse"}
+MAX_LABELS = 64
+
+
+@dataclass
+class RunOptions:
+    image: str
+    out: str
+    engine: str = "classic"
+    objects: str = "all"
+    box: tuple[int, int, int, int] | None = None
+    max_size: int = 1024
+    mask: str | None = None
+    depth: str | None = None
+    depth_kind: str = "relative_inverse"
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        raise WorkerError("bad_argument", f"The box {text!r} must be four numbers X0,Y0,X1,Y1.") from None
+    if x1 <= x0 or y1 <= y0:
+        raise WorkerError("bad_argument", f"The box {text!r} is empty: X1 must exceed X0 and Y1 must exceed Y0.")
+    return x0, y0, x1, y1
+
+
+def _instances_from_mask_file(path: str, shape: tuple[int, int]) -> list[Instance]:
+    """A user mask: a binary/soft mask (split into connected parts) or an integer label map."""
+    import cv2
+
+    arr = load_scalar_map(path, "mask", "mask_unreadable")
+    h, w = shape
+    if arr.shape != (h, w):
+        if abs(arr.shape[1] / arr.shape[0] - w / h) > 0.02:
+            raise WorkerError(
+                "mask_unreadable",
+                f"The mask {Path(path).name} is {arr.shape[1]}x{arr.shape[0]} but the image is {w}x{h}; "
+                "they must have the same aspect ratio.",
+            )
+        arr = cv2.resize(arr, (w, h), interpolation=cv2.INTER_NEAREST)
+    values = np.unique(arr[arr > 0])
+    if values.size == 0:
+        raise WorkerError("mask_empty", f"The mask {Path(path).name} is empty: it marks no object.")
+    is_labels = 1 < values.size <= MAX_LABELS and np.all(values == np.round(values))
+    if is_labels:
+        return [Instance(mask=arr == v, label="object", score=1.0) for v in values]
+    fg = arr >= 0.5 * float(values.max())
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    order = sorted(range(1, n), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    return [Instance(mask=labels == i, label="object", score=1.0) for i in order]
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if mask.shape == (size[1], size[0]):
+        return mask
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+
+
+def run(opts: RunOptions, emit: Emitter) -> Path:
+    """Run the whole inference; returns the path of result.json."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def progress(stage: str, fraction: float, message: str = "") -> None:
+        emit.progress(stage, fraction, message)
+
+    if opts.max_size < 16:
+        raise WorkerError("bad_argument", "--max-size must be at least 16 pixels.")
+    if opts.objects not in ("all", "largest"):
+        raise WorkerError("bad_argument", "--objects must be 'all' or 'largest'.")
+    if opts.depth_kind not in DEPTH_KINDS:
+        raise WorkerError("bad_argument", "--depth-kind must be 'metric' or 'relative-inverse'.")
+    out = Path(opts.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkerError("output_unwritable", f"Cannot write to the output folder {str(out)!r} ({exc.strerror}).") from None
+
+    t = time.perf_counter()
+    progress("load", 0.0, "Reading image")
+    image = load_image(opts.image)
+    full_w, full_h = image.width, image.height
+    work_rgb, scale = resize_long_side(image.rgb, opts.max_size)
+    work_alpha = None
+    if image.alpha is not None:
+        work_alpha, _ = resize_long_side(image.alpha, opts.max_size)
+    wh, ww = work_rgb.shape[:2]
+    box = opts.box
+    if box is not None:
+        x0, y0, x1, y1 = box
+        x0, x1 = np.clip([x0, x1], 0, full_w)
+        y0, y1 = np.clip([y0, y1], 0, full_h)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise WorkerError("bad_argument", f"The box lies outside the {full_w}x{full_h} image.")
+        box = tuple(int(round(v * scale)) for v in (x0, y0, x1, y1))  # type: ignore[assignment]
+    timings["load"] = time.perf_counter() - t
+
+    engine = create_engine(opts.engine, opts.engine_options)
+
+    t = time.perf_counter()
+    if opts.mask:
+        progress("segment", 0.0, "Reading mask")
+        instances = [
+            Instance(mask=_resize_mask(inst.mask, (ww, wh)), label=inst.label, score=inst.score)
+            for inst in _instances_from_mask_file(opts.mask, (full_h, full_w))
+        ]
+        instances = [i for i in instances if i.mask.any()]
+        if opts.objects == "largest":
+            instances = sorted(instances, key=lambda i: -int(i.mask.sum()))[:1]
+    else:
+        progress("segment", 0.0, "Finding objects")
+        instances = engine.segment(work_rgb, work_alpha, box, opts.objects, progress)
+    if not instances:
+        raise WorkerError("no_object", f"No object was found in {Path(opts.image).name}.")
+    progress("segment", 1.0, f"Found {len(instances)} object(s)")
+    timings["segment"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if opts.depth:
+        progress("depth", 0.0, "Reading depth map")
+        import cv2
+
+        values = load_scalar_map(opts.depth, "depth", "depth_unreadable")
+        if not np.isfinite(values).any():
+            raise WorkerError("depth_unreadable", f"The depth file {Path(opts.depth).name} holds no valid values.")
+        values = cv2.resize(values, (full_w, full_h), interpolation=cv2.INTER_LINEAR) if values.shape != (
+            full_h, full_w) else values
+        depth = DepthMap(values.astype(np.float32), kind=DEPTH_KINDS[opts.depth_kind], extra={"source": "file"})
+        depth_full = depth.values
+    else:
+        progress("depth", 0.0, "Estimating depth")
+        depth = engine.depth(work_rgb, instances, progress)
+        if depth.values.shape != (full_h, full_w):
+            import cv2
+
+            depth_full = cv2.resize(depth.values, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
+        else:
+            depth_full = depth.values
+    progress("depth", 1.0, "Depth ready")
+    timings["depth"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress("write", 0.0, "Writing results")
+    result = _write_results(opts, out, image, instances, depth, depth_full.astype(np.float32), engine.settings())
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_start
+    result["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    path = out / "result.json"
+    tmp = out / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, path)
+    progress("write", 1.0, "Done")
+    return path
+
+
+def _write_results(
+    opts: RunOptions, out: Path, image, instances: list[Instance], depth: DepthMap, depth_full: np.ndarray,  # noqa: ANN001
+    engine_settings: dict[str, Any],
+) -> dict[str, Any]:
+    import cv2
+
+    full_w, full_h = image.width, image.height
+    records = []
+    for idx, inst in enumerate(instances):
+        mask = _resize_mask(inst.mask, (full_w, full_h))
+        if not mask.any():
+            continue
+        ys, xs = np.nonzero(mask)
+        name = f"mask_{idx:03d}.png"
+        if not cv2.imwrite(str(out / name), mask.astype(np.uint8) * 255):
+            raise WorkerError("output_unwritable", f"Could not write {name} into {str(out)!r}.")
+        records.append(
+            {
+                "id": idx,
+                "label": inst.label,
+                "score": round(float(inst.score), 4),
+                "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                "area": int(mask.sum()),
+                "mask": name,
+                **({"extra": inst.extra} if inst.extra else {}),
+            }
+        )
+    if not records:
+        raise WorkerError("no_object", f"No object was found in {Path(opts.image).name}.")
+    np.save(out / "depth.npy", depth_full)
+    return {
+        "schema": SCHEMA_VERSION,
+        "image": {"path": os.path.abspath(image.path), "width": full_w, "height": full_h, "mode": image.source_mode},
+        "engine": {
+            "name": opts.engine,
+            "settings": {
+                "objects": opts.objects,
+                "box": list(opts.box) if opts.box else None,
+                "max_size": opts.max_size,
+                "mask_file": os.path.abspath(opts.mask) if opts.mask else None,
+                "depth_file": os.path.abspath(opts.depth) if opts.depth else None,
+                **engine_settings,
+            },
+        },
+        "camera": {"focal_35mm": image.focal_35mm, "focal_px": depth.focal_px},
+        "instances": records,
+        "depth": {"file": "depth.npy", "kind": depth.kind, **({"extra": depth.extra} if depth.extra else {})},
+    }
