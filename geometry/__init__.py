@@ -1,0 +1,93 @@
+"""Pure-numpy geometry for Monocle (never imports ``bpy``).
+
+The contract between the geometry layer and the Blender layer lives here:
+``CameraModel`` (pinhole camera of the photo), ``MeshSettings`` (what the artist
+controls) and ``MeshData`` (arrays ready for ``foreach_set``).
+
+Conventions
+- Pixel coordinates: x to the right, y down, origin at the top-left corner of the
+  image; the centre of pixel (row i, column j) is (j + 0.5, i + 0.5).
+- Camera space: Blender's camera convention, x right, y up, looking down -z.
+- UVs: u = x / width, v = 1 - y / height (Blender's origin is bottom-left).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_SENSOR_MM = 36.0
+DEFAULT_FOCAL_MM = 50.0
+
+
+@dataclass
+class CameraModel:
+    """Pinhole camera matching a photo; the sensor size applies to the longer side
+    (Blender's ``sensor_fit = 'AUTO'``), principal point at the image centre."""
+
+    width: int
+    height: int
+    focal_mm: float = DEFAULT_FOCAL_MM
+    sensor_mm: float = DEFAULT_SENSOR_MM
+
+    @property
+    def focal_px(self) -> float:
+        return self.focal_mm / self.sensor_mm * max(self.width, self.height)
+
+    def rays(self, pixels: np.ndarray) -> np.ndarray:
+        """Camera-space directions through pixel coordinates ``(N, 2)``, scaled so z == -1."""
+        f = self.focal_px
+        px = np.asarray(pixels, dtype=np.float64)
+        out = np.empty((px.shape[0], 3), dtype=np.float64)
+        out[:, 0] = (px[:, 0] - 0.5 * self.width) / f
+        out[:, 1] = (0.5 * self.height - px[:, 1]) / f
+        out[:, 2] = -1.0
+        return out
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates ``(N, 2)`` of camera-space points ``(N, 3)`` (in front of the camera)."""
+        p = np.asarray(points, dtype=np.float64)
+        f = self.focal_px
+        z = -p[:, 2]
+        return np.stack([0.5 * self.width + f * p[:, 0] / z, 0.5 * self.height - f * p[:, 1] / z], axis=1)
+
+
+@dataclass
+class MeshSettings:
+    """Artist-facing mesh settings (see the sidebar panel for their meaning)."""
+
+    detail: int = 20_000  # target number of front-surface vertices per object
+    distance: float = 5.0  # distance from the camera to the nearest object, scene units (relative depth only)
+    depth_range: float = 1.0  # depth extent of the scene for relative depth, scene units
+    tear_threshold: float = 0.05  # a face spanning a depth jump above this fraction of its distance is removed
+    back: str = "closed"  # "open" | "solidify" | "closed"
+    thickness: float = 0.1  # solidify thickness, scene units
+
+
+@dataclass
+class MeshData:
+    """One object's mesh, in camera space, ready for Blender.
+
+    ``vertices + strength * relief`` is the surface at a given Displace strength; the
+    Blender layer bakes ``vertices`` with vertex edits and carries ``relief`` in a
+    Displace modifier. Every vertex and its relief lie on the camera ray through the
+    pixel its ``uvs`` point to.
+    """
+
+    vertices: np.ndarray  # (N, 3) float32 base surface
+    relief: np.ndarray  # (N, 3) float32 displacement at strength 1
+    uvs: np.ndarray  # (N, 2) float32 photo UVs per vertex
+    face_sizes: np.ndarray  # (F,) int32 corners per face
+    loops: np.ndarray  # (sum(face_sizes),) int32 vertex index per face corner
+    groups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) bool, e.g. "front", "back"
+    relief_texture: np.ndarray | None = None  # (h, w, 3) float32 relief vectors sampled by the Displace modifier
+    relief_uvs: np.ndarray | None = None  # (N, 2) float32 coordinates of each vertex in relief_texture
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def num_faces(self) -> int:
+        return int(self.face_sizes.shape[0])
