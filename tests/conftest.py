@@ -1,0 +1,100 @@
+"""Test harness: build the extension zip, install it into an isolated Blender user
+profile and run every test against that installed copy, from a fresh empty file.
+
+``BLENDER_USER_RESOURCES`` must be set before ``bpy`` is imported, so it is set at
+import time of this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATA = ROOT.parent / "shared" / "bench-data"
+_PROFILE = Path(tempfile.mkdtemp(prefix="monocle-profile-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(_PROFILE)
+
+import bpy  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tools"))
+import build_extension  # noqa: E402
+
+REPO = "user_default"
+MODULE = f"bl_ext.{REPO}.monocle"
+
+
+def _install() -> Path:
+    dist = _PROFILE / "dist"
+    zips = build_extension.build(dist)
+    zips = [z for z in zips if build_extension.current_platform_tag() in z.name] or zips
+    result = bpy.ops.extensions.package_install_files(filepath=str(zips[0]), repo=REPO, enable_on_install=True)
+    assert result == {"FINISHED"}
+    if MODULE not in bpy.context.preferences.addons:
+        raise RuntimeError(f"installing {zips[0]} did not enable {MODULE}")
+    return Path(importlib.import_module(MODULE).__file__).parent
+
+
+EXT_DIR = _install()
+
+
+@pytest.fixture(scope="session")
+def ext_dir() -> Path:
+    """The installed extension folder (what a user's Blender loads)."""
+    return EXT_DIR
+
+
+@pytest.fixture(scope="session")
+def monocle():
+    """The installed extension's top-level module."""
+    return importlib.import_module(MODULE)
+
+
+@pytest.fixture(scope="session")
+def bench_data() -> Path:
+    if not BENCH_DATA.is_dir():
+        pytest.skip("../shared/bench-data is not available")
+    return BENCH_DATA
+
+
+@pytest.fixture(autouse=True)
+def fresh_file():
+    """Every test starts from a fresh empty file (the add-on stays enabled)."""
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    yield
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+
+
+def worker_env(ext: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ext)
+    env.update(extra)
+    return env
+
+
+def run_worker(ext: Path, *args: str, timeout: float = 120, **env: str) -> tuple[int, list[dict], str]:
+    """Run ``python -m inference ARGS`` from the installed extension; returns (exit code, events, stderr).
+
+    Fails the test if stdout carries anything but JSON events.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference", *args],
+        cwd=ext,
+        env=worker_env(ext, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    events = []
+    for line in proc.stdout.splitlines():
+        obj = json.loads(line)  # raises: anything else on stdout is a protocol bug
+        assert isinstance(obj, dict) and "event" in obj, line
+        events.append(obj)
+    return proc.returncode, events, proc.stderr
