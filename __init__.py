@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import bpy
+
+from . import operators, panels, prefs, props
+
+classes = (
+    *prefs.classes,
+    *props.classes,
+    *operators.classes,
+    *panels.classes,
+)
+
 
 def register() -> None:
-    pass
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    props.register()
 
 
 def unregister() -> None:
-    pass
+    props.unregister()
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

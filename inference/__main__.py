@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
     except Exception as exc:  # the last line of defence: report, never print a traceback on stdout
         traceback.print_exc()
-        emit.error("internal", f"The worker failed unexpectedly ({type(exc).__name__}); see the system console for details.")
+        emit.error(
+            "internal",
+            f"The worker failed unexpectedly ({type(exc).__name__}); see the system console for details.",
+        )
         return EXIT_INTERNAL
     finally:
         sys.stdout = real_stdout

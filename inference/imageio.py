@@ -54,7 +54,8 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
         if finite.max(initial=0.0) > 1.0:  # HDR: plain clip keeps the look of the file in any viewer
             finite = np.clip(finite, 0.0, 1.0)
         # linear (EXR / float TIFF) to sRGB
-        srgb = np.where(finite <= 0.0031308, finite * 12.92, 1.055 * np.power(np.clip(finite, 0, 1), 1 / 2.4) - 0.055)
+        lin = np.clip(finite, 0.0, 1.0)
+        srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
         return np.clip(srgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     # integer images deeper than 8 bits: scale by the container's range
     top = 65535.0 if arr.max(initial=0) > 255 or arr.dtype in (np.uint16, np.int32) else 255.0
@@ -142,14 +143,18 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
             raise WorkerError("image_unreadable", f"{name} is not a valid image file or is corrupt.") from None
         except (OSError, SyntaxError, ValueError) as exc:
             log.info("failed to decode %s: %s", p, exc)
-            raise WorkerError("image_unreadable", f"{name} could not be decoded; the file looks truncated or corrupt.") from None
+            raise WorkerError(
+                "image_unreadable", f"{name} could not be decoded; the file looks truncated or corrupt."
+            ) from None
 
     rgb = _to_uint8(rgb_raw)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise WorkerError("image_too_small", f"{name} is only {w}x{h} pixels; Monocle needs at least {MIN_SIDE} pixels a side.")
+        raise WorkerError(
+            "image_too_small", f"{name} is only {w}x{h} pixels; Monocle needs at least {MIN_SIDE} pixels a side."
+        )
     if alpha is not None and not _has_real_alpha(alpha):
         alpha = None
     return LoadedImage(str(p), np.ascontiguousarray(rgb), alpha, mode, focal)

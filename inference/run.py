@@ -101,7 +101,9 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WorkerError("output_unwritable", f"Cannot write to the output folder {str(out)!r} ({exc.strerror}).") from None
+        raise WorkerError(
+            "output_unwritable", f"Cannot write to the output folder {str(out)!r} ({exc.strerror})."
+        ) from None
 
     t = time.perf_counter()
     progress("load", 0.0, "Reading image")

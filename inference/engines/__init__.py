@@ -79,7 +79,9 @@ def _describe(name: str, description: str, modules: dict[str, str], devices: lis
         "versions": {k: v for k, v in versions.items() if v is not None},
         "devices": devices if not missing else [],
         "message": (
-            "Ready." if not missing else "Needs the Python packages " + ", ".join(missing) + " in the inference interpreter."
+            "Ready."
+            if not missing
+            else "Needs the Python packages " + ", ".join(missing) + " in the inference interpreter."
         ),
     }
 

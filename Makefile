@@ -1,0 +1,31 @@
+# Monocle developer commands. Everything runs inside .venv (created on demand).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-stamp
+
+.PHONY: venv test lint build demo bench bench-quality clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+lint: venv
+	$(PY) -m ruff check .
+
+test: venv lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+build: venv
+	$(PY) tools/build_extension.py --split-platforms
+
+demo: venv
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf build dist out .pytest_cache .ruff_cache

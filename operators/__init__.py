@@ -1,0 +1,3 @@
+from . import prefs_ops, reconstruct
+
+classes = (*reconstruct.classes, *prefs_ops.classes)

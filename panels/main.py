@@ -1,0 +1,67 @@
+"""3D View > Sidebar > Monocle."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.types import Panel
+
+
+class MonoclePanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Monocle"
+
+
+class MONOCLE_PT_main(MonoclePanel, Panel):
+    bl_label = "Monocle"
+    bl_description = "Reconstruct 3D objects from a photo"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.monocle
+        status = context.window_manager.monocle_status
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(settings, "source", expand=True)
+        if settings.source == "FILE":
+            layout.prop(settings, "image_path", text="Photo")
+        else:
+            layout.template_ID_preview(settings, "image", open="image.open", rows=3, cols=6)
+        layout.prop(settings, "engine")
+        layout.prop(settings, "objects")
+        layout.prop(settings, "detail")
+        layout.prop(settings, "back")
+        col = layout.column()
+        col.scale_y = 1.6
+        col.operator("monocle.reconstruct", icon="MESH_MONKEY")
+        if status.running:
+            layout.progress(factor=status.progress, type="BAR", text=status.stage or "Working")
+            layout.label(text="Press Esc to cancel", icon="INFO")
+        elif status.summary:
+            layout.label(text=status.summary, icon="CHECKMARK")
+
+
+class MONOCLE_PT_depth(MonoclePanel, Panel):
+    bl_label = "Depth & Camera"
+    bl_parent_id = "MONOCLE_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.monocle
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(settings, "relief_strength")
+        layout.prop(settings, "distance")
+        layout.prop(settings, "depth_range")
+        layout.prop(settings, "tear_threshold")
+        layout.prop(settings, "focal_mode")
+        row = layout.row()
+        row.prop(settings, "focal_mm")
+        row.enabled = True
+        if settings.back == "SOLIDIFY":
+            layout.prop(settings, "thickness")
+        layout.prop(settings, "max_size")
+
+
+classes = (MONOCLE_PT_main, MONOCLE_PT_depth)

@@ -1,0 +1,119 @@
+"""Everything the artist can set lives in one PropertyGroup (``scene.monocle``);
+the live state of a running job lives on the window manager (not saved, not undone)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+from bpy.types import PropertyGroup
+
+BACK_ITEMS = (
+    ("OPEN", "Open", "Only the surface the camera sees (a relief shell)"),
+    ("SOLIDIFY", "Solidify", "The visible surface with a constant thickness behind it"),
+    ("CLOSED", "Closed", "A mirrored back stitched to the front: a closed, watertight object"),
+)
+OBJECTS_ITEMS = (
+    ("ALL", "All Objects", "Make one object for every object found in the photo"),
+    ("LARGEST", "Largest Object", "Make only the biggest object in the photo"),
+)
+SOURCE_ITEMS = (
+    ("FILE", "File", "Use an image file on disk"),
+    ("IMAGE", "Blender Image", "Use an image already loaded in this .blend file"),
+)
+ENGINE_ITEMS = (
+    ("classic", "Classic (offline)", "Works everywhere with no downloads: automatic cut-out and rounded depth"),
+)
+FOCAL_ITEMS = (
+    ("PHOTO", "From Photo", "Use the focal length the camera stored in the photo, or the manual value if none"),
+    ("MANUAL", "Manual", "Always use the manual focal length"),
+)
+
+
+class MonocleMeshSettings:
+    """Mesh-building properties shared by the scene settings and the operator (for redo)."""
+
+    detail: IntProperty(
+        name="Detail",
+        description="Target number of vertices on the visible surface of each object. More is finer and slower",
+        default=20_000, min=500, max=1_000_000, soft_max=200_000,
+    )
+    relief_strength: FloatProperty(
+        name="Depth Strength",
+        description="How strongly the estimated depth pushes the surface in and out (1 = as estimated)",
+        default=1.0, min=0.0, soft_max=3.0,
+    )
+    distance: FloatProperty(
+        name="Distance",
+        description="How far from the camera the nearest object is placed when the depth has no real scale",
+        default=5.0, min=0.01, soft_max=100.0, unit="LENGTH",
+    )
+    depth_range: FloatProperty(
+        name="Depth Range",
+        description="How deep the whole scene is, front to back, when the depth has no real scale",
+        default=1.0, min=0.0, soft_max=20.0, unit="LENGTH",
+    )
+    back: EnumProperty(name="Back", description="What to build behind the visible surface", items=BACK_ITEMS,
+                       default="CLOSED")
+    thickness: FloatProperty(
+        name="Thickness", description="Thickness of the Solidify back", default=0.1, min=0.0, soft_max=2.0,
+        unit="LENGTH",
+    )
+    tear_threshold: FloatProperty(
+        name="Tear Threshold",
+        description="Cut the surface where the depth jumps by more than this fraction of the distance, so objects "
+        "never stretch across to what is behind them",
+        default=0.05, min=0.001, max=1.0, subtype="FACTOR",
+    )
+    focal_mode: EnumProperty(name="Focal Length", description="Where the camera's focal length comes from",
+                             items=FOCAL_ITEMS, default="PHOTO")
+    focal_mm: FloatProperty(
+        name="Focal Length", description="Focal length of the photo's camera on a 36 mm sensor",
+        default=50.0, min=1.0, max=5000.0, unit="CAMERA",
+    )
+
+
+def copy_mesh_settings(src, dst) -> None:  # noqa: ANN001 - any holder of MonocleMeshSettings
+    for name in MonocleMeshSettings.__annotations__:
+        setattr(dst, name, getattr(src, name))
+
+
+class MonocleSettings(PropertyGroup, MonocleMeshSettings):
+    source: EnumProperty(name="Source", description="Where the photo comes from", items=SOURCE_ITEMS, default="FILE")
+    image_path: StringProperty(
+        name="Photo", description="The photo to reconstruct", subtype="FILE_PATH", default=""
+    )
+    image: PointerProperty(name="Image", description="An image already loaded in Blender", type=bpy.types.Image)
+    engine: EnumProperty(name="Engine", description="How objects and depth are found", items=ENGINE_ITEMS)
+    objects: EnumProperty(name="Objects", description="Which objects to rebuild", items=OBJECTS_ITEMS, default="ALL")
+    max_size: IntProperty(
+        name="Analysis Size",
+        description="Long side, in pixels, the photo is analysed at. Results always come back at full size",
+        default=1024, min=64, max=8192,
+    )
+
+
+class MonocleStatus(PropertyGroup):
+    running: BoolProperty(default=False)
+    stage: StringProperty(default="")
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    summary: StringProperty(default="")
+
+
+classes = (MonocleSettings, MonocleStatus)
+
+
+def register() -> None:
+    bpy.types.Scene.monocle = PointerProperty(type=MonocleSettings)
+    bpy.types.WindowManager.monocle_status = PointerProperty(type=MonocleStatus)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.monocle_status
+    del bpy.types.Scene.monocle
