@@ -16,7 +16,7 @@ from bpy.types import Operator
 
 from .. import prefs
 from ..bridge.cache import ResultCache, cache_key
-from ..bridge.worker import WorkerRunError, WorkerJob
+from ..bridge.worker import WorkerJob, WorkerRunError
 from ..geometry import MeshSettings
 from ..props import MonocleMeshSettings, copy_mesh_settings
 
