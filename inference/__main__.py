@@ -17,8 +17,10 @@ from .protocol import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Emitter, WorkerErr
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse that reports bad usage as a protocol error instead of free text on stdout."""
 
+    emitter: Emitter | None = None
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        Emitter().error("bad_argument", f"Invalid command line: {message}.")
+        (self.emitter or Emitter()).error("bad_argument", f"Invalid command line: {message}.")
         self.print_usage(sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
+        _ArgumentParser.emitter = emit
         args = build_parser().parse_args(argv)
         if args.command == "engines":
             from .engines import list_engines

@@ -1,0 +1,170 @@
+"""Every kind of input file a user may hand the worker, good and bad."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_worker
+from PIL import Image
+
+H, W = 96, 128
+
+
+def _disk() -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W]
+    return (xx - 64) ** 2 + (yy - 48) ** 2 < 30**2
+
+
+def _scene_rgb() -> np.ndarray:
+    """A dark disk on a light background, easy to segment whatever the encoding."""
+    rgb = np.full((H, W, 3), 225, np.uint8)
+    rgb[_disk()] = (40, 70, 160)
+    return rgb
+
+
+def _check_ok(ext_dir, image: Path, out: Path, size: tuple[int, int], *extra: str) -> dict:
+    code, events, err = run_worker(ext_dir, "run", "--image", str(image), "--out", str(out), *extra)
+    assert code == 0, (events, err)
+    assert events[-1] == {"event": "result", "path": str(out / "result.json")}
+    result = json.loads((out / "result.json").read_text())
+    assert (result["image"]["width"], result["image"]["height"]) == size
+    mask = np.asarray(Image.open(out / result["instances"][0]["mask"]))
+    assert mask.shape == (size[1], size[0])
+    assert np.load(out / result["depth"]["file"]).shape == (size[1], size[0])
+    return result
+
+
+def _disk_iou(result: dict, out: Path) -> float:
+    mask = np.asarray(Image.open(out / result["instances"][0]["mask"])) > 0
+    truth = _disk()
+    return float((mask & truth).sum() / (mask | truth).sum())
+
+
+@pytest.mark.parametrize(
+    "name, make",
+    [
+        ("rgb.png", lambda a: Image.fromarray(a)),
+        ("rgb.jpg", lambda a: Image.fromarray(a)),
+        ("rgb.tif", lambda a: Image.fromarray(a)),
+        ("rgb.webp", lambda a: Image.fromarray(a)),
+        ("rgb.bmp", lambda a: Image.fromarray(a)),
+        ("gray.png", lambda a: Image.fromarray(a).convert("L")),
+        ("palette.png", lambda a: Image.fromarray(a).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)),
+        ("cmyk.jpg", lambda a: Image.fromarray(a).convert("CMYK")),
+        ("gray16.png", lambda a: Image.fromarray(np.asarray(Image.fromarray(a).convert("L")).astype(np.uint16) * 257)),
+    ],
+)
+def test_formats_and_pixel_layouts(ext_dir, tmp_path, name, make):
+    path = tmp_path / name
+    make(_scene_rgb()).save(path)
+    result = _check_ok(ext_dir, path, tmp_path / "out", (W, H))
+    assert _disk_iou(result, tmp_path / "out") > 0.9
+
+
+def test_rgba_uses_alpha(ext_dir, tmp_path):
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., :3] = 128  # the colour carries no hint: only alpha says where the object is
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgba[..., 3] = np.where((xx - 64) ** 2 + (yy - 48) ** 2 < 30**2, 255, 0)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    result = _check_ok(ext_dir, tmp_path / "a.png", tmp_path / "out", (W, H))
+    assert _disk_iou(result, tmp_path / "out") > 0.97
+
+
+def test_exr_input(ext_dir, tmp_path):
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+    import cv2
+
+    linear = (_scene_rgb().astype(np.float32) / 255.0) ** 2.2
+    assert cv2.imwrite(str(tmp_path / "hdr.exr"), linear[:, :, ::-1].copy())
+    result = _check_ok(ext_dir, tmp_path / "hdr.exr", tmp_path / "out", (W, H))
+    assert result["image"]["mode"] == "EXR"
+    assert _disk_iou(result, tmp_path / "out") > 0.9
+
+
+def test_exif_orientation_and_focal_length(ext_dir, tmp_path):
+    # stored turned a quarter counter-clockwise, tagged "rotate 90 CW to view" (orientation 6)
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(_scene_rgb(), k=1)))
+    assert stored.size == (H, W)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0xA405] = 28
+    stored.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    result = _check_ok(ext_dir, tmp_path / "phone.jpg", tmp_path / "out", (W, H))
+    assert result["camera"]["focal_35mm"] == 28.0
+    assert _disk_iou(result, tmp_path / "out") > 0.9
+
+
+def test_large_image_processed_downscaled_returned_full_size(ext_dir, tmp_path):
+    big = Image.fromarray(_scene_rgb()).resize((W * 10, H * 10), Image.Resampling.NEAREST)
+    big.save(tmp_path / "big.png")
+    result = _check_ok(ext_dir, tmp_path / "big.png", tmp_path / "out", (W * 10, H * 10), "--max-size", "256")
+    assert result["engine"]["settings"]["max_size"] == 256
+    mask = np.asarray(Image.open(tmp_path / "out" / result["instances"][0]["mask"])) > 0
+    # the disk has radius 300 px at full size: area within 3%
+    assert abs(mask.sum() / (np.pi * 300**2) - 1) < 0.03
+
+
+def _truncated_jpeg(path: Path) -> None:
+    Image.fromarray(_scene_rgb()).save(path.with_suffix(".full.jpg"))
+    data = path.with_suffix(".full.jpg").read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+@pytest.mark.parametrize(
+    "name, make, code",
+    [
+        ("missing.png", None, "image_missing"),
+        ("text.png", lambda p: p.write_text("this is not an image\n"), "image_unreadable"),
+        ("truncated.jpg", _truncated_jpeg, "image_unreadable"),
+        ("tiny.png", lambda p: Image.new("RGB", (1, 1)).save(p), "image_too_small"),
+        ("empty.png", lambda p: p.write_bytes(b""), "image_unreadable"),
+        ("notes.txt", lambda p: p.write_text("hello"), "image_unsupported"),
+    ],
+)
+def test_bad_inputs_give_exit_2_and_one_sentence(ext_dir, tmp_path, name, make, code):
+    path = tmp_path / name
+    if make:
+        make(path)
+    out = tmp_path / "out"
+    rc, events, err = run_worker(ext_dir, "run", "--image", str(path), "--out", str(out))
+    assert rc == 2, err
+    errors = [e for e in events if e["event"] == "error"]
+    assert len(errors) == 1 and errors[0]["code"] == code
+    message = errors[0]["message"]
+    assert message.endswith(".") and "\n" not in message and "Traceback" not in message
+    assert not (out / "result.json").exists()
+    assert "Traceback" not in err
+
+
+def test_bad_arguments_exit_2(ext_dir, tmp_path):
+    rc, events, _ = run_worker(ext_dir, "run", "--image", "x.png")
+    assert rc == 2 and events[-1]["code"] == "bad_argument"
+    Image.fromarray(_scene_rgb()).save(tmp_path / "a.png")
+    rc, events, _ = run_worker(ext_dir, "run", "--image", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"),
+                               "--box", "10,10,5,5")
+    assert rc == 2 and events[-1]["code"] == "bad_argument"
+
+
+def test_user_mask_and_depth_files(ext_dir, tmp_path):
+    Image.fromarray(_scene_rgb()).save(tmp_path / "a.png")
+    labels = np.zeros((H, W), np.uint8)
+    labels[10:40, 10:50] = 1
+    labels[50:90, 70:120] = 2
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    depth = np.linspace(2.0, 3.0, W, dtype=np.float32)[None, :].repeat(H, 0)
+    np.save(tmp_path / "depth.npy", depth)
+    result = _check_ok(ext_dir, tmp_path / "a.png", tmp_path / "out", (W, H), "--mask", str(tmp_path / "labels.png"),
+                       "--depth", str(tmp_path / "depth.npy"), "--depth-kind", "metric")
+    assert [i["area"] for i in result["instances"]] == [30 * 40, 40 * 50]
+    assert result["depth"]["kind"] == "metric"
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "depth.npy"), depth)
+    # an all-zero mask is a clear error
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp_path / "empty.png")
+    rc, events, _ = run_worker(ext_dir, "run", "--image", str(tmp_path / "a.png"), "--out", str(tmp_path / "o2"),
+                               "--mask", str(tmp_path / "empty.png"))
+    assert rc == 2 and events[-1]["code"] == "mask_empty"
