@@ -12,37 +12,21 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATA = ROOT.parent / "shared" / "bench-data"
-_PROFILE = Path(tempfile.mkdtemp(prefix="monocle-profile-"))
-os.environ["BLENDER_USER_RESOURCES"] = str(_PROFILE)
+sys.path.insert(0, str(ROOT / "tools"))
+import blender_env  # noqa: E402
+
+_PROFILE = blender_env.use_profile()
 
 import bpy  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "tools"))
-import build_extension  # noqa: E402
-
-REPO = "user_default"
-MODULE = f"bl_ext.{REPO}.monocle"
-
-
-def _install() -> Path:
-    dist = _PROFILE / "dist"
-    zips = build_extension.build(dist)
-    zips = [z for z in zips if build_extension.current_platform_tag() in z.name] or zips
-    result = bpy.ops.extensions.package_install_files(filepath=str(zips[0]), repo=REPO, enable_on_install=True)
-    assert result == {"FINISHED"}
-    if MODULE not in bpy.context.preferences.addons:
-        raise RuntimeError(f"installing {zips[0]} did not enable {MODULE}")
-    return Path(importlib.import_module(MODULE).__file__).parent
-
-
-EXT_DIR = _install()
+MODULE = blender_env.MODULE
+EXT_DIR = Path(blender_env.install_extension().__file__).parent
 
 
 @pytest.fixture(scope="session")
