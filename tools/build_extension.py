@@ -1,21 +1,35 @@
-"""Build the Monocle extension zip(s) with the extension CLI that ships inside bpy.
+"""Build the Monocle extension zip(s), with their Python wheels, using the extension CLI in bpy.
 
-Stages the extension sources (minus what the manifest excludes) into
-``build/stage``, then runs ``blender_ext.py build`` and ``validate``.
+The sources (minus what the manifest's ``[build] paths_exclude_pattern`` excludes), the wheels of
+the target platforms (see ``tools/wheels.py``) and a generated manifest that lists ``wheels`` and
+``platforms`` are staged in a private folder under ``build/``; ``blender_ext.py build
+--split-platforms`` then writes one ``monocle-<version>-<os>_<arch>.zip`` per platform, carrying
+only that platform's wheels, and ``blender_ext.py validate`` checks each zip.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wheels  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = "blender_manifest.toml"
+BUILD_DIR = ROOT / "build"
 
 
 def blender_ext_cli() -> Path:
+    """Path of ``blender_ext.py`` (Blender's extension CLI) inside the installed bpy wheel."""
     import importlib.util
 
     spec = importlib.util.find_spec("bpy")
@@ -28,39 +42,13 @@ def blender_ext_cli() -> Path:
     return matches[-1]
 
 
+def _manifest() -> dict:
+    return tomllib.loads((ROOT / MANIFEST).read_text(encoding="utf-8"))
+
+
 def manifest_version() -> str:
-    import tomllib
-
-    return tomllib.loads((ROOT / "blender_manifest.toml").read_text())["version"]
-
-
-def build(out_dir: Path, *, split_platforms: bool = False) -> list[Path]:
-    """Build into ``out_dir`` and validate; returns the zip paths."""
-    cli = blender_ext_cli()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(cli), "build", "--source-dir", str(ROOT), "--output-dir", str(out_dir)]
-    if split_platforms:
-        cmd.append("--split-platforms")
-    before = set(out_dir.glob("monocle-*.zip"))
-    subprocess.run(cmd, check=True)
-    zips = sorted(p for p in out_dir.glob(f"monocle-{manifest_version()}*.zip") if p not in before or True)
-    for z in zips:
-        subprocess.run([sys.executable, str(cli), "validate", str(z)], check=True)
-    return zips
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default=str(ROOT / "dist"))
-    parser.add_argument("--split-platforms", action="store_true")
-    args = parser.parse_args()
-    for z in build(Path(args.out), split_platforms=args.split_platforms):
-        print(z)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    """The extension version declared in the source manifest."""
+    return _manifest()["version"]
 
 
 def current_platform_tag() -> str:
@@ -71,3 +59,147 @@ def current_platform_tag() -> str:
     arch = "arm64" if machine in ("arm64", "aarch64") else "x64"
     system = {"darwin": "macos", "win32": "windows"}.get(sys.platform, "linux")
     return f"{system}-{arch}"
+
+
+def zip_name(platform: str | None = None) -> str:
+    """File name the CLI gives the zip of ``platform`` (None: a build without platforms)."""
+    suffix = f"-{platform.replace('-', '_')}" if platform else ""
+    return f"{_manifest()['id']}-{manifest_version()}{suffix}.zip"
+
+
+def _top_level_excludes(patterns: Sequence[str]) -> tuple[set[str], set[str]]:
+    """Root entries and directory names to skip while copying, derived from the exclude patterns.
+
+    Only a cheap pre-filter to keep ``.venv``/``.cache``/``.git`` out of the copy: the CLI applies
+    the full pattern list to the stage itself.
+    """
+    root_names, dir_names = set(), set()
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            continue
+        name = pattern.strip("/")
+        if "/" in name:
+            continue
+        (root_names if pattern.startswith("/") else dir_names).add(name)
+    return root_names, dir_names
+
+
+def _stage_sources(stage: Path) -> None:
+    patterns = _manifest().get("build", {}).get("paths_exclude_pattern", [])
+    root_names, dir_names = _top_level_excludes(patterns)
+    root_names |= {"build", "wheels", MANIFEST}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n in dir_names}
+        if Path(directory) == ROOT:
+            skip |= {n for n in names if n in root_names}
+        return skip
+
+    shutil.copytree(ROOT, stage, ignore=ignore, dirs_exist_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _toml_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+
+
+def write_manifest(stage: Path, *, platforms: Sequence[str], wheel_paths: Sequence[str]) -> Path:
+    """Write the source manifest into ``stage`` with top-level ``platforms`` and ``wheels`` added."""
+    text = (ROOT / MANIFEST).read_text(encoding="utf-8")
+    source = tomllib.loads(text)
+    for key in ("platforms", "wheels"):
+        if key in source:
+            raise SystemExit(f"{MANIFEST} must not set `{key}`: the build generates it")
+    lines = text.splitlines()
+    first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    generated = ["# Generated by tools/build_extension.py."]
+    if platforms:
+        generated.append(f"platforms = {_toml_list(platforms)}")
+    if wheel_paths:
+        generated.append(f"wheels = {_toml_list(wheel_paths)}")
+    lines[first_table:first_table] = [*generated, ""]
+    out = stage / MANIFEST
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = tomllib.loads(out.read_text(encoding="utf-8"))
+    assert list(result.get("wheels", [])) == list(wheel_paths), "generated manifest lost its wheels"
+    return out
+
+
+def stage(platforms: Sequence[str], *, with_wheels: bool = True, offline: bool = False) -> Path:
+    """Stage sources, wheels and the generated manifest in a fresh folder under ``build/``.
+
+    A private folder per call, so concurrent builds from one working tree do not collide.
+    """
+    BUILD_DIR.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="stage-", dir=BUILD_DIR))
+    _stage_sources(folder)
+    wheel_paths: list[str] = []
+    if with_wheels:
+        (folder / "wheels").mkdir()
+        for platform in platforms:
+            files = wheels.fetch(platform, offline=offline)
+            problems = wheels.check_requirements(files, platform)
+            if problems:
+                raise SystemExit(f"bundled wheels for {platform} are inconsistent:\n" + "\n".join(problems))
+            for src in files:
+                dst = folder / "wheels" / src.name
+                if not dst.exists():  # pure-Python wheels are shared by every platform
+                    _link_or_copy(src, dst)
+                    wheel_paths.append(f"./wheels/{src.name}")
+    write_manifest(folder, platforms=platforms, wheel_paths=sorted(wheel_paths))
+    return folder
+
+
+def build(out_dir: Path, *, split_platforms: bool = False, platforms: Sequence[str] | None = None,
+          with_wheels: bool = True, offline: bool = False) -> list[Path]:
+    """Build into ``out_dir`` and validate; returns the zip paths, one per platform.
+
+    Default: only this machine's platform, with its wheels (what a user installs; fast once the
+    wheels are cached). ``split_platforms``: every platform in ``wheels.PLATFORMS``.
+    ``platforms`` overrides both. Without wheels and platforms, one platform-independent zip.
+    """
+    if platforms is None:
+        platforms = wheels.PLATFORMS if split_platforms else (current_platform_tag(),)
+    platforms = list(platforms) if (with_wheels or split_platforms) else []
+    cli = blender_ext_cli()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = stage(platforms, with_wheels=with_wheels, offline=offline)
+    try:
+        cmd = [sys.executable, str(cli), "build", "--source-dir", str(folder), "--output-dir", str(out_dir)]
+        if platforms:
+            cmd.append("--split-platforms")
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    zips = [out_dir / zip_name(p) for p in platforms] if platforms else [out_dir / zip_name()]
+    for z in zips:
+        subprocess.run([sys.executable, str(cli), "validate", str(z)], check=True, stdout=subprocess.DEVNULL)
+    return zips
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "dist"), help="output folder (default: dist/)")
+    parser.add_argument("--split-platforms", action="store_true",
+                        help=f"one zip per platform: {', '.join(wheels.PLATFORMS)} (default: this machine's only)")
+    parser.add_argument("--platform", action="append", choices=wheels.PLATFORMS,
+                        help="build for this platform (repeatable; overrides --split-platforms)")
+    parser.add_argument("--no-wheels", action="store_true", help="sources only (the engines' imports will fail)")
+    parser.add_argument("--offline", action="store_true", help="use cached wheels only, never download")
+    args = parser.parse_args()
+    zips = build(Path(args.out), split_platforms=args.split_platforms, platforms=args.platform,
+                 with_wheels=not args.no_wheels, offline=args.offline)
+    for z in zips:
+        print(f"{z}  {z.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
