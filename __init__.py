@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, prefs, props
+from . import cli, operators, panels, prefs, props
 
 classes = (
     *prefs.classes,
@@ -18,9 +18,11 @@ def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
     props.register()
+    cli.register()
 
 
 def unregister() -> None:
+    cli.unregister()
     props.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import bpy
 from bpy.types import Operator
 
 from .. import prefs
-from ..bridge.cache import ResultCache, cache_key
-from ..bridge.worker import WorkerJob, WorkerRunError
+from ..bridge.worker import WorkerRunError
 from ..geometry import MeshSettings
+from ..pipeline import Inference, InferenceRequest
 from ..props import MonocleMeshSettings, copy_mesh_settings
 
 log = logging.getLogger(__name__)
@@ -53,16 +52,9 @@ def resolve_image_path(settings, scratch_dir: Path) -> str:  # noqa: ANN001 - Mo
     return path
 
 
-def inference_settings(settings) -> dict:  # noqa: ANN001 - MonocleSettings
-    """Everything that changes the worker's output (and so the cache key)."""
-    return {"engine": settings.engine, "objects": settings.objects.lower(), "max_size": int(settings.max_size)}
-
-
-def worker_args(image: str, out: Path, inference: dict) -> list[str]:
-    return [
-        "run", "--image", image, "--out", str(out), "--engine", inference["engine"],
-        "--objects", inference["objects"], "--max-size", str(inference["max_size"]),
-    ]
+def inference_request(settings, image: str) -> InferenceRequest:  # noqa: ANN001 - MonocleSettings
+    return InferenceRequest(image=image, engine=settings.engine, objects=settings.objects.lower(),
+                            max_size=int(settings.max_size))
 
 
 def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings holder
@@ -76,24 +68,6 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
     )
 
 
-def start_job(context, image: str, inference: dict) -> tuple[WorkerJob, Path]:  # noqa: ANN001
-    cache = ResultCache(prefs.cache_root(context))
-    scratch = cache.scratch()
-    extra = prefs.wheel_site_packages() if prefs.uses_blender_python(context) else []
-    job = WorkerJob(
-        worker_args(image, scratch, inference),
-        interpreter=prefs.interpreter(context),
-        extra_paths=extra,
-        extra_env={"MONOCLE_DEVICE": prefs.get_prefs(context).device.lower()},
-    )
-    try:
-        job.start()
-    except WorkerRunError:
-        cache.discard(scratch)
-        raise
-    return job, scratch
-
-
 class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
     """Turn the photo into textured 3D objects lined up with a matching camera"""
 
@@ -102,7 +76,7 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
     bl_description = "Find the objects in the photo, estimate their depth and build one textured mesh for each"
     bl_options = {"REGISTER", "UNDO"}
 
-    _job: WorkerJob | None = None
+    _inference: Inference | None = None
     _timer = None
 
     @classmethod
@@ -122,20 +96,21 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         return True
 
     # -- shared steps --------------------------------------------------------------------------
-    def _prepare(self, context: bpy.types.Context) -> tuple[str, dict, str, Path | None]:
+    def _start(self, context: bpy.types.Context) -> Inference:
         settings = context.scene.monocle
-        cache = ResultCache(prefs.cache_root(context))
-        image = resolve_image_path(settings, cache.root / "images")
-        inference = inference_settings(settings)
-        try:
-            key = cache_key(image, inference)
-        except OSError as exc:
-            raise InputError(f"Cannot read the photo {image!r} ({exc.strerror}).") from None
-        return image, inference, key, cache.lookup(key)
+        image = resolve_image_path(settings, prefs.cache_root(context) / "images")
+        return Inference(inference_request(settings, image), context)
 
-    def _build(self, context: bpy.types.Context, result_path: Path, t_infer: float, cached: bool) -> set[str]:
+    def _fail(self, exc: Exception) -> set[str]:
+        if isinstance(exc, WorkerRunError):
+            log.error("Monocle worker failed (%s): %s\n%s", exc.code, exc.message, exc.detail)
+        self.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+
+    def _build(self, context: bpy.types.Context, inference: Inference) -> set[str]:
         from ..scene.build import build_from_result
 
+        result_path = inference.result
         focal = None
         if self.focal_mode == "MANUAL" or not json.loads(Path(result_path).read_text())["camera"].get("focal_35mm"):
             focal = self.focal_mm
@@ -149,7 +124,7 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
             self.report({"ERROR"}, f"Could not build the objects: {exc}")
             return {"CANCELLED"}
         verts = sum(report.vertex_counts)
-        timing = "cached" if cached else f"inference {t_infer:.1f} s"
+        timing = "cached inference" if inference.cached else f"inference {inference.seconds:.1f} s"
         summary = (
             f"{len(report.objects)} object(s), {verts / 1000:.0f}k verts; {timing}, "
             f"build {report.timings.get('total', 0.0):.2f} s"
@@ -161,25 +136,11 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
     # -- blocking path (scripts, background, redo) -----------------------------------------------
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            image, inference, key, hit = self._prepare(context)
-        except InputError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        if hit is not None:
-            return self._build(context, hit, 0.0, cached=True)
-        t0 = time.perf_counter()
-        scratch = None
-        cache = ResultCache(prefs.cache_root(context))
-        try:
-            job, scratch = start_job(context, image, inference)
-            job.wait()
-            result = cache.commit(key, scratch)
-        except WorkerRunError as exc:
-            cache.discard(scratch)
-            log.error("Monocle worker failed (%s): %s\n%s", exc.code, exc.message, exc.detail)
-            self.report({"ERROR"}, exc.message)
-            return {"CANCELLED"}
-        return self._build(context, result, time.perf_counter() - t0, cached=False)
+            inference = self._start(context)
+            inference.wait()
+        except (InputError, WorkerRunError) as exc:
+            return self._fail(exc)
+        return self._build(context, inference)
 
     # -- interactive path --------------------------------------------------------------------------
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
@@ -187,19 +148,11 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         if bpy.app.background:
             return self.execute(context)
         try:
-            image, inference, key, hit = self._prepare(context)
-        except InputError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        if hit is not None:
-            return self._build(context, hit, 0.0, cached=True)
-        try:
-            self._job, self._scratch = start_job(context, image, inference)
-        except WorkerRunError as exc:
-            self.report({"ERROR"}, exc.message)
-            return {"CANCELLED"}
-        self._key = key
-        self._t0 = time.perf_counter()
+            self._inference = self._start(context)
+        except (InputError, WorkerRunError) as exc:
+            return self._fail(exc)
+        if self._inference.cached:
+            return self._build(context, self._inference)
         wm = context.window_manager
         status = wm.monocle_status
         status.running, status.stage, status.progress, status.summary = True, "Starting", 0.0, ""
@@ -210,13 +163,14 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC":
-            self._job.cancel()
+            self._inference.cancel()
             self._cleanup(context)
             self.report({"WARNING"}, "Reconstruction cancelled.")
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        state = self._job.poll()
+        job = self._inference.job
+        state = job.poll()
         status = context.window_manager.monocle_status
         status.stage = state.message or state.stage
         status.progress = state.fraction
@@ -228,22 +182,17 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
                 area.tag_redraw()
         if not state.done:
             return {"RUNNING_MODAL"}
-        cache = ResultCache(prefs.cache_root(context))
-        if state.error is not None:
-            self._cleanup(context)
-            log.error("Monocle worker failed (%s): %s\n%s", state.error.code, state.error.message, state.error.detail)
-            self.report({"ERROR"}, state.error.message)
-            return {"CANCELLED"}
-        result = cache.commit(self._key, self._scratch)
-        self._scratch = None
-        elapsed = time.perf_counter() - self._t0
         self._cleanup(context)
-        return self._build(context, result, elapsed, cached=False)
+        try:
+            self._inference.finish()
+        except WorkerRunError as exc:
+            return self._fail(exc)
+        return self._build(context, self._inference)
 
     def cancel(self, context: bpy.types.Context) -> None:
         # Blender calls this when the operator is aborted (e.g. the file is closed)
-        if self._job is not None:
-            self._job.cancel()
+        if self._inference is not None:
+            self._inference.cancel()
         self._cleanup(context)
 
     def _cleanup(self, context: bpy.types.Context) -> None:
@@ -255,8 +204,6 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         if context.workspace:
             context.workspace.status_text_set(None)
         wm.monocle_status.running = False
-        ResultCache.discard(getattr(self, "_scratch", None))
-        self._scratch = None
 
 
 classes = (MONOCLE_OT_reconstruct,)

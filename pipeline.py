@@ -1,0 +1,113 @@
+"""The steps the button and the command line share: describe an inference,
+find it in the cache or start the worker for it, build the objects."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import bpy
+
+from . import prefs
+from .bridge.cache import ResultCache, cache_key
+from .bridge.worker import WorkerJob, WorkerRunError
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """Everything that changes the worker's output, and so the cache key."""
+
+    image: str
+    engine: str = "classic"
+    objects: str = "all"
+    max_size: int = 1024
+    mask_file: str | None = None
+    depth_file: str | None = None
+    depth_kind: str = "relative-inverse"
+
+    def key(self) -> str:
+        fields = asdict(self)
+        image = fields.pop("image")
+        try:
+            return cache_key(image, fields)
+        except OSError as exc:
+            raise WorkerRunError("image_unreadable", f"Cannot read {Path(image).name} ({exc.strerror}).") from None
+
+    def worker_args(self, out: Path) -> list[str]:
+        args = [
+            "run", "--image", self.image, "--out", str(out), "--engine", self.engine,
+            "--objects", self.objects, "--max-size", str(self.max_size),
+        ]
+        if self.mask_file:
+            args += ["--mask", self.mask_file]
+        if self.depth_file:
+            args += ["--depth", self.depth_file, "--depth-kind", self.depth_kind]
+        return args
+
+
+class Inference:
+    """One request: a cache hit, or a worker whose result is committed to the cache on success."""
+
+    def __init__(self, request: InferenceRequest, context: bpy.types.Context | None = None) -> None:
+        self.request = request
+        self.cache = ResultCache(prefs.cache_root(context))
+        self.key = request.key()
+        self.job: WorkerJob | None = None
+        self.scratch: Path | None = None
+        self.result: Path | None = self.cache.lookup(self.key)
+        self.cached = self.result is not None
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+        if self.result is None:
+            self._start(context)
+
+    def _start(self, context: bpy.types.Context | None) -> None:
+        self.scratch = self.cache.scratch()
+        extra = prefs.wheel_site_packages() if prefs.uses_blender_python(context) else []
+        self.job = WorkerJob(
+            self.request.worker_args(self.scratch),
+            interpreter=prefs.interpreter(context),
+            extra_paths=extra,
+            extra_env={"MONOCLE_DEVICE": prefs.get_prefs(context).device.lower()},
+        )
+        try:
+            self.job.start()
+        except WorkerRunError:
+            self.discard()
+            raise
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.job is None or self.job.poll().done
+
+    def finish(self) -> Path:
+        """After ``done``: the committed result.json, or raise WorkerRunError (scratch removed)."""
+        if self.result is not None:
+            return self.result
+        assert self.job is not None and self.scratch is not None
+        state = self.job.poll()
+        if state.error is not None:
+            self.discard()
+            raise state.error
+        self.result = self.cache.commit(self.key, self.scratch)
+        self.scratch = None
+        self.seconds = time.perf_counter() - self.started
+        return self.result
+
+    def wait(self) -> Path:
+        if self.job is not None and self.result is None:
+            try:
+                self.job.wait()
+            except WorkerRunError:
+                pass  # finish() raises it after cleaning up
+        return self.finish()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+        self.discard()
+
+    def discard(self) -> None:
+        ResultCache.discard(self.scratch)
+        self.scratch = None
