@@ -1,0 +1,281 @@
+"""``build_from_result``: a worker result folder -> collection, camera and textured objects.
+
+Placement (why the objects' axes are the camera's): the geometry layer returns each
+object in camera space, and its relief vectors are camera-space directions along the
+pixel rays. Every object therefore gets the camera's world rotation, with its origin
+moved to the centre of its bounding box: ``object.matrix_world = camera.matrix_world @
+Translation(centre)`` and mesh vertices ``= vertices - centre``. A Displace modifier in
+``LOCAL`` space with ``RGB_TO_XYZ`` then moves each vertex along its own ray, so the
+reconstruction lines up with the photo through the camera at every relief strength.
+The camera looks along +Y (Blender's front view) from ``(0, -d, 0)``, where ``d`` is the
+mean depth of the objects' centres, so the reconstruction sits around the world origin.
+
+Failure leaves nothing behind: all numpy work is done before Blender is touched, and
+every datablock created afterwards is recorded and removed if a later step fails. The
+function calls no operator, so an operator that calls it is one undo step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..geometry import CameraModel, MeshData, MeshSettings
+from . import camera as cam_mod
+from .ingest import add_vertex_group, check_topology, mesh_from_arrays
+from .material import PHOTO_UV, make_photo_material
+from .relief import (
+    BACK,
+    FRONT,
+    RELIEF_UV,
+    add_relief_modifiers,
+    group_masks,
+    make_relief_image,
+    make_relief_texture,
+    relief_layout,
+)
+from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
+from .tracker import Created
+
+log = logging.getLogger(__name__)
+
+SOLIDIFY_MODIFIER = "Thickness"
+
+
+@dataclass
+class BuildReport:
+    """What one build made, and how long each part took (seconds)."""
+
+    collection: bpy.types.Collection
+    camera: bpy.types.Object
+    objects: list[bpy.types.Object]
+    vertex_counts: list[int]
+    face_counts: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    """One object's arrays, ready to hand to Blender."""
+
+    label: str
+    data: MeshData
+    centre: np.ndarray  # (3,) camera space
+    relief_texture: np.ndarray  # (h, w, 3) bottom-up
+    corner_uvs: dict[str, np.ndarray]  # UV map name -> (L, 2)
+
+
+def camera_for_result(result: WorkerResult, focal_mm: float | None = None) -> CameraModel:
+    """The photo's camera: ``focal_mm`` if given, else the EXIF 35 mm focal length, else 50 mm."""
+    from ..geometry.camera import camera_from_result
+
+    if focal_mm is not None:
+        return camera_from_result(result.width, result.height, None, fallback_focal_mm=float(focal_mm))
+    return camera_from_result(result.width, result.height, result.focal_35mm)
+
+
+def meshes_from_result(
+    result: WorkerResult, settings: MeshSettings, camera: CameraModel,
+) -> tuple[list[tuple[str, MeshData]], dict[str, float]]:
+    """Read masks and depth, run the geometry layer; returns [(label, MeshData)] and timings."""
+    from ..geometry.depth import scene_depth
+    from ..geometry.plane import build_object_mesh
+
+    t0 = time.perf_counter()
+    masks = [load_mask(rec.mask_path, result.width, result.height) for rec in result.instances]
+    depth = load_depth(result)
+    t_read = time.perf_counter() - t0
+    if not result.instances:
+        raise BuildError("no_object", "The worker result lists no object; nothing was built.")
+    for rec, mask in zip(result.instances, masks):
+        if not mask.any():
+            raise BuildError(
+                "mask_empty", f"The mask of object {rec.id} ({rec.label}, {rec.mask_path.name}) is empty; "
+                "nothing was built.")
+    t1 = time.perf_counter()
+    zdepth = scene_depth(depth, result.depth_kind, masks, settings, camera)
+    meshes = []
+    for rec, mask in zip(result.instances, masks):
+        try:
+            meshes.append((rec.label, build_object_mesh(mask, zdepth, camera, settings)))
+        except ValueError as exc:
+            raise BuildError(
+                "mesh_failed", f"Could not build a mesh for object {rec.id} ({rec.label}): {exc}; nothing was built."
+            ) from exc
+    return meshes, {"read": t_read, "geometry": time.perf_counter() - t1}
+
+
+def build_from_result(
+    result_path: str | Path,
+    settings: MeshSettings,
+    *,
+    context: bpy.types.Context | None = None,
+    relief_strength: float = 1.0,
+    focal_mm: float | None = None,
+    name_prefix: str | None = None,
+) -> BuildReport:
+    """Build the objects of a worker result into the scene of ``context`` (default: current).
+
+    ``focal_mm`` overrides the photo's EXIF focal length; ``name_prefix`` replaces the
+    photo's name for the collection and camera. Raises ``BuildError`` (a RuntimeError with
+    a stable ``code``) and leaves the file as it was on any failure.
+    """
+    t0 = time.perf_counter()
+    result = read_result(result_path)
+    camera = camera_for_result(result, focal_mm)
+    meshes, timings = meshes_from_result(result, settings, camera)
+    report = build_scene(
+        meshes, camera, result.image_path, settings, context=context, relief_strength=relief_strength,
+        name=name_prefix or result.name,
+    )
+    report.timings["read"] = timings["read"]
+    report.timings["geometry"] = timings["geometry"]
+    report.timings["total"] = time.perf_counter() - t0
+    return report
+
+
+def _prepare(label: str, data: MeshData) -> _Prepared:
+    """Pure numpy checks and layout, done before any datablock exists."""
+    n = data.num_vertices
+    if n == 0 or data.num_faces == 0:
+        raise BuildError("mesh_failed", f"The mesh of {label!r} is empty; nothing was built.")
+    vertices = np.asarray(data.vertices, dtype=np.float64).reshape(-1, 3)
+    loops = np.asarray(data.loops, dtype=np.int32).ravel()
+    try:
+        check_topology(n, np.asarray(data.face_sizes), loops)
+        for name in (FRONT, BACK):
+            if name in data.groups and np.asarray(data.groups[name]).shape != (n,):
+                raise ValueError(f"vertex group {name!r} does not have one value per vertex")
+        if np.asarray(data.uvs).shape != (n, 2) or np.asarray(data.relief).shape != (n, 3):
+            raise ValueError("uvs and relief need one row per vertex")
+        texture, relief_uvs = relief_layout(data)
+    except ValueError as exc:
+        raise BuildError("mesh_invalid", f"The mesh of {label!r} is invalid ({exc}); nothing was built.") from exc
+    centre = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
+    uvs = np.asarray(data.uvs, dtype=np.float32)
+    return _Prepared(label, data, centre, texture, {PHOTO_UV: uvs[loops], RELIEF_UV: relief_uvs[loops]})
+
+
+def _load_photo(path: Path, created: Created) -> bpy.types.Image:
+    before = {img.as_pointer() for img in bpy.data.images}
+    try:
+        photo = bpy.data.images.load(str(path), check_existing=True)
+    except RuntimeError:
+        raise BuildError("image_missing", f"Cannot read the photo {str(path)!r}; nothing was built.") from None
+    if photo.as_pointer() not in before:
+        created.add("images", photo)
+    return photo
+
+
+def build_scene(
+    meshes: list[tuple[str, MeshData]],
+    camera: CameraModel,
+    photo_path: str | Path,
+    settings: MeshSettings,
+    *,
+    context: bpy.types.Context | None = None,
+    relief_strength: float = 1.0,
+    name: str = "Monocle",
+) -> BuildReport:
+    """Blender half of the build, from camera-space meshes (usable with hand-made ``MeshData``)."""
+    t0 = time.perf_counter()
+    context = context or bpy.context
+    scene = context.scene
+    prepared = [_prepare(label, data) for label, data in meshes]
+    if not prepared:
+        raise BuildError("no_object", "There is no object to build.")
+    t_prepare = time.perf_counter() - t0
+    depths = np.array([-p.centre[2] for p in prepared])
+    distance = float(depths.mean()) if np.all(depths > 0) else 5.0
+    far = float(max(-np.asarray(p.data.vertices)[:, 2].min() for p in prepared))
+    cam_matrix = cam_mod.camera_matrix(distance)
+    created = Created()
+    timings = {"prepare": t_prepare, "mesh": 0.0, "groups": 0.0, "relief": 0.0}
+    try:
+        photo = _load_photo(Path(photo_path), created)
+        collection = created.add("collections", bpy.data.collections.new(name))
+        scene.collection.children.link(collection)
+        cam_data = created.add("cameras", cam_mod.make_camera_data(f"{name} Camera", camera, photo, 4.0 * far))
+        cam_obj = created.add("objects", bpy.data.objects.new(f"{name} Camera", cam_data))
+        cam_obj.matrix_world = cam_matrix
+        collection.objects.link(cam_obj)
+        cam_mod.set_render_size(scene, camera, created.set)
+        created.set(scene, "camera", cam_obj)
+        material = created.add("materials", make_photo_material(f"{name} Photo", photo))
+        objects = [
+            _make_object(p, cam_matrix, material, settings, relief_strength, collection, created, timings)
+            for p in prepared
+        ]
+        _select(context, objects)
+    except BuildError:
+        created.rollback()
+        raise
+    except Exception as exc:
+        created.rollback()
+        log.exception("building the objects failed")
+        raise BuildError("build_failed", f"Building the objects failed ({exc}); nothing was built.") from exc
+    ingest = time.perf_counter() - t0
+    timings.update({"ingest": ingest, "geometry": 0.0, "total": ingest})
+    return BuildReport(
+        collection=collection,
+        camera=cam_obj,
+        objects=objects,
+        vertex_counts=[p.data.num_vertices for p in prepared],
+        face_counts=[p.data.num_faces for p in prepared],
+        timings=timings,
+    )
+
+
+def _make_object(
+    p: _Prepared, cam_matrix: Matrix, material: bpy.types.Material, settings: MeshSettings, strength: float,
+    collection: bpy.types.Collection, created: Created, timings: dict[str, float],
+) -> bpy.types.Object:
+    t = time.perf_counter()
+    data = p.data
+    local = np.asarray(data.vertices, dtype=np.float64) - p.centre
+    mesh = created.add("meshes", mesh_from_arrays(p.label, local, data.face_sizes, data.loops, p.corner_uvs))
+    mesh.materials.append(material)
+    obj = created.add("objects", bpy.data.objects.new(p.label, mesh))
+    obj.matrix_world = cam_matrix @ Matrix.Translation(p.centre.tolist())
+    collection.objects.link(obj)
+    timings["mesh"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    front, back = group_masks(data)
+    all_front = bool(front.all())
+    if FRONT in data.groups or not all_front:
+        add_vertex_group(obj, FRONT, front)
+    if BACK in data.groups:
+        add_vertex_group(obj, BACK, back)
+    timings["groups"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    image = created.add("images", make_relief_image(f"{obj.name} Relief", p.relief_texture))
+    texture = created.add("textures", make_relief_texture(f"{obj.name} Relief", image))
+    add_relief_modifiers(obj, texture, strength, None if all_front else FRONT, BACK if back.any() else None)
+    if settings.back == "solidify":
+        mod = obj.modifiers.new(SOLIDIFY_MODIFIER, "SOLIDIFY")
+        mod.thickness = float(settings.thickness)
+        mod.offset = -1.0  # grow away from the camera: the visible surface stays where the photo put it
+        mod.use_even_offset = True
+        mod.use_rim = True
+    timings["relief"] += time.perf_counter() - t
+    return obj
+
+
+def _select(context: bpy.types.Context, objects: list[bpy.types.Object]) -> None:
+    """Select the new objects and make the first one active, like an importer."""
+    view_layer = getattr(context, "view_layer", None)
+    if view_layer is None:
+        return
+    for obj in view_layer.objects.selected:
+        obj.select_set(False)
+    for obj in objects:
+        obj.select_set(True)
+    view_layer.objects.active = objects[0]

@@ -1,0 +1,116 @@
+"""Read a worker result folder (``result.json`` + mask PNGs + ``depth.npy``, see ``inference/run.py``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+
+class BuildError(RuntimeError):
+    """A build that cannot go on; ``code`` is stable, the message is one plain sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class InstanceRecord:
+    """One object of the result: its label and mask file."""
+
+    id: int
+    label: str
+    mask_path: Path
+
+
+@dataclass
+class WorkerResult:
+    """What ``result.json`` says, with paths made absolute."""
+
+    folder: Path
+    image_path: Path
+    width: int
+    height: int
+    focal_35mm: float | None
+    depth_path: Path
+    depth_kind: str
+    instances: list[InstanceRecord]
+
+    @property
+    def name(self) -> str:
+        """The photo's name without extension (names the collection)."""
+        return self.image_path.stem or "Monocle"
+
+
+def read_result(path: str | Path) -> WorkerResult:
+    """Parse ``result.json`` (``path`` is the file or its folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "result.json"
+    try:
+        data = json.loads(path.read_text())
+        folder = path.parent
+        image = data["image"]
+        instances = [
+            InstanceRecord(
+                id=int(inst["id"]), label=str(inst.get("label") or "object"), mask_path=folder / inst["mask"]
+            )
+            for inst in data["instances"]
+        ]
+        return WorkerResult(
+            folder=folder,
+            image_path=Path(image["path"]),
+            width=int(image["width"]),
+            height=int(image["height"]),
+            focal_35mm=(data.get("camera") or {}).get("focal_35mm"),
+            depth_path=folder / data["depth"]["file"],
+            depth_kind=str(data["depth"]["kind"]),
+            instances=instances,
+        )
+    except OSError as exc:
+        raise BuildError(
+            "result_unreadable", f"Cannot read the worker result {str(path)!r} ({exc.strerror})."
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BuildError("result_unreadable", f"The worker result {str(path)!r} is malformed ({exc!r}).") from None
+
+
+def load_depth(result: WorkerResult) -> np.ndarray:
+    """The depth map at photo resolution, float32 (H, W)."""
+    try:
+        depth = np.load(result.depth_path)
+    except (OSError, ValueError) as exc:
+        raise BuildError("result_unreadable", f"Cannot read the depth map {result.depth_path.name} ({exc}).") from None
+    if depth.shape != (result.height, result.width):
+        raise BuildError(
+            "result_unreadable",
+            f"The depth map is {depth.shape[1]}x{depth.shape[0]} but the photo is {result.width}x{result.height}.",
+        )
+    return np.ascontiguousarray(depth, dtype=np.float32)
+
+
+def load_mask(path: Path, width: int, height: int) -> np.ndarray:
+    """A mask PNG as a (H, W) bool array, top row first.
+
+    Blender's own image reader is used (no OpenCV or Pillow inside Blender); the
+    temporary image datablock is removed before returning.
+    """
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError:
+        raise BuildError("result_unreadable", f"Cannot read the mask {path.name}.") from None
+    try:
+        w, h = image.size
+        if (w, h) != (width, height):
+            raise BuildError("result_unreadable", f"The mask {path.name} is {w}x{h}, the photo {width}x{height}.")
+        pixels = np.empty(w * h * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    # Blender stores rows bottom-up; the first channel carries the grey value.
+    return pixels.reshape(h, w, 4)[::-1, :, 0] > 0.5
