@@ -33,6 +33,25 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".e
 FORMATS = ("glb", "obj", "fbx", "usd", "blend")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 POLL_S = 0.05
+TMP_PREFIX = ".monocle-tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temp(outdir: Path) -> None:
+    """Delete temp folders left by killed runs (their process is gone); other live runs keep theirs."""
+    for d in outdir.glob(TMP_PREFIX + "*"):
+        pid = d.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if d.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class UsageError(Exception):
@@ -206,6 +225,7 @@ class Batch:
 
     def run(self) -> int:
         t0 = time.perf_counter()
+        remove_stale_temp(self.outdir)
         todo: list[Item] = []
         for item in self.items:
             if not self.args.overwrite and all(p.is_file() for p in item.outputs.values()):
@@ -278,7 +298,7 @@ class Batch:
         ]
         t = time.perf_counter()
         for fmt, final in item.outputs.items():
-            tmp_dir = self.outdir / f".monocle-tmp-{item.stem}-{fmt}-{uuid.uuid4().hex[:8]}"
+            tmp_dir = self.outdir / f"{TMP_PREFIX}{os.getpid()}-{item.stem}-{fmt}-{uuid.uuid4().hex[:8]}"
             tmp_dir.mkdir()
             try:
                 _export(fmt, tmp_dir / final.name)

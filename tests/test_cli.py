@@ -140,5 +140,4 @@ def test_script_entry_point_killed_and_resumed(bench_data, tmp_path):
     for name, mtime in done.items():
         assert (out / name).stat().st_mtime_ns == mtime and statuses[Path(name).stem] == "skipped"
     assert "ok" in statuses.values()
-    for f in out.iterdir():  # nothing half-written under a final name, no temp leftovers kept
-        assert f.suffix == ".glb" or f.name.startswith(".monocle-tmp-")
+    assert sorted(f.name for f in out.iterdir()) == [f"{n}.glb" for n in sorted(GRABCUT)]  # no temp leftovers
