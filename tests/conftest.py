@@ -29,6 +29,12 @@ MODULE = blender_env.MODULE
 EXT_DIR = Path(blender_env.install_extension().__file__).parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _profile_cleanup():
+    yield
+    blender_env.remove_profile(_PROFILE)
+
+
 @pytest.fixture(scope="session")
 def ext_dir() -> Path:
     """The installed extension folder (what a user's Blender loads)."""

@@ -19,6 +19,14 @@ REPO = "user_default"
 MODULE = f"bl_ext.{REPO}.monocle"
 
 
+def remove_profile(profile: Path) -> None:
+    """Delete a throw-away profile made by :func:`use_profile` (hundreds of MB with the wheels)."""
+    import shutil
+
+    if profile.name.startswith("monocle-profile-") and Path(tempfile.gettempdir()) in profile.parents:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def use_profile(profile: str | os.PathLike | None = None) -> Path:
     """Select (and create) the Blender user profile; must run before ``import bpy``."""
     if "bpy" in sys.modules:
@@ -41,8 +49,8 @@ def install_extension(dist_dir: Path | None = None) -> ModuleType:
 
     profile = Path(os.environ["BLENDER_USER_RESOURCES"])
     zips = build_extension.build(dist_dir or profile / "dist")
-    tag = build_extension.current_platform_tag()
-    zips = [z for z in zips if tag in z.name] or zips
+    wanted = build_extension.zip_name(build_extension.current_platform_tag())
+    zips = [z for z in zips if z.name == wanted] or zips
     result = bpy.ops.extensions.package_install_files(filepath=str(zips[0]), repo=REPO, enable_on_install=True)
     if result != {"FINISHED"} or MODULE not in bpy.context.preferences.addons:
         raise RuntimeError(f"installing {zips[0]} did not enable {MODULE}")
