@@ -76,7 +76,7 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
     bl_description = "Find the objects in the photo, estimate their depth and build one textured mesh for each"
     bl_options = {"REGISTER", "UNDO"}
 
-    _inference: Inference | None = None
+    _run: ModalRun | None = None
     _timer = None
 
     @classmethod
@@ -148,58 +148,80 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         if bpy.app.background:
             return self.execute(context)
         try:
-            self._inference = self._start(context)
+            inference = self._start(context)
         except (InputError, WorkerRunError) as exc:
             return self._fail(exc)
-        if self._inference.cached:
-            return self._build(context, self._inference)
+        if inference.cached:
+            return self._build(context, inference)
+        self._run = ModalRun(inference, context)
         wm = context.window_manager
-        status = wm.monocle_status
-        status.running, status.stage, status.progress, status.summary = True, "Starting", 0.0, ""
         self._timer = wm.event_timer_add(TIMER_S, window=context.window)
-        wm.progress_begin(0, 100)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC":
-            self._inference.cancel()
-            self._cleanup(context)
+            self._stop(context)
             self.report({"WARNING"}, "Reconstruction cancelled.")
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        job = self._inference.job
-        state = job.poll()
+        try:
+            if not self._run.tick(context):
+                return {"RUNNING_MODAL"}
+        except WorkerRunError as exc:
+            self._stop(context)
+            return self._fail(exc)
+        self._stop(context)
+        return self._build(context, self._run.inference)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        # Blender calls this when the operator is aborted (e.g. the file is closed)
+        self._stop(context)
+
+    def _stop(self, context: bpy.types.Context) -> None:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        if self._run is not None:
+            self._run.close(context)
+
+
+class ModalRun:
+    """The interactive run's state between timer ticks: progress out, cancel in.
+
+    Kept apart from the operator so it can be driven tick by tick without a window.
+    """
+
+    def __init__(self, inference: Inference, context: bpy.types.Context) -> None:
+        self.inference = inference
         status = context.window_manager.monocle_status
-        status.stage = state.message or state.stage
-        status.progress = state.fraction
-        context.window_manager.progress_update(int(state.fraction * 100))
+        status.running, status.stage, status.progress, status.summary = True, "Starting", 0.0, ""
+        context.window_manager.progress_begin(0, 100)
+
+    def tick(self, context: bpy.types.Context) -> bool:
+        """Apply the worker's events; True once the result is committed (raises WorkerRunError)."""
+        assert self.inference.job is not None
+        state = self.inference.job.poll()
+        wm = context.window_manager
+        wm.monocle_status.stage = state.message or state.stage
+        wm.monocle_status.progress = state.fraction
+        wm.progress_update(int(state.fraction * 100))
         if context.workspace:
-            context.workspace.status_text_set(f"Monocle: {status.stage} ({state.fraction:.0%}) - Esc to cancel")
+            text = f"Monocle: {wm.monocle_status.stage} ({state.fraction:.0%}), Esc to cancel"
+            context.workspace.status_text_set(text)
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 area.tag_redraw()
         if not state.done:
-            return {"RUNNING_MODAL"}
-        self._cleanup(context)
-        try:
-            self._inference.finish()
-        except WorkerRunError as exc:
-            return self._fail(exc)
-        return self._build(context, self._inference)
+            return False
+        self.inference.finish()
+        return True
 
-    def cancel(self, context: bpy.types.Context) -> None:
-        # Blender calls this when the operator is aborted (e.g. the file is closed)
-        if self._inference is not None:
-            self._inference.cancel()
-        self._cleanup(context)
-
-    def _cleanup(self, context: bpy.types.Context) -> None:
+    def close(self, context: bpy.types.Context) -> None:
+        """Stop the worker if it still runs (cancel) and clear the progress display."""
+        self.inference.cancel()
         wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
         wm.progress_end()
         if context.workspace:
             context.workspace.status_text_set(None)
