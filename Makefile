@@ -27,5 +27,11 @@ build: venv
 demo: venv
 	$(PY) scripts/demo.py
 
+bench: venv
+	$(PY) bench/bench_masks.py
+	$(PY) bench/bench_build.py
+	$(PY) bench/bench_batch.py
+	$(PY) tools/update_readme.py
+
 clean:
 	rm -rf build dist out .pytest_cache .ruff_cache
