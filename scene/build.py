@@ -145,7 +145,7 @@ def _prepare(label: str, data: MeshData) -> _Prepared:
     n = data.num_vertices
     if n == 0 or data.num_faces == 0:
         raise BuildError("mesh_failed", f"The mesh of {label!r} is empty; nothing was built.")
-    vertices = np.asarray(data.vertices, dtype=np.float64).reshape(-1, 3)
+    vertices = np.asarray(data.vertices, dtype=np.float32).reshape(-1, 3)
     loops = np.asarray(data.loops, dtype=np.int32).ravel()
     try:
         check_topology(n, np.asarray(data.face_sizes), loops)
@@ -157,9 +157,18 @@ def _prepare(label: str, data: MeshData) -> _Prepared:
         texture, relief_uvs = relief_layout(data)
     except ValueError as exc:
         raise BuildError("mesh_invalid", f"The mesh of {label!r} is invalid ({exc}); nothing was built.") from exc
-    centre = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
-    uvs = np.asarray(data.uvs, dtype=np.float32)
-    return _Prepared(label, data, centre, texture, {PHOTO_UV: uvs[loops], RELIEF_UV: relief_uvs[loops]})
+    centre = 0.5 * (vertices.min(axis=0).astype(np.float64) + vertices.max(axis=0))
+    return _Prepared(label, data, centre, texture, {
+        PHOTO_UV: per_corner(np.asarray(data.uvs, dtype=np.float32), loops),
+        RELIEF_UV: per_corner(relief_uvs, loops),
+    })
+
+
+def per_corner(values: np.ndarray, loops: np.ndarray) -> np.ndarray:
+    """Per-vertex pairs (N, 2) float32 -> per-corner (L, 2), gathered as one 8-byte word per
+    corner (twice as fast as gathering rows of two floats)."""
+    words = np.ascontiguousarray(values, dtype=np.float32).view(np.int64).ravel()
+    return words[loops].view(np.float32).reshape(-1, 2)
 
 
 def _load_photo(path: Path, created: Created) -> bpy.types.Image:
@@ -238,7 +247,7 @@ def _make_object(
 ) -> bpy.types.Object:
     t = time.perf_counter()
     data = p.data
-    local = np.asarray(data.vertices, dtype=np.float64) - p.centre
+    local = np.asarray(data.vertices, dtype=np.float32) - p.centre.astype(np.float32)
     mesh = created.add("meshes", mesh_from_arrays(p.label, local, data.face_sizes, data.loops, p.corner_uvs))
     mesh.materials.append(material)
     obj = created.add("objects", bpy.data.objects.new(p.label, mesh))

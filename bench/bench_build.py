@@ -1,0 +1,188 @@
+"""Build speed: worker result -> finished Blender objects, against the floor.
+
+For each size the real worker turns a synthetic photo + mask + metric depth into a result
+folder, then ``scene.build.build_from_result`` (installed extension) builds it with a
+closed back, so the object has about SIZE vertices (``detail`` = SIZE / 2 front vertices).
+Reported per size (best of ``--repeat``): read (masks + depth), geometry (numpy), ingest
+(Blender: mesh, UVs, groups, relief image, modifiers, material, camera) and total, and
+the floor: a plain grid with the same vertex count pushed into a mesh with the fastest
+``foreach_set`` path and nothing else (positions, corners, face starts, edges, object).
+Each size runs in its own process so its peak memory (max RSS) is its own.
+
+    .venv/bin/python bench/bench_build.py [--sizes 10000 40000 100000 1000000] [--repeat 3]
+
+Writes bench/results/build.json and bench/results/build.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_DETAIL = 20_000
+
+
+def make_result(folder: Path, width: int, height: int) -> Path:
+    """A photo, an elliptic mask and a metric dome depth through the real worker."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:height, 0:width]
+    u = (xx + 0.5 - width / 2) / (0.45 * width)
+    v = (yy + 0.5 - height / 2) / (0.45 * height)
+    r2 = u**2 + v**2
+    rng = np.random.default_rng(0)
+    photo = (rng.random((height, width, 3)) * 60 + np.stack([u, v, r2], -1) * 60 + 90).clip(0, 255)
+    Image.fromarray(photo.astype(np.uint8)).save(folder / "photo.png")
+    Image.fromarray(((r2 < 1) * 255).astype(np.uint8)).save(folder / "mask.png")
+    np.save(folder / "depth.npy", (4.0 - 0.8 * np.sqrt(np.clip(1 - r2, 0, None))).astype(np.float32))
+    out = folder / "result"
+    proc = subprocess.run(
+        [sys.executable, "-m", "inference", "run", "--image", str(folder / "photo.png"), "--out", str(out),
+         "--mask", str(folder / "mask.png"), "--depth", str(folder / "depth.npy"), "--depth-kind", "metric"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"worker failed: {proc.stdout}\n{proc.stderr}")
+    return out
+
+
+def push_grid(bpy, n_vertices: int) -> float:  # noqa: ANN001
+    """The floor: a grid of ``n_vertices`` quads pushed with the fastest foreach_set path."""
+    side = int(round(np.sqrt(n_vertices)))
+    cols = max(2, n_vertices // side)
+    rows = side
+    j, i = np.meshgrid(np.arange(cols, dtype=np.float32), np.arange(rows, dtype=np.float32))
+    co = np.stack([j.ravel(), i.ravel(), np.zeros(rows * cols, np.float32)], 1)
+    a = (np.arange(rows - 1)[:, None] * cols + np.arange(cols - 1)[None, :]).ravel().astype(np.int32)
+    quads = np.stack([a, a + cols, a + cols + 1, a + 1], 1).ravel()
+    starts = np.arange(0, quads.size, 4, dtype=np.int32)
+    t = time.perf_counter()
+    mesh = bpy.data.meshes.new("floor")
+    mesh.vertices.add(co.shape[0])
+    mesh.attributes["position"].data.foreach_set("vector", co.ravel())
+    mesh.loops.add(quads.size)
+    mesh.attributes[".corner_vert"].data.foreach_set("value", quads)
+    mesh.polygons.add(starts.size)
+    mesh.polygons.foreach_set("loop_start", starts)
+    mesh.update()
+    obj = bpy.data.objects.new("floor", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return time.perf_counter() - t
+
+
+def run_one(size: int, result: Path, repeat: int) -> dict:
+    """Measure one size in this process (installs the extension into a throw-away profile)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import blender_env
+
+    profile = blender_env.use_profile()
+    import bpy
+
+    try:
+        module = blender_env.install_extension()
+        import importlib
+        import tracemalloc
+
+        geometry = importlib.import_module(module.__name__ + ".geometry")
+        build = importlib.import_module(module.__name__ + ".scene.build")
+        detail = DEFAULT_DETAIL if size == 2 * DEFAULT_DETAIL else size // 2
+        settings = geometry.MeshSettings(detail=detail, back="closed")
+        build.build_from_result(result, geometry.MeshSettings(detail=1000))  # warm-up: imports, caches
+        bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        runs = []
+        for k in range(repeat):
+            if k == 0:
+                tracemalloc.start()
+            report = build.build_from_result(result, settings)
+            if k == 0:
+                numpy_peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+            runs.append({**{key: report.timings[key] for key in ("read", "geometry", "ingest", "total")},
+                         "mesh": report.timings["mesh"], "groups": report.timings["groups"],
+                         "relief": report.timings["relief"], "prepare": report.timings["prepare"]})
+            verts, faces = sum(report.vertex_counts), sum(report.face_counts)
+            bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+        floors = []
+        for _ in range(repeat):
+            floors.append(push_grid(bpy, verts))
+            bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+        best = min(runs, key=lambda r: r["total"])
+        return {
+            "size": size, "detail": detail, "vertices": verts, "faces": faces,
+            **{k: round(v, 4) for k, v in best.items()},
+            "floor": round(min(floors), 4),
+            "ratio_total_to_floor": round(best["total"] / min(floors), 2),
+            "ratio_ingest_to_floor": round(best["ingest"] / min(floors), 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "build_rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024, 1),
+            "python_numpy_peak_mb": round(numpy_peak / 2**20, 1),
+        }
+    finally:
+        blender_env.remove_profile(profile)
+
+
+COLUMNS = [
+    ("vertices", "vertices"), ("detail", "detail"), ("read", "read s"), ("geometry", "geometry s"),
+    ("ingest", "ingest s"), ("total", "total s"), ("floor", "floor s"), ("ratio_total_to_floor", "total/floor"),
+    ("ratio_ingest_to_floor", "ingest/floor"), ("mesh", "ingest: mesh s"), ("groups", "ingest: groups s"),
+    ("relief", "ingest: relief s"), ("peak_rss_mb", "peak RSS MB"), ("python_numpy_peak_mb", "numpy peak MB"),
+]
+
+
+def markdown(rows: list[dict]) -> str:
+    head = "| " + " | ".join(title for _, title in COLUMNS) + " |"
+    sep = "|" + "|".join("---:" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(str(r[key]) for key, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 2 * DEFAULT_DETAIL, 100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, Path(args.result), args.repeat)))
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="monocle-bench-build-") as tmp:
+        small = make_result(Path(tmp) / "small", 640, 480)
+        large = make_result(Path(tmp) / "large", 1600, 1200)
+        for size in args.sizes:
+            result = small if size <= 150_000 else large
+            proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--result", str(result),
+                                   "--repeat", str(args.repeat)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr[-4000:])
+                return 1
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(f"size {size}: {rows[-1]}", file=sys.stderr)
+    table = markdown(rows)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": f"{os.cpu_count()} CPUs", "python": sys.version.split()[0], "repeat": args.repeat}
+    (RESULTS / "build.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    (RESULTS / "build.md").write_text(
+        "# Build speed (worker result -> Blender objects)\n\n"
+        "Best of %d runs; closed back, so vertices ~ 2 x detail. Floor = a plain grid of the same vertex "
+        "count pushed with foreach_set only.\n\n%s" % (args.repeat, table))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
