@@ -72,12 +72,13 @@ class _Prepared:
 
 
 def camera_for_result(result: WorkerResult, focal_mm: float | None = None) -> CameraModel:
-    """The photo's camera: ``focal_mm`` if given, else the EXIF 35 mm focal length, else 50 mm."""
+    """The photo's camera: ``focal_mm`` if given, else the EXIF 35 mm focal length, else the
+    engine's estimate (``focal_px``), else 50 mm."""
     from ..geometry.camera import camera_from_result
 
     if focal_mm is not None:
         return camera_from_result(result.width, result.height, None, fallback_focal_mm=float(focal_mm))
-    return camera_from_result(result.width, result.height, result.focal_35mm)
+    return camera_from_result(result.width, result.height, result.focal_35mm, focal_px=result.focal_px)
 
 
 def meshes_from_result(

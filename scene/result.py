@@ -37,6 +37,7 @@ class WorkerResult:
     width: int
     height: int
     focal_35mm: float | None
+    focal_px: float | None
     depth_path: Path
     depth_kind: str
     instances: list[InstanceRecord]
@@ -68,6 +69,7 @@ def read_result(path: str | Path) -> WorkerResult:
             width=int(image["width"]),
             height=int(image["height"]),
             focal_35mm=(data.get("camera") or {}).get("focal_35mm"),
+            focal_px=(data.get("camera") or {}).get("focal_px"),
             depth_path=folder / data["depth"]["file"],
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,

@@ -4,13 +4,17 @@ material, exact Displace relief (the reprojection rule), watertightness and roll
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
+from conftest import MODULE, run_worker
 from PIL import Image
-from scene_checks import evaluated_world, grid_mesh, is_watertight, reprojection_error
+from scene_checks import evaluated_world, grid_mesh, is_watertight, photo_uv_per_vertex, reprojection_error
 
 STRENGTHS = (0.0, 0.5, 1.0, 2.0)
 W, H = 96, 64
@@ -189,3 +193,184 @@ def test_invalid_mesh_is_refused_before_anything_is_made(monocle, tmp_path):
         build.build_scene([("object", data)], camera, _photo(tmp_path / "p.png"), geometry.MeshSettings(), name="p")
     assert info.value.code == "mesh_invalid"
     assert _datablock_counts() == before
+
+
+# -- real worker results through the geometry layer ---------------------------------------------
+
+needs_geometry = pytest.mark.skipif(
+    importlib.util.find_spec(MODULE + ".geometry.plane") is None, reason="geometry.plane is not there yet")
+
+
+def _coffee() -> str:
+    import skimage.data
+
+    return str(Path(skimage.data.__file__).parent / "coffee.png")
+
+
+def _worker(ext_dir, image, out, *extra):
+    code, events, err = run_worker(ext_dir, "run", "--image", str(image), "--out", str(out), *map(str, extra))
+    assert code == 0, (events, err)
+    return out
+
+
+def _user_result(ext_dir, tmp_path, labels: np.ndarray, depth: np.ndarray, kind: str = "metric"):
+    """A worker result from a label map / mask and a depth map given as files."""
+    h, w = labels.shape
+    photo = _photo(tmp_path / "photo.png", w, h)
+    Image.fromarray(labels.astype(np.uint8)).save(tmp_path / "labels.png")
+    np.save(tmp_path / "depth.npy", depth.astype(np.float32))
+    return _worker(ext_dir, photo, tmp_path / "result", "--mask", tmp_path / "labels.png", "--depth",
+                   tmp_path / "depth.npy", "--depth-kind", "metric" if kind == "metric" else "relative-inverse")
+
+
+def _check_all_strengths(report):
+    for obj in report.objects:
+        for s in STRENGTHS:
+            _set_strength(obj, s)
+            err = reprojection_error(obj, report.camera, bpy.context.scene)
+            assert err.max() < 0.5, (obj.name, s, float(err.max()))
+
+
+def _euler(obj) -> int:
+    v, f, e = evaluated_topology_counts(obj)
+    return v - e + f
+
+
+def evaluated_topology_counts(obj):
+    """(V, F, E) of the evaluated mesh."""
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = ev.to_mesh()
+    try:
+        return len(mesh.vertices), len(mesh.polygons), len(mesh.edges)
+    finally:
+        ev.to_mesh_clear()
+
+
+@needs_geometry
+def test_worker_result_builds_everything(monocle, ext_dir, tmp_path):
+    geometry, build, _ = _mods(monocle)
+    out = _worker(ext_dir, _coffee(), tmp_path / "coffee")
+    result = json.loads((out / "result.json").read_text())
+    n = len(result["instances"])
+    report = build.build_from_result(out, geometry.MeshSettings(detail=5000))
+    scene = bpy.context.scene
+    assert report.collection.name == "coffee"
+    meshes = [o for o in report.collection.objects if o.type == "MESH"]
+    assert len(meshes) == n == len(report.objects)
+    assert sorted(o.name for o in meshes) == sorted(["object"] + [f"object.{i:03d}" for i in range(1, n)])
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (600, 400)
+    assert scene.camera == report.camera and report.camera.data.lens == pytest.approx(50.0)
+    for obj, verts, faces in zip(report.objects, report.vertex_counts, report.face_counts):
+        assert len(obj.data.vertices) == verts and len(obj.data.polygons) == faces
+        assert 1000 < verts
+        tex = next(nd for nd in obj.active_material.node_tree.nodes if nd.type == "TEX_IMAGE")
+        assert Path(bpy.path.abspath(tex.image.filepath)) == Path(_coffee())
+        assert is_watertight(obj)
+        assert not obj.data.validate()
+    assert set(report.timings) >= {"geometry", "ingest", "total"}
+    _check_all_strengths(report)
+
+
+@needs_geometry
+def test_focal_override_and_open_back(monocle, ext_dir, tmp_path):
+    geometry, build, _ = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[20:70, 30:90] = 1
+    out = _user_result(ext_dir, tmp_path, labels, np.full(labels.shape, 3.0))
+    report = build.build_from_result(out, geometry.MeshSettings(detail=2000, back="open"), focal_mm=24.0,
+                                     name_prefix="shot")
+    assert report.collection.name == "shot" and report.camera.data.lens == pytest.approx(24.0)
+    assert "Relief Back" not in report.objects[0].modifiers
+    _check_all_strengths(report)
+
+
+@needs_geometry
+def test_solidify_back_is_watertight(monocle, ext_dir, tmp_path):
+    geometry, build, _ = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[20:70, 30:90] = 1
+    out = _user_result(ext_dir, tmp_path, labels, np.full(labels.shape, 3.0))
+    report = build.build_from_result(out, geometry.MeshSettings(detail=2000, back="solidify", thickness=0.2))
+    obj = report.objects[0]
+    assert obj.modifiers["Thickness"].thickness == pytest.approx(0.2)
+    assert is_watertight(obj)
+
+
+@needs_geometry
+def test_empty_mask_fails_cleanly(monocle, ext_dir, tmp_path):
+    geometry, build, result_mod = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[10:40, 10:50] = 1
+    labels[50:80, 60:110] = 2
+    out = _user_result(ext_dir, tmp_path, labels, np.full(labels.shape, 3.0))
+    result = json.loads((out / "result.json").read_text())
+    assert len(result["instances"]) == 2
+    Image.fromarray(np.zeros((90, 120), np.uint8)).save(out / result["instances"][1]["mask"])
+    scene = bpy.context.scene
+    before = _datablock_counts()
+    state = (scene.render.resolution_x, scene.render.resolution_y, scene.camera)
+    with pytest.raises(result_mod.BuildError, match="empty") as info:
+        build.build_from_result(out, geometry.MeshSettings())
+    assert info.value.code == "mask_empty"
+    assert _datablock_counts() == before
+    assert (scene.render.resolution_x, scene.render.resolution_y, scene.camera) == state
+
+
+@needs_geometry
+@pytest.mark.parametrize("kind", ["metric", "relative_inverse"])
+def test_depth_order_between_objects(monocle, ext_dir, tmp_path, kind):
+    geometry, build, _ = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[10:40, 10:50] = 1  # near
+    labels[50:80, 60:110] = 2  # far
+    depth = np.full(labels.shape, 6.0)
+    depth[labels == 1] = 2.0
+    if kind != "metric":
+        depth = 1.0 / depth  # inverse depth: larger is nearer
+    out = _user_result(ext_dir, tmp_path, labels, depth, kind)
+    report = build.build_from_result(out, geometry.MeshSettings(detail=2000))
+    cam = np.array(report.camera.matrix_world)
+    forward = -cam[:3, 2]
+    mean_depth = [float(((evaluated_world(o) - cam[:3, 3]) @ forward).mean()) for o in report.objects]
+    uv_x = [float(np.nanmean(photo_uv_per_vertex(o)[:, 0])) for o in report.objects]
+    near, far = (0, 1) if uv_x[0] < uv_x[1] else (1, 0)  # the near object is on the left
+    assert mean_depth[near] < mean_depth[far]
+    if kind == "metric":  # metric depth is kept: the front faces sit at 2 and 6 units
+        assert mean_depth[near] == pytest.approx(2.0, rel=0.15) and mean_depth[far] == pytest.approx(6.0, rel=0.15)
+    _check_all_strengths(report)
+
+
+@needs_geometry
+@pytest.mark.parametrize("shape", ["hole", "border", "sliver"])
+def test_awkward_masks(monocle, ext_dir, tmp_path, shape):
+    geometry, build, result_mod = _mods(monocle)
+    h, w = 90, 120
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(xx - 60, yy - 45)
+    mask = {
+        "hole": (r < 35) & (r > 15),  # a ring
+        "border": (xx < 50) | (yy > 70),  # touches three borders
+        "sliver": (xx == 60) & (yy > 10) & (yy < 80),  # one pixel wide
+    }[shape]
+    out = _user_result(ext_dir, tmp_path, mask.astype(np.uint8), np.full((h, w), 3.0) + 0.01 * xx)
+    before = _datablock_counts()
+    try:
+        report = build.build_from_result(out, geometry.MeshSettings(detail=3000, back="closed"))
+    except result_mod.BuildError as exc:  # only a sliver may be refused, and then cleanly
+        assert shape == "sliver", exc
+        assert _datablock_counts() == before
+        return
+    obj = report.objects[0]
+    assert is_watertight(obj)
+    _check_all_strengths(report)
+    uv = photo_uv_per_vertex(obj)
+    px = np.stack([uv[:, 0] * w, (1 - uv[:, 1]) * h], 1)
+    inside = mask[np.clip(px[:, 1].astype(int), 0, h - 1), np.clip(px[:, 0].astype(int), 0, w - 1)]
+    if shape == "hole":
+        assert _euler(obj) == 0  # a closed ring is a torus: V - E + F = 0
+        centre = np.hypot(px[:, 0] - 60, px[:, 1] - 45)
+        assert centre.min() > 13  # nothing fills the hole
+    elif shape == "border":
+        assert px[:, 0].min() < 1.0 and px[:, 1].max() > h - 1.0  # reaches the image edges
+        assert _euler(obj) == 2
+    assert inside.mean() > 0.9
