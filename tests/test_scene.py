@@ -374,3 +374,21 @@ def test_awkward_masks(monocle, ext_dir, tmp_path, shape):
         assert px[:, 0].min() < 1.0 and px[:, 1].max() > h - 1.0  # reaches the image edges
         assert _euler(obj) == 2
     assert inside.mean() > 0.9
+
+
+def test_result_reading_matches_the_worker_files(monocle, ext_dir, tmp_path):
+    _, _, result_mod = _mods(monocle)
+    out = _worker(ext_dir, _coffee(), tmp_path / "coffee")
+    result = result_mod.read_result(out / "result.json")
+    assert (result.width, result.height, result.name, result.depth_kind) == (600, 400, "coffee", "relative_inverse")
+    assert result_mod.read_result(out).instances == result.instances  # the folder works as well
+    images_before = len(bpy.data.images)
+    for rec in result.instances:
+        mask = result_mod.load_mask(rec.mask_path, result.width, result.height)
+        assert np.array_equal(mask, np.asarray(Image.open(rec.mask_path)) > 127)
+    assert len(bpy.data.images) == images_before  # the temporary images are gone
+    assert np.array_equal(result_mod.load_depth(result), np.load(out / "depth.npy"))
+    (out / "result.json").write_text("{")
+    with pytest.raises(result_mod.BuildError) as info:
+        result_mod.read_result(out)
+    assert info.value.code == "result_unreadable"
