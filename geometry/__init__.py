@@ -73,6 +73,10 @@ class MeshData:
     Blender layer bakes ``vertices`` with vertex edits and carries ``relief`` in a
     Displace modifier. Every vertex and its relief lie on the camera ray through the
     pixel its ``uvs`` point to.
+
+    ``relief_texture`` rows run bottom-up like Blender image pixels (row 0 is v = 0),
+    texel (row, col) centred at ``((col + 0.5) / w, (row + 0.5) / h)``; it holds
+    camera-space (= object-local) vectors for Displace ``RGB_TO_XYZ``, mid level 0.
     """
 
     vertices: np.ndarray  # (N, 3) float32 base surface
@@ -83,6 +87,9 @@ class MeshData:
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) bool, e.g. "front", "back"
     relief_texture: np.ndarray | None = None  # (h, w, 3) float32 relief vectors sampled by the Displace modifier
     relief_uvs: np.ndarray | None = None  # (N, 2) float32 coordinates of each vertex in relief_texture
+    # (N,) int8: +1 where ``relief`` is +texture (front Displace, +strength), -1 where it is
+    # -texture (mirrored back Displace, -strength). relief == relief_sign * texture(relief_uvs).
+    relief_sign: np.ndarray | None = None
 
     @property
     def num_vertices(self) -> int:

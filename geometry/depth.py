@@ -1,0 +1,91 @@
+"""Turn the worker's depth map into camera-axis distances (scene units)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import CameraModel, MeshSettings
+
+DEPTH_KINDS = ("metric", "relative_inverse")
+# Robust range of a relative map: ignore this fraction of extreme pixels at each end.
+RELATIVE_CLIP_PERCENT = 0.2
+
+
+def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Replace invalid pixels by the nearest valid one."""
+    if valid.all():
+        return values
+    from scipy import ndimage
+
+    idx = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return values[idx[0], idx[1]]
+
+
+def _union(masks: Sequence[np.ndarray] | np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    if masks is None:
+        return np.ones(shape, dtype=bool)
+    arr = masks if isinstance(masks, np.ndarray) and masks.ndim == 3 else None
+    union = np.zeros(shape, dtype=bool)
+    for m in arr if arr is not None else masks:
+        m = np.asarray(m)
+        if m.shape != shape:
+            raise ValueError(f"mask shape {m.shape} does not match depth shape {shape}")
+        union |= (m >= 0.5) if m.dtype != bool else m
+    return union if union.any() else np.ones(shape, dtype=bool)
+
+
+def scene_depth(
+    depth: np.ndarray,
+    kind: str,
+    masks: Sequence[np.ndarray] | np.ndarray | None,
+    settings: MeshSettings,
+    camera: CameraModel | None = None,
+) -> np.ndarray:
+    """Distance along the camera axis (positive, scene units) for every pixel.
+
+    ``metric`` maps pass through (holes filled from the nearest valid pixel).
+    ``relative_inverse`` maps are normalised once over the pixels of all ``masks``
+    together, so objects keep their relative placement: the nearest value lands at
+    ``settings.distance`` and the farthest at ``settings.distance + settings.depth_range``.
+    Such maps (MiDaS, Depth Anything) are affine in inverse depth (disparity), so the
+    mapping is affine in ``1 / z``, not in ``z``: that keeps planes planar, where a
+    linear mapping would bend them. The extreme 0.2 % at each end are clipped so a few
+    outlier pixels cannot squash the scene. Pixels outside the masks follow the same
+    mapping, clamped to ``[distance, distance + 2 * depth_range]``.
+    ``camera`` is accepted for API symmetry (the map is already per pixel).
+    """
+    del camera
+    values = np.asarray(depth, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"depth must be a 2D array, got shape {values.shape}")
+    kind = kind.replace("-", "_")
+    if kind not in DEPTH_KINDS:
+        raise ValueError(f"unknown depth kind {kind!r}; expected one of {DEPTH_KINDS}")
+    valid = np.isfinite(values)
+    if kind == "metric":
+        valid &= values > 0
+    if not valid.any():
+        raise ValueError("the depth map holds no valid values")
+    values = _fill_invalid(values, valid)
+    if kind == "metric":
+        return values.astype(np.float32)
+
+    near = float(settings.distance)
+    if not np.isfinite(near) or near <= 0:
+        raise ValueError(f"settings.distance must be positive, got {settings.distance}")
+    span = max(0.0, float(settings.depth_range)) if np.isfinite(settings.depth_range) else 0.0
+    far = near + span
+    union = _union(masks, values.shape)
+    sample = values[union & valid]
+    if sample.size == 0:
+        sample = values[valid]
+    lo, hi = np.percentile(sample, [RELATIVE_CLIP_PERCENT, 100.0 - RELATIVE_CLIP_PERCENT])
+    if not hi > lo or span == 0.0:
+        return np.full(values.shape, near, dtype=np.float32)
+    t = (values - lo) / (hi - lo)  # 1 = nearest, 0 = farthest
+    inv_near, inv_far = 1.0 / near, 1.0 / far
+    t_floor = (1.0 / (near + 2.0 * span) - inv_far) / (inv_near - inv_far)
+    t = np.where(union, np.clip(t, 0.0, 1.0), np.clip(t, t_floor, 1.0))
+    return (1.0 / (inv_far + t * (inv_near - inv_far))).astype(np.float32)

@@ -1,0 +1,271 @@
+"""Planar mesh of a mask on a regular lattice, clipped to the mask's outline.
+
+Cells fully inside the outline become quads. Cells the outline crosses are cut like
+marching squares: their inside part becomes one polygon (triangle to hexagon) whose
+new corners are the outline crossings on the cell edges, so the mesh follows the
+outline exactly, keeps holes and separate parts, and stays conforming (neighbouring
+cells share crossing vertices). To avoid slivers, a lattice node closer than
+``WARP`` spacings to a crossing is moved onto it ("warped", as in isosurface
+stuffing); a warp that would collapse or flip a polygon is undone. Last, outline
+vertices are projected onto the full-resolution outline (the lattice only samples
+it), and any projection that would flip a face is undone.
+
+Polygons run counter-clockwise as seen on screen (x right, y down), which is
+counter-clockwise in camera space too, so front faces face the camera.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .outline import Outline
+from .topology import corner_faces, face_starts, polygon_areas
+
+WARP = 0.3
+MIN_AREA = 1e-4  # relative to spacing**2
+
+# Slots of a cell polygon walk: corner k then the edge from corner k to corner k + 1.
+# Corners: 0 top-left, 1 bottom-left, 2 bottom-right, 3 top-right (counter-clockwise on screen).
+_SEPARATED_SADDLE = {
+    0: ((0, 1, 7), (3, 4, 5)),  # corners 0 and 2 inside: triangles around them
+    1: ((1, 2, 3), (5, 6, 7)),  # corners 1 and 3 inside
+}
+
+
+@dataclass
+class LatticeMesh:
+    """A planar polygon mesh in pixel coordinates plus its lattice."""
+
+    pixels: np.ndarray  # (N, 2) float64 pixel coordinates
+    node: np.ndarray  # (N,) flat lattice index of vertices sitting on their node, else -1
+    boundary: np.ndarray  # (N,) bool: vertex lies on the outline
+    face_sizes: np.ndarray  # (F,) int64
+    loops: np.ndarray  # (L,) int64
+    x0: float
+    y0: float
+    spacing: float
+    nx: int
+    ny: int
+
+    def node_xy(self, flat: np.ndarray) -> np.ndarray:
+        out = np.empty((flat.shape[0], 2))
+        out[:, 0] = self.x0 + (flat % self.nx) * self.spacing
+        out[:, 1] = self.y0 + (flat // self.nx) * self.spacing
+        return out
+
+
+def _screen_ccw(pts: np.ndarray) -> np.ndarray:
+    out = pts.copy()
+    out[:, 1] = -out[:, 1]
+    return out
+
+
+class _Cells:
+    """The cells the outline touches, with what their polygons need."""
+
+    def __init__(self, cj: np.ndarray, ci: np.ndarray, nx: int, inside: np.ndarray, eid_h: np.ndarray,
+                 eid_v: np.ndarray, centre_in: np.ndarray) -> None:
+        self.corner = np.stack([cj * nx + ci, (cj + 1) * nx + ci, (cj + 1) * nx + ci + 1, cj * nx + ci + 1], axis=1)
+        self.edge = np.stack([eid_v[cj, ci], eid_h[cj + 1, ci], eid_v[cj, ci + 1], eid_h[cj, ci]], axis=1)
+        self.inside = inside.ravel()[self.corner]
+        self.centre_in = centre_in
+
+    def polygons(self, on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per polygon: its cell row and an (P, 8) mask of emitted walk slots."""
+        cin = self.inside
+        con = on[self.corner]
+        nxt = [1, 2, 3, 0]
+        emit = np.empty((cin.shape[0], 8), dtype=bool)
+        emit[:, 0::2] = cin | con
+        emit[:, 1::2] = (self.edge >= 0) & ~con & ~con[:, nxt]
+        rows = np.arange(cin.shape[0])
+        alternating = (cin[:, 0] == cin[:, 2]) & (cin[:, 1] == cin[:, 3]) & (cin[:, 0] != cin[:, 1])
+        separated = alternating & ~con.any(axis=1) & ~self.centre_in
+        if not separated.any():
+            return rows, emit
+        keep_rows, keep_emit = rows[~separated], emit[~separated]
+        sep = np.flatnonzero(separated)
+        extra_rows, extra_emit = [], []
+        for case, tris in _SEPARATED_SADDLE.items():
+            sel = sep[~cin[sep, 0]] if case else sep[cin[sep, 0]]
+            for tri in tris:
+                e = np.zeros((sel.size, 8), dtype=bool)
+                e[:, list(tri)] = True
+                extra_rows.append(sel)
+                extra_emit.append(e)
+        return np.concatenate([keep_rows, *extra_rows]), np.concatenate([keep_emit, *extra_emit])
+
+
+def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
+    """Mesh the inside of ``outline`` with a lattice of ``spacing`` pixels (see module docstring)."""
+    s = float(spacing)
+    pts = outline.points
+    if pts.shape[0] == 0:
+        raise ValueError("empty mask")
+    (xmin, ymin), (xmax, ymax) = pts.min(axis=0), pts.max(axis=0)
+    x0 = math.floor(xmin - s - 0.5) + 0.5  # a pixel centre, so s = 1 puts nodes on pixel centres
+    y0 = math.floor(ymin - s - 0.5) + 0.5
+    nx = int(math.ceil((xmax + s - x0) / s)) + 1
+    ny = int(math.ceil((ymax + s - y0) / s)) + 1
+    xs = x0 + s * np.arange(nx)
+    ys = y0 + s * np.arange(ny)
+    g = outline.sample_grid(xs, ys)
+    inside = g > 0.5
+    gf = g.ravel()
+
+    def node_xy(flat: np.ndarray) -> np.ndarray:
+        return np.stack([x0 + (flat % nx) * s, y0 + (flat // nx) * s], axis=1)
+
+    # Outline crossings on lattice edges (t measured from endpoint a).
+    hj, hi = np.nonzero(inside[:, :-1] != inside[:, 1:])
+    vj, vi = np.nonzero(inside[:-1] != inside[1:])
+    ea = np.concatenate([hj * nx + hi, vj * nx + vi])
+    eb = np.concatenate([hj * nx + hi + 1, (vj + 1) * nx + vi])
+    ga, gb = gf[ea].astype(np.float64), gf[eb].astype(np.float64)
+    t = np.clip((0.5 - ga) / (gb - ga), 0.0, 1.0)
+    pa = node_xy(ea)
+    epos = pa + t[:, None] * (node_xy(eb) - pa)
+    eid_h = np.full((ny, nx - 1), -1, dtype=np.int64)
+    eid_h[hj, hi] = np.arange(hj.size)
+    eid_v = np.full((ny - 1, nx), -1, dtype=np.int64)
+    eid_v[vj, vi] = hj.size + np.arange(vj.size)
+
+    # Warp candidates: each node's nearest crossing closer than WARP spacings.
+    cand_node = np.concatenate([ea, eb])
+    cand_dist = np.concatenate([t, 1.0 - t])
+    cand_edge = np.concatenate([np.arange(ea.size), np.arange(ea.size)])
+    sel = cand_dist < WARP
+    cand_node, cand_dist, cand_edge = cand_node[sel], cand_dist[sel], cand_edge[sel]
+    order = np.lexsort((cand_dist, cand_node))
+    cand_node, cand_edge = cand_node[order], cand_edge[order]
+    first = np.ones(cand_node.size, dtype=bool)
+    first[1:] = cand_node[1:] != cand_node[:-1]
+    warp_node, warp_edge = cand_node[first], cand_edge[first]
+    on = np.zeros(nx * ny, dtype=bool)
+    on[warp_node] = True
+    node_pos_override = np.full(nx * ny, -1, dtype=np.int64)
+    node_pos_override[warp_node] = warp_edge
+
+    # Cells the outline touches: some corner inside and some outside, or all-outside
+    # cells around warped nodes (kept when their all-warped polygon lies inside).
+    cin = (inside[:-1, :-1].astype(np.int8) + inside[1:, :-1] + inside[1:, 1:] + inside[:-1, 1:])
+    touched = (cin > 0) & (cin < 4)
+    wj, wi = warp_node // nx, warp_node % nx
+    for dj in (-1, 0):
+        for di in (-1, 0):
+            cj, ci = wj + dj, wi + di
+            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
+            cj, ci = cj[ok], ci[ok]
+            empty = cin[cj, ci] == 0
+            touched[cj[empty], ci[empty]] = True
+    cj, ci = np.nonzero(touched)
+    corner_g = np.stack([g[cj, ci], g[cj + 1, ci], g[cj + 1, ci + 1], g[cj, ci + 1]], axis=1)
+    cells = _Cells(cj, ci, nx, inside, eid_h, eid_v, corner_g.mean(axis=1) > 0.5)
+    has_inside = cells.inside.any(axis=1)
+
+    def slot_positions(on_now: np.ndarray) -> np.ndarray:
+        pos = np.empty((cells.corner.shape[0], 8, 2))
+        corner_pos = node_xy(cells.corner.ravel()).reshape(-1, 4, 2)
+        moved = on_now[cells.corner]
+        corner_pos[moved] = epos[node_pos_override[cells.corner[moved]]]
+        pos[:, 0::2] = corner_pos
+        e = np.maximum(cells.edge, 0)
+        pos[:, 1::2] = epos[e] if epos.shape[0] else 0.0
+        return pos
+
+    def assemble(on_now: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rows, emit = cells.polygons(on_now)
+        sizes = emit.sum(axis=1)
+        areas = np.zeros(sizes.shape[0])
+        real = sizes >= 3
+        pos = slot_positions(on_now)[rows[real]][emit[real]]
+        areas[real] = polygon_areas(_screen_ccw(pos), sizes[real], np.arange(pos.shape[0]))
+        return rows, emit, sizes, areas
+
+    min_area = MIN_AREA * s * s
+    for _ in range(12):
+        rows, emit, sizes, areas = assemble(on)
+        bad = has_inside[rows] & ((sizes < 3) | (areas <= min_area))
+        if not bad.any():
+            break
+        undo = cells.corner[rows[bad]].ravel()
+        on[undo[on[undo]]] = False
+    else:
+        on[:] = False
+        rows, emit, sizes, areas = assemble(on)
+
+    # All-warped polygons (no inside corner) count when their centre is inside.
+    keep = (sizes >= 3) & (areas > min_area)
+    orphan = keep & ~has_inside[rows]
+    if orphan.any():
+        pos = slot_positions(on)[rows[orphan]]
+        w = emit[orphan][..., None]
+        centre = (pos * w).sum(axis=1) / w.sum(axis=1)
+        keep[np.flatnonzero(orphan)[outline.sample(centre) <= 0.5]] = False
+    rows, emit, sizes = rows[keep], emit[keep], sizes[keep]
+
+    # Vertices: inside or warped nodes, then crossings on edges without a warped endpoint.
+    node_used = inside.ravel() | on
+    node_vid = np.cumsum(node_used) - 1
+    n_nodes = int(node_used.sum())
+    edge_live = ~on[ea] & ~on[eb]
+    edge_vid = np.full(ea.size, -1, dtype=np.int64)
+    edge_vid[edge_live] = n_nodes + np.arange(int(edge_live.sum()))
+
+    node_flat = np.flatnonzero(node_used)
+    pixels = np.concatenate([node_xy(node_flat), epos[edge_live]])
+    moved = on[node_flat]
+    pixels[:n_nodes][moved] = epos[node_pos_override[node_flat[moved]]]
+    node = np.concatenate([np.where(moved, -1, node_flat), np.full(int(edge_live.sum()), -1)])
+    boundary = np.concatenate([moved, np.ones(int(edge_live.sum()), dtype=bool)])
+
+    # Faces: quads of fully inside cells, then the cut polygons.
+    qj, qi = np.nonzero(cin == 4)
+    quads = np.stack([qj * nx + qi, (qj + 1) * nx + qi, (qj + 1) * nx + qi + 1, qj * nx + qi + 1], axis=1)
+    slot_vid = np.empty((cells.corner.shape[0], 8), dtype=np.int64)
+    slot_vid[:, 0::2] = node_vid[cells.corner]
+    slot_vid[:, 1::2] = edge_vid[np.maximum(cells.edge, 0)] if ea.size else -1
+    cut_loops = slot_vid[rows][emit]
+    face_sizes = np.concatenate([np.full(qj.size, 4, dtype=np.int64), sizes.astype(np.int64)])
+    loops = np.concatenate([node_vid[quads].ravel(), cut_loops])
+
+    mesh = LatticeMesh(pixels=pixels, node=node, boundary=boundary, face_sizes=face_sizes, loops=loops,
+                       x0=x0, y0=y0, spacing=s, nx=nx, ny=ny)
+    _snap_to_outline(mesh, outline)
+    return mesh
+
+
+def _snap_to_outline(mesh: LatticeMesh, outline: Outline) -> None:
+    """Move outline vertices onto the full-resolution outline unless that flips a face."""
+    s = mesh.spacing
+    bidx = np.flatnonzero(mesh.boundary)
+    if bidx.size == 0 or mesh.face_sizes.size == 0:
+        return
+    target, dist = outline.project(mesh.pixels[bidx])
+    ok = dist <= 0.6 * s + 0.5
+    bidx, target = bidx[ok], target[ok]
+    original = mesh.pixels[bidx].copy()
+    mesh.pixels[bidx] = target
+    moved = np.zeros(mesh.pixels.shape[0], dtype=bool)
+    moved[bidx] = True
+    sizes, loops = mesh.face_sizes, mesh.loops
+    min_area = MIN_AREA * s * s
+    for _ in range(6):
+        touched = np.add.reduceat(moved[loops].astype(np.int64), face_starts(sizes)) > 0
+        if not touched.any():
+            break
+        corner_sel = np.repeat(touched, sizes)
+        areas = polygon_areas(_screen_ccw(mesh.pixels), sizes[touched], loops[corner_sel])
+        bad_faces = np.flatnonzero(touched)[areas <= min_area]
+        if bad_faces.size == 0:
+            break
+        bad_corner = np.isin(corner_faces(sizes), bad_faces)
+        revert = np.zeros_like(moved)
+        revert[loops[bad_corner]] = True
+        revert &= moved
+        back = revert[bidx]
+        mesh.pixels[bidx[back]] = original[back]
+        moved &= ~revert

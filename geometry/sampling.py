@@ -1,0 +1,67 @@
+"""Depth lookups restricted to one object's pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHUNK = 1 << 18  # points per vectorised batch: bounds the temporaries at 1M vertices
+
+
+class DepthSampler:
+    """Bilinear depth from the pixels of one mask only, so outline vertices never pick
+    up the background. Where those pixels straddle a depth jump (relative spread above
+    ``tear``) the nearest pixel is used instead of a blend, so a vertex lands on one
+    side of the jump and the face spanning it can be torn.
+    """
+
+    def __init__(self, z: np.ndarray, valid: np.ndarray, x0: int, y0: int, tear: float) -> None:
+        self.z = np.pad(np.where(valid, z, 0.0).astype(np.float64), 1)
+        self.valid = np.pad(valid, 1)
+        self.x0, self.y0 = x0, y0
+        self.tear = float(tear)
+        self._nearest: tuple[np.ndarray, np.ndarray] | None = None
+
+    def sample(self, pts: np.ndarray) -> np.ndarray:
+        out = np.empty(pts.shape[0])
+        for start in range(0, pts.shape[0], CHUNK):
+            out[start:start + CHUNK] = self._sample(pts[start:start + CHUNK])
+        return out
+
+    def _sample(self, pts: np.ndarray) -> np.ndarray:
+        h, w = self.z.shape
+        # padded index of pixel centre (x0 + c + 0.5, y0 + r + 0.5) is (r + 1, c + 1)
+        fx = np.clip(pts[:, 0] - self.x0 + 0.5, 0.0, w - 1.000001)
+        fy = np.clip(pts[:, 1] - self.y0 + 0.5, 0.0, h - 1.000001)
+        c0 = fx.astype(np.int64)
+        r0 = fy.astype(np.int64)
+        tx, ty = fx - c0, fy - r0
+        flat = r0 * w + c0
+        zf, vf = self.z.ravel(), self.valid.ravel()
+        idx = np.stack([flat, flat + 1, flat + w, flat + w + 1], axis=1)
+        zs = zf[idx]
+        vs = vf[idx]
+        wts = np.stack([(1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty], axis=1) * vs
+        den = wts.sum(axis=1)
+        blend = (wts * zs).sum(axis=1) / np.where(den > 0, den, 1.0)
+        zmax = np.where(vs, zs, -np.inf).max(axis=1)
+        zmin = np.where(vs, zs, np.inf).min(axis=1)
+        jump = (zmax - zmin) > self.tear * zmin
+        if jump.any():
+            nearest = zs[np.flatnonzero(jump), wts[jump].argmax(axis=1)]
+            blend[jump] = nearest
+        lost = den <= 1e-12
+        if lost.any():
+            blend[lost] = self._nearest_valid(fy[lost], fx[lost])
+        return blend
+
+    def _nearest_valid(self, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+        """Depth of the nearest valid pixel (for points with no valid pixel around them)."""
+        if self._nearest is None:
+            from scipy import ndimage
+
+            idx = ndimage.distance_transform_edt(~self.valid, return_distances=False, return_indices=True)
+            self._nearest = (idx[0], idx[1])
+        r = np.clip(np.rint(fy).astype(np.int64), 0, self.z.shape[0] - 1)
+        c = np.clip(np.rint(fx).astype(np.int64), 0, self.z.shape[1] - 1)
+        rr, cc = self._nearest[0][r, c], self._nearest[1][r, c]
+        return self.z[rr, cc]

@@ -1,0 +1,108 @@
+"""Vectorised helpers on polygon meshes stored as ``face_sizes`` + ``loops``
+(the layout of ``MeshData``): corner walks, edges, areas, reversal, compaction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def face_starts(face_sizes: np.ndarray) -> np.ndarray:
+    """Index of each face's first corner in ``loops``."""
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    starts = np.zeros(sizes.shape[0], dtype=np.int64)
+    if sizes.shape[0] > 1:
+        np.cumsum(sizes[:-1], out=starts[1:])
+    return starts
+
+
+def next_corner(face_sizes: np.ndarray) -> np.ndarray:
+    """For every corner, the index of the following corner of the same face (wrapping)."""
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    total = int(sizes.sum())
+    nxt = np.arange(1, total + 1, dtype=np.int64)
+    if sizes.shape[0]:
+        starts = face_starts(sizes)
+        nxt[starts + sizes - 1] = starts
+    return nxt
+
+
+def corner_faces(face_sizes: np.ndarray) -> np.ndarray:
+    """Face index of every corner."""
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    return np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
+
+
+def directed_edges(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` vertex pairs of every corner's outgoing edge, in face winding order."""
+    lp = np.asarray(loops, dtype=np.int64)
+    return lp, lp[next_corner(face_sizes)]
+
+
+def edge_table(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undirected edges of the mesh.
+
+    Returns ``(keys, inverse, counts)``: ``keys`` (E,) are ``min * n + max`` codes with
+    ``n = loops.max() + 1``, ``inverse`` maps every corner to its edge and ``counts``
+    says how many corners (faces) use each edge.
+    """
+    a, b = directed_edges(face_sizes, loops)
+    if a.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    n = int(max(a.max(), b.max())) + 1
+    key = np.minimum(a, b) * n + np.maximum(a, b)
+    keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    return keys, inverse, counts
+
+
+def polygon_areas(points: np.ndarray, face_sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
+    """Signed areas of polygons over 2D ``points`` (positive when counter-clockwise in x/y)."""
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    if sizes.shape[0] == 0:
+        return np.zeros(0)
+    lp = np.asarray(loops, dtype=np.int64)
+    nxt = lp[next_corner(sizes)]
+    p, q = points[lp], points[nxt]
+    cross = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
+    return 0.5 * np.add.reduceat(cross, face_starts(sizes))
+
+
+def reverse_faces(face_sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
+    """Loops with every face's winding reversed (first corner kept first)."""
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    lp = np.asarray(loops)
+    if lp.size == 0:
+        return lp.copy()
+    starts = face_starts(sizes)
+    face = corner_faces(sizes)
+    offset = np.arange(lp.size, dtype=np.int64) - starts[face]
+    n = sizes[face]
+    return lp[starts[face] + (n - offset) % n]
+
+
+def compact_vertices(num_vertices: int, loops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop vertices no face uses. Returns ``(kept_old_ids, remapped_loops)``."""
+    used = np.zeros(num_vertices, dtype=bool)
+    used[loops] = True
+    kept = np.flatnonzero(used)
+    remap = np.full(num_vertices, -1, dtype=np.int64)
+    remap[kept] = np.arange(kept.size)
+    return kept, remap[loops]
+
+
+def insert_after_corners(
+    face_sizes: np.ndarray, loops: np.ndarray, corner_mask: np.ndarray, new_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Insert vertex ``new_ids[k]`` after every corner selected by ``corner_mask`` (k-th selected).
+
+    Used to split an edge inside both faces that share it.
+    """
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    lp = np.asarray(loops, dtype=np.int64)
+    reps = 1 + corner_mask.astype(np.int64)
+    out = np.repeat(lp, reps)
+    pos = np.cumsum(reps) - 1  # position of the last copy of each corner
+    out[pos[corner_mask]] = new_ids
+    added = np.add.reduceat(corner_mask.astype(np.int64), face_starts(sizes)) if sizes.size else sizes
+    return sizes + added, out
