@@ -74,9 +74,11 @@ class MeshData:
     Displace modifier. Every vertex and its relief lie on the camera ray through the
     pixel its ``uvs`` point to.
 
-    ``relief_texture`` rows run bottom-up like Blender image pixels (row 0 is v = 0),
-    texel (row, col) centred at ``((col + 0.5) / w, (row + 0.5) / h)``; it holds
-    camera-space (= object-local) vectors for Displace ``RGB_TO_XYZ``, mid level 0.
+    ``relief_texture`` rows run top-down like the photo (row 0 is the top, v = 1);
+    ``relief_uvs`` use Blender's convention (v = 0 at the bottom row) and every one is
+    a texel centre, so nearest and bilinear sampling both return the texel exactly. The
+    texels are camera-space (= object-local) vectors for Displace ``RGB_TO_XYZ``, mid
+    level 0: ``relief == relief_sign * texture(relief_uvs)``.
     """
 
     vertices: np.ndarray  # (N, 3) float32 base surface
@@ -87,8 +89,8 @@ class MeshData:
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) bool, e.g. "front", "back"
     relief_texture: np.ndarray | None = None  # (h, w, 3) float32 relief vectors sampled by the Displace modifier
     relief_uvs: np.ndarray | None = None  # (N, 2) float32 coordinates of each vertex in relief_texture
-    # (N,) int8: +1 where ``relief`` is +texture (front Displace, +strength), -1 where it is
-    # -texture (mirrored back Displace, -strength). relief == relief_sign * texture(relief_uvs).
+    # (N,) int8: +1 where ``relief`` is +texture (Displace at +strength), -1 where it is -texture
+    # (the mirrored closed back, Displace at -strength), 0 where the relief is zero (closed seam).
     relief_sign: np.ndarray | None = None
 
     @property

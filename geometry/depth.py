@@ -11,6 +11,7 @@ from . import CameraModel, MeshSettings
 DEPTH_KINDS = ("metric", "relative_inverse")
 # Robust range of a relative map: ignore this fraction of extreme pixels at each end.
 RELATIVE_CLIP_PERCENT = 0.2
+METRIC_FLOOR = 1e-4  # metric values below this fraction of the farthest are treated as holes
 
 
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -45,7 +46,8 @@ def scene_depth(
 ) -> np.ndarray:
     """Distance along the camera axis (positive, scene units) for every pixel.
 
-    ``metric`` maps pass through (holes filled from the nearest valid pixel).
+    ``metric`` maps pass through (holes, non-positive and near-zero values filled from the
+    nearest valid pixel).
     ``relative_inverse`` maps are normalised once over the pixels of all ``masks``
     together, so objects keep their relative placement: the nearest value lands at
     ``settings.distance`` and the farthest at ``settings.distance + settings.depth_range``.
@@ -66,6 +68,8 @@ def scene_depth(
     valid = np.isfinite(values)
     if kind == "metric":
         valid &= values > 0
+        if valid.any():  # near-zero distances are sensor garbage that would put vertices on the camera
+            valid &= values > METRIC_FLOOR * float(values[valid].max())
     if not valid.any():
         raise ValueError("the depth map holds no valid values")
     values = _fill_invalid(values, valid)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .grid import grid_bilinear
+
 TARGET_UNKNOWNS = 4096
 
 
@@ -43,6 +45,11 @@ class BaseSurface:
 
     def sample(self, pts: np.ndarray) -> np.ndarray:
         return self._bilinear(self.depth, pts)
+
+    def sample_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Base depth on the regular grid ``ys x xs`` (pixel coordinates)."""
+        b = self.block
+        return grid_bilinear(self.depth, self.x0 + 0.5 * b, self.y0 + 0.5 * b, b, xs, ys)
 
     def sample_inflation(self, pts: np.ndarray) -> np.ndarray:
         """Inflation profile in [0, 1]: 0 on the rim, 1 at the widest point, round in between."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .grid import grid_bilinear
+
 SIGMA_BINARY = 1.5
 SIGMA_SOFT = 0.7
 THIN_UNBLUR = 0.8
@@ -94,15 +96,7 @@ class Outline:
 
     def sample_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """Bilinear field values on the regular grid ``ys x xs`` (separable, fast)."""
-        h, w = self.field.shape
-        fr = np.clip(ys - self.oy, 0.0, h - 1.0)
-        r0 = np.minimum(fr.astype(np.int64), h - 2)
-        tr = (fr - r0).astype(np.float32)[:, None]
-        rows = self.field[r0] * (1 - tr) + self.field[r0 + 1] * tr
-        fc = np.clip(xs - self.ox, 0.0, w - 1.0)
-        c0 = np.minimum(fc.astype(np.int64), w - 2)
-        tc = (fc - c0).astype(np.float32)[None, :]
-        return rows[:, c0] * (1 - tc) + rows[:, c0 + 1] * tc
+        return grid_bilinear(self.field, self.ox, self.oy, 1.0, xs, ys)
 
     def project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest points on the outline polylines and their distances."""

@@ -13,6 +13,7 @@ vector, so the photo projects back onto the mesh exactly at any Displace strengt
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -22,19 +23,20 @@ from .membrane import membrane_base
 from .outline import Outline
 from .sampling import DepthSampler
 from .topology import (
+    boundary_corners,
     compact_vertices,
     directed_edges,
-    edge_table,
+    face_reduce,
     face_starts,
     insert_after_corners,
     reverse_faces,
+    split_bowties,
 )
 
 BACKS = ("open", "solidify", "closed")
 MIN_SPACING = 0.5  # pixels: finer lattices add vertices, not information
 MIN_DETAIL, MAX_DETAIL = 16, 4_000_000
 CROP_MARGIN = 6
-SMOOTHNESS = 0.1  # weight of the smoothness term when extrapolating relief texels
 
 
 def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
@@ -42,6 +44,20 @@ def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
     n = float(min(max(int(detail), MIN_DETAIL), MAX_DETAIL))
     s = (perimeter + math.sqrt(perimeter * perimeter + 4.0 * area * n)) / (2.0 * n)
     return max(MIN_SPACING, s)
+
+
+class _StageClock:
+    """Accumulates seconds per stage into an optional dict."""
+
+    def __init__(self, out: dict[str, float] | None) -> None:
+        self.out = out
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.out is not None:
+            now = time.perf_counter()
+            self.out[name] = self.out.get(name, 0.0) + now - self.t
+            self.t = now
 
 
 def _coverage(mask: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -59,14 +75,17 @@ def _coverage(mask: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def build_object_mesh(
-    mask: np.ndarray, zdepth: np.ndarray, camera: CameraModel, settings: MeshSettings
+    mask: np.ndarray, zdepth: np.ndarray, camera: CameraModel, settings: MeshSettings,
+    *, timings: dict[str, float] | None = None,
 ) -> MeshData:
     """Mesh of one object (see the module docstring).
 
     ``mask`` is (H, W) bool or coverage in [0, 1] (uint8 0..255 accepted), at the
     photo's resolution; ``zdepth`` (H, W) is the distance along the camera axis from
     ``scene_depth``. Raises ``ValueError("empty mask")`` when the mask selects nothing.
+    ``timings``, when given, receives seconds per stage (for benchmarks).
     """
+    clock = _StageClock(timings)
     if settings.back not in BACKS:
         raise ValueError(f"unknown back {settings.back!r}; expected one of {BACKS}")
     cov, binary = _coverage(mask)
@@ -88,7 +107,9 @@ def build_object_mesh(
     if not valid.any():
         raise ValueError("no valid depth inside the mask")
 
+    clock.lap("crop")
     outline = Outline.from_mask(cov_c, binary, xa, ya)
+    clock.lap("outline")
     area = float(np.count_nonzero(inside_c))
     spacing = lattice_spacing(area, outline.length, settings.detail)
     lat = build_lattice_mesh(outline, spacing)
@@ -96,41 +117,51 @@ def build_object_mesh(
         lat = build_lattice_mesh(outline, MIN_SPACING)
     if lat.face_sizes.size == 0:
         raise ValueError("empty mask")
+    clock.lap("lattice")
 
     tear = float(settings.tear_threshold)
     sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf)
-    z = sampler.sample(lat.pixels)
+    z = _sample_vertices(lat, lat.node, lat.pixels, sampler.sample_grid, sampler.sample, flagged=True)
+    clock.lap("depth")
     sizes, loops = lat.face_sizes, lat.loops
     if tear > 0:
-        starts = face_starts(sizes)
         zl = z[loops]
-        zmin, zmax = np.minimum.reduceat(zl, starts), np.maximum.reduceat(zl, starts)
+        zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
         keep = zmax - zmin <= tear * zmin
         if keep.any() and not keep.all():
             loops = loops[np.repeat(keep, sizes)]
             sizes = sizes[keep]
     kept, loops = compact_vertices(lat.pixels.shape[0], loops)
     pixels, z, node = lat.pixels[kept], z[kept], lat.node[kept]
+    clock.lap("tears")
 
+    border = boundary_corners(sizes, loops, node, lat.nx, lat.ny)
+    loops, source = split_bowties(sizes, loops, pixels.shape[0], border)
+    if source.size:
+        pixels, z = np.concatenate([pixels, pixels[source]]), np.concatenate([z, z[source]])
+        node = np.concatenate([node, np.full(source.size, -1, dtype=node.dtype)])
     seam = None
     if settings.back == "closed":
-        pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops)
+        pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
+    clock.lap("seam")
 
     base = membrane_base(z_c, valid, xa, ya)
-    target = z - base.sample(pixels)
-    texels, relief_amount, relief_uvs = _relief_field(lat, pixels, node, target)
+    clock.lap("membrane")
+    relief_amount = z - _sample_vertices(lat, node, pixels, base.sample_grid, base.sample)
+    if seam is not None:
+        relief_amount[seam] = 0.0  # shared by both Displace modifiers: must not move
     base_depth = z - relief_amount
     rays = camera.rays(pixels)
     n = pixels.shape[0]
+    front_pos = rays * base_depth[:, None]
+    front_relief = (rays * relief_amount[:, None]).astype(np.float32)
+    texture, relief_uvs = _relief_texture(lat, node, front_relief)
 
+    clock.lap("relief")
     uvs = np.empty((n, 2))
     uvs[:, 0] = pixels[:, 0] / camera.width
     uvs[:, 1] = 1.0 - pixels[:, 1] / camera.height
-    node_px = lat.node_xy(np.arange(lat.nx * lat.ny))
-    texture = (texels[:, None] * camera.rays(node_px)).reshape(lat.ny, lat.nx, 3)[::-1]
 
-    front_pos = rays * base_depth[:, None]
-    front_relief = rays * relief_amount[:, None]
     ones = np.ones(n, dtype=bool)
     if settings.back == "open":
         positions, relief, sign = front_pos, front_relief, np.ones(n, dtype=np.int8)
@@ -143,7 +174,7 @@ def build_object_mesh(
         relief = np.concatenate([front_relief, front_relief])
         sign = np.ones(2 * n, dtype=np.int8)
         all_uvs, all_ruvs = np.concatenate([uvs, uvs]), np.concatenate([relief_uvs, relief_uvs])
-        sizes, loops = _solidify_faces(sizes, loops, n)
+        sizes, loops = _solidify_faces(sizes, loops, n, boundary_corners(sizes, loops, node, lat.nx, lat.ny))
         groups = {"front": np.concatenate([ones, ~ones]), "back": np.concatenate([~ones, ones])}
     else:
         assert seam is not None
@@ -152,7 +183,7 @@ def build_object_mesh(
         back_depth = base_depth[inner] + infl + 2.0 * np.maximum(relief_amount[inner], 0.0)
         positions = np.concatenate([front_pos, rays[inner] * back_depth[:, None]])
         relief = np.concatenate([front_relief, -front_relief[inner]])
-        sign = np.concatenate([np.ones(n, dtype=np.int8), -np.ones(inner.size, dtype=np.int8)])
+        sign = np.concatenate([np.where(seam, 0, 1).astype(np.int8), -np.ones(inner.size, dtype=np.int8)])
         all_uvs = np.concatenate([uvs, uvs[inner]])
         all_ruvs = np.concatenate([relief_uvs, relief_uvs[inner]])
         remap = np.arange(n, dtype=np.int64)
@@ -166,7 +197,8 @@ def build_object_mesh(
             "seam": np.concatenate([seam, np.zeros(m, dtype=bool)]),
         }
 
-    return MeshData(
+    clock.lap("back")
+    data = MeshData(
         vertices=positions.astype(np.float32),
         relief=relief.astype(np.float32),
         uvs=all_uvs.astype(np.float32),
@@ -177,112 +209,61 @@ def build_object_mesh(
         relief_uvs=all_ruvs.astype(np.float32),
         relief_sign=sign,
     )
+    clock.lap("pack")
+    return data
 
 
-def _relief_field(
-    lat: LatticeMesh, pixels: np.ndarray, node: np.ndarray, target: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Relief texels (one per lattice node), per-vertex relief amounts and relief UVs.
+def _relief_texture(lat: LatticeMesh, node: np.ndarray, relief: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relief texture (top row first, like the photo) and each vertex's relief UV.
 
-    Vertices on a lattice node own their texel. The other vertices (on the outline,
-    or added for the closed back) read the texture bilinearly, as Blender will; the
-    texels around them that no vertex owns are solved for (least squares, with a weak
-    smoothness term) so that reading gives back each vertex's target relief. The
-    relief returned for those vertices is what the texture gives, so the mesh and the
-    Displace modifier agree exactly; the base absorbs the tiny difference.
+    The top ``ny`` rows are the lattice: one texel per node, holding the relief vector of
+    the vertex on that node, so the texture is an image of the relief aligned with the
+    photo. Vertices off the lattice (on the outline, or added for the closed back) get
+    their own texels in rows appended below. Every relief UV is a texel centre, so
+    Blender reads back each vertex's vector exactly with nearest or bilinear sampling.
+    UVs follow Blender's convention (v = 0 at the bottom row).
     """
-    from scipy import sparse
-    from scipy.sparse.linalg import splu
-
-    nx, ny, s = lat.nx, lat.ny, lat.spacing
-    cf = (pixels[:, 0] - lat.x0) / s
-    rf = (pixels[:, 1] - lat.y0) / s
-    relief_uvs = np.stack([(cf + 0.5) / nx, (ny - 0.5 - rf) / ny], axis=1)
-
-    texels = np.zeros(nx * ny)
-    known = np.zeros(nx * ny, dtype=bool)
-    own = node >= 0
-    texels[node[own]] = target[own]
-    known[node[own]] = True
-    amount = target.copy()
-    off = np.flatnonzero(~own)
-    if off.size == 0:
-        return texels, amount, relief_uvs
-
-    i0 = np.clip(np.floor(cf[off]).astype(np.int64), 0, nx - 2)
-    j0 = np.clip(np.floor(rf[off]).astype(np.int64), 0, ny - 2)
-    tx, ty = cf[off] - i0, rf[off] - j0
-    corner = np.stack([j0 * nx + i0, j0 * nx + i0 + 1, (j0 + 1) * nx + i0, (j0 + 1) * nx + i0 + 1], axis=1)
-    wts = np.stack([(1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty], axis=1)
-    free = ~known[corner] & (wts > 1e-9)
-    if free.any():
-        unknown = np.unique(corner[free])
-        local = np.full(nx * ny, -1, dtype=np.int64)
-        local[unknown] = np.arange(unknown.size)
-        # data rows: sum_free w x = target - sum_known w t
-        rows_with = np.flatnonzero(free.any(axis=1))
-        cw = corner[rows_with]
-        rhs_data = target[off][rows_with] - (wts[rows_with] * texels[cw] * known[cw]).sum(axis=1)
-        fr = free[rows_with]
-        r_idx = np.repeat(np.arange(rows_with.size), fr.sum(axis=1))
-        c_idx = local[corner[rows_with][fr]]
-        vals = wts[rows_with][fr]
-        n_rows = rows_with.size
-        # smoothness rows: SMOOTHNESS * (x_u - x_nb) for lattice neighbours that are known or unknown
-        uj, ui = unknown // nx, unknown % nx
-        s_rows, s_cols, s_vals, s_rhs = [], [], [], []
-        for dj, di in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            nj, ni = uj + dj, ui + di
-            ok = (nj >= 0) & (nj < ny) & (ni >= 0) & (ni < nx)
-            nb = np.where(ok, nj * nx + ni, 0)
-            nb_known = ok & known[nb]
-            nb_free = ok & (local[nb] >= 0)
-            use = nb_known | nb_free
-            k = np.flatnonzero(use)
-            row = n_rows + np.arange(k.size)
-            n_rows += k.size
-            s_rows += [row, row[nb_free[k]]]
-            s_cols += [np.arange(unknown.size)[k], local[nb[k][nb_free[k]]]]
-            s_vals += [np.full(k.size, SMOOTHNESS), np.full(int(nb_free[k].sum()), -SMOOTHNESS)]
-            s_rhs.append(np.where(nb_known[k], SMOOTHNESS * texels[nb[k]], 0.0))
-        mat = sparse.csr_matrix(
-            (np.concatenate([vals, *s_vals]), (np.concatenate([r_idx, *s_rows]), np.concatenate([c_idx, *s_cols]))),
-            shape=(n_rows, unknown.size),
-        )
-        rhs = np.concatenate([rhs_data, *s_rhs])
-        normal = (mat.T @ mat + sparse.identity(unknown.size) * 1e-9).tocsc()
-        texels[unknown] = splu(normal).solve(mat.T @ rhs)
-    amount[off] = (wts * texels[corner]).sum(axis=1)
-    return texels, amount, relief_uvs
+    nx, ny = lat.nx, lat.ny
+    own = np.flatnonzero(node >= 0)
+    off = np.flatnonzero(node < 0)
+    extra_rows = -(-off.size // nx)
+    rows = ny + extra_rows
+    texture = np.zeros((rows * nx, 3), dtype=np.float32)
+    texel = np.empty(node.shape[0], dtype=np.int64)
+    texel[own] = node[own]
+    texel[off] = ny * nx + np.arange(off.size)
+    texture[texel] = relief
+    col, row = texel % nx, texel // nx
+    uvs = np.stack([(col + 0.5) / nx, (rows - 0.5 - row) / rows], axis=1)
+    return texture.reshape(rows, nx, 3), uvs
 
 
 def _split_for_closed_back(
-    pixels: np.ndarray, z: np.ndarray, node: np.ndarray, sizes: np.ndarray, loops: np.ndarray
+    pixels: np.ndarray, z: np.ndarray, node: np.ndarray, sizes: np.ndarray, loops: np.ndarray, border: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Prepare the front so a back can share its outline and stay manifold.
 
     The back reuses the front's outline ("seam") vertices. An inner edge joining two
     seam vertices would then be used by four faces, so it gets a midpoint; a face made
     only of seam vertices would coincide with its back copy, so it becomes a fan
-    around a new centre vertex.
+    around a new centre vertex. ``border`` flags the boundary corners.
     """
     n = pixels.shape[0]
-    keys, inverse, counts = edge_table(sizes, loops)
     a, b = directed_edges(sizes, loops)
     seam = np.zeros(n, dtype=bool)
-    border = counts[inverse] == 1
     seam[a[border]] = True
-    seam[b[border]] = True
-    chord = (counts[inverse] == 2) & seam[a] & seam[b]
+    chord = ~border & seam[a] & seam[b]
     if chord.any():
-        edge_ids, rank = np.unique(inverse[chord], return_inverse=True)
-        first = np.zeros(edge_ids.size, dtype=np.int64)
+        ca, cb = a[chord], b[chord]
+        _, rank = np.unique(np.minimum(ca, cb) * n + np.maximum(ca, cb), return_inverse=True)
+        count = int(rank.max()) + 1
+        first = np.zeros(count, dtype=np.int64)
         first[rank] = np.flatnonzero(chord)
         ea, eb = a[first], b[first]
         pixels = np.concatenate([pixels, 0.5 * (pixels[ea] + pixels[eb])])
         z = np.concatenate([z, 0.5 * (z[ea] + z[eb])])
-        node = np.concatenate([node, np.full(edge_ids.size, -1, dtype=node.dtype)])
-        seam = np.concatenate([seam, np.zeros(edge_ids.size, dtype=bool)])
+        node = np.concatenate([node, np.full(count, -1, dtype=node.dtype)])
+        seam = np.concatenate([seam, np.zeros(count, dtype=bool)])
         sizes, loops = insert_after_corners(sizes, loops, chord, n + rank)
         n = pixels.shape[0]
     starts = face_starts(sizes)
@@ -309,16 +290,37 @@ def _split_for_closed_back(
     return pixels, z, node, sizes, loops, seam
 
 
-def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Front faces, reversed back copies (vertex + n) and quads walling every outline edge."""
-    keys, inverse, counts = edge_table(sizes, loops)
     a, b = directed_edges(sizes, loops)
-    border = counts[inverse] == 1
     ba, bb = a[border], b[border]
     walls = np.stack([bb, ba, ba + n, bb + n], axis=1).ravel()
     back = reverse_faces(sizes, loops + n)
     new_sizes = np.concatenate([sizes, sizes, np.full(ba.size, 4, dtype=sizes.dtype)])
     return new_sizes, np.concatenate([loops, back, walls])
+
+
+def _sample_vertices(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, on_grid, at_points,
+                     flagged: bool = False) -> np.ndarray:
+    """A field at every vertex: read off a whole-lattice grid for vertices on lattice nodes
+    (separable, fast) and sampled point by point for the others (and for grid values the
+    grid sampler flags as unusable)."""
+    xs = lat.x0 + lat.spacing * np.arange(lat.nx)
+    ys = lat.y0 + lat.spacing * np.arange(lat.ny)
+    grid = on_grid(xs, ys)
+    bad = None
+    if flagged:
+        grid, bad = grid
+    out = np.empty(pixels.shape[0])
+    own = node >= 0
+    idx = node[own]
+    out[own] = grid.ravel()[idx]
+    slow = ~own
+    if bad is not None:
+        slow[np.flatnonzero(own)[bad.ravel()[idx]]] = True
+    if slow.any():
+        out[slow] = at_points(pixels[slow])
+    return out
 
 
 def outline_of(mask: np.ndarray) -> Outline:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .grid import grid_bilinear, grid_cells
+
 CHUNK = 1 << 18  # points per vectorised batch: bounds the temporaries at 1M vertices
 
 
@@ -20,6 +22,23 @@ class DepthSampler:
         self.x0, self.y0 = x0, y0
         self.tear = float(tear)
         self._nearest: tuple[np.ndarray, np.ndarray] | None = None
+
+    def sample_grid(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Depth on the regular grid ``ys x xs`` and where that fast value cannot be used.
+
+        The returned flag marks grid points whose four pixels are not all valid or
+        straddle a jump: sample those with ``sample`` instead.
+        """
+        ox, oy = self.x0 - 0.5, self.y0 - 0.5  # padded pixel (0, 0) centre
+        z = grid_bilinear(self.z, ox, oy, 1.0, xs, ys)
+        v, zz = self.valid, self.z
+        all4 = v[:-1, :-1] & v[1:, :-1] & v[:-1, 1:] & v[1:, 1:]
+        zmax = np.maximum(np.maximum(zz[:-1, :-1], zz[1:, :-1]), np.maximum(zz[:-1, 1:], zz[1:, 1:]))
+        zmin = np.minimum(np.minimum(zz[:-1, :-1], zz[1:, :-1]), np.minimum(zz[:-1, 1:], zz[1:, 1:]))
+        flag = ~all4 | (zmax - zmin > self.tear * zmin)
+        r0, c0 = grid_cells(ox, oy, 1.0, v.shape, xs, ys)
+        r0, c0 = np.minimum(r0, flag.shape[0] - 1), np.minimum(c0, flag.shape[1] - 1)
+        return z, flag[r0][:, c0]
 
     def sample(self, pts: np.ndarray) -> np.ndarray:
         out = np.empty(pts.shape[0])

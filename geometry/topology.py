@@ -106,3 +106,89 @@ def insert_after_corners(
     out[pos[corner_mask]] = new_ids
     added = np.add.reduceat(corner_mask.astype(np.int64), face_starts(sizes)) if sizes.size else sizes
     return sizes + added, out
+
+
+def face_reduce(values: np.ndarray, face_sizes: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """``ufunc.reduceat`` of per-corner ``values`` over each face, fast on a leading run of quads."""
+    sizes = np.asarray(face_sizes, dtype=np.int64)
+    if sizes.size == 0:
+        return values[:0]
+    quads = int(np.argmax(sizes != 4)) if (sizes != 4).any() else sizes.size
+    head = ufunc.reduce(values[: 4 * quads].reshape(quads, 4), axis=1)
+    if quads == sizes.size:
+        return head
+    tail = ufunc.reduceat(values[4 * quads:], face_starts(sizes[quads:]))
+    return np.concatenate([head, tail])
+
+
+def boundary_corners(
+    face_sizes: np.ndarray, loops: np.ndarray, lattice_node: np.ndarray | None = None, nx: int = 0, ny: int = 0
+) -> np.ndarray:
+    """For every corner, whether its outgoing edge is a boundary edge (used by one face).
+
+    With ``lattice_node`` (flat lattice index per vertex, -1 when off the lattice) edges
+    between lattice neighbours are counted with a bincount over lattice edge ids, which
+    avoids sorting millions of edge keys; the few remaining edges are sorted.
+    """
+    a = np.asarray(loops, dtype=np.int64)
+    b = a[next_corner(face_sizes)]
+    out = np.zeros(a.size, dtype=bool)
+    rest = np.ones(a.size, dtype=bool)
+    if lattice_node is not None and a.size:
+        na, nb = lattice_node[a], lattice_node[b]
+        d = np.abs(nb - na)
+        on_lattice = (na >= 0) & (nb >= 0) & ((d == 1) | (d == nx))
+        lo = np.minimum(na, nb)[on_lattice]
+        eid = np.where(d[on_lattice] == 1, lo, nx * ny + lo)
+        count = np.bincount(eid, minlength=2 * nx * ny)
+        out[on_lattice] = count[eid] == 1
+        rest = ~on_lattice
+    if rest.any():
+        ra, rb = a[rest], b[rest]
+        n = int(max(ra.max(), rb.max())) + 1
+        _, inv, cnt = np.unique(np.minimum(ra, rb) * n + np.maximum(ra, rb), return_inverse=True, return_counts=True)
+        out[rest] = cnt[inv] == 1
+    return out
+
+
+def split_bowties(
+    face_sizes: np.ndarray, loops: np.ndarray, n_vertices: int, border: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give every fan of faces around a "bowtie" vertex (where boundary loops touch) its own vertex.
+
+    ``border`` flags boundary corners (``boundary_corners``). Returns ``(loops, source)``:
+    the new loops and, for each added vertex, the vertex it copies.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    lp = np.asarray(loops, dtype=np.int64)
+    degree = np.bincount(lp[border], minlength=n_vertices)
+    bowtie = degree > 1
+    if not bowtie.any():
+        return lp, np.zeros(0, dtype=np.int64)
+    corners = np.flatnonzero(bowtie[lp])
+    nxt = next_corner(face_sizes)
+    prv = np.empty_like(nxt)
+    prv[nxt] = np.arange(nxt.size)
+    v = lp[corners]
+    k_out = v * n_vertices + lp[nxt[corners]]
+    k_in = v * n_vertices + lp[prv[corners]]
+    order = np.argsort(k_in)
+    pos = np.clip(np.searchsorted(k_in[order], k_out), 0, corners.size - 1)
+    match = k_in[order][pos] == k_out
+    m = corners.size
+    src, dst = np.flatnonzero(match), order[pos[match]]
+    graph = coo_matrix((np.ones(src.size), (src, dst)), shape=(m, m))
+    _, fan = connected_components(graph, directed=False)
+    pair = v * m + fan
+    uniq, inv = np.unique(pair, return_inverse=True)
+    owner = uniq // m
+    first = np.ones(uniq.size, dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    new_id = np.where(first, owner, 0)
+    extra = np.flatnonzero(~first)
+    new_id[extra] = n_vertices + np.arange(extra.size)
+    out = lp.copy()
+    out[corners] = new_id[inv]
+    return out, owner[extra]
