@@ -209,37 +209,66 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
 
     # Vertices: inside or warped nodes, then crossings on edges without a warped endpoint.
     node_used = inside.ravel() | on
-    node_vid = np.cumsum(node_used) - 1
-    n_nodes = int(node_used.sum())
+    node_vid = (np.cumsum(node_used, dtype=np.int32) - 1).astype(np.int32, copy=False)
+    n_nodes = int(node_vid[-1]) + 1 if node_vid.size else 0
     edge_live = ~on[ea] & ~on[eb]
-    edge_vid = np.full(ea.size, -1, dtype=np.int64)
-    edge_vid[edge_live] = n_nodes + np.arange(int(edge_live.sum()))
+    n_cross = int(edge_live.sum())
+    edge_vid = np.full(ea.size, -1, dtype=np.int32)
+    edge_vid[edge_live] = n_nodes + np.arange(n_cross, dtype=np.int32)
 
-    node_flat = np.flatnonzero(node_used)
-    pixels = np.concatenate([node_xy(node_flat), epos[edge_live]])
+    nj, ni = np.nonzero(node_used.reshape(ny, nx))
+    pixels = np.empty((n_nodes + n_cross, 2))
+    pixels[:n_nodes, 0] = xs[ni]
+    pixels[:n_nodes, 1] = ys[nj]
+    pixels[n_nodes:] = epos[edge_live]
+    node_flat = (nj * nx + ni).astype(np.int32)
     moved = on[node_flat]
     pixels[:n_nodes][moved] = epos[node_pos_override[node_flat[moved]]]
-    node = np.concatenate([np.where(moved, -1, node_flat), np.full(int(edge_live.sum()), -1)])
-    boundary = np.concatenate([moved, np.ones(int(edge_live.sum()), dtype=bool)])
+    node = np.full(n_nodes + n_cross, -1, dtype=np.int32)
+    node[:n_nodes] = np.where(moved, -1, node_flat)
+    boundary = np.ones(n_nodes + n_cross, dtype=bool)
+    boundary[:n_nodes] = moved
 
     # Faces: quads of fully inside cells, then the cut polygons.
-    qj, qi = np.nonzero(cin == 4)
-    quads = np.stack([qj * nx + qi, (qj + 1) * nx + qi, (qj + 1) * nx + qi + 1, qj * nx + qi + 1], axis=1)
-    slot_vid = np.empty((cells.corner.shape[0], 8), dtype=np.int64)
+    full = cin == 4
+    vg = node_vid.reshape(ny, nx)
+    n_quads = int(full.sum())
+    loops = np.empty(4 * n_quads + int(sizes.sum()), dtype=np.int32)
+    quad_loops = loops[: 4 * n_quads].reshape(n_quads, 4)
+    quad_loops[:, 0] = vg[:-1, :-1][full]
+    quad_loops[:, 1] = vg[1:, :-1][full]
+    quad_loops[:, 2] = vg[1:, 1:][full]
+    quad_loops[:, 3] = vg[:-1, 1:][full]
+    slot_vid = np.empty((cells.corner.shape[0], 8), dtype=np.int32)
     slot_vid[:, 0::2] = node_vid[cells.corner]
     slot_vid[:, 1::2] = edge_vid[np.maximum(cells.edge, 0)] if ea.size else -1
-    cut_loops = slot_vid[rows][emit]
-    face_sizes = np.concatenate([np.full(qj.size, 4, dtype=np.int64), sizes.astype(np.int64)])
-    loops = np.concatenate([node_vid[quads].ravel(), cut_loops])
+    loops[4 * n_quads:] = slot_vid[rows][emit]
+    face_sizes = np.empty(n_quads + sizes.size, dtype=np.int32)
+    face_sizes[:n_quads] = 4
+    face_sizes[n_quads:] = sizes
 
     mesh = LatticeMesh(pixels=pixels, node=node, boundary=boundary, face_sizes=face_sizes, loops=loops,
                        x0=x0, y0=y0, spacing=s, nx=nx, ny=ny)
-    _snap_to_outline(mesh, outline)
+    # Faces that can flip when outline vertices move: the cut polygons and the quads
+    # around warped nodes.
+    near_cells = np.zeros((ny - 1, nx - 1), dtype=bool)
+    wj, wi = np.divmod(np.flatnonzero(on), nx)
+    for dj in (-1, 0):
+        for di in (-1, 0):
+            cj, ci = wj + dj, wi + di
+            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
+            near_cells[cj[ok], ci[ok]] = True
+    near = np.ones(face_sizes.size, dtype=bool)
+    near[:n_quads] = near_cells[full]
+    _snap_to_outline(mesh, outline, near)
     return mesh
 
 
-def _snap_to_outline(mesh: LatticeMesh, outline: Outline) -> None:
-    """Move outline vertices onto the full-resolution outline unless that flips a face."""
+def _snap_to_outline(mesh: LatticeMesh, outline: Outline, near: np.ndarray) -> None:
+    """Move outline vertices onto the full-resolution outline unless that flips a face.
+
+    ``near`` flags the faces that contain outline vertices (the only ones that can flip).
+    """
     s = mesh.spacing
     bidx = np.flatnonzero(mesh.boundary)
     if bidx.size == 0 or mesh.face_sizes.size == 0:
@@ -251,10 +280,11 @@ def _snap_to_outline(mesh: LatticeMesh, outline: Outline) -> None:
     mesh.pixels[bidx] = target
     moved = np.zeros(mesh.pixels.shape[0], dtype=bool)
     moved[bidx] = True
-    sizes, loops = mesh.face_sizes, mesh.loops
+    sizes = mesh.face_sizes[near]
+    loops = mesh.loops[np.repeat(near, mesh.face_sizes)]
     min_area = MIN_AREA * s * s
     for _ in range(6):
-        touched = np.add.reduceat(moved[loops].astype(np.int64), face_starts(sizes)) > 0
+        touched = np.logical_or.reduceat(moved[loops], face_starts(sizes)) if sizes.size else sizes.astype(bool)
         if not touched.any():
             break
         corner_sel = np.repeat(touched, sizes)

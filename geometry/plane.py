@@ -125,14 +125,17 @@ def build_object_mesh(
     clock.lap("depth")
     sizes, loops = lat.face_sizes, lat.loops
     if tear > 0:
-        zl = z[loops]
+        zl = z.astype(np.float32)[loops]
         zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
-        keep = zmax - zmin <= tear * zmin
+        keep = zmax - zmin <= np.float32(tear) * zmin
         if keep.any() and not keep.all():
             loops = loops[np.repeat(keep, sizes)]
             sizes = sizes[keep]
     kept, loops = compact_vertices(lat.pixels.shape[0], loops)
-    pixels, z, node = lat.pixels[kept], z[kept], lat.node[kept]
+    if kept is None:
+        pixels, node = lat.pixels, lat.node
+    else:
+        pixels, z, node = lat.pixels[kept], z[kept], lat.node[kept]
     clock.lap("tears")
 
     border = boundary_corners(sizes, loops, node, lat.nx, lat.ny)
@@ -155,7 +158,7 @@ def build_object_mesh(
     n = pixels.shape[0]
     front_pos = rays * base_depth[:, None]
     front_relief = (rays * relief_amount[:, None]).astype(np.float32)
-    texture, relief_uvs = _relief_texture(lat, node, front_relief)
+    texture, relief_uvs = _relief_texture(lat, node, pixels, front_relief)
 
     clock.lap("relief")
     uvs = np.empty((n, 2))
@@ -188,8 +191,8 @@ def build_object_mesh(
         all_ruvs = np.concatenate([relief_uvs, relief_uvs[inner]])
         remap = np.arange(n, dtype=np.int64)
         remap[inner] = n + np.arange(inner.size)
-        back_loops = reverse_faces(sizes, remap[loops])
-        sizes, loops = np.concatenate([sizes, sizes]), np.concatenate([loops, back_loops])
+        back_sizes, back_loops = reverse_faces(sizes, remap[loops])
+        sizes, loops = np.concatenate([sizes, back_sizes]), np.concatenate([loops, back_loops])
         m = inner.size
         groups = {
             "front": np.concatenate([ones, np.zeros(m, dtype=bool)]),
@@ -213,7 +216,8 @@ def build_object_mesh(
     return data
 
 
-def _relief_texture(lat: LatticeMesh, node: np.ndarray, relief: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray,
+                    relief: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Relief texture (top row first, like the photo) and each vertex's relief UV.
 
     The top ``ny`` rows are the lattice: one texel per node, holding the relief vector of
@@ -224,17 +228,21 @@ def _relief_texture(lat: LatticeMesh, node: np.ndarray, relief: np.ndarray) -> t
     UVs follow Blender's convention (v = 0 at the bottom row).
     """
     nx, ny = lat.nx, lat.ny
-    own = np.flatnonzero(node >= 0)
-    off = np.flatnonzero(node < 0)
-    extra_rows = -(-off.size // nx)
-    rows = ny + extra_rows
+    own = node >= 0
+    off = np.flatnonzero(~own)
+    rows = ny + -(-off.size // nx)
     texture = np.zeros((rows * nx, 3), dtype=np.float32)
-    texel = np.empty(node.shape[0], dtype=np.int64)
-    texel[own] = node[own]
+    texel = node.astype(np.int64)
     texel[off] = ny * nx + np.arange(off.size)
     texture[texel] = relief
-    col, row = texel % nx, texel // nx
-    uvs = np.stack([(col + 0.5) / nx, (rows - 0.5 - row) / rows], axis=1)
+    # lattice column/row straight from the pixel position (exact on nodes), then the extra rows
+    col = (pixels[:, 0] - lat.x0) / lat.spacing
+    row = (pixels[:, 1] - lat.y0) / lat.spacing
+    col[off] = np.arange(off.size) % nx
+    row[off] = ny + np.arange(off.size) // nx
+    uvs = np.empty((node.size, 2))
+    uvs[:, 0] = (col + 0.5) / nx
+    uvs[:, 1] = (rows - 0.5 - row) / rows
     return texture.reshape(rows, nx, 3), uvs
 
 
@@ -295,8 +303,8 @@ def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.nda
     a, b = directed_edges(sizes, loops)
     ba, bb = a[border], b[border]
     walls = np.stack([bb, ba, ba + n, bb + n], axis=1).ravel()
-    back = reverse_faces(sizes, loops + n)
-    new_sizes = np.concatenate([sizes, sizes, np.full(ba.size, 4, dtype=sizes.dtype)])
+    back_sizes, back = reverse_faces(sizes, loops + n)
+    new_sizes = np.concatenate([sizes, back_sizes, np.full(ba.size, 4, dtype=sizes.dtype)])
     return new_sizes, np.concatenate([loops, back, walls])
 
 
@@ -311,13 +319,11 @@ def _sample_vertices(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, on_
     bad = None
     if flagged:
         grid, bad = grid
-    out = np.empty(pixels.shape[0])
     own = node >= 0
-    idx = node[own]
-    out[own] = grid.ravel()[idx]
+    out = np.take(grid.ravel(), np.where(own, node, 0)).astype(np.float64)
     slow = ~own
     if bad is not None:
-        slow[np.flatnonzero(own)[bad.ravel()[idx]]] = True
+        slow |= own & np.take(bad.ravel(), np.where(own, node, 0))
     if slow.any():
         out[slow] = at_points(pixels[slow])
     return out
