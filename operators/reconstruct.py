@@ -135,6 +135,11 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
 
     # -- blocking path (scripts, background, redo) -----------------------------------------------
     def execute(self, context: bpy.types.Context) -> set[str]:
+        # From a script, settings not passed to the operator come from the panel's settings;
+        # after invoke or on redo (F9) they are all set on the operator itself.
+        for name in MonocleMeshSettings.__annotations__:
+            if not self.properties.is_property_set(name):
+                setattr(self, name, getattr(context.scene.monocle, name))
         try:
             inference = self._start(context)
             inference.wait()
