@@ -4,7 +4,6 @@ material, exact Displace relief (the reprojection rule), watertightness and roll
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from conftest import MODULE, run_worker
+from conftest import run_worker
 from PIL import Image
 from scene_checks import evaluated_world, grid_mesh, is_watertight, photo_uv_per_vertex, reprojection_error
 
@@ -197,10 +196,6 @@ def test_invalid_mesh_is_refused_before_anything_is_made(monocle, tmp_path):
 
 # -- real worker results through the geometry layer ---------------------------------------------
 
-needs_geometry = pytest.mark.skipif(
-    importlib.util.find_spec(MODULE + ".geometry.plane") is None, reason="geometry.plane is not there yet")
-
-
 def _coffee() -> str:
     import skimage.data
 
@@ -246,7 +241,6 @@ def evaluated_topology_counts(obj):
         ev.to_mesh_clear()
 
 
-@needs_geometry
 def test_worker_result_builds_everything(monocle, ext_dir, tmp_path):
     geometry, build, _ = _mods(monocle)
     out = _worker(ext_dir, _coffee(), tmp_path / "coffee")
@@ -271,7 +265,6 @@ def test_worker_result_builds_everything(monocle, ext_dir, tmp_path):
     _check_all_strengths(report)
 
 
-@needs_geometry
 def test_focal_override_and_open_back(monocle, ext_dir, tmp_path):
     geometry, build, _ = _mods(monocle)
     labels = np.zeros((90, 120), np.uint8)
@@ -284,7 +277,6 @@ def test_focal_override_and_open_back(monocle, ext_dir, tmp_path):
     _check_all_strengths(report)
 
 
-@needs_geometry
 def test_solidify_back_is_watertight(monocle, ext_dir, tmp_path):
     geometry, build, _ = _mods(monocle)
     labels = np.zeros((90, 120), np.uint8)
@@ -296,7 +288,6 @@ def test_solidify_back_is_watertight(monocle, ext_dir, tmp_path):
     assert is_watertight(obj)
 
 
-@needs_geometry
 def test_empty_mask_fails_cleanly(monocle, ext_dir, tmp_path):
     geometry, build, result_mod = _mods(monocle)
     labels = np.zeros((90, 120), np.uint8)
@@ -316,7 +307,6 @@ def test_empty_mask_fails_cleanly(monocle, ext_dir, tmp_path):
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.camera) == state
 
 
-@needs_geometry
 @pytest.mark.parametrize("kind", ["metric", "relative_inverse"])
 def test_depth_order_between_objects(monocle, ext_dir, tmp_path, kind):
     geometry, build, _ = _mods(monocle)
@@ -340,7 +330,6 @@ def test_depth_order_between_objects(monocle, ext_dir, tmp_path, kind):
     _check_all_strengths(report)
 
 
-@needs_geometry
 @pytest.mark.parametrize("shape", ["hole", "border", "sliver"])
 def test_awkward_masks(monocle, ext_dir, tmp_path, shape):
     geometry, build, result_mod = _mods(monocle)
