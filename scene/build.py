@@ -150,8 +150,8 @@ def _prepare(label: str, data: MeshData) -> _Prepared:
     loops = np.asarray(data.loops, dtype=np.int32).ravel()
     try:
         check_topology(n, np.asarray(data.face_sizes), loops)
-        for name in (FRONT, BACK):
-            if name in data.groups and np.asarray(data.groups[name]).shape != (n,):
+        for name in data.groups:
+            if np.asarray(data.groups[name]).shape != (n,):
                 raise ValueError(f"vertex group {name!r} does not have one value per vertex")
         if np.asarray(data.uvs).shape != (n, 2) or np.asarray(data.relief).shape != (n, 3):
             raise ValueError("uvs and relief need one row per vertex")
@@ -263,6 +263,9 @@ def _make_object(
         add_vertex_group(obj, FRONT, front)
     if BACK in data.groups:
         add_vertex_group(obj, BACK, back)
+    for name, member in data.groups.items():  # any further selection the geometry offers (e.g. "seam")
+        if name not in (FRONT, BACK) and np.any(member):
+            add_vertex_group(obj, name, np.asarray(member, dtype=bool))
     timings["groups"] += time.perf_counter() - t
 
     t = time.perf_counter()

@@ -360,7 +360,7 @@ def test_awkward_masks(monocle, ext_dir, tmp_path, shape):
         centre = np.hypot(px[:, 0] - 60, px[:, 1] - 45)
         assert centre.min() > 13  # nothing fills the hole
     elif shape == "border":
-        assert px[:, 0].min() < 1.0 and px[:, 1].max() > h - 1.0  # reaches the image edges
+        assert px[:, 0].min() < 2.5 and px[:, 1].max() > h - 2.5  # reaches the image edges (within a lattice step)
         assert _euler(obj) == 2
     assert inside.mean() > 0.9
 
