@@ -69,8 +69,14 @@ def _block_sum(a: np.ndarray, b: int) -> np.ndarray:
     return pad.reshape(hb, b, wb, b).sum(axis=(1, 3))
 
 
-def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int) -> BaseSurface:
-    """Membrane over the object whose pixels are ``valid`` in the crop ``z`` at image offset ``(x0, y0)``."""
+def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points: np.ndarray | None = None,
+                  rim_depths: np.ndarray | None = None) -> BaseSurface:
+    """Membrane over the object whose pixels are ``valid`` in the crop ``z`` at image offset ``(x0, y0)``.
+
+    The membrane is pinned to the mean depth of the rim in every block the rim crosses:
+    of ``rim_depths`` at ``rim_points`` (the mesh's outline vertices, so their relief
+    comes out near zero) where given, else of the mask's rim pixels.
+    """
     from scipy import ndimage, sparse
     from scipy.sparse.linalg import splu
 
@@ -86,10 +92,20 @@ def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int) -> BaseSur
     count = _block_sum(valid, b)
     rim_count = _block_sum(rim, b)
     rim_sum = _block_sum(np.where(rim, z, 0.0), b)
-    fixed = rim_count > 0
-    unknown = (count > 0) & ~fixed
     values = np.zeros(count.shape)
+    fixed = rim_count > 0
     values[fixed] = rim_sum[fixed] / rim_count[fixed]
+    if rim_points is not None and rim_depths is not None and rim_points.shape[0]:
+        hb, wb = count.shape
+        bj = np.clip(((rim_points[:, 1] - y0) // b).astype(np.int64), 0, hb - 1)
+        bi = np.clip(((rim_points[:, 0] - x0) // b).astype(np.int64), 0, wb - 1)
+        flat = bj * wb + bi
+        n_pts = np.bincount(flat, minlength=hb * wb).reshape(hb, wb)
+        sum_pts = np.bincount(flat, weights=rim_depths, minlength=hb * wb).reshape(hb, wb)
+        has = n_pts > 0
+        values[has] = sum_pts[has] / n_pts[has]
+        fixed |= has
+    unknown = (count > 0) & ~fixed
     if (~fixed).any():
         idx = ndimage.distance_transform_edt(~fixed, return_distances=False, return_indices=True)
         values = values[idx[0], idx[1]]

@@ -21,7 +21,7 @@ from . import CameraModel, MeshData, MeshSettings
 from .lattice import LatticeMesh, build_lattice_mesh
 from .membrane import membrane_base
 from .outline import Outline
-from .sampling import DepthSampler
+from .sampling import DepthSampler, jump_pixels
 from .topology import (
     boundary_corners,
     compact_vertices,
@@ -121,16 +121,22 @@ def build_object_mesh(
 
     tear = float(settings.tear_threshold)
     sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf)
-    z = _sample_vertices(lat, lat.node, lat.pixels, sampler.sample_grid, sampler.sample, flagged=True)
+    z = z_lattice = _sample_vertices(lat, lat.node, lat.pixels, sampler.sample_grid, sampler.sample, flagged=True)
     clock.lap("depth")
     sizes, loops = lat.face_sizes, lat.loops
     if tear > 0:
-        zl = z.astype(np.float32)[loops]
+        z32 = z.astype(np.float32)
+        zl = z32[loops]
         zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
-        keep = zmax - zmin <= np.float32(tear) * zmin
-        if keep.any() and not keep.all():
-            loops = loops[np.repeat(keep, sizes)]
-            sizes = sizes[keep]
+        steep = zmax - zmin > np.float32(tear) * zmin
+        if steep.any():
+            # A steep face is torn only where the depth really jumps (surface on both sides),
+            # not at a silhouette where a rounded object turns away from the camera.
+            near_jump = _near_jump(lat, z_c, valid, xa, ya, tear)
+            keep = ~(steep & face_reduce(near_jump[loops], sizes, np.logical_or))
+            if keep.any() and not keep.all():
+                loops = loops[np.repeat(keep, sizes)]
+                sizes = sizes[keep]
     kept, loops = compact_vertices(lat.pixels.shape[0], loops)
     if kept is None:
         pixels, node = lat.pixels, lat.node
@@ -148,7 +154,7 @@ def build_object_mesh(
         pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
     clock.lap("seam")
 
-    base = membrane_base(z_c, valid, xa, ya)
+    base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary])
     clock.lap("membrane")
     relief_amount = z - _sample_vertices(lat, node, pixels, base.sample_grid, base.sample)
     if seam is not None:
@@ -306,6 +312,20 @@ def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.nda
     back_sizes, back = reverse_faces(sizes, loops + n)
     new_sizes = np.concatenate([sizes, back_sizes, np.full(ba.size, 4, dtype=sizes.dtype)])
     return new_sizes, np.concatenate([loops, back, walls])
+
+
+def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, tear: float) -> np.ndarray:
+    """Per lattice-mesh vertex: whether a depth discontinuity passes within a cell of it."""
+    import cv2
+
+    jumps = jump_pixels(z_c, valid, tear)
+    if not jumps.any():
+        return np.zeros(lat.pixels.shape[0], dtype=bool)
+    radius = int(math.ceil(0.75 * lat.spacing)) + 1
+    near = cv2.dilate(jumps.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+    c = np.clip(np.floor(lat.pixels[:, 0] - xa).astype(np.int64), 0, near.shape[1] - 1)
+    r = np.clip(np.floor(lat.pixels[:, 1] - ya).astype(np.int64), 0, near.shape[0] - 1)
+    return near[r, c]
 
 
 def _sample_vertices(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, on_grid, at_points,

@@ -7,6 +7,41 @@ import numpy as np
 from .grid import grid_bilinear, grid_cells
 
 CHUNK = 1 << 18  # points per vectorised batch: bounds the temporaries at 1M vertices
+JUMP_SPANS = (1, 2, 3)  # pixel distances over which a depth step is looked for (blurred edges span a few)
+JUMP_RATIO = 2.0  # a step must exceed the change beside it on both sides this many times
+
+
+def jump_pixels(z: np.ndarray, valid: np.ndarray, tear: float) -> np.ndarray:
+    """Pixels next to a depth discontinuity: along a row or column, a change above ``tear``
+    (relative) over 1-3 pixels that is much larger than the change just before and after it.
+
+    The flanks tell a jump inside the object (surface on both sides) from a silhouette,
+    where the surface turns away steeply but continuously and there is no far side.
+    """
+    zf = np.where(valid, z, np.nan).astype(np.float32)
+    out = np.zeros(z.shape, dtype=bool)
+    thr = np.float32(tear)
+    for axis in (0, 1):
+        n = z.shape[axis]
+        for k in JUMP_SPANS:
+            if n <= 3 * k:
+                continue
+
+            def cut(a: int, b: int) -> np.ndarray:
+                return zf[a:b] if axis == 0 else zf[:, a:b]
+
+            z0, z1, z2, z3 = cut(0, n - 3 * k), cut(k, n - 2 * k), cut(2 * k, n - k), cut(3 * k, n)
+            step = np.abs(z2 - z1)
+            flank = np.maximum(np.abs(z1 - z0), np.abs(z3 - z2))
+            with np.errstate(invalid="ignore"):
+                jump = (step > thr * np.minimum(z1, z2)) & (step > np.float32(JUMP_RATIO) * flank)
+            if axis == 0:
+                out[k:n - 2 * k] |= jump
+                out[2 * k:n - k] |= jump
+            else:
+                out[:, k:n - 2 * k] |= jump
+                out[:, 2 * k:n - k] |= jump
+    return out
 
 
 class DepthSampler:
@@ -35,7 +70,8 @@ class DepthSampler:
         all4 = v[:-1, :-1] & v[1:, :-1] & v[:-1, 1:] & v[1:, 1:]
         zmax = np.maximum(np.maximum(zz[:-1, :-1], zz[1:, :-1]), np.maximum(zz[:-1, 1:], zz[1:, 1:]))
         zmin = np.minimum(np.minimum(zz[:-1, :-1], zz[1:, :-1]), np.minimum(zz[:-1, 1:], zz[1:, 1:]))
-        flag = ~all4 | (zmax - zmin > self.tear * zmin)
+        with np.errstate(invalid="ignore"):
+            flag = ~all4 | (zmax - zmin > self.tear * zmin)
         r0, c0 = grid_cells(ox, oy, 1.0, v.shape, xs, ys)
         r0, c0 = np.minimum(r0, flag.shape[0] - 1), np.minimum(c0, flag.shape[1] - 1)
         return z, flag[r0][:, c0]

@@ -1,0 +1,417 @@
+"""The geometry layer (pure numpy) through the installed extension: camera, scene depth,
+mesh building, backs and the relief texture the Blender layer displaces with."""
+
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+STRENGTHS = (0.0, 0.5, 1.0, 2.0)
+
+
+@pytest.fixture(scope="module")
+def geo(monocle):
+    def mod(name: str):
+        return importlib.import_module(f"{monocle.__name__}.geometry{name}")
+
+    return SimpleNamespace(
+        core=mod(""), camera=mod(".camera"), depth=mod(".depth"), plane=mod(".plane"), check=mod(".check"),
+        topology=mod(".topology"),
+    )
+
+
+def _pixel_centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return xx + 0.5, yy + 0.5
+
+
+def _sphere(cam, centre, radius):
+    """Binary mask (pixel centre hits the sphere) and camera-axis depth of a sphere."""
+    xx, yy = _pixel_centres(cam.height, cam.width)
+    rays = cam.rays(np.stack([xx.ravel(), yy.ravel()], axis=1))
+    c = np.asarray(centre, dtype=np.float64)
+    a = (rays * rays).sum(1)
+    b = -2.0 * rays @ c
+    disc = b * b - 4.0 * a * (c @ c - radius * radius)
+    hit = disc > 0
+    t = np.where(hit, (-b - np.sqrt(np.maximum(disc, 0.0))) / (2.0 * a), 0.0)
+    return hit.reshape(cam.height, cam.width), np.where(hit, t, 100.0).reshape(cam.height, cam.width)
+
+
+def _disk_coverage(h, w, cx, cy, r, ss=8):
+    """Anti-aliased (supersampled) coverage of a disk."""
+    o = (np.arange(ss) + 0.5) / ss
+    yy, xx = np.mgrid[0:h, 0:w]
+    cov = np.zeros((h, w))
+    for dy in o:
+        for dx in o:
+            cov += (xx + dx - cx) ** 2 + (yy + dy - cy) ** 2 < r * r
+    return cov / (ss * ss)
+
+
+def _pixels_of(md, cam) -> np.ndarray:
+    uv = md.uvs.astype(np.float64)
+    return np.stack([uv[:, 0] * cam.width, (1.0 - uv[:, 1]) * cam.height], axis=1)
+
+
+def _reprojection_error(md, cam, strength: float) -> float:
+    pts = md.vertices.astype(np.float64) + strength * md.relief.astype(np.float64)
+    return float(np.abs(cam.project(pts) - _pixels_of(md, cam)).max())
+
+
+def _boundary_vertices(geo, md) -> np.ndarray:
+    border = geo.topology.boundary_corners(md.face_sizes, md.loops)
+    return np.unique(md.loops[border])
+
+
+def _face_areas_px(geo, md, cam) -> np.ndarray:
+    p = _pixels_of(md, cam)
+    p[:, 1] *= -1.0  # counter-clockwise on screen is positive
+    return geo.topology.polygon_areas(p, md.face_sizes, md.loops)
+
+
+def _signed_volume(geo, md, strength: float = 1.0) -> float:
+    """Volume by the divergence theorem over fan triangles: positive when normals point out."""
+    v = md.vertices.astype(np.float64) + strength * md.relief.astype(np.float64)
+    sizes = md.face_sizes.astype(np.int64)
+    starts = geo.topology.face_starts(sizes)
+    face = np.repeat(np.arange(sizes.size), sizes)
+    offset = np.arange(md.loops.size) - starts[face]
+    sel = (offset >= 1) & (offset < sizes[face] - 1)
+    k = np.flatnonzero(sel)
+    a, b, c = v[md.loops[starts[face[k]]]], v[md.loops[k]], v[md.loops[k + 1]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def _rasterise(md, cam) -> np.ndarray:
+    """Silhouette of the mesh's faces at pixel resolution (cv2, even-odd over non-overlapping faces)."""
+    import cv2
+
+    p = np.round((_pixels_of(md, cam) - 0.5) * 16).astype(np.int32)
+    starts = np.concatenate([[0], np.cumsum(md.face_sizes)[:-1]])
+    polys = [p[md.loops[s:s + n]] for s, n in zip(starts, md.face_sizes)]
+    img = np.zeros((cam.height, cam.width), np.uint8)
+    cv2.fillPoly(img, polys, 1, lineType=cv2.LINE_8, shift=4)
+    return img.astype(bool)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def _front(geo, md):
+    keep = md.groups["front"]
+    faces = np.add.reduceat(keep[md.loops].astype(np.int64), geo.topology.face_starts(md.face_sizes))
+    sel = faces == md.face_sizes
+    return md.face_sizes[sel], md.loops[np.repeat(sel, md.face_sizes)]
+
+
+# -- camera and depth -------------------------------------------------------------------------
+
+
+def test_camera_from_result(geo):
+    cam = geo.camera.camera_from_result(4000, 3000, 26.0)
+    assert (cam.focal_mm, cam.sensor_mm) == (26.0, 36.0)
+    assert cam.focal_px == pytest.approx(26.0 / 36.0 * 4000)
+    assert geo.camera.camera_from_result(640, 480, None).focal_mm == 50.0
+    assert geo.camera.camera_from_result(640, 480, float("nan"), fallback_focal_mm=35.0).focal_mm == 35.0
+    assert geo.camera.camera_from_result(640, 480, 0, focal_px=640.0).focal_mm == pytest.approx(36.0)
+    portrait = geo.camera.camera_from_result(300, 600, 50.0)
+    assert portrait.focal_px == pytest.approx(50.0 / 36.0 * 600)  # sensor on the long side (AUTO fit)
+    with pytest.raises(ValueError):
+        geo.camera.camera_from_result(0, 10)
+
+
+def test_relative_depth_is_normalised_globally_in_inverse_depth(geo):
+    h, w = 60, 80
+    inv = np.zeros((h, w), np.float32)
+    a = np.zeros((h, w), bool)
+    b = np.zeros((h, w), bool)
+    a[5:30, 5:35] = True
+    b[30:55, 40:75] = True
+    xx, _ = _pixel_centres(h, w)
+    inv[a] = 2.0 + 0.01 * xx[a]  # nearer object, slight tilt
+    inv[b] = 0.5 + 0.002 * xx[b]
+    settings = geo.core.MeshSettings(distance=4.0, depth_range=2.0)
+    z = geo.depth.scene_depth(inv, "relative_inverse", [a, b], settings)
+    assert z.shape == (h, w) and z.dtype == np.float32 and np.all(np.isfinite(z)) and np.all(z > 0)
+    union = a | b
+    assert z[union].min() == pytest.approx(4.0, rel=1e-3)
+    assert z[union].max() == pytest.approx(6.0, rel=1e-3)
+    assert z[a].max() < z[b].min()  # relative placement follows the map
+    # inverse mapping: 1 / z is affine in the map (planes stay planes)
+    sel = union & (z > 4.01) & (z < 5.99)
+    coef = np.polyfit(inv[sel], 1.0 / z[sel], 1)
+    assert np.abs(np.polyval(coef, inv[sel]) - 1.0 / z[sel]).max() < 1e-5
+
+
+def test_metric_depth_passes_through_and_fills_holes(geo):
+    d = np.full((20, 30), 3.0, np.float32)
+    d[5, 5] = np.nan
+    d[6, 6] = -1.0
+    d[7, 7] = 7.5
+    z = geo.depth.scene_depth(d, "metric", None, geo.core.MeshSettings())
+    assert z[7, 7] == 7.5 and z[5, 5] == 3.0 and z[6, 6] == 3.0
+    with pytest.raises(ValueError):
+        geo.depth.scene_depth(d, "bogus", None, geo.core.MeshSettings())
+
+
+# -- front surface ----------------------------------------------------------------------------
+
+
+def test_sphere_reconstructs_within_one_percent(geo):
+    cam = geo.camera.camera_from_result(640, 480, 50.0)
+    centre, radius = (0.0, 0.0, -5.0), 1.0
+    mask, z = _sphere(cam, centre, radius)
+    md = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back="open"))
+    err = np.linalg.norm(md.vertices.astype(np.float64) + md.relief - np.asarray(centre), axis=1) - radius
+    assert np.abs(err).max() < 0.01 * radius
+    assert np.abs(err).mean() < 0.001 * radius
+    # the relief vanishes along the outline: front, back and every strength meet there
+    rim = _boundary_vertices(geo, md)
+    relief_len = np.linalg.norm(md.relief, axis=1)
+    assert relief_len[rim].mean() < 0.03 * relief_len.max() and relief_len[rim].max() < 0.1 * relief_len.max()
+
+
+def test_silhouette_follows_the_subpixel_outline(geo):
+    cam = geo.camera.camera_from_result(300, 260, 50.0)
+    cx, cy, r = 151.3, 128.6, 90.37
+    soft = _disk_coverage(260, 300, cx, cy, r)
+    z = np.full(soft.shape, 5.0)
+    md = geo.plane.build_object_mesh(soft, z, cam, geo.core.MeshSettings(back="open"))
+    rim = _pixels_of(md, cam)[_boundary_vertices(geo, md)]
+    err = np.hypot(rim[:, 0] - cx, rim[:, 1] - cy) - r
+    assert np.abs(err).max() < 0.1
+
+    binary = soft >= 0.5
+    md = geo.plane.build_object_mesh(binary, z, cam, geo.core.MeshSettings(back="open"))
+    rim = _pixels_of(md, cam)[_boundary_vertices(geo, md)]
+    err = np.hypot(rim[:, 0] - cx, rim[:, 1] - cy) - r
+    assert np.abs(err).max() < 0.4 and np.sqrt((err ** 2).mean()) < 0.15  # smoothed, not a staircase
+    assert _iou(_rasterise(md, cam), binary) > 0.985
+    assert _face_areas_px(geo, md, cam).sum() == pytest.approx(binary.sum(), rel=0.005)
+
+
+def test_hole_stays_a_hole(geo):
+    cam = geo.camera.camera_from_result(200, 200, 50.0)
+    xx, yy = _pixel_centres(200, 200)
+    d = np.hypot(xx - 100, yy - 100)
+    ring = (d < 80) & (d > 30)
+    md = geo.plane.build_object_mesh(ring, np.full(ring.shape, 4.0), cam, geo.core.MeshSettings(back="open"))
+    report = geo.check.edge_manifold_report(md.face_sizes, md.loops)
+    assert report["boundary_loops"] == 2 and report["manifold"]
+    px = _pixels_of(md, cam)
+    assert np.hypot(px[:, 0] - 100, px[:, 1] - 100).min() > 29.5
+    assert _iou(_rasterise(md, cam), ring) > 0.98
+
+
+def test_mask_touching_the_image_border(geo):
+    cam = geo.camera.camera_from_result(120, 90, 50.0)
+    mask = np.zeros((90, 120), bool)
+    mask[:50, :70] = True
+    md = geo.plane.build_object_mesh(mask, np.full(mask.shape, 3.0), cam, geo.core.MeshSettings(back="closed"))
+    px = _pixels_of(md, cam)
+    assert px[:, 0].min() == pytest.approx(0.0, abs=1e-4) and px[:, 1].min() == pytest.approx(0.0, abs=1e-4)
+    assert px[:, 0].max() <= 70.5 and px[:, 1].max() <= 50.5
+    sizes, loops = _front(geo, md)
+    p = px.copy()
+    p[:, 1] *= -1
+    assert geo.topology.polygon_areas(p, sizes, loops).sum() == pytest.approx(mask.sum(), rel=0.01)
+    assert geo.check.edge_manifold_report(md.face_sizes, md.loops)["watertight"]
+
+
+@pytest.mark.parametrize("back", ["open", "closed", "solidify"])
+def test_one_pixel_sliver_and_single_pixel(geo, back):
+    cam = geo.camera.camera_from_result(100, 60, 50.0)
+    mask = np.zeros((60, 100), bool)
+    mask[30, 10:90] = True
+    mask[10, 50] = True  # a lone pixel is its own part
+    md = geo.plane.build_object_mesh(mask, np.full(mask.shape, 2.0), cam, geo.core.MeshSettings(back=back))
+    px = _pixels_of(md, cam)
+    line = px[:, 1] > 20
+    assert line.any() and (~line).any()
+    assert np.abs(px[line, 1] - 30.5).max() <= 0.75 and px[line, 0].min() >= 9.5 and px[line, 0].max() <= 90.5
+    assert np.abs(px[~line] - [50.5, 10.5]).max() <= 0.75
+    sizes, loops = _front(geo, md)
+    p = px.copy()
+    p[:, 1] *= -1
+    assert 0.5 * 81 < geo.topology.polygon_areas(p, sizes, loops).sum() < 1.5 * 81
+    report = geo.check.edge_manifold_report(md.face_sizes, md.loops)
+    assert report["manifold"] and report["degenerate_faces"] == 0
+    assert report["watertight"] == (back != "open")
+
+
+def test_empty_mask_raises(geo):
+    cam = geo.camera.camera_from_result(40, 30)
+    with pytest.raises(ValueError, match="empty mask"):
+        geo.plane.build_object_mesh(np.zeros((30, 40), bool), np.ones((30, 40)), cam, geo.core.MeshSettings())
+    with pytest.raises(ValueError, match="empty mask"):
+        geo.plane.build_object_mesh(np.full((30, 40), 0.3), np.ones((30, 40)), cam, geo.core.MeshSettings())
+
+
+def test_two_objects_keep_their_depth_order(geo):
+    h, w = 120, 160
+    cam = geo.camera.camera_from_result(w, h, 35.0)
+    xx, yy = _pixel_centres(h, w)
+    near = np.hypot(xx - 50, yy - 60) < 30
+    far = np.hypot(xx - 115, yy - 60) < 35
+    inv = np.zeros((h, w), np.float32)
+    inv[near] = 0.9 + 0.05 * np.cos(np.hypot(xx - 50, yy - 60)[near] / 30)  # a dome
+    inv[far] = 0.3
+    settings = geo.core.MeshSettings(distance=5.0, depth_range=2.0, back="open")
+    z = geo.depth.scene_depth(inv, "relative_inverse", [near, far], settings)
+    depths = []
+    for m in (near, far):
+        md = geo.plane.build_object_mesh(m, z, cam, settings)
+        depths.append(-(md.vertices + md.relief)[:, 2])
+    assert depths[0].max() < depths[1].min()
+    assert depths[0].min() == pytest.approx(5.0, abs=0.02) and depths[1].max() == pytest.approx(7.0, abs=0.02)
+
+
+def test_depth_step_tears_the_mesh(geo):
+    cam = geo.camera.camera_from_result(160, 100, 50.0)
+    mask = np.zeros((100, 160), bool)
+    mask[20:80, 20:140] = True
+    z = np.where(np.arange(160)[None, :] < 80, 5.0, 6.0) * np.ones((100, 1))
+    torn = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back="open", tear_threshold=0.05))
+    depth = -(torn.vertices + torn.relief)[:, 2].astype(np.float64)
+    starts = geo.topology.face_starts(torn.face_sizes)
+    zmin = np.minimum.reduceat(depth[torn.loops], starts)
+    zmax = np.maximum.reduceat(depth[torn.loops], starts)
+    assert np.all(zmax / zmin - 1 <= 0.05)  # no face spans the step
+    assert np.isclose(depth, 5.0, atol=1e-3).any() and np.isclose(depth, 6.0, atol=1e-3).any()
+    assert geo.check.edge_manifold_report(torn.face_sizes, torn.loops)["boundary_loops"] == 2
+    kept = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back="open", tear_threshold=0.5))
+    assert geo.check.edge_manifold_report(kept.face_sizes, kept.loops)["boundary_loops"] == 1
+    closed = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back="closed"))
+    report = geo.check.edge_manifold_report(closed.face_sizes, closed.loops)
+    assert report["watertight"] and report["manifold"]
+
+
+# -- backs ------------------------------------------------------------------------------------
+
+
+def _shapes() -> dict[str, tuple[np.ndarray, int]]:
+    h, w = 160, 200
+    xx, yy = _pixel_centres(h, w)
+    d = np.hypot(xx - 100, yy - 80)
+    ell = np.zeros((h, w), bool)
+    ell[20:140, 30:80] = True
+    ell[100:140, 30:170] = True
+    return {"disk": (d < 60, 2), "annulus": ((d < 65) & (d > 25), 0), "L": (ell, 2)}
+
+
+@pytest.mark.parametrize("back", ["closed", "solidify"])
+@pytest.mark.parametrize("shape", ["disk", "annulus", "L"])
+def test_backs_are_watertight_and_manifold(geo, back, shape):
+    mask, euler = _shapes()[shape]
+    cam = geo.camera.camera_from_result(mask.shape[1], mask.shape[0], 50.0)
+    xx, yy = _pixel_centres(*mask.shape)
+    z = 4.0 - 0.3 * np.cos(np.hypot(xx - 100, yy - 80) / 40)  # a bump, so the relief is not flat
+    md = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back=back, detail=8000, thickness=0.2))
+    report = geo.check.edge_manifold_report(md.face_sizes, md.loops)
+    assert report["watertight"] and report["manifold"], report
+    assert report["degenerate_faces"] == 0 and report["euler"] == euler
+    for s in (0.0, 1.0):
+        assert _signed_volume(geo, md, s) > 0  # consistent outward normals
+    front, back_group = md.groups["front"], md.groups["back"]
+    assert front.any() and back_group.any() and (front | back_group).all()
+    shared = front & back_group
+    if back == "closed":  # the back shares exactly the front's outline, where the relief is zero
+        f_sizes, f_loops = _front(geo, md)
+        rim = _boundary_vertices(geo, SimpleNamespace(face_sizes=f_sizes, loops=f_loops))
+        assert np.array_equal(np.flatnonzero(shared), rim)
+        assert np.all(md.relief[shared] == 0)
+    else:
+        assert not shared.any()
+    # every back vertex stays behind the front vertex of the same pixel for strengths in [0, 1]
+    key = np.round(_pixels_of(md, cam) * 1e4).astype(np.int64)
+    key = key[:, 0] * 10**9 + key[:, 1]
+    only_back = back_group & ~front
+    order = np.argsort(key[front])
+    pos = np.searchsorted(key[front][order], key[only_back])
+    assert np.array_equal(key[front][order][pos], key[only_back])
+    for s in (0.0, 1.0):
+        depth = -(md.vertices + s * md.relief)[:, 2]
+        assert np.all(depth[only_back] >= depth[front][order][pos] - 1e-5)
+
+
+# -- detail, reprojection and the relief texture ------------------------------------------------
+
+
+@pytest.mark.parametrize("detail", [5_000, 20_000, 100_000])
+def test_vertex_count_follows_detail(geo, detail):
+    h, w = 480, 640
+    cam = geo.camera.camera_from_result(w, h, 50.0)
+    xx, yy = _pixel_centres(h, w)
+    blob = ((xx - 320) / 250) ** 2 + ((yy - 240) / 180) ** 2 < 1
+    md = geo.plane.build_object_mesh(blob, np.full(blob.shape, 5.0), cam, geo.core.MeshSettings(back="open",
+                                                                                                 detail=detail))
+    assert abs(md.num_vertices - detail) <= 0.2 * detail
+
+
+def _grabcut(bench_data, name):
+    m = np.asarray(Image.open(bench_data / "masks" / "grabcut" / "seg_GT" / f"{name}.bmp").convert("L"))
+    return m > 127
+
+
+def _dome_depth(mask):
+    """An inflated dome over a real mask with a tilt and a fine texture, metric."""
+    from scipy import ndimage
+
+    dist = ndimage.distance_transform_edt(mask)
+    h, w = mask.shape
+    xx, yy = _pixel_centres(h, w)
+    return 4.0 + 0.002 * yy - 0.02 * np.sqrt(dist) - 0.01 * np.sin(xx / 7.0) * np.cos(yy / 5.0)
+
+
+@pytest.mark.parametrize("back", ["open", "solidify", "closed"])
+def test_reprojection_is_exact_at_every_strength(geo, bench_data, back):
+    mask = _grabcut(bench_data, "teddy")
+    cam = geo.camera.camera_from_result(mask.shape[1], mask.shape[0], None)
+    md = geo.plane.build_object_mesh(mask, _dome_depth(mask), cam, geo.core.MeshSettings(back=back))
+    for s in STRENGTHS:
+        assert _reprojection_error(md, cam, s) < 0.01
+    # Blender's Displace reads the texel under each relief UV; every UV is a texel centre
+    tex = md.relief_texture
+    h, w = tex.shape[:2]
+    fu = md.relief_uvs[:, 0].astype(np.float64) * w
+    fv = md.relief_uvs[:, 1].astype(np.float64) * h
+    assert np.abs(fu - np.floor(fu) - 0.5).max() < 1e-3 and np.abs(fv - np.floor(fv) - 0.5).max() < 1e-3
+    texel = tex[h - 1 - np.floor(fv).astype(int), np.floor(fu).astype(int)]  # rows run top-down
+    assert np.array_equal(md.relief_sign[:, None] * texel, md.relief)
+    assert np.all(md.relief_sign[md.groups["back"] & ~md.groups["front"]] == (-1 if back == "closed" else 1))
+
+
+def test_real_masks_close_watertight(geo, bench_data):
+    for name in ("banana1", "bush", "cross", "llama", "flower"):
+        mask = _grabcut(bench_data, name)
+        cam = geo.camera.camera_from_result(mask.shape[1], mask.shape[0], None)
+        md = geo.plane.build_object_mesh(mask, _dome_depth(mask), cam, geo.core.MeshSettings(detail=6000))
+        report = geo.check.edge_manifold_report(md.face_sizes, md.loops)
+        assert report["watertight"] and report["manifold"] and report["degenerate_faces"] == 0, (name, report)
+        assert _signed_volume(geo, md) > 0, name
+        sizes, loops = _front(geo, md)
+        assert _iou(_rasterise(SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops), cam), mask) > 0.95, name
+
+
+# -- the check helper can fail ------------------------------------------------------------------
+
+
+def test_manifold_report_on_handmade_meshes(geo):
+    cube = np.array([[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]])
+    sizes = np.full(6, 4)
+    report = geo.check.edge_manifold_report(sizes, cube.ravel())
+    assert report["watertight"] and report["manifold"] and report["euler"] == 2
+    open_box = geo.check.edge_manifold_report(sizes[:5], cube[:5].ravel())
+    assert open_box["boundary_edges"] == 4 and open_box["boundary_loops"] == 1 and not open_box["watertight"]
+    flipped = cube.copy()
+    flipped[0] = flipped[0][::-1]
+    assert geo.check.edge_manifold_report(sizes, flipped.ravel())["inconsistent_edges"] == 4
+    fin = np.concatenate([cube.ravel(), [0, 1, 8]])
+    report = geo.check.edge_manifold_report(np.concatenate([sizes, [3]]), fin)
+    assert report["nonmanifold_edges"] == 1 and not report["manifold"]
