@@ -28,7 +28,7 @@ from mathutils import Matrix
 
 from ..geometry import CameraModel, MeshData, MeshSettings
 from . import camera as cam_mod
-from .ingest import add_vertex_group, check_topology, mesh_from_arrays
+from .ingest import add_vertex_group, check_edges, check_topology, mesh_from_arrays
 from .material import PHOTO_UV, make_photo_material
 from .relief import (
     BACK,
@@ -69,6 +69,8 @@ class _Prepared:
     centre: np.ndarray  # (3,) camera space
     relief_texture: np.ndarray  # (h, w, 3) bottom-up
     corner_uvs: dict[str, np.ndarray]  # UV map name -> (L, 2)
+    edges: np.ndarray | None = None  # (E, 2) when the geometry supplies its edge table
+    corner_edges: np.ndarray | None = None  # (L,)
 
 
 def camera_for_result(result: WorkerResult, focal_mm: float | None = None) -> CameraModel:
@@ -149,7 +151,16 @@ def _prepare(label: str, data: MeshData) -> _Prepared:
     vertices = np.asarray(data.vertices, dtype=np.float32).reshape(-1, 3)
     loops = np.asarray(data.loops, dtype=np.int32).ravel()
     try:
-        check_topology(n, np.asarray(data.face_sizes), loops)
+        sizes = np.asarray(data.face_sizes, dtype=np.int32).ravel()
+        check_topology(n, sizes, loops)
+        # optional edge table (not in the MeshData contract yet): lets the ingest skip Blender's edge builder
+        edges, corner_edges = getattr(data, "edges", None), getattr(data, "corner_edges", None)
+        if edges is not None and corner_edges is not None:
+            edges = np.asarray(edges, dtype=np.int32).reshape(-1, 2)
+            corner_edges = np.asarray(corner_edges, dtype=np.int32).ravel()
+            check_edges(n, sizes, loops, edges, corner_edges)
+        else:
+            edges = corner_edges = None
         for name in data.groups:
             if np.asarray(data.groups[name]).shape != (n,):
                 raise ValueError(f"vertex group {name!r} does not have one value per vertex")
@@ -159,10 +170,9 @@ def _prepare(label: str, data: MeshData) -> _Prepared:
     except ValueError as exc:
         raise BuildError("mesh_invalid", f"The mesh of {label!r} is invalid ({exc}); nothing was built.") from exc
     centre = 0.5 * (vertices.min(axis=0).astype(np.float64) + vertices.max(axis=0))
-    return _Prepared(label, data, centre, texture, {
-        PHOTO_UV: per_corner(np.asarray(data.uvs, dtype=np.float32), loops),
-        RELIEF_UV: per_corner(relief_uvs, loops),
-    })
+    corner_uvs = {PHOTO_UV: per_corner(np.asarray(data.uvs, dtype=np.float32), loops),
+                  RELIEF_UV: per_corner(relief_uvs, loops)}
+    return _Prepared(label, data, centre, texture, corner_uvs, edges, corner_edges)
 
 
 def per_corner(values: np.ndarray, loops: np.ndarray) -> np.ndarray:
@@ -249,7 +259,11 @@ def _make_object(
     t = time.perf_counter()
     data = p.data
     local = np.asarray(data.vertices, dtype=np.float32) - p.centre.astype(np.float32)
-    mesh = created.add("meshes", mesh_from_arrays(p.label, local, data.face_sizes, data.loops, p.corner_uvs))
+    mesh = created.add("meshes", mesh_from_arrays(
+        p.label, local, data.face_sizes, data.loops, p.corner_uvs,
+        # optional edge table (not in the MeshData contract yet): skips Blender's edge builder
+        edges=p.edges, corner_edges=p.corner_edges, check=False,
+    ))
     mesh.materials.append(material)
     obj = created.add("objects", bpy.data.objects.new(p.label, mesh))
     obj.matrix_world = cam_matrix @ Matrix.Translation(p.centre.tolist())

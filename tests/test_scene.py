@@ -381,3 +381,43 @@ def test_result_reading_matches_the_worker_files(monocle, ext_dir, tmp_path):
     with pytest.raises(result_mod.BuildError) as info:
         result_mod.read_result(out)
     assert info.value.code == "result_unreadable"
+
+
+def _edge_table(data):
+    """Each corner's edge to the next corner, by sorting (test-side reference)."""
+    sizes = data.face_sizes.astype(np.int64)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    nxt = np.arange(1, data.loops.size + 1)
+    nxt[starts + sizes - 1] = starts
+    a, b = data.loops.astype(np.int64), data.loops[nxt].astype(np.int64)
+    keys, corner_edges = np.unique(np.minimum(a, b) * data.num_vertices + np.maximum(a, b), return_inverse=True)
+    return np.stack([keys // data.num_vertices, keys % data.num_vertices], 1), corner_edges
+
+
+def test_supplied_edge_table_is_used_and_checked(monocle, tmp_path):
+    geometry, build, result_mod = _mods(monocle)
+    camera = geometry.CameraModel(W, H)
+    mask = np.zeros((H, W), bool)
+    mask[10:50, 20:70] = True
+    data = grid_mesh(geometry, camera, mask, depth=4.0, bump=0.3, closed=True)
+    data.edges, data.corner_edges = _edge_table(data)
+    photo = _photo(tmp_path / "p.png")
+    report = build.build_scene([("object", data)], camera, photo, geometry.MeshSettings(), name="p")
+    obj = report.objects[0]
+    mesh = obj.data
+    got = np.empty(len(mesh.edges) * 2, np.int32)
+    mesh.edges.foreach_get("vertices", got)
+    assert np.array_equal(got.reshape(-1, 2), data.edges)  # written as given, not rebuilt
+    assert not mesh.validate()
+    assert is_watertight(obj)
+    _assert_exact_relief(obj, report, data)
+
+    bad = grid_mesh(geometry, camera, mask, depth=4.0, closed=True)
+    bad.edges, bad.corner_edges = _edge_table(bad)
+    bad.corner_edges = bad.corner_edges.copy()
+    bad.corner_edges[7] = bad.corner_edges[8]  # a corner pointing at an edge it is not on
+    before = _datablock_counts()
+    with pytest.raises(result_mod.BuildError) as info:
+        build.build_scene([("object", bad)], camera, photo, geometry.MeshSettings(), name="p")
+    assert info.value.code == "mesh_invalid"
+    assert _datablock_counts() == before
