@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .outline import Outline
-from .topology import corner_faces, face_starts, polygon_areas
+from .topology import corner_faces, face_starts, next_corner, polygon_areas
 
 WARP = 0.3
 MIN_AREA = 1e-4  # relative to spacing**2
@@ -49,6 +49,9 @@ class LatticeMesh:
     spacing: float
     nx: int
     ny: int
+    full: np.ndarray  # (ny - 1, nx - 1) cells meshed as quads (the first faces, row-major)
+    cut_cells: np.ndarray  # (P,) flat cell index of each cut polygon (the faces after the quads)
+    cut_side: np.ndarray  # per cut-polygon corner: lattice side 0-3 its edge runs along, else -1
 
     def node_xy(self, flat: np.ndarray) -> np.ndarray:
         out = np.empty((flat.shape[0], 2))
@@ -73,17 +76,18 @@ class _Cells:
         self.inside = inside.ravel()[self.corner]
         self.centre_in = centre_in
 
-    def polygons(self, on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per polygon: its cell row and an (P, 8) mask of emitted walk slots."""
-        cin = self.inside
-        con = on[self.corner]
+    def polygons(self, on: np.ndarray, sub: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per polygon of the cells ``sub`` (all when None): its cell row and an (P, 8) mask
+        of emitted walk slots."""
+        rows = np.arange(self.corner.shape[0]) if sub is None else sub
+        cin = self.inside[rows]
+        con = on[self.corner[rows]]
         nxt = [1, 2, 3, 0]
-        emit = np.empty((cin.shape[0], 8), dtype=bool)
+        emit = np.empty((rows.size, 8), dtype=bool)
         emit[:, 0::2] = cin | con
-        emit[:, 1::2] = (self.edge >= 0) & ~con & ~con[:, nxt]
-        rows = np.arange(cin.shape[0])
+        emit[:, 1::2] = (self.edge[rows] >= 0) & ~con & ~con[:, nxt]
         alternating = (cin[:, 0] == cin[:, 2]) & (cin[:, 1] == cin[:, 3]) & (cin[:, 0] != cin[:, 1])
-        separated = alternating & ~con.any(axis=1) & ~self.centre_in
+        separated = alternating & ~con.any(axis=1) & ~self.centre_in[rows]
         if not separated.any():
             return rows, emit
         keep_rows, keep_emit = rows[~separated], emit[~separated]
@@ -94,7 +98,7 @@ class _Cells:
             for tri in tris:
                 e = np.zeros((sel.size, 8), dtype=bool)
                 e[:, list(tri)] = True
-                extra_rows.append(sel)
+                extra_rows.append(rows[sel])
                 extra_emit.append(e)
         return np.concatenate([keep_rows, *extra_rows]), np.concatenate([keep_emit, *extra_emit])
 
@@ -166,42 +170,49 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
     cells = _Cells(cj, ci, nx, inside, eid_h, eid_v, corner_g.mean(axis=1) > 0.5)
     has_inside = cells.inside.any(axis=1)
 
-    def slot_positions(on_now: np.ndarray) -> np.ndarray:
-        pos = np.empty((cells.corner.shape[0], 8, 2))
-        corner_pos = node_xy(cells.corner.ravel()).reshape(-1, 4, 2)
-        moved = on_now[cells.corner]
-        corner_pos[moved] = epos[node_pos_override[cells.corner[moved]]]
+    def slot_positions(on_now: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        corner = cells.corner[rows]
+        pos = np.empty((rows.size, 8, 2))
+        corner_pos = node_xy(corner.ravel()).reshape(-1, 4, 2)
+        moved = on_now[corner]
+        corner_pos[moved] = epos[node_pos_override[corner[moved]]]
         pos[:, 0::2] = corner_pos
-        e = np.maximum(cells.edge, 0)
-        pos[:, 1::2] = epos[e] if epos.shape[0] else 0.0
+        pos[:, 1::2] = epos[np.maximum(cells.edge[rows], 0)] if epos.shape[0] else 0.0
         return pos
 
-    def assemble(on_now: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        rows, emit = cells.polygons(on_now)
+    def assemble(on_now: np.ndarray, sub: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        rows, emit = cells.polygons(on_now, sub)
         sizes = emit.sum(axis=1)
         areas = np.zeros(sizes.shape[0])
         real = sizes >= 3
-        pos = slot_positions(on_now)[rows[real]][emit[real]]
+        pos = slot_positions(on_now, rows[real])[emit[real]]
         areas[real] = polygon_areas(_screen_ccw(pos), sizes[real], np.arange(pos.shape[0]))
         return rows, emit, sizes, areas
 
+    # Undo warps that collapse or flip a polygon, re-checking only the cells they touch.
     min_area = MIN_AREA * s * s
+    sub = None
     for _ in range(12):
-        rows, emit, sizes, areas = assemble(on)
+        rows, emit, sizes, areas = assemble(on, sub)
         bad = has_inside[rows] & ((sizes < 3) | (areas <= min_area))
         if not bad.any():
             break
         undo = cells.corner[rows[bad]].ravel()
-        on[undo[on[undo]]] = False
+        undo = undo[on[undo]]
+        on[undo] = False
+        hit = np.zeros(nx * ny, dtype=bool)
+        hit[undo] = True
+        sub = np.flatnonzero(hit[cells.corner].any(axis=1))
     else:
         on[:] = False
+    if sub is not None:
         rows, emit, sizes, areas = assemble(on)
 
     # All-warped polygons (no inside corner) count when their centre is inside.
     keep = (sizes >= 3) & (areas > min_area)
     orphan = keep & ~has_inside[rows]
     if orphan.any():
-        pos = slot_positions(on)[rows[orphan]]
+        pos = slot_positions(on, rows[orphan])
         w = emit[orphan][..., None]
         centre = (pos * w).sum(axis=1) / w.sum(axis=1)
         keep[np.flatnonzero(orphan)[outline.sample(centre) <= 0.5]] = False
@@ -243,12 +254,18 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
     slot_vid[:, 0::2] = node_vid[cells.corner]
     slot_vid[:, 1::2] = edge_vid[np.maximum(cells.edge, 0)] if ea.size else -1
     loops[4 * n_quads:] = slot_vid[rows][emit]
+    # which cut-polygon corners start a whole lattice side (corner k to corner k + 1, no crossing between)
+    side_slot = np.full(emit.shape, -1, dtype=np.int8)
+    for k in range(4):
+        whole = emit[:, 2 * k] & ~emit[:, 2 * k + 1] & emit[:, (2 * k + 2) % 8]
+        side_slot[:, 2 * k] = np.where(whole, k, -1)
     face_sizes = np.empty(n_quads + sizes.size, dtype=np.int32)
     face_sizes[:n_quads] = 4
     face_sizes[n_quads:] = sizes
 
     mesh = LatticeMesh(pixels=pixels, node=node, boundary=boundary, face_sizes=face_sizes, loops=loops,
-                       x0=x0, y0=y0, spacing=s, nx=nx, ny=ny)
+                       x0=x0, y0=y0, spacing=s, nx=nx, ny=ny, full=full,
+                       cut_cells=(cj[rows] * (nx - 1) + ci[rows]).astype(np.int64), cut_side=side_slot[emit])
     # Faces that can flip when outline vertices move: the cut polygons and the quads
     # around warped nodes.
     near_cells = np.zeros((ny - 1, nx - 1), dtype=bool)
@@ -299,3 +316,72 @@ def _snap_to_outline(mesh: LatticeMesh, outline: Outline, near: np.ndarray) -> N
         back = revert[bidx]
         mesh.pixels[bidx[back]] = original[back]
         moved &= ~revert
+
+
+def lattice_border(lat: LatticeMesh, keep: np.ndarray) -> np.ndarray:
+    """Boundary flags (outgoing edge used by one face) for the corners of the faces ``keep`` selects.
+
+    Edges along lattice sides are counted on the cell grid (each side is shared by the
+    two cells beside it), so this costs a few passes over the grid instead of sorting
+    every edge; only the few edges through outline crossings are sorted.
+    """
+    nx, ny = lat.nx, lat.ny
+    n_quads = int(np.count_nonzero(lat.full))
+    keep_q, keep_c = keep[:n_quads], keep[n_quads:]
+    kept = lat.full.copy()
+    kept[lat.full] = keep_q
+    k8 = kept.view(np.int8)
+    h_count = np.zeros((ny, nx - 1), dtype=np.int8)  # side between (j, i) and (j, i + 1)
+    v_count = np.zeros((ny - 1, nx), dtype=np.int8)  # side between (j, i) and (j + 1, i)
+    h_count[:-1] += k8
+    h_count[1:] += k8
+    v_count[:, :-1] += k8
+    v_count[:, 1:] += k8
+    cut_sizes = lat.face_sizes[n_quads:]
+    cut_face = np.repeat(np.arange(cut_sizes.size), cut_sizes)
+    cut_keep = keep_c[cut_face]
+    side = lat.cut_side
+    sel = cut_keep & (side >= 0)
+    cj, ci = np.divmod(lat.cut_cells[cut_face[sel]], nx - 1)
+    k = side[sel]
+    sj = np.where(k == 1, cj + 1, cj)  # side 0: left, 1: bottom, 2: right, 3: top
+    si = np.where(k == 2, ci + 1, ci)
+    vertical = (k == 0) | (k == 2)
+    np.add.at(v_count, (sj[vertical], si[vertical]), 1)
+    np.add.at(h_count, (sj[~vertical], si[~vertical]), 1)
+
+    n_kept_q = int(np.count_nonzero(keep_q))
+    cut_loops_kept = int(cut_sizes[keep_c].sum())
+    border = np.zeros(4 * n_kept_q + cut_loops_kept, dtype=bool)
+    sides = (v_count[:, :-1] == 1, h_count[1:] == 1, v_count[:, 1:] == 1, h_count[:-1] == 1)
+    lonely = (sides[0] | sides[1] | sides[2] | sides[3]) & kept
+    if lonely.any():
+        rank = np.cumsum(kept.ravel()) - 1
+        cells = np.flatnonzero(lonely)
+        for k_side, grid in enumerate(sides):
+            on_side = grid.ravel()[cells]
+            border[4 * rank[cells[on_side]] + k_side] = True
+
+    # cut polygons: whole sides from the counts, the other edges by sorting
+    tail = border[4 * n_kept_q:]
+    side_k = side[cut_keep]
+    cells_k = lat.cut_cells[cut_face[cut_keep]]
+    whole = side_k >= 0
+    cj, ci = np.divmod(cells_k[whole], nx - 1)
+    k = side_k[whole]
+    sj = np.where(k == 1, cj + 1, cj)
+    si = np.where(k == 2, ci + 1, ci)
+    tail[whole] = np.where((k == 0) | (k == 2), v_count[np.minimum(sj, ny - 2), si] == 1,
+                           h_count[sj, np.minimum(si, nx - 2)] == 1)
+    cut_lp = lat.loops[4 * n_quads:][cut_keep].astype(np.int64)
+    sizes_k = cut_sizes[keep_c]
+    if cut_lp.size:
+        nxt = cut_lp[next_corner(sizes_k)]
+        other = ~whole
+        if other.any():
+            a, b = cut_lp[other], nxt[other]
+            n = int(max(a.max(), b.max())) + 1
+            _, inv, cnt = np.unique(np.minimum(a, b) * n + np.maximum(a, b), return_inverse=True,
+                                    return_counts=True)
+            tail[other] = cnt[inv] == 1
+    return border

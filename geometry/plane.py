@@ -18,12 +18,11 @@ import time
 import numpy as np
 
 from . import CameraModel, MeshData, MeshSettings
-from .lattice import LatticeMesh, build_lattice_mesh
+from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
 from .membrane import membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
 from .topology import (
-    boundary_corners,
     compact_vertices,
     directed_edges,
     face_reduce,
@@ -124,6 +123,7 @@ def build_object_mesh(
     z = z_lattice = _sample_vertices(lat, lat.node, lat.pixels, sampler.sample_grid, sampler.sample, flagged=True)
     clock.lap("depth")
     sizes, loops = lat.face_sizes, lat.loops
+    keep = np.ones(sizes.size, dtype=bool)
     if tear > 0:
         z32 = z.astype(np.float32)
         zl = z32[loops]
@@ -137,6 +137,8 @@ def build_object_mesh(
             if keep.any() and not keep.all():
                 loops = loops[np.repeat(keep, sizes)]
                 sizes = sizes[keep]
+            else:
+                keep[:] = True
     kept, loops = compact_vertices(lat.pixels.shape[0], loops)
     if kept is None:
         pixels, node = lat.pixels, lat.node
@@ -144,7 +146,7 @@ def build_object_mesh(
         pixels, z, node = lat.pixels[kept], z[kept], lat.node[kept]
     clock.lap("tears")
 
-    border = boundary_corners(sizes, loops, node, lat.nx, lat.ny)
+    border = lattice_border(lat, keep)
     loops, source = split_bowties(sizes, loops, pixels.shape[0], border)
     if source.size:
         pixels, z = np.concatenate([pixels, pixels[source]]), np.concatenate([z, z[source]])
@@ -183,7 +185,7 @@ def build_object_mesh(
         relief = np.concatenate([front_relief, front_relief])
         sign = np.ones(2 * n, dtype=np.int8)
         all_uvs, all_ruvs = np.concatenate([uvs, uvs]), np.concatenate([relief_uvs, relief_uvs])
-        sizes, loops = _solidify_faces(sizes, loops, n, boundary_corners(sizes, loops, node, lat.nx, lat.ny))
+        sizes, loops = _solidify_faces(sizes, loops, n, border)
         groups = {"front": np.concatenate([ones, ~ones]), "back": np.concatenate([~ones, ones])}
     else:
         assert seam is not None
