@@ -421,3 +421,35 @@ def test_supplied_edge_table_is_used_and_checked(monocle, tmp_path):
         build.build_scene([("object", bad)], camera, photo, geometry.MeshSettings(), name="p")
     assert info.value.code == "mesh_invalid"
     assert _datablock_counts() == before
+
+
+def test_displace_reads_the_texel_under_the_uv_unclamped(monocle):
+    """Blender's sampling with our texture settings: nearest texel (UVs anywhere inside a texel
+    read it exactly), EXTEND past the edges, negative and large values kept."""
+    name = monocle.__name__
+    relief = importlib.import_module(name + ".scene.relief")
+    ingest = importlib.import_module(name + ".scene.ingest")
+    rng = np.random.default_rng(3)
+    tw, th = 7, 5
+    texture = (rng.normal(size=(th, tw, 3)) * 50).astype(np.float32)  # bottom-up, Blender's order
+    texture[0, 0] = (-1e3, -2e-3, 7e2)
+    # one triangle per sample so every vertex has its own UV; UVs jittered inside their texel
+    col = np.r_[np.arange(tw).repeat(th), -1, tw]  # plus two samples beyond the left/right edges
+    row = np.r_[np.tile(np.arange(th), tw), 0, th - 1]
+    jitter = rng.uniform(-0.45, 0.45, size=(col.size, 2))
+    uv = np.stack([(col + 0.5 + jitter[:, 0]) / tw, (row + 0.5 + jitter[:, 1]) / th], 1).astype(np.float32)
+    n = uv.shape[0]
+    co = np.repeat(np.arange(n, dtype=np.float32)[:, None] * 10, 3, 0) + np.tile(np.eye(3, dtype=np.float32), (n, 1))
+    loops = np.arange(3 * n, dtype=np.int32)
+    mesh = ingest.mesh_from_arrays("probe", co, np.full(n, 3, np.int32), loops,
+                                   {relief.RELIEF_UV: np.repeat(uv, 3, 0)})
+    obj = bpy.data.objects.new("probe", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    tex = relief.make_relief_texture("probe", relief.make_relief_image("probe", texture))
+    relief.add_relief_modifiers(obj, tex, 1.0, None, None)
+    for s in (1.0, -0.5):
+        _set_strength(obj, s)
+        moved = evaluated_world(obj) - co
+        expect = s * texture[np.clip(row, 0, th - 1), np.clip(col, 0, tw - 1)]
+        assert np.abs(moved - np.repeat(expect, 3, 0)).max() <= 1e-6 * 1e3
+    assert tex.image.colorspace_settings.is_data and tex.image.file_format == "OPEN_EXR"
