@@ -1,0 +1,540 @@
+"""Find the templates that fit one segmented object, with their pose in camera space.
+
+1. Coarse: compare the instance's descriptor (mask + depth on a scale-free grid) with every
+   candidate template's library views: soft silhouette IoU, minus the spread of the depth
+   difference, plus a mild prior for upright objects seen from slightly above.
+2. Refine: the best (template, view) pairs start a scale + rigid ICP against the
+   reconstructed points; each step renders the posed template into the object's window and
+   pairs visible template points with the object's points (nearest neighbours both ways).
+3. Score: silhouette IoU of the posed template against the mask, minus its mean depth
+   error relative to the object's size. Below ``THRESHOLD`` no template is used.
+
+Poses map model space to camera space: ``p_cam = scale * R @ p_model + t`` (Blender's camera
+axes: x right, y up, looking down -z).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from . import descriptors as desc
+from . import render
+from .library import SYM_REVOLUTION, SYM_SPHERE, TemplateLibrary
+
+THRESHOLD = 0.72
+COARSE_DEPTH_WEIGHT = 1.0
+DEPTH_WEIGHT = 2.0
+DEPTH_CAP = 0.1  # relative depth error at which a pixel counts as simply wrong
+ROLL_WEIGHT = 0.1  # score lost per (30 degrees of roll)^2: photos are rarely tilted much
+REFINE_GRID = 48
+SCORE_GRID = 80
+WINDOW_GROW = 1.35  # refinement window side / descriptor window side
+
+
+class Camera(Protocol):
+    width: int
+    height: int
+
+    @property
+    def focal_px(self) -> float: ...
+
+
+@dataclass
+class Pose:
+    """``p_cam = scale * rotation @ p_model + translation``."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,nj->ni", self.scale * self.rotation, np.asarray(points, dtype=np.float64)) + self.translation
+
+    def inverse_apply(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64) - self.translation
+        return np.einsum("ji,nj->ni", self.rotation, p) / self.scale
+
+    def matrix(self) -> np.ndarray:
+        """4x4 camera-from-model matrix (scale included)."""
+        m = np.eye(4)
+        m[:3, :3] = self.scale * self.rotation
+        m[:3, 3] = self.translation
+        return m
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rotation": np.round(self.rotation, 6).tolist(), "translation": np.round(self.translation, 6).tolist(),
+                "scale": round(float(self.scale), 6)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pose:
+        return cls(np.asarray(data["rotation"], dtype=np.float64), np.asarray(data["translation"], dtype=np.float64),
+                   float(data["scale"]))
+
+
+@dataclass
+class Match:
+    """One template fitted to the object."""
+
+    template: str
+    category: str
+    score: float
+    iou: float
+    depth_error: float  # mean |depth difference| / object size, over the overlap
+    pose: Pose
+    coarse_score: float
+    view: tuple[float, float]  # azimuth, elevation (degrees) of the library view it started from
+
+    def to_json(self) -> dict[str, Any]:
+        return {"template": self.template, "category": self.category, "score": round(self.score, 4),
+                "iou": round(self.iou, 4), "depth_error": round(self.depth_error, 4), "pose": self.pose.to_json(),
+                "coarse_score": round(self.coarse_score, 4), "view": [float(v) for v in self.view]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Match:
+        return cls(data["template"], data["category"], float(data["score"]), float(data["iou"]),
+                   float(data["depth_error"]), Pose.from_json(data["pose"]), float(data["coarse_score"]),
+                   tuple(data["view"]))
+
+
+@dataclass
+class MatchResult:
+    """The best templates for one object (best first) and whether the best one is good enough."""
+
+    label: str
+    matches: list[Match] = field(default_factory=list)
+    threshold: float = THRESHOLD
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.matches) and self.matches[0].score >= self.threshold
+
+    @property
+    def best(self) -> Match | None:
+        return self.matches[0] if self.accepted else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "accepted": self.accepted, "threshold": self.threshold,
+                "matches": [m.to_json() for m in self.matches]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MatchResult:
+        return cls(str(data.get("label", "object")), [Match.from_json(m) for m in data.get("matches", [])],
+                   float(data.get("threshold", THRESHOLD)))
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity ``(s, R, t)`` minimising ``sum |s R src + t - dst|^2`` (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    u, d, vt = np.linalg.svd(cov)
+    sign = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2] = -1.0
+    rot = u @ np.diag(sign) @ vt
+    var = float((xs**2).sum() / len(src))
+    s = float((d * sign).sum() / var) if with_scale and var > 0 else 1.0
+    return s, rot, mu_d - s * rot @ mu_s
+
+
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector ``a`` to unit vector ``b``."""
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
+    v = np.cross(a, b)
+    c = float(a @ b)
+    if c < -1.0 + 1e-12:
+        return -np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def rotation_angle(r: np.ndarray) -> float:
+    """Angle of a rotation matrix, degrees."""
+    return math.degrees(math.acos(float(np.clip((np.trace(r) - 1.0) * 0.5, -1.0, 1.0))))
+
+
+def _rot_z(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def orientation_error(r_est: np.ndarray, r_true: np.ndarray, symmetry: int = 1) -> float:
+    """Angle (degrees) between two camera-from-model rotations, modulo the template's symmetry about +Z."""
+    if symmetry == SYM_SPHERE:
+        return 0.0
+    if symmetry == SYM_REVOLUTION:
+        return math.degrees(math.acos(float(np.clip(r_est[:, 2] @ r_true[:, 2], -1.0, 1.0))))
+    return min(rotation_angle(r_est.T @ r_true @ _rot_z(2.0 * math.pi * k / symmetry)) for k in range(symmetry))
+
+
+def roll_degrees(rotation: np.ndarray) -> float:
+    """How far the model's up axis leans sideways in the image (degrees, 0 = upright)."""
+    up = rotation[:, 2]
+    return math.degrees(math.atan2(abs(float(up[0])), float(up[1])))
+
+
+# --------------------------------------------------------------------------- the instance
+
+@dataclass
+class _Window:
+    """A square pixel window of the photo sampled on an n x n grid, with the object's points."""
+
+    x0: float
+    y0: float
+    side: float
+    n: int
+    mask: np.ndarray  # (n, n) bool
+    z: np.ndarray  # (n, n) depth (0 outside the mask)
+    points: np.ndarray  # (M, 3) camera space, one per masked cell
+    focal: float  # focal length in grid pixels
+    cx: float  # principal point in grid pixels
+    cy: float
+
+    @classmethod
+    def sample(cls, mask: np.ndarray, zdepth: np.ndarray, camera: Camera, centre: np.ndarray, side: float,
+               n: int) -> _Window:
+        h, w = mask.shape
+        x0, y0 = centre - 0.5 * side
+        step = side / n
+        xs = x0 + (np.arange(n) + 0.5) * step
+        ys = y0 + (np.arange(n) + 0.5) * step
+        inside = np.outer((ys >= 0) & (ys < h), (xs >= 0) & (xs < w))
+        j = np.clip(np.floor(xs).astype(np.int64), 0, w - 1)
+        i = np.clip(np.floor(ys).astype(np.int64), 0, h - 1)
+        m = mask[i][:, j] & inside
+        z = np.where(m, zdepth[i][:, j], 0.0)
+        m &= np.isfinite(z) & (z > 0)
+        z = np.where(m, z, 0.0)
+        f = float(camera.focal_px)
+        ii, jj = np.nonzero(m)
+        zz = z[ii, jj]
+        pts = np.stack([(xs[jj] - 0.5 * camera.width) / f * zz, (0.5 * camera.height - ys[ii]) / f * zz, -zz], axis=1)
+        return cls(x0, y0, side, n, m, z, pts, f * n / side, (0.5 * camera.width - x0) / step,
+                   (0.5 * camera.height - y0) / step)
+
+    def render(self, vertices: np.ndarray, triangles: np.ndarray, pose: Pose) -> render.Raster:
+        xy, z = render.project_perspective(pose.apply(vertices), self.focal, self.cx, self.cy)
+        return render.rasterize(xy, z, triangles, (self.n, self.n))
+
+    def backproject(self, raster: render.Raster) -> np.ndarray:
+        ii, jj = np.nonzero(raster.mask)
+        zz = raster.depth[ii, jj]
+        return np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
+
+
+# --------------------------------------------------------------------------- stages
+
+def _valid_views(library: TemplateLibrary, cand: list[int]) -> np.ndarray:
+    """(C, V) bool: the views that are not repeats of another under the template's symmetry."""
+    az, el = library.angles[:, 0], library.angles[:, 1]
+    out = np.zeros((len(cand), len(az)), dtype=bool)
+    for k, i in enumerate(cand):  # one row per candidate template
+        sym = library.templates[i].symmetry
+        if sym == SYM_SPHERE:
+            out[k] = (az == 0) & (el == library.angles[:, 1].min())
+        elif sym == SYM_REVOLUTION:
+            out[k] = az == 0
+        else:
+            out[k] = az < 360.0 / max(sym, 1) - 1e-6
+    return out
+
+
+def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand: list[int]) -> np.ndarray:
+    """(C, V) coarse fit of every candidate view (-inf for symmetric repeats)."""
+    g2 = desc.GRID * desc.GRID
+    c, v = len(cand), library.angles.shape[0]
+    cov = library.coverage[cand].reshape(c * v, g2).astype(np.float32) / 255.0
+    a = inst.coverage.ravel()
+    iou = np.minimum(cov, a).sum(axis=1) / np.maximum(np.maximum(cov, a).sum(axis=1), 1e-6)
+    dep = library.depth[cand].reshape(c * v, g2)
+    b = inst.depth.ravel()
+    both = (dep > 0) & np.isfinite(b)
+    diff = np.where(both, desc.dequantize_depth(dep) - np.nan_to_num(b), 0.0)
+    n = both.sum(axis=1)
+    mean = diff.sum(axis=1) / np.maximum(n, 1)
+    rms = np.sqrt(np.maximum((diff**2).sum(axis=1) / np.maximum(n, 1) - mean**2, 0.0))
+    rms = np.where(n > 0, rms, 1.0)
+    el = np.tile(library.angles[:, 1], c)
+    prior = -0.03 * ((el - 20.0) / 60.0) ** 2
+    score = (iou - COARSE_DEPTH_WEIGHT * rms + prior).reshape(c, v)
+    return np.where(_valid_views(library, cand), score, -np.inf)
+
+
+def _initial_pose(library: TemplateLibrary, t: int, view: int, inst: desc.InstanceDescriptor, camera: Camera,
+                  rotations: np.ndarray) -> Pose:
+    """Place the template so its view window lands on the instance's window."""
+    cx, cy, side, dref = (float(x) for x in library.windows[t, view])
+    x0, y0, side_px = inst.window
+    f = float(camera.focal_px)
+    u = np.array([x0 + 0.5 * side_px, y0 + 0.5 * side_px])
+    ray = np.array([(u[0] - 0.5 * camera.width) / f, (0.5 * camera.height - u[1]) / f, -1.0])
+    r_ray = rotation_between(np.array([0.0, 0.0, -1.0]), ray)
+    rot = r_ray @ rotations[view]
+    scale = inst.side_m / side
+    centre = ray * inst.z_ref
+    t_vec = centre - scale * r_ray @ np.array([cx, cy, -dref])
+    return Pose(rot, t_vec, scale)
+
+
+def _bbox(mask: np.ndarray) -> np.ndarray:
+    rows = np.nonzero(mask.any(axis=1))[0]
+    cols = np.nonzero(mask.any(axis=0))[0]
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+
+
+def align_silhouette(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose,
+                     steps: int = 3) -> Pose:
+    """Rescale and move the posed template (rotation kept) so its silhouette box and median depth
+    match the object's: a fast start for ICP, whose scale converges slowly."""
+    if not window.mask.any():
+        return pose
+    bm = _bbox(window.mask)
+    zm = float(np.median(window.z[window.mask]))
+    for _ in range(steps):  # a few fixed-point steps
+        ras = window.render(vertices, triangles, pose)
+        if not ras.mask.any():
+            break
+        bt = _bbox(ras.mask)
+        zt = float(np.median(ras.depth[ras.mask]))
+        ratio = 0.5 * ((bm[2] - bm[0]) / (bt[2] - bt[0]) + (bm[3] - bm[1]) / (bt[3] - bt[1]))
+        k = ratio * zm / zt
+
+        def point(b: np.ndarray, z: float) -> np.ndarray:
+            u, v = 0.5 * (b[0] + b[2]), 0.5 * (b[1] + b[3])
+            return np.array([(u - window.cx) / window.focal * z, (window.cy - v) / window.focal * z, -z])
+
+        pc, pm = point(bt, zt), point(bm, zm)
+        pose = Pose(pose.rotation, pm + k * (pose.translation - pc), pose.scale * k)
+    return pose
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(N, 3) vectors -> (N, 3, 3) cross-product matrices."""
+    out = np.zeros((len(v), 3, 3))
+    out[:, 0, 1], out[:, 0, 2] = -v[:, 2], v[:, 1]
+    out[:, 1, 0], out[:, 1, 2] = v[:, 2], -v[:, 0]
+    out[:, 2, 0], out[:, 2, 1] = -v[:, 1], v[:, 0]
+    return out
+
+
+def _exp_so3(w: np.ndarray) -> np.ndarray:
+    theta = float(np.linalg.norm(w))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = _skew((w / theta)[None])[0]
+    return np.eye(3) + math.sin(theta) * k + (1.0 - math.cos(theta)) * k @ k
+
+
+def _solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve a small symmetric positive definite system by Cholesky in plain numpy.
+
+    LAPACK through a threaded BLAS costs milliseconds per call on small machines (its threads
+    must wake up); this costs microseconds.
+    """
+    n = len(b)
+    low = np.zeros_like(a)
+    for j in range(n):  # n = 7
+        d = a[j, j] - low[j, :j] @ low[j, :j]
+        low[j, j] = math.sqrt(max(d, 1e-300))
+        low[j + 1:, j] = (a[j + 1:, j] - low[j + 1:, :j] @ low[j, :j]) / low[j, j]
+    y = np.zeros(n)
+    for i in range(n):
+        y[i] = (b[i] - low[i, :i] @ y[:i]) / low[i, i]
+    x = np.zeros(n)
+    for i in reversed(range(n)):
+        x[i] = (y[i] - low[i + 1:, i] @ x[i + 1:]) / low[i, i]
+    return x
+
+
+def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Unit normals ``(T, 3)`` of a triangle mesh (model space)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    t = np.asarray(triangles, dtype=np.int64)
+    n = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
+
+
+def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, iterations: int = 10,
+           prealign: bool = True, normals: np.ndarray | None = None) -> Pose:
+    """Scale + rigid ICP of the posed template against the window's points.
+
+    Where template and object overlap in the window, pixels pair up along their shared ray and
+    count point-to-plane (depth-map ICP); where only one of them covers a pixel, that point pairs
+    with the other's nearest point, which pulls the outlines together. Each step solves a damped
+    linearised least-squares problem for a small rotation, scale change and translation.
+    """
+    if prealign:
+        pose = align_silhouette(vertices, triangles, window, pose)
+    if window.mask.sum() < 10:
+        return pose
+    fn = face_normals(vertices, triangles) if normals is None else normals
+    ii, jj = np.nonzero(window.mask)
+    target = np.zeros((window.n, window.n, 3))
+    target[ii, jj] = window.points
+    tree_p = cKDTree(window.points)
+    size = float(np.ptp(window.points, axis=0).max()) or 1.0
+    for _ in range(iterations):  # a handful of ICP steps
+        ras = window.render(vertices, triangles, pose)
+        hit = ras.mask
+        if hit.sum() < 10:
+            break
+        hi, hj = np.nonzero(hit)
+        grid = np.zeros((window.n, window.n, 3))
+        grid[hi, hj] = window.backproject(ras)
+        normal = np.zeros((window.n, window.n, 3))
+        normal[hi, hj] = np.einsum("ij,nj->ni", pose.rotation, fn[ras.tri[hi, hj]])
+        both = hit & window.mask
+        x, y, nrm = grid[both], target[both], normal[both]
+        gap = np.linalg.norm(x - y, axis=1)
+        near = gap <= max(3.0 * float(np.median(gap)) if len(gap) else 0.0, 0.02 * size)
+        x, y, nrm = x[near], y[near], nrm[near]
+        only_t = hit & ~window.mask
+        xt = grid[only_t]
+        yt = window.points[tree_p.query(xt)[1]] if len(xt) else np.zeros((0, 3))
+        only_m = window.mask & ~hit
+        ym = target[only_m]
+        xm = grid[hi, hj][cKDTree(grid[hi, hj]).query(ym)[1]] if len(ym) else np.zeros((0, 3))
+        xs, ys = np.vstack([xt, xm]), np.vstack([yt, ym])
+        centre = grid[hi, hj].mean(axis=0)
+        # unknowns: rotation w (3), scale change sigma (1), translation tau (3)
+        d = x - centre
+        a_plane = np.hstack([np.cross(d, nrm), (d * nrm).sum(axis=1, keepdims=True), nrm])
+        b_plane = -((x - y) * nrm).sum(axis=1)
+        ds = xs - centre
+        a_pt = np.concatenate([-_skew(ds), ds[:, :, None], np.broadcast_to(np.eye(3), (len(ds), 3, 3))], axis=2)
+        a = np.vstack([a_plane, a_pt.reshape(-1, 7)])
+        b = np.concatenate([b_plane, (ys - xs).ravel()])
+        if len(b) < 7:
+            break
+        lam = 1e-3 * len(b) * np.diag([size**2, size**2, size**2, size**2, 1.0, 1.0, 1.0])
+        sol = _solve_spd(np.einsum("ni,nj->ij", a, a) + lam, np.einsum("ni,n->i", a, b))
+        w, sigma, tau = sol[:3], float(np.clip(sol[3], -0.3, 0.3)), sol[4:]
+        rw = _exp_so3(w)
+        new = Pose(rw @ pose.rotation, (1.0 + sigma) * rw @ (pose.translation - centre) + centre + tau,
+                   pose.scale * (1.0 + sigma))
+        step = math.degrees(float(np.linalg.norm(w)))
+        moved = float(np.linalg.norm(tau))
+        pose = new
+        if step < 0.1 and abs(sigma) < 1e-3 and moved < 1e-3 * size:
+            break
+    return pose
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """3x3 binary dilation."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    grown = out.copy()
+    grown[:, 1:] |= out[:, :-1]
+    grown[:, :-1] |= out[:, 1:]
+    return grown
+
+
+def tolerant_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU that forgives one pixel of misalignment: pixels of each mask within one pixel of the
+    other count as shared (thin legs and handles would otherwise dominate the score)."""
+    na, nb = int(a.sum()), int(b.sum())
+    if na == 0 or nb == 0:
+        return 0.0
+    shared_a = int((a & _dilate(b)).sum())
+    shared_b = int((b & _dilate(a)).sum())
+    shared = 0.5 * (shared_a + shared_b)
+    return float(shared / (na + nb - shared))
+
+
+def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose,
+              object_size: float) -> tuple[float, float, float]:
+    """(score, IoU, relative depth error) of a posed template against the window's mask and depth."""
+    ras = window.render(vertices, triangles, pose)
+    hit = ras.mask
+    iou = tolerant_iou(hit, window.mask)
+    inter = ~_dilate(~hit) & ~_dilate(~window.mask)  # away from both outlines: no mixed depths
+    if not inter.any():
+        inter = hit & window.mask
+    if inter.any():
+        # saturating: a rim seen a pixel off (a depth jump inside the outline) costs little
+        err = float(np.minimum(np.abs(ras.depth[inter] - window.z[inter]) / object_size, DEPTH_CAP).mean())
+    else:
+        err = 1.0
+    roll = roll_degrees(pose.rotation)
+    score = iou - DEPTH_WEIGHT * err - ROLL_WEIGHT * (roll / 30.0) ** 2
+    return score, iou, err
+
+
+def match_instance(
+    mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
+    top: int = 3, refine_templates: int = 6, second_views: int = 4, extra_views: int = 2, iterations: int = 10,
+    threshold: float = THRESHOLD,
+) -> MatchResult:
+    """The ``top`` best templates for one object (``mask`` (H, W) bool, ``zdepth`` (H, W) distances
+    along the camera axis, ``camera`` with ``width``, ``height`` and ``focal_px``).
+
+    Candidates are the templates answering to ``label`` (all of them for an unknown label).
+    The best view of the ``refine_templates`` best candidates, and ``extra_views`` more views (at
+    least 45 degrees apart) of the first ``second_views``, are refined; each template keeps its
+    best refined pose.
+    """
+    import time
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    result = MatchResult(label=str(label or "object"), threshold=threshold, timings=timings)
+    mask = np.asarray(mask, dtype=bool)
+    zdepth = np.asarray(zdepth, dtype=np.float64)
+    if mask.shape != zdepth.shape:
+        raise ValueError(f"mask {mask.shape} and depth {zdepth.shape} differ in shape")
+    if mask.sum() < 16 or len(library) == 0:
+        return result
+    inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
+    cand = library.candidates(label)
+    scores = coarse_scores(inst, library, cand)
+    timings["coarse"] = time.perf_counter() - t0
+
+    best_view = scores.argmax(axis=1)
+    best = scores[np.arange(len(cand)), best_view]
+    order = np.argsort(-best)[: max(refine_templates, top)]
+    seeds = [(int(k), int(best_view[k])) for k in order]
+    rotations = desc.view_rotations()
+    apart = np.degrees(np.arccos(np.clip((np.einsum("aij,bij->ab", rotations, rotations) - 1.0) * 0.5, -1, 1)))
+    for k in order[:second_views]:  # other, distant views of the leading templates (front/back flips)
+        row = scores[k].copy()
+        chosen = [int(best_view[k])]
+        for _ in range(extra_views):
+            row[np.any(apart[chosen] < 45.0, axis=0)] = -np.inf
+            if not np.isfinite(row.max()):
+                break
+            chosen.append(int(row.argmax()))
+            seeds.append((int(k), chosen[-1]))
+
+    x0, y0, side_px = inst.window
+    centre = np.array([x0 + 0.5 * side_px, y0 + 0.5 * side_px])
+    fine = _Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, SCORE_GRID)
+    coarse_win = _Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, REFINE_GRID)
+    object_size = inst.side_m / (1.0 + 2.0 * desc.MARGIN)
+    best_per_template: dict[int, Match] = {}
+    t1 = time.perf_counter()
+    for k, view in seeds:  # a few ICP runs
+        ti = cand[k]
+        tpl = library.templates[ti]
+        verts = tpl.vertices.astype(np.float64)
+        pose = _initial_pose(library, ti, view, inst, camera, rotations)
+        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations)
+        score, iou, err = fit_score(verts, tpl.triangles, fine, pose, object_size)
+        m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
+                  tuple(float(a) for a in library.angles[view]))
+        if ti not in best_per_template or score > best_per_template[ti].score:
+            best_per_template[ti] = m
+    timings["refine"] = time.perf_counter() - t1
+    result.matches = sorted(best_per_template.values(), key=lambda m: -m.score)[:top]
+    timings["total"] = time.perf_counter() - t0
+    return result
