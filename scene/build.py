@@ -104,14 +104,16 @@ def meshes_from_result(
     t1 = time.perf_counter()
     zdepth = scene_depth(depth, result.depth_kind, masks, settings, camera)
     meshes = []
+    stages: dict[str, float] = {}
     for rec, mask in zip(result.instances, masks):
         try:
-            meshes.append((rec.label, build_object_mesh(mask, zdepth, camera, settings)))
+            meshes.append((rec.label, build_object_mesh(mask, zdepth, camera, settings, timings=stages)))
         except ValueError as exc:
             raise BuildError(
                 "mesh_failed", f"Could not build a mesh for object {rec.id} ({rec.label}): {exc}; nothing was built."
             ) from exc
-    return meshes, {"read": t_read, "geometry": time.perf_counter() - t1}
+    return meshes, {"read": t_read, "geometry": time.perf_counter() - t1,
+                    **{f"geometry.{k}": v for k, v in stages.items()}}
 
 
 def build_from_result(
@@ -137,8 +139,7 @@ def build_from_result(
         meshes, camera, result.image_path, settings, context=context, relief_strength=relief_strength,
         name=name_prefix or result.name,
     )
-    report.timings["read"] = timings["read"]
-    report.timings["geometry"] = timings["geometry"]
+    report.timings.update(timings)
     report.timings["total"] = time.perf_counter() - t0
     return report
 
