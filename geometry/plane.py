@@ -162,71 +162,85 @@ def build_object_mesh(
     if seam is not None:
         relief_amount[seam] = 0.0  # shared by both Displace modifiers: must not move
     base_depth = z - relief_amount
-    rays = camera.rays(pixels)
     n = pixels.shape[0]
-    front_pos = rays * base_depth[:, None]
-    front_relief = (rays * relief_amount[:, None]).astype(np.float32)
-    texture, relief_uvs = _relief_texture(lat, node, pixels, front_relief)
+    inner = np.flatnonzero(~seam) if seam is not None else None
+    total = {"open": n, "solidify": 2 * n, "closed": n + (inner.size if inner is not None else 0)}[settings.back]
 
+    # Everything is written straight into the float32 outputs: at 1M vertices copies cost.
+    f = camera.focal_px
+    rx = (pixels[:, 0] - 0.5 * camera.width) / f  # camera ray through the pixel, z = -1
+    ry = (0.5 * camera.height - pixels[:, 1]) / f
+    vertices = np.empty((total, 3), dtype=np.float32)
+    relief = np.empty((total, 3), dtype=np.float32)
+    for out, depth_along in ((vertices, base_depth), (relief, relief_amount)):
+        out[:n, 0] = rx * depth_along
+        out[:n, 1] = ry * depth_along
+        np.negative(depth_along, out=out[:n, 2], casting="same_kind")
+    texture, relief_uvs = _relief_texture(lat, node, pixels, relief[:n], total)
+    uvs = np.empty((total, 2), dtype=np.float32)
+    uvs[:n, 0] = pixels[:, 0] / camera.width
+    uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
     clock.lap("relief")
-    uvs = np.empty((n, 2))
-    uvs[:, 0] = pixels[:, 0] / camera.width
-    uvs[:, 1] = 1.0 - pixels[:, 1] / camera.height
 
-    ones = np.ones(n, dtype=bool)
+    front = np.zeros(total, dtype=bool)
+    front[:n] = True
     if settings.back == "open":
-        positions, relief, sign = front_pos, front_relief, np.ones(n, dtype=np.int8)
-        all_uvs, all_ruvs = uvs, relief_uvs
-        groups = {"front": ones, "back": ~ones}
+        sign = np.ones(n, dtype=np.int8)
+        groups = {"front": front, "back": ~front}
     elif settings.back == "solidify":
-        offset = float(settings.thickness) / np.linalg.norm(rays, axis=1)
-        back_pos = rays * (base_depth + offset)[:, None]
-        positions = np.concatenate([front_pos, back_pos])
-        relief = np.concatenate([front_relief, front_relief])
-        sign = np.ones(2 * n, dtype=np.int8)
-        all_uvs, all_ruvs = np.concatenate([uvs, uvs]), np.concatenate([relief_uvs, relief_uvs])
+        depth_back = base_depth + float(settings.thickness) / np.sqrt(1.0 + rx * rx + ry * ry)
+        vertices[n:, 0] = rx * depth_back
+        vertices[n:, 1] = ry * depth_back
+        np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
+        relief[n:] = relief[:n]
+        uvs[n:] = uvs[:n]
+        relief_uvs[n:] = relief_uvs[:n]
+        sign = np.ones(total, dtype=np.int8)
         sizes, loops = _solidify_faces(sizes, loops, n, border)
-        groups = {"front": np.concatenate([ones, ~ones]), "back": np.concatenate([~ones, ones])}
+        groups = {"front": front, "back": ~front}
     else:
-        assert seam is not None
-        inner = np.flatnonzero(~seam)
+        assert seam is not None and inner is not None
         infl = float(settings.thickness) * base.sample_inflation(pixels[inner])
-        back_depth = base_depth[inner] + infl + 2.0 * np.maximum(relief_amount[inner], 0.0)
-        positions = np.concatenate([front_pos, rays[inner] * back_depth[:, None]])
-        relief = np.concatenate([front_relief, -front_relief[inner]])
-        sign = np.concatenate([np.where(seam, 0, 1).astype(np.int8), -np.ones(inner.size, dtype=np.int8)])
-        all_uvs = np.concatenate([uvs, uvs[inner]])
-        all_ruvs = np.concatenate([relief_uvs, relief_uvs[inner]])
-        remap = np.arange(n, dtype=np.int64)
-        remap[inner] = n + np.arange(inner.size)
+        depth_back = base_depth[inner] + infl + 2.0 * np.maximum(relief_amount[inner], 0.0)
+        vertices[n:, 0] = rx[inner] * depth_back
+        vertices[n:, 1] = ry[inner] * depth_back
+        np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
+        np.negative(relief[:n][inner], out=relief[n:])
+        uvs[n:] = uvs[:n][inner]
+        relief_uvs[n:] = relief_uvs[:n][inner]
+        sign = np.empty(total, dtype=np.int8)
+        sign[:n] = np.where(seam, 0, 1)
+        sign[n:] = -1
+        remap = np.arange(n, dtype=np.int32)
+        remap[inner] = n + np.arange(inner.size, dtype=np.int32)
         back_sizes, back_loops = reverse_faces(sizes, remap[loops])
         sizes, loops = np.concatenate([sizes, back_sizes]), np.concatenate([loops, back_loops])
-        m = inner.size
-        groups = {
-            "front": np.concatenate([ones, np.zeros(m, dtype=bool)]),
-            "back": np.concatenate([seam, np.ones(m, dtype=bool)]),
-            "seam": np.concatenate([seam, np.zeros(m, dtype=bool)]),
-        }
+        back = ~front
+        back[:n] = seam
+        seam_group = np.zeros(total, dtype=bool)
+        seam_group[:n] = seam
+        groups = {"front": front, "back": back, "seam": seam_group}
 
     clock.lap("back")
     data = MeshData(
-        vertices=positions.astype(np.float32),
-        relief=relief.astype(np.float32),
-        uvs=all_uvs.astype(np.float32),
-        face_sizes=sizes.astype(np.int32),
-        loops=loops.astype(np.int32),
+        vertices=vertices,
+        relief=relief,
+        uvs=uvs,
+        face_sizes=sizes.astype(np.int32, copy=False),
+        loops=loops.astype(np.int32, copy=False),
         groups=groups,
-        relief_texture=np.ascontiguousarray(texture, dtype=np.float32),
-        relief_uvs=all_ruvs.astype(np.float32),
+        relief_texture=texture,
+        relief_uvs=relief_uvs,
         relief_sign=sign,
     )
     clock.lap("pack")
     return data
 
 
-def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray,
-                    relief: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Relief texture (top row first, like the photo) and each vertex's relief UV.
+def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, relief: np.ndarray,
+                    total: int) -> tuple[np.ndarray, np.ndarray]:
+    """Relief texture (top row first, like the photo) and relief UVs (``total`` rows, the
+    first ``len(node)`` filled).
 
     The top ``ny`` rows are the lattice: one texel per node, holding the relief vector of
     the vertex on that node, so the texture is an image of the relief aligned with the
@@ -236,21 +250,22 @@ def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray,
     UVs follow Blender's convention (v = 0 at the bottom row).
     """
     nx, ny = lat.nx, lat.ny
-    own = node >= 0
-    off = np.flatnonzero(~own)
+    n = node.size
+    off = np.flatnonzero(node < 0)
     rows = ny + -(-off.size // nx)
     texture = np.zeros((rows * nx, 3), dtype=np.float32)
     texel = node.astype(np.int64)
-    texel[off] = ny * nx + np.arange(off.size)
+    extra = np.arange(off.size)
+    texel[off] = ny * nx + extra
     texture[texel] = relief
+    uvs = np.empty((total, 2), dtype=np.float32)
     # lattice column/row straight from the pixel position (exact on nodes), then the extra rows
     col = (pixels[:, 0] - lat.x0) / lat.spacing
     row = (pixels[:, 1] - lat.y0) / lat.spacing
-    col[off] = np.arange(off.size) % nx
-    row[off] = ny + np.arange(off.size) // nx
-    uvs = np.empty((node.size, 2))
-    uvs[:, 0] = (col + 0.5) / nx
-    uvs[:, 1] = (rows - 0.5 - row) / rows
+    col[off] = extra % nx
+    row[off] = ny + extra // nx
+    uvs[:n, 0] = (col + 0.5) / nx
+    uvs[:n, 1] = (rows - 0.5 - row) / rows
     return texture.reshape(rows, nx, 3), uvs
 
 
@@ -310,10 +325,17 @@ def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.nda
     """Front faces, reversed back copies (vertex + n) and quads walling every outline edge."""
     a, b = directed_edges(sizes, loops)
     ba, bb = a[border], b[border]
-    walls = np.stack([bb, ba, ba + n, bb + n], axis=1).ravel()
-    back_sizes, back = reverse_faces(sizes, loops + n)
-    new_sizes = np.concatenate([sizes, back_sizes, np.full(ba.size, 4, dtype=sizes.dtype)])
-    return new_sizes, np.concatenate([loops, back, walls])
+    back_sizes, back = reverse_faces(sizes, loops + np.int32(n))
+    new_sizes = np.empty(2 * sizes.size + ba.size, dtype=np.int32)
+    new_sizes[:sizes.size] = sizes
+    new_sizes[sizes.size:2 * sizes.size] = back_sizes
+    new_sizes[2 * sizes.size:] = 4
+    new_loops = np.empty(2 * loops.size + 4 * ba.size, dtype=np.int32)
+    new_loops[:loops.size] = loops
+    new_loops[loops.size:2 * loops.size] = back
+    walls = new_loops[2 * loops.size:].reshape(-1, 4)
+    walls[:, 0], walls[:, 1], walls[:, 2], walls[:, 3] = bb, ba, ba + n, bb + n
+    return new_sizes, new_loops
 
 
 def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, tear: float) -> np.ndarray:

@@ -174,7 +174,7 @@ def split_bowties(
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    lp = np.asarray(loops, dtype=np.int64)
+    lp = np.asarray(loops)
     degree = np.bincount(lp[border], minlength=n_vertices)
     bowtie = degree > 1
     if not bowtie.any():
@@ -183,7 +183,7 @@ def split_bowties(
     nxt = next_corner(face_sizes)
     prv = np.empty_like(nxt)
     prv[nxt] = np.arange(nxt.size)
-    v = lp[corners]
+    v = lp[corners].astype(np.int64)
     k_out = v * n_vertices + lp[nxt[corners]]
     k_in = v * n_vertices + lp[prv[corners]]
     order = np.argsort(k_in)
@@ -203,4 +203,4 @@ def split_bowties(
     new_id[extra] = n_vertices + np.arange(extra.size)
     out = lp.copy()
     out[corners] = new_id[inv]
-    return out, owner[extra]
+    return out, owner[extra].astype(np.int64)
