@@ -45,3 +45,47 @@ def test_preferences_defaults(monocle):
     assert root.is_dir()
     user = bpy.utils.extension_path_user(MODULE, create=False)
     assert str(root).startswith(user)
+
+
+def test_cli_command_registered_while_enabled():
+    cli = __import__(MODULE + ".cli", fromlist=["main"])
+    handle = cli._handle
+    assert handle is not None
+    try:
+        addon_utils.disable(MODULE, default_set=True)
+        assert cli._handle is None
+        # the old handle is gone from Blender's registry: unregistering it again is refused
+        import pytest
+
+        with pytest.raises(ValueError):
+            bpy.utils.unregister_cli_command(handle)
+    finally:
+        addon_utils.enable(MODULE, default_set=True)
+    cli = __import__(MODULE + ".cli", fromlist=["main"])
+    assert cli._handle is not None
+
+
+def test_check_interpreter_lists_engines():
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    assert bpy.ops.monocle.check_interpreter() == {"FINISHED"}
+    assert "classic: OK [cpu]" in prefs.engines_report
+    assert "opencv-python-headless" in prefs.engines_report
+    prefs.python_path = "/nonexistent/python3"
+    try:
+        import pytest
+
+        with pytest.raises(RuntimeError, match="could not run"):
+            bpy.ops.monocle.check_interpreter()
+    finally:
+        prefs.python_path = ""
+
+
+def test_clear_cache_frees_space(tmp_path):
+    mod = __import__(MODULE + ".prefs", fromlist=["cache_root"])
+    cache = __import__(MODULE + ".bridge.cache", fromlist=["ResultCache"])
+    root = mod.cache_root()
+    (root / "results" / "deadbeef").mkdir(parents=True, exist_ok=True)
+    (root / "results" / "deadbeef" / "result.json").write_text("{}" * 1000)
+    assert cache.ResultCache(root).size_bytes() >= 2000
+    assert bpy.ops.monocle.clear_cache() == {"FINISHED"}
+    assert cache.ResultCache(root).size_bytes() == 0
