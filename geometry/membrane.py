@@ -53,10 +53,18 @@ class BaseSurface:
 
     def sample_inflation(self, pts: np.ndarray) -> np.ndarray:
         """Inflation profile in [0, 1]: 0 on the rim, 1 at the widest point, round in between."""
+        return self._profile(self._bilinear(self.phi, pts))
+
+    def sample_inflation_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """``sample_inflation`` on the regular grid ``ys x xs``."""
+        b = self.block
+        return self._profile(grid_bilinear(self.phi, self.x0 + 0.5 * b, self.y0 + 0.5 * b, b, xs, ys))
+
+    def _profile(self, phi: np.ndarray) -> np.ndarray:
         peak = float(self.phi.max())
         if peak <= 0:
-            return np.zeros(pts.shape[0])
-        return np.sqrt(np.clip(self._bilinear(self.phi, pts) / peak, 0.0, 1.0))
+            return np.zeros(phi.shape, dtype=np.float32)
+        return np.sqrt(np.clip(phi / np.float32(peak), 0.0, 1.0))
 
 
 def _block_sum(a: np.ndarray, b: int) -> np.ndarray:

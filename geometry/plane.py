@@ -28,7 +28,6 @@ from .topology import (
     face_reduce,
     face_starts,
     insert_after_corners,
-    reverse_faces,
     split_bowties,
 )
 
@@ -59,18 +58,31 @@ class _StageClock:
             self.t = now
 
 
-def _coverage(mask: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Mask as float coverage in [0, 1] and whether it is binary."""
+def _inside(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The mask as given, which pixels are inside (>= half coverage) and its full-coverage value.
+
+    Bool masks are binary; integer masks are scaled by 255 (or their maximum); float masks
+    are coverage in [0, 1].
+    """
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be a 2D array, got shape {m.shape}")
     if m.dtype == bool:
-        return m, True
-    cov = m.astype(np.float32)
-    if np.issubdtype(m.dtype, np.integer) and m.size and int(m.max()) > 1:
-        cov /= 255.0 if int(m.max()) <= 255 else float(m.max())
-    cov = np.nan_to_num(cov, nan=0.0)
-    return cov, False
+        return m, m, 1.0
+    if np.issubdtype(m.dtype, np.integer):
+        top = int(m.max()) if m.size else 0
+        scale = 1.0 if top <= 1 else 255.0 if top <= 255 else float(top)
+        return m, m >= scale / 2, scale
+    m = np.nan_to_num(m.astype(np.float32, copy=False), nan=0.0)
+    return m, m >= 0.5, 1.0
+
+
+def _coverage(crop: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
+    """A mask crop as float coverage and whether it is binary (only empty and full pixels)."""
+    if crop.dtype == bool:
+        return crop, True
+    cov = crop.astype(np.float32) / np.float32(scale)
+    return cov, not bool(np.any((cov > 0) & (cov < 1)))
 
 
 def build_object_mesh(
@@ -87,19 +99,18 @@ def build_object_mesh(
     clock = _StageClock(timings)
     if settings.back not in BACKS:
         raise ValueError(f"unknown back {settings.back!r}; expected one of {BACKS}")
-    cov, binary = _coverage(mask)
+    raw, inside, scale = _inside(mask)
     depth = np.asarray(zdepth)
-    if depth.shape != cov.shape:
-        raise ValueError(f"mask shape {cov.shape} does not match depth shape {depth.shape}")
-    inside = cov if binary else cov >= 0.5
+    if depth.shape != raw.shape:
+        raise ValueError(f"mask shape {raw.shape} does not match depth shape {depth.shape}")
     rows = np.flatnonzero(inside.any(axis=1))
     if rows.size == 0:
         raise ValueError("empty mask")
     cols = np.flatnonzero(inside[rows[0]:rows[-1] + 1].any(axis=0))
-    h, w = cov.shape
+    h, w = raw.shape
     ya, yb = max(0, rows[0] - CROP_MARGIN), min(h, rows[-1] + 1 + CROP_MARGIN)
     xa, xb = max(0, cols[0] - CROP_MARGIN), min(w, cols[-1] + 1 + CROP_MARGIN)
-    cov_c = cov[ya:yb, xa:xb]
+    cov_c, binary = _coverage(raw[ya:yb, xa:xb], scale)
     inside_c = inside[ya:yb, xa:xb]
     z_c = depth[ya:yb, xa:xb].astype(np.float64)
     valid = inside_c & np.isfinite(z_c) & (z_c > 0)
@@ -200,8 +211,8 @@ def build_object_mesh(
         groups = {"front": front, "back": ~front}
     else:
         assert seam is not None and inner is not None
-        infl = float(settings.thickness) * base.sample_inflation(pixels[inner])
-        depth_back = base_depth[inner] + infl + 2.0 * np.maximum(relief_amount[inner], 0.0)
+        infl = _sample_vertices(lat, node, pixels, base.sample_inflation_grid, base.sample_inflation)[inner]
+        depth_back = base_depth[inner] + float(settings.thickness) * infl + 2.0 * np.maximum(relief_amount[inner], 0.0)
         vertices[n:, 0] = rx[inner] * depth_back
         vertices[n:, 1] = ry[inner] * depth_back
         np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
@@ -213,8 +224,10 @@ def build_object_mesh(
         sign[n:] = -1
         remap = np.arange(n, dtype=np.int32)
         remap[inner] = n + np.arange(inner.size, dtype=np.int32)
-        back_sizes, back_loops = reverse_faces(sizes, remap[loops])
-        sizes, loops = np.concatenate([sizes, back_sizes]), np.concatenate([loops, back_loops])
+        both = np.empty(2 * loops.size, dtype=np.int32)
+        both[:loops.size] = loops
+        np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
+        sizes, loops = np.concatenate([sizes, sizes[::-1]]), both
         back = ~front
         back[:n] = seam
         seam_group = np.zeros(total, dtype=bool)
@@ -325,14 +338,13 @@ def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.nda
     """Front faces, reversed back copies (vertex + n) and quads walling every outline edge."""
     a, b = directed_edges(sizes, loops)
     ba, bb = a[border], b[border]
-    back_sizes, back = reverse_faces(sizes, loops + np.int32(n))
     new_sizes = np.empty(2 * sizes.size + ba.size, dtype=np.int32)
     new_sizes[:sizes.size] = sizes
-    new_sizes[sizes.size:2 * sizes.size] = back_sizes
+    new_sizes[sizes.size:2 * sizes.size] = sizes[::-1]  # back: reversed faces (reversing all corners at once)
     new_sizes[2 * sizes.size:] = 4
     new_loops = np.empty(2 * loops.size + 4 * ba.size, dtype=np.int32)
     new_loops[:loops.size] = loops
-    new_loops[loops.size:2 * loops.size] = back
+    np.add(loops[::-1], n, out=new_loops[loops.size:2 * loops.size], casting="unsafe")
     walls = new_loops[2 * loops.size:].reshape(-1, 4)
     walls[:, 0], walls[:, 1], walls[:, 2], walls[:, 3] = bb, ba, ba + n, bb + n
     return new_sizes, new_loops
@@ -375,5 +387,6 @@ def _sample_vertices(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, on_
 
 def outline_of(mask: np.ndarray) -> Outline:
     """The sub-pixel outline the mesh follows (for tests and previews)."""
-    cov, binary = _coverage(mask)
+    raw, _, scale = _inside(mask)
+    cov, binary = _coverage(raw, scale)
     return Outline.from_mask(cov, binary)

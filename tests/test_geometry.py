@@ -415,3 +415,14 @@ def test_manifold_report_on_handmade_meshes(geo):
     fin = np.concatenate([cube.ravel(), [0, 1, 8]])
     report = geo.check.edge_manifold_report(np.concatenate([sizes, [3]]), fin)
     assert report["nonmanifold_edges"] == 1 and not report["manifold"]
+
+
+def test_mask_dtypes_agree(geo):
+    cam = geo.camera.camera_from_result(120, 90, 50.0)
+    xx, yy = _pixel_centres(90, 120)
+    mask = np.hypot(xx - 60, yy - 45) < 30
+    z = np.full(mask.shape, 3.0)
+    ref = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back="open"))
+    for other in (mask.astype(np.uint8) * 255, mask.astype(np.float32)):
+        md = geo.plane.build_object_mesh(other, z, cam, geo.core.MeshSettings(back="open"))
+        assert np.array_equal(md.vertices, ref.vertices) and np.array_equal(md.loops, ref.loops)
