@@ -293,12 +293,17 @@ def _split_for_closed_back(
     around a new centre vertex. ``border`` flags the boundary corners.
     """
     n = pixels.shape[0]
-    a, b = directed_edges(sizes, loops)
     seam = np.zeros(n, dtype=bool)
-    seam[a[border]] = True
+    seam[loops[border]] = True
+    # Only faces with a seam vertex can change: work on them and put them last.
+    touch = face_reduce(seam[loops], sizes, np.logical_or)
+    corner_touch = np.repeat(touch, sizes)
+    rest_sizes, rest_loops = sizes[~touch], loops[~corner_touch]
+    sizes, loops, border = sizes[touch], loops[corner_touch], border[corner_touch]
+    a, b = directed_edges(sizes, loops)
     chord = ~border & seam[a] & seam[b]
     if chord.any():
-        ca, cb = a[chord], b[chord]
+        ca, cb = a[chord].astype(np.int64), b[chord].astype(np.int64)
         _, rank = np.unique(np.minimum(ca, cb) * n + np.maximum(ca, cb), return_inverse=True)
         count = int(rank.max()) + 1
         first = np.zeros(count, dtype=np.int64)
@@ -331,6 +336,8 @@ def _split_for_closed_back(
         seam = np.concatenate([seam, np.zeros(fan.size, dtype=bool)])
         loops = np.concatenate([loops[~corner_sel], tris])
         sizes = np.concatenate([sizes[~all_seam], np.full(f_loops.size, 3, dtype=sizes.dtype)])
+    sizes = np.concatenate([rest_sizes, sizes]).astype(np.int32)
+    loops = np.concatenate([rest_loops, loops]).astype(np.int32)
     return pixels, z, node, sizes, loops, seam
 
 
