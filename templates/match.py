@@ -31,6 +31,9 @@ COARSE_DEPTH_WEIGHT = 1.0
 DEPTH_WEIGHT = 2.0
 DEPTH_CAP = 0.1  # relative depth error at which a pixel counts as simply wrong
 ROLL_WEIGHT = 0.1  # score lost per (30 degrees of roll)^2: photos are rarely tilted much
+ROBUST_SCALE = 0.02  # Cauchy scale of ICP residuals, fraction of the object size
+MAX_TURN_DEG = 8.0  # largest rotation of one ICP step
+MAX_SCALE_STEP = 0.1  # largest relative scale change of one ICP step
 REFINE_GRID = 48
 SCORE_GRID = 80
 WINDOW_GROW = 1.35  # refinement window side / descriptor window side
@@ -53,7 +56,8 @@ class Pose:
     scale: float
 
     def apply(self, points: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,nj->ni", self.scale * self.rotation, np.asarray(points, dtype=np.float64)) + self.translation
+        p = np.asarray(points, dtype=np.float64)
+        return np.einsum("ij,nj->ni", self.scale * self.rotation, p) + self.translation
 
     def inverse_apply(self, points: np.ndarray) -> np.ndarray:
         p = np.asarray(points, dtype=np.float64) - self.translation
@@ -404,6 +408,8 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
         ym = target[only_m]
         xm = grid[hi, hj][cKDTree(grid[hi, hj]).query(ym)[1]] if len(ym) else np.zeros((0, 3))
         xs, ys = np.vstack([xt, xm]), np.vstack([yt, ym])
+        if len(x) + len(xs) < 7:
+            break
         centre = grid[hi, hj].mean(axis=0)
         # unknowns: rotation w (3), scale change sigma (1), translation tau (3)
         d = x - centre
@@ -411,13 +417,19 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
         b_plane = -((x - y) * nrm).sum(axis=1)
         ds = xs - centre
         a_pt = np.concatenate([-_skew(ds), ds[:, :, None], np.broadcast_to(np.eye(3), (len(ds), 3, 3))], axis=2)
+        # Cauchy weights: a few wild pairs (rims, depth jumps) must not steer the step
+        c = ROBUST_SCALE * size
+        w_plane = 1.0 / (1.0 + (b_plane / c) ** 2)
+        w_pt = np.repeat(1.0 / (1.0 + (np.linalg.norm(ys - xs, axis=1) / c) ** 2), 3)
         a = np.vstack([a_plane, a_pt.reshape(-1, 7)])
         b = np.concatenate([b_plane, (ys - xs).ravel()])
-        if len(b) < 7:
-            break
-        lam = 1e-3 * len(b) * np.diag([size**2, size**2, size**2, size**2, 1.0, 1.0, 1.0])
-        sol = _solve_spd(np.einsum("ni,nj->ij", a, a) + lam, np.einsum("ni,n->i", a, b))
-        w, sigma, tau = sol[:3], float(np.clip(sol[3], -0.3, 0.3)), sol[4:]
+        wts = np.concatenate([w_plane, w_pt])
+        lam = 1e-3 * wts.sum() * np.diag([size**2, size**2, size**2, size**2, 1.0, 1.0, 1.0])
+        sol = _solve_spd(np.einsum("ni,n,nj->ij", a, wts, a) + lam, np.einsum("ni,n,n->i", a, wts, b))
+        w, sigma, tau = sol[:3], float(np.clip(sol[3], -MAX_SCALE_STEP, MAX_SCALE_STEP)), sol[4:]
+        turn = float(np.linalg.norm(w))
+        if turn > math.radians(MAX_TURN_DEG):  # trust region: linearisation holds for small turns only
+            w = w * math.radians(MAX_TURN_DEG) / turn
         rw = _exp_so3(w)
         new = Pose(rw @ pose.rotation, (1.0 + sigma) * rw @ (pose.translation - centre) + centre + tau,
                    pose.scale * (1.0 + sigma))
