@@ -1,15 +1,16 @@
-"""Command line of the worker: ``python -m inference engines|run``.
+"""Command line of the worker: ``python -m inference engines|run|load|models|download|serve``.
 
 stdout carries only JSON events (one per line); logs and tracebacks go to stderr.
+``serve`` keeps one process (and its loaded models) for many requests: see :mod:`.serve`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import traceback
+from typing import Any
 
 from .protocol import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Emitter, WorkerError
 
@@ -23,6 +24,45 @@ class _ArgumentParser(argparse.ArgumentParser):
         (self.emitter or Emitter()).error("bad_argument", f"Invalid command line: {message}.")
         self.print_usage(sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _add_learned_args(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``transformers`` engine (ignored by the classic engine)."""
+    g = parser.add_argument_group("transformers engine")
+    g.add_argument("--depth-model", default=None, help="depth-estimation model: Hugging Face id or local folder")
+    g.add_argument(
+        "--seg-model", default=None, help="segmentation model: Hugging Face id, local folder, or 'classic'"
+    )
+    g.add_argument("--seg-mode", choices=("labels", "foreground"), default="labels",
+                   help="labels: objects with class names; foreground: any object, class ignored")
+    g.add_argument("--prompt", default=None, help="segment what this text names (text-promptable model)")
+    g.add_argument("--prompt-model", default=None, help="text-promptable segmentation model id or folder")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+                   help="default: $MONOCLE_DEVICE, else auto (CUDA, then MPS, then CPU)")
+    g.add_argument("--online", dest="online", action="store_true", default=None,
+                   help="allow downloading missing models (default: $MONOCLE_ONLINE, else off)")
+    g.add_argument("--offline", dest="online", action="store_false", help="never download; local files only")
+    g.add_argument("--cache-dir", default=None,
+                   help="Hugging Face hub cache folder (default: $MONOCLE_MODEL_CACHE, else HF_HUB_CACHE/HF_HOME)")
+    g.add_argument("--threshold", type=float, default=0.5, help="minimum score of a segmented object")
+    g.add_argument("--depth-size", type=int, default=518, help="long side of the depth model's input")
+    g.add_argument("--seg-size", type=int, default=512, help="long side of the segmentation model's input")
+
+
+def _learned_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "depth_model": args.depth_model,
+        "seg_model": args.seg_model,
+        "seg_mode": args.seg_mode,
+        "prompt": args.prompt,
+        "prompt_model": args.prompt_model,
+        "device": args.device,
+        "online": args.online,
+        "cache_dir": args.cache_dir,
+        "threshold": args.threshold,
+        "depth_size": args.depth_size,
+        "seg_size": args.seg_size,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,27 +80,65 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--depth", default=None, help="use this depth map instead of estimating one")
     run.add_argument("--depth-kind", default="relative-inverse", choices=("metric", "relative-inverse"))
     run.add_argument("--relief", type=float, default=0.0, help="classic engine: fine relief from image detail")
+    _add_learned_args(run)
+    load = sub.add_parser("load", help="load the transformers engine's models now (warms a serve worker)")
+    _add_learned_args(load)
+    models = sub.add_parser("models", help="list the known models, their licences and whether they are downloaded")
+    models.add_argument("--cache-dir", default=None)
+    download = sub.add_parser("download", help="download a model into the cache, with progress events")
+    download.add_argument("--model", required=True, help="Hugging Face model id")
+    download.add_argument("--revision", default=None)
+    download.add_argument("--cache-dir", default=None)
+    serve = sub.add_parser("serve", help="warm worker: one JSON request per line on stdin")
+    serve.add_argument("--idle-timeout", type=float, default=600.0,
+                       help="exit after this many seconds without a request (0: never)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="monocle-worker %(levelname)s: %(message)s")
-    # A stray print() from a library must never corrupt the protocol: keep the real stdout for
-    # events and point sys.stdout at stderr.
-    emit = Emitter(sys.stdout)
-    real_stdout = sys.stdout
-    sys.stdout = sys.stderr
+def execute(args: argparse.Namespace, emit: Emitter) -> int:
+    """Run one parsed command (not ``serve``), reporting every failure as an error event; returns the exit code."""
     try:
-        _ArgumentParser.emitter = emit
-        args = build_parser().parse_args(argv)
         if args.command == "engines":
             from .engines import list_engines
 
-            real_stdout.write(json.dumps({"event": "engines", "engines": list_engines()}) + "\n")
-            real_stdout.flush()
+            emit.emit("engines", engines=list_engines())
+            return EXIT_OK
+        if args.command == "models":
+            from .models import default_cache_dir, model_table
+
+            cache = args.cache_dir or str(default_cache_dir())
+            emit.emit("models", cache_dir=cache, models=model_table(cache))
+            return EXIT_OK
+        if args.command == "download":
+            from pathlib import Path
+
+            from .models import default_cache_dir, emit_download_progress, resolve
+
+            cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+            found = resolve(args.model, cache_dir=cache, online=True, revision=args.revision,
+                            on_progress=emit_download_progress(emit, args.model))
+            emit.emit("result", path=str(found.path / "config.json"), model=args.model, revision=found.revision,
+                      folder=str(found.path), source=found.source)
+            return EXIT_OK
+        if args.command == "load":
+            import time
+
+            from .engines import create_engine
+
+            t = time.perf_counter()
+            engine = create_engine("transformers", {**_learned_options(args), "emit": emit})
+            engine.prepare(True, True, emit.progress)  # type: ignore[attr-defined]
+            emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
+                      runtime=engine.runtime())  # type: ignore[attr-defined]
             return EXIT_OK
         from .run import RunOptions, parse_box, run
 
+        if args.engine == "classic":
+            engine_options: dict[str, Any] = {"relief": args.relief}
+        elif args.engine == "transformers":
+            engine_options = _learned_options(args)
+        else:
+            engine_options = {}
         opts = RunOptions(
             image=args.image,
             out=args.out,
@@ -71,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             mask=args.mask,
             depth=args.depth,
             depth_kind=args.depth_kind,
-            engine_options={"relief": args.relief} if args.engine == "classic" else {},
+            engine_options=engine_options,
         )
         path = run(opts, emit)
         emit.result(str(path))
@@ -94,6 +172,29 @@ def main(argv: list[str] | None = None) -> int:
             f"The worker failed unexpectedly ({type(exc).__name__}); see the system console for details.",
         )
         return EXIT_INTERNAL
+
+
+def _execute_argv(argv: list[str], emit: Emitter) -> int:
+    """One serve request: parse its command line (usage errors go to ``emit``) and execute it."""
+    _ArgumentParser.emitter = emit
+    return execute(build_parser().parse_args(argv), emit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="monocle-worker %(levelname)s: %(message)s")
+    # A stray print() from a library must never corrupt the protocol: keep the real stdout for
+    # events and point sys.stdout at stderr.
+    emit = Emitter(sys.stdout)
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        _ArgumentParser.emitter = emit
+        args = build_parser().parse_args(argv)
+        if args.command == "serve":
+            from .serve import serve
+
+            return serve(sys.stdin, real_stdout, _execute_argv, idle_timeout=args.idle_timeout)
+        return execute(args, emit)
     finally:
         sys.stdout = real_stdout
 

@@ -124,7 +124,16 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         box = tuple(int(round(v * scale)) for v in (x0, y0, x1, y1))  # type: ignore[assignment]
     timings["load"] = time.perf_counter() - t
 
-    engine = create_engine(opts.engine, opts.engine_options)
+    engine_options = dict(opts.engine_options)
+    if opts.engine == "transformers":
+        engine_options["emit"] = emit  # warnings (device, fallbacks) and download progress
+    engine = create_engine(opts.engine, engine_options)
+    prepare = getattr(engine, "prepare", None)
+    if prepare is not None:
+        # imports, downloads and model loads are timed apart from inference: cold vs warm
+        t = time.perf_counter()
+        prepare(not opts.mask, not opts.depth, progress)
+        timings["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if opts.mask:
@@ -170,9 +179,18 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
 
     t = time.perf_counter()
     progress("write", 0.0, "Writing results")
+    if depth.focal_px is not None and not opts.depth:
+        depth.focal_px = float(depth.focal_px) / scale  # the model saw the working image; result.json is full size
     result = _write_results(opts, out, image, instances, depth, depth_full.astype(np.float32), engine.settings())
+    runtime = getattr(engine, "runtime", None)
+    if runtime is not None:
+        result["engine"]["runtime"] = runtime()
     timings["write"] = time.perf_counter() - t
+    if hasattr(engine, "timings"):
+        timings.update(engine.timings())
     timings["total"] = time.perf_counter() - t_start
+    if "prepare" in timings:
+        timings["warm_total"] = timings["total"] - timings["prepare"]  # what the run costs with models loaded
     result["timings"] = {k: round(v, 4) for k, v in timings.items()}
     path = out / "result.json"
     tmp = out / "result.json.tmp"

@@ -91,7 +91,7 @@ TRANSFORMERS_MODULES = {"torch": "torch", "transformers": "transformers"}
 
 
 def list_engines() -> list[dict[str, Any]]:
-    """Describe every engine without importing heavy libraries."""
+    """Describe every engine; only torch is imported (to list GPUs), and only when installed."""
     engines = [
         _describe(
             "classic",
@@ -100,19 +100,58 @@ def list_engines() -> list[dict[str, Any]]:
             ["cpu"],
         ),
     ]
-    engines.append(
-        _describe(
-            "transformers",
-            "Learned depth and segmentation models run with PyTorch and Hugging Face transformers.",
-            TRANSFORMERS_MODULES,
-            ["cpu"],
-        )
-    )
-    # the learned engine lands with its own issue; until then say so plainly
-    engines[1]["available"] = False
-    engines[1]["devices"] = []
-    engines[1]["message"] = "Not part of this version of Monocle yet; use the classic engine."
+    engines.append(_describe_transformers())
     return engines
+
+
+MIN_TRANSFORMERS = (4, 45)  # Depth Anything V2 and the v5-style processors Monocle relies on
+
+
+def _describe_transformers() -> dict[str, Any]:
+    """The learned engine's entry: what is missing in plain words, and the devices torch sees.
+
+    Imports torch (about a second) but not transformers, so a broken torch install is
+    reported here instead of failing the first reconstruction.
+    """
+    info = _describe(
+        "transformers",
+        "Learned depth (Depth Anything V2) and segmentation (Mask2Former, CLIPSeg prompts) with PyTorch and "
+        "Hugging Face transformers.",
+        TRANSFORMERS_MODULES,
+        ["cpu"],
+    )
+    if info["missing"]:
+        info["message"] = (
+            "Needs the Python packages " + " and ".join(info["missing"]) + " in the inference interpreter: set up "
+            "the ML environment in Monocle's preferences, or point Inference Python at a Python that has them."
+        )
+        return info
+    version = info["versions"].get("transformers", "0")
+    try:
+        parts = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        parts = MIN_TRANSFORMERS
+    if parts < MIN_TRANSFORMERS:
+        info.update(
+            available=False, devices=[],
+            message=f"transformers {version} is too old; Monocle needs {MIN_TRANSFORMERS[0]}.{MIN_TRANSFORMERS[1]} "
+            "or newer in the inference interpreter.",
+        )
+        return info
+    try:
+        from .hf import available_devices
+
+        devices = available_devices()
+    except Exception as exc:  # a torch that cannot load (DLL clash, wrong architecture)
+        info.update(
+            available=False, devices=[],
+            message=f"torch is installed but cannot be loaded ({type(exc).__name__}: {exc}); reinstall it in the "
+            "inference interpreter.",
+        )
+        return info
+    info["devices"] = devices
+    info["message"] = "Ready; runs on " + ", ".join(d.upper() for d in devices) + "."
+    return info
 
 
 def create_engine(name: str, options: dict[str, Any]) -> Engine:
@@ -123,5 +162,14 @@ def create_engine(name: str, options: dict[str, Any]) -> Engine:
 
         return ClassicEngine(**options)
     if name == "transformers":
-        raise WorkerError("engine_unavailable", "The transformers engine is not available in this version of Monocle.")
-    raise WorkerError("bad_argument", f"Unknown engine {name!r}; choose one of: classic.")
+        missing = [pkg for mod, pkg in TRANSFORMERS_MODULES.items() if importlib.util.find_spec(mod) is None]
+        if missing:
+            raise WorkerError(
+                "engine_unavailable",
+                "The transformers engine needs the Python packages " + " and ".join(missing) + " in the inference "
+                "interpreter; set up the ML environment in Monocle's preferences.",
+            )
+        from .hf import TransformersEngine
+
+        return TransformersEngine(**options)
+    raise WorkerError("bad_argument", f"Unknown engine {name!r}; choose one of: classic, transformers.")

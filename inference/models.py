@@ -1,0 +1,339 @@
+"""Learned models: the table of models Monocle knows, and how the worker finds one.
+
+A model is either a local folder (``save_pretrained`` layout, for offline studios) or a
+Hugging Face model id looked up in the standard Hugging Face hub cache, so a cache the
+user already has can be shared. A missing model is downloaded only when online access
+is allowed (Blender's *Allow Online Access*); otherwise it is a ``model_missing`` error
+that says what to do. This module never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .protocol import WorkerError
+
+log = logging.getLogger(__name__)
+
+TASKS = ("depth", "segmentation", "prompt")
+ENV_CACHE = "MONOCLE_MODEL_CACHE"
+ENV_ONLINE = "MONOCLE_ONLINE"
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+# bytes done, bytes total, message
+DownloadProgress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A model the preferences can list before anything is downloaded.
+
+    ``commercial`` is True when the licence allows commercial use, False when it
+    forbids it, None when the model card does not say (check before shipping work).
+    Sizes are the download of the files the worker fetches (weights + configs).
+    """
+
+    id: str
+    task: str
+    name: str
+    licence: str
+    commercial: bool | None
+    download_mb: float
+    parameters_m: float
+    default: bool = False
+    depth_kind: str | None = None
+    note: str = ""
+
+
+KNOWN_MODELS: tuple[KnownModel, ...] = (
+    KnownModel(
+        "depth-anything/Depth-Anything-V2-Small-hf", "depth", "Depth Anything V2 Small", "Apache-2.0", True,
+        99.2, 24.8, default=True, depth_kind="relative_inverse",
+        note="Fast relative depth; the default.",
+    ),
+    KnownModel(
+        "depth-anything/Depth-Anything-V2-Base-hf", "depth", "Depth Anything V2 Base", "CC-BY-NC-4.0", False,
+        390.0, 97.5, depth_kind="relative_inverse", note="Finer relative depth; non-commercial licence.",
+    ),
+    KnownModel(
+        "depth-anything/Depth-Anything-V2-Large-hf", "depth", "Depth Anything V2 Large", "CC-BY-NC-4.0", False,
+        1340.0, 335.3, depth_kind="relative_inverse", note="Best relative depth, slow on CPU; non-commercial licence.",
+    ),
+    KnownModel(
+        "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf", "depth", "Depth Anything V2 Metric Indoor Small",
+        "not stated on the model card", None, 99.2, 24.8, depth_kind="metric",
+        note="Depth in metres for rooms (trained on Hypersim, up to 20 m).",
+    ),
+    KnownModel(
+        "depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf", "depth", "Depth Anything V2 Metric Outdoor Small",
+        "not stated on the model card", None, 99.2, 24.8, depth_kind="metric",
+        note="Depth in metres for streets and landscapes (trained on Virtual KITTI 2, up to 80 m).",
+    ),
+    KnownModel(
+        "facebook/mask2former-swin-tiny-coco-instance", "segmentation", "Mask2Former Swin-T COCO instance",
+        "MIT (Mask2Former repository; the Hub card says 'other')", True, 190.0, 47.4, default=True,
+        note="80 COCO object classes with instance masks; the default.",
+    ),
+    KnownModel(
+        "facebook/mask2former-swin-tiny-coco-panoptic", "segmentation", "Mask2Former Swin-T COCO panoptic",
+        "MIT (Mask2Former repository; the Hub card says 'other')", True, 190.0, 47.4,
+        note="80 COCO object classes plus 53 background classes (walls, sky...), which Monocle skips.",
+    ),
+    KnownModel(
+        "CIDAS/clipseg-rd64-refined", "prompt", "CLIPSeg RD64 refined", "Apache-2.0", True, 603.0, 150.7,
+        default=True, note="Finds what a short text prompt names (\"chair\"); coarse masks.",
+    ),
+)
+
+
+def known_models() -> list[KnownModel]:
+    return list(KNOWN_MODELS)
+
+
+def known_model(model_id: str) -> KnownModel | None:
+    return next((m for m in KNOWN_MODELS if m.id == model_id), None)
+
+
+def default_model(task: str) -> str:
+    """The default model id for ``task`` (depth, segmentation or prompt)."""
+    for m in KNOWN_MODELS:
+        if m.task == task and m.default:
+            return m.id
+    raise KeyError(task)
+
+
+def default_cache_dir() -> Path:
+    """The hub cache: $MONOCLE_MODEL_CACHE, else Hugging Face's own (HF_HUB_CACHE / HF_HOME)."""
+    env = os.environ.get(ENV_CACHE, "").strip()
+    if env:
+        return Path(env).expanduser()
+    try:
+        from huggingface_hub import constants
+
+        return Path(constants.HF_HUB_CACHE)
+    except ImportError:
+        home = os.environ.get("HF_HOME") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "huggingface"
+        )
+        return Path(os.environ.get("HF_HUB_CACHE") or os.path.join(home, "hub"))
+
+
+def online_from_env() -> bool:
+    """Online access as the Blender side passes it when no flag is given (default: off)."""
+    return os.environ.get(ENV_ONLINE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model given by the user actually lives on disk."""
+
+    spec: str  # what the user asked for (id or folder)
+    path: Path  # folder to load from
+    source: str  # "folder" (local folder), "cache" (hub cache) or "download" (fetched now)
+    revision: str | None  # hub commit hash; None for a local folder
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.spec, "revision": self.revision, "source": self.source, "path": str(self.path)}
+
+
+def looks_like_path(spec: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else is meant as a folder."""
+    return os.path.isabs(spec) or spec.startswith((".", "~")) or "\\" in spec or spec.count("/") > 1
+
+
+def _has_weights(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in WEIGHT_FILES) or any(folder.glob("*.safetensors"))
+
+
+def _repo_folder(cache_dir: Path, repo_id: str) -> Path:
+    return cache_dir / ("models--" + repo_id.replace("/", "--"))
+
+
+def find_cached(repo_id: str, cache_dir: Path, revision: str | None = None) -> ResolvedModel | None:
+    """The complete snapshot of ``repo_id`` in the hub cache, or None."""
+    repo = _repo_folder(cache_dir, repo_id)
+    ref = revision or "main"
+    if _COMMIT.match(ref):
+        commit = ref
+    else:
+        try:
+            commit = (repo / "refs" / ref).read_text().strip()
+        except OSError:
+            return None
+    snap = repo / "snapshots" / commit
+    if (snap / "config.json").is_file() and _has_weights(snap):
+        return ResolvedModel(repo_id, snap, "cache", commit)
+    return None
+
+
+def _size_text(model_id: str) -> str:
+    known = known_model(model_id)
+    return f" (about {known.download_mb:.0f} MB)" if known else ""
+
+
+def resolve(
+    spec: str,
+    *,
+    cache_dir: Path | None = None,
+    online: bool = False,
+    revision: str | None = None,
+    role: str = "model",
+    on_progress: DownloadProgress | None = None,
+) -> ResolvedModel:
+    """Find ``spec`` (a folder or a hub id) on disk, downloading it only when ``online``."""
+    spec = spec.strip()
+    if not spec:
+        raise WorkerError("bad_argument", f"No {role} model was given.")
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise WorkerError(
+                "model_invalid",
+                f"The folder {spec!r} is not a model folder (it has no config.json); choose the folder that "
+                "save_pretrained wrote or a Hugging Face model id.",
+            )
+        if not _has_weights(folder):
+            raise WorkerError("model_invalid", f"The model folder {spec!r} holds no weights (model.safetensors).")
+        return ResolvedModel(spec, folder.resolve(), "folder", None)
+    if looks_like_path(spec) or not _HUB_ID.match(spec):
+        raise WorkerError(
+            "model_missing", f"The {role} model folder {spec!r} does not exist; check the model setting."
+        )
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    found = find_cached(spec, cache, revision)
+    if found is not None:
+        return found
+    if not online:
+        raise WorkerError(
+            "model_missing",
+            f"The {role} model {spec} is not downloaded and online access is off: turn on Allow Online Access in "
+            f"Blender's Preferences > System to download it{_size_text(spec)}, download it from Monocle's "
+            "preferences, or set a local model folder.",
+        )
+    return download(spec, cache, revision=revision, on_progress=on_progress, role=role)
+
+
+def select_files(files: list[tuple[str, int | None]]) -> list[tuple[str, int]]:
+    """The files of a hub repo the worker needs: top-level configs, tokenizers and one weight format."""
+    top = [(name, int(size or 0)) for name, size in files if "/" not in name]
+    configs = [
+        (n, s) for n, s in top
+        if n.endswith((".json", ".txt", ".model")) and not n.startswith(("README", ".")) and "index" not in n
+    ]
+    safetensors = [(n, s) for n, s in top if n.endswith(".safetensors") or n == "model.safetensors.index.json"]
+    if safetensors:
+        weights = safetensors
+    else:
+        weights = [(n, s) for n, s in top if re.fullmatch(r"pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?", n)]
+    return sorted(set(configs + weights))
+
+
+def download(
+    repo_id: str,
+    cache_dir: Path,
+    *,
+    revision: str | None = None,
+    on_progress: DownloadProgress | None = None,
+    role: str = "model",
+) -> ResolvedModel:
+    """Fetch ``repo_id`` into the hub cache with byte progress; returns the snapshot."""
+    try:
+        from huggingface_hub import HfApi, hf_hub_download
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+    except ImportError:
+        raise WorkerError(
+            "engine_unavailable", "Downloading models needs the Python package huggingface_hub (part of transformers)."
+        ) from None
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    ref = revision or "main"
+    try:
+        info = HfApi().model_info(repo_id, revision=ref, files_metadata=True)
+        files = select_files([(s.rfilename, s.size) for s in (info.siblings or [])])
+        if not any(name.endswith((".safetensors", ".bin")) for name, _ in files):
+            raise WorkerError("model_invalid", f"{repo_id} has no PyTorch weights Monocle can load.")
+        total = sum(size for _, size in files)
+        blobs = _repo_folder(cache_dir, repo_id) / "blobs"
+        done_bytes = 0
+        stop = threading.Event()
+        current = {"name": ""}
+
+        def report() -> None:
+            partial = sum(p.stat().st_size for p in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+            if on_progress:
+                on_progress(min(total, done_bytes + partial), total, f"Downloading {repo_id}: {current['name']}")
+
+        def poll() -> None:
+            while not stop.wait(0.5):
+                try:
+                    report()
+                except OSError:
+                    pass
+
+        watcher = threading.Thread(target=poll, name="monocle-download-progress", daemon=True)
+        watcher.start()
+        try:
+            for name, size in files:
+                current["name"] = name
+                hf_hub_download(repo_id, name, revision=ref, cache_dir=str(cache_dir))
+                done_bytes += size
+                report()
+        finally:
+            stop.set()
+            watcher.join(timeout=2)
+    except WorkerError:
+        raise
+    except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as exc:
+        raise WorkerError(
+            "model_missing",
+            f"The {role} model {repo_id} cannot be downloaded from the Hugging Face Hub ({type(exc).__name__}); "
+            "check the model id.",
+        ) from None
+    except Exception as exc:  # network errors come from several libraries (httpx, requests, hf_xet)
+        log.exception("download of %s failed", repo_id)
+        raise WorkerError(
+            "download_failed",
+            f"Could not download the {role} model {repo_id} ({type(exc).__name__}); check the internet connection "
+            "and try again, or set a local model folder.",
+        ) from None
+    found = find_cached(repo_id, cache_dir, ref)
+    if found is None:
+        raise WorkerError("download_failed", f"The download of {repo_id} is incomplete; try again.")
+    return ResolvedModel(repo_id, found.path, "download", found.revision)
+
+
+def model_table(cache_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The known models with whether each is already in the cache (for the preferences list)."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    rows = []
+    for m in KNOWN_MODELS:
+        found = find_cached(m.id, cache)
+        rows.append({**asdict(m), "downloaded": found is not None, "path": str(found.path) if found else None})
+    return rows
+
+
+def emit_download_progress(emit: Any, model: str) -> DownloadProgress:
+    """A progress callback that sends ``progress`` events with ``bytes`` and ``total`` (throttled)."""
+    last = {"t": 0.0, "bytes": -1}
+
+    def progress(done: int, total: int, message: str) -> None:
+        now = time.monotonic()
+        if done == last["bytes"] or (now - last["t"] < 0.25 and done < total):
+            return
+        last.update(t=now, bytes=done)
+        emit.emit(
+            "progress", stage="download", fraction=round(done / total, 4) if total else 0.0, message=message,
+            model=model, bytes=int(done), total=int(total),
+        )
+
+    return progress
