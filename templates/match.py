@@ -26,7 +26,7 @@ from . import descriptors as desc
 from . import render
 from .library import SYM_REVOLUTION, SYM_SPHERE, TemplateLibrary
 
-THRESHOLD = 0.72
+THRESHOLD = 0.85
 COARSE_DEPTH_WEIGHT = 1.0
 DEPTH_WEIGHT = 2.0
 DEPTH_CAP = 0.1  # relative depth error at which a pixel counts as simply wrong

@@ -252,10 +252,11 @@ def uv_sphere(radius: float, segments: int = 32, rings: int = 16, centre_z: floa
     return lathe(profile, segments)
 
 
-def subdivide(mesh: PolyMesh) -> PolyMesh:
+def subdivide(mesh: PolyMesh) -> tuple[PolyMesh, np.ndarray]:
     """One level of simple (flat) subdivision: every n-gon becomes n quads, the shape is unchanged.
 
-    New vertices follow the old ones: edge midpoints (in ``unique_edges`` order), then face centres.
+    Returns the new mesh and, per new face, the index of the face it came from. New vertices
+    follow the old ones (which keep their indices): edge midpoints, then face centres.
     """
     sizes = mesh.face_sizes.astype(np.int64)
     loops = mesh.loops.astype(np.int64)
@@ -274,8 +275,24 @@ def subdivide(mesh: PolyMesh) -> PolyMesh:
     centres = sums / sizes[:, None]
     ne = len(edges)
     quads = np.stack([loops, nv + edge_of_loop, nv + ne + face_of_loop, nv + edge_of_prev], axis=1)
-    del prv
-    return PolyMesh(np.vstack([v, mids, centres]), np.full(len(quads), 4), quads.ravel())
+    return PolyMesh(np.vstack([v, mids, centres]), np.full(len(quads), 4), quads.ravel()), face_of_loop
+
+
+def densify(mesh: PolyMesh, max_faces: int = 60_000, edge_fraction: float = 1.0 / 50.0) -> tuple[PolyMesh, np.ndarray]:
+    """Subdivide (flat) until three edges in four are under ``edge_fraction`` of the mesh's size,
+    staying under ``max_faces``; returns the mesh and each face's original face index."""
+    size = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
+    parents = np.arange(mesh.num_faces)
+    while True:
+        starts = mesh.face_starts
+        nxt = np.roll(np.arange(mesh.loops.size), -1)
+        last = starts + mesh.face_sizes - 1
+        nxt[last] = starts
+        lengths = np.linalg.norm(mesh.vertices[mesh.loops] - mesh.vertices[mesh.loops[nxt]], axis=1)
+        if float(np.percentile(lengths, 75)) <= edge_fraction * size or int(mesh.loops.size) > max_faces:
+            return mesh, parents
+        mesh, up = subdivide(mesh)
+        parents = parents[up]
 
 
 def _edge_ids(a: np.ndarray, b: np.ndarray, edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

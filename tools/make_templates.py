@@ -158,6 +158,11 @@ def build_blend(shapes: tuple[Shape, ...], meshes: list[PolyMesh], out: Path, ca
         backup.unlink()
 
 
+def on_floor(mesh: PolyMesh) -> PolyMesh:
+    """The mesh moved up or down so its lowest point is exactly at z = 0 (origin on the base)."""
+    return mesh.translated((0.0, 0.0, -float(mesh.vertices[:, 2].min())))
+
+
 def build_library(shapes: tuple[Shape, ...], meshes: list[PolyMesh]) -> TemplateLibrary:
     templates = [
         Template(s.name, s.category, s.labels, s.symmetry, m.vertices.astype(np.float32), m.triangles(), "", s.name)
@@ -170,17 +175,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ASSETS, help="output folder (default: assets/)")
     parser.add_argument("--no-blend", action="store_true", help="only rebuild the descriptors")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="only these templates (repeatable; for checks, never for the bundled assets)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    meshes = [s.build() for s in SHAPES]
+    shapes = SHAPES if not args.only else tuple(s for s in SHAPES if s.name in args.only)
+    if args.only and len(shapes) != len(set(args.only)):
+        parser.error(f"unknown template in {args.only}")
+    meshes = [on_floor(s.build()) for s in shapes]
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if not args.no_blend:
-        catalogs = write_catalogs(out / "blender_assets.cats.txt", SHAPES)
-        build_blend(SHAPES, meshes, out / "templates.blend", catalogs)
-        print(f"templates.blend: {len(SHAPES)} templates in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        catalogs = write_catalogs(out / "blender_assets.cats.txt", shapes)
+        build_blend(shapes, meshes, out / "templates.blend", catalogs)
+        print(f"templates.blend: {len(shapes)} templates in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     t1 = time.perf_counter()
-    build_library(SHAPES, meshes).save(out / "templates_descriptors.npz")
+    build_library(shapes, meshes).save(out / "templates_descriptors.npz")
     print(f"templates_descriptors.npz: {time.perf_counter() - t1:.1f} s", file=sys.stderr)
     return 0
 

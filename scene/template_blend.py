@@ -1,0 +1,370 @@
+"""The template blend: a matched template placed over a reconstruction, pulled onto it where the
+camera saw it, with one live slider between the two.
+
+For each reconstructed object whose best template scores above the threshold, a new object
+holds a densified copy of the template in model space, its matrix the camera's world matrix times
+the matched pose (so it is upright in its own axes, origin at the template's base). Its modifiers:
+
+1. ``Monocle Template Weight`` (Vertex Weight Mix): multiplies the per-vertex visibility weights
+   of the ``Monocle Visible`` group by ``1 - weight``; a driver reads ``weight`` from the
+   object's ``monocle_template_weight`` property (a simple expression: no Python, works with
+   auto-run off), so moving the slider updates the mesh live.
+2. ``Monocle Shrinkwrap`` (nearest surface point, vertex group ``Monocle Visible``): pulls each
+   vertex onto the reconstruction by its weight. Weight 0 gives the reconstruction's surface on the
+   visible side, 1 the pure template; the back (weight 0 in the group) always keeps the template.
+3. ``Monocle Photo Projection`` (UV Project from the photo's camera): the ``Photo`` UV map, so the
+   photo material shows the picture on the visible faces; the others keep the template's material.
+
+The reconstruction stays in the collection, hidden: it is the Shrinkwrap target. The top three
+matches are kept on the object as JSON, so ``swap_template`` cycles them without re-matching;
+``apply_template`` bakes the modifiers into a plain mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..geometry import CameraModel, MeshSettings
+from ..templates import library as tlib
+from ..templates.blend import visibility_weights
+from ..templates.match import Match, MatchResult, match_instance
+from ..templates.mesh import PolyMesh, densify
+from .material import PHOTO_UV
+from .result import BuildError, load_depth, load_mask, read_result
+from .template_library import linked_objects, mesh_arrays, template_library
+from .tracker import Created
+
+log = logging.getLogger(__name__)
+
+WEIGHT_PROP = "monocle_template_weight"
+MATCHES_PROP = "monocle_template_matches"
+INDEX_PROP = "monocle_template_index"
+CAMERA_PROP = "monocle_template_camera"
+CATEGORY_PROP = "monocle_category"
+VISIBLE_GROUP = "Monocle Visible"
+MIX_MODIFIER = "Monocle Template Weight"
+WRAP_MODIFIER = "Monocle Shrinkwrap"
+PROJECT_MODIFIER = "Monocle Photo Projection"
+WEIGHT_LEVELS = 256  # visibility weights are written in this many steps (one group.add per step)
+DEFAULT_WEIGHT = 0.5
+
+
+@dataclass
+class TemplateReport:
+    """What the template step did for one reconstructed object."""
+
+    source: bpy.types.Object  # the reconstruction
+    result: MatchResult
+    object: bpy.types.Object | None = None  # the blended template (None: no template good enough)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.result.to_json()
+        data["object"] = self.object.name if self.object is not None else None
+        data["reconstruction"] = self.source.name
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+@dataclass
+class _TemplateMesh:
+    """A template's polygons (model space), with materials, ready to place."""
+
+    name: str
+    category: str
+    mesh: PolyMesh
+    material_index: np.ndarray
+    materials: list[bpy.types.Material | None] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- matching
+
+def match_result(
+    result_path: str | Path, settings: MeshSettings, *, focal_mm: float | None = None,
+    library: tlib.TemplateLibrary | None = None, context: bpy.types.Context | None = None,
+) -> tuple[list[MatchResult], CameraModel]:
+    """Match every object of a worker result against the template library (bundled + user).
+
+    Reads the masks and depth the same way the build does, so poses are in the build's camera
+    space. Returns one ``MatchResult`` per instance, in the result's order, and the camera.
+    """
+    from ..geometry.depth import scene_depth
+    from .build import camera_for_result
+
+    result = read_result(result_path)
+    camera = camera_for_result(result, focal_mm)
+    masks = [load_mask(rec.mask_path, result.width, result.height) for rec in result.instances]
+    zdepth = scene_depth(load_depth(result), result.depth_kind, masks, settings, camera)
+    lib = library if library is not None else template_library(context)
+    return [match_instance(m, zdepth, camera, lib, rec.label) for rec, m in zip(result.instances, masks)], camera
+
+
+# --------------------------------------------------------------------------- template meshes
+
+def _source_blend(template: tlib.Template) -> Path:
+    return Path(template.source) if template.source else tlib.BUNDLED_BLEND
+
+
+def load_template_mesh(template: tlib.Template) -> _TemplateMesh:
+    """Read a template's polygons and materials from its .blend (materials are appended once)."""
+    blend = _source_blend(template)
+    with linked_objects(blend, [template.object_name]) as objects:
+        if not objects:
+            raise BuildError("template_missing", f"The template {template.name!r} is not in {blend.name}.")
+        verts, sizes, loops, mats = mesh_arrays(objects[0])
+        names = [slot.material.name if slot.material else None for slot in objects[0].material_slots]
+    materials = _append_materials(blend, names)
+    mesh = PolyMesh(verts, sizes, loops)
+    if not np.allclose(verts.astype(np.float32), template.vertices, atol=1e-5 * max(template.size, 1e-9)):
+        log.warning("template %s changed since its descriptors were made", template.name)
+    return _TemplateMesh(template.name, template.category, mesh, mats, materials)
+
+
+def _append_materials(blend: Path, names: list[str | None]) -> list[bpy.types.Material | None]:
+    """The named materials of ``blend`` in this file: reused if already appended from it."""
+    wanted = [n for n in dict.fromkeys(names) if n]
+    found: dict[str, bpy.types.Material] = {}
+    for mat in bpy.data.materials:
+        origin = mat.get("monocle_source")
+        if mat.library is None and origin and mat.get("monocle_material") in wanted and Path(origin) == blend:
+            found.setdefault(str(mat["monocle_material"]), mat)
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        with bpy.data.libraries.load(str(blend), link=False) as (src, dst):
+            present = [n for n in missing if n in src.materials]
+            dst.materials = list(present)  # Blender fills the list it is given with the datablocks
+        for name, mat in zip(present, dst.materials):
+            if mat is not None:
+                mat["monocle_source"] = str(blend)
+                mat["monocle_material"] = name
+                found[name] = mat
+    return [found.get(n) if n else None for n in names]
+
+
+def _camera_json(camera: CameraModel) -> str:
+    return json.dumps({"width": camera.width, "height": camera.height, "focal_mm": camera.focal_mm,
+                       "sensor_mm": camera.sensor_mm})
+
+
+def _camera_from_json(text: str) -> CameraModel:
+    d = json.loads(text)
+    return CameraModel(int(d["width"]), int(d["height"]), float(d["focal_mm"]), float(d["sensor_mm"]))
+
+
+def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.VertexGroup:
+    """(Re)fill the visibility group: every vertex gets its weight (0 included)."""
+    group = obj.vertex_groups.get(VISIBLE_GROUP) or obj.vertex_groups.new(name=VISIBLE_GROUP)
+    levels = np.round(np.clip(weights, 0.0, 1.0) * (WEIGHT_LEVELS - 1)).astype(np.int64)
+    order = np.argsort(levels, kind="stable")
+    bounds = np.flatnonzero(np.diff(levels[order])) + 1
+    for chunk in np.split(order, bounds):  # one call per weight level (at most WEIGHT_LEVELS)
+        if chunk.size:
+            group.add(chunk.tolist(), float(levels[chunk[0]]) / (WEIGHT_LEVELS - 1), "REPLACE")
+    return group
+
+
+def _build_mesh(tm: _TemplateMesh, match: Match, camera: CameraModel,
+                photo_material: bpy.types.Material | None) -> tuple[bpy.types.Mesh, np.ndarray]:
+    """The densified template mesh with its materials (photo material on the faces the camera sees)
+    and a ``Photo`` UV map; returns it with the per-vertex visibility weights."""
+    from .ingest import mesh_from_arrays
+
+    dense, parents = densify(tm.mesh)
+    weights = visibility_weights(dense.vertices, dense.triangles(), match.pose, camera)
+    mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
+    mesh.uv_layers.new(name=PHOTO_UV)
+    for mat in tm.materials or [None]:
+        mesh.materials.append(mat)
+    mat_index = tm.material_index[parents].astype(np.int32) if tm.material_index.size else np.zeros(
+        dense.num_faces, np.int32)
+    if photo_material is not None:
+        photo_slot = len(mesh.materials)
+        mesh.materials.append(photo_material)
+        face_of_loop = np.repeat(np.arange(dense.num_faces), dense.face_sizes)
+        face_weight = np.bincount(face_of_loop, weights[dense.loops], dense.num_faces) / dense.face_sizes
+        mat_index = np.where(face_weight >= 0.5, photo_slot, mat_index).astype(np.int32)
+    mesh.polygons.foreach_set("material_index", mat_index)
+    mesh.update()
+    return mesh, weights
+
+
+def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
+                   camera: CameraModel) -> None:
+    mix = obj.modifiers.new(MIX_MODIFIER, "VERTEX_WEIGHT_MIX")
+    mix.vertex_group_a = VISIBLE_GROUP
+    mix.mix_mode = "MUL"
+    mix.mix_set = "A"
+    mix.default_weight_b = 1.0 - float(obj[WEIGHT_PROP])
+    curve = obj.driver_add(f'modifiers["{MIX_MODIFIER}"].default_weight_b')
+    driver = curve.driver
+    driver.type = "SCRIPTED"
+    var = driver.variables.new()
+    var.name = "w"
+    var.type = "SINGLE_PROP"
+    var.targets[0].id_type = "OBJECT"
+    var.targets[0].id = obj
+    var.targets[0].data_path = f'["{WEIGHT_PROP}"]'
+    driver.expression = "1 - w"  # simple expression: evaluated without Python
+    wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
+    wrap.target = target
+    wrap.wrap_method = "NEAREST_SURFACEPOINT"
+    wrap.wrap_mode = "ON_SURFACE"
+    wrap.vertex_group = VISIBLE_GROUP
+    proj = obj.modifiers.new(PROJECT_MODIFIER, "UV_PROJECT")
+    proj.uv_layer = PHOTO_UV
+    proj.projector_count = 1
+    proj.projectors[0].object = camera_obj
+    w, h = camera.width, camera.height
+    proj.aspect_x, proj.aspect_y = (w / h, 1.0) if w >= h else (1.0, h / w)
+    proj.scale_x = proj.scale_y = 1.0
+
+
+def _set_pose(obj: bpy.types.Object, camera_obj: bpy.types.Object, match: Match) -> None:
+    obj.matrix_world = camera_obj.matrix_world @ Matrix(match.pose.matrix().tolist())
+
+
+def place_template(
+    source: bpy.types.Object, camera_obj: bpy.types.Object, result: MatchResult, camera: CameraModel, *,
+    library: tlib.TemplateLibrary, weight: float = DEFAULT_WEIGHT, index: int = 0, created: Created | None = None,
+    hide_source: bool = True,
+) -> bpy.types.Object:
+    """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend."""
+    created = created or Created()
+    match = result.matches[index]
+    tm = load_template_mesh(library.get(match.template))
+    photo = source.active_material
+    mesh, weights = _build_mesh(tm, match, camera, photo)
+    created.add("meshes", mesh)
+    obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
+    for coll in source.users_collection:
+        coll.objects.link(obj)
+    _set_pose(obj, camera_obj, match)
+    _write_weights(obj, weights)
+    obj[CATEGORY_PROP] = match.category
+    obj[MATCHES_PROP] = json.dumps(result.to_json())
+    obj[INDEX_PROP] = int(index)
+    obj[CAMERA_PROP] = _camera_json(camera)
+    obj[WEIGHT_PROP] = float(np.clip(weight, 0.0, 1.0))
+    ui = obj.id_properties_ui(WEIGHT_PROP)
+    ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
+              description="0: the photo's shape on the side the camera saw; 1: the pure template")
+    _add_modifiers(obj, source, camera_obj, camera)
+    if hide_source:
+        source.hide_render = True
+        try:
+            source.hide_set(True)
+        except RuntimeError:  # not in the current view layer
+            pass
+    return obj
+
+
+def blend_from_result(
+    result_path: str | Path, settings: MeshSettings, objects: list[bpy.types.Object],
+    camera_obj: bpy.types.Object, *, weight: float = DEFAULT_WEIGHT, focal_mm: float | None = None,
+    context: bpy.types.Context | None = None, library: tlib.TemplateLibrary | None = None,
+) -> list[TemplateReport]:
+    """Match the objects of a build (``BuildReport.objects`` and ``.camera``, same order as the
+    result's instances) and blend a template over every one whose best match passes the threshold.
+
+    Objects without a good template are left as they are. On failure everything this call made
+    is removed and ``BuildError`` is raised (the reconstruction itself is untouched).
+    """
+    t0 = time.perf_counter()
+    lib = library if library is not None else template_library(context)
+    results, camera = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context)
+    if len(results) != len(objects):
+        raise BuildError("template_failed", "The build and the worker result list different objects.")
+    seconds = (time.perf_counter() - t0) / max(len(results), 1)
+    created = Created()
+    reports = []
+    try:
+        for source, res in zip(objects, results):
+            t = time.perf_counter()
+            obj = None
+            if res.accepted:
+                obj = place_template(source, camera_obj, res, camera, library=lib, weight=weight, created=created)
+            reports.append(TemplateReport(source, res, obj, seconds + time.perf_counter() - t))
+    except BuildError:
+        created.rollback()
+        raise
+    except Exception as exc:
+        created.rollback()
+        log.exception("placing a template failed")
+        raise BuildError("template_failed", f"Placing a template failed ({exc}).") from exc
+    return reports
+
+
+# --------------------------------------------------------------------------- after placement
+
+def is_template(obj: bpy.types.Object | None) -> bool:
+    """Whether ``obj`` is a live template blend (it has matches and its Shrinkwrap)."""
+    return obj is not None and MATCHES_PROP in obj and obj.modifiers.get(WRAP_MODIFIER) is not None
+
+
+def template_matches(obj: bpy.types.Object) -> MatchResult:
+    return MatchResult.from_json(json.loads(obj[MATCHES_PROP]))
+
+
+def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Context | None = None,
+                  library: tlib.TemplateLibrary | None = None) -> Match:
+    """Show the next of the stored matches (cycling), keeping the slider and modifiers; returns it."""
+    if not is_template(obj):
+        raise BuildError("not_template", f"{obj.name!r} is not a template blend.")
+    result = template_matches(obj)
+    if not result.matches:
+        raise BuildError("not_template", f"{obj.name!r} has no stored matches.")
+    index = (int(obj.get(INDEX_PROP, 0)) + step) % len(result.matches)
+    match = result.matches[index]
+    lib = library if library is not None else template_library(context)
+    camera = _camera_from_json(obj[CAMERA_PROP])
+    wrap = obj.modifiers[WRAP_MODIFIER]
+    photo = wrap.target.active_material if wrap.target is not None else None
+    tm = load_template_mesh(lib.get(match.template))
+    mesh, weights = _build_mesh(tm, match, camera, photo)
+    old = obj.data
+    obj.data = mesh
+    if old.users == 0:
+        bpy.data.meshes.remove(old)
+    proj = obj.modifiers.get(PROJECT_MODIFIER)
+    camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
+    if camera_obj is not None:
+        _set_pose(obj, camera_obj, match)
+    _write_weights(obj, weights)
+    obj[INDEX_PROP] = index
+    obj[CATEGORY_PROP] = match.category
+    return match
+
+
+def apply_template(obj: bpy.types.Object, context: bpy.types.Context | None = None) -> bpy.types.Mesh:
+    """Bake the blend into a plain mesh at the current slider value (modifiers, driver and stored
+    matches are removed; materials and the Photo UV map stay)."""
+    if not is_template(obj):
+        raise BuildError("not_template", f"{obj.name!r} is not a template blend.")
+    context = context or bpy.context
+    depsgraph = context.evaluated_depsgraph_get()
+    depsgraph.update()
+    evaluated = obj.evaluated_get(depsgraph)
+    mesh = bpy.data.meshes.new_from_object(evaluated, preserve_all_data_layers=True, depsgraph=depsgraph)
+    mesh.name = obj.data.name
+    obj.animation_data_clear()
+    obj.modifiers.clear()
+    old = obj.data
+    obj.data = mesh
+    if old.users == 0:
+        bpy.data.meshes.remove(old)
+    group = obj.vertex_groups.get(VISIBLE_GROUP)
+    if group is not None:
+        obj.vertex_groups.remove(group)
+    for key in (WEIGHT_PROP, MATCHES_PROP, INDEX_PROP, CAMERA_PROP):
+        if key in obj:
+            del obj[key]
+    return mesh

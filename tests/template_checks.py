@@ -1,0 +1,138 @@
+"""Shared helpers of the template tests: meshes from files, distances to a surface, a synthetic
+photo of a template pushed through the real worker, and the matching statistics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from conftest import run_worker
+from PIL import Image
+from scipy.spatial import cKDTree
+
+BUNNY = "meshes/common3d/stanford-bunny.obj"
+
+
+def load_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (N, 3) and triangles (T, 3) of a Wavefront OBJ (polygons fanned)."""
+    verts, tris = [], []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("v "):
+                verts.append([float(x) for x in line.split()[1:4]])
+            elif line.startswith("f "):
+                idx = [int(tok.split("/")[0]) for tok in line.split()[1:]]
+                idx = [i - 1 if i > 0 else len(verts) + i for i in idx]
+                tris.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+    return np.asarray(verts, dtype=np.float64), np.asarray(tris, dtype=np.int32)
+
+
+def bunny_template(templates_lib, bench_data: Path):  # noqa: ANN001 - the installed templates.library module
+    """The Stanford bunny as a template-like object: +Z up (the file is +Y up), base at the origin."""
+    v, f = load_obj(bench_data / BUNNY)
+    v = np.stack([v[:, 0], -v[:, 2], v[:, 1]], axis=1)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    v -= [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2]]
+    return templates_lib.Template("bunny", "bunny", ("bunny",), 1, v.astype(np.float32), f)
+
+
+def point_triangle_distance(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
+                            candidates: int = 16) -> np.ndarray:
+    """Distance from each point to a triangle mesh (exact against the ``candidates`` triangles
+    whose centroids are nearest, which is exact for meshes with small, even triangles)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    t = np.asarray(triangles, dtype=np.int64)
+    a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+    k = min(candidates, len(t))
+    _, idx = cKDTree((a + b + c) / 3.0).query(points, k=k)
+    idx = idx.reshape(len(points), k)
+    p = np.repeat(points[:, None, :], k, axis=1)
+    a, b, c = a[idx], b[idx], c[idx]
+    # closest point on triangle (Ericson, Real-Time Collision Detection 5.1.5), vectorised
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+    bp = p - b
+    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+    cp = p - c
+    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+    va = d3 * d6 - d5 * d4
+    vb = d5 * d2 - d1 * d6
+    vc = d1 * d4 - d3 * d2
+    denom = np.where(np.abs(va + vb + vc) > 1e-30, va + vb + vc, 1e-30)
+    v_ = vb / denom
+    w_ = vc / denom
+    q = a + ab * v_[..., None] + ac * w_[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cases = [
+            ((d1 <= 0) & (d2 <= 0), a),
+            ((d3 >= 0) & (d4 <= d3), b),
+            ((d6 >= 0) & (d5 <= d6), c),
+            ((vc <= 0) & (d1 >= 0) & (d3 <= 0), a + ab * np.nan_to_num(d1 / (d1 - d3))[..., None]),
+            ((vb <= 0) & (d2 >= 0) & (d6 <= 0), a + ac * np.nan_to_num(d2 / (d2 - d6))[..., None]),
+            ((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0),
+             b + (c - b) * np.nan_to_num((d4 - d3) / ((d4 - d3) + (d5 - d6)))[..., None]),
+        ]
+    done = np.zeros(d1.shape, dtype=bool)
+    for cond, point in cases:
+        use = cond & ~done
+        q = np.where(use[..., None], point, q)
+        done |= use
+    return np.linalg.norm(p - q, axis=-1).min(axis=1)
+
+
+def write_photo(view, folder: Path) -> tuple[Path, Path, Path]:  # noqa: ANN001 - templates.synthetic.SyntheticView
+    """photo.png (shaded by depth), mask.png and metric depth.npy (NaN off the object) of a view."""
+    folder.mkdir(parents=True, exist_ok=True)
+    z = np.where(view.mask, view.zdepth, np.nan)
+    lo, hi = np.nanmin(z), np.nanmax(z)
+    shade = np.where(view.mask, 220 - 160 * (z - lo) / max(hi - lo, 1e-9), 30)
+    rgb = np.stack([shade, 0.8 * shade, 0.6 * shade], axis=-1)
+    photo, mask, depth = folder / "photo.png", folder / "mask.png", folder / "depth.npy"
+    Image.fromarray(np.nan_to_num(rgb).astype(np.uint8)).save(photo)
+    Image.fromarray(view.mask.astype(np.uint8) * 255).save(mask)
+    np.save(depth, z.astype(np.float32))
+    return photo, mask, depth
+
+
+def worker_result(ext_dir: Path, view, folder: Path) -> Path:  # noqa: ANN001
+    """Run the real worker on a synthetic view (user mask + metric depth); returns the result folder."""
+    photo, mask, depth = write_photo(view, folder)
+    out = folder / "result"
+    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
+                                   "--depth", str(depth), "--depth-kind", "metric")
+    assert code == 0, (events, err)
+    return out
+
+
+def matching_stats(match_mod, synthetic, library, views_per_template: int, seed: int,  # noqa: ANN001
+                   templates: list | None = None) -> dict:
+    """Render every template from random upright views (numpy, perspective, small roll and offset),
+    match each render against the whole library with an unknown label; returns the rates."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for tpl in templates or library.templates:
+        for _ in range(views_per_template):
+            az, el, roll = synthetic.random_viewpoint(rng)
+            off = tuple(rng.uniform(-0.1, 0.1, 2))
+            view = synthetic.render_view(tpl, az, el, roll, offset=off)
+            res = match_mod.match_instance(view.mask, view.zdepth, view.camera, library, "object")
+            cats = [m.category for m in res.matches]
+            same = [m for m in res.matches if m.template == tpl.name]
+            err = (match_mod.orientation_error(same[0].pose.rotation, view.rotation, tpl.symmetry)
+                   if res.matches and res.matches[0].template == tpl.name else math.inf)
+            rows.append({"template": tpl.name, "top1": bool(cats and cats[0] == tpl.category),
+                         "top3": tpl.category in cats, "orientation": err,
+                         "score": same[0].score if same else -1.0, "seconds": res.timings.get("total", 0.0),
+                         "view": (round(az, 1), round(el, 1), round(roll, 1)),
+                         "got": [(m.template, round(m.score, 3)) for m in res.matches]})
+    n = len(rows)
+    return {
+        "views": n,
+        "top1": sum(r["top1"] for r in rows) / n,
+        "top3": sum(r["top3"] for r in rows) / n,
+        "orientation_under_20": sum(r["orientation"] < 20.0 for r in rows) / n,
+        "seconds_per_view": float(np.mean([r["seconds"] for r in rows])),
+        "min_true_score": min(r["score"] for r in rows),
+        "failures": [r for r in rows if not r["top1"] or r["orientation"] >= 20.0],
+    }
