@@ -255,6 +255,12 @@ def download(
         raise WorkerError(
             "engine_unavailable", "Downloading models needs the Python package huggingface_hub (part of transformers)."
         ) from None
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # progress goes out as protocol events, not as tqdm bars on stderr
+    except ImportError:
+        pass
     cache_dir.mkdir(parents=True, exist_ok=True)
     ref = revision or "main"
     try:

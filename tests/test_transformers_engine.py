@@ -20,6 +20,7 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from fake_hub import FakeHub  # noqa: E402
 from hf_fixtures import (  # noqa: E402
     COCO_THINGS,
     build_clipseg,
@@ -277,6 +278,53 @@ def test_online_download_failure_is_reported(ext_dir, hf_models, bench_data, tmp
                                  HF_HUB_DOWNLOAD_TIMEOUT="2", HF_HUB_ETAG_TIMEOUT="2")
     assert code == 1
     assert events[-1]["code"] == "download_failed" and "someone/some-depth-model" in events[-1]["message"]
+
+
+def test_online_download_streams_progress(ext_dir, hf_models, bench_data, tmp_path):
+    repo, cache = "monocle-test/tiny-depth", tmp_path / "hub"
+    files = {f.name: f.stat().st_size for f in hf_models["depth"].iterdir()}
+    base = ["run", "--engine", "transformers", "--image", _photo(bench_data), "--seg-model", "classic",
+            "--cache-dir", str(cache)]
+    with FakeHub({repo: hf_models["depth"]}, COMMIT, bytes_per_second=400_000) as hub:
+        code, events, stderr = run_worker(ext_dir, *base, "--out", str(tmp_path / "a"), "--depth-model", repo,
+                                          "--online", timeout=300, HF_ENDPOINT=hub.url)
+        assert code == 0, stderr
+        code, missing, _ = run_worker(ext_dir, *base, "--out", str(tmp_path / "b"), "--depth-model", "nobody/none",
+                                      timeout=300, HF_ENDPOINT=hub.url, MONOCLE_ONLINE="1")
+    downloads = [e for e in events if e["event"] == "progress" and e["stage"] == "download"]
+    assert len(downloads) >= 3  # a ~0.7 MB model at 400 kB/s: progress every half second
+    assert all(e["model"] == repo and e["total"] == sum(files.values()) for e in downloads)
+    assert [e["bytes"] for e in downloads] == sorted(e["bytes"] for e in downloads)
+    assert downloads[-1]["bytes"] == downloads[-1]["total"] and downloads[-1]["fraction"] == 1.0
+    assert 0 < downloads[0]["bytes"] < downloads[0]["total"]
+    result = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert result["engine"]["runtime"]["models"]["depth"]["source"] == "download"
+    assert result["depth"]["extra"]["revision"] == COMMIT
+    snapshot = cache / "models--monocle-test--tiny-depth" / "snapshots" / COMMIT
+    for name in files:
+        assert (snapshot / name).read_bytes() == (hf_models["depth"] / name).read_bytes()
+    # an id the hub does not know: a clear error, not a crash
+    assert code == 1 and missing[-1]["code"] == "model_missing" and "nobody/none" in missing[-1]["message"]
+
+    # later, offline: the cached copy is used, nothing is fetched
+    code, events, stderr = run_worker(ext_dir, *base, "--out", str(tmp_path / "c"), "--depth-model", repo,
+                                      "--offline", timeout=300, HF_ENDPOINT="http://127.0.0.1:9")
+    assert code == 0, stderr
+    assert not [e for e in events if e.get("stage") == "download"]
+    result = json.loads((tmp_path / "c" / "result.json").read_text())
+    assert result["engine"]["runtime"]["models"]["depth"]["source"] == "cache"
+
+
+def test_download_command(ext_dir, hf_models, tmp_path):
+    repo = "monocle-test/tiny-seg"
+    with FakeHub({repo: hf_models["seg_table"]}, COMMIT) as hub:
+        code, events, stderr = run_worker(ext_dir, "download", "--model", repo, "--cache-dir", str(tmp_path),
+                                          HF_ENDPOINT=hub.url)
+    assert code == 0, stderr
+    result = events[-1]
+    assert result["event"] == "result" and result["revision"] == COMMIT and result["source"] == "download"
+    assert Path(result["path"]).name == "config.json" and Path(result["path"]).is_file()
+    assert events[-2]["stage"] == "download" and events[-2]["bytes"] == events[-2]["total"]
 
 
 def test_models_command_lists_licences_and_cache(ext_dir, hf_models):

@@ -528,9 +528,14 @@ class TransformersEngine:
     def _seg_inputs(self, lm: _Loaded, rgb: np.ndarray) -> tuple[dict[str, Any], tuple[int, int]]:
         """Processor inputs and the (height, width) of the image inside them (before padding)."""
         size = getattr(lm.processor, "size", None) or {}
-        keys = set(size.keys()) if hasattr(size, "keys") else set()
-        if {"shortest_edge", "longest_edge"} <= keys:  # Mask2Former / MaskFormer / DETR: we pick the size
-            small = _resize(rgb, min(self.seg_size, max(rgb.shape[:2])))
+
+        def size_value(key: str) -> Any:
+            return size.get(key) if isinstance(size, dict) else getattr(size, key, None)  # dict or SizeDict
+
+        if size_value("shortest_edge") and size_value("longest_edge"):
+            # Mask2Former / MaskFormer / DETR: we pick the size (long side, sides a multiple of the divisor)
+            divisor = int(getattr(lm.processor, "size_divisor", None) or 32)
+            small = _resize(rgb, min(self.seg_size, max(rgb.shape[:2])), divisor)
             inputs = lm.processor(images=small, do_resize=False, return_tensors="pt")
             return dict(inputs), small.shape[:2]
         inputs = lm.processor(images=rgb, return_tensors="pt")

@@ -1,0 +1,279 @@
+"""Speed and memory of the learned (``transformers``) engine, through the real worker.
+
+The released weights cannot be downloaded here, so the script builds the real
+architectures of the default models from their configs with random weights: Depth
+Anything V2 Small (24.8M parameters, DINOv2 ViT-S/14 + DPT head) and Mask2Former Swin-T
+COCO instance (47.4M). The compute per image is the same as with the released weights;
+only the masks and depth values are meaningless. The segmentation classifier is biased
+towards "person" so the model always returns an object and the classic fallback never
+runs inside the timings.
+
+Measured, on the GrabCut photos (``--max-size`` 1024, depth input long side 518):
+- cold: one ``python -m inference run`` process, from spawn to exit (interpreter start,
+  torch/transformers imports, model load, first inference, writing), depth only (user
+  mask given) and full (segmentation + depth);
+- warm: requests to one ``python -m inference serve`` worker after a first warm-up
+  request, from the worker's own ``timings`` (depth stage; whole request);
+- peak memory: the worker processes' maximum resident set size (``wait4`` rusage).
+
+Usage: ``python bench/bench_learned.py [--device cpu|cuda|mps|auto] [--images 6]``
+Writes ``bench/results/learned.json`` and ``bench/results/learned.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT.parent / "shared" / "bench-data" / "masks" / "grabcut" / "imgs"
+RESULTS = ROOT / "bench" / "results"
+GOALS = {"warm_depth_s": 1.0, "warm_full_s": 2.5, "cold_depth_s": 8.0}
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def build_models(folder: Path) -> dict[str, Path]:
+    from hf_fixtures import build_depth_anything, build_mask2former
+
+    return {
+        "depth": build_depth_anything(folder / "depth-anything-v2-small", size="small"),
+        "seg": build_mask2former(folder / "mask2former-swin-tiny", size="swin-tiny", favour="person"),
+    }
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def spawn(args: list[str], requests: list[dict] | None = None) -> tuple[float, int, list[dict], float, str]:
+    """Run the worker once: (wall seconds, exit code, events, the child's own peak RSS in MB, stderr).
+
+    With ``requests`` the worker is ``serve``: each request is sent once the previous one is done,
+    and stdin closes after the last (closing it earlier would cancel them, as when Blender quits).
+    """
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inference", *args], cwd=ROOT, env=worker_env(), text=True,
+        stdin=subprocess.PIPE if requests is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    events = []
+    pending = list(requests or [])
+    if requests is not None:
+        send_next(proc, pending)
+    for line in proc.stdout:
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        events.append(event)
+        if requests is not None and event["event"] == "done":
+            if pending:
+                send_next(proc, pending)
+            else:
+                proc.stdin.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    reader.join(timeout=5)
+    return wall, proc.returncode, events, usage.ru_maxrss / 1024.0, "".join(err_lines)
+
+
+def send_next(proc: subprocess.Popen, pending: list[dict]) -> None:
+    proc.stdin.write(json.dumps(pending.pop(0)) + "\n")
+    proc.stdin.flush()
+
+
+def aspect(image: Path) -> float:
+    from PIL import Image
+
+    w, h = Image.open(image).size
+    return max(w, h) / min(w, h)
+
+
+def make_mask(image: Path, folder: Path) -> Path:
+    """A centred rectangle mask of the photo's size, so a run does depth only."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = Image.open(image).size
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 255
+    path = folder / f"{image.stem}-mask.png"
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def run_args(image: Path, out: Path, models: dict[str, Path], device: str, mask: Path | None,
+             depth_size: int = 518) -> list[str]:
+    args = ["run", "--engine", "transformers", "--image", str(image), "--out", str(out), "--device", device,
+            "--depth-model", str(models["depth"]), "--seg-model", str(models["seg"]), "--offline",
+            "--depth-size", str(depth_size)]
+    return args + (["--mask", str(mask)] if mask else [])
+
+
+def result_of(events: list[dict]) -> dict:
+    path = next(e["path"] for e in events if e["event"] == "result")
+    return json.loads(Path(path).read_text())
+
+
+def check(code: int, events: list[dict], err: str) -> None:
+    if code != 0:
+        raise SystemExit(f"worker failed ({code}): {events[-1:]}\n{err[-2000:]}")
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--images", type=int, default=6, help="photos per warm series")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    photos = sorted(IMAGES.glob("*.jpg"))[: max(1, args.images)]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="monocle-bench-learned-") as tmp:
+        tmp_path = Path(tmp)
+        t = time.perf_counter()
+        models = build_models(tmp_path / "models")
+        print(f"built random-weight models in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        masks = {p: make_mask(p, tmp_path) for p in photos}
+
+        cold: dict[str, list[dict]] = {"depth": [], "full": []}
+        for i in range(args.cold_runs):
+            photo = photos[i % len(photos)]
+            for kind in ("depth", "full"):
+                out = tmp_path / f"cold-{kind}-{i}"
+                mask = masks[photo] if kind == "depth" else None
+                wall, code, events, rss, err = spawn(run_args(photo, out, models, args.device, mask))
+                check(code, events, err)
+                r = result_of(events)
+                cold[kind].append({"image": photo.name, "wall_s": round(wall, 3), "peak_rss_mb": round(rss, 1),
+                                   "timings": r["timings"], "device": r["engine"]["runtime"]["device"]})
+                print(f"cold {kind} {photo.name}: {wall:.2f} s, {rss:.0f} MB", file=sys.stderr)
+
+        # warm: one serve worker; request 0 warms up (imports, loads, first inference), the rest are measured
+        requests = []
+        series = [("warmup", photos[0], None, 518)]
+        series += [("depth", p, masks[p], 518) for p in photos]
+        series += [("full", p, None, 518) for p in photos]
+        # the DPT processor's own default: 518 on the short side (more tokens), for comparison
+        series += [("depth_short_side_518", p, masks[p], round(518 * aspect(p))) for p in photos[:3]]
+        for i, (kind, photo, mask, size) in enumerate(series):
+            out = tmp_path / f"warm-{i}"
+            requests.append({"id": f"{kind}-{i}", "args": run_args(photo, out, models, args.device, mask, size)})
+        wall, code, events, serve_rss, err = spawn(["serve", "--idle-timeout", "60"], requests)
+        check(code, events, err)
+        warm: dict[str, list[dict]] = {}
+        loads = []
+        for req, (kind, photo, _, size) in zip(requests, series):
+            mine = [e for e in events if e.get("id") == req["id"]]
+            done = mine[-1]
+            if done.get("exit_code") != 0:
+                raise SystemExit(f"serve request failed: {mine[-2:]}\n{err[-2000:]}")
+            r = result_of(mine)
+            loads.append(done["loaded"])
+            warm.setdefault(kind, []).append({
+                "image": photo.name, "timings": r["timings"], "depth_input": r["depth"]["extra"]["input_size"],
+                "segmentation": r["engine"]["runtime"]["segmentation"],
+            })
+        fallbacks = sum(1 for e in events if e.get("code") == "segmentation_fallback")
+
+    load_after = os.getloadavg()
+    import torch
+
+    summary = {
+        "cold_depth_s": median([c["wall_s"] for c in cold["depth"]]),
+        "cold_full_s": median([c["wall_s"] for c in cold["full"]]),
+        "warm_depth_s": median([w["timings"]["depth"] for w in warm["depth"]]),
+        "warm_depth_request_s": median([w["timings"]["total"] for w in warm["depth"]]),
+        "warm_segment_s": median([w["timings"]["segment"] for w in warm["full"]]),
+        "warm_full_s": median([w["timings"]["total"] for w in warm["full"]]),
+        "warm_depth_short_side_518_s": median([w["timings"]["depth"] for w in warm["depth_short_side_518"]]),
+        "cold_imports_s": median([c["timings"]["imports"] for c in cold["depth"]]),
+        "cold_model_load_depth_s": median([c["timings"]["model_load"] for c in cold["depth"]]),
+        "peak_rss_cold_depth_mb": max(c["peak_rss_mb"] for c in cold["depth"]),
+        "peak_rss_cold_full_mb": max(c["peak_rss_mb"] for c in cold["full"]),
+        "peak_rss_serve_mb": round(serve_rss, 1),
+    }
+    report = {
+        "note": "random weights, real architectures (Depth Anything V2 Small 24.8M, Mask2Former Swin-T 47.4M): "
+                "same compute as the released models, meaningless outputs",
+        "device": args.device,
+        "device_used": cold["depth"][0]["device"],
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                    "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after]},
+        "images": [p.name for p in photos],
+        "summary": summary,
+        "goals": {k: {"goal_s": v, "measured_s": summary[k], "met": summary[k] <= v} for k, v in GOALS.items()},
+        "serve_model_loads_per_request": loads,
+        "segmentation_fallbacks": fallbacks,
+        "cold": cold,
+        "warm": warm,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "learned.json").write_text(json.dumps(report, indent=1))
+    (args.out / "learned.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def markdown(r: dict) -> str:
+    s, m = r["summary"], r["machine"]
+
+    def goal(key: str) -> str:
+        g = r["goals"][key]
+        return f"{g['goal_s']} s ({'met' if g['met'] else 'missed'})"
+
+    lines = [
+        "# Learned engine speed (`bench/bench_learned.py`)",
+        "",
+        f"Device `{r['device_used']}` ({m['cpus']} CPUs, torch {m['torch']}, {m['torch_threads']} threads); "
+        f"load average {m['load_before'][0]} before, {m['load_after'][0]} after. "
+        "Random weights in the real architectures (" + r["note"].split("(")[1].split(")")[0] + "): same compute as "
+        "the released models. Photos: " + ", ".join(r["images"]) + "; median over them.",
+        "",
+        "| measure | seconds | goal |",
+        "|---|---:|---|",
+        f"| cold depth: process start, imports, load, first image | {s['cold_depth_s']} | {goal('cold_depth_s')} |",
+        f"| cold full (segmentation + depth) | {s['cold_full_s']} | |",
+        f"| - of which imports (torch + transformers) | {s['cold_imports_s']} | |",
+        f"| - of which depth model load | {s['cold_model_load_depth_s']} | |",
+        f"| warm depth (518 px long side) | {s['warm_depth_s']} | {goal('warm_depth_s')} |",
+        f"| warm depth-only request (read, depth, write) | {s['warm_depth_request_s']} | |",
+        f"| warm segmentation (512 px long side) | {s['warm_segment_s']} | |",
+        f"| warm full request (segmentation + depth) | {s['warm_full_s']} | {goal('warm_full_s')} |",
+        f"| warm depth at the processor's own size (518 px short side) | {s['warm_depth_short_side_518_s']} | |",
+        "",
+        "| peak worker memory | MB |",
+        "|---|---:|",
+        f"| cold depth run | {s['peak_rss_cold_depth_mb']} |",
+        f"| cold full run | {s['peak_rss_cold_full_mb']} |",
+        f"| serve worker, both models, all requests | {s['peak_rss_serve_mb']} |",
+        "",
+        f"Serve worker model loads per request: {r['serve_model_loads_per_request']} "
+        f"(segmentation fallbacks: {r['segmentation_fallbacks']}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
