@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from conftest import run_worker
 from PIL import Image
-from scipy.spatial import cKDTree
 
 BUNNY = "meshes/common3d/stanford-bunny.obj"
 
@@ -37,48 +36,13 @@ def bunny_template(templates_lib, bench_data: Path):  # noqa: ANN001 - the insta
     return templates_lib.Template("bunny", "bunny", ("bunny",), 1, v.astype(np.float32), f)
 
 
-def point_triangle_distance(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
-                            candidates: int = 16) -> np.ndarray:
-    """Distance from each point to a triangle mesh (exact against the ``candidates`` triangles
-    whose centroids are nearest, which is exact for meshes with small, even triangles)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    t = np.asarray(triangles, dtype=np.int64)
-    a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
-    k = min(candidates, len(t))
-    _, idx = cKDTree((a + b + c) / 3.0).query(points, k=k)
-    idx = idx.reshape(len(points), k)
-    p = np.repeat(points[:, None, :], k, axis=1)
-    a, b, c = a[idx], b[idx], c[idx]
-    # closest point on triangle (Ericson, Real-Time Collision Detection 5.1.5), vectorised
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
-    bp = p - b
-    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
-    cp = p - c
-    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
-    va = d3 * d6 - d5 * d4
-    vb = d5 * d2 - d1 * d6
-    vc = d1 * d4 - d3 * d2
-    denom = np.where(np.abs(va + vb + vc) > 1e-30, va + vb + vc, 1e-30)
-    v_ = vb / denom
-    w_ = vc / denom
-    q = a + ab * v_[..., None] + ac * w_[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cases = [
-            ((d1 <= 0) & (d2 <= 0), a),
-            ((d3 >= 0) & (d4 <= d3), b),
-            ((d6 >= 0) & (d5 <= d6), c),
-            ((vc <= 0) & (d1 >= 0) & (d3 <= 0), a + ab * np.nan_to_num(d1 / (d1 - d3))[..., None]),
-            ((vb <= 0) & (d2 >= 0) & (d6 <= 0), a + ac * np.nan_to_num(d2 / (d2 - d6))[..., None]),
-            ((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0),
-             b + (c - b) * np.nan_to_num((d4 - d3) / ((d4 - d3) + (d5 - d6)))[..., None]),
-        ]
-    done = np.zeros(d1.shape, dtype=bool)
-    for cond, point in cases:
-        use = cond & ~done
-        q = np.where(use[..., None], point, q)
-        done |= use
-    return np.linalg.norm(p - q, axis=-1).min(axis=1)
+def surface_distance(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Exact distance from each point to a triangle mesh (Blender's BVH tree)."""
+    from mathutils.bvhtree import BVHTree
+
+    tree = BVHTree.FromPolygons(np.asarray(vertices, dtype=np.float64).tolist(),
+                                np.asarray(triangles, dtype=np.int64).tolist(), epsilon=0.0)
+    return np.array([tree.find_nearest(p)[3] for p in np.asarray(points, dtype=np.float64).tolist()])
 
 
 def write_photo(view, folder: Path) -> tuple[Path, Path, Path]:  # noqa: ANN001 - templates.synthetic.SyntheticView

@@ -1,0 +1,276 @@
+"""The template blend in Blender (issue 7), end to end: a synthetic photo through the real worker,
+``scene.build.build_from_result``, then ``scene.template_blend.blend_from_result``; the slider,
+Swap, Apply, the photo projection, watertightness, the bunny, and a user asset library."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+
+import bpy
+import numpy as np
+import pytest
+from scene_checks import evaluated_world, is_watertight, project_to_pixels
+from template_checks import bunny_template, surface_distance, worker_result
+
+W, H = 320, 240
+
+
+@pytest.fixture(scope="module")
+def mods(monocle):
+    names = {"tb": "scene.template_blend", "tl": "scene.template_library", "build": "scene.build",
+             "geometry": "geometry", "library": "templates.library", "synthetic": "templates.synthetic",
+             "match": "templates.match", "mesh": "templates.mesh"}
+    return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
+
+
+def _settings(mods):
+    return mods["geometry"].MeshSettings(detail=20_000, back="closed")
+
+
+def _bumped_view(mods, name: str, az: float, el: float):
+    """A render of a bundled template whose depth carries a smooth dent (3 % of its size), so the
+    reconstruction differs from the template where the camera looks."""
+    lib = mods["library"].bundled_library()
+    tpl = lib.get(name)
+    view = mods["synthetic"].render_view(tpl, az, el, 0.0, width=W, height=H, fill=0.55)
+    ys, xs = np.nonzero(view.mask)
+    cy, cx = ys.mean(), xs.mean()
+    r = 0.25 * max(np.ptp(xs), np.ptp(ys))
+    yy, xx = np.mgrid[0:H, 0:W]
+    size_m = float(np.linalg.norm(np.ptp(tpl.vertices, axis=0)))
+    dent = 0.03 * size_m * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    view.zdepth = np.where(view.mask, view.zdepth + dent, 0.0).astype(np.float32)
+    return view
+
+
+def _mesh_world(obj) -> tuple[np.ndarray, np.ndarray]:
+    """World vertices of the object's own mesh (no modifiers) and its triangles."""
+    me = obj.data
+    co = np.empty(len(me.vertices) * 3)
+    me.vertices.foreach_get("co", co)
+    m = np.array(obj.matrix_world)
+    me.calc_loop_triangles()
+    tri = np.empty(len(me.loop_triangles) * 3, np.int32)
+    me.loop_triangles.foreach_get("vertices", tri)
+    return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3], tri.reshape(-1, 3)
+
+
+def _evaluated_triangles(obj) -> tuple[np.ndarray, np.ndarray]:
+    world = evaluated_world(obj)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    ev = obj.evaluated_get(depsgraph)
+    me = ev.to_mesh()
+    try:
+        me.calc_loop_triangles()
+        tri = np.empty(len(me.loop_triangles) * 3, np.int32)
+        me.loop_triangles.foreach_get("vertices", tri)
+    finally:
+        ev.to_mesh_clear()
+    return world, tri.reshape(-1, 3)
+
+
+def _set_weight(obj, value: float) -> None:
+    obj["monocle_template_weight"] = value
+    obj.update_tag()
+    bpy.context.view_layer.update()
+
+
+def _weights(obj) -> np.ndarray:
+    """Visibility group weight per vertex."""
+    group = obj.vertex_groups["Monocle Visible"].index
+    n = len(obj.data.vertices)
+    out = np.zeros(n)
+    for v in obj.data.vertices:  # test inspection of one object's group, not a hot path
+        for g in v.groups:
+            if g.group == group:
+                out[v.index] = g.weight
+    return out
+
+
+@pytest.fixture(scope="module")
+def mug_result(ext_dir, mods, tmp_path_factory):
+    view = _bumped_view(mods, "Mug", 35.0, 25.0)
+    return worker_result(ext_dir, view, tmp_path_factory.mktemp("mug")), view
+
+
+def test_blend_end_to_end(mods, mug_result):
+    result, view = mug_result
+    tb, build = mods["tb"], mods["build"]
+    settings = _settings(mods)
+    report = build.build_from_result(result, settings, focal_mm=50.0)
+    recon = report.objects[0]
+    reports = tb.blend_from_result(result, settings, report.objects, report.camera, weight=0.5, focal_mm=50.0)
+    assert len(reports) == 1
+    rep = reports[0]
+    assert rep.result.accepted and rep.result.matches[0].template == "Mug"
+    assert [m.category for m in rep.result.matches][:1] == ["mug"] and len(rep.result.matches) == 3
+    obj = rep.object
+    assert obj is not None and obj.users_collection[0] == report.collection
+    assert recon.hide_render and recon.hide_get()
+    assert json.loads(json.dumps(rep.to_json()))["object"] == obj.name
+    assert [m.type for m in obj.modifiers] == ["VERTEX_WEIGHT_MIX", "SHRINKWRAP", "UV_PROJECT"]
+    lib = mods["library"].bundled_library()
+    tpl = lib.get("Mug")
+    size = float(np.linalg.norm(np.ptp(tpl.vertices, axis=0)))
+    weights = _weights(obj)
+    visible = weights > 0.99
+    assert 0.15 < visible.mean() < 0.6  # the side facing the camera, not the back
+
+    # weight 1: the pure template, where the match put it
+    _set_weight(obj, 1.0)
+    posed, _ = _mesh_world(obj)
+    ev1 = evaluated_world(obj)
+    assert np.abs(ev1 - posed).max() < 1e-6
+    cam = np.array(report.camera.matrix_world)
+    pose = rep.result.matches[0].pose
+    expected = tpl.vertices.astype(np.float64) @ (cam[:3, :3] @ (pose.scale * pose.rotation)).T + (
+        cam[:3, :3] @ pose.translation + cam[:3, 3])
+    assert np.abs(ev1[: len(tpl.vertices)] - expected).max() < 1e-5 * size  # original vertices come first
+    assert is_watertight(obj)
+
+    # weight 0: the visible side lies on the reconstruction (within 1 % of the object's size)
+    _set_weight(obj, 0.0)
+    ev0 = evaluated_world(obj)
+    rec_world, rec_tri = _evaluated_triangles(recon)
+    d = surface_distance(ev0[visible], rec_world, rec_tri)
+    assert d.max() < 0.01 * size, float(d.max() / size)
+    moved = np.linalg.norm(ev0 - ev1, axis=1)
+    assert moved[visible].max() > 0.01 * size  # the dent really differs from the template
+    assert np.abs(ev0[weights == 0] - ev1[weights == 0]).max() < 1e-6 * size + 1e-9  # the back keeps the template
+    assert is_watertight(obj)
+    # and it covers the reconstruction's front: most front vertices are near the blended surface
+    res = build.read_result(result)
+    meshes, _ = build.meshes_from_result(res, settings, build.camera_for_result(res, 50.0))
+    front = np.asarray(meshes[0][1].groups["front"], bool)
+    blend_world, blend_tri = _evaluated_triangles(obj)
+    cover = surface_distance(rec_world[front], blend_world, blend_tri)
+    assert np.mean(cover < 0.01 * size) > 0.8, float(np.mean(cover < 0.01 * size))
+
+    # in between: a straight blend, live
+    _set_weight(obj, 0.25)
+    ev_q = evaluated_world(obj)
+    assert np.allclose(ev_q, ev1 + 0.75 * (ev0 - ev1), atol=1e-5 * size)
+
+    # the photo lands on the visible faces through the photo's camera
+    photo = recon.active_material
+    slots = [s.material for s in obj.material_slots]
+    assert slots[-1] == photo and slots[0] is not None and slots[0] != photo
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    ev = obj.evaluated_get(depsgraph)
+    me = ev.to_mesh()
+    try:
+        uv = np.empty(len(me.loops) * 2)
+        me.uv_layers["Photo"].data.foreach_get("uv", uv)
+        li = np.empty(len(me.loops), np.int64)
+        me.loops.foreach_get("vertex_index", li)
+        mat = np.empty(len(me.polygons), np.int64)
+        me.polygons.foreach_get("material_index", mat)
+    finally:
+        ev.to_mesh_clear()
+    scene = bpy.context.scene
+    px = project_to_pixels(report.camera, scene, ev_q)[li]
+    target = np.stack([uv[0::2] * W, (1 - uv[1::2]) * H], axis=1)
+    assert np.abs(px - target).max() < 0.05
+    photo_faces = mat == len(slots) - 1
+    assert 0.1 < photo_faces.mean() < 0.7
+
+
+def test_swap_and_apply(mods, mug_result):
+    result, _ = mug_result
+    tb, build = mods["tb"], mods["build"]
+    settings = _settings(mods)
+    report = build.build_from_result(result, settings, focal_mm=50.0)
+    obj = tb.blend_from_result(result, settings, report.objects, report.camera, weight=0.3, focal_mm=50.0)[0].object
+    names = [m.template for m in tb.template_matches(obj).matches]
+    seen = []
+    for _ in range(3):
+        seen.append(tb.swap_template(obj).template)
+        assert obj["monocle_template_weight"] == pytest.approx(0.3)
+        bpy.context.view_layer.update()
+        assert is_watertight(obj)
+        assert len(evaluated_world(obj)) == len(obj.data.vertices)
+    assert seen == names[1:] + names[:1]
+    assert obj["monocle_category"] == "mug"
+    before = evaluated_world(obj)
+    mesh = tb.apply_template(obj)
+    assert obj.data == mesh and len(obj.modifiers) == 0
+    assert "monocle_template_weight" not in obj and not tb.is_template(obj)
+    assert obj.animation_data is None or not obj.animation_data.drivers
+    after, _ = _mesh_world(obj)
+    assert np.abs(after - before).max() < 1e-6
+    assert is_watertight(obj)
+    assert "Photo" in obj.data.uv_layers
+
+
+def test_bunny_left_alone(ext_dir, mods, bench_data, tmp_path):
+    tb, build = mods["tb"], mods["build"]
+    bunny = bunny_template(mods["library"], bench_data)
+    view = mods["synthetic"].render_view(bunny, 30.0, 20.0, width=W, height=H)
+    result = worker_result(ext_dir, view, tmp_path)
+    settings = _settings(mods)
+    report = build.build_from_result(result, settings, focal_mm=50.0)
+    n_objects = len(bpy.data.objects)
+    reports = tb.blend_from_result(result, settings, report.objects, report.camera, focal_mm=50.0)
+    assert reports[0].object is None and not reports[0].result.accepted
+    assert reports[0].result.matches[0].score < mods["match"].THRESHOLD
+    assert len(bpy.data.objects) == n_objects
+    assert not report.objects[0].hide_get() and not report.objects[0].hide_render
+
+
+def test_user_library(ext_dir, mods, tmp_path):
+    """A tagged object in a user asset library becomes a template: found by its label, described
+    once (cached in the extension's user folder), placed from its own file with its material."""
+    tl, tb, mesh_mod = mods["tl"], mods["tb"], mods["mesh"]
+    folder = tmp_path / "my_assets"
+    folder.mkdir()
+    crate = mesh_mod.merge(mesh_mod.box((0.6, 0.4, 0.35), (0, 0, 0.175), 0.05),
+                           mesh_mod.box((0.64, 0.06, 0.06), (0, -0.2, 0.3), 0.05))
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    me = bpy.data.meshes.new("Crate")
+    me.vertices.add(crate.num_vertices)
+    me.vertices.foreach_set("co", crate.vertices.astype(np.float32).ravel())
+    me.loops.add(int(crate.loops.size))
+    me.loops.foreach_set("vertex_index", crate.loops)
+    me.polygons.add(crate.num_faces)
+    me.polygons.foreach_set("loop_start", crate.face_starts.astype(np.int32))
+    me.update(calc_edges=True)
+    mat = bpy.data.materials.new("Crate Wood")
+    me.materials.append(mat)
+    obj = bpy.data.objects.new("Crate", me)
+    bpy.context.scene.collection.objects.link(obj)
+    obj["monocle_category"] = "crate"
+    obj["monocle_labels"] = "crate, chest"
+    obj.asset_mark()
+    bpy.ops.wm.save_as_mainfile(filepath=str(folder / "crates.blend"))
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+
+    libs = bpy.context.preferences.filepaths.asset_libraries
+    entry = libs.new(name="Monocle test", directory=str(folder))
+    try:
+        lib = tl.template_library()
+        assert "Crate" in lib.names and len(lib) == len(mods["library"].bundled_library()) + 1
+        cached = list(tl.cache_dir().glob("*.npz"))
+        assert cached
+        stamp = {p: p.stat().st_mtime_ns for p in cached}
+        lib2 = tl.template_library()  # from the cache: nothing rewritten
+        assert {p: p.stat().st_mtime_ns for p in cached} == stamp and lib2.names == lib.names
+        crate_tpl = lib.get("Crate")
+        assert crate_tpl.category == "crate" and crate_tpl.labels == ("crate", "chest")
+        assert [lib.templates[i].name for i in lib.candidates("chest")] == ["Crate"]
+
+        view = mods["synthetic"].render_view(crate_tpl, 25.0, 30.0, width=W, height=H)
+        result = worker_result(ext_dir, view, tmp_path / "photo")
+        rec = json.loads((result / "result.json").read_text())
+        rec["instances"][0]["label"] = "chest"  # as a segmentation engine would name it
+        (result / "result.json").write_text(json.dumps(rec))
+        settings = _settings(mods)
+        report = mods["build"].build_from_result(result, settings, focal_mm=50.0)
+        reps = tb.blend_from_result(result, settings, report.objects, report.camera, focal_mm=50.0, library=lib)
+        placed = reps[0].object
+        assert placed is not None and reps[0].result.matches[0].template == "Crate"
+        assert placed.material_slots[0].material.name.startswith("Crate Wood")
+        assert math.isclose(reps[0].result.matches[0].pose.scale, 1.0, abs_tol=0.02)
+    finally:
+        libs.remove(entry)
