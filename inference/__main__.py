@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from typing import Any
@@ -200,4 +201,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_code = main()
+    if "torch" in sys.modules:
+        # torch's interpreter teardown takes 1-2 s on a small CPU, and Blender waits for the exit:
+        # every event and file is written by now, so leave at once
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(exit_code)
+    raise SystemExit(exit_code)

@@ -437,7 +437,10 @@ class TransformersEngine:
         import torch
 
         oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-        return isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        text = str(exc).lower()
+        return isinstance(exc, oom) or (
+            isinstance(exc, RuntimeError) and ("out of memory" in text or "not enough memory" in text)
+        )
 
     def _empty_cache(self) -> None:
         import torch
@@ -462,8 +465,10 @@ class TransformersEngine:
         try:
             return self._forward(self._used[role], inputs)
         except Exception as exc:
-            if not self._is_oom(exc) or self._used[role].device == "cpu":
+            if not self._is_oom(exc):
                 raise
+            if self._used[role].device == "cpu":
+                raise MemoryError(str(exc)) from exc  # reported as out_of_memory
         self._fallback_to_cpu()
         return self._forward(self._used[role], inputs)
 
