@@ -25,6 +25,12 @@ from . import Instance
 WORK_SIDE = 320  # long side of the image GrabCut runs on
 MIN_AREA_FRACTION = 0.002  # parts smaller than this share of the image are specks
 MIN_HOLE_FRACTION = 0.002  # smaller holes are filled unless they look like background
+BOX_THRESHOLD_FACTOR = 0.5
+SEED_THRESHOLD_FACTOR = 1.0
+COMBINE = "geo"
+CENTRE_SIGMA = 0.25
+MAHALANOBIS = True
+COLOUR_NOISE = 4.0  # Lab variance added to every border colour cluster
 
 
 def segment(
@@ -116,9 +122,16 @@ def _saliency(lab: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
     """Foreground prior in 0..1 from border colour contrast and barrier distance."""
     h, w = lab.shape[:2]
     band = _border_band((h, w), inside)
-    contrast = _border_contrast(lab, band)
-    barrier = _barrier_distance(lab, band)
-    sal = np.sqrt(_normalise(contrast) * _normalise(barrier))
+    contrast = _normalise(_border_contrast(lab, band))
+    barrier = _normalise(_barrier_distance(lab, band))
+    if COMBINE == "geo":
+        sal = np.sqrt(contrast * barrier)
+    else:
+        sal = 0.5 * (contrast + barrier)
+    if inside is None and CENTRE_SIGMA > 0:
+        yy = (np.arange(h, dtype=np.float32) + 0.5) / h - 0.5
+        xx = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5
+        sal = sal * np.exp(-(yy[:, None] ** 2 + xx[None, :] ** 2) / (2 * CENTRE_SIGMA**2))
     if inside is not None:
         sal[~inside] = 0.0
     return _normalise(sal)
@@ -140,12 +153,20 @@ def _border_contrast(lab: np.ndarray, band: np.ndarray) -> np.ndarray:
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.5)
     cv2.setRNGSeed(1)
     _, labels, centres = cv2.kmeans(np.ascontiguousarray(samples), k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
-    counts = np.bincount(labels.ravel(), minlength=k)
-    keep = counts >= 0.03 * samples.shape[0]
-    centres = centres[keep]
-    flat = lab.reshape(-1, 1, 3)
-    d = np.sqrt(((flat - centres[None]) ** 2).sum(-1)).min(1)
-    return d.reshape(lab.shape[:2])
+    labels = labels.ravel()
+    counts = np.bincount(labels, minlength=k)
+    flat = lab.reshape(-1, 3)
+    best = np.full(flat.shape[0], np.inf, np.float32)
+    for c in np.nonzero(counts >= 0.03 * samples.shape[0])[0]:
+        pts = samples[labels == c]
+        mu = pts.mean(0)
+        cov = np.cov(pts, rowvar=False) + COLOUR_NOISE * np.eye(3)
+        if not MAHALANOBIS:
+            cov = np.eye(3)
+        diff = flat - mu
+        d2 = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov).astype(np.float32), diff)
+        np.minimum(best, d2, out=best)
+    return np.sqrt(best).reshape(lab.shape[:2])
 
 
 def _barrier_distance(lab: np.ndarray, band: np.ndarray, passes: int = 2) -> np.ndarray:
@@ -187,8 +208,10 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None, it
 
     h, w = prior.shape
     thr = _otsu(prior)
+    thr *= BOX_THRESHOLD_FACTOR if inside is not None else SEED_THRESHOLD_FACTOR
+    seed = _fill_small_holes(prior >= thr, h * w)
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
-    mask[prior >= thr] = cv2.GC_PR_FGD
+    mask[seed] = cv2.GC_PR_FGD
     band = _border_band((h, w), inside)
     if inside is not None:
         mask[band] = cv2.GC_BGD
