@@ -19,7 +19,7 @@ GRID = 48
 MARGIN = 0.06
 SUPERSAMPLE = 2
 VIEW_AZIMUTHS = tuple(range(0, 360, 30))
-VIEW_ELEVATIONS = (0, 20, 40, 60, 80)
+VIEW_ELEVATIONS = (0, 10, 20, 30, 45, 60, 80)
 
 
 def view_angles() -> np.ndarray:
