@@ -102,7 +102,10 @@ def meshes_from_result(
                 "mask_empty", f"The mask of object {rec.id} ({rec.label}, {rec.mask_path.name}) is empty; "
                 "nothing was built.")
     t1 = time.perf_counter()
-    zdepth = scene_depth(depth, result.depth_kind, masks, settings, camera)
+    try:
+        zdepth = scene_depth(depth, result.depth_kind, masks, settings, camera)
+    except ValueError as exc:
+        raise BuildError("depth_invalid", f"The depth map cannot be used ({exc}); nothing was built.") from exc
     meshes = []
     stages: dict[str, float] = {}
     for rec, mask in zip(result.instances, masks):

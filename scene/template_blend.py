@@ -240,7 +240,7 @@ def place_template(
     """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend."""
     created = created or Created()
     match = result.matches[index]
-    tm = load_template_mesh(library.get(match.template))
+    tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
     mesh, weights = _build_mesh(tm, match, camera, photo)
     created.add("meshes", mesh)
@@ -328,7 +328,11 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     camera = _camera_from_json(obj[CAMERA_PROP])
     wrap = obj.modifiers[WRAP_MODIFIER]
     photo = wrap.target.active_material if wrap.target is not None else None
-    tm = load_template_mesh(lib.get(match.template))
+    try:
+        template = lib.get(match.template, match.source)
+    except KeyError:
+        raise BuildError("template_missing", f"The template {match.template!r} is no longer in the library.") from None
+    tm = load_template_mesh(template)
     mesh, weights = _build_mesh(tm, match, camera, photo)
     old = obj.data
     obj.data = mesh
