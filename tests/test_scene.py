@@ -453,3 +453,15 @@ def test_displace_reads_the_texel_under_the_uv_unclamped(monocle):
         expect = s * texture[np.clip(row, 0, th - 1), np.clip(col, 0, tw - 1)]
         assert np.abs(moved - np.repeat(expect, 3, 0)).max() <= 1e-6 * 1e3
     assert tex.image.colorspace_settings.is_data and tex.image.file_format == "OPEN_EXR"
+
+
+def test_unusable_depth_fails_cleanly(monocle, ext_dir, tmp_path):
+    geometry, build, result_mod = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[20:70, 30:90] = 1
+    out = _user_result(ext_dir, tmp_path, labels, np.zeros(labels.shape))  # metric, but no positive distance
+    before = _datablock_counts()
+    with pytest.raises(result_mod.BuildError) as info:
+        build.build_from_result(out, geometry.MeshSettings())
+    assert info.value.code == "depth_invalid"
+    assert _datablock_counts() == before
