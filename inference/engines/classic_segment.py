@@ -3,17 +3,17 @@
 No learned model: the object is found from priors that hold for most product
 and object photos, then cut out with colour models.
 
-1. On a small copy of the image (or of the region around the box hint) two
-   saliency cues are computed: how unlike the image border a pixel's colour is
-   (the border is mostly background) and its minimum-barrier distance to the
-   border (how strong an edge separates it from the border).
-2. Their combination seeds GrabCut (colour GMMs plus a contrast-sensitive
-   graph cut) on the small image, initialised from that mask instead of a
-   rectangle.
+1. On a small copy of the image (or of the region around the box hint) a
+   saliency prior combines how unlike the border colours a pixel is (the
+   border is mostly background), its minimum-barrier distance to the border
+   (how strong an edge separates it from the border) and a mild centre bias.
+2. The prior, thresholded and hole-filled, seeds GrabCut (colour GMMs plus a
+   contrast-sensitive graph cut) on the small image instead of a rectangle.
 3. The cut is brought back to working resolution by a colour guided filter,
    which snaps the upsampled outline onto the image's edges.
 4. Connected parts above a minimum area become instances; each one's score is
-   how well its colours separate from the colours around it.
+   how much more salient it is than a ring of pixels around it, and parts far
+   less salient than the best one are dropped.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ import numpy as np
 
 from . import Instance
 
-WORK_SIDE = 320  # long side of the image GrabCut runs on
+WORK_SIDE = 360  # long side (pixels) of the image the prior and GrabCut run on
 MIN_AREA_FRACTION = 0.002  # parts smaller than this share of the image are specks
-MIN_HOLE_FRACTION = 0.002  # smaller holes are filled unless they look like background
-BOX_THRESHOLD_FACTOR = 0.5
-SEED_THRESHOLD_FACTOR = 1.0
-COMBINE = "geo"
-CENTRE_SIGMA = 0.25
-MAHALANOBIS = True
+MIN_HOLE_FRACTION = 0.002  # enclosed holes smaller than this share of the image are filled
+BORDER_FRACTION = 0.03  # width of the border band that samples background colours
+CENTRE_SIGMA = 0.25  # centre bias: Gaussian sigma in image widths/heights (no box only)
+BOX_SEED_FACTOR = 0.5  # inside a box hint the seed threshold is relaxed by this factor
 COLOUR_NOISE = 4.0  # Lab variance added to every border colour cluster
+GRABCUT_ITERATIONS = 4
+BARRIER_PASSES = 1  # raster-scan rounds of the barrier distance (more changed nothing measurable)
+MIN_RELATIVE_SCORE = 0.35  # parts scoring below this fraction of the best part are dropped
 
 
 def segment(
@@ -38,8 +39,9 @@ def segment(
 ) -> list[Instance]:
     """Find the foreground objects of ``rgb`` (H, W, 3 uint8).
 
-    ``alpha`` (real transparency, 0..1) is used as is when given; ``box``
-    (x0, y0, x1, y1) says the object lies inside it. Returns connected parts,
+    ``alpha`` (real transparency, 0..1) is authoritative when given: its opaque
+    parts (alpha >= 0.5) are the objects. ``box`` (x0, y0, x1, y1) says the
+    object lies inside it. Returns connected parts above a minimum area,
     largest first; ``objects == "largest"`` keeps only the first.
     """
     h, w = rgb.shape[:2]
@@ -48,11 +50,10 @@ def segment(
         fg = soft >= 0.5
         if box is not None:
             fg &= _box_mask((h, w), box)
-        instances = _instances(fg, soft, rgb, fill_holes=False)
+        instances = _instances(fg, soft, fill_holes=False, min_relative_score=0.0)
     else:
-        soft = _foreground_probability(rgb, box)
-        fg = soft >= 0.5
-        instances = _instances(fg, soft, rgb, fill_holes=True)
+        soft, prior = _foreground_probability(rgb, box)
+        instances = _instances(soft >= 0.5, prior, fill_holes=True, min_relative_score=MIN_RELATIVE_SCORE)
     if objects == "largest":
         instances = instances[:1]
     return instances
@@ -60,14 +61,16 @@ def segment(
 
 def _box_mask(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
     h, w = shape
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = (int(v) for v in box)
     m = np.zeros((h, w), bool)
     m[max(0, y0):max(0, min(h, y1)), max(0, x0):max(0, min(w, x1))] = True
     return m
 
 
-def _foreground_probability(rgb: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
-    """Soft foreground map (H, W) float32 in 0..1 at working resolution."""
+def _foreground_probability(
+    rgb: np.ndarray, box: tuple[int, int, int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft foreground map and saliency prior, both (H, W) float32 in 0..1 at working resolution."""
     import cv2
 
     h, w = rgb.shape[:2]
@@ -75,122 +78,133 @@ def _foreground_probability(rgb: np.ndarray, box: tuple[int, int, int, int] | No
         x0, y0, x1, y1 = (int(v) for v in box)
         x0, x1 = max(0, min(x0, w - 1)), max(1, min(x1, w))
         y0, y1 = max(0, min(y0, h - 1)), max(1, min(y1, h))
+        # a margin around the box supplies background colours just outside it
         mx, my = max(4, (x1 - x0) // 10), max(4, (y1 - y0) // 10)
-        roi = (max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my))
-        inner = (x0 - roi[0], y0 - roi[1], x1 - roi[0], y1 - roi[1])
+        rx0, ry0, rx1, ry1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
     else:
-        roi = (0, 0, w, h)
-        inner = None
-    rx0, ry0, rx1, ry1 = roi
+        x0, y0, x1, y1 = 0, 0, w, h
+        rx0, ry0, rx1, ry1 = 0, 0, w, h
     crop = np.ascontiguousarray(rgb[ry0:ry1, rx0:rx1])
     ch, cw = crop.shape[:2]
     scale = min(1.0, WORK_SIDE / max(ch, cw))
     sw, sh = max(8, round(cw * scale)), max(8, round(ch * scale))
     small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
+    sx, sy = sw / cw, sh / ch
+
     inside = None
-    if inner is not None:
-        sx, sy = sw / cw, sh / ch
+    if box is not None:
         inside = np.zeros((sh, sw), bool)
-        inside[int(inner[1] * sy):int(np.ceil(inner[3] * sy)), int(inner[0] * sx):int(np.ceil(inner[2] * sx))] = True
+        iy0, iy1 = int((y0 - ry0) * sy), int(np.ceil((y1 - ry0) * sy))
+        ix0, ix1 = int((x0 - rx0) * sx), int(np.ceil((x1 - rx0) * sx))
+        inside[iy0:iy1, ix0:ix1] = True
+        if (~inside).sum() < 64:
+            inside = None  # the box covers (almost) the whole image: it says nothing
 
     lab = cv2.cvtColor(cv2.GaussianBlur(small, (0, 0), 0.8), cv2.COLOR_RGB2LAB).astype(np.float32)
     prior = _saliency(lab, inside)
     cut = _grabcut(small, prior, inside)
 
-    soft_small = cut.astype(np.float32)
-    up = cv2.resize(soft_small, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    up = cv2.resize(cut.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR)
     radius = max(2, int(round(1.5 / scale)))
     refined = _guided_filter(crop.astype(np.float32) / 255.0, up, radius, 1e-3)
-    out = np.zeros((h, w), np.float32)
-    out[ry0:ry1, rx0:rx1] = np.clip(refined, 0.0, 1.0)
+    soft = np.zeros((h, w), np.float32)
+    soft[ry0:ry1, rx0:rx1] = np.clip(refined, 0.0, 1.0)
+    prior_full = np.zeros((h, w), np.float32)
+    prior_full[ry0:ry1, rx0:rx1] = cv2.resize(prior, (cw, ch), interpolation=cv2.INTER_LINEAR)
     if box is not None:
-        out *= _box_mask((h, w), box)
-    return out
+        inside_full = _box_mask((h, w), box)
+        soft *= inside_full
+        prior_full *= inside_full
+    return soft, prior_full
 
 
 def _border_band(shape: tuple[int, int], inside: np.ndarray | None) -> np.ndarray:
-    h, w = shape
+    """Pixels taken as background samples: outside the box hint, else a band along the image border."""
     if inside is not None:
         return ~inside
-    b = max(2, int(round(0.03 * min(h, w))))
+    h, w = shape
+    b = max(1, min(int(round(BORDER_FRACTION * min(h, w))), min(h, w) // 4))
     band = np.ones((h, w), bool)
     band[b:-b, b:-b] = False
     return band
 
 
 def _saliency(lab: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
-    """Foreground prior in 0..1 from border colour contrast and barrier distance."""
+    """Foreground prior in 0..1: geometric mean of border colour contrast and barrier distance."""
+    import cv2
+
     h, w = lab.shape[:2]
     band = _border_band((h, w), inside)
     contrast = _normalise(_border_contrast(lab, band))
-    barrier = _normalise(_barrier_distance(lab, band))
-    if COMBINE == "geo":
-        sal = np.sqrt(contrast * barrier)
-    else:
-        sal = 0.5 * (contrast + barrier)
-    if inside is None and CENTRE_SIGMA > 0:
+    barrier = _normalise(_barrier_distance(lab, band, BARRIER_PASSES))
+    sal = np.sqrt(contrast * barrier)
+    if inside is None:
         yy = (np.arange(h, dtype=np.float32) + 0.5) / h - 0.5
         xx = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5
         sal = sal * np.exp(-(yy[:, None] ** 2 + xx[None, :] ** 2) / (2 * CENTRE_SIGMA**2))
+    sal = cv2.GaussianBlur(sal.astype(np.float32), (0, 0), 1.0)
     if inside is not None:
         sal[~inside] = 0.0
     return _normalise(sal)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
+    """Robust rescale to 0..1 (1st to 99.5th percentile)."""
     lo, hi = np.percentile(x, 1), np.percentile(x, 99.5)
     return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
 def _border_contrast(lab: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """Distance of each pixel's colour to the nearest well-populated border colour cluster."""
+    """Mahalanobis distance of each pixel's colour to the nearest well-populated border colour cluster.
+
+    Clusters come from k-means on the band; per-cluster covariances make
+    textured backgrounds (grass, brick) count as background. Clusters holding
+    under 3 % of the band are ignored: they are usually the object touching
+    the border.
+    """
     import cv2
 
-    samples = lab[band].reshape(-1, 3)
+    samples = np.ascontiguousarray(lab[band].reshape(-1, 3))
     if samples.shape[0] > 4000:
-        samples = samples[:: samples.shape[0] // 4000 + 1]
-    k = 8
+        samples = np.ascontiguousarray(samples[:: samples.shape[0] // 4000 + 1])
+    k = int(min(8, max(1, samples.shape[0] // 16)))
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.5)
     cv2.setRNGSeed(1)
-    _, labels, centres = cv2.kmeans(np.ascontiguousarray(samples), k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
+    _, labels, _ = cv2.kmeans(samples, k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
     labels = labels.ravel()
     counts = np.bincount(labels, minlength=k)
     flat = lab.reshape(-1, 3)
     best = np.full(flat.shape[0], np.inf, np.float32)
-    for c in np.nonzero(counts >= 0.03 * samples.shape[0])[0]:
+    for c in np.nonzero(counts >= max(4, 0.03 * samples.shape[0]))[0]:
         pts = samples[labels == c]
-        mu = pts.mean(0)
         cov = np.cov(pts, rowvar=False) + COLOUR_NOISE * np.eye(3)
-        if not MAHALANOBIS:
-            cov = np.eye(3)
-        diff = flat - mu
-        d2 = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov).astype(np.float32), diff)
+        diff = flat - pts.mean(0)
+        d2 = ((diff @ np.linalg.inv(cov).astype(np.float32)) * diff).sum(1)
         np.minimum(best, d2, out=best)
     return np.sqrt(best).reshape(lab.shape[:2])
 
 
-def _barrier_distance(lab: np.ndarray, band: np.ndarray, passes: int = 2) -> np.ndarray:
-    """Approximate minimum-barrier distance from the border band (summed over Lab channels).
+def _barrier_distance(lab: np.ndarray, band: np.ndarray, passes: int) -> np.ndarray:
+    """Approximate minimum-barrier distance from the border band, summed over the Lab channels.
 
-    Raster scans in the four directions, each vectorised across a whole row or
-    column: a pixel takes its neighbour's path if that lowers max - min along it.
+    The barrier of a path is max - min of the colour along it; a pixel far (in
+    this sense) from every border pixel is enclosed by an edge. Raster scans in
+    the four directions, each vectorised across a whole row or column: a pixel
+    takes its neighbour's path when that lowers the barrier.
     """
     img = lab.astype(np.float32)
     dist = np.where(band[..., None], 0.0, np.inf).astype(np.float32)
+    dist = np.broadcast_to(dist, img.shape).copy()
     hi = img.copy()
     lo = img.copy()
-    dist = np.broadcast_to(dist, img.shape).copy()
     for _ in range(passes):
         for axis, rev in ((0, False), (0, True), (1, False), (1, True)):
             n = img.shape[axis]
             order = range(n - 2, -1, -1) if rev else range(1, n)
             step = 1 if rev else -1
             for i in order:
-                j = i + step
-                if axis == 0:
-                    cur, prev = np.s_[i], np.s_[j]
-                else:
-                    cur, prev = np.s_[:, i], np.s_[:, j]
+                cur = np.s_[i] if axis == 0 else np.s_[:, i]
+                prev = np.s_[i + step] if axis == 0 else np.s_[:, i + step]
                 v = img[cur]
                 nh = np.maximum(hi[prev], v)
                 nl = np.minimum(lo[prev], v)
@@ -202,13 +216,13 @@ def _barrier_distance(lab: np.ndarray, band: np.ndarray, passes: int = 2) -> np.
     return dist.sum(-1)
 
 
-def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None, iterations: int = 4) -> np.ndarray:
+def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
     """GrabCut on the small image seeded from the saliency prior; returns a bool mask."""
     import cv2
 
     h, w = prior.shape
-    thr = _otsu(prior)
-    thr *= BOX_THRESHOLD_FACTOR if inside is not None else SEED_THRESHOLD_FACTOR
+    thr = _otsu(prior) * (BOX_SEED_FACTOR if inside is not None else 1.0)
+    # the object's interior is often less salient than its rim (spots, print): seed it too
     seed = _fill_small_holes(prior >= thr, h * w)
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     mask[seed] = cv2.GC_PR_FGD
@@ -216,85 +230,112 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None, it
     if inside is not None:
         mask[band] = cv2.GC_BGD
     else:
-        mask[band & (prior < thr)] = cv2.GC_BGD
-    if not (mask == cv2.GC_PR_FGD).any():
-        return np.zeros((h, w), bool)
+        mask[band & ~seed] = cv2.GC_BGD
+    is_fg = (mask == cv2.GC_PR_FGD)
+    if is_fg.all() or not is_fg.any():
+        return is_fg
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    cv2.setRNGSeed(1)
+    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, GRABCUT_ITERATIONS,
+                cv2.GC_INIT_WITH_MASK)
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
 def _otsu(x: np.ndarray) -> float:
+    """Otsu threshold of values in 0..1."""
     hist, edges = np.histogram(x, bins=64, range=(0.0, 1.0))
     p = hist.astype(np.float64) / max(1, hist.sum())
     centres = 0.5 * (edges[1:] + edges[:-1])
     w0 = np.cumsum(p)
     m0 = np.cumsum(p * centres)
-    mt = m0[-1]
-    between = (mt * w0 - m0) ** 2 / np.maximum(w0 * (1 - w0), 1e-12)
+    between = (m0[-1] * w0 - m0) ** 2 / np.maximum(w0 * (1 - w0), 1e-12)
     return float(edges[1:][int(np.argmax(between))])
 
 
 def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Colour guided filter (He et al.): edge-aware smoothing of ``src`` along ``guide``'s edges."""
+    """Colour guided filter (He et al.): smooths ``src`` while following the edges of ``guide``."""
     import cv2
 
+    size = (2 * radius + 1, 2 * radius + 1)
+
     def box(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
+        return cv2.boxFilter(x, -1, size, borderType=cv2.BORDER_REFLECT)
 
     mean_i = box(guide)
     mean_p = box(src)
     cov_ip = box(guide * src[..., None]) - mean_i * mean_p[..., None]
-    corr = np.empty(guide.shape[:2] + (3, 3), np.float32)
+    v = {}
     for a in range(3):
         for b in range(a, 3):
-            v = box(guide[..., a] * guide[..., b]) - mean_i[..., a] * mean_i[..., b]
-            corr[..., a, b] = v
-            corr[..., b, a] = v
-    corr += eps * np.eye(3, dtype=np.float32)
-    a_coef = np.linalg.solve(corr, cov_ip[..., None])[..., 0]
+            v[a, b] = box(guide[..., a] * guide[..., b]) - mean_i[..., a] * mean_i[..., b] + (eps if a == b else 0.0)
+    # closed-form inverse of the symmetric 3x3 covariance at every pixel
+    i00 = v[1, 1] * v[2, 2] - v[1, 2] ** 2
+    i01 = v[0, 2] * v[1, 2] - v[0, 1] * v[2, 2]
+    i02 = v[0, 1] * v[1, 2] - v[0, 2] * v[1, 1]
+    i11 = v[0, 0] * v[2, 2] - v[0, 2] ** 2
+    i12 = v[0, 2] * v[0, 1] - v[0, 0] * v[1, 2]
+    i22 = v[0, 0] * v[1, 1] - v[0, 1] ** 2
+    det = v[0, 0] * i00 + v[0, 1] * i01 + v[0, 2] * i02
+    c0, c1, c2 = cov_ip[..., 0], cov_ip[..., 1], cov_ip[..., 2]
+    a_coef = np.stack(
+        [i00 * c0 + i01 * c1 + i02 * c2, i01 * c0 + i11 * c1 + i12 * c2, i02 * c0 + i12 * c1 + i22 * c2], -1
+    ) / det[..., None]
     b_coef = mean_p - (a_coef * mean_i).sum(-1)
     return (box(a_coef) * guide).sum(-1) + box(b_coef)
 
 
-def _instances(fg: np.ndarray, soft: np.ndarray, rgb: np.ndarray, *, fill_holes: bool) -> list[Instance]:
-    """Connected parts of ``fg`` above the minimum area, largest first, with a separation score."""
+def _instances(
+    fg: np.ndarray, evidence: np.ndarray, *, fill_holes: bool, min_relative_score: float
+) -> list[Instance]:
+    """Connected parts of ``fg`` above the minimum area, largest first, scored against ``evidence``."""
     import cv2
 
     h, w = fg.shape
-    min_area = max(16, int(MIN_AREA_FRACTION * h * w))
     if fill_holes:
         fg = _fill_small_holes(fg, int(MIN_HOLE_FRACTION * h * w))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
-    comps = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    comps.sort(key=lambda i: -stats[i, cv2.CC_STAT_AREA])
-    out = []
-    for i in comps:
-        m = labels == i
-        out.append(Instance(mask=m, label="object", score=_score(m, soft)))
-    return out
+    min_area = max(16, int(MIN_AREA_FRACTION * h * w))
+    parts = []
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < min_area:
+            continue
+        x, y, bw, bh = stats[i, :4]
+        pad = max(3, int(0.05 * max(bw, bh)))
+        window = np.s_[max(0, y - pad):y + bh + pad, max(0, x - pad):x + bw + pad]
+        m = labels[window] == i
+        parts.append((i, int(stats[i, cv2.CC_STAT_AREA]), _score(m, evidence[window], pad)))
+    if not parts:
+        return []
+    best = max(s for _, _, s in parts)
+    parts = [p for p in parts if p[2] >= min_relative_score * best]
+    parts.sort(key=lambda p: -p[1])
+    return [Instance(mask=labels == i, label="object", score=round(s, 4)) for i, _, s in parts]
 
 
 def _fill_small_holes(fg: np.ndarray, max_area: int) -> np.ndarray:
+    """Fill background regions enclosed by ``fg`` that are smaller than ``max_area`` pixels."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats((~fg).astype(np.uint8), connectivity=4)
     h, w = fg.shape
-    out = fg.copy()
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        touches = x == 0 or y == 0 or x + bw == w or y + bh == h
-        if not touches and area < max_area:
-            out[labels == i] = True
-    return out
+    x, y, bw, bh, area = (stats[:, j] for j in range(5))
+    enclosed = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area < max_area)
+    enclosed[0] = False
+    lut = np.zeros(n, bool)
+    lut[1:] = enclosed[1:]
+    return fg | lut[labels]
 
 
-def _score(mask: np.ndarray, soft: np.ndarray) -> float:
-    """Confidence of the separation: how decided the soft map is inside and just outside the part."""
+def _score(mask: np.ndarray, evidence: np.ndarray, ring: int) -> float:
+    """Confidence of the separation: relative drop of evidence from the part to a ring around it.
+
+    With the saliency prior as evidence a part whose surroundings look like
+    plain background scores near 1, one barely distinct from them near 0.
+    """
     import cv2
 
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    ring = cv2.dilate(mask.astype(np.uint8), k, iterations=2).astype(bool) & ~mask
-    inner = float(soft[mask].mean()) if mask.any() else 0.0
-    outer = float(soft[ring].mean()) if ring.any() else 0.0
-    return float(np.clip(inner - outer, 0.0, 1.0))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1, 2 * ring + 1))
+    around = cv2.dilate(mask.astype(np.uint8), k).astype(bool) & ~mask
+    inner = float(evidence[mask].mean())
+    outer = float(evidence[around].mean()) if around.any() else 0.0
+    return float(np.clip((inner - outer) / max(inner, 1e-6), 0.0, 1.0))
