@@ -91,8 +91,12 @@ class TemplateLibrary:
     def index(self, name: str) -> int:
         return self.names.index(name)
 
-    def get(self, name: str) -> Template:
-        return self.templates[self.index(name)]
+    def get(self, name: str, source: str | None = None) -> Template:
+        """The template called ``name`` (from the .blend ``source`` when given; "" = bundled)."""
+        for t in self.templates:
+            if t.name == name and (source is None or t.source == source):
+                return t
+        raise KeyError(f"no template {name!r} in the library")
 
     def candidates(self, label: str | None) -> list[int]:
         """Indices of the templates that answer to ``label``; all of them for unknown labels or no answer."""

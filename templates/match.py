@@ -92,17 +92,19 @@ class Match:
     pose: Pose
     coarse_score: float
     view: tuple[float, float]  # azimuth, elevation (degrees) of the library view it started from
+    source: str = ""  # the template's .blend ("" = the bundled library)
 
     def to_json(self) -> dict[str, Any]:
         return {"template": self.template, "category": self.category, "score": round(self.score, 4),
                 "iou": round(self.iou, 4), "depth_error": round(self.depth_error, 4), "pose": self.pose.to_json(),
-                "coarse_score": round(self.coarse_score, 4), "view": [float(v) for v in self.view]}
+                "coarse_score": round(self.coarse_score, 4), "view": [float(v) for v in self.view],
+                "source": self.source}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Match:
         return cls(data["template"], data["category"], float(data["score"]), float(data["iou"]),
                    float(data["depth_error"]), Pose.from_json(data["pose"]), float(data["coarse_score"]),
-                   tuple(data["view"]))
+                   tuple(data["view"]), str(data.get("source", "")))
 
 
 @dataclass
@@ -543,7 +545,7 @@ def match_instance(
         pose = refine(verts, tpl.triangles, coarse_win, pose, iterations)
         score, iou, err = fit_score(verts, tpl.triangles, fine, pose, object_size)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
-                  tuple(float(a) for a in library.angles[view]))
+                  tuple(float(a) for a in library.angles[view]), tpl.source)
         if ti not in best_per_template or score > best_per_template[ti].score:
             best_per_template[ti] = m
     timings["refine"] = time.perf_counter() - t1
