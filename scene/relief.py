@@ -5,8 +5,8 @@ How the sampling is made exact (measured on Blender 4.5, see tests/test_scene.py
   ``use_mipmap = False``, ``filter_type = 'BOX'`` and ``extension = 'EXTEND'``: the
   modifier then reads the single texel under ``floor(u * w), floor(v * h)``, so a
   vertex whose relief UV lies anywhere inside a texel gets that texel's value bit for bit
-  (with Blender's default interpolation even texel centres come back blended with their
-  neighbours: measured errors of 1e-5..1e-2 of the value);
+  (with interpolation on, a UV off the centre blends neighbouring texels, and even exact
+  centres come back off by ~5e-6 of the value);
 - ``use_clamp = False`` keeps negative values (Blender otherwise zeroes them), so no
   offset encoding is needed: ``mid_level = 0`` and displacement = strength * texel;
 - the image holds float32 RGB, Non-Color, packed into the .blend as OpenEXR
