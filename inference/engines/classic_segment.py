@@ -22,14 +22,17 @@ import numpy as np
 
 from . import Instance
 
-WORK_SIDE = 360  # long side (pixels) of the image the prior and GrabCut run on
+WORK_PIXELS = 360 * 270  # pixel budget of the small image the prior and GrabCut run on
 MIN_AREA_FRACTION = 0.002  # parts smaller than this share of the image are specks
 MIN_HOLE_FRACTION = 0.002  # enclosed holes smaller than this share of the image are filled
 BORDER_FRACTION = 0.03  # width of the border band that samples background colours
 CENTRE_SIGMA = 0.25  # centre bias: Gaussian sigma in image widths/heights (no box only)
 BOX_SEED_FACTOR = 0.5  # inside a box hint the seed threshold is relaxed by this factor
 COLOUR_NOISE = 4.0  # Lab variance added to every border colour cluster
-GRABCUT_ITERATIONS = 4
+GRABCUT_ITERATIONS = 4  # at most, on the coarsest level
+SETTLE_ITERATIONS = 2  # at most, on each finer level
+SETTLED_FRACTION = 0.002
+PYRAMID_LEVELS = 2  # GrabCut stops early once fewer pixels than this share change
 BARRIER_PASSES = 1  # raster-scan rounds of the barrier distance (more changed nothing measurable)
 MIN_RELATIVE_SCORE = 0.35  # parts scoring below this fraction of the best part are dropped
 
@@ -86,7 +89,7 @@ def _foreground_probability(
         rx0, ry0, rx1, ry1 = 0, 0, w, h
     crop = np.ascontiguousarray(rgb[ry0:ry1, rx0:rx1])
     ch, cw = crop.shape[:2]
-    scale = min(1.0, WORK_SIDE / max(ch, cw))
+    scale = min(1.0, float(np.sqrt(WORK_PIXELS / (ch * cw))))
     sw, sh = max(8, round(cw * scale)), max(8, round(ch * scale))
     small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
     sx, sy = sw / cw, sh / ch
@@ -227,18 +230,59 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None) ->
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     mask[seed] = cv2.GC_PR_FGD
     band = _border_band((h, w), inside)
-    if inside is not None:
-        mask[band] = cv2.GC_BGD
-    else:
-        mask[band & ~seed] = cv2.GC_BGD
-    is_fg = (mask == cv2.GC_PR_FGD)
-    if is_fg.all() or not is_fg.any():
-        return is_fg
+    mask[band if inside is not None else band & ~seed] = cv2.GC_BGD
+    if seed.all() or not (mask == cv2.GC_PR_FGD).any():
+        return seed
+    return _grabcut_pyramid(small, mask, PYRAMID_LEVELS, reseed=inside is not None)
+
+
+def _grabcut_pyramid(rgb: np.ndarray, mask: np.ndarray, levels: int, *, reseed: bool) -> np.ndarray:
+    """GrabCut warm-started from the result on a half-size copy.
+
+    The first cuts move the outline far from the seed and are by far the
+    costliest (seconds on large smooth regions); at half size they are cheap,
+    and the full-size cuts only have to settle the outline. The coarse cut
+    smooths more and can drop small parts; with ``reseed`` (a box hint says
+    the object is there) the full-size cut looks at the whole seed again.
+    """
+    import cv2
+
+    h, w = mask.shape
+    iterations = GRABCUT_ITERATIONS
+    if levels > 1 and min(h, w) >= 96:
+        half = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        half_mask = cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+        coarse = _grabcut_pyramid(half, half_mask, levels - 1, reseed=reseed)
+        if not coarse.any() or coarse.all():
+            return cv2.resize(coarse.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        up = cv2.resize(coarse.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        hard = mask == cv2.GC_BGD
+        seed = mask == cv2.GC_PR_FGD
+        mask = np.where(up | (seed if reseed else False), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        mask[hard] = cv2.GC_BGD
+        iterations = SETTLE_ITERATIONS
+    return _run_grabcut(rgb, mask, iterations)
+
+
+def _run_grabcut(rgb: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray:
+    """OpenCV GrabCut from a GC_* label mask, stopping early once the cut has settled."""
+    import cv2
+
+    h, w = mask.shape
+    mask = mask.copy()
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(1)
-    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, GRABCUT_ITERATIONS,
-                cv2.GC_INIT_WITH_MASK)
-    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
+    fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    for _ in range(iterations - 1):
+        cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_EVAL)
+        new = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        changed = int(np.count_nonzero(new != fg))
+        fg = new
+        if changed <= SETTLED_FRACTION * h * w:
+            break
+    return fg
 
 
 def _otsu(x: np.ndarray) -> float:
