@@ -95,7 +95,8 @@ def match_result(
     """Match every object of a worker result against the template library (bundled + user).
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
-    space. Returns one ``MatchResult`` per instance, in the result's order, and the camera.
+    space; with relative depth the relief's scale is fitted too. Returns one ``MatchResult`` per
+    instance, in the result's order, and the camera.
     """
     from ..geometry.depth import scene_depth
     from .build import camera_for_result
@@ -105,7 +106,9 @@ def match_result(
     masks = [load_mask(rec.mask_path, result.width, result.height) for rec in result.instances]
     zdepth = scene_depth(load_depth(result), result.depth_kind, masks, settings, camera)
     lib = library if library is not None else template_library(context)
-    return [match_instance(m, zdepth, camera, lib, rec.label) for rec, m in zip(result.instances, masks)], camera
+    relative = result.depth_kind != "metric"  # a relative map's relief has no known scale: fit it
+    return [match_instance(m, zdepth, camera, lib, rec.label, depth_scale=relative)
+            for rec, m in zip(result.instances, masks)], camera
 
 
 # --------------------------------------------------------------------------- template meshes

@@ -34,6 +34,7 @@ ROLL_WEIGHT = 0.1  # score lost per (30 degrees of roll)^2: photos are rarely ti
 ROBUST_SCALE = 0.02  # Cauchy scale of ICP residuals, fraction of the object size
 MAX_TURN_DEG = 8.0  # largest rotation of one ICP step
 MAX_SCALE_STEP = 0.1  # largest relative scale change of one ICP step
+DEPTH_SCALE_RANGE = (1.0 / 3.0, 3.0)  # how far a relative depth map's relief may be stretched or squashed
 REFINE_GRID = 48
 SCORE_GRID = 80
 WINDOW_GROW = 1.35  # refinement window side / descriptor window side
@@ -93,18 +94,19 @@ class Match:
     coarse_score: float
     view: tuple[float, float]  # azimuth, elevation (degrees) of the library view it started from
     source: str = ""  # the template's .blend ("" = the bundled library)
+    depth_scale: float = 1.0  # relief of the object's depth / relief of the posed template (1 for metric depth)
 
     def to_json(self) -> dict[str, Any]:
         return {"template": self.template, "category": self.category, "score": round(self.score, 4),
                 "iou": round(self.iou, 4), "depth_error": round(self.depth_error, 4), "pose": self.pose.to_json(),
                 "coarse_score": round(self.coarse_score, 4), "view": [float(v) for v in self.view],
-                "source": self.source}
+                "source": self.source, "depth_scale": round(self.depth_scale, 4)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Match:
         return cls(data["template"], data["category"], float(data["score"]), float(data["iou"]),
                    float(data["depth_error"]), Pose.from_json(data["pose"]), float(data["coarse_score"]),
-                   tuple(data["view"]), str(data.get("source", "")))
+                   tuple(data["view"]), str(data.get("source", "")), float(data.get("depth_scale", 1.0)))
 
 
 @dataclass
@@ -205,6 +207,18 @@ class _Window:
     cx: float  # principal point in grid pixels
     cy: float
 
+    @property
+    def z_centre(self) -> float:
+        return float(np.median(self.z[self.mask])) if self.mask.any() else 0.0
+
+    def rescaled(self, k: float, z_centre: float) -> _Window:
+        """This window with its depth relief divided by ``k`` about ``z_centre`` (along the pixel rays)."""
+        z = np.where(self.mask, z_centre + (self.z - z_centre) / k, 0.0)
+        ii, jj = np.nonzero(self.mask)
+        zz = z[ii, jj]
+        pts = np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
+        return _Window(self.x0, self.y0, self.side, self.n, self.mask, z, pts, self.focal, self.cx, self.cy)
+
     @classmethod
     def sample(cls, mask: np.ndarray, zdepth: np.ndarray, camera: Camera, centre: np.ndarray, side: float,
                n: int) -> _Window:
@@ -254,8 +268,13 @@ def _valid_views(library: TemplateLibrary, cand: list[int]) -> np.ndarray:
     return out
 
 
-def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand: list[int]) -> np.ndarray:
-    """(C, V) coarse fit of every candidate view (-inf for symmetric repeats)."""
+def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand: list[int],
+                  depth_scale: bool = False) -> np.ndarray:
+    """(C, V) coarse fit of every candidate view (-inf for symmetric repeats).
+
+    The depth term is the spread of the depth difference over the overlap, in template units;
+    with ``depth_scale`` the object's relief is first rescaled by the factor that fits best.
+    """
     g2 = desc.GRID * desc.GRID
     c, v = len(cand), library.angles.shape[0]
     cov = library.coverage[cand].reshape(c * v, g2).astype(np.float32) / 255.0
@@ -264,15 +283,38 @@ def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand:
     dep = library.depth[cand].reshape(c * v, g2)
     b = inst.depth.ravel()
     both = (dep > 0) & np.isfinite(b)
-    diff = np.where(both, desc.dequantize_depth(dep) - np.nan_to_num(b), 0.0)
-    n = both.sum(axis=1)
-    mean = diff.sum(axis=1) / np.maximum(n, 1)
-    rms = np.sqrt(np.maximum((diff**2).sum(axis=1) / np.maximum(n, 1) - mean**2, 0.0))
-    rms = np.where(n > 0, rms, 1.0)
+    ta = np.where(both, desc.dequantize_depth(dep), 0.0)
+    tb = np.where(both, np.nan_to_num(b), 0.0)
+    n = np.maximum(both.sum(axis=1), 1)
+    sa, sb = ta.sum(axis=1), tb.sum(axis=1)
+    caa = (ta * ta).sum(axis=1) - sa * sa / n
+    cbb = (tb * tb).sum(axis=1) - sb * sb / n
+    cab = (ta * tb).sum(axis=1) - sa * sb / n
+    k = np.ones(len(caa))
+    if depth_scale:
+        k = np.clip(cab / np.maximum(caa, 1e-12), *DEPTH_SCALE_RANGE)
+    rms = np.sqrt(np.maximum((caa - 2.0 * cab / k + cbb / k**2) / n, 0.0))
+    rms = np.where(both.any(axis=1), rms, 1.0)
     el = np.tile(library.angles[:, 1], c)
     prior = -0.03 * ((el - 20.0) / 60.0) ** 2
     score = (iou - COARSE_DEPTH_WEIGHT * rms + prior).reshape(c, v)
     return np.where(_valid_views(library, cand), score, -np.inf)
+
+
+def relief_scale(raster: render.Raster, window: _Window) -> float:
+    """Least-squares factor between the object's depth relief and the posed template's, over the
+    pixels both cover (clipped to ``DEPTH_SCALE_RANGE``)."""
+    both = raster.mask & window.mask
+    if both.sum() < 20:
+        return 1.0
+    zt = raster.depth[both]
+    zi = window.z[both]
+    a = zt - np.median(zt)
+    b = zi - np.median(zi)
+    denom = float(a @ a)
+    if denom <= 0:
+        return 1.0
+    return float(np.clip(float(a @ b) / denom, *DEPTH_SCALE_RANGE))
 
 
 def _initial_pose(library: TemplateLibrary, t: int, view: int, inst: desc.InstanceDescriptor, camera: Camera,
@@ -370,19 +412,23 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, iterations: int = 10,
-           prealign: bool = True, normals: np.ndarray | None = None) -> Pose:
+           prealign: bool = True, normals: np.ndarray | None = None, depth_scale: bool = False) -> Pose:
     """Scale + rigid ICP of the posed template against the window's points.
 
     Where template and object overlap in the window, pixels pair up along their shared ray and
     count point-to-plane (depth-map ICP); where only one of them covers a pixel, that point pairs
     with the other's nearest point, which pulls the outlines together. Each step solves a damped
-    linearised least-squares problem for a small rotation, scale change and translation.
+    linearised least-squares problem for a small rotation, scale change and translation. With
+    ``depth_scale`` the object's relief is rescaled to the template's before each step (relative
+    depth maps carry an unknown relief scale).
     """
     if prealign:
         pose = align_silhouette(vertices, triangles, window, pose)
     if window.mask.sum() < 10:
         return pose
     fn = face_normals(vertices, triangles) if normals is None else normals
+    base = window
+    zc = base.z_centre
     ii, jj = np.nonzero(window.mask)
     target = np.zeros((window.n, window.n, 3))
     target[ii, jj] = window.points
@@ -390,6 +436,10 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
     size = float(np.ptp(window.points, axis=0).max()) or 1.0
     for _ in range(iterations):  # a handful of ICP steps
         ras = window.render(vertices, triangles, pose)
+        if depth_scale:
+            window = base.rescaled(relief_scale(ras, base), zc)
+            target[ii, jj] = window.points
+            tree_p = cKDTree(window.points)
         hit = ras.mask
         if hit.sum() < 10:
             break
@@ -466,34 +516,38 @@ def tolerant_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(shared / (na + nb - shared))
 
 
-def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose,
-              object_size: float) -> tuple[float, float, float]:
-    """(score, IoU, relative depth error) of a posed template against the window's mask and depth."""
+def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, object_size: float,
+              depth_scale: bool = False) -> tuple[float, float, float, float]:
+    """(score, IoU, relative depth error, relief scale) of a posed template against the window's
+    mask and depth (the relief rescaled to the template's first with ``depth_scale``)."""
     ras = window.render(vertices, triangles, pose)
     hit = ras.mask
     iou = tolerant_iou(hit, window.mask)
+    k = relief_scale(ras, window) if depth_scale else 1.0
+    zi = window.rescaled(k, window.z_centre).z if depth_scale else window.z
     inter = ~_dilate(~hit) & ~_dilate(~window.mask)  # away from both outlines: no mixed depths
     if not inter.any():
         inter = hit & window.mask
     if inter.any():
         # saturating: a rim seen a pixel off (a depth jump inside the outline) costs little
-        err = float(np.minimum(np.abs(ras.depth[inter] - window.z[inter]) / object_size, DEPTH_CAP).mean())
+        err = float(np.minimum(np.abs(ras.depth[inter] - zi[inter]) / object_size, DEPTH_CAP).mean())
     else:
         err = 1.0
     roll = roll_degrees(pose.rotation)
     score = iou - DEPTH_WEIGHT * err - ROLL_WEIGHT * (roll / 30.0) ** 2
-    return score, iou, err
+    return score, iou, err, k
 
 
 def match_instance(
     mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
     top: int = 3, refine_templates: int = 6, second_views: int = 4, extra_views: int = 2, iterations: int = 10,
-    threshold: float = THRESHOLD,
+    threshold: float = THRESHOLD, depth_scale: bool = False,
 ) -> MatchResult:
     """The ``top`` best templates for one object (``mask`` (H, W) bool, ``zdepth`` (H, W) distances
     along the camera axis, ``camera`` with ``width``, ``height`` and ``focal_px``).
 
     Candidates are the templates answering to ``label`` (all of them for an unknown label).
+    ``depth_scale``: the depth is relative (its relief has an unknown scale), fit that scale too.
     The best view of the ``refine_templates`` best candidates, and ``extra_views`` more views (at
     least 45 degrees apart) of the first ``second_views``, are refined; each template keeps its
     best refined pose.
@@ -511,7 +565,7 @@ def match_instance(
         return result
     inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
     cand = library.candidates(label)
-    scores = coarse_scores(inst, library, cand)
+    scores = coarse_scores(inst, library, cand, depth_scale)
     timings["coarse"] = time.perf_counter() - t0
 
     best_view = scores.argmax(axis=1)
@@ -542,10 +596,10 @@ def match_instance(
         tpl = library.templates[ti]
         verts = tpl.vertices.astype(np.float64)
         pose = _initial_pose(library, ti, view, inst, camera, rotations)
-        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations)
-        score, iou, err = fit_score(verts, tpl.triangles, fine, pose, object_size)
+        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale)
+        score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
-                  tuple(float(a) for a in library.angles[view]), tpl.source)
+                  tuple(float(a) for a in library.angles[view]), tpl.source, relief)
         if ti not in best_per_template or score > best_per_template[ti].score:
             best_per_template[ti] = m
     timings["refine"] = time.perf_counter() - t1

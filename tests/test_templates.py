@@ -181,3 +181,23 @@ def test_orientation_error_symmetry(tmod):
     assert match.orientation_error(a, render.look_rotation(30.0 + 90.0, 20.0), 1) == pytest.approx(90.0, abs=1e-6)
     assert match.orientation_error(a, render.look_rotation(77.0, 20.0), 0) < 1e-6
     assert match.orientation_error(a, render.look_rotation(30.0, 35.0), 0) == pytest.approx(15.0, abs=1e-6)
+
+
+def test_relative_depth_scale(library, tmod):
+    """Relative depth maps carry an unknown relief scale: with ``depth_scale`` the matcher fits it
+    (here the relief is halved) and still finds the template, upright."""
+    syn, match = tmod["synthetic"], tmod["match"]
+    for name, az, el in (("Chair Dining", 20.0, 25.0), ("Bottle Wine", 0.0, 15.0), ("Car SUV", 130.0, 20.0)):
+        tpl = library.get(name)
+        view = syn.render_view(tpl, az, el)
+        z = view.zdepth.astype(np.float64)
+        med = float(np.median(z[view.mask]))
+        squashed = np.where(view.mask, med + 0.5 * (z - med), 0.0)
+        fitted = match.match_instance(view.mask, squashed, view.camera, library, "object", depth_scale=True)
+        plain = match.match_instance(view.mask, squashed, view.camera, library, "object")
+        best = fitted.matches[0]
+        assert best.template == name and fitted.accepted
+        assert best.depth_scale == pytest.approx(0.5, abs=0.1)
+        assert match.orientation_error(best.pose.rotation, view.rotation, tpl.symmetry) < 20.0
+        own = [m.score for m in plain.matches if m.template == name]
+        assert not own or own[0] < best.score

@@ -11,8 +11,9 @@ import math
 import bpy
 import numpy as np
 import pytest
+from conftest import run_worker
 from scene_checks import evaluated_world, is_watertight, project_to_pixels
-from template_checks import bunny_template, surface_distance, worker_result
+from template_checks import bunny_template, surface_distance, worker_result, write_photo
 
 W, H = 320, 240
 
@@ -202,6 +203,33 @@ def test_swap_and_apply(mods, mug_result):
     assert np.abs(after - before).max() < 1e-6
     assert is_watertight(obj)
     assert "Photo" in obj.data.uv_layers
+
+
+def test_blend_relative_depth(ext_dir, mods, tmp_path):
+    """With a relative (inverse) depth map the relief has no scale: the match fits it, the template
+    is placed, and at weight 0 its visible side still lies on the reconstruction."""
+    tb, build = mods["tb"], mods["build"]
+    view = mods["synthetic"].render_view(mods["library"].bundled_library().get("Chair Dining"), 30.0, 20.0,
+                                         width=W, height=H)
+    photo, mask, depth = write_photo(view, tmp_path)
+    disparity = np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan)  # what a relative model gives
+    np.save(depth, disparity.astype(np.float32))
+    out = tmp_path / "result"
+    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
+                                   "--depth", str(depth), "--depth-kind", "relative-inverse")
+    assert code == 0, (events, err)
+    settings = mods["geometry"].MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
+    report = build.build_from_result(out, settings, focal_mm=50.0)
+    rep = tb.blend_from_result(out, settings, report.objects, report.camera, weight=0.0, focal_mm=50.0)[0]
+    best = rep.result.matches[0]
+    assert rep.object is not None and best.category == "chair"
+    assert abs(best.depth_scale - 1.0) > 0.1  # the relief did need rescaling
+    bpy.context.view_layer.update()
+    visible = _weights(rep.object) > 0.99
+    rec_world, rec_tri = _evaluated_triangles(report.objects[0])
+    size = float(np.linalg.norm(np.ptp(evaluated_world(rep.object), axis=0)))
+    d = surface_distance(evaluated_world(rep.object)[visible], rec_world, rec_tri)
+    assert d.max() < 0.01 * size
 
 
 def test_bunny_left_alone(ext_dir, mods, bench_data, tmp_path):
