@@ -4,10 +4,15 @@
    candidate template's library views: soft silhouette IoU, minus the spread of the depth
    difference, plus a mild prior for upright objects seen from slightly above.
 2. Refine: the best (template, view) pairs start a scale + rigid ICP against the
-   reconstructed points; each step renders the posed template into the object's window and
-   pairs visible template points with the object's points (nearest neighbours both ways).
-3. Score: silhouette IoU of the posed template against the mask, minus its mean depth
-   error relative to the object's size. Below ``THRESHOLD`` no template is used.
+   reconstructed points; each step renders the posed template into the object's window, pairs
+   pixels both cover along their ray (point-to-plane) and pulls the outlines together
+   (nearest points where only one of them covers a pixel).
+3. Score: silhouette IoU of the posed template against the mask (forgiving one pixel), minus
+   its mean (saturating) depth error relative to the object's size, minus a penalty for roll.
+   Below ``THRESHOLD`` no template is used.
+
+Relative depth maps (``depth_scale=True``) have an unknown relief scale: each stage then fits
+the factor between the object's relief and the template's before comparing depths.
 
 Poses map model space to camera space: ``p_cam = scale * R @ p_model + t`` (Blender's camera
 axes: x right, y up, looking down -z).
@@ -16,6 +21,7 @@ axes: x right, y up, looking down -z).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -137,21 +143,6 @@ class MatchResult:
 
 
 # --------------------------------------------------------------------------- geometry helpers
-
-def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity ``(s, R, t)`` minimising ``sum |s R src + t - dst|^2`` (Umeyama 1991)."""
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    sign = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    var = float((xs**2).sum() / len(src))
-    s = float((d * sign).sum() / var) if with_scale and var > 0 else 1.0
-    return s, rot, mu_d - s * rot @ mu_s
-
 
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest rotation taking unit vector ``a`` to unit vector ``b``."""
@@ -552,8 +543,6 @@ def match_instance(
     least 45 degrees apart) of the first ``second_views``, are refined; each template keeps its
     best refined pose.
     """
-    import time
-
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     result = MatchResult(label=str(label or "object"), threshold=threshold, timings=timings)
