@@ -11,6 +11,7 @@ from . import CameraModel, MeshSettings
 DEPTH_KINDS = ("metric", "relative_inverse")
 # Robust range of a relative map: ignore this fraction of extreme pixels at each end.
 RELATIVE_CLIP_PERCENT = 0.2
+METRIC_BACKGROUND = 1e9  # metric values at or above this are "no surface" (e.g. a render's background)
 METRIC_FLOOR = 1e-4  # metric values below this fraction of the farthest are treated as holes
 
 
@@ -67,9 +68,12 @@ def scene_depth(
         raise ValueError(f"unknown depth kind {kind!r}; expected one of {DEPTH_KINDS}")
     valid = np.isfinite(values)
     if kind == "metric":
-        valid &= values > 0
-        if valid.any():  # near-zero distances are sensor garbage that would put vertices on the camera
-            valid &= values > METRIC_FLOOR * float(values[valid].max())
+        # non-positive values are holes; renderers write ~1e10 for "nothing here" (Blender's Z pass)
+        valid &= (values > 0) & (values < METRIC_BACKGROUND)
+        inside = valid & _union(masks, values.shape)
+        reference = values[inside] if inside.any() else values[valid]
+        if reference.size:  # near-zero distances are sensor garbage that would put vertices on the camera
+            valid &= values > METRIC_FLOOR * float(reference.max())
     if not valid.any():
         raise ValueError("the depth map holds no valid values")
     values = _fill_invalid(values, valid)

@@ -153,15 +153,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / (a | b).sum())
 
 
-# Cycles writes 1e10 on the background of the Z pass; geometry.depth.scene_depth currently
-# drops metric values below a fraction of the map's *maximum*, so that file loses every real
-# depth. The .npy carries the same depth with NaN on the background.
-RAW_EXR_BUG = pytest.mark.xfail(strict=True, reason="scene_depth's metric floor is relative to the 1e10 background")
+# Cycles writes 1e10 on the background of the Z pass: the raw EXR must work as it is; the
+# .npy carries the same depth with NaN on the background.
 
 
 @pytest.mark.parametrize(("shape", "depth_file"), [
     ("sphere", "depth.npy"), ("cube", "depth.npy"), ("torus", "depth.npy"),
-    pytest.param("sphere", "depth.exr", marks=RAW_EXR_BUG),
+    ("sphere", "depth.exr"),
 ])
 def test_render_roundtrip(monocle, ext_dir, tmp_path, shape, depth_file):
     geometry = importlib.import_module(monocle.__name__ + ".geometry")
