@@ -45,7 +45,6 @@ from .tracker import Created
 
 log = logging.getLogger(__name__)
 
-SOLIDIFY_MODIFIER = "Thickness"
 
 
 @dataclass
@@ -290,12 +289,6 @@ def _make_object(
     image = created.add("images", make_relief_image(f"{obj.name} Relief", p.relief_texture))
     texture = created.add("textures", make_relief_texture(f"{obj.name} Relief", image))
     add_relief_modifiers(obj, texture, strength, None if all_front else FRONT, BACK if back.any() else None)
-    if settings.back == "solidify":
-        mod = obj.modifiers.new(SOLIDIFY_MODIFIER, "SOLIDIFY")
-        mod.thickness = float(settings.thickness)
-        mod.offset = -1.0  # grow away from the camera: the visible surface stays where the photo put it
-        mod.use_even_offset = True
-        mod.use_rim = True
     timings["relief"] += time.perf_counter() - t
     return obj
 
