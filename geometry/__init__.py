@@ -92,6 +92,11 @@ class MeshData:
     # (N,) int8: +1 where ``relief`` is +texture (Displace at +strength), -1 where it is -texture
     # (the mirrored closed back, Displace at -strength), 0 where the relief is zero (closed seam).
     relief_sign: np.ndarray | None = None
+    # Optional edge table, so Blender need not build it (its costliest ingest step at 1M vertices):
+    # (E, 2) int32 undirected edges, each used by some face, and (L,) int32 per corner the edge
+    # from that corner to the next corner of its face. Both or neither.
+    edges: np.ndarray | None = None
+    corner_edges: np.ndarray | None = None
 
     @property
     def num_vertices(self) -> int:

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from . import CameraModel, MeshData, MeshSettings
+from .edges import closed_back_edges, lattice_mesh_edges, mesh_edges, solidify_edges
 from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
 from .membrane import membrane_base
 from .outline import Outline
@@ -166,6 +167,8 @@ def build_object_mesh(
     if settings.back == "closed":
         pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
     clock.lap("seam")
+    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, lat.nx, lat.ny)
+    clock.lap("edges")
 
     base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary])
     clock.lap("membrane")
@@ -207,8 +210,13 @@ def build_object_mesh(
         uvs[n:] = uvs[:n]
         relief_uvs[n:] = relief_uvs[:n]
         sign = np.ones(total, dtype=np.int8)
-        sizes, loops = _solidify_faces(sizes, loops, n, border)
+        front_sizes = sizes
+        sizes, loops, wall_corner = _solidify_faces(sizes, loops, n, border)
         groups = {"front": front, "back": ~front}
+        clock.lap("back")
+        table = solidify_edges(front_sizes, edges, corner_edges, n, loops[2 * corner_edges.size + 1::4],
+                               loops[2 * corner_edges.size::4], wall_corner)
+        edges, corner_edges = table if table is not None else mesh_edges(sizes, loops)
     else:
         assert seam is not None and inner is not None
         infl = _sample_vertices(lat, node, pixels, base.sample_inflation_grid, base.sample_inflation)[inner]
@@ -227,14 +235,16 @@ def build_object_mesh(
         both = np.empty(2 * loops.size, dtype=np.int32)
         both[:loops.size] = loops
         np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
+        clock.lap("back")
+        edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
+        clock.lap("edges")
         sizes, loops = np.concatenate([sizes, sizes[::-1]]), both
         back = ~front
         back[:n] = seam
         seam_group = np.zeros(total, dtype=bool)
         seam_group[:n] = seam
         groups = {"front": front, "back": back, "seam": seam_group}
-
-    clock.lap("back")
+    clock.lap("back" if settings.back != "solidify" else "edges")
     data = MeshData(
         vertices=vertices,
         relief=relief,
@@ -245,6 +255,8 @@ def build_object_mesh(
         relief_texture=texture,
         relief_uvs=relief_uvs,
         relief_sign=sign,
+        edges=edges,
+        corner_edges=corner_edges,
     )
     clock.lap("pack")
     return data
@@ -341,10 +353,13 @@ def _split_for_closed_back(
     return pixels, z, node, sizes, loops, seam
 
 
-def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Front faces, reversed back copies (vertex + n) and quads walling every outline edge."""
+def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int,
+                    border: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Front faces, reversed back copies (vertex + n) and quads walling every outline edge;
+    also returns the front corner each wall stands on."""
     a, b = directed_edges(sizes, loops)
-    ba, bb = a[border], b[border]
+    wall_corner = np.flatnonzero(border)
+    ba, bb = a[wall_corner], b[wall_corner]
     new_sizes = np.empty(2 * sizes.size + ba.size, dtype=np.int32)
     new_sizes[:sizes.size] = sizes
     new_sizes[sizes.size:2 * sizes.size] = sizes[::-1]  # back: reversed faces (reversing all corners at once)
@@ -354,7 +369,7 @@ def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int, border: np.nda
     np.add(loops[::-1], n, out=new_loops[loops.size:2 * loops.size], casting="unsafe")
     walls = new_loops[2 * loops.size:].reshape(-1, 4)
     walls[:, 0], walls[:, 1], walls[:, 2], walls[:, 3] = bb, ba, ba + n, bb + n
-    return new_sizes, new_loops
+    return new_sizes, new_loops, wall_corner
 
 
 def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, tear: float) -> np.ndarray:

@@ -1,0 +1,161 @@
+"""Edge tables for ``MeshData``: the undirected edges (E, 2) and, per face corner, the edge
+from that corner to the next corner of its face.
+
+Blender builds this table itself when a mesh arrives without one, and at a million
+vertices that is the most expensive step of the ingest. The geometry layer knows most
+edges for free: nearly all of them join neighbouring lattice nodes, so they get an id
+from their position on the lattice (a bucket per horizontal and per vertical lattice
+side) instead of from a sort; only the few edges that touch an off-lattice vertex
+(outline crossings, warped nodes, added midpoints and centres) are sorted. The backs
+reuse the front's table: a back face is a reversed front face, so its corners use the
+mirrored front edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .topology import directed_edges, face_starts
+
+
+def _sorted_edges(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique undirected edges of the corner pairs ``(a, b)`` and each pair's edge index, by a sort
+    of ``min * n + max`` int64 keys (the generic path)."""
+    if a.size == 0:
+        return np.zeros((0, 2), dtype=np.int32), np.zeros(0, dtype=np.int32)
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b).astype(np.int64)
+    n = int(hi.max()) + 1
+    lo *= n
+    lo += hi
+    keys, inverse = np.unique(lo, return_inverse=True)
+    edges = np.empty((keys.size, 2), dtype=np.int32)
+    np.floor_divide(keys, n, out=edges[:, 0], casting="unsafe")
+    np.remainder(keys, n, out=edges[:, 1], casting="unsafe")
+    return edges, inverse.astype(np.int32, copy=False)
+
+
+def mesh_edges(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge table of any polygon mesh: ``(edges (E, 2) int32, corner_edges (L,) int32)``,
+    ``corner_edges[i]`` being the edge from corner ``i`` to the next corner of its face."""
+    a, b = directed_edges(face_sizes, loops)
+    return _sorted_edges(a, b)
+
+
+def lattice_mesh_edges(
+    face_sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Edge table (as ``mesh_edges``) of a mesh whose vertices mostly sit on lattice nodes.
+
+    ``node`` is each vertex's flat lattice index (``row * nx + column``), -1 when it is off
+    the lattice; no two vertices may share a node. An edge between horizontal or vertical
+    lattice neighbours gets bucket ``2 * lower_node + vertical``; the used buckets, in
+    order, are the first edges, and the remaining edges are sorted after them.
+    """
+    a, b = directed_edges(face_sizes, loops)
+    if a.size == 0:
+        return _sorted_edges(a, b)
+    node = np.asarray(node, dtype=np.int32)
+    na, nb = np.take(node, a), np.take(node, b)
+    lo = np.minimum(na, nb)
+    d = np.maximum(na, nb)
+    d -= lo
+    vertical = d == nx
+    on = (d == 1) | vertical
+    on &= lo >= 0
+    spare = 2 * nx * ny
+    bucket = lo.astype(np.int64 if spare >= 2**31 - 1 else np.int32)
+    bucket *= 2
+    bucket += vertical
+    bucket[~on] = spare
+    used = np.zeros(spare + 1, dtype=bool)
+    used[bucket] = True
+    used[spare] = False
+    slots = np.flatnonzero(used)
+    lo_node = slots >> 1
+    if np.any((slots & 1 == 0) & (lo_node % nx == nx - 1)):
+        return _sorted_edges(a, b)  # a "horizontal" pair across a row end: not a lattice side
+    rank = np.cumsum(used, dtype=np.int32)
+    rank -= 1
+    corner_edges = np.take(rank, bucket)
+    vertex_of = np.full(nx * ny, -1, dtype=np.int32)
+    has = np.flatnonzero(node >= 0)
+    vertex_of[node[has]] = has
+    n_lattice = slots.size
+    off = np.flatnonzero(~on)
+    rest_edges, rest_index = _sorted_edges(a[off], b[off])
+    edges = np.empty((n_lattice + rest_edges.shape[0], 2), dtype=np.int32)
+    edges[:n_lattice, 0] = vertex_of[lo_node]
+    edges[:n_lattice, 1] = vertex_of[lo_node + np.where(slots & 1 == 1, nx, 1)]
+    edges[n_lattice:] = rest_edges
+    corner_edges[off] = n_lattice + rest_index
+    return edges, corner_edges
+
+
+def _previous_corner_edges(face_sizes: np.ndarray, corner_edges: np.ndarray) -> np.ndarray:
+    """For every corner, the edge that arrives at it (the previous corner's edge)."""
+    out = np.empty_like(corner_edges)
+    out[1:] = corner_edges[:-1]
+    if face_sizes.size:
+        starts = face_starts(face_sizes)
+        out[starts] = corner_edges[starts + np.asarray(face_sizes, dtype=np.int64) - 1]
+    return out
+
+
+def solidify_edges(
+    face_sizes: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray, n: int,
+    wall_a: np.ndarray, wall_b: np.ndarray, wall_corner: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Edge table of the solidified mesh from the front's (see ``plane._solidify_faces``):
+    front faces, their reversed copies on vertices ``+ n``, then one wall quad
+    ``(b, a, a + n, b + n)`` per outline edge ``a -> b`` of front corner ``wall_corner``.
+
+    Returns None when the outline is not made of simple loops (a vertex starting two
+    outline edges), where the walls' side edges cannot be numbered per vertex.
+    """
+    e = edges.shape[0]
+    side = np.full(n, -1, dtype=np.int32)
+    side[wall_a] = np.arange(wall_a.size, dtype=np.int32)
+    if np.unique(wall_a).size != wall_a.size or np.any(side[wall_b] < 0):
+        return None
+    out_edges = np.empty((2 * e + wall_a.size, 2), dtype=np.int32)
+    out_edges[:e] = edges
+    np.add(edges, n, out=out_edges[e:2 * e], casting="unsafe")
+    out_edges[2 * e:, 0] = wall_a
+    out_edges[2 * e:, 1] = wall_a + n
+    lf = corner_edges.size
+    out = np.empty(2 * lf + 4 * wall_a.size, dtype=np.int32)
+    out[:lf] = corner_edges
+    # back corner k mirrors front corner lf - 1 - k and runs along the edge arriving there
+    np.add(_previous_corner_edges(face_sizes, corner_edges)[::-1], e, out=out[lf:2 * lf])
+    walls = out[2 * lf:].reshape(-1, 4)
+    front = corner_edges[wall_corner]
+    walls[:, 0] = front
+    walls[:, 1] = 2 * e + side[wall_a]
+    walls[:, 2] = front + e
+    walls[:, 3] = 2 * e + side[wall_b]
+    return out_edges, out
+
+
+def closed_back_edges(
+    face_sizes: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray, seam: np.ndarray, remap: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Edge table of the closed mesh from the front's (see ``plane.build_object_mesh``): front
+    faces, then the reversed faces on vertices ``remap`` (seam vertices map to themselves).
+
+    An edge joining two seam vertices is the outline, shared by front and back; every
+    other front edge gets a back copy.
+    """
+    e = edges.shape[0]
+    shared = seam[edges[:, 0]] & seam[edges[:, 1]]
+    own = np.flatnonzero(~shared)
+    back_id = np.arange(e, dtype=np.int32)
+    back_id[own] = e + np.arange(own.size, dtype=np.int32)
+    out_edges = np.empty((e + own.size, 2), dtype=np.int32)
+    out_edges[:e] = edges
+    np.take(remap, edges[own], out=out_edges[e:])
+    lf = corner_edges.size
+    out = np.empty(2 * lf, dtype=np.int32)
+    out[:lf] = corner_edges
+    np.take(back_id, _previous_corner_edges(face_sizes, corner_edges)[::-1], out=out[lf:])
+    return out_edges, out
