@@ -48,18 +48,34 @@ def next_corners(face_sizes: np.ndarray) -> np.ndarray:
 def check_edges(num_vertices: int, face_sizes: np.ndarray, loops: np.ndarray, edges: np.ndarray,
                 corner_edges: np.ndarray) -> None:
     """Reject a supplied edge table unless every corner's edge joins it to the next corner
-    (Blender trusts these arrays as much as the corners themselves)."""
+    (Blender trusts these arrays as much as the corners themselves).
+
+    Expects int32 arrays (as ``mesh_from_arrays`` passes them); at 4M corners every full
+    pass counts, so edge rows are gathered as one 8-byte word and the next corner's vertex
+    comes from a shifted copy of ``loops`` instead of a corner index array.
+    """
     if corner_edges.size != loops.size:
         raise ValueError(f"{corner_edges.size} corner edges for {loops.size} corners")
     if edges.size and (int(edges.min()) < 0 or int(edges.max()) >= num_vertices):
         raise ValueError("an edge refers to a vertex that does not exist")
     if corner_edges.size and (int(corner_edges.min()) < 0 or int(corner_edges.max()) >= edges.shape[0]):
         raise ValueError("a corner refers to an edge that does not exist")
-    ends = edges[corner_edges]
-    a, b = loops, loops[next_corners(face_sizes)]
-    if not np.all(((ends[:, 0] == a) & (ends[:, 1] == b)) | ((ends[:, 0] == b) & (ends[:, 1] == a))):
+    if loops.size == 0:
+        return
+    words = np.ascontiguousarray(edges, dtype=np.int32).reshape(-1, 2).view(np.int64).ravel()
+    ends = words[corner_edges].view(np.int32).reshape(-1, 2)
+    a = loops
+    b = np.empty_like(a)
+    b[:-1] = a[1:]
+    starts = np.zeros(face_sizes.size, dtype=np.int64)
+    np.cumsum(face_sizes[:-1], out=starts[1:])
+    b[starts + face_sizes - 1] = a[starts]  # the last corner of a face wraps to its first
+    e0, e1 = ends[:, 0], ends[:, 1]
+    if not np.all(((e0 == a) & (e1 == b)) | ((e0 == b) & (e1 == a))):
         raise ValueError("a corner's edge does not join it to the next corner")
-    if np.bincount(corner_edges, minlength=edges.shape[0]).min(initial=1) == 0:
+    used = np.zeros(edges.shape[0], dtype=bool)
+    used[corner_edges] = True
+    if not used.all():
         raise ValueError("an edge is used by no face")
 
 
