@@ -426,3 +426,48 @@ def test_mask_dtypes_agree(geo):
     for other in (mask.astype(np.uint8) * 255, mask.astype(np.float32)):
         md = geo.plane.build_object_mesh(other, z, cam, geo.core.MeshSettings(back="open"))
         assert np.array_equal(md.vertices, ref.vertices) and np.array_equal(md.loops, ref.loops)
+
+
+# -- the edge table handed to Blender --------------------------------------------------------------
+
+
+def _reference_edges(md) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique undirected face-boundary edges as (min, max) rows, and each corner's (min, max)
+    pair with the next corner of its face, walked face by face from ``face_sizes``."""
+    starts = np.r_[0, np.cumsum(md.face_sizes)[:-1]]
+    face = np.repeat(np.arange(md.face_sizes.size), md.face_sizes)
+    k = np.arange(md.loops.size) - starts[face]
+    nxt = starts[face] + (k + 1) % md.face_sizes[face]
+    pairs = np.sort(np.stack([md.loops, md.loops[nxt]], axis=1), axis=1)
+    return np.unique(pairs, axis=0), pairs
+
+
+@pytest.mark.parametrize("back", ["open", "solidify", "closed"])
+@pytest.mark.parametrize("shape", ["disk", "annulus", "L"])
+def test_edge_table_matches_the_faces(geo, back, shape):
+    mask, _ = _shapes()[shape]
+    cam = geo.camera.camera_from_result(mask.shape[1], mask.shape[0], 50.0)
+    xx, yy = _pixel_centres(*mask.shape)
+    # a depth step through the middle tears the mesh too, so off-lattice edges and split vertices appear
+    z = 4.0 - 0.3 * np.cos(np.hypot(xx - 100, yy - 80) / 40) + np.where(xx > 120, 1.0, 0.0)
+    for detail in (400, 8000):
+        md = geo.plane.build_object_mesh(mask, z, cam, geo.core.MeshSettings(back=back, detail=detail, thickness=0.2))
+        assert md.edges.dtype == np.int32 and md.corner_edges.dtype == np.int32
+        assert md.edges.shape[1] == 2 and md.corner_edges.shape == md.loops.shape
+        unique, corner_pairs = _reference_edges(md)
+        table = np.sort(md.edges, axis=1)
+        assert table.shape == unique.shape  # no duplicate, no missing edge
+        assert np.array_equal(np.unique(table, axis=0), unique)
+        assert np.array_equal(table[md.corner_edges], corner_pairs)  # corner i -> next corner of its face
+
+
+def test_edge_table_of_any_mesh(geo):
+    edges_mod = importlib.import_module(geo.core.__name__ + ".edges")
+    cube = np.array([[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]])
+    sizes = np.r_[np.full(6, 4), 3, 5]
+    loops = np.r_[cube.ravel(), [0, 1, 8], [8, 1, 9, 10, 11]]
+    edges, corner_edges = edges_mod.mesh_edges(sizes, loops)
+    md = SimpleNamespace(face_sizes=sizes, loops=loops)
+    unique, corner_pairs = _reference_edges(md)
+    assert edges.shape[0] == 12 + 2 + 4 == unique.shape[0]
+    assert np.array_equal(np.sort(edges, axis=1)[corner_edges], corner_pairs)
