@@ -29,11 +29,9 @@ BORDER_FRACTION = 0.03  # width of the border band that samples background colou
 CENTRE_SIGMA = 0.25  # centre bias: Gaussian sigma in image widths/heights (no box only)
 BOX_SEED_FACTOR = 0.5  # inside a box hint the seed threshold is relaxed by this factor
 COLOUR_NOISE = 4.0  # Lab variance added to every border colour cluster
-GRABCUT_ITERATIONS = 4  # at most, on the coarsest level
-SETTLE_ITERATIONS = 2  # at most, on each finer level
-SETTLED_FRACTION = 0.002
-PYRAMID_LEVELS = 2  # GrabCut stops early once fewer pixels than this share change
-BARRIER_PASSES = 1  # raster-scan rounds of the barrier distance (more changed nothing measurable)
+GRABCUT_ITERATIONS = 4  # at most
+SETTLED_FRACTION = 0.002  # GrabCut stops early once fewer pixels than this share change
+BARRIER_PASSES = 2  # raster-scan rounds of the barrier distance
 MIN_RELATIVE_SCORE = 0.35  # parts scoring below this fraction of the best part are dropped
 
 
@@ -160,28 +158,20 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def _border_contrast(lab: np.ndarray, band: np.ndarray) -> np.ndarray:
     """Mahalanobis distance of each pixel's colour to the nearest well-populated border colour cluster.
 
-    Clusters come from k-means on the band; per-cluster covariances make
+    Clusters come from splitting the band's colours; per-cluster covariances make
     textured backgrounds (grass, brick) count as background. Clusters holding
     under 3 % of the band are ignored: they are usually the object touching
     the border.
     """
-    import cv2
 
-    samples = np.ascontiguousarray(lab[band].reshape(-1, 3))
-    if samples.shape[0] > 4000:
-        samples = np.ascontiguousarray(samples[:: samples.shape[0] // 4000 + 1])
-    k = int(min(8, max(1, samples.shape[0] // 16)))
-    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.5)
-    cv2.setRNGSeed(1)
-    _, labels, _ = cv2.kmeans(samples, k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
-    labels = labels.ravel()
-    counts = np.bincount(labels, minlength=k)
+    samples = lab[band].reshape(-1, 3).astype(np.float64)
     flat = lab.reshape(-1, 3)
     best = np.full(flat.shape[0], np.inf, np.float32)
-    for c in np.nonzero(counts >= max(4, 0.03 * samples.shape[0]))[0]:
-        pts = samples[labels == c]
+    for pts in _principal_split(samples, 8):
+        if pts.shape[0] < max(4, 0.03 * samples.shape[0]):
+            continue
         cov = np.cov(pts, rowvar=False) + COLOUR_NOISE * np.eye(3)
-        diff = flat - pts.mean(0)
+        diff = flat - pts.mean(0).astype(np.float32)
         d2 = ((diff @ np.linalg.inv(cov).astype(np.float32)) * diff).sum(1)
         np.minimum(best, d2, out=best)
     return np.sqrt(best).reshape(lab.shape[:2])
@@ -233,49 +223,25 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None) ->
     mask[band if inside is not None else band & ~seed] = cv2.GC_BGD
     if seed.all() or not (mask == cv2.GC_PR_FGD).any():
         return seed
-    return _grabcut_pyramid(small, mask, PYRAMID_LEVELS, reseed=inside is not None)
-
-
-def _grabcut_pyramid(rgb: np.ndarray, mask: np.ndarray, levels: int, *, reseed: bool) -> np.ndarray:
-    """GrabCut warm-started from the result on a half-size copy.
-
-    The first cuts move the outline far from the seed and are by far the
-    costliest (seconds on large smooth regions); at half size they are cheap,
-    and the full-size cuts only have to settle the outline. The coarse cut
-    smooths more and can drop small parts; with ``reseed`` (a box hint says
-    the object is there) the full-size cut looks at the whole seed again.
-    """
-    import cv2
-
-    h, w = mask.shape
-    iterations = GRABCUT_ITERATIONS
-    if levels > 1 and min(h, w) >= 96:
-        half = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        half_mask = cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
-        coarse = _grabcut_pyramid(half, half_mask, levels - 1, reseed=reseed)
-        if not coarse.any() or coarse.all():
-            return cv2.resize(coarse.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        up = cv2.resize(coarse.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        hard = mask == cv2.GC_BGD
-        seed = mask == cv2.GC_PR_FGD
-        mask = np.where(up | (seed if reseed else False), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-        mask[hard] = cv2.GC_BGD
-        iterations = SETTLE_ITERATIONS
-    return _run_grabcut(rgb, mask, iterations)
+    return _run_grabcut(small, mask, GRABCUT_ITERATIONS)
 
 
 def _run_grabcut(rgb: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray:
-    """OpenCV GrabCut from a GC_* label mask, stopping early once the cut has settled."""
+    """OpenCV GrabCut from a GC_* label mask, stopping early once the cut has settled.
+
+    The colour models start from a deterministic split of the labelled colours
+    instead of OpenCV's randomly seeded k-means, whose luck can decide whether
+    a whole part of the object is kept.
+    """
     import cv2
 
     h, w = mask.shape
     mask = mask.copy()
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(1)
-    cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
     fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-    for _ in range(iterations - 1):
+    pixels = bgr.reshape(-1, 3).astype(np.float64)
+    fgd, bgd = _gmm_model(pixels[fg.ravel()]), _gmm_model(pixels[~fg.ravel()])
+    for _ in range(iterations):
         cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_EVAL)
         new = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         changed = int(np.count_nonzero(new != fg))
@@ -283,6 +249,50 @@ def _run_grabcut(rgb: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarr
         if changed <= SETTLED_FRACTION * h * w:
             break
     return fg
+
+
+def _principal_split(pixels: np.ndarray, clusters: int) -> list[np.ndarray]:
+    """Deterministic colour clustering (Orchard-Bouman): keep splitting the cluster with the
+    largest colour variance at its mean, across its principal axis."""
+    if pixels.shape[0] > 20000:
+        pixels = pixels[:: pixels.shape[0] // 20000 + 1]
+    out = [pixels]
+    spread = [_principal_axis(pixels)]
+    while len(out) < clusters:
+        j = int(np.argmax([v for v, _ in spread]))
+        if spread[j][0] <= 0:
+            break
+        c = out.pop(j)
+        axis = spread.pop(j)[1]
+        side = (c - c.mean(0)) @ axis > 0
+        for part in (c[side], c[~side]):
+            out.append(part)
+            spread.append(_principal_axis(part))
+    return out
+
+
+def _principal_axis(pixels: np.ndarray) -> tuple[float, np.ndarray]:
+    if pixels.shape[0] < 8:
+        return -1.0, np.zeros(3)
+    values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
+    return float(values[-1]), vectors[:, -1]
+
+
+def _gmm_model(pixels: np.ndarray, components: int = 5) -> np.ndarray:
+    """A GMM in OpenCV GrabCut's layout (1 x 65: weights, means, covariances) from principal-axis splitting."""
+    clusters = _principal_split(pixels, components)
+    weights = np.zeros(components)
+    means = np.zeros((components, 3))
+    covs = np.tile(np.eye(3), (components, 1, 1))
+    total = max(1, sum(c.shape[0] for c in clusters))
+    for k, c in enumerate(clusters):
+        if c.shape[0] == 0:
+            continue
+        weights[k] = c.shape[0] / total
+        means[k] = c.mean(0)
+        if c.shape[0] > 3:
+            covs[k] = np.cov(c, rowvar=False) + 0.01 * np.eye(3)
+    return np.concatenate([weights, means.ravel(), covs.ravel()])[None].astype(np.float64)
 
 
 def _otsu(x: np.ndarray) -> float:
