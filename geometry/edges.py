@@ -52,29 +52,30 @@ def lattice_mesh_edges(
     lattice neighbours gets bucket ``2 * lower_node + vertical``; the used buckets, in
     order, are the first edges, and the remaining edges are sorted after them.
     """
-    a, b = directed_edges(face_sizes, loops)
-    if a.size == 0:
-        return _sorted_edges(a, b)
+    if np.asarray(loops).size == 0:
+        return _sorted_edges(np.zeros(0, np.int32), np.zeros(0, np.int32))
     node = np.asarray(node, dtype=np.int32)
-    na, nb = np.take(node, a), np.take(node, b)
+    # the corners' nodes, then the next corners' nodes by the same walk as the vertices
+    na, nb = directed_edges(face_sizes, np.take(node, loops))
     lo = np.minimum(na, nb)
     d = np.maximum(na, nb)
     d -= lo
     vertical = d == nx
     on = (d == 1) | vertical
     on &= lo >= 0
+    off = np.flatnonzero(~on)
     spare = 2 * nx * ny
     bucket = lo.astype(np.int64 if spare >= 2**31 - 1 else np.int32)
     bucket *= 2
     bucket += vertical
-    bucket[~on] = spare
+    bucket[off] = spare
     used = np.zeros(spare + 1, dtype=bool)
     used[bucket] = True
     used[spare] = False
     slots = np.flatnonzero(used)
     lo_node = slots >> 1
-    if np.any((slots & 1 == 0) & (lo_node % nx == nx - 1)):
-        return _sorted_edges(a, b)  # a "horizontal" pair across a row end: not a lattice side
+    if np.any(((slots & 1) == 0) & (lo_node % nx == nx - 1)):
+        return mesh_edges(face_sizes, loops)  # a "horizontal" pair across a row end: not a lattice side
     rank = np.cumsum(used, dtype=np.int32)
     rank -= 1
     corner_edges = np.take(rank, bucket)
@@ -82,11 +83,11 @@ def lattice_mesh_edges(
     has = np.flatnonzero(node >= 0)
     vertex_of[node[has]] = has
     n_lattice = slots.size
-    off = np.flatnonzero(~on)
+    a, b = directed_edges(face_sizes, loops)
     rest_edges, rest_index = _sorted_edges(a[off], b[off])
     edges = np.empty((n_lattice + rest_edges.shape[0], 2), dtype=np.int32)
     edges[:n_lattice, 0] = vertex_of[lo_node]
-    edges[:n_lattice, 1] = vertex_of[lo_node + np.where(slots & 1 == 1, nx, 1)]
+    edges[:n_lattice, 1] = vertex_of[lo_node + np.where((slots & 1) == 1, nx, 1)]
     edges[n_lattice:] = rest_edges
     corner_edges[off] = n_lattice + rest_index
     return edges, corner_edges
