@@ -148,13 +148,15 @@ def closed_back_edges(
     other front edge gets a back copy.
     """
     e = edges.shape[0]
-    shared = seam[edges[:, 0]] & seam[edges[:, 1]]
-    own = np.flatnonzero(~shared)
+    ends_seam = np.take(seam, edges)
+    own = np.flatnonzero(~(ends_seam[:, 0] & ends_seam[:, 1]))
     back_id = np.arange(e, dtype=np.int32)
     back_id[own] = e + np.arange(own.size, dtype=np.int32)
     out_edges = np.empty((e + own.size, 2), dtype=np.int32)
     out_edges[:e] = edges
-    np.take(remap, edges[own], out=out_edges[e:])
+    # rows gathered as one 8-byte word each: much faster than fancy-indexing (E, 2) rows
+    moved = np.take(remap, edges).astype(np.int32, copy=False)
+    out_edges[e:].view(np.int64)[:, 0] = np.ascontiguousarray(moved).view(np.int64).ravel()[own]
     lf = corner_edges.size
     out = np.empty(2 * lf, dtype=np.int32)
     out[:lf] = corner_edges
