@@ -58,14 +58,15 @@ def lattice_mesh_edges(
     # the corners' nodes, then the next corners' nodes by the same walk as the vertices
     na, nb = directed_edges(face_sizes, np.take(node, loops))
     lo = np.minimum(na, nb)
-    d = np.maximum(na, nb)
+    d = np.maximum(na, nb, out=nb)  # in place: at 2M corners every fresh array costs
     d -= lo
     vertical = d == nx
-    on = (d == 1) | vertical
+    on = d == 1
+    on |= vertical
     on &= lo >= 0
     off = np.flatnonzero(~on)
     spare = 2 * nx * ny
-    bucket = lo.astype(np.int64 if spare >= 2**31 - 1 else np.int32)
+    bucket = lo if spare < 2**31 - 1 else lo.astype(np.int64)
     bucket *= 2
     bucket += vertical
     bucket[off] = spare
