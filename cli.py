@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--mask", default=None, help="mask or label map to use instead of segmentation")
     rec.add_argument("--depth", default=None, help="depth map to use instead of estimating one")
     rec.add_argument("--depth-kind", choices=("metric", "relative-inverse"), default="relative-inverse")
+    rec.add_argument("--depth-model", default="", help="transformers engine: depth model id or local folder")
+    rec.add_argument("--seg-model", default="", help="transformers engine: segmentation model id or local folder")
+    rec.add_argument("--seg-mode", choices=("labels", "foreground"), default="labels")
+    rec.add_argument("--prompt", default="", help="transformers engine: only objects these words name")
     rec.add_argument("--report", default=None, metavar="FILE", help="write a JSON report here")
     rec.add_argument("--jobs", type=int, default=1, help="inputs whose inference runs in parallel")
     rec.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
@@ -220,7 +224,8 @@ class Batch:
         a = self.args
         return InferenceRequest(
             image=str(item.path), engine=a.engine, objects=a.objects, max_size=a.max_size,
-            mask_file=a.mask, depth_file=a.depth, depth_kind=a.depth_kind,
+            mask_file=a.mask, depth_file=a.depth, depth_kind=a.depth_kind, depth_model=a.depth_model,
+            seg_model=a.seg_model, seg_mode=a.seg_mode, prompt=a.prompt,
         )
 
     def run(self) -> int:

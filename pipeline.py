@@ -25,6 +25,11 @@ class InferenceRequest:
     mask_file: str | None = None
     depth_file: str | None = None
     depth_kind: str = "relative-inverse"
+    # transformers engine ("" = the engine's default model)
+    depth_model: str = ""
+    seg_model: str = ""
+    seg_mode: str = "labels"
+    prompt: str = ""
 
     def key(self) -> str:
         fields = asdict(self)
@@ -43,6 +48,14 @@ class InferenceRequest:
             args += ["--mask", self.mask_file]
         if self.depth_file:
             args += ["--depth", self.depth_file, "--depth-kind", self.depth_kind]
+        if self.engine == "transformers":
+            if self.depth_model:
+                args += ["--depth-model", self.depth_model]
+            if self.seg_model:
+                args += ["--seg-model", self.seg_model]
+            args += ["--seg-mode", self.seg_mode]
+            if self.prompt:
+                args += ["--prompt", self.prompt]
         return args
 
 
@@ -69,7 +82,7 @@ class Inference:
             self.request.worker_args(self.scratch),
             interpreter=prefs.interpreter(context),
             extra_paths=extra,
-            extra_env={"MONOCLE_DEVICE": prefs.get_prefs(context).device.lower()},
+            extra_env=prefs.worker_environment(context),
         )
         try:
             self.job.start()

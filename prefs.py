@@ -45,6 +45,44 @@ def cache_root(context: bpy.types.Context | None = None) -> Path:
     return root
 
 
+def model_cache(context: bpy.types.Context | None = None) -> Path:
+    """Hugging Face hub cache for learned models: the preference, else Monocle's user folder."""
+    custom = get_prefs(context).model_dir.strip()
+    return Path(bpy.path.abspath(custom)) if custom else user_dir() / "models"
+
+
+def model_downloaded(model: str, context: bpy.types.Context | None = None) -> bool:
+    """Cheap check (for poll): a local folder exists, or the hub cache holds a snapshot of the id."""
+    if not model:
+        return False
+    path = Path(bpy.path.abspath(model))
+    if path.is_dir():
+        return True
+    snapshots = model_cache(context) / ("models--" + model.replace("/", "--")) / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+# Result of the last interpreter check, per interpreter: engine name -> its description.
+ENGINE_STATUS: dict[str, dict[str, dict]] = {}
+
+
+def engine_problem(engine: str, context: bpy.types.Context | None = None) -> str | None:
+    """Why ``engine`` cannot run, as far as we know without starting a process (None: no known problem)."""
+    status = ENGINE_STATUS.get(interpreter(context), {}).get(engine)
+    if status is not None and not status.get("available", True):
+        return status.get("message") or f"The {engine} engine is not available"
+    return None
+
+
+def worker_environment(context: bpy.types.Context | None = None) -> dict[str, str]:
+    """What the worker must know from Blender: device, model cache, and whether it may go online."""
+    return {
+        "MONOCLE_DEVICE": get_prefs(context).device.lower(),
+        "MONOCLE_MODEL_CACHE": str(model_cache(context)),
+        "MONOCLE_ONLINE": "1" if bpy.app.online_access else "0",
+    }
+
+
 def wheel_site_packages() -> list[str]:
     """Where Blender unpacks extension wheels; the worker needs it when it runs on Blender's Python."""
     base = bpy.utils.user_resource("EXTENSIONS", path=".local")
@@ -73,6 +111,13 @@ class MONOCLE_AP_preferences(AddonPreferences):
     device: EnumProperty(
         name="Device", description="Where learned models run", items=DEVICES, default="AUTO"
     )
+    model_dir: StringProperty(
+        name="Model Folder",
+        description="Hugging Face cache folder for learned models (an existing one works too). Leave empty for "
+        "Monocle's folder in your Blender profile",
+        subtype="DIR_PATH",
+        default="",
+    )
     engines_report: StringProperty(
         name="Engines", description="Result of the last interpreter check", default="", options={"SKIP_SAVE"}
     )
@@ -88,6 +133,8 @@ class MONOCLE_AP_preferences(AddonPreferences):
             for line in self.engines_report.splitlines():
                 box.label(text=line)
         col.prop(self, "device")
+        col.prop(self, "model_dir")
+        draw_models(context, col.box())
         col.separator()
         row = col.row(align=True)
         row.prop(self, "cache_dir")
@@ -95,6 +142,24 @@ class MONOCLE_AP_preferences(AddonPreferences):
         row = col.row()
         row.label(text=f"Cache size: {human_size(size)}", icon="FILE_CACHE")
         row.operator("monocle.clear_cache", text="Clear Cache", icon="TRASH")
+
+
+def draw_models(context: bpy.types.Context, box: bpy.types.UILayout) -> None:
+    """The known learned models with licence, size and a Download button each."""
+    from .inference.models import known_models
+
+    box.label(text="Learned models (downloaded only with Allow Online Access)", icon="NETWORK_DRIVE")
+    for m in known_models():
+        row = box.row()
+        licence = m.licence if m.commercial is not False else f"{m.licence} (non-commercial)"
+        row.label(text=f"{m.name} [{m.task}]: {m.download_mb:.0f} MB, {licence}")
+        if model_downloaded(m.id, context):
+            row.label(text="Downloaded", icon="CHECKMARK")
+        else:
+            op = row.operator("monocle.download_model", text="Download", icon="IMPORT")
+            op.model = m.id
+
+
 
 
 classes = (MONOCLE_AP_preferences,)

@@ -29,6 +29,12 @@ SOURCE_ITEMS = (
 )
 ENGINE_ITEMS = (
     ("classic", "Classic (offline)", "Works everywhere with no downloads: automatic cut-out and rounded depth"),
+    ("transformers", "Learned (transformers)",
+     "Learned depth and object detection models (needs an inference Python with torch and transformers)"),
+)
+SEG_MODE_ITEMS = (
+    ("labels", "Labelled Objects", "Find objects of known kinds (chair, cup, car...) and name them"),
+    ("foreground", "Any Object", "Cut out whatever stands out, whatever it is"),
 )
 FOCAL_ITEMS = (
     ("PHOTO", "From Photo", "Use the focal length the camera stored in the photo, or the manual value if none"),
@@ -92,6 +98,23 @@ class MonocleSettings(PropertyGroup, MonocleMeshSettings):
     image: PointerProperty(name="Image", description="An image already loaded in Blender", type=bpy.types.Image)
     engine: EnumProperty(name="Engine", description="How objects and depth are found", items=ENGINE_ITEMS)
     objects: EnumProperty(name="Objects", description="Which objects to rebuild", items=OBJECTS_ITEMS, default="ALL")
+    depth_model: StringProperty(
+        name="Depth Model",
+        description="Hugging Face model id or local folder of a depth model. Empty uses Depth Anything V2 Small",
+        default="",
+    )
+    seg_model: StringProperty(
+        name="Object Model",
+        description="Hugging Face model id or local folder of a segmentation model. Empty uses Mask2Former COCO",
+        default="",
+    )
+    seg_mode: EnumProperty(name="Find", description="What the learned engine looks for", items=SEG_MODE_ITEMS,
+                           default="labels")
+    prompt: StringProperty(
+        name="Prompt",
+        description="Only rebuild what these words name (for example \"chair\"). Empty finds every object",
+        default="",
+    )
     max_size: IntProperty(
         name="Analysis Size",
         description="Long side, in pixels, the photo is analysed at. Results always come back at full size",

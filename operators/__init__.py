@@ -1,3 +1,3 @@
-from . import prefs_ops, reconstruct
+from . import models, prefs_ops, reconstruct
 
-classes = (*reconstruct.classes, *prefs_ops.classes)
+classes = (*reconstruct.classes, *prefs_ops.classes, *models.classes)

@@ -30,6 +30,7 @@ class MONOCLE_OT_check_interpreter(Operator):
             print(f"Monocle: interpreter check failed: {exc}")
             self.report({"ERROR"}, p.engines_report)
             return {"CANCELLED"}
+        prefs.ENGINE_STATUS[prefs.interpreter(context)] = {e["name"]: e for e in engines}
         lines = []
         for e in engines:
             versions = ", ".join(f"{k} {v}" for k, v in e["versions"].items())

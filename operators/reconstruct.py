@@ -53,8 +53,11 @@ def resolve_image_path(settings, scratch_dir: Path) -> str:  # noqa: ANN001 - Mo
 
 
 def inference_request(settings, image: str) -> InferenceRequest:  # noqa: ANN001 - MonocleSettings
-    return InferenceRequest(image=image, engine=settings.engine, objects=settings.objects.lower(),
-                            max_size=int(settings.max_size))
+    return InferenceRequest(
+        image=image, engine=settings.engine, objects=settings.objects.lower(), max_size=int(settings.max_size),
+        depth_model=settings.depth_model.strip(), seg_model=settings.seg_model.strip(), seg_mode=settings.seg_mode,
+        prompt=settings.prompt.strip(),
+    )
 
 
 def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings holder
@@ -93,6 +96,20 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         if settings.source == "IMAGE" and settings.image is None:
             cls.poll_message_set("Choose an image first")
             return False
+        problem = prefs.engine_problem(settings.engine, context)
+        if problem:
+            cls.poll_message_set(problem)
+            return False
+        if settings.engine == "transformers" and not bpy.app.online_access:
+            from ..inference.models import default_model
+
+            for model, task in ((settings.depth_model.strip(), "depth"), (settings.seg_model.strip(), "segmentation")):
+                model = model or default_model(task)
+                if settings.seg_mode == "foreground" and task == "segmentation":
+                    continue
+                if not prefs.model_downloaded(model, context):
+                    cls.poll_message_set(f"Model {model} is not downloaded and online access is off")
+                    return False
         return True
 
     # -- shared steps --------------------------------------------------------------------------

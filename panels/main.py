@@ -28,6 +28,9 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
         else:
             layout.template_ID_preview(settings, "image", open="image.open", rows=3, cols=6)
         layout.prop(settings, "engine")
+        if settings.engine == "transformers":
+            layout.prop(settings, "seg_mode")
+            layout.prop(settings, "prompt")
         layout.prop(settings, "objects")
         layout.prop(settings, "detail")
         layout.prop(settings, "back")
@@ -64,4 +67,24 @@ class MONOCLE_PT_depth(MonoclePanel, Panel):
         layout.prop(settings, "max_size")
 
 
-classes = (MONOCLE_PT_main, MONOCLE_PT_depth)
+class MONOCLE_PT_models(MonoclePanel, Panel):
+    bl_label = "Models"
+    bl_parent_id = "MONOCLE_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene.monocle.engine == "transformers"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.monocle
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(settings, "depth_model")
+        layout.prop(settings, "seg_model")
+        if not bpy.app.online_access:
+            layout.label(text="Online access is off: only downloaded models work", icon="INTERNET_OFFLINE")
+
+
+classes = (MONOCLE_PT_main, MONOCLE_PT_depth, MONOCLE_PT_models)

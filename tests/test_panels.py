@@ -104,7 +104,8 @@ def test_preferences_draw():
     prefs = bpy.context.preferences.addons[MODULE].preferences
     log = _draw(type(prefs), prefs)
     names = {entry[1] for entry in log}
-    assert {"python_path", "device", "cache_dir", "monocle.check_interpreter", "monocle.clear_cache"} <= names
+    assert {"python_path", "device", "cache_dir", "model_dir", "monocle.check_interpreter", "monocle.clear_cache",
+            "monocle.download_model"} <= names
 
 
 def test_every_property_has_a_description():
