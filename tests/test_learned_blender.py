@@ -14,7 +14,10 @@ from hf_fixtures import build_depth_anything, build_mask2former
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("blender-hf")
-    return {"depth": build_depth_anything(root / "depth"), "seg": build_mask2former(root / "seg", favour="dining table")}
+    return {
+        "depth": build_depth_anything(root / "depth"),
+        "seg": build_mask2former(root / "seg", favour="dining table"),
+    }
 
 
 def test_operator_with_local_models(models, bench_data, tmp_path):
