@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--seg-model", default="", help="transformers engine: segmentation model id or local folder")
     rec.add_argument("--seg-mode", choices=("labels", "foreground"), default="labels")
     rec.add_argument("--prompt", default="", help="transformers engine: only objects these words name")
+    rec.add_argument("--template-weight", type=float, default=None, metavar="W",
+                     help="blend a matching library template at this weight (0 = reconstruction, 1 = template)")
     rec.add_argument("--report", default=None, metavar="FILE", help="write a JSON report here")
     rec.add_argument("--jobs", type=int, default=1, help="inputs whose inference runs in parallel")
     rec.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
@@ -200,6 +202,8 @@ class Batch:
             raise UsageError(f"unknown format {','.join(bad) or args.format!r}; choose from {', '.join(FORMATS)}")
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
+        if args.template_weight is not None and not 0.0 <= args.template_weight <= 1.0:
+            raise UsageError("--template-weight must be between 0 and 1")
         self.outdir = Path(args.output)
         try:
             self.outdir.mkdir(parents=True, exist_ok=True)
@@ -301,6 +305,14 @@ class Batch:
             {"name": obj.name, "label": obj.get("monocle_label", obj.name.split(".")[0]), "vertices": v, "faces": f}
             for obj, v, f in zip(report.objects, report.vertex_counts, report.face_counts)
         ]
+        if self.args.template_weight is not None:
+            from .operators.reconstruct import apply_templates
+
+            t = time.perf_counter()
+            blended = apply_templates(bpy.context, result, report, self.settings, self.args.template_weight, focal)
+            for record, tmpl in zip(item.objects, blended):
+                record["template"] = tmpl.to_json()
+            item.timings["template"] = time.perf_counter() - t
         t = time.perf_counter()
         for fmt, final in item.outputs.items():
             tmp_dir = self.outdir / f"{TMP_PREFIX}{os.getpid()}-{item.stem}-{fmt}-{uuid.uuid4().hex[:8]}"

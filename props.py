@@ -77,6 +77,17 @@ class MonocleMeshSettings:
         "never stretch across to what is behind them",
         default=0.05, min=0.001, max=1.0, subtype="FACTOR",
     )
+    use_templates: BoolProperty(
+        name="Use Templates",
+        description="Look up a matching object in the template library and blend it with the reconstruction, "
+        "which gives the unseen back a plausible shape",
+        default=False,
+    )
+    template_weight: FloatProperty(
+        name="Template Weight",
+        description="Blend between the reconstruction (0) and the matched template (1) on the side the camera saw",
+        default=0.5, min=0.0, max=1.0, subtype="FACTOR",
+    )
     focal_mode: EnumProperty(name="Focal Length", description="Where the camera's focal length comes from",
                              items=FOCAL_ITEMS, default="PHOTO")
     focal_mm: FloatProperty(

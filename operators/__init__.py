@@ -1,3 +1,3 @@
-from . import models, prefs_ops, reconstruct
+from . import models, prefs_ops, reconstruct, templates
 
-classes = (*reconstruct.classes, *prefs_ops.classes, *models.classes)
+classes = (*reconstruct.classes, *prefs_ops.classes, *models.classes, *templates.classes)

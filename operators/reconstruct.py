@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 TIMER_S = 0.1
 
 
+def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
+                    focal_mm: float | None) -> list:
+    """Blend library templates over a fresh build (shared by the button and the command line)."""
+    from ..scene.template_blend import blend_from_result
+
+    return blend_from_result(result_path, settings, report.objects, report.camera, weight=weight,
+                             focal_mm=focal_mm, context=context)
+
+
 class InputError(Exception):
     """A problem with the user's input that needs no worker to detect."""
 
@@ -140,10 +149,19 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
             log.exception("building the reconstruction failed")
             self.report({"ERROR"}, f"Could not build the objects: {exc}")
             return {"CANCELLED"}
+        templates = ""
+        if self.use_templates:
+            try:
+                blended = apply_templates(context, result_path, report, mesh_settings(self), self.template_weight,
+                                          focal)
+                templates = f", {sum(1 for t in blended if t.object is not None)} template(s)"
+            except RuntimeError as exc:  # the reconstruction stands on its own
+                log.warning("template blend failed: %s", exc)
+                self.report({"WARNING"}, f"No template was blended: {exc}")
         verts = sum(report.vertex_counts)
         timing = "cached inference" if inference.cached else f"inference {inference.seconds:.1f} s"
         summary = (
-            f"{len(report.objects)} object(s), {verts / 1000:.0f}k verts; {timing}, "
+            f"{len(report.objects)} object(s){templates}, {verts / 1000:.0f}k verts; {timing}, "
             f"build {report.timings.get('total', 0.0):.2f} s"
         )
         context.window_manager.monocle_status.summary = summary

@@ -67,6 +67,33 @@ class MONOCLE_PT_depth(MonoclePanel, Panel):
         layout.prop(settings, "max_size")
 
 
+class MONOCLE_PT_templates(MonoclePanel, Panel):
+    bl_label = "Templates"
+    bl_parent_id = "MONOCLE_PT_main"
+
+    def draw_header(self, context: bpy.types.Context) -> None:
+        self.layout.prop(context.scene.monocle, "use_templates", text="")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        from ..scene.template_blend import WEIGHT_PROP, is_template
+
+        layout = self.layout
+        settings = context.scene.monocle
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        row = layout.row()
+        row.prop(settings, "template_weight", text="Weight (next build)")
+        row.enabled = settings.use_templates
+        obj = context.active_object
+        if is_template(obj):
+            box = layout.box()
+            box.label(text=obj.name, icon="OUTLINER_OB_MESH")
+            box.prop(obj, f'["{WEIGHT_PROP}"]', text="Template Weight", slider=True)
+            row = box.row(align=True)
+            row.operator("monocle.template_swap", icon="FILE_REFRESH")
+            row.operator("monocle.template_apply", icon="CHECKMARK")
+
+
 class MONOCLE_PT_models(MonoclePanel, Panel):
     bl_label = "Models"
     bl_parent_id = "MONOCLE_PT_main"
@@ -87,4 +114,4 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
             layout.label(text="Online access is off: only downloaded models work", icon="INTERNET_OFFLINE")
 
 
-classes = (MONOCLE_PT_main, MONOCLE_PT_depth, MONOCLE_PT_models)
+classes = (MONOCLE_PT_main, MONOCLE_PT_depth, MONOCLE_PT_templates, MONOCLE_PT_models)
