@@ -1,0 +1,294 @@
+"""Quality metrics for the benchmark: meshes, depth maps and masks (numpy + scipy only, no Blender).
+
+Conventions follow ../shared/bench-data/METRICS.md:
+
+* shapes are normalised so the ground truth's longest bounding-box edge is 10, centred on the
+  GT bbox centre (Mesh R-CNN "gt-10"), so F-score at tau = 0.1 means 1 % of the object's size;
+* Chamfer-L1 is the ONet one, 0.5 * (accuracy + completeness) with plain distances; Chamfer-L2 is
+  the Mesh R-CNN one, the *sum* of both mean squared distances;
+* normal consistency uses |cos| (flipped normals are not penalised), averaged over both directions;
+* depth: AbsRel and delta1, for relative (inverse-depth) predictions after a least-squares scale
+  and shift fitted in inverse-depth space (Marigold-style ``lstsq``, clamped to 1e-3 before
+  inverting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+TAUS = (0.1, 0.3, 0.5)
+
+
+# --------------------------------------------------------------------------- meshes
+
+
+def triangulate(faces: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
+    """Fan-triangulate polygons (an (M, k) array or a list of index lists) into (T, 3) int64."""
+    if isinstance(faces, np.ndarray) and faces.ndim == 2:
+        groups = [faces.astype(np.int64)]
+    else:
+        polys = [np.asarray(f, np.int64) for f in faces]
+        sizes = np.array([len(p) for p in polys])
+        groups = [np.stack([polys[i] for i in np.nonzero(sizes == k)[0]]) for k in np.unique(sizes) if k >= 3]
+    tris = []
+    for g in groups:
+        k = g.shape[1]
+        if k < 3:
+            continue
+        j = np.arange(1, k - 1)
+        tris.append(np.stack([np.repeat(g[:, :1], k - 2, 1), g[:, j], g[:, j + 1]], -1).reshape(-1, 3))
+    return np.concatenate(tris) if tris else np.zeros((0, 3), np.int64)
+
+
+def face_normals_areas(vertices: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (T, 3) and areas (T,) of triangles; degenerate ones get a zero normal."""
+    v = np.asarray(vertices, np.float64)
+    cross = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    norm = np.linalg.norm(cross, axis=1)
+    return cross / np.maximum(norm, 1e-30)[:, None], 0.5 * norm
+
+
+def sample_surface(
+    vertices: np.ndarray, faces: np.ndarray | Sequence[Sequence[int]], n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points uniformly distributed over the surface (area-weighted) and their face normals."""
+    v = np.asarray(vertices, np.float64)
+    tris = triangulate(faces)
+    normals, areas = face_normals_areas(v, tris)
+    if areas.sum() <= 0:
+        raise ValueError("mesh has no surface area")
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(tris), size=n, p=areas / areas.sum())
+    r1, r2 = rng.random(n), rng.random(n)
+    s = np.sqrt(r1)
+    a, b, c = v[tris[idx, 0]], v[tris[idx, 1]], v[tris[idx, 2]]
+    pts = (1 - s)[:, None] * a + (s * (1 - r2))[:, None] * b + (s * r2)[:, None] * c
+    return pts, normals[idx]
+
+
+def gt10_transform(gt_vertices: np.ndarray) -> tuple[float, np.ndarray]:
+    """(scale, centre) that map the GT onto a frame whose longest bbox edge is 10, centred at 0."""
+    v = np.asarray(gt_vertices, np.float64)
+    lo, hi = v.min(0), v.max(0)
+    return 10.0 / float((hi - lo).max()), 0.5 * (lo + hi)
+
+
+def normalise(points: np.ndarray, scale: float, centre: np.ndarray) -> np.ndarray:
+    """Apply a :func:`gt10_transform` to points (GT and prediction get the same one)."""
+    return (np.asarray(points, np.float64) - centre) * scale
+
+
+def surface_metrics(
+    pred_pts: np.ndarray, pred_normals: np.ndarray | None, gt_pts: np.ndarray, gt_normals: np.ndarray | None,
+    taus: Sequence[float] = TAUS,
+) -> dict[str, float]:
+    """Chamfer-L1 (ONet), Chamfer-L2 (Mesh R-CNN sum), F-score / precision / recall at each tau and
+    absolute normal consistency between two point samples (already in the same, normalised frame)."""
+    d_pg, i_pg = cKDTree(gt_pts).query(pred_pts)  # accuracy: prediction -> GT
+    d_gp, i_gp = cKDTree(pred_pts).query(gt_pts)  # completeness: GT -> prediction
+    out = {
+        "accuracy": float(d_pg.mean()),
+        "completeness": float(d_gp.mean()),
+        "chamfer_l1": float(0.5 * (d_pg.mean() + d_gp.mean())),
+        "chamfer_l2": float((d_pg**2).mean() + (d_gp**2).mean()),
+    }
+    for tau in taus:
+        p = float((d_pg < tau).mean())
+        r = float((d_gp < tau).mean())
+        out[f"precision@{tau:g}"] = p
+        out[f"recall@{tau:g}"] = r
+        out[f"f@{tau:g}"] = 0.0 if p + r == 0 else 2 * p * r / (p + r)
+    if pred_normals is not None and gt_normals is not None:
+        c1 = np.abs((pred_normals * gt_normals[i_pg]).sum(1))
+        c2 = np.abs((gt_normals * pred_normals[i_gp]).sum(1))
+        out["normal_consistency"] = float(0.5 * (c1.mean() + c2.mean()))
+    return out
+
+
+def visible_mask(
+    points_cam: np.ndarray, depth: np.ndarray, focal_px: float, tol: float,
+    principal: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Which camera-space points (Blender convention: the camera looks down -Z, +Y up) are seen.
+
+    ``depth`` (H, W) is the axial depth of the first surface per pixel (a Z pass; <= 0, NaN or
+    huge on the background). A point is visible when it projects inside the image and its own
+    axial depth is within ``tol`` of the depth map there, i.e. nothing nearer hides it.
+    """
+    h, w = depth.shape
+    cx, cy = principal if principal is not None else (w / 2.0, h / 2.0)
+    z = -points_cam[:, 2]
+    ok = z > 1e-9
+    zs = np.where(ok, z, 1.0)
+    x = cx + focal_px * points_cam[:, 0] / zs
+    y = cy - focal_px * points_cam[:, 1] / zs
+    col, row = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    ok &= (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    d = np.full(len(z), np.nan)
+    d[ok] = depth[row[ok], col[ok]]
+    with np.errstate(invalid="ignore"):
+        return ok & np.isfinite(d) & (np.abs(z - d) <= tol)
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> np.ndarray:
+    """4x4 similarity (scale * R, t) minimising sum |s R src + t - dst|^2 (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    cov = b.T @ a / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    e = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[2, 2] = -1
+    rot = u @ e @ vt
+    scale = float((sig * np.diag(e)).sum() / max((a**2).sum() / len(src), 1e-30)) if with_scale else 1.0
+    m = np.eye(4)
+    m[:3, :3] = scale * rot
+    m[:3, 3] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 affine matrix to (N, 3) points."""
+    return points @ m[:3, :3].T + m[:3, 3]
+
+
+def icp(src: np.ndarray, dst: np.ndarray, iterations: int = 30, with_scale: bool = True,
+        trim: float = 0.9) -> np.ndarray:
+    """Scale + rigid ICP of ``src`` onto ``dst``: nearest neighbours, then Umeyama on the closest
+    ``trim`` fraction of pairs, repeated. Returns the accumulated 4x4 similarity."""
+    tree = cKDTree(dst)
+    total = np.eye(4)
+    cur = np.asarray(src, np.float64)
+    prev = np.inf
+    for _ in range(iterations):
+        d, idx = tree.query(cur)
+        keep = d <= np.quantile(d, trim)
+        step = umeyama(cur[keep], dst[idx[keep]], with_scale)
+        cur = apply(step, cur)
+        total = step @ total
+        err = float(d[keep].mean())
+        if abs(prev - err) < 1e-7 * max(err, 1e-12):
+            break
+        prev = err
+    return total
+
+
+def _crossings_up_z(points: np.ndarray, v: np.ndarray, tris: np.ndarray, budget: int = 4_000_000) -> np.ndarray:
+    """Number of triangles a ray from each point towards +Z crosses (x-slab pairing, chunked)."""
+    a, b, c = v[tris[:, 0]], v[tris[:, 1]], v[tris[:, 2]]
+    order = np.argsort(points[:, 0], kind="stable")
+    xs = points[order, 0]
+    tx0 = np.minimum(np.minimum(a[:, 0], b[:, 0]), c[:, 0])
+    tx1 = np.maximum(np.maximum(a[:, 0], b[:, 0]), c[:, 0])
+    lo = np.searchsorted(xs, tx0, "left")
+    hi = np.searchsorted(xs, tx1, "right")
+    counts = hi - lo
+    crossings = np.zeros(len(points), np.int64)
+    cum = np.cumsum(counts)
+    start_t = 0
+    while start_t < len(tris):
+        base = cum[start_t - 1] if start_t else 0
+        end_t = max(int(np.searchsorted(cum, base + budget, "right")), start_t + 1)
+        t_idx = np.arange(start_t, end_t)
+        cnt = counts[t_idx]
+        tri = np.repeat(t_idx, cnt)
+        first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pt = order[np.repeat(lo[t_idx], cnt) + np.arange(cnt.sum()) - first]
+        p = points[pt]
+        ta, tb, tc = a[tri], b[tri], c[tri]
+        # barycentric coordinates in the xy projection
+        e1, e2 = tb[:, :2] - ta[:, :2], tc[:, :2] - ta[:, :2]
+        q = p[:, :2] - ta[:, :2]
+        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+        good = np.abs(det) > 1e-20
+        det = np.where(good, det, 1.0)
+        u = (q[:, 0] * e2[:, 1] - q[:, 1] * e2[:, 0]) / det
+        w = (e1[:, 0] * q[:, 1] - e1[:, 1] * q[:, 0]) / det
+        inside = good & (u >= 0) & (w >= 0) & (u + w <= 1)
+        z = ta[:, 2] + u * (tb[:, 2] - ta[:, 2]) + w * (tc[:, 2] - ta[:, 2])
+        hit = inside & (z > p[:, 2])
+        crossings += np.bincount(pt[hit], minlength=len(points))
+        start_t = end_t
+    return crossings
+
+
+def inside_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
+    """Occupancy of points for a closed mesh by ray parity (a ray towards +Z; odd = inside)."""
+    crossings = _crossings_up_z(np.asarray(points, np.float64), np.asarray(vertices, np.float64), triangulate(faces))
+    return crossings % 2 == 1
+
+
+def volumetric_iou(
+    verts_a: np.ndarray, faces_a: np.ndarray | Sequence[Sequence[int]],
+    verts_b: np.ndarray, faces_b: np.ndarray | Sequence[Sequence[int]], n: int = 100_000, seed: int = 0,
+) -> float:
+    """IoU of two closed meshes from the occupancy of ``n`` uniform points in their joint bbox."""
+    va, vb = np.asarray(verts_a, np.float64), np.asarray(verts_b, np.float64)
+    lo = np.minimum(va.min(0), vb.min(0))
+    hi = np.maximum(va.max(0), vb.max(0))
+    pts = lo + np.random.default_rng(seed).random((n, 3)) * (hi - lo)
+    ia, ib = inside_mesh(pts, va, faces_a), inside_mesh(pts, vb, faces_b)
+    union = (ia | ib).sum()
+    return float((ia & ib).sum() / union) if union else 0.0
+
+
+# --------------------------------------------------------------------------- depth
+
+
+def depth_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
+    """AbsRel, delta1..3 and RMSE of a metric depth prediction (no alignment)."""
+    valid = _valid(gt, valid) & np.isfinite(pred) & (pred > 0)
+    p, g = pred[valid].astype(np.float64), gt[valid].astype(np.float64)
+    ratio = np.maximum(p / g, g / p)
+    return {
+        "abs_rel": float(np.mean(np.abs(p - g) / g)),
+        "delta1": float(np.mean(ratio < 1.25)),
+        "delta2": float(np.mean(ratio < 1.25**2)),
+        "delta3": float(np.mean(ratio < 1.25**3)),
+        "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
+        "pixels": int(valid.sum()),
+    }
+
+
+def align_inverse_depth(pred_inverse: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
+                        clamp: float = 1e-3) -> tuple[np.ndarray, float, float]:
+    """Least-squares scale s and shift t with s * pred + t ~ 1 / gt over valid pixels; returns
+    (aligned depth = 1 / max(s * pred + t, clamp), s, t)."""
+    valid = _valid(gt, valid) & np.isfinite(pred_inverse)
+    p = pred_inverse[valid].astype(np.float64)
+    a = np.stack([p, np.ones_like(p)], 1)
+    (s, t), *_ = np.linalg.lstsq(a, 1.0 / gt[valid].astype(np.float64), rcond=None)
+    disp = np.maximum(s * np.nan_to_num(pred_inverse.astype(np.float64), nan=0.0) + t, clamp)
+    return 1.0 / disp, float(s), float(t)
+
+
+def relative_depth_metrics(pred_inverse: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
+                           clamp: float = 1e-3) -> dict[str, float]:
+    """Depth metrics of a relative inverse-depth prediction after the scale-and-shift fit."""
+    valid = _valid(gt, valid) & np.isfinite(pred_inverse)
+    aligned, s, t = align_inverse_depth(pred_inverse, gt, valid, clamp)
+    return {**depth_metrics(aligned, gt, valid), "scale": s, "shift": t}
+
+
+def _valid(gt: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    ok = np.isfinite(gt) & (gt > 0)
+    return ok if valid is None else ok & valid
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two masks; non-boolean masks are binarised at half their dtype's range (0.5 / 128)."""
+    p, g = _binary(pred), _binary(gt)
+    return float(np.logical_and(p, g).sum() / max(1, np.logical_or(p, g).sum()))
+
+
+def _binary(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m)
+    if m.dtype == bool:
+        return m
+    return m >= (128 if np.issubdtype(m.dtype, np.integer) else 0.5)
