@@ -13,10 +13,9 @@ def _active_template(context: bpy.types.Context) -> bpy.types.Object | None:
     return obj if is_template(obj) else None
 
 
-class MONOCLE_OT_template_swap(Operator):
-    bl_idname = "monocle.template_swap"
-    bl_label = "Swap Template"
-    bl_description = "Replace the blended template with the next of the three best matches"
+class TemplateOperator:
+    """Operators that act on the active template blend."""
+
     bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
@@ -25,6 +24,12 @@ class MONOCLE_OT_template_swap(Operator):
             cls.poll_message_set("Select a template blended by Monocle")
             return False
         return True
+
+
+class MONOCLE_OT_template_swap(TemplateOperator, Operator):
+    bl_idname = "monocle.template_swap"
+    bl_label = "Swap Template"
+    bl_description = "Replace the blended template with the next of the three best matches"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from ..scene.template_blend import swap_template
@@ -39,18 +44,10 @@ class MONOCLE_OT_template_swap(Operator):
         return {"FINISHED"}
 
 
-class MONOCLE_OT_template_apply(Operator):
+class MONOCLE_OT_template_apply(TemplateOperator, Operator):
     bl_idname = "monocle.template_apply"
     bl_label = "Apply Template"
     bl_description = "Bake the current blend into a plain mesh (the slider stops working for this object)"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if _active_template(context) is None:
-            cls.poll_message_set("Select a template blended by Monocle")
-            return False
-        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from ..scene.template_blend import apply_template

@@ -20,6 +20,7 @@ import pytest
 from conftest import run_worker
 from mathutils import Euler, Matrix, Vector
 from PIL import Image
+from render_util import render_rgba_depth
 from scene_checks import evaluated_world, is_watertight, reprojection_error
 
 W, H = 160, 120
@@ -41,42 +42,16 @@ def _cycles(scene: bpy.types.Scene) -> None:
 def _render(scene: bpy.types.Scene, folder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the scene camera; returns (rgba float (H, W, 4), depth (H, W)), top row first, and
     writes photo.png, mask.png and depth.exr into ``folder``."""
-    scene.view_layers[0].use_pass_z = True
-    scene.use_nodes = True
-    tree = scene.node_tree
-    tree.nodes.clear()
-    layers = tree.nodes.new("CompositorNodeRLayers")
-    out = tree.nodes.new("CompositorNodeOutputFile")
-    out.base_path = str(folder)
-    out.format.file_format = "OPEN_EXR"
-    out.format.color_depth = "32"
-    out.format.color_mode = "RGBA"
-    while len(out.file_slots):
-        out.file_slots.remove(out.inputs[0])
-    out.file_slots.new("depth")
-    out.file_slots.new("rgba")
-    tree.links.new(layers.outputs["Depth"], out.inputs[0])
-    tree.links.new(layers.outputs["Image"], out.inputs[1])
-    composite = tree.nodes.new("CompositorNodeComposite")
-    tree.links.new(layers.outputs["Image"], composite.inputs[0])
-    bpy.ops.render.render(write_still=False)
+    rgba, depth = render_rgba_depth(scene, folder)
     frame = f"{scene.frame_current:04d}"
-    arrays = {}
-    for name in ("depth", "rgba"):
-        img = bpy.data.images.load(str(folder / f"{name}{frame}.exr"))
-        px = np.empty(W * H * 4, np.float32)
-        img.pixels.foreach_get(px)
-        arrays[name] = px.reshape(H, W, 4)[::-1].copy()
-        bpy.data.images.remove(img)
     (folder / f"depth{frame}.exr").rename(folder / "depth.exr")
-    rgba = arrays["rgba"]
     mask = rgba[..., 3] > 0.5
     srgb = np.clip(rgba[..., :3], 0, 1) ** (1 / 2.2)
     Image.fromarray((srgb * 255).astype(np.uint8)).save(folder / "photo.png")
     Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "mask.png")
     # the same depth with "no depth" (NaN) on the background instead of Cycles' 1e10
-    np.save(folder / "depth.npy", np.where(mask, arrays["depth"][..., 0], np.nan).astype(np.float32))
-    return rgba, arrays["depth"][..., 0], mask
+    np.save(folder / "depth.npy", np.where(mask, depth, np.nan).astype(np.float32))
+    return rgba, depth, mask
 
 
 def _camera(scene: bpy.types.Scene) -> bpy.types.Object:

@@ -10,6 +10,7 @@ import importlib
 import bpy
 import numpy as np
 from mathutils import Matrix
+from render_util import render_rgba_depth
 
 W, H = 192, 144
 LENS = 50.0
@@ -28,33 +29,9 @@ def _cycles(scene: bpy.types.Scene) -> None:
 
 def _render_mask_depth(scene: bpy.types.Scene, folder) -> tuple[np.ndarray, np.ndarray]:
     """(alpha > 0.5, Z) of the scene camera, top row first, through the compositor's file output."""
-    scene.view_layers[0].use_pass_z = True
-    scene.use_nodes = True
-    tree = scene.node_tree
-    tree.nodes.clear()
-    layers = tree.nodes.new("CompositorNodeRLayers")
-    out = tree.nodes.new("CompositorNodeOutputFile")
-    out.base_path = str(folder)
-    out.format.file_format = "OPEN_EXR"
-    out.format.color_depth = "32"
-    out.format.color_mode = "RGBA"
-    while len(out.file_slots):
-        out.file_slots.remove(out.inputs[0])
-    out.file_slots.new("depth")
-    out.file_slots.new("rgba")
-    tree.links.new(layers.outputs["Depth"], out.inputs[0])
-    tree.links.new(layers.outputs["Image"], out.inputs[1])
-    tree.links.new(layers.outputs["Image"], tree.nodes.new("CompositorNodeComposite").inputs[0])
-    bpy.ops.render.render(write_still=False)
-    arrays = {}
-    for name in ("depth", "rgba"):
-        img = bpy.data.images.load(str(folder / f"{name}{scene.frame_current:04d}.exr"))
-        px = np.empty(W * H * 4, np.float32)
-        img.pixels.foreach_get(px)
-        arrays[name] = px.reshape(H, W, 4)[::-1].copy()
-        bpy.data.images.remove(img)
-    mask = arrays["rgba"][..., 3] > 0.5
-    return mask, np.where(mask, arrays["depth"][..., 0], 0.0)
+    rgba, depth = render_rgba_depth(scene, folder)
+    mask = rgba[..., 3] > 0.5
+    return mask, np.where(mask, depth, 0.0)
 
 
 def _place_camera(scene, tpl, rot: np.ndarray, model, offset: tuple[float, float]) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""Shared Cycles helper for the tests: render the scene camera's RGBA and Z pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+
+def render_rgba_depth(scene: bpy.types.Scene, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Render through the compositor's file output; returns (RGBA (H, W, 4), Z (H, W)), top row first.
+
+    Leaves ``depth<frame>.exr`` (Cycles' Z pass: distance along the camera axis, 1e10 on the
+    background) and ``rgba<frame>.exr`` in ``folder``.
+    """
+    scene.view_layers[0].use_pass_z = True
+    scene.use_nodes = True
+    tree = scene.node_tree
+    tree.nodes.clear()
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    out = tree.nodes.new("CompositorNodeOutputFile")
+    out.base_path = str(folder)
+    out.format.file_format = "OPEN_EXR"
+    out.format.color_depth = "32"
+    out.format.color_mode = "RGBA"
+    while len(out.file_slots):
+        out.file_slots.remove(out.inputs[0])
+    out.file_slots.new("depth")
+    out.file_slots.new("rgba")
+    tree.links.new(layers.outputs["Depth"], out.inputs[0])
+    tree.links.new(layers.outputs["Image"], out.inputs[1])
+    tree.links.new(layers.outputs["Image"], tree.nodes.new("CompositorNodeComposite").inputs[0])
+    bpy.ops.render.render(write_still=False)
+    w = scene.render.resolution_x * scene.render.resolution_percentage // 100
+    h = scene.render.resolution_y * scene.render.resolution_percentage // 100
+    arrays = {}
+    for name in ("depth", "rgba"):
+        img = bpy.data.images.load(str(Path(folder) / f"{name}{scene.frame_current:04d}.exr"))
+        px = np.empty(w * h * 4, np.float32)
+        img.pixels.foreach_get(px)
+        arrays[name] = px.reshape(h, w, 4)[::-1].copy()
+        bpy.data.images.remove(img)
+    return arrays["rgba"], arrays["depth"][..., 0]
