@@ -128,6 +128,7 @@ class MONOCLE_AP_preferences(AddonPreferences):
         row = col.row(align=True)
         row.prop(self, "python_path")
         row.operator("monocle.check_interpreter", text="Check", icon="CHECKMARK")
+        col.operator("monocle.setup_ml_env", icon="CONSOLE")
         if self.engines_report:
             box = col.box()
             for line in self.engines_report.splitlines():

@@ -1,3 +1,3 @@
-from . import models, prefs_ops, reconstruct, templates
+from . import ml_env, models, prefs_ops, reconstruct, templates
 
-classes = (*reconstruct.classes, *prefs_ops.classes, *models.classes, *templates.classes)
+classes = (*reconstruct.classes, *prefs_ops.classes, *models.classes, *templates.classes, *ml_env.classes)

@@ -89,3 +89,14 @@ def test_clear_cache_frees_space(tmp_path):
     assert cache.ResultCache(root).size_bytes() >= 2000
     assert bpy.ops.monocle.clear_cache() == {"FINISHED"}
     assert cache.ResultCache(root).size_bytes() == 0
+
+
+def test_ml_environment_setup_needs_online_access():
+    assert not bpy.app.online_access
+    assert not bpy.ops.monocle.setup_ml_env.poll()
+    ml_env = __import__(MODULE + ".operators.ml_env", fromlist=["setup_steps"])
+    steps = ml_env.setup_steps(ml_env.env_dir())
+    # a venv in the extension's user folder, never Blender's own Python or the add-on folder
+    assert str(ml_env.env_dir()).startswith(bpy.utils.extension_path_user(MODULE))
+    assert steps[0][1:3] == ["-m", "venv"] and steps[-1][-2:] == ["torch", "transformers"]
+    assert all(step[0] == str(ml_env.env_python(ml_env.env_dir())) for step in steps[1:])
