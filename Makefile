@@ -19,7 +19,7 @@ lint: venv
 	$(PY) -m ruff check .
 
 test: venv lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 build: venv
 	$(PY) tools/build_extension.py --split-platforms
