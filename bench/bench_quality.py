@@ -46,7 +46,8 @@ LENS = 35.0
 SIZE = 2.0  # rendered objects: longest bbox edge in Blender units
 CAM_DIST = 5.0
 VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # (azimuth, elevation) in degrees
-N_SAMPLES = 30_000
+N_SAMPLES = 30_000  # points per compared set (visible GT, visible prediction, whole GT, whole prediction)
+VOL_POINTS = 8_000  # occupancy samples for the volumetric IoU
 TAUS = (0.1, 0.3, 0.5)
 QUICK_MESHES = ("spot", "teapot", "fandisk")
 
@@ -198,14 +199,21 @@ def is_closed(faces: list[np.ndarray]) -> bool:
 
 
 def splat_depth(points_cam: np.ndarray, focal_px: float) -> np.ndarray:
-    """A point-splat z-buffer (nearest axial depth per pixel) of dense surface samples."""
+    """A point-splat z-buffer (nearest axial depth per pixel) of dense surface samples; pixels no
+    sample landed on take the nearest depth of their 3x3 neighbourhood, so a back surface cannot
+    show through a hole in the splat of the front one."""
+    from scipy import ndimage
+
     z = -points_cam[:, 2]
     x = np.floor(W / 2 + focal_px * points_cam[:, 0] / np.maximum(z, 1e-9)).astype(np.int64)
     y = np.floor(H / 2 - focal_px * points_cam[:, 1] / np.maximum(z, 1e-9)).astype(np.int64)
     ok = (z > 0) & (x >= 0) & (x < W) & (y >= 0) & (y < H)
     buf = np.full(H * W, np.inf)
     np.minimum.at(buf, y[ok] * W + x[ok], z[ok])
-    return buf.reshape(H, W)
+    buf = buf.reshape(H, W)
+    holes = ~np.isfinite(buf)
+    buf[holes] = ndimage.minimum_filter(np.where(holes, 1e30, buf), size=3)[holes]
+    return np.where(buf < 1e29, buf, np.inf)
 
 
 def _setup_scene(path: Path):  # noqa: ANN202
@@ -310,14 +318,26 @@ def _render(scene, folder: Path) -> np.ndarray:  # noqa: ANN001
 
 def _score(pred_v: np.ndarray, pred_f, gt: dict, closed: bool) -> dict:  # noqa: ANN001
     """All mesh scores of one reconstruction (in the GT camera's world) without and with ICP."""
+    timing: dict[str, float] = {}
+    t = time.perf_counter()
+    pred_f = metrics.triangulate(pred_f)  # once: sampling and occupancy both use the triangles
     scale, centre = gt["scale"], gt["centre"]
     pv = metrics.normalise(pred_v, scale, centre)
-    p_pts, p_n = metrics.sample_surface(pv, pred_f, N_SAMPLES, seed=1)
-    # visible part of the prediction: its own point-splat z-buffer from the input camera
+    # visible part of the prediction, judged by its own dense point-splat z-buffer from the input
+    # camera; then N_SAMPLES of the visible points, so both visible sets have the same density
+    dense, dense_n = metrics.sample_surface(pv, pred_f, 15 * N_SAMPLES, seed=1)  # ~ tens per pixel
     world_to_cam = gt["world_to_cam"]
-    p_world = p_pts / scale + centre
-    p_cam = metrics.apply(world_to_cam, p_world)
-    p_vis = metrics.visible_mask(p_cam, splat_depth(p_cam, gt["focal_px"]), gt["focal_px"], gt["tol"])
+    d_cam = metrics.apply(world_to_cam, dense / scale + centre)
+    seen = metrics.visible_mask(d_cam, splat_depth(d_cam, gt["focal_px"]), gt["focal_px"], gt["tol"])
+    rng = np.random.default_rng(3)
+    vis_idx = rng.permutation(np.nonzero(seen)[0])[:N_SAMPLES]
+    all_idx = rng.permutation(len(dense))[:N_SAMPLES]
+    p_pts = np.concatenate([dense[vis_idx], dense[all_idx]])
+    p_n = np.concatenate([dense_n[vis_idx], dense_n[all_idx]])
+    p_vis = np.arange(len(p_pts)) < len(vis_idx)
+    p_all = ~p_vis
+    timing["visibility"] = time.perf_counter() - t
+    t = time.perf_counter()
     out = {}
     for label, m in (("raw", np.eye(4)), ("icp", metrics.icp(p_pts[p_vis], gt["vis_pts"]))):
         pts = metrics.apply(m, p_pts)
@@ -325,13 +345,16 @@ def _score(pred_v: np.ndarray, pred_f, gt: dict, closed: bool) -> dict:  # noqa:
         nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-30)
         res = {"visible": metrics.surface_metrics(pts[p_vis], nrm[p_vis], gt["vis_pts"], gt["vis_n"], TAUS)}
         if closed:
-            res["full"] = metrics.surface_metrics(pts, nrm, gt["pts"], gt["n"], TAUS)
+            res["full"] = metrics.surface_metrics(pts[p_all], nrm[p_all], gt["pts"], gt["n"], TAUS)
             if gt["closed"]:
                 res["volumetric_iou"] = metrics.volumetric_iou(metrics.apply(m, pv), pred_f, gt["v"], gt["f"],
-                                                               n=20_000)
+                                                               n=VOL_POINTS)
         if label == "icp":
             res["icp_scale"] = float(np.cbrt(np.linalg.det(m[:3, :3])))
         out[label] = res
+        timing[label] = time.perf_counter() - t
+        t = time.perf_counter()
+    out["metric_seconds"] = {k: round(v, 3) for k, v in timing.items()}
     return out
 
 
@@ -356,7 +379,8 @@ def bench_3d(tmp: Path, quick: bool) -> dict:
             try:
                 t = time.perf_counter()
                 scene, obj = _setup_scene(path)
-                gt_v, gt_f = _evaluated(obj)
+                gt_v, gt_polys = _evaluated(obj)
+                gt_f = metrics.triangulate(gt_polys)
                 cam = _camera(scene, az, el)
                 gt_cam = np.array(cam.matrix_world, np.float64)
                 z = _render(scene, folder)
@@ -366,17 +390,24 @@ def bench_3d(tmp: Path, quick: bool) -> dict:
                 continue
             scale, centre = metrics.gt10_transform(gt_v)
             gv = metrics.normalise(gt_v, scale, centre)
-            g_pts, g_n = metrics.sample_surface(gv, gt_f, N_SAMPLES * 2, seed=0)
+            g_dense, g_dense_n = metrics.sample_surface(gv, gt_f, 8 * N_SAMPLES, seed=0)
             focal_px = LENS / 36.0 * W
             world_to_cam = np.linalg.inv(gt_cam)
-            g_cam = metrics.apply(world_to_cam, g_pts / scale + centre)
+            g_cam = metrics.apply(world_to_cam, g_dense / scale + centre)
             tol = 0.01 * SIZE  # 1 % of the object: Z is exact at pixel centres, a pixel is ~0.02 units here
-            vis = metrics.visible_mask(g_cam, z, focal_px, tol)
-            gt = {"scale": scale, "centre": centre, "pts": g_pts, "n": g_n, "vis_pts": g_pts[vis], "vis_n": g_n[vis],
-                  "v": gv, "f": gt_f, "closed": is_closed(gt_f), "world_to_cam": world_to_cam, "focal_px": focal_px,
+            seen = metrics.visible_mask(g_cam, z, focal_px, tol)
+            rng = np.random.default_rng(4)
+            vis_idx = rng.permutation(np.nonzero(seen)[0])[:N_SAMPLES]
+            all_idx = rng.permutation(len(g_dense))[:N_SAMPLES]
+            g_pts, g_n = g_dense[all_idx], g_dense_n[all_idx]
+            vis = np.zeros(len(g_dense), bool)
+            vis[vis_idx] = True
+            gt = {"scale": scale, "centre": centre, "pts": g_pts, "n": g_n,
+                  "vis_pts": g_dense[vis], "vis_n": g_dense_n[vis],
+                  "v": gv, "f": gt_f, "closed": is_closed(gt_polys), "world_to_cam": world_to_cam, "focal_px": focal_px,
                   "tol": tol}
             item: dict = {"item": name, "mesh": str(path.relative_to(DATA)), "gt_closed": gt["closed"],
-                          "mask_pixels": int(np.isfinite(z).sum()), "gt_visible_fraction": round(float(vis.mean()), 3),
+                          "mask_pixels": int(np.isfinite(z).sum()), "gt_visible_fraction": round(float(seen.mean()), 3),
                           "render_s": round(t_render, 3)}
             for mode in ("oracle", "classic"):
                 out = folder / mode
