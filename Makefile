@@ -35,3 +35,5 @@ bench: venv
 
 clean:
 	rm -rf build dist out .pytest_cache .ruff_cache
+bench-quality: venv
+	$(PY) bench/bench_quality.py $(if $(QUICK),--quick,)

@@ -87,8 +87,8 @@ def surface_metrics(
 ) -> dict[str, float]:
     """Chamfer-L1 (ONet), Chamfer-L2 (Mesh R-CNN sum), F-score / precision / recall at each tau and
     absolute normal consistency between two point samples (already in the same, normalised frame)."""
-    d_pg, i_pg = cKDTree(gt_pts).query(pred_pts)  # accuracy: prediction -> GT
-    d_gp, i_gp = cKDTree(pred_pts).query(gt_pts)  # completeness: GT -> prediction
+    d_pg, i_pg = cKDTree(gt_pts).query(pred_pts, workers=-1)  # accuracy: prediction -> GT
+    d_gp, i_gp = cKDTree(pred_pts).query(gt_pts, workers=-1)  # completeness: GT -> prediction
     out = {
         "accuracy": float(d_pg.mean()),
         "completeness": float(d_gp.mean()),
@@ -164,7 +164,7 @@ def icp(src: np.ndarray, dst: np.ndarray, iterations: int = 30, with_scale: bool
     cur = np.asarray(src, np.float64)
     prev = np.inf
     for _ in range(iterations):
-        d, idx = tree.query(cur)
+        d, idx = tree.query(cur, workers=-1)
         keep = d <= np.quantile(d, trim)
         step = umeyama(cur[keep], dst[idx[keep]], with_scale)
         cur = apply(step, cur)
@@ -227,6 +227,8 @@ def volumetric_iou(
 ) -> float:
     """IoU of two closed meshes from the occupancy of ``n`` uniform points in their joint bbox."""
     va, vb = np.asarray(verts_a, np.float64), np.asarray(verts_b, np.float64)
+    if np.any(va.max(0) < vb.min(0)) or np.any(vb.max(0) < va.min(0)):
+        return 0.0  # disjoint bounding boxes: no overlap to estimate
     lo = np.minimum(va.min(0), vb.min(0))
     hi = np.maximum(va.max(0), vb.max(0))
     pts = lo + np.random.default_rng(seed).random((n, 3)) * (hi - lo)
