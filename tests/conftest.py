@@ -88,3 +88,26 @@ def run_worker(ext: Path, *args: str, timeout: float = 120, **env: str) -> tuple
         assert isinstance(obj, dict) and "event" in obj, line
         events.append(obj)
     return proc.returncode, events, proc.stderr
+
+
+_EXIT_STATUS = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _EXIT_STATUS
+    _EXIT_STATUS = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave without Python's interpreter teardown once pytest has reported everything.
+
+    The bpy module (with torch loaded in the same process by some tests) can deadlock in its
+    exit handlers; the test results are already printed, so end the process with pytest's code.
+    """
+    import sys as _sys
+
+    _sys.stdout.flush()
+    _sys.stderr.flush()
+    blender_env.remove_profile(_PROFILE)
+    os._exit(_EXIT_STATUS)
