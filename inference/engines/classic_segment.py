@@ -163,7 +163,6 @@ def _border_contrast(lab: np.ndarray, band: np.ndarray) -> np.ndarray:
     under 3 % of the band are ignored: they are usually the object touching
     the border.
     """
-
     samples = lab[band].reshape(-1, 3).astype(np.float64)
     flat = lab.reshape(-1, 3)
     best = np.full(flat.shape[0], np.inf, np.float32)
