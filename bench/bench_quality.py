@@ -325,7 +325,8 @@ def _score(pred_v: np.ndarray, pred_f, gt: dict, closed: bool) -> dict:  # noqa:
     pv = metrics.normalise(pred_v, scale, centre)
     # visible part of the prediction, judged by its own dense point-splat z-buffer from the input
     # camera; then N_SAMPLES of the visible points, so both visible sets have the same density
-    dense, dense_n = metrics.sample_surface(pv, pred_f, 15 * N_SAMPLES, seed=1)  # ~ tens per pixel
+    # tens of samples per silhouette pixel: a sparse splat lets the closed back show through its holes
+    dense, dense_n = metrics.sample_surface(pv, pred_f, max(15 * N_SAMPLES, 60 * gt["mask_pixels"]), seed=1)
     world_to_cam = gt["world_to_cam"]
     d_cam = metrics.apply(world_to_cam, dense / scale + centre)
     seen = metrics.visible_mask(d_cam, splat_depth(d_cam, gt["focal_px"]), gt["focal_px"], gt["tol"])
@@ -405,7 +406,7 @@ def bench_3d(tmp: Path, quick: bool) -> dict:
             gt = {"scale": scale, "centre": centre, "pts": g_pts, "n": g_n,
                   "vis_pts": g_dense[vis], "vis_n": g_dense_n[vis],
                   "v": gv, "f": gt_f, "closed": is_closed(gt_polys), "world_to_cam": world_to_cam, "focal_px": focal_px,
-                  "tol": tol}
+                  "tol": tol, "mask_pixels": int(np.isfinite(z).sum())}
             item: dict = {"item": name, "mesh": str(path.relative_to(DATA)), "gt_closed": gt["closed"],
                           "mask_pixels": int(np.isfinite(z).sum()), "gt_visible_fraction": round(float(seen.mean()), 3),
                           "render_s": round(t_render, 3)}
