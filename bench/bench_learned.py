@@ -16,6 +16,10 @@ Measured, on the GrabCut photos (``--max-size`` 1024, depth input long side 518)
   request, from the worker's own ``timings`` (depth stage; whole request);
 - peak memory: the worker processes' maximum resident set size (``wait4`` rusage).
 
+Other jobs share the reference machine, so each run's share of the CPUs (CPU time / wall
+time / CPUs) is recorded, and a clearly disturbed run is measured again (at most twice),
+keeping the fastest attempt; the report counts these retries.
+
 Usage: ``python bench/bench_learned.py [--device cpu|cuda|mps|auto] [--images 6]``
 Writes ``bench/results/learned.json`` and ``bench/results/learned.md``.
 """
@@ -33,11 +37,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT.parent / "shared" / "bench-data" / "masks" / "grabcut" / "imgs"
 RESULTS = ROOT / "bench" / "results"
 GOALS = {"warm_depth_s": 1.0, "warm_full_s": 2.5, "cold_depth_s": 8.0}
+RETRIES = 2
+WARM_SHARE_OK = 0.9  # torch keeps every core busy during a warm request
+COLD_SHARE_OK = 0.55  # the imports of a cold run use one core of two
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -57,36 +65,42 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def spawn(args: list[str], requests: list[dict] | None = None) -> tuple[float, int, list[dict], float, str]:
+def spawn(args: list[str], next_request: Callable[[dict | None], dict | None] | None = None
+          ) -> tuple[float, int, list[dict], float, str]:
     """Run the worker once: (wall seconds, exit code, events, the child's own peak RSS in MB, stderr).
 
-    With ``requests`` the worker is ``serve``: each request is sent once the previous one is done,
-    and stdin closes after the last (closing it earlier would cancel them, as when Blender quits).
+    With ``next_request`` the worker is ``serve``: it is asked for the first request, then for the
+    next one after each ``done`` event (which gets the worker's CPU time so far as ``cpu_total_s``);
+    stdin closes when it returns None (closing earlier would cancel requests, as when Blender quits).
     """
     t = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "inference", *args], cwd=ROOT, env=worker_env(), text=True,
-        stdin=subprocess.PIPE if requests is not None else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if next_request is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     err_lines: list[str] = []
     reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
     reader.start()
     events = []
-    pending = list(requests or [])
-    if requests is not None:
-        send_next(proc, pending)
+
+    def send(request: dict | None) -> None:
+        if request is None:
+            proc.stdin.close()
+        else:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+
+    if next_request is not None:
+        send(next_request(None))
     for line in proc.stdout:
         if not line.strip():
             continue
         event = json.loads(line)
         events.append(event)
-        if requests is not None and event["event"] == "done":
-            event["cpu_total_s"] = process_cpu(proc.pid)  # the worker's CPU time so far (this bench's own field)
-            if pending:
-                send_next(proc, pending)
-            else:
-                proc.stdin.close()
+        if next_request is not None and event["event"] == "done":
+            event["cpu_total_s"] = process_cpu(proc.pid)
+            send(next_request(event))
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
@@ -109,11 +123,6 @@ def machine_share(cpu_s: float | None, wall_s: float) -> float | None:
     if cpu_s is None or wall_s <= 0:
         return None
     return round(cpu_s / (wall_s * (os.cpu_count() or 1)), 2)
-
-
-def send_next(proc: subprocess.Popen, pending: list[dict]) -> None:
-    proc.stdin.write(json.dumps(pending.pop(0)) + "\n")
-    proc.stdin.flush()
 
 
 def aspect(image: Path) -> float:
@@ -175,50 +184,75 @@ def main() -> None:
         print(f"built random-weight models in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         masks = {p: make_mask(p, tmp_path) for p in photos}
 
+        # Other jobs share this machine: a run that got clearly less than the whole machine is run again
+        # (at most RETRIES more times) and the least disturbed attempt is kept; the retries are counted.
         cold: dict[str, list[dict]] = {"depth": [], "full": []}
+        retries = {"cold": 0, "warm": 0}
         for i in range(args.cold_runs):
             photo = photos[i % len(photos)]
             for kind in ("depth", "full"):
-                out = tmp_path / f"cold-{kind}-{i}"
-                mask = masks[photo] if kind == "depth" else None
-                wall, code, events, rss, err = spawn(run_args(photo, out, models, args.device, mask))
-                check(code, events, err)
-                r = result_of(events)
-                cpu = events[-1]["cpu_s"]
-                cold[kind].append({"image": photo.name, "wall_s": round(wall, 3), "peak_rss_mb": round(rss, 1),
-                                   "timings": r["timings"], "device": r["engine"]["runtime"]["device"],
-                                   "cpu_s": round(cpu, 3), "share": machine_share(cpu, wall)})
-                print(f"cold {kind} {photo.name}: {wall:.2f} s, {rss:.0f} MB, machine share "
-                      f"{machine_share(cpu, wall)}", file=sys.stderr)
+                attempts = []
+                for attempt in range(1 + RETRIES):
+                    out = tmp_path / f"cold-{kind}-{i}-{attempt}"
+                    mask = masks[photo] if kind == "depth" else None
+                    wall, code, events, rss, err = spawn(run_args(photo, out, models, args.device, mask))
+                    check(code, events, err)
+                    r = result_of(events)
+                    cpu = events[-1]["cpu_s"]
+                    attempts.append({
+                        "image": photo.name, "wall_s": round(wall, 3), "peak_rss_mb": round(rss, 1),
+                        "timings": r["timings"], "device": r["engine"]["runtime"]["device"], "cpu_s": round(cpu, 3),
+                        "share": machine_share(cpu, wall),
+                    })
+                    print(f"cold {kind} {photo.name}: {wall:.2f} s, {rss:.0f} MB, machine share "
+                          f"{machine_share(cpu, wall)}", file=sys.stderr)
+                    if (attempts[-1]["share"] or 1.0) >= COLD_SHARE_OK:
+                        break
+                retries["cold"] += len(attempts) - 1
+                cold[kind].append(min(attempts, key=lambda a: a["wall_s"]))  # the same work: fastest = least disturbed
 
         # warm: one serve worker; request 0 warms up (imports, loads, first inference), the rest are measured
-        requests = []
         series = [("warmup", photos[0], None, 518)]
         series += [("depth", p, masks[p], 518) for p in photos]
         series += [("full", p, None, 518) for p in photos]
         # the DPT processor's own default: 518 on the short side (more tokens), for comparison
         series += [("depth_short_side_518", p, masks[p], round(518 * aspect(p))) for p in photos[:3]]
-        for i, (kind, photo, mask, size) in enumerate(series):
-            out = tmp_path / f"warm-{i}"
-            requests.append({"id": f"{kind}-{i}", "args": run_args(photo, out, models, args.device, mask, size)})
-        wall, code, events, serve_rss, err = spawn(["serve", "--idle-timeout", "60"], requests)
+        plan = [{"id": f"{i}", "args": run_args(photo, tmp_path / f"warm-{i}", models, args.device, mask, size)}
+                for i, (_, photo, mask, size) in enumerate(series)]
+        attempts_of: dict[str, list[dict]] = {}
+        state = {"cpu": 0.0, "queue": list(plan), "current": None}
+
+        def next_request(done: dict | None) -> dict | None:
+            if done is not None:
+                cpu = None if done.get("cpu_total_s") is None else done["cpu_total_s"] - state["cpu"]
+                state["cpu"] = done.get("cpu_total_s") or state["cpu"]
+                base = done["id"].split("~")[0]
+                tries = attempts_of.setdefault(base, [])
+                tries.append({**done, "share": machine_share(cpu, done["seconds"]), "cpu_s": cpu})
+                kind = series[int(base)][0]
+                if (kind != "warmup" and done["exit_code"] == 0 and (tries[-1]["share"] or 1.0) < WARM_SHARE_OK
+                        and len(tries) <= RETRIES):
+                    retries["warm"] += 1
+                    request = next(r for r in plan if r["id"] == base)
+                    return {"id": f"{base}~{len(tries)}", "args": request["args"]}
+            return state["queue"].pop(0) if state["queue"] else None
+
+        wall, code, events, serve_rss, err = spawn(["serve", "--idle-timeout", "60"], next_request)
         check(code, events, err)
         warm: dict[str, list[dict]] = {}
         loads = []
-        previous_cpu = 0.0
-        for req, (kind, photo, _, size) in zip(requests, series):
-            mine = [e for e in events if e.get("id") == req["id"]]
-            done = mine[-1]
-            cpu = None if done.get("cpu_total_s") is None else done["cpu_total_s"] - previous_cpu
-            previous_cpu = done.get("cpu_total_s") or previous_cpu
-            if done.get("exit_code") != 0:
+        for i, (kind, photo, _, size) in enumerate(series):
+            tries = attempts_of[str(i)]
+            loads.append(sum(t["loaded"] for t in tries))
+            best = min(tries, key=lambda t: t["seconds"])
+            mine = [e for e in events if e.get("id") == best["id"]]
+            if best.get("exit_code") != 0:
                 raise SystemExit(f"serve request failed: {mine[-2:]}\n{err[-2000:]}")
             r = result_of(mine)
-            loads.append(done["loaded"])
             warm.setdefault(kind, []).append({
                 "image": photo.name, "timings": r["timings"], "depth_input": r["depth"]["extra"]["input_size"],
-                "segmentation": r["engine"]["runtime"]["segmentation"],
-                "cpu_s": None if cpu is None else round(cpu, 3), "share": machine_share(cpu, done["seconds"]),
+                "segmentation": r["engine"]["runtime"]["segmentation"], "attempts": len(tries),
+                "cpu_s": None if best["cpu_s"] is None else round(best["cpu_s"], 3), "share": best["share"],
             })
         fallbacks = sum(1 for e in events if e.get("code") == "segmentation_fallback")
 
@@ -256,6 +290,7 @@ def main() -> None:
         "summary": summary,
         "goals": {k: {"goal_s": v, "measured_s": summary[k], "met": summary[k] <= v} for k, v in GOALS.items()},
         "serve_model_loads_per_request": loads,
+        "retries_of_disturbed_runs": retries,
         "segmentation_fallbacks": fallbacks,
         "cold": cold,
         "warm": warm,
@@ -296,8 +331,9 @@ def markdown(r: dict) -> str:
         f"{goal('warm_full_s')} |",
         f"| warm depth at the processor's own size (518 px short side) | {s['warm_depth_short_side_518_s']} | | |",
         "",
-        f"Share of the machine's {m['cpus']} CPUs the worker got (1.0 = undisturbed): cold runs "
-        f"{s['cold_share']}, warm requests {s['warm_share']}.",
+        f"Share of the machine's {m['cpus']} CPUs the worker used (CPU time / wall time / CPUs): warm requests "
+        f"{s['warm_share']} (about 1.0 when nothing else runs), cold runs {s['cold_share']} (about 0.6 at best: "
+        "the imports run on one core).",
         "",
         "| peak worker memory | MB |",
         "|---|---:|",
@@ -306,7 +342,8 @@ def markdown(r: dict) -> str:
         f"| serve worker, both models, all requests | {s['peak_rss_serve_mb']} |",
         "",
         f"Serve worker model loads per request: {r['serve_model_loads_per_request']} "
-        f"(segmentation fallbacks: {r['segmentation_fallbacks']}).",
+        f"(segmentation fallbacks: {r['segmentation_fallbacks']}). Disturbed runs measured again: "
+        f"{r['retries_of_disturbed_runs']['cold']} cold, {r['retries_of_disturbed_runs']['warm']} warm.",
     ]
     return "\n".join(lines) + "\n"
 
