@@ -29,11 +29,16 @@ demo: venv
 
 bench: venv
 	$(PY) bench/bench_masks.py
+	$(PY) bench/bench_mesh.py
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_batch.py
+	$(PY) bench/bench_learned.py
+	$(PY) bench/bench_templates.py
+	$(PY) tools/update_readme.py
+
+bench-quality: venv
+	$(PY) bench/bench_quality.py $(if $(QUICK),--quick,)
 	$(PY) tools/update_readme.py
 
 clean:
 	rm -rf build dist out .pytest_cache .ruff_cache
-bench-quality: venv
-	$(PY) bench/bench_quality.py $(if $(QUICK),--quick,)
