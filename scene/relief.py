@@ -154,14 +154,22 @@ def add_relief_modifiers(
     if not back_group:
         return front, None
     back = displace(BACK_MODIFIER, back_group, -strength)
-    curve = obj.driver_add(f'modifiers["{back.name}"].strength')
-    driver = curve.driver
+    add_own_driver(obj, f'modifiers["{back.name}"].strength', f'modifiers["{front.name}"].strength', "-s")
+    return front, back
+
+
+def add_own_driver(obj: bpy.types.Object, target_path: str, source_path: str, expression: str) -> None:
+    """Drive ``obj``'s ``target_path`` from its own ``source_path`` (the variable ``s``).
+
+    Keep ``expression`` simple (e.g. ``-s``, ``1 - s``): Blender evaluates simple expressions
+    without Python, so the driver works with auto-run of scripts off.
+    """
+    driver = obj.driver_add(target_path).driver
     driver.type = "SCRIPTED"
     var = driver.variables.new()
     var.name = "s"
     var.type = "SINGLE_PROP"
     var.targets[0].id_type = "OBJECT"
     var.targets[0].id = obj
-    var.targets[0].data_path = f'modifiers["{front.name}"].strength'
-    driver.expression = "-s"  # a simple expression: evaluated without Python, works with auto-run off
-    return front, back
+    var.targets[0].data_path = source_path
+    driver.expression = expression

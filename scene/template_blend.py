@@ -39,6 +39,7 @@ from ..templates.blend import visibility_weights
 from ..templates.match import Match, MatchResult, match_instance
 from ..templates.mesh import PolyMesh, densify
 from .material import PHOTO_UV
+from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
 from .template_library import linked_objects, mesh_arrays, template_library
 from .tracker import Created
@@ -207,16 +208,7 @@ def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: 
     mix.mix_mode = "MUL"
     mix.mix_set = "A"
     mix.default_weight_b = 1.0 - float(obj[WEIGHT_PROP])
-    curve = obj.driver_add(f'modifiers["{MIX_MODIFIER}"].default_weight_b')
-    driver = curve.driver
-    driver.type = "SCRIPTED"
-    var = driver.variables.new()
-    var.name = "w"
-    var.type = "SINGLE_PROP"
-    var.targets[0].id_type = "OBJECT"
-    var.targets[0].id = obj
-    var.targets[0].data_path = f'["{WEIGHT_PROP}"]'
-    driver.expression = "1 - w"  # simple expression: evaluated without Python
+    add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]', "1 - s")
     wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
     wrap.target = target
     wrap.wrap_method = "NEAREST_SURFACEPOINT"
