@@ -219,6 +219,7 @@ def splat_depth(points_cam: np.ndarray, focal_px: float) -> np.ndarray:
 def _setup_scene(path: Path):  # noqa: ANN202
     """Fresh file with the mesh imported, centred, scaled to SIZE, lit, Cycles set up."""
     import bpy
+    from render_util import use_cycles
 
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
     scene = bpy.context.scene
@@ -244,14 +245,7 @@ def _setup_scene(path: Path):  # noqa: ANN202
     world = bpy.data.worlds.new("World")
     world.color = (0.3, 0.3, 0.3)
     scene.world = world
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 4
-    scene.cycles.use_denoising = False
-    scene.cycles.filter_width = 0.01
-    scene.render.film_transparent = True
-    scene.render.resolution_x, scene.render.resolution_y = W, H
-    scene.render.resolution_percentage = 100
+    use_cycles(scene, W, H, samples=4)
     bpy.context.view_layer.update()
     return scene, obj
 
@@ -276,44 +270,17 @@ def _camera(scene, azimuth: float, elevation: float):  # noqa: ANN001, ANN202
 
 def _render(scene, folder: Path) -> np.ndarray:  # noqa: ANN001
     """Render photo.png, alpha.png and z.exr into ``folder``; returns the Z pass (H, W), top row first."""
-    import bpy
+    from render_util import render_rgba_depth  # imports bpy: only after blender_env chose the profile
 
     folder.mkdir(parents=True, exist_ok=True)
-    scene.view_layers[0].use_pass_z = True
-    scene.use_nodes = True
-    tree = scene.node_tree
-    tree.nodes.clear()
-    layers = tree.nodes.new("CompositorNodeRLayers")
-    out = tree.nodes.new("CompositorNodeOutputFile")
-    out.base_path = str(folder)
-    out.format.file_format = "OPEN_EXR"
-    out.format.color_depth = "32"
-    out.format.color_mode = "RGBA"
-    while len(out.file_slots):
-        out.file_slots.remove(out.inputs[0])
-    out.file_slots.new("z")
-    out.file_slots.new("rgba")
-    tree.links.new(layers.outputs["Depth"], out.inputs[0])
-    tree.links.new(layers.outputs["Image"], out.inputs[1])
-    composite = tree.nodes.new("CompositorNodeComposite")
-    tree.links.new(layers.outputs["Image"], composite.inputs[0])
-    bpy.ops.render.render(write_still=False)
-    frame = f"{scene.frame_current:04d}"
-    arrays = {}
-    for name in ("z", "rgba"):
-        img = bpy.data.images.load(str(folder / f"{name}{frame}.exr"))
-        px = np.empty(W * H * 4, np.float32)
-        img.pixels.foreach_get(px)
-        arrays[name] = px.reshape(H, W, 4)[::-1].copy()
-        bpy.data.images.remove(img)
-    (folder / f"z{frame}.exr").replace(folder / "z.exr")
-    rgba = arrays["rgba"]
+    rgba, z = render_rgba_depth(scene, folder)
+    (folder / f"depth{scene.frame_current:04d}.exr").replace(folder / "z.exr")
     alpha = rgba[..., 3] > 0.5
     grey = 0.5 * (1 - rgba[..., 3:4])  # composite over mid grey: a photo-like background
     srgb = np.clip(rgba[..., :3] + grey, 0, 1) ** (1 / 2.2)
     Image.fromarray((srgb * 255).astype(np.uint8)).save(folder / "photo.png")
     Image.fromarray(alpha.astype(np.uint8) * 255).save(folder / "alpha.png")
-    return np.where(alpha, arrays["z"][..., 0], np.nan)
+    return np.where(alpha, z, np.nan)
 
 
 def _score(pred_v: np.ndarray, pred_f, gt: dict, closed: bool) -> dict:  # noqa: ANN001

@@ -20,7 +20,7 @@ import pytest
 from conftest import run_worker
 from mathutils import Euler, Matrix, Vector
 from PIL import Image
-from render_util import render_rgba_depth
+from render_util import render_rgba_depth, use_cycles
 from scene_checks import evaluated_world, is_watertight, reprojection_error
 
 W, H = 160, 120
@@ -29,14 +29,7 @@ CAM_LOCATION = Vector((0.4, -4.6, 1.3))
 
 
 def _cycles(scene: bpy.types.Scene) -> None:
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 1
-    scene.cycles.use_denoising = False
-    scene.cycles.filter_width = 0.01
-    scene.render.film_transparent = True
-    scene.render.resolution_x, scene.render.resolution_y = W, H
-    scene.render.resolution_percentage = 100
+    use_cycles(scene, W, H, samples=1)
 
 
 def _render(scene: bpy.types.Scene, folder) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
