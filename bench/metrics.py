@@ -43,6 +43,35 @@ def triangulate(faces: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
     return np.concatenate(tris) if tris else np.zeros((0, 3), np.int64)
 
 
+def triangulate_flat(sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
+    """Fan-triangulate polygons given Blender's way, as face sizes and the flat corner list, into (T, 3)
+    int64 (no per-polygon Python: meshes of a million corners take milliseconds)."""
+    sizes = np.asarray(sizes, np.int64)
+    loops = np.asarray(loops, np.int64)
+    starts = np.cumsum(sizes) - sizes
+    n_tri = np.maximum(sizes - 2, 0)
+    poly = np.repeat(np.arange(len(sizes)), n_tri)
+    j = np.arange(int(n_tri.sum())) - np.repeat(np.cumsum(n_tri) - n_tri, n_tri) + 1
+    first = starts[poly]
+    return np.stack([loops[first], loops[first + j], loops[first + j + 1]], 1)
+
+
+def is_closed(sizes: np.ndarray, loops: np.ndarray) -> bool:
+    """Whether every edge of the polygons (face sizes + flat corner list) is used by exactly two faces,
+    i.e. the surface is closed and edge-manifold (what ray-parity occupancy needs)."""
+    sizes = np.asarray(sizes, np.int64)
+    loops = np.asarray(loops, np.int64)
+    if len(sizes) == 0:
+        return False
+    nxt = np.arange(1, len(loops) + 1)
+    ends = np.cumsum(sizes)
+    nxt[ends - 1] = ends - sizes  # each polygon's last corner closes onto its first
+    a, b = loops, loops[nxt]
+    key = np.minimum(a, b) * (int(loops.max()) + 1) + np.maximum(a, b)
+    _, counts = np.unique(key, return_counts=True)
+    return bool((counts == 2).all())
+
+
 def face_normals_areas(vertices: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit normals (T, 3) and areas (T,) of triangles; degenerate ones get a zero normal."""
     v = np.asarray(vertices, np.float64)
@@ -83,11 +112,14 @@ def normalise(points: np.ndarray, scale: float, centre: np.ndarray) -> np.ndarra
 
 def surface_metrics(
     pred_pts: np.ndarray, pred_normals: np.ndarray | None, gt_pts: np.ndarray, gt_normals: np.ndarray | None,
-    taus: Sequence[float] = TAUS,
+    taus: Sequence[float] = TAUS, gt_tree: cKDTree | None = None,
 ) -> dict[str, float]:
     """Chamfer-L1 (ONet), Chamfer-L2 (Mesh R-CNN sum), F-score / precision / recall at each tau and
-    absolute normal consistency between two point samples (already in the same, normalised frame)."""
-    d_pg, i_pg = cKDTree(gt_pts).query(pred_pts, workers=-1)  # accuracy: prediction -> GT
+    absolute normal consistency between two point samples (already in the same, normalised frame).
+
+    ``gt_tree`` (``cKDTree(gt_pts)``) may be passed when one GT sample is scored many times."""
+    tree = gt_tree if gt_tree is not None else cKDTree(gt_pts)
+    d_pg, i_pg = tree.query(pred_pts, workers=-1)  # accuracy: prediction -> GT
     d_gp, i_gp = cKDTree(pred_pts).query(gt_pts, workers=-1)  # completeness: GT -> prediction
     out = {
         "accuracy": float(d_pg.mean()),
@@ -133,6 +165,77 @@ def visible_mask(
         return ok & np.isfinite(d) & (np.abs(z - d) <= tol)
 
 
+def _cell_pairs(i0: np.ndarray, i1: np.ndarray, j0: np.ndarray, j1: np.ndarray,
+                budget: int = 2_000_000):  # noqa: ANN202 - a generator of three arrays
+    """Every (triangle, i, j) with i0 <= i <= i1 and j0 <= j <= j1 (inclusive integer ranges per triangle),
+    yielded in chunks of about ``budget`` pairs so memory stays bounded."""
+    ni = np.maximum(i1 - i0 + 1, 0)
+    nj = np.maximum(j1 - j0 + 1, 0)
+    counts = ni * nj
+    cum = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        base = cum[start - 1] if start else 0
+        end = max(int(np.searchsorted(cum, base + budget, "right")), start + 1)
+        t_idx = np.arange(start, end)
+        cnt = counts[t_idx]
+        tri = np.repeat(t_idx, cnt)
+        k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)  # rank inside the triangle's box
+        width = nj[tri]
+        yield tri, i0[tri] + k // np.maximum(width, 1), j0[tri] + k % np.maximum(width, 1)
+        start = end
+
+
+def _barycentric_2d(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(inside, wa, wb, wc): barycentric weights of 2-D points ``p`` in triangles (a, b, c), all (N, 2);
+    points on an edge count as inside."""
+    e1, e2, q = b - a, c - a, p - a
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    good = np.abs(det) > 1e-20
+    det = np.where(good, det, 1.0)
+    wb = (q[:, 0] * e2[:, 1] - q[:, 1] * e2[:, 0]) / det
+    wc = (e1[:, 0] * q[:, 1] - e1[:, 1] * q[:, 0]) / det
+    wa = 1.0 - wb - wc
+    return good & (wa >= 0) & (wb >= 0) & (wc >= 0), wa, wb, wc
+
+
+def rasterize_depth(
+    points_cam: np.ndarray, tris: np.ndarray, focal_px: float, width: int, height: int,
+    principal: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Z-buffer (H, W) of a triangle mesh in camera space (Blender convention: looking down -Z, +Y up):
+    the axial depth of the nearest triangle through each pixel centre, ``inf`` where none is.
+
+    The same sampling as Cycles' Z pass (one ray through each pixel centre), so the prediction's
+    visible part is judged exactly as the ground truth's; depth is interpolated perspective-correctly
+    (1/z is linear across a triangle on screen). Triangles reaching behind the camera are skipped.
+    """
+    cx, cy = principal if principal is not None else (width / 2.0, height / 2.0)
+    pts = np.asarray(points_cam, np.float64)
+    tris = np.asarray(tris, np.int64)
+    z = -pts[:, 2]
+    zs = np.where(z > 1e-9, z, 1.0)
+    uv = np.stack([cx + focal_px * pts[:, 0] / zs, cy - focal_px * pts[:, 1] / zs], 1)
+    tris = tris[(z[tris] > 1e-9).all(1)]
+    tuv = uv[tris]  # (T, 3, 2)
+    lo, hi = tuv.min(1), tuv.max(1)
+    # pixel (col, row) has its centre at (col + 0.5, row + 0.5)
+    c0 = np.clip(np.ceil(lo[:, 0] - 0.5), 0, width).astype(np.int64)
+    c1 = np.clip(np.floor(hi[:, 0] - 0.5), -1, width - 1).astype(np.int64)
+    r0 = np.clip(np.ceil(lo[:, 1] - 0.5), 0, height).astype(np.int64)
+    r1 = np.clip(np.floor(hi[:, 1] - 0.5), -1, height - 1).astype(np.int64)
+    inv = np.zeros(height * width)  # nearest = largest inverse depth
+    iz = 1.0 / zs
+    for tri, col, row in _cell_pairs(c0, c1, r0, r1):
+        t = tris[tri]
+        p = np.stack([col + 0.5, row + 0.5], 1).astype(np.float64)
+        inside, wa, wb, wc = _barycentric_2d(p, uv[t[:, 0]], uv[t[:, 1]], uv[t[:, 2]])
+        val = wa * iz[t[:, 0]] + wb * iz[t[:, 1]] + wc * iz[t[:, 2]]
+        np.maximum.at(inv, (row * width + col)[inside], val[inside])
+    with np.errstate(divide="ignore"):
+        return np.where(inv > 0, 1.0 / np.where(inv > 0, inv, 1.0), np.inf).reshape(height, width)
+
+
 def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> np.ndarray:
     """4x4 similarity (scale * R, t) minimising sum |s R src + t - dst|^2 (Umeyama 1991)."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
@@ -156,12 +259,18 @@ def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def icp(src: np.ndarray, dst: np.ndarray, iterations: int = 30, with_scale: bool = True,
-        trim: float = 0.9) -> np.ndarray:
+        trim: float = 0.9, max_points: int | None = None, seed: int = 0,
+        dst_tree: cKDTree | None = None) -> np.ndarray:
     """Scale + rigid ICP of ``src`` onto ``dst``: nearest neighbours, then Umeyama on the closest
-    ``trim`` fraction of pairs, repeated. Returns the accumulated 4x4 similarity."""
-    tree = cKDTree(dst)
+    ``trim`` fraction of pairs, repeated. Returns the accumulated 4x4 similarity.
+
+    ``max_points``: fit on a random subset of ``src`` of this size (a similarity has 7 unknowns;
+    a few thousand pairs pin it down and cost a fraction of the queries)."""
+    tree = dst_tree if dst_tree is not None else cKDTree(dst)
     total = np.eye(4)
     cur = np.asarray(src, np.float64)
+    if max_points is not None and len(cur) > max_points:
+        cur = cur[np.random.default_rng(seed).choice(len(cur), max_points, replace=False)]
     prev = np.inf
     for _ in range(iterations):
         d, idx = tree.query(cur, workers=-1)
@@ -221,18 +330,64 @@ def inside_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray | Se
     return crossings % 2 == 1
 
 
+def occupancy_grid(
+    vertices: np.ndarray, faces: np.ndarray | Sequence[Sequence[int]], lo: np.ndarray, step: np.ndarray,
+    shape: tuple[int, int, int], offset: np.ndarray | None = None,
+) -> np.ndarray:
+    """Occupancy of a closed mesh at the points ``lo + (index + offset) * step`` of a regular grid
+    (``shape`` = (nx, ny, nz); ``offset`` in [0, 1) per axis, default 0.5 = cell centres).
+
+    Ray parity along +Z, one ray per grid column: each triangle is paired only with the columns under
+    its xy bounding box, and every point of a column is answered from that column's crossings, so a
+    grid of 10^5..10^6 points costs about as much as the mesh has triangles.
+    """
+    v = np.asarray(vertices, np.float64)
+    tris = triangulate(faces)
+    lo, step = np.asarray(lo, np.float64), np.asarray(step, np.float64)
+    off = np.full(3, 0.5) if offset is None else np.asarray(offset, np.float64)
+    nx, ny, nz = shape
+    # triangle corners in grid-index units: point (i, j, k) sits at index coordinates (i, j, k)
+    g = (v - lo) / step - off
+    tg = g[tris]
+    tlo, thi = tg.min(1), tg.max(1)
+    i0 = np.clip(np.ceil(tlo[:, 0]), 0, nx).astype(np.int64)
+    i1 = np.clip(np.floor(thi[:, 0]), -1, nx - 1).astype(np.int64)
+    j0 = np.clip(np.ceil(tlo[:, 1]), 0, ny).astype(np.int64)
+    j1 = np.clip(np.floor(thi[:, 1]), -1, ny - 1).astype(np.int64)
+    band = nz + 4  # each column's crossings live in their own key band: [col * band - 1, col * band + nz + 1]
+    keys = []
+    for tri, i, j in _cell_pairs(i0, i1, j0, j1):
+        t = tris[tri]
+        p = np.stack([i, j], 1).astype(np.float64)
+        inside, wa, wb, wc = _barycentric_2d(p, g[t[:, 0], :2], g[t[:, 1], :2], g[t[:, 2], :2])
+        zk = wa * g[t[:, 0], 2] + wb * g[t[:, 1], 2] + wc * g[t[:, 2], 2]
+        keys.append(((i * ny + j) * band + np.clip(zk, -1.0, nz + 1.0))[inside])
+    hits = np.sort(np.concatenate(keys)) if keys else np.zeros(0)
+    col_base = (np.arange(nx * ny) * band).astype(np.float64)
+    col_end = np.searchsorted(hits, col_base + nz + 2.0, "left")  # end of each column's crossings
+    point_key = (col_base[:, None] + np.arange(nz)[None, :]).ravel()
+    above = np.repeat(col_end, nz) - np.searchsorted(hits, point_key, "right")  # crossings above each point
+    return (above % 2 == 1).reshape(nx, ny, nz)
+
+
 def volumetric_iou(
     verts_a: np.ndarray, faces_a: np.ndarray | Sequence[Sequence[int]],
     verts_b: np.ndarray, faces_b: np.ndarray | Sequence[Sequence[int]], n: int = 100_000, seed: int = 0,
 ) -> float:
-    """IoU of two closed meshes from the occupancy of ``n`` uniform points in their joint bbox."""
+    """IoU of two closed meshes from their occupancy at about ``n`` points of a regular grid over their
+    joint bounding box (near-cubic cells), shifted by a random sub-cell offset (``seed``) so grid lines
+    never run along the meshes' own edges."""
     va, vb = np.asarray(verts_a, np.float64), np.asarray(verts_b, np.float64)
     if np.any(va.max(0) < vb.min(0)) or np.any(vb.max(0) < va.min(0)):
         return 0.0  # disjoint bounding boxes: no overlap to estimate
     lo = np.minimum(va.min(0), vb.min(0))
-    hi = np.maximum(va.max(0), vb.max(0))
-    pts = lo + np.random.default_rng(seed).random((n, 3)) * (hi - lo)
-    ia, ib = inside_mesh(pts, va, faces_a), inside_mesh(pts, vb, faces_b)
+    ext = np.maximum(np.maximum(va.max(0), vb.max(0)) - lo, 1e-9)
+    cell = float(np.cbrt(np.prod(ext) / n))
+    shape = tuple(int(k) for k in np.maximum(np.round(ext / cell), 1))
+    step = ext / np.array(shape)
+    offset = np.random.default_rng(seed).random(3)
+    ia = occupancy_grid(va, faces_a, lo, step, shape, offset)
+    ib = occupancy_grid(vb, faces_b, lo, step, shape, offset)
     union = (ia | ib).sum()
     return float((ia & ib).sum() / union) if union else 0.0
 

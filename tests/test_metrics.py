@@ -156,3 +156,91 @@ def test_mask_iou():
     assert metrics.mask_iou(a, b) == pytest.approx(0.2)
     assert metrics.mask_iou(b, b) == 1.0
     assert metrics.mask_iou(np.zeros((3, 3)), np.zeros((3, 3))) == 0.0
+
+
+def test_triangulate_flat_and_closedness():
+    """A quad and a pentagon given as Blender's face sizes + corner list fan out into 2 + 3 triangles."""
+    tris = metrics.triangulate_flat(np.array([4, 5]), np.arange(9))
+    assert tris.tolist() == [[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7], [4, 7, 8]]
+    v, quads = _box((0, 0, 0), (1, 1, 1))
+    assert (metrics.triangulate_flat(np.full(6, 4), quads.ravel()) == metrics.triangulate(quads)).all()
+    assert metrics.is_closed(np.full(6, 4), quads.ravel())  # 12 edges, each shared by 2 faces
+    assert not metrics.is_closed(np.full(5, 4), quads[:5].ravel())  # one face missing: 4 border edges
+    fin = np.concatenate([quads.ravel(), [0, 1, 3]])  # a triangle on edge 0-1 makes it 3-way: not manifold
+    assert not metrics.is_closed(np.array([4] * 6 + [3]), fin)
+    assert not metrics.is_closed(np.zeros(0, int), np.zeros(0, int))
+
+
+def _square(x0: float, x1: float, y0: float, y1: float, depth) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """A quad in camera space (looking down -Z) with corners at the given X/Y; ``depth(X)`` its axial depth."""
+    xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+    v = np.stack([xy[:, 0], xy[:, 1], -np.array([depth(x) for x in xy[:, 0]])], 1)
+    return v, np.array([[0, 1, 2], [0, 2, 3]])
+
+
+def test_rasterized_depth_of_a_facing_square():
+    """X, Y in [-1, 1] at depth 5, f = 50 px, 100 x 100: it spans u, v in [40, 60], i.e. exactly the
+    20 x 20 pixels whose centres (col + 0.5) lie in that range, all at depth 5."""
+    v, t = _square(-1, 1, -1, 1, lambda x: 5.0)
+    z = metrics.rasterize_depth(v, t, 50.0, 100, 100)
+    covered = np.isfinite(z)
+    assert covered.sum() == 400 and covered[40:60, 40:60].all()
+    assert np.allclose(z[covered], 5.0)
+    # a nearer square in front of part of it wins there (z-buffer), the rest keeps depth 5
+    v2, t2 = _square(0, 1, 0, 1, lambda x: 3.0)  # u in [50, 66.7], v in [33.3, 50]: cols 50-66, rows 33-49
+    both = metrics.rasterize_depth(np.concatenate([v, v2]), np.concatenate([t, t2 + 4]), 50.0, 100, 100)
+    assert np.allclose(both[33:50, 50:67], 3.0) and np.allclose(both[50:60, 40:60], 5.0)
+    assert np.isfinite(both).sum() == 400 + 17 * 17 - 10 * 10  # union of the two footprints
+
+
+def test_rasterized_depth_is_perspective_correct():
+    """A plane whose depth is 5 + 0.5 X: along the ray through x_n = (u - cx) / f, X = x_n d, so
+    d = 5 / (1 - 0.5 x_n) exactly, not the screen-linear interpolation of the corner depths."""
+    v, t = _square(-1, 1, -1, 1, lambda x: 5.0 + 0.5 * x)
+    z = metrics.rasterize_depth(v, t, 50.0, 100, 100)
+    rows, cols = np.nonzero(np.isfinite(z))
+    x_n = (cols + 0.5 - 50.0) / 50.0
+    assert len(cols) > 300
+    assert np.allclose(z[rows, cols], 5.0 / (1.0 - 0.5 * x_n), rtol=1e-9)
+    # nothing behind the camera is drawn
+    behind = v.copy()
+    behind[:, 2] *= -1
+    assert not np.isfinite(metrics.rasterize_depth(behind, t, 50.0, 100, 100)).any()
+
+
+def test_occupancy_grid_of_a_hollow_box_matches_ray_parity():
+    """A box inside a box (one mesh): points between the walls are inside, points in the inner box
+    cross two surfaces and are outside. The column-wise grid must agree with point-wise ray parity."""
+    vo, fo = _box((-1, -1, -1), (1, 1, 1))
+    vi, fi = _box((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
+    v, f = np.concatenate([vo, vi]), np.concatenate([fo, fi + 8])
+    lo, step, shape, off = np.array([-1.2, -1.2, -1.2]), np.full(3, 0.1), (24, 24, 24), np.array([0.37, 0.61, 0.19])
+    grid = metrics.occupancy_grid(v, f, lo, step, shape, off)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    pts = lo + (idx + off) * step
+    expected = np.all(np.abs(pts) < 1, 1) & ~np.all(np.abs(pts) < 0.5, 1)
+    assert (grid.ravel() == expected).all()
+    assert (grid.ravel() == metrics.inside_mesh(pts, v, f)).all()
+
+
+def test_volumetric_iou_of_nested_boxes():
+    """A box and the same box halved about its centre: the small one is inside, IoU = 1/8."""
+    va, fa = _box((-1, -1, -1), (1, 1, 1))
+    vb, fb = _box((-0.5, -0.5, -0.5), (0.5, 0.5, 0.5))
+    assert metrics.volumetric_iou(va, fa, vb, fb, n=200_000) == pytest.approx(1 / 8, abs=0.005)
+
+
+def test_icp_on_a_subset_and_a_shared_tree():
+    v, f = _box((0, 0, 0), (3, 2, 1))
+    gt, ngt = metrics.sample_surface(v, f, 5000, seed=0)
+    angle = 0.1
+    rot = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    pred = 0.9 * gt @ rot.T + [0.1, 0.2, -0.1]
+    m = metrics.icp(pred, gt, iterations=60, trim=1.0, max_points=800)
+    assert np.abs(metrics.apply(m, pred) - gt).max() < 1e-3  # the fit on 800 points moves all 5000
+    assert np.cbrt(np.linalg.det(m[:3, :3])) == pytest.approx(1 / 0.9, rel=1e-3)
+    from scipy.spatial import cKDTree
+
+    a = metrics.surface_metrics(pred, ngt, gt, ngt)
+    b = metrics.surface_metrics(pred, ngt, gt, ngt, gt_tree=cKDTree(gt))
+    assert a == b
