@@ -22,6 +22,9 @@ def register() -> None:
 
 
 def unregister() -> None:
+    from .bridge.warm import POOL
+
+    POOL.shutdown_all()  # a disabled extension leaves no worker behind
     cli.unregister()
     props.unregister()
     for cls in reversed(classes):

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--report", default=None, metavar="FILE", help="write a JSON report here")
     rec.add_argument("--jobs", type=int, default=1, help="inputs whose inference runs in parallel")
     rec.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
+    rec.add_argument("--cold-worker", action="store_true",
+                     help="start a fresh worker per input instead of reusing warm ones (slower; isolates inputs)")
     return parser
 
 
@@ -249,7 +251,7 @@ class Batch:
                 item = queue.pop(0)
                 item.started = time.perf_counter()
                 try:
-                    item.inference = Inference(self.request(item))
+                    item.inference = Inference(self.request(item), warm=not self.args.cold_worker)
                 except WorkerRunError as exc:
                     self._fail(item, exc.code, exc.message)
                     continue
@@ -345,6 +347,10 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    finally:
+        from .bridge.warm import POOL
+
+        POOL.shutdown_all()  # Blender exits after the command; its workers go with it
 
 
 _handle = None

@@ -11,7 +11,8 @@ import bpy
 
 from . import prefs
 from .bridge.cache import ResultCache, cache_key
-from .bridge.worker import WorkerJob, WorkerRunError
+from .bridge.warm import POOL
+from .bridge.worker import EventJob, WorkerJob, WorkerRunError
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,15 @@ class InferenceRequest:
 class Inference:
     """One request: a cache hit, or a worker whose result is committed to the cache on success."""
 
-    def __init__(self, request: InferenceRequest, context: bpy.types.Context | None = None) -> None:
+    def __init__(
+        self, request: InferenceRequest, context: bpy.types.Context | None = None, warm: bool | None = None
+    ) -> None:
+        """``warm``: run on a warm worker (None: as the preferences say)."""
         self.request = request
+        self.warm = prefs.get_prefs(context).keep_worker_warm if warm is None else warm
         self.cache = ResultCache(prefs.cache_root(context))
         self.key = request.key()
-        self.job: WorkerJob | None = None
+        self.job: EventJob | None = None
         self.scratch: Path | None = None
         self.result: Path | None = self.cache.lookup(self.key)
         self.cached = self.result is not None
@@ -78,14 +83,15 @@ class Inference:
     def _start(self, context: bpy.types.Context | None) -> None:
         self.scratch = self.cache.scratch()
         extra = prefs.wheel_site_packages() if prefs.uses_blender_python(context) else []
-        self.job = WorkerJob(
-            self.request.worker_args(self.scratch),
-            interpreter=prefs.interpreter(context),
-            extra_paths=extra,
-            extra_env=prefs.worker_environment(context),
-        )
+        args = self.request.worker_args(self.scratch)
+        options = {"interpreter": prefs.interpreter(context), "extra_paths": extra,
+                   "extra_env": prefs.worker_environment(context)}
         try:
-            self.job.start()
+            if self.warm:
+                idle = 60.0 * prefs.get_prefs(context).worker_idle_minutes
+                self.job = POOL.submit(args, idle_timeout=idle, **options)
+            else:
+                self.job = WorkerJob(args, **options).start()
         except WorkerRunError:
             self.discard()
             raise

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences
 
 from .bridge.cache import ResultCache, human_size
@@ -118,6 +118,17 @@ class MONOCLE_AP_preferences(AddonPreferences):
         subtype="DIR_PATH",
         default="",
     )
+    keep_worker_warm: BoolProperty(
+        name="Keep Worker Warm",
+        description="Keep the inference worker running between reconstructions so imports and loaded models are "
+        "reused (the first run pays for them, later runs do not). It exits on its own when idle or when Blender quits",
+        default=True,
+    )
+    worker_idle_minutes: IntProperty(
+        name="Idle Minutes",
+        description="A warm worker that gets no request for this long exits and frees its memory",
+        default=10, min=1, max=240,
+    )
     engines_report: StringProperty(
         name="Engines", description="Result of the last interpreter check", default="", options={"SKIP_SAVE"}
     )
@@ -134,6 +145,7 @@ class MONOCLE_AP_preferences(AddonPreferences):
             for line in self.engines_report.splitlines():
                 box.label(text=line)
         col.prop(self, "device")
+        draw_workers(col)
         col.prop(self, "model_dir")
         draw_models(context, col.box())
         col.separator()
@@ -143,6 +155,26 @@ class MONOCLE_AP_preferences(AddonPreferences):
         row = col.row()
         row.label(text=f"Cache size: {human_size(size)}", icon="FILE_CACHE")
         row.operator("monocle.clear_cache", text="Clear Cache", icon="TRASH")
+
+
+def draw_workers(layout: bpy.types.UILayout) -> None:
+    """The warm-worker settings and what runs now, with a button to stop it."""
+    from .bridge.warm import POOL
+
+    p = get_prefs()
+    row = layout.row(align=True)
+    row.prop(p, "keep_worker_warm")
+    sub = row.row(align=True)
+    sub.active = p.keep_worker_warm
+    sub.prop(p, "worker_idle_minutes")
+    workers = POOL.workers()
+    row = layout.row()
+    if workers:
+        info = ", ".join(f"pid {w.pid}: {w.requests} request(s), {w.model_loads} model load(s)" for w in workers)
+        row.label(text=f"Warm worker: {info}", icon="PLAY")
+        row.operator("monocle.stop_workers", text="Stop", icon="CANCEL")
+    else:
+        row.label(text="No warm worker running", icon="PAUSE")
 
 
 def draw_models(context: bpy.types.Context, box: bpy.types.UILayout) -> None:

@@ -65,117 +65,48 @@ def worker_env(extra_paths: list[str] | None = None, extra_env: dict[str, str] |
     return env
 
 
-class WorkerJob:
-    """One worker process and the state its events describe."""
+class EventJob:
+    """A worker request seen through its events: progress, warnings, the result or an error.
 
-    def __init__(
-        self,
-        args: list[str],
-        *,
-        interpreter: str = "",
-        extra_paths: list[str] | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> None:
-        self.args = args
-        self.cmd = worker_command(interpreter, args)
-        self.env = worker_env(extra_paths, extra_env)
+    Subclasses feed ``_events`` (``None`` marks the end of the request) and say in
+    ``_finish`` how the request ended; ``poll`` and ``wait`` are shared.
+    """
+
+    def __init__(self) -> None:
         self.state = WorkerState()
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._stderr: list[str] = []
-        self._proc: subprocess.Popen[str] | None = None
-        self._threads: list[threading.Thread] = []
-        self._garbage: list[str] = []
         self.started_at = 0.0
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> WorkerJob:
-        self.started_at = time.perf_counter()
-        try:
-            self._proc = subprocess.Popen(
-                self.cmd,
-                cwd=str(EXTENSION_DIR),
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                bufsize=1,
-            )
-        except OSError as exc:
-            raise WorkerRunError(
-                "worker_not_found",
-                f"Could not start the inference interpreter {self.cmd[0]!r}; check Monocle's preferences.",
-                str(exc),
-            ) from None
-        self._threads = [
-            threading.Thread(target=self._read_stdout, name="monocle-worker-out", daemon=True),
-            threading.Thread(target=self._read_stderr, name="monocle-worker-err", daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-        return self
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def _read_stdout(self) -> None:
-        assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-                if not isinstance(event, dict) or "event" not in event:
-                    raise ValueError
-            except ValueError:
-                self._garbage.append(line[:200])
-                continue
-            self._events.put(event)
-        self._events.put(None)  # end of stream
-
-    def _read_stderr(self) -> None:
-        assert self._proc and self._proc.stderr
-        for line in self._proc.stderr:
-            self._stderr.append(line)
-            log.debug("worker: %s", line.rstrip())
+        raise NotImplementedError
 
     @property
     def stderr(self) -> str:
-        return "".join(self._stderr)
+        raise NotImplementedError
 
     def cancel(self) -> None:
-        """Stop the worker now: terminate, then kill if it does not exit quickly."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=CANCEL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        self.state.error = WorkerRunError("cancelled", "Reconstruction cancelled.")
-        self.state.done = True
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
 
     # -- progress ----------------------------------------------------------------------------
     def poll(self) -> WorkerState:
         """Apply every event received so far; never blocks."""
-        while True:
+        while not self.state.done:
             try:
                 event = self._events.get_nowait()
             except queue.Empty:
                 return self.state
             if event is None:
                 self._finish()
-                return self.state
-            self._apply(event)
+            else:
+                self._apply(event)
+        return self.state
 
     def wait(self, on_event: Callable[[WorkerState], None] | None = None, timeout: float | None = None) -> str:
-        """Block until the worker ends; returns the result.json path or raises WorkerRunError."""
+        """Block until the request ends; returns the result.json path or raises WorkerRunError."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.state.done:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -210,6 +141,156 @@ class WorkerJob:
         elif kind == "result":
             self.state.result_path = str(event.get("path"))
 
+    def _conclude(self, exit_code: int | None, garbage: list[str]) -> None:
+        """Set the final state from how the request ended (``exit_code`` None: no answer at all)."""
+        self.state.done = True
+        if self.state.error and self.state.error.code == "cancelled":
+            return
+        if exit_code == 0 and self.state.result_path and Path(self.state.result_path).is_file():
+            return
+        if self.state.error is None:
+            self.state.error = classify_failure(exit_code, garbage, self.stderr)
+        else:
+            self.state.error.detail = self.stderr
+        log.info("worker failed: %s\n%s", self.state.error.message, self.state.error.detail)
+
+
+def classify_failure(exit_code: int | None, garbage: list[str], stderr: str) -> WorkerRunError:
+    """One plain sentence for a worker that ended without reporting an error of its own."""
+    tail = stderr.strip().splitlines()[-1:] or [""]
+    if exit_code is not None and exit_code < 0:
+        msg = f"The inference worker was killed (signal {-exit_code}) before it finished."
+        return WorkerRunError("worker_crashed", msg, stderr)
+    if garbage:
+        return WorkerRunError(
+            "worker_protocol",
+            "The inference worker sent output Monocle cannot understand; see the system console.",
+            "\n".join(garbage),
+        )
+    if "No module named" in stderr:
+        return WorkerRunError(
+            "dependencies_missing",
+            "The inference interpreter is missing Python packages Monocle needs; see the system console.",
+            stderr,
+        )
+    code = "unknown" if exit_code is None else exit_code
+    return WorkerRunError(
+        "worker_crashed", f"The inference worker stopped unexpectedly (exit code {code}).", tail[0] + "\n" + stderr
+    )
+
+
+def parse_event(line: str) -> dict[str, Any] | None:
+    """A protocol event from one stdout line, or None when the line is not one."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def start_process(cmd: list[str], env: dict[str, str], *, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """Start a worker process with text pipes; a missing interpreter is a WorkerRunError."""
+    try:
+        return subprocess.Popen(
+            cmd,
+            cwd=str(EXTENSION_DIR),
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+        )
+    except OSError as exc:
+        raise WorkerRunError(
+            "worker_not_found",
+            f"Could not start the inference interpreter {cmd[0]!r}; check Monocle's preferences.",
+            str(exc),
+        ) from None
+
+
+def stop_process(proc: subprocess.Popen[str], grace: float = CANCEL_GRACE_S) -> None:
+    """Terminate, then kill if it does not exit within ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+class WorkerJob(EventJob):
+    """One one-shot worker process (``python -m inference ARGS``) and the state its events describe."""
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        interpreter: str = "",
+        extra_paths: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.args = args
+        self.cmd = worker_command(interpreter, args)
+        self.env = worker_env(extra_paths, extra_env)
+        self._stderr: list[str] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self._threads: list[threading.Thread] = []
+        self._garbage: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> WorkerJob:
+        self.started_at = time.perf_counter()
+        self._proc = start_process(self.cmd, self.env)
+        self._threads = [
+            threading.Thread(target=self._read_stdout, name="monocle-worker-out", daemon=True),
+            threading.Thread(target=self._read_stderr, name="monocle-worker-err", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _read_stdout(self) -> None:
+        assert self._proc and self._proc.stdout
+        for line in self._proc.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            event = parse_event(line)
+            if event is None:
+                self._garbage.append(line[:200])
+            else:
+                self._events.put(event)
+        self._events.put(None)  # end of stream
+
+    def _read_stderr(self) -> None:
+        assert self._proc and self._proc.stderr
+        for line in self._proc.stderr:
+            self._stderr.append(line)
+            log.debug("worker: %s", line.rstrip())
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def cancel(self) -> None:
+        """Stop the worker now: terminate, then kill if it does not exit quickly."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        stop_process(proc)
+        self.state.error = WorkerRunError("cancelled", "Reconstruction cancelled.")
+        self.state.done = True
+
     def _finish(self) -> None:
         assert self._proc
         try:
@@ -219,34 +300,5 @@ class WorkerJob:
             code = self._proc.wait()
         for t in self._threads:
             t.join(timeout=2)
-        self.state.done = True
-        if self.state.error and self.state.error.code == "cancelled":
-            return
-        if code == 0 and self.state.result_path and Path(self.state.result_path).is_file():
-            return
-        if self.state.error is None:
-            tail = self.stderr.strip().splitlines()[-1:] or [""]
-            if code is not None and code < 0:
-                msg = f"The inference worker was killed (signal {-code}) before it finished."
-                self.state.error = WorkerRunError("worker_crashed", msg, self.stderr)
-            elif self._garbage and not self.state.result_path:
-                self.state.error = WorkerRunError(
-                    "worker_protocol",
-                    "The inference worker sent output Monocle cannot understand; see the system console.",
-                    "\n".join(self._garbage),
-                )
-            elif "No module named" in self.stderr:
-                self.state.error = WorkerRunError(
-                    "dependencies_missing",
-                    "The inference interpreter is missing Python packages Monocle needs; see the system console.",
-                    self.stderr,
-                )
-            else:
-                self.state.error = WorkerRunError(
-                    "worker_crashed",
-                    f"The inference worker stopped unexpectedly (exit code {code}).",
-                    tail[0] + "\n" + self.stderr,
-                )
-        else:
-            self.state.error.detail = self.stderr
-        log.info("worker failed: %s\n%s", self.state.error.message, self.state.error.detail)
+        garbage = self._garbage if not self.state.result_path else []
+        self._conclude(code, garbage)

@@ -159,6 +159,12 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
         logging.getLogger("inference").info("error %s: %s", exc.code, exc.message)
         emit.error(exc.code, exc.message)
         return exc.exit_code
+    except ImportError as exc:  # a package the engine needs is not installed in this interpreter
+        traceback.print_exc()
+        name = getattr(exc, "name", None) or str(exc)
+        emit.error("dependencies_missing",
+                   f"The inference interpreter is missing the Python package {name!r}; see Monocle's preferences.")
+        return EXIT_INTERNAL
     except MemoryError:
         traceback.print_exc()
         emit.error("out_of_memory", "The worker ran out of memory; try a smaller --max-size.")

@@ -56,4 +56,17 @@ class MONOCLE_OT_clear_cache(Operator):
         return {"FINISHED"}
 
 
-classes = (MONOCLE_OT_check_interpreter, MONOCLE_OT_clear_cache)
+class MONOCLE_OT_stop_workers(Operator):
+    bl_idname = "monocle.stop_workers"
+    bl_label = "Stop Warm Worker"
+    bl_description = "Stop the warm inference worker now and free its memory; the next reconstruction starts a new one"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ..bridge.warm import POOL
+
+        stopped = POOL.shutdown_all()
+        self.report({"INFO"}, f"Stopped {stopped} warm worker(s).")
+        return {"FINISHED"}
+
+
+classes = (MONOCLE_OT_check_interpreter, MONOCLE_OT_clear_cache, MONOCLE_OT_stop_workers)

@@ -49,6 +49,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture(params=[True, False], ids=["warm", "cold"], autouse=True)
+def warm(request):
+    """Every test runs with a warm (serve) worker and with a one-shot worker."""
+    p = bpy.context.preferences.addons[MODULE].preferences
+    pool = __import__(MODULE + ".bridge.warm", fromlist=["POOL"]).POOL
+    p.keep_worker_warm = request.param
+    yield request.param
+    p.keep_worker_warm = True
+    pool.shutdown_all()
+
+
 def _scratch_files(prefs) -> list:
     tmp = prefs.cache_root() / "tmp"
     return list(tmp.rglob("*")) if tmp.exists() else []
@@ -59,7 +70,7 @@ def _start(pipe, photo, max_size=4096):
     return pipe.Inference(req, bpy.context)
 
 
-def test_progress_then_cancel_mid_run(big_photo):
+def test_progress_then_cancel_mid_run(big_photo, warm):
     rec, pipe, prefs = _mods()
     inference = _start(pipe, big_photo)
     assert not inference.cached and inference.job is not None
@@ -75,7 +86,11 @@ def test_progress_then_cancel_mid_run(big_photo):
     t = time.perf_counter()
     run.close(bpy.context)  # what Esc does
     assert time.perf_counter() - t < 1.0
-    assert not _alive(pid)
+    assert inference.job.state.done and inference.job.state.error.code == "cancelled"
+    if warm:  # the request stopped; the worker either stopped it in time and stays warm, or was killed
+        assert not _alive(pid) or not inference.job.worker.busy
+    else:
+        assert not _alive(pid)
     assert not status.running
     assert not bpy.data.objects and not bpy.data.meshes
     assert _scratch_files(prefs) == []
