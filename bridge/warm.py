@@ -34,7 +34,7 @@ from .worker import (
     CANCEL_GRACE_S,
     EventJob,
     WorkerRunError,
-    parse_event,
+    read_events,
     start_process,
     stop_process,
     worker_command,
@@ -213,14 +213,7 @@ class ServeWorker:
 
     def _read_stdout(self) -> None:
         assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            event = parse_event(line)
-            if event is None:
-                self.garbage.append(line[:200])
-                continue
+        for event in read_events(self._proc.stdout, self.garbage):
             request_id = event.get("id")
             if request_id is None:
                 if event["event"] == "ready":

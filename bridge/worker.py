@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -179,13 +179,20 @@ def classify_failure(exit_code: int | None, garbage: list[str], stderr: str) -> 
     )
 
 
-def parse_event(line: str) -> dict[str, Any] | None:
-    """A protocol event from one stdout line, or None when the line is not one."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and "event" in event else None
+def read_events(stream: Iterable[str], garbage: list[str]) -> Iterator[dict[str, Any]]:
+    """The protocol events in a worker's stdout; any other non-empty line goes to ``garbage``."""
+    for line in stream:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if isinstance(event, dict) and "event" in event:
+            yield event
+        else:
+            garbage.append(line[:200])
 
 
 def start_process(cmd: list[str], env: dict[str, str], *, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
@@ -261,15 +268,8 @@ class WorkerJob(EventJob):
 
     def _read_stdout(self) -> None:
         assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            event = parse_event(line)
-            if event is None:
-                self._garbage.append(line[:200])
-            else:
-                self._events.put(event)
+        for event in read_events(self._proc.stdout, self._garbage):
+            self._events.put(event)
         self._events.put(None)  # end of stream
 
     def _read_stderr(self) -> None:
