@@ -157,16 +157,17 @@ class MONOCLE_AP_preferences(AddonPreferences):
         row.operator("monocle.clear_cache", text="Clear Cache", icon="TRASH")
 
 
-def draw_workers(layout: bpy.types.UILayout) -> None:
-    """The warm-worker settings and what runs now, with a button to stop it."""
+def draw_workers(layout: bpy.types.UILayout, settings: bool = True) -> None:
+    """What warm worker runs now, with a button to stop it (and, with ``settings``, its preferences)."""
     from .bridge.warm import POOL
 
-    p = get_prefs()
-    row = layout.row(align=True)
-    row.prop(p, "keep_worker_warm")
-    sub = row.row(align=True)
-    sub.active = p.keep_worker_warm
-    sub.prop(p, "worker_idle_minutes")
+    if settings:
+        p = get_prefs()
+        row = layout.row(align=True)
+        row.prop(p, "keep_worker_warm")
+        sub = row.row(align=True)
+        sub.active = p.keep_worker_warm
+        sub.prop(p, "worker_idle_minutes")
     workers = POOL.workers()
     row = layout.row()
     if workers:

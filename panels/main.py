@@ -5,6 +5,8 @@ from __future__ import annotations
 import bpy
 from bpy.types import Panel
 
+from .. import prefs
+
 
 class MonoclePanel:
     bl_space_type = "VIEW_3D"
@@ -112,6 +114,7 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
         layout.prop(settings, "seg_model")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only downloaded models work", icon="INTERNET_OFFLINE")
+        prefs.draw_workers(layout.column(), settings=False)
 
 
 classes = (MONOCLE_PT_main, MONOCLE_PT_depth, MONOCLE_PT_templates, MONOCLE_PT_models)

@@ -159,3 +159,20 @@ def test_learned_models_load_once(pool, bench_data, tmp_path):
     # cold and warm both in timings: the first run paid imports + loads, the later ones did not
     assert first["timings"]["prepare"] > 5 * max(r["timings"]["prepare"] for r in later)
     assert all("warm_total" in r["timings"] for r in later)
+
+
+def test_preferences_and_panel_show_the_worker(pool, photos):
+    from test_panels import _draw
+
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    idle = {entry[1] for entry in _draw(type(prefs), prefs)}
+    assert {"keep_worker_warm", "worker_idle_minutes", "No warm worker running"} <= idle
+    pipe, _ = _mods()
+    inference, _ = _run(pipe, photos[0])
+    busy = {entry[1] for entry in _draw(type(prefs), prefs)}
+    assert "monocle.stop_workers" in busy
+    assert any(str(inference.job.pid) in str(name) for name in busy)
+    bpy.context.scene.monocle.engine = "transformers"
+    assert "monocle.stop_workers" in {entry[1] for entry in _draw(bpy.types.MONOCLE_PT_models)}
+    assert bpy.ops.monocle.stop_workers() == {"FINISHED"}
+    assert not _alive(inference.job.pid) and pool.workers() == []
