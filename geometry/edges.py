@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .topology import directed_edges, face_starts
+from .topology import directed_edges, face_starts, leading_quads, next_corner_at
 
 
 def _sorted_edges(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +52,8 @@ def lattice_mesh_edges(
     lattice neighbours gets bucket ``2 * lower_node + vertical``; the used buckets, in
     order, are the first edges, and the remaining edges are sorted after them.
     """
-    if np.asarray(loops).size == 0:
+    loops = np.asarray(loops)
+    if loops.size == 0:
         return _sorted_edges(np.zeros(0, np.int32), np.zeros(0, np.int32))
     node = np.asarray(node, dtype=np.int32)
     # the corners' nodes, then the next corners' nodes by the same walk as the vertices
@@ -73,22 +74,26 @@ def lattice_mesh_edges(
     used = np.zeros(spare + 1, dtype=bool)
     used[bucket] = True
     used[spare] = False
-    slots = np.flatnonzero(used)
-    lo_node = slots >> 1
-    if np.any(((slots & 1) == 0) & (lo_node % nx == nx - 1)):
+    if used[:spare].reshape(ny, nx, 2)[:, nx - 1, 0].any():
         return mesh_edges(face_sizes, loops)  # a "horizontal" pair across a row end: not a lattice side
-    rank = np.cumsum(used, dtype=np.int32)
+    rank = np.cumsum(used, dtype=bucket.dtype)
     rank -= 1
-    corner_edges = np.take(rank, bucket)
+    corner_edges = np.take(rank, bucket).astype(np.int32, copy=False)
+    slots = np.flatnonzero(used).astype(bucket.dtype)
     vertex_of = np.full(nx * ny, -1, dtype=np.int32)
     has = np.flatnonzero(node >= 0)
     vertex_of[node[has]] = has
     n_lattice = slots.size
-    a, b = directed_edges(face_sizes, loops)
-    rest_edges, rest_index = _sorted_edges(a[off], b[off])
+    # only the off-lattice corners need their vertex pairs
+    rest_edges, rest_index = _sorted_edges(np.take(loops, off), np.take(loops, next_corner_at(face_sizes, off)))
     edges = np.empty((n_lattice + rest_edges.shape[0], 2), dtype=np.int32)
-    edges[:n_lattice, 0] = vertex_of[lo_node]
-    edges[:n_lattice, 1] = vertex_of[lo_node + np.where((slots & 1) == 1, nx, 1)]
+    lo_node = slots >> 1
+    np.take(vertex_of, lo_node, out=edges[:n_lattice, 0])
+    slots &= 1  # vertical: the other end is a row below, else the next column
+    slots *= nx - 1
+    slots += 1
+    lo_node += slots
+    np.take(vertex_of, lo_node, out=edges[:n_lattice, 1])
     edges[n_lattice:] = rest_edges
     corner_edges[off] = n_lattice + rest_index
     return edges, corner_edges
@@ -97,10 +102,17 @@ def lattice_mesh_edges(
 def _previous_corner_edges(face_sizes: np.ndarray, corner_edges: np.ndarray) -> np.ndarray:
     """For every corner, the edge that arrives at it (the previous corner's edge)."""
     out = np.empty_like(corner_edges)
+    if out.size == 0:
+        return out
+    sizes = np.asarray(face_sizes)
+    quads = leading_quads(sizes)
+    # shift by one corner (a contiguous copy), then wrap the first corner of every leading quad
     out[1:] = corner_edges[:-1]
-    if face_sizes.size:
-        starts = face_starts(face_sizes)
-        out[starts] = corner_edges[starts + np.asarray(face_sizes, dtype=np.int64) - 1]
+    out[0:4 * quads:4] = corner_edges[3:4 * quads:4]
+    if quads < sizes.size:
+        tail_sizes = sizes[quads:].astype(np.int64)
+        starts = 4 * quads + face_starts(tail_sizes)
+        out[starts] = corner_edges[starts + tail_sizes - 1]
     return out
 
 

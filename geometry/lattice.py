@@ -275,46 +275,54 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
             cj, ci = wj + dj, wi + di
             ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
             near_cells[cj[ok], ci[ok]] = True
-    near = np.ones(face_sizes.size, dtype=bool)
-    near[:n_quads] = near_cells[full]
-    _snap_to_outline(mesh, outline, near)
+    near_quads = np.flatnonzero(near_cells[full])
+    near_sizes = np.concatenate([np.full(near_quads.size, 4, dtype=np.int32), sizes.astype(np.int32)])
+    near_loops = np.concatenate([quad_loops[near_quads].ravel(), loops[4 * n_quads:]])
+    _snap_to_outline(mesh, outline, near_sizes, near_loops)
     return mesh
 
 
-def _snap_to_outline(mesh: LatticeMesh, outline: Outline, near: np.ndarray) -> None:
+def _snap_to_outline(mesh: LatticeMesh, outline: Outline, sizes: np.ndarray, loops: np.ndarray) -> None:
     """Move outline vertices onto the full-resolution outline unless that flips a face.
 
-    ``near`` flags the faces that contain outline vertices (the only ones that can flip).
+    ``sizes`` and ``loops`` are the faces that contain outline vertices (the only ones that
+    can flip); the checks run on their few vertices only, never on the whole mesh.
     """
     s = mesh.spacing
     bidx = np.flatnonzero(mesh.boundary)
-    if bidx.size == 0 or mesh.face_sizes.size == 0:
+    if bidx.size == 0 or sizes.size == 0:
         return
     target, dist = outline.project(mesh.pixels[bidx])
     ok = dist <= 0.6 * s + 0.5
     bidx, target = bidx[ok], target[ok]
     original = mesh.pixels[bidx].copy()
     mesh.pixels[bidx] = target
-    moved = np.zeros(mesh.pixels.shape[0], dtype=bool)
-    moved[bidx] = True
-    sizes = mesh.face_sizes[near]
-    loops = mesh.loops[np.repeat(near, mesh.face_sizes)]
+    verts, local = np.unique(loops, return_inverse=True)  # the faces' vertices, numbered locally
+    pos = np.minimum(np.searchsorted(verts, bidx), verts.size - 1)
+    in_faces = verts[pos] == bidx
+    moved = np.zeros(verts.size, dtype=bool)
+    moved[pos[in_faces]] = True
+    which = np.full(verts.size, -1, dtype=np.int64)  # local vertex -> its row in bidx
+    which[pos[in_faces]] = np.flatnonzero(in_faces)
+    pts = _screen_ccw(mesh.pixels[verts])
+    starts = face_starts(sizes)
     min_area = MIN_AREA * s * s
     for _ in range(6):
-        touched = np.logical_or.reduceat(moved[loops], face_starts(sizes)) if sizes.size else sizes.astype(bool)
+        touched = np.logical_or.reduceat(moved[local], starts)
         if not touched.any():
             break
         corner_sel = np.repeat(touched, sizes)
-        areas = polygon_areas(_screen_ccw(mesh.pixels), sizes[touched], loops[corner_sel])
+        areas = polygon_areas(pts, sizes[touched], local[corner_sel])
         bad_faces = np.flatnonzero(touched)[areas <= min_area]
         if bad_faces.size == 0:
             break
         bad_corner = np.isin(corner_faces(sizes), bad_faces)
         revert = np.zeros_like(moved)
-        revert[loops[bad_corner]] = True
+        revert[local[bad_corner]] = True
         revert &= moved
-        back = revert[bidx]
-        mesh.pixels[bidx[back]] = original[back]
+        rows = which[revert]
+        mesh.pixels[bidx[rows]] = original[rows]
+        pts[revert] = _screen_ccw(original[rows])
         moved &= ~revert
 
 

@@ -36,6 +36,7 @@ BACKS = ("open", "solidify", "closed")
 MIN_SPACING = 0.5  # pixels: finer lattices add vertices, not information
 MIN_DETAIL, MAX_DETAIL = 16, 4_000_000
 CROP_MARGIN = 6
+_now = time.perf_counter
 
 
 def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
@@ -50,11 +51,11 @@ class _StageClock:
 
     def __init__(self, out: dict[str, float] | None) -> None:
         self.out = out
-        self.t = time.perf_counter()
+        self.t = _now()
 
     def lap(self, name: str) -> None:
         if self.out is not None:
-            now = time.perf_counter()
+            now = _now()
             self.out[name] = self.out.get(name, 0.0) + now - self.t
             self.t = now
 
@@ -219,31 +220,11 @@ def build_object_mesh(
         edges, corner_edges = table if table is not None else mesh_edges(sizes, loops)
     else:
         assert seam is not None and inner is not None
-        infl = _sample_vertices(lat, node, pixels, base.sample_inflation_grid, base.sample_inflation)[inner]
-        depth_back = base_depth[inner] + float(settings.thickness) * infl + 2.0 * np.maximum(relief_amount[inner], 0.0)
-        vertices[n:, 0] = rx[inner] * depth_back
-        vertices[n:, 1] = ry[inner] * depth_back
-        np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
-        np.negative(relief[:n][inner], out=relief[n:])
-        uvs[n:] = uvs[:n][inner]
-        relief_uvs[n:] = relief_uvs[:n][inner]
-        sign = np.empty(total, dtype=np.int8)
-        sign[:n] = np.where(seam, 0, 1)
-        sign[n:] = -1
-        remap = np.arange(n, dtype=np.int32)
-        remap[inner] = n + np.arange(inner.size, dtype=np.int32)
-        both = np.empty(2 * loops.size, dtype=np.int32)
-        both[:loops.size] = loops
-        np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
+        infl = _sample_vertices(lat, node, pixels, base.sample_inflation_grid, base.sample_inflation)
+        sign, sizes, loops, edges, corner_edges, groups = _closed_back(
+            vertices, relief, uvs, relief_uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
+            float(settings.thickness) * infl, sizes, loops, edges, corner_edges)
         clock.lap("back")
-        edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
-        clock.lap("edges")
-        sizes, loops = np.concatenate([sizes, sizes[::-1]]), both
-        back = ~front
-        back[:n] = seam
-        seam_group = np.zeros(total, dtype=bool)
-        seam_group[:n] = seam
-        groups = {"front": front, "back": back, "seam": seam_group}
     clock.lap("back" if settings.back != "solidify" else "edges")
     data = MeshData(
         vertices=vertices,
@@ -260,6 +241,44 @@ def build_object_mesh(
     )
     clock.lap("pack")
     return data
+
+
+def _closed_back(
+    vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, relief_uvs: np.ndarray, n: int, seam: np.ndarray,
+    inner: np.ndarray, rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray, relief_amount: np.ndarray,
+    inflation: np.ndarray, sizes: np.ndarray, loops: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Fill rows ``n:`` of the outputs with the back and return (sign, sizes, loops, edges,
+    corner_edges, groups) of the closed mesh: a back copy of every front vertex off the seam,
+    pushed back by the inflation (plus twice any outward relief, so the back never crosses
+    the front at any strength), and the reversed front faces on those copies."""
+    # np.take(..., axis=0) gathers rows several times faster than fancy indexing
+    depth_back = np.take(base_depth + inflation + 2.0 * np.maximum(relief_amount, 0.0), inner)
+    vertices[n:, 0] = np.take(rx, inner) * depth_back
+    vertices[n:, 1] = np.take(ry, inner) * depth_back
+    np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
+    np.take(relief[:n], inner, axis=0, out=relief[n:])
+    np.negative(relief[n:], out=relief[n:])
+    np.take(uvs[:n], inner, axis=0, out=uvs[n:])
+    np.take(relief_uvs[:n], inner, axis=0, out=relief_uvs[n:])
+    total = vertices.shape[0]
+    sign = np.empty(total, dtype=np.int8)
+    sign[:n] = np.where(seam, 0, 1)
+    sign[n:] = -1
+    remap = np.arange(n, dtype=np.int32)
+    remap[inner] = n + np.arange(inner.size, dtype=np.int32)
+    both = np.empty(2 * loops.size, dtype=np.int32)
+    both[:loops.size] = loops
+    np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
+    edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
+    sizes, loops = np.concatenate([sizes, sizes[::-1]]), both
+    front = np.zeros(total, dtype=bool)
+    front[:n] = True
+    back = ~front
+    back[:n] = seam
+    seam_group = np.zeros(total, dtype=bool)
+    seam_group[:n] = seam
+    return sign, sizes, loops, edges, corner_edges, {"front": front, "back": back, "seam": seam_group}
 
 
 def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, relief: np.ndarray,

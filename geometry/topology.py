@@ -28,10 +28,32 @@ def next_corner(face_sizes: np.ndarray) -> np.ndarray:
     return nxt
 
 
+def next_corner_at(face_sizes: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The corner after each of ``corners`` (indices into ``loops``) in its face, without
+    walking the whole mesh: arithmetic on the leading quads, ``next_corner`` on the rest."""
+    sizes = np.asarray(face_sizes)
+    c = np.asarray(corners, dtype=np.int64)
+    quads = leading_quads(sizes)
+    nxt = c + 1
+    nxt[(c < 4 * quads) & ((c & 3) == 3)] -= 4
+    tail = c >= 4 * quads
+    if tail.any():
+        nxt[tail] = 4 * quads + next_corner(sizes[quads:])[c[tail] - 4 * quads]
+    return nxt
+
+
 def corner_faces(face_sizes: np.ndarray) -> np.ndarray:
     """Face index of every corner."""
     sizes = np.asarray(face_sizes, dtype=np.int64)
     return np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
+
+
+def leading_quads(face_sizes: np.ndarray) -> int:
+    """How many faces at the start of ``face_sizes`` are quads (lattice meshes put theirs first)."""
+    sizes = np.asarray(face_sizes)
+    other = sizes != 4
+    first = int(np.argmax(other)) if sizes.size else 0
+    return first if sizes.size and other[first] else sizes.size
 
 
 def directed_edges(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,11 +61,12 @@ def directed_edges(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarra
     lp = np.asarray(loops)
     sizes = np.asarray(face_sizes)
     b = np.empty_like(lp)
-    quads = int(np.argmax(sizes != 4)) if (sizes != 4).any() else sizes.size
-    head = lp[: 4 * quads].reshape(quads, 4)
-    bh = b[: 4 * quads].reshape(quads, 4)
-    bh[:, :3] = head[:, 1:]
-    bh[:, 3] = head[:, 0]
+    if lp.size == 0:
+        return lp, b
+    quads = leading_quads(sizes)
+    # shift by one corner (a contiguous copy), then wrap the last corner of every leading quad
+    b[:-1] = lp[1:]
+    b[3:4 * quads:4] = lp[0:4 * quads:4]
     if quads < sizes.size:
         tail = lp[4 * quads:]
         b[4 * quads:] = tail[next_corner(sizes[quads:])]
@@ -122,7 +145,7 @@ def face_reduce(values: np.ndarray, face_sizes: np.ndarray, ufunc: np.ufunc) -> 
     sizes = np.asarray(face_sizes)
     if sizes.size == 0:
         return values[:0]
-    quads = int(np.argmax(sizes != 4)) if (sizes != 4).any() else sizes.size
+    quads = leading_quads(sizes)
     r = values[: 4 * quads].reshape(quads, 4)
     head = ufunc(ufunc(r[:, 0], r[:, 1]), ufunc(r[:, 2], r[:, 3]))  # much faster than reduce(axis=1)
     if quads == sizes.size:
