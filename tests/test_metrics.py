@@ -66,6 +66,9 @@ def test_plane_shifted_along_its_normal(shift, f01, f03):
     assert m["chamfer_l2"] == pytest.approx(2 * shift**2, rel=1e-9)
     assert m["f@0.1"] == f01 and m["f@0.3"] == f03
     assert m["normal_consistency"] == pytest.approx(1.0)
+    # averaged over a subset of 5000 queries per direction: every distance is still exactly the shift
+    sub = metrics.surface_metrics(pred, ngt, gt, ngt, max_queries=5000)
+    assert sub["chamfer_l1"] == pytest.approx(shift, rel=1e-9) and sub["f@0.1"] == f01 and sub["f@0.3"] == f03
     # flipped normals are not penalised (absolute cosine)
     assert metrics.surface_metrics(pred, -ngt, gt, ngt)["normal_consistency"] == pytest.approx(1.0)
 
@@ -244,3 +247,7 @@ def test_icp_on_a_subset_and_a_shared_tree():
     a = metrics.surface_metrics(pred, ngt, gt, ngt)
     b = metrics.surface_metrics(pred, ngt, gt, ngt, gt_tree=cKDTree(gt))
     assert a == b
+    # a subset of the queries estimates the same means (the other side keeps all its points)
+    c = metrics.surface_metrics(pred, ngt, gt, ngt, max_queries=2500)
+    assert c["chamfer_l1"] == pytest.approx(a["chamfer_l1"], rel=0.05)
+    assert c["f@0.3"] == pytest.approx(a["f@0.3"], abs=0.03)
