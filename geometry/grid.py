@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _axis(coords: np.ndarray, origin: float, step: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+def grid_axis(coords: np.ndarray, origin: float, step: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid line: the index of the sample before it (at most ``size - 2``) and the float32
+    fraction of the way to the next one, clamped to the image."""
     f = np.clip((np.asarray(coords, dtype=np.float64) - origin) / step, 0.0, size - 1.0)
     i0 = np.minimum(f.astype(np.int64), max(size - 2, 0))
     return i0, (f - i0).astype(np.float32)
@@ -19,17 +21,10 @@ def grid_bilinear(image: np.ndarray, ox: float, oy: float, step: float, xs: np.n
     """
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape
-    r0, tr = _axis(ys, oy, step, h)
-    c0, tc = _axis(xs, ox, step, w)
+    r0, tr = grid_axis(ys, oy, step, h)
+    c0, tc = grid_axis(xs, ox, step, w)
     r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
-    rows = img[r0] + tr[:, None] * (img[r1] - img[r0])
-    return rows[:, c0] + tc[None, :] * (rows[:, c1] - rows[:, c0])
-
-
-def grid_cells(ox: float, oy: float, step: float, shape: tuple[int, int], xs: np.ndarray,
-               ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column index of the image cell (between four pixel centres) holding each grid line."""
-    h, w = shape
-    r0, _ = _axis(ys, oy, step, h)
-    c0, _ = _axis(xs, ox, step, w)
-    return r0, c0
+    top = img[r0]
+    rows = top + tr[:, None] * (img[r1] - top)
+    left = rows[:, c0]
+    return left + tc[None, :] * (rows[:, c1] - left)

@@ -25,10 +25,13 @@ from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
 from .topology import (
     compact_vertices,
+    corner_face_at,
     directed_edges,
     face_reduce,
     face_starts,
+    faces_to_corners,
     insert_after_corners,
+    row_items,
     split_bowties,
 )
 
@@ -114,7 +117,8 @@ def build_object_mesh(
     xa, xb = max(0, cols[0] - CROP_MARGIN), min(w, cols[-1] + 1 + CROP_MARGIN)
     cov_c, binary = _coverage(raw[ya:yb, xa:xb], scale)
     inside_c = inside[ya:yb, xa:xb]
-    z_c = depth[ya:yb, xa:xb].astype(np.float64)
+    z_c = depth[ya:yb, xa:xb]
+    z_c = z_c if z_c.dtype == np.float32 else z_c.astype(np.float64)  # scene_depth gives float32
     valid = inside_c & np.isfinite(z_c) & (z_c > 0)
     if not valid.any():
         raise ValueError("no valid depth inside the mask")
@@ -301,7 +305,7 @@ def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, reli
     texel = node.astype(np.int64)
     extra = np.arange(off.size)
     texel[off] = ny * nx + extra
-    texture[texel] = relief
+    np.put(row_items(texture), texel, row_items(relief))
     uvs = np.empty((total, 2), dtype=np.float32)
     # lattice column/row straight from the pixel position (exact on nodes), then the extra rows
     col = (pixels[:, 0] - lat.x0) / lat.spacing
@@ -323,14 +327,16 @@ def _split_for_closed_back(
     only of seam vertices would coincide with its back copy, so it becomes a fan
     around a new centre vertex. ``border`` flags the boundary corners.
     """
-    n = pixels.shape[0]
+    n0 = n = pixels.shape[0]
     seam = np.zeros(n, dtype=bool)
     seam[loops[border]] = True
     # Only faces with a seam vertex can change: work on them and put them last.
-    touch = face_reduce(seam[loops], sizes, np.logical_or)
-    corner_touch = np.repeat(touch, sizes)
-    rest_sizes, rest_loops = sizes[~touch], loops[~corner_touch]
+    touch = np.zeros(sizes.size, dtype=bool)
+    touch[corner_face_at(sizes, np.flatnonzero(np.take(seam, loops)))] = True
+    corner_touch = faces_to_corners(touch, sizes)
+    rest_sizes, all_loops = sizes[~touch], loops
     sizes, loops, border = sizes[touch], loops[corner_touch], border[corner_touch]
+    new_pixels, new_z = [], []  # added vertices, appended once at the end (the arrays are large)
     a, b = directed_edges(sizes, loops)
     chord = ~border & seam[a] & seam[b]
     if chord.any():
@@ -340,36 +346,42 @@ def _split_for_closed_back(
         first = np.zeros(count, dtype=np.int64)
         first[rank] = np.flatnonzero(chord)
         ea, eb = a[first], b[first]
-        pixels = np.concatenate([pixels, 0.5 * (pixels[ea] + pixels[eb])])
-        z = np.concatenate([z, 0.5 * (z[ea] + z[eb])])
-        node = np.concatenate([node, np.full(count, -1, dtype=node.dtype)])
+        new_pixels.append(0.5 * (pixels[ea] + pixels[eb]))
+        new_z.append(0.5 * (z[ea] + z[eb]))
         seam = np.concatenate([seam, np.zeros(count, dtype=bool)])
         sizes, loops = insert_after_corners(sizes, loops, chord, n + rank)
-        n = pixels.shape[0]
+        n += count
     starts = face_starts(sizes)
     all_seam = np.minimum.reduceat(seam[loops].astype(np.int8), starts) > 0
     if all_seam.any():
         fan = np.flatnonzero(all_seam)
         corner_sel = np.repeat(all_seam, sizes)
         f_sizes = sizes[fan]
-        f_loops = loops[corner_sel]
+        f_loops = loops[corner_sel]  # seam vertices only, so all of them are below n0
         f_starts = face_starts(f_sizes)
-        centre_pix = np.add.reduceat(pixels[f_loops], f_starts) / f_sizes[:, None]
-        centre_z = np.add.reduceat(z[f_loops], f_starts) / f_sizes
+        new_pixels.append(np.add.reduceat(pixels[f_loops], f_starts) / f_sizes[:, None])
+        new_z.append(np.add.reduceat(z[f_loops], f_starts) / f_sizes)
         centre_id = n + np.arange(fan.size)
         face_of = np.repeat(np.arange(fan.size), f_sizes)
         nxt = np.arange(1, f_loops.size + 1)
         nxt[f_starts + f_sizes - 1] = f_starts
         tris = np.stack([f_loops, f_loops[nxt], centre_id[face_of]], axis=1).ravel()
-        pixels = np.concatenate([pixels, centre_pix])
-        z = np.concatenate([z, centre_z])
-        node = np.concatenate([node, np.full(fan.size, -1, dtype=node.dtype)])
         seam = np.concatenate([seam, np.zeros(fan.size, dtype=bool)])
         loops = np.concatenate([loops[~corner_sel], tris])
         sizes = np.concatenate([sizes[~all_seam], np.full(f_loops.size, 3, dtype=sizes.dtype)])
-    sizes = np.concatenate([rest_sizes, sizes]).astype(np.int32)
-    loops = np.concatenate([rest_loops, loops]).astype(np.int32)
-    return pixels, z, node, sizes, loops, seam
+        n += fan.size
+    if n > n0:
+        pixels = np.concatenate([pixels, *new_pixels])
+        z = np.concatenate([z, *new_z])
+        node = np.concatenate([node, np.full(n - n0, -1, dtype=node.dtype)])
+    out_sizes = np.empty(rest_sizes.size + sizes.size, dtype=np.int32)
+    out_sizes[:rest_sizes.size] = rest_sizes
+    out_sizes[rest_sizes.size:] = sizes
+    out_loops = np.empty(out_sizes.sum(dtype=np.int64), dtype=np.int32)
+    kept = out_loops.size - loops.size
+    np.compress(~corner_touch, all_loops, out=out_loops[:kept])
+    out_loops[kept:] = loops
+    return pixels, z, node, out_sizes, out_loops, seam
 
 
 def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int,
@@ -417,10 +429,11 @@ def _sample_vertices(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, on_
     if flagged:
         grid, bad = grid
     own = node >= 0
-    out = np.take(grid.ravel(), np.where(own, node, 0)).astype(np.float64)
+    at = np.where(own, node, 0)
+    out = np.take(grid.ravel(), at).astype(np.float64)
     slow = ~own
     if bad is not None:
-        slow |= own & np.take(bad.ravel(), np.where(own, node, 0))
+        slow |= own & np.take(bad.ravel(), at)
     if slow.any():
         out[slow] = at_points(pixels[slow])
     return out

@@ -7,6 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def row_items(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous (N, k) array as N opaque items, so ``np.take``/``np.put`` move whole rows
+    at once (fancy indexing of 2D rows is several times slower)."""
+    a = np.asarray(a)
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).reshape(-1)
+
+
 def face_starts(face_sizes: np.ndarray) -> np.ndarray:
     """Index of each face's first corner in ``loops``."""
     sizes = np.asarray(face_sizes, dtype=np.int64)
@@ -40,6 +47,30 @@ def next_corner_at(face_sizes: np.ndarray, corners: np.ndarray) -> np.ndarray:
     if tail.any():
         nxt[tail] = 4 * quads + next_corner(sizes[quads:])[c[tail] - 4 * quads]
     return nxt
+
+
+def corner_face_at(face_sizes: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Face index of each of ``corners`` (indices into ``loops``), arithmetic on the leading quads."""
+    sizes = np.asarray(face_sizes)
+    c = np.asarray(corners, dtype=np.int64)
+    quads = leading_quads(sizes)
+    face = c >> 2
+    tail = c >= 4 * quads
+    if tail.any():
+        starts = face_starts(sizes[quads:])
+        face[tail] = quads + np.searchsorted(starts, c[tail] - 4 * quads, side="right") - 1
+    return face
+
+
+def faces_to_corners(face_mask: np.ndarray, face_sizes: np.ndarray) -> np.ndarray:
+    """Per-face flags repeated onto every corner of the face (``np.repeat`` by a constant on the
+    leading quads, which is several times faster than by a sizes array)."""
+    sizes = np.asarray(face_sizes)
+    quads = leading_quads(sizes)
+    out = np.empty(int(sizes.sum(dtype=np.int64)), dtype=face_mask.dtype)
+    out[:4 * quads] = np.repeat(face_mask[:quads], 4)
+    out[4 * quads:] = np.repeat(face_mask[quads:], sizes[quads:])
+    return out
 
 
 def corner_faces(face_sizes: np.ndarray) -> np.ndarray:
