@@ -71,6 +71,12 @@ class MonocleMeshSettings:
         name="Thickness", description="Thickness of the Solidify back", default=0.1, min=0.0, soft_max=2.0,
         unit="LENGTH",
     )
+    outline_alpha: BoolProperty(
+        name="Outline Alpha",
+        description="Cut each object out along the soft edge of its mask: the material becomes transparent "
+        "where the mask is empty, so the outline is as smooth as the mask instead of the mesh's polygons",
+        default=False,
+    )
     tear_threshold: FloatProperty(
         name="Tear Threshold",
         description="Cut the surface where the depth jumps by more than this fraction of the distance, so objects "

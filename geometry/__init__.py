@@ -63,6 +63,7 @@ class MeshSettings:
     tear_threshold: float = 0.05  # a face spanning a depth jump above this fraction of its distance is removed
     back: str = "closed"  # "open" | "solidify" | "closed"
     thickness: float = 0.1  # solidify thickness, scene units
+    outline_alpha: bool = False  # the photo material takes its alpha from the object's mask (Blender layer only)
 
 
 @dataclass

@@ -36,6 +36,7 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
         layout.prop(settings, "objects")
         layout.prop(settings, "detail")
         layout.prop(settings, "back")
+        layout.prop(settings, "outline_alpha")
         col = layout.column()
         col.scale_y = 1.6
         col.operator("monocle.reconstruct", icon="MESH_MONKEY")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +36,11 @@ from .relief import (
     FRONT,
     RELIEF_UV,
     add_relief_modifiers,
+    displacement_sign,
     group_masks,
     make_relief_image,
     make_relief_texture,
+    per_vertex_layout,
     relief_layout,
 )
 from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
@@ -141,7 +144,7 @@ def build_from_result(
     meshes, timings = meshes_from_result(result, settings, camera)
     report = build_scene(
         meshes, camera, result.image_path, settings, context=context, relief_strength=relief_strength,
-        name=name_prefix or result.name, trusted=True,
+        name=name_prefix or result.name, trusted=True, mask_paths=[rec.mask_path for rec in result.instances],
     )
     report.timings.update(timings)
     report.timings["total"] = time.perf_counter() - t0
@@ -167,9 +170,13 @@ def _prepare(label: str, data: MeshData, trusted: bool) -> _Prepared:
     if trusted:
         if edges is None or corner_edges is None:
             edges = corner_edges = None
-        if data.relief_texture is not None and data.relief_uvs is not None:
-            texture = np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3]  # bottom-up view, no copy
-            relief_uvs = np.asarray(data.relief_uvs, dtype=np.float32)
+        if data.relief_texture is not None and data.relief_uvs is not None and data.relief_sign is not None:
+            sign = displacement_sign(data)  # what the front/back Displace modifiers apply
+            if np.array_equal(np.asarray(data.relief_sign), sign):
+                texture = np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3]  # bottom-up view
+                relief_uvs = np.asarray(data.relief_uvs, dtype=np.float32)
+            else:  # e.g. solidify: the back shares the front's texels but its modifier runs at -strength
+                texture, relief_uvs = per_vertex_layout(sign[:, None] * np.asarray(data.relief, dtype=np.float32))
     if not trusted or texture is None:
         try:
             edges, corner_edges = _checked(n, data, loops, edges, corner_edges)
@@ -229,6 +236,39 @@ def _load_photo(path: Path, created: Created) -> bpy.types.Image:
     return photo
 
 
+def _load_mask(path: Path, created: Created) -> bpy.types.Image:
+    """The object's mask as an image of data values, packed so the .blend keeps its alpha
+    when the inference cache is cleared."""
+    try:
+        mask = created.add("images", bpy.data.images.load(str(path), check_existing=False))
+    except RuntimeError:
+        raise BuildError("result_unreadable", f"Cannot read the mask {path.name}; nothing was built.") from None
+    mask.colorspace_settings.is_data = True
+    mask.pack()
+    return mask
+
+
+def _materials(
+    name: str, photo: bpy.types.Image, prepared: list[_Prepared], settings: MeshSettings,
+    mask_paths: Sequence[str | Path | None] | None, created: Created,
+) -> list[bpy.types.Material]:
+    """One material per object: the shared photo material, or with ``settings.outline_alpha``
+    a copy per object whose alpha is that object's mask (objects without a mask share the plain one)."""
+    masks = list(mask_paths) if settings.outline_alpha and mask_paths is not None else []
+    masks += [None] * (len(prepared) - len(masks))
+    shared = None
+    out = []
+    for p, mask_path in zip(prepared, masks):
+        if mask_path is not None:
+            mask = _load_mask(Path(mask_path), created)
+            out.append(created.add("materials", make_photo_material(f"{p.label} Photo", photo, mask)))
+            continue
+        if shared is None:
+            shared = created.add("materials", make_photo_material(f"{name} Photo", photo))
+        out.append(shared)
+    return out
+
+
 def build_scene(
     meshes: list[tuple[str, MeshData]],
     camera: CameraModel,
@@ -239,11 +279,14 @@ def build_scene(
     relief_strength: float = 1.0,
     name: str = "Monocle",
     trusted: bool = False,
+    mask_paths: Sequence[str | Path | None] | None = None,
 ) -> BuildReport:
     """Blender half of the build, from camera-space meshes (usable with hand-made ``MeshData``).
 
     ``trusted``: the meshes come unchanged from the geometry layer, so the index checks
     that protect Blender from malformed arrays are skipped (see ``_prepare``).
+    ``mask_paths`` (one per mesh, or None) are the objects' mask images, used as the
+    material's alpha when ``settings.outline_alpha`` is on.
     """
     t0 = time.perf_counter()
     context = context or bpy.context
@@ -268,10 +311,10 @@ def build_scene(
         collection.objects.link(cam_obj)
         cam_mod.set_render_size(scene, camera, created.set)
         created.set(scene, "camera", cam_obj)
-        material = created.add("materials", make_photo_material(f"{name} Photo", photo))
+        materials = _materials(name, photo, prepared, settings, mask_paths, created)
         objects = [
             _make_object(p, cam_matrix, material, settings, relief_strength, collection, created, timings)
-            for p in prepared
+            for p, material in zip(prepared, materials)
         ]
         _select(context, objects)
     except BuildError:

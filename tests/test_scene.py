@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import run_worker
 from PIL import Image
+from render_util import render_rgba_depth, use_cycles
 from scene_checks import evaluated_world, grid_mesh, is_watertight, photo_uv_per_vertex, reprojection_error
 
 STRENGTHS = (0.0, 0.5, 1.0, 2.0)
@@ -292,6 +293,23 @@ def test_solidify_back_is_watertight(monocle, ext_dir, tmp_path):
     assert is_watertight(obj)
 
 
+@pytest.mark.parametrize("back", ["solidify", "closed"])
+def test_relief_of_a_worker_result_is_exact(monocle, ext_dir, tmp_path, back):
+    """Displacement == strength * relief on every vertex, front and back, through the trusted path."""
+    geometry, build, _ = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[20:70, 30:90] = 1
+    yy, xx = np.mgrid[0:90, 0:120]
+    depth = 3.0 - 0.4 * np.exp(-((xx - 60) ** 2 + (yy - 45) ** 2) / 300.0)  # a bump: a real relief
+    out = _user_result(ext_dir, tmp_path, labels, depth)
+    settings = geometry.MeshSettings(detail=2000, back=back, thickness=0.2)
+    report = build.build_from_result(out, settings)
+    result = build.read_result(out)
+    ((_, data),), _ = build.meshes_from_result(result, settings, build.camera_for_result(result))
+    assert float(np.abs(data.relief).max()) > 0.05
+    _assert_exact_relief(report.objects[0], report, data)
+
+
 def test_empty_mask_fails_cleanly(monocle, ext_dir, tmp_path):
     geometry, build, result_mod = _mods(monocle)
     labels = np.zeros((90, 120), np.uint8)
@@ -427,6 +445,29 @@ def test_supplied_edge_table_is_used_and_checked(monocle, tmp_path):
     assert _datablock_counts() == before
 
 
+@pytest.mark.parametrize("back", ["open", "solidify", "closed"])
+def test_geometry_meshes_pass_the_checks_the_build_skips(monocle, back):
+    """``build_from_result`` trusts the geometry layer's meshes and skips the per-corner checks
+    (index ranges, the edge table, the relief texture reproducing the relief): here every such
+    mesh goes through those checks and must lay out exactly as the trusted path does."""
+    geometry, build, _ = _mods(monocle)
+    plane = importlib.import_module(monocle.__name__ + ".geometry.plane")
+    h, w = 90, 120
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    r = np.hypot(xx - 60, yy - 45)
+    z = 3.0 + 0.2 * np.cos(r / 9.0) + np.where(xx > 70, 0.8, 0.0)  # a bump and a depth step (tears)
+    cam = geometry.CameraModel(w, h)
+    for mask in (r < 35, (r < 38) & (r > 14), (xx > 20) & (xx < 23) & (yy > 10) & (yy < 80) | (r < 10)):
+        data = plane.build_object_mesh(mask, z.astype(np.float32), cam, geometry.MeshSettings(back=back, detail=3000))
+        checked, trusted = build._prepare("object", data, False), build._prepare("object", data, True)
+        assert np.array_equal(checked.relief_texture, trusted.relief_texture)  # the geometry's own texture
+        assert np.array_equal(checked.edges, trusted.edges) and np.array_equal(checked.corner_edges,
+                                                                               trusted.corner_edges)
+        for name in checked.corner_uvs:
+            assert np.array_equal(checked.corner_uvs[name], trusted.corner_uvs[name])
+        assert np.array_equal(checked.centre, trusted.centre)
+
+
 def test_displace_reads_the_texel_under_the_uv_unclamped(monocle):
     """Blender's sampling with our texture settings: nearest texel (UVs anywhere inside a texel
     read it exactly), EXTEND past the edges, negative and large values kept."""
@@ -469,3 +510,85 @@ def test_unusable_depth_fails_cleanly(monocle, ext_dir, tmp_path):
         build.build_from_result(out, geometry.MeshSettings())
     assert info.value.code == "depth_invalid"
     assert _datablock_counts() == before
+
+
+# -- outline alpha ---------------------------------------------------------------------------------
+
+
+def _bsdf(mat):
+    return next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+
+
+def test_outline_alpha_wires_each_objects_mask(monocle, ext_dir, tmp_path, monkeypatch):
+    geometry, build, _ = _mods(monocle)
+    labels = np.zeros((90, 120), np.uint8)
+    labels[10:40, 10:50] = 1
+    labels[50:80, 60:110] = 2
+    out = _user_result(ext_dir, tmp_path, labels, np.full(labels.shape, 3.0))
+    instances = json.loads((out / "result.json").read_text())["instances"]
+    plain = build.build_from_result(out, geometry.MeshSettings(detail=1000))
+    (mat,) = {o.active_material for o in plain.objects}  # off (the default): one shared material, opaque
+    assert not _bsdf(mat).inputs["Alpha"].is_linked and _bsdf(mat).inputs["Alpha"].default_value == 1.0
+    assert [n.type for n in mat.node_tree.nodes].count("TEX_IMAGE") == 1
+    cut = build.build_from_result(out, geometry.MeshSettings(detail=1000, outline_alpha=True))
+    assert len({o.active_material for o in cut.objects}) == len(instances) == 2
+    for obj, inst in zip(cut.objects, instances):
+        mat = obj.active_material
+        alpha = mat.node_tree.nodes["Outline Alpha"]
+        assert _bsdf(mat).inputs["Alpha"].links[0].from_node == alpha
+        assert alpha.inputs["Vector"].links[0].from_node.uv_map == "Photo"
+        assert Path(alpha.image.filepath) == out / inst["mask"]
+        assert alpha.image.packed_file is not None and alpha.image.colorspace_settings.is_data
+        assert mat.surface_render_method == "DITHERED"
+        # the object's own mask: sampled at its front vertices' photo UVs it is (nearly) all inside
+        w, h = alpha.image.size
+        px = np.empty(w * h * 4, np.float32)
+        alpha.image.pixels.foreach_get(px)
+        img = px.reshape(h, w, 4)[..., 0]  # bottom row first, like the UVs
+        uv = photo_uv_per_vertex(obj)
+        cols = np.clip((uv[:, 0] * w).astype(int), 0, w - 1)
+        rows = np.clip((uv[:, 1] * h).astype(int), 0, h - 1)
+        assert img[rows, cols].mean() > 0.9
+    before = _datablock_counts()
+    real = build.make_relief_image
+
+    def fail_on_second(*args, **kwargs):  # after both mask images and materials exist
+        if fail_on_second.calls:
+            raise RuntimeError("disk full")
+        fail_on_second.calls += 1
+        return real(*args, **kwargs)
+
+    fail_on_second.calls = 0
+    monkeypatch.setattr(build, "make_relief_image", fail_on_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build.build_from_result(out, geometry.MeshSettings(detail=1000, outline_alpha=True))
+    assert _datablock_counts() == before  # the masks and per-object materials are taken back too
+
+
+def test_outline_alpha_shows_the_background_where_the_mask_is_empty(monocle, tmp_path):
+    """Cycles through the scene camera: a flat sheet over a rectangle whose mask has an empty
+    stripe is transparent there with the outline alpha, opaque without it."""
+    geometry, build, _ = _mods(monocle)
+    camera = geometry.CameraModel(W, H, focal_mm=35.0)
+    mask = np.zeros((H, W), bool)
+    mask[10:50, 20:70] = True
+    data = grid_mesh(geometry, camera, mask, depth=4.0)
+    cut = mask.copy()
+    cut[:, 40:50] = False
+    Image.fromarray(cut.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    photo = _photo(tmp_path / "p.png")
+    for on in (False, True):
+        bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+        build.build_scene([("object", data)], camera, photo, geometry.MeshSettings(back="open", outline_alpha=on),
+                          name="p", mask_paths=[tmp_path / "mask.png"])
+        scene = bpy.context.scene
+        use_cycles(scene, W, H, samples=4)
+        alpha = render_rgba_depth(scene, tmp_path / f"render{int(on)}")[0][..., 3]
+        # means where the mesh is opaque: a rare ray through a shared edge can miss the sheet
+        assert alpha[15:45, 25:36].mean() > 0.99  # where the mask is full: the photo, opaque
+        assert alpha[:5].max() < 0.01  # no mesh: background
+        stripe = alpha[15:45, 42:48]
+        if on:
+            assert stripe.max() < 0.01
+        else:
+            assert stripe.mean() > 0.99
