@@ -56,21 +56,34 @@ def lattice_mesh_edges(
     if loops.size == 0:
         return _sorted_edges(np.zeros(0, np.int32), np.zeros(0, np.int32))
     node = np.asarray(node, dtype=np.int32)
-    # the corners' nodes, then the next corners' nodes by the same walk as the vertices
-    na, nb = directed_edges(face_sizes, np.take(node, loops))
-    lo = np.minimum(na, nb)
-    d = np.maximum(na, nb, out=nb)  # in place: at 2M corners every fresh array costs
-    d -= lo
-    vertical = d == nx
-    on = d == 1
-    on |= vertical
-    on &= lo >= 0
-    off = np.flatnonzero(~on)
+    sizes = np.asarray(face_sizes)
     spare = 2 * nx * ny
-    bucket = lo if spare < 2**31 - 1 else lo.astype(np.int64)
-    bucket *= 2
-    bucket += vertical
-    bucket[off] = spare
+    dtype = np.int32 if spare < 2**31 - 1 else np.int64
+    bucket = np.empty(loops.size, dtype=dtype)
+    # Leading quads whose corners sit on the nodes (j, i), (j + 1, i), (j + 1, i + 1), (j, i + 1)
+    # in that order (nearly all of a lattice mesh): their four sides follow from the first node.
+    quads = leading_quads(sizes)
+    corners = np.take(node, loops[:4 * quads]).reshape(quads, 4).astype(dtype, copy=False)
+    n0 = corners[:, 0]
+    clean = n0 >= 0
+    clean &= corners[:, 1] == n0 + nx
+    clean &= corners[:, 2] == n0 + (nx + 1)
+    clean &= corners[:, 3] == n0 + 1
+    # left (vertical from n0), bottom (horizontal from n0 + nx), right (vertical from n0 + 1), top
+    head, twice = bucket[:4 * quads].reshape(quads, 4), 2 * n0
+    for k, step in enumerate((1, 2 * nx, 3, 0)):  # a column at a time: broadcasting over 4 is slow
+        np.add(twice, step, out=head[:, k])
+    # every other corner the general way, from its node and the next corner's node
+    odd = np.flatnonzero(~clean)
+    rest = np.concatenate([(4 * odd[:, None] + np.arange(4)).ravel(), np.arange(4 * quads, loops.size)])
+    na = np.take(node, np.take(loops, rest)).astype(dtype, copy=False)
+    nb = np.take(node, np.take(loops, next_corner_at(sizes, rest))).astype(dtype, copy=False)
+    lo = np.minimum(na, nb)
+    d = np.maximum(na, nb) - lo
+    vertical = d == nx
+    on = ((d == 1) | vertical) & (lo >= 0)
+    bucket[rest] = np.where(on, 2 * lo + vertical, spare)
+    off = rest[~on]
     used = np.zeros(spare + 1, dtype=bool)
     used[bucket] = True
     used[spare] = False

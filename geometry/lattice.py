@@ -52,6 +52,7 @@ class LatticeMesh:
     full: np.ndarray  # (ny - 1, nx - 1) cells meshed as quads (the first faces, row-major)
     cut_cells: np.ndarray  # (P,) flat cell index of each cut polygon (the faces after the quads)
     cut_side: np.ndarray  # per cut-polygon corner: lattice side 0-3 its edge runs along, else -1
+    all_used: bool = True  # every vertex is a corner of some face (else some dropped polygon left one alone)
 
     def node_xy(self, flat: np.ndarray) -> np.ndarray:
         out = np.empty((flat.shape[0], 2))
@@ -266,6 +267,17 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
     mesh = LatticeMesh(pixels=pixels, node=node, boundary=boundary, face_sizes=face_sizes, loops=loops,
                        x0=x0, y0=y0, spacing=s, nx=nx, ny=ny, full=full,
                        cut_cells=(cj[rows] * (nx - 1) + ci[rows]).astype(np.int64), cut_side=side_slot[emit])
+    # Vertices no face uses (a polygon that was dropped can leave one): counted on the cell grid,
+    # so the mesh need not scatter all its corners to find out.
+    corner_of_full = np.zeros((ny, nx), dtype=bool)
+    corner_of_full[:-1, :-1] = full
+    corner_of_full[1:, :-1] |= full
+    corner_of_full[1:, 1:] |= full
+    corner_of_full[:-1, 1:] |= full
+    used = np.zeros(pixels.shape[0], dtype=bool)
+    used[loops[4 * n_quads:]] = True
+    used[:n_nodes] |= corner_of_full.ravel()[node_flat]
+    mesh.all_used = bool(used.all())
     # Faces that can flip when outline vertices move: the cut polygons and the quads
     # around warped nodes.
     near_cells = np.zeros((ny - 1, nx - 1), dtype=bool)

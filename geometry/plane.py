@@ -156,7 +156,9 @@ def build_object_mesh(
                 sizes = sizes[keep]
             else:
                 keep[:] = True
-    kept, loops = compact_vertices(lat.pixels.shape[0], loops)
+    kept = None
+    if not (lat.all_used and keep.all()):
+        kept, loops = compact_vertices(lat.pixels.shape[0], loops)
     if kept is None:
         pixels, node = lat.pixels, lat.node
     else:
