@@ -8,19 +8,26 @@ relief along the camera rays -> relief texture for Blender's Displace -> back
 
 Every vertex sits on the camera ray through its pixel, and so does every relief
 vector, so the photo projects back onto the mesh exactly at any Displace strength.
+
+Speed (a million vertices is a supported detail): every step is a handful of passes over
+flat arrays, rows are gathered with ``np.take``, leading runs of lattice quads get
+arithmetic instead of per-face walks, and two independent jobs (the smooth base, and the
+edge table with the closed back's faces) run on a worker thread while the main line goes
+on; numpy releases the GIL, so they overlap on a second core. The threads touch no ``bpy``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import CameraModel, MeshData, MeshSettings
 from .edges import closed_back_edges, lattice_mesh_edges, mesh_edges, solidify_edges
 from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
-from .membrane import membrane_base
+from .membrane import BaseSurface, membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
 from .topology import (
@@ -39,7 +46,6 @@ BACKS = ("open", "solidify", "closed")
 MIN_SPACING = 0.5  # pixels: finer lattices add vertices, not information
 MIN_DETAIL, MAX_DETAIL = 16, 4_000_000
 CROP_MARGIN = 6
-_now = time.perf_counter
 
 
 def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
@@ -54,11 +60,11 @@ class _StageClock:
 
     def __init__(self, out: dict[str, float] | None) -> None:
         self.out = out
-        self.t = _now()
+        self.t = time.perf_counter()
 
     def lap(self, name: str) -> None:
         if self.out is not None:
-            now = _now()
+            now = time.perf_counter()
             self.out[name] = self.out.get(name, 0.0) + now - self.t
             self.t = now
 
@@ -137,101 +143,97 @@ def build_object_mesh(
 
     tear = float(settings.tear_threshold)
     sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf)
-    z = z_lattice = _sample_vertices(lat, lat.node, lat.pixels, sampler.sample_grid, sampler.sample, flagged=True)
+    xs, ys = _lattice_lines(lat)
+    z_grid, z_flagged = sampler.sample_grid(xs, ys)
+    z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
     clock.lap("depth")
-    sizes, loops = lat.face_sizes, lat.loops
-    keep = np.ones(sizes.size, dtype=bool)
-    if tear > 0:
-        z32 = z.astype(np.float32)
-        zl = z32[loops]
-        zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
-        steep = zmax - zmin > np.float32(tear) * zmin
-        if steep.any():
-            # A steep face is torn only where the depth really jumps (surface on both sides),
-            # not at a silhouette where a rounded object turns away from the camera.
-            near_jump = _near_jump(lat, z_c, valid, xa, ya, tear)
-            keep = ~(steep & face_reduce(near_jump[loops], sizes, np.logical_or))
-            if keep.any() and not keep.all():
-                loops = loops[np.repeat(keep, sizes)]
-                sizes = sizes[keep]
-            else:
-                keep[:] = True
-    kept = None
-    if not (lat.all_used and keep.all()):
-        kept, loops = compact_vertices(lat.pixels.shape[0], loops)
-    if kept is None:
-        pixels, node = lat.pixels, lat.node
-    else:
-        pixels, z, node = lat.pixels[kept], z[kept], lat.node[kept]
-    clock.lap("tears")
+    closed = settings.back == "closed"
+    # Two jobs do not depend on the main line of work and run on a second core while it goes on
+    # (numpy releases the GIL): the smooth base (it needs only the lattice's outline depths) and,
+    # for a closed back, the back's faces and edge table (they need only the front's topology).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monocle-mesh") as pool:
+        base_job = pool.submit(_base_fields, z_c, valid, xa, ya, lat, z_lattice, xs, ys, closed)
+        sizes, loops, keep = _tear(lat, z, z_c, valid, xa, ya, tear)
+        kept = None
+        if not (lat.all_used and keep.all()):
+            kept, loops = compact_vertices(lat.pixels.shape[0], loops)
+        if kept is None:
+            pixels, node = lat.pixels, lat.node
+        else:
+            pixels, z, node = lat.pixels[kept], z[kept], lat.node[kept]
+        clock.lap("tears")
 
-    border = lattice_border(lat, keep)
-    loops, source = split_bowties(sizes, loops, pixels.shape[0], border)
-    if source.size:
-        pixels, z = np.concatenate([pixels, pixels[source]]), np.concatenate([z, z[source]])
-        node = np.concatenate([node, np.full(source.size, -1, dtype=node.dtype)])
-    seam = None
-    if settings.back == "closed":
-        pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
-    clock.lap("seam")
-    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, lat.nx, lat.ny)
-    clock.lap("edges")
+        border = lattice_border(lat, keep)
+        loops, source = split_bowties(sizes, loops, pixels.shape[0], border)
+        if source.size:
+            pixels, z = np.concatenate([pixels, pixels[source]]), np.concatenate([z, z[source]])
+            node = np.concatenate([node, np.full(source.size, -1, dtype=node.dtype)])
+        seam = inner = None
+        if closed:
+            pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
+        clock.lap("seam")
+        if closed:
+            inner = np.flatnonzero(~seam)
+        topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, seam, inner)
 
-    base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary])
-    clock.lap("membrane")
-    relief_amount = z - _sample_vertices(lat, node, pixels, base.sample_grid, base.sample)
-    if seam is not None:
-        relief_amount[seam] = 0.0  # shared by both Displace modifiers: must not move
-    base_depth = z - relief_amount
-    n = pixels.shape[0]
-    inner = np.flatnonzero(~seam) if seam is not None else None
-    total = {"open": n, "solidify": 2 * n, "closed": n + (inner.size if inner is not None else 0)}[settings.back]
+        base, base_grid, inflation_grid = base_job.result()
+        clock.lap("membrane")
+        relief_amount = z - _sample_vertices(node, pixels, base_grid, base.sample)
+        if seam is not None:
+            relief_amount[seam] = 0.0  # shared by both Displace modifiers: must not move
+        base_depth = z - relief_amount
+        n = pixels.shape[0]
+        total = {"open": n, "solidify": 2 * n, "closed": n + (inner.size if inner is not None else 0)}[settings.back]
 
-    # Everything is written straight into the float32 outputs: at 1M vertices copies cost.
-    f = camera.focal_px
-    rx = (pixels[:, 0] - 0.5 * camera.width) / f  # camera ray through the pixel, z = -1
-    ry = (0.5 * camera.height - pixels[:, 1]) / f
-    vertices = np.empty((total, 3), dtype=np.float32)
-    relief = np.empty((total, 3), dtype=np.float32)
-    for out, depth_along in ((vertices, base_depth), (relief, relief_amount)):
-        out[:n, 0] = rx * depth_along
-        out[:n, 1] = ry * depth_along
-        np.negative(depth_along, out=out[:n, 2], casting="same_kind")
-    texture, relief_uvs = _relief_texture(lat, node, pixels, relief[:n], total)
-    uvs = np.empty((total, 2), dtype=np.float32)
-    uvs[:n, 0] = pixels[:, 0] / camera.width
-    uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
-    clock.lap("relief")
+        # Everything is written straight into the float32 outputs: at 1M vertices copies cost.
+        f = camera.focal_px
+        rx = (pixels[:, 0] - 0.5 * camera.width) / f  # camera ray through the pixel, z = -1
+        ry = (0.5 * camera.height - pixels[:, 1]) / f
+        vertices = np.empty((total, 3), dtype=np.float32)
+        relief = np.empty((total, 3), dtype=np.float32)
+        for out, depth_along in ((vertices, base_depth), (relief, relief_amount)):
+            out[:n, 0] = rx * depth_along
+            out[:n, 1] = ry * depth_along
+            np.negative(depth_along, out=out[:n, 2], casting="same_kind")
+        texture, relief_uvs = _relief_texture(lat, node, pixels, relief[:n], total)
+        uvs = np.empty((total, 2), dtype=np.float32)
+        uvs[:n, 0] = pixels[:, 0] / camera.width
+        uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
+        clock.lap("relief")
 
-    front = np.zeros(total, dtype=bool)
-    front[:n] = True
-    if settings.back == "open":
-        sign = np.ones(n, dtype=np.int8)
-        groups = {"front": front, "back": ~front}
-    elif settings.back == "solidify":
-        depth_back = base_depth + float(settings.thickness) / np.sqrt(1.0 + rx * rx + ry * ry)
-        vertices[n:, 0] = rx * depth_back
-        vertices[n:, 1] = ry * depth_back
-        np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
-        relief[n:] = relief[:n]
-        uvs[n:] = uvs[:n]
-        relief_uvs[n:] = relief_uvs[:n]
-        sign = np.ones(total, dtype=np.int8)
-        front_sizes = sizes
-        sizes, loops, wall_corner = _solidify_faces(sizes, loops, n, border)
-        groups = {"front": front, "back": ~front}
-        clock.lap("back")
-        table = solidify_edges(front_sizes, edges, corner_edges, n, loops[2 * corner_edges.size + 1::4],
-                               loops[2 * corner_edges.size::4], wall_corner)
-        edges, corner_edges = table if table is not None else mesh_edges(sizes, loops)
-    else:
-        assert seam is not None and inner is not None
-        infl = _sample_vertices(lat, node, pixels, base.sample_inflation_grid, base.sample_inflation)
-        sign, sizes, loops, edges, corner_edges, groups = _closed_back(
-            vertices, relief, uvs, relief_uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
-            float(settings.thickness) * infl, sizes, loops, edges, corner_edges)
-        clock.lap("back")
-    clock.lap("back" if settings.back != "solidify" else "edges")
+        if not closed:
+            edges, corner_edges = topology_job.result()[2:]
+            clock.lap("edges")
+        front = np.zeros(total, dtype=bool)
+        front[:n] = True
+        if settings.back == "open":
+            sign = np.ones(n, dtype=np.int8)
+            groups = {"front": front, "back": ~front}
+        elif settings.back == "solidify":
+            depth_back = base_depth + float(settings.thickness) / np.sqrt(1.0 + rx * rx + ry * ry)
+            vertices[n:, 0] = rx * depth_back
+            vertices[n:, 1] = ry * depth_back
+            np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
+            relief[n:] = relief[:n]
+            uvs[n:] = uvs[:n]
+            relief_uvs[n:] = relief_uvs[:n]
+            sign = np.ones(total, dtype=np.int8)
+            front_sizes = sizes
+            sizes, loops, wall_corner = _solidify_faces(sizes, loops, n, border)
+            groups = {"front": front, "back": ~front}
+            clock.lap("back")
+            table = solidify_edges(front_sizes, edges, corner_edges, n, loops[2 * corner_edges.size + 1::4],
+                                   loops[2 * corner_edges.size::4], wall_corner)
+            edges, corner_edges = table if table is not None else mesh_edges(sizes, loops)
+            clock.lap("edges")
+        else:
+            assert seam is not None and inner is not None
+            inflation = _sample_vertices(node, pixels, inflation_grid, base.sample_inflation)
+            sign, groups = _closed_back_vertices(vertices, relief, uvs, relief_uvs, n, seam, inner, rx, ry,
+                                                 base_depth, relief_amount, float(settings.thickness) * inflation)
+            clock.lap("back")
+            sizes, loops, edges, corner_edges = topology_job.result()
+            clock.lap("edges")
     data = MeshData(
         vertices=vertices,
         relief=relief,
@@ -249,15 +251,44 @@ def build_object_mesh(
     return data
 
 
-def _closed_back(
+def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int,
+          tear: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lattice's faces without those that span a depth jump: (sizes, loops, kept-face flags)."""
+    sizes, loops = lat.face_sizes, lat.loops
+    keep = np.ones(sizes.size, dtype=bool)
+    if tear <= 0:
+        return sizes, loops, keep
+    zl = z.astype(np.float32)[loops]
+    zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
+    steep = zmax - zmin > np.float32(tear) * zmin
+    if not steep.any():
+        return sizes, loops, keep
+    # A steep face is torn only where the depth really jumps (surface on both sides),
+    # not at a silhouette where a rounded object turns away from the camera.
+    near_jump = _near_jump(lat, z_c, valid, xa, ya, tear)
+    keep = ~(steep & face_reduce(near_jump[loops], sizes, np.logical_or))
+    if keep.any() and not keep.all():
+        return sizes[keep], loops[np.repeat(keep, sizes)], keep
+    keep[:] = True
+    return sizes, loops, keep
+
+
+def _base_fields(z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, lat: LatticeMesh, z_lattice: np.ndarray,
+                 xs: np.ndarray, ys: np.ndarray, inflate: bool) -> tuple[BaseSurface, np.ndarray, np.ndarray | None]:
+    """The smooth base pinned to the lattice's outline vertices, and its depth (and inflation
+    profile, for a closed back) on the lattice nodes."""
+    base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary])
+    return base, base.sample_grid(xs, ys), base.sample_inflation_grid(xs, ys) if inflate else None
+
+
+def _closed_back_vertices(
     vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, relief_uvs: np.ndarray, n: int, seam: np.ndarray,
     inner: np.ndarray, rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray, relief_amount: np.ndarray,
-    inflation: np.ndarray, sizes: np.ndarray, loops: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Fill rows ``n:`` of the outputs with the back and return (sign, sizes, loops, edges,
-    corner_edges, groups) of the closed mesh: a back copy of every front vertex off the seam,
-    pushed back by the inflation (plus twice any outward relief, so the back never crosses
-    the front at any strength), and the reversed front faces on those copies."""
+    inflation: np.ndarray,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Fill rows ``n:`` of the outputs with the back and return (sign, groups) of the closed
+    mesh: a back copy of every front vertex off the seam, pushed back by the inflation (plus
+    twice any outward relief, so the back never crosses the front at any strength)."""
     # np.take(..., axis=0) gathers rows several times faster than fancy indexing
     depth_back = np.take(base_depth + inflation + 2.0 * np.maximum(relief_amount, 0.0), inner)
     vertices[n:, 0] = np.take(rx, inner) * depth_back
@@ -271,20 +302,40 @@ def _closed_back(
     sign = np.empty(total, dtype=np.int8)
     sign[:n] = np.where(seam, 0, 1)
     sign[n:] = -1
-    remap = np.arange(n, dtype=np.int32)
-    remap[inner] = n + np.arange(inner.size, dtype=np.int32)
-    both = np.empty(2 * loops.size, dtype=np.int32)
-    both[:loops.size] = loops
-    np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
-    edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
-    sizes, loops = np.concatenate([sizes, sizes[::-1]]), both
     front = np.zeros(total, dtype=bool)
     front[:n] = True
     back = ~front
     back[:n] = seam
     seam_group = np.zeros(total, dtype=bool)
     seam_group[:n] = seam
-    return sign, sizes, loops, edges, corner_edges, {"front": front, "back": back, "seam": seam_group}
+    return sign, {"front": front, "back": back, "seam": seam_group}
+
+
+def _topology(
+    sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int, seam: np.ndarray | None,
+    inner: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sizes, loops, edges, corner_edges) of the front and, given the seam, of the closed mesh."""
+    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny)
+    if seam is None or inner is None:
+        return sizes, loops, edges, corner_edges
+    return _closed_back_faces(sizes, loops, edges, corner_edges, seam, inner)
+
+
+def _closed_back_faces(
+    sizes: np.ndarray, loops: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray, seam: np.ndarray,
+    inner: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sizes, loops, edges, corner_edges) of the closed mesh: the front faces, then the reversed
+    front faces on the back copies of the vertices off the seam (vertex ``n + k`` copies ``inner[k]``)."""
+    n = seam.size
+    remap = np.arange(n, dtype=np.int32)
+    remap[inner] = n + np.arange(inner.size, dtype=np.int32)
+    both = np.empty(2 * loops.size, dtype=np.int32)
+    both[:loops.size] = loops
+    np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
+    edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
+    return np.concatenate([sizes, sizes[::-1]]), both, edges, corner_edges
 
 
 def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, relief: np.ndarray,
@@ -419,23 +470,22 @@ def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, xa: int, ya
     return near[r, c]
 
 
-def _sample_vertices(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, on_grid, at_points,
-                     flagged: bool = False) -> np.ndarray:
-    """A field at every vertex: read off a whole-lattice grid for vertices on lattice nodes
-    (separable, fast) and sampled point by point for the others (and for grid values the
-    grid sampler flags as unusable)."""
-    xs = lat.x0 + lat.spacing * np.arange(lat.nx)
-    ys = lat.y0 + lat.spacing * np.arange(lat.ny)
-    grid = on_grid(xs, ys)
-    bad = None
-    if flagged:
-        grid, bad = grid
+def _lattice_lines(lat: LatticeMesh) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x of the lattice's columns and y of its rows."""
+    return lat.x0 + lat.spacing * np.arange(lat.nx), lat.y0 + lat.spacing * np.arange(lat.ny)
+
+
+def _sample_vertices(node: np.ndarray, pixels: np.ndarray, grid: np.ndarray, at_points,
+                     flagged: np.ndarray | None = None) -> np.ndarray:
+    """A field at every vertex: read off its values on the lattice ``grid`` (ny, nx) for vertices
+    on lattice nodes (separable, fast) and sampled point by point for the others (and for
+    nodes whose grid value is ``flagged`` as unusable)."""
     own = node >= 0
     at = np.where(own, node, 0)
     out = np.take(grid.ravel(), at).astype(np.float64)
     slow = ~own
-    if bad is not None:
-        slow |= own & np.take(bad.ravel(), at)
+    if flagged is not None:
+        slow |= own & np.take(flagged.ravel(), at)
     if slow.any():
         out[slow] = at_points(pixels[slow])
     return out
