@@ -471,3 +471,25 @@ def test_edge_table_of_any_mesh(geo):
     unique, corner_pairs = _reference_edges(md)
     assert edges.shape[0] == 12 + 2 + 4 == unique.shape[0]
     assert np.array_equal(np.sort(edges, axis=1)[corner_edges], corner_pairs)
+
+
+def test_lattice_knows_whether_every_vertex_is_used(geo):
+    """The build skips the per-corner unused-vertex scan when the lattice says every vertex is a
+    corner of some face (counted on its cell grid): that flag must match a direct count."""
+    import cv2
+
+    lattice = importlib.import_module(geo.core.__name__ + ".lattice")
+    outline_mod = importlib.import_module(geo.core.__name__ + ".outline")
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(60):
+        mask = cv2.GaussianBlur(rng.random((60, 80)).astype(np.float32), (0, 0), 2.0) > 0.5
+        outline = outline_mod.Outline.from_mask(mask, True)
+        if not outline.loops:
+            continue
+        for detail in (400, 6000):
+            lat = lattice.build_lattice_mesh(outline, geo.plane.lattice_spacing(mask.sum(), outline.length, detail))
+            used = np.bincount(lat.loops, minlength=lat.pixels.shape[0]) > 0
+            assert lat.all_used == bool(used.all())
+            seen.add(lat.all_used)
+    assert seen == {True, False}  # both cases occur on these masks
