@@ -410,7 +410,7 @@ def _view(gt: dict, cam_matrix: np.ndarray, z: np.ndarray) -> dict:
     world_to_cam = np.linalg.inv(cam_matrix)
     g_cam = metrics.apply(world_to_cam, gt["dense"] / gt["scale"] + gt["centre"])
     tol = 0.01 * SIZE  # 1 % of the object: Z is exact at pixel centres, a pixel is ~0.01 units here
-    seen = metrics.visible_mask(g_cam, z, focal_px, tol, pixel_range=True)
+    seen = metrics.visible_mask(g_cam, z, focal_px, tol)
     idx = np.random.default_rng(4).permutation(np.nonzero(seen)[0])[:sample_count(gt["area"] * seen.mean())]
     return {"cam": cam_matrix, "world_to_cam": world_to_cam, "focal_px": focal_px, "tol": tol,
             "vis_pts": gt["dense"][idx], "vis_n": gt["dense_n"][idx], "vis_tree": metrics.kdtree(gt["dense"][idx]),
@@ -447,7 +447,7 @@ def _score(pred_v: np.ndarray, sizes: np.ndarray, loops: np.ndarray, closed: boo
     for attempt in range(3):  # enough samples that the visible part gets its own count
         dense, dense_n = metrics.sample_surface(pv, tris, n, seed=1)
         d_cam = metrics.apply(view["world_to_cam"], dense / gt["scale"] + gt["centre"])
-        seen = metrics.visible_mask(d_cam, zbuf, view["focal_px"], view["tol"], pixel_range=True)
+        seen = metrics.visible_mask(d_cam, zbuf, view["focal_px"], view["tol"])
         n_vis = sample_count(area * seen.mean())
         if seen.sum() >= n_vis or attempt == 2:
             break

@@ -14,7 +14,6 @@ Conventions follow ../shared/bench-data/METRICS.md:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -162,19 +161,13 @@ def _subset(n: int, size: int | None, seed: int) -> np.ndarray:
 
 def visible_mask(
     points_cam: np.ndarray, depth: np.ndarray, focal_px: float, tol: float,
-    principal: tuple[float, float] | None = None, pixel_range: bool = False,
+    principal: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Which camera-space points (Blender convention: the camera looks down -Z, +Y up) are seen.
 
-    ``depth`` (H, W) is the axial depth of the first surface through each pixel centre (a Z pass;
-    <= 0, NaN, inf or huge on the background). By default a point is visible when it projects inside
-    the image and its own axial depth is within ``tol`` of the depth of the pixel it falls in.
-
-    ``pixel_range``: visible when its depth lies within ``tol`` of the range of depths of the four
-    pixel centres around it instead. On a surface seen at a grazing angle the depth changes by more
-    than ``tol`` across one pixel, so the default test rejects most of its points (and a different
-    random half on a copy of it); the range test keeps every point of a surface the depth map shows,
-    and still hides anything further than ``tol`` behind what all four pixel centres show.
+    ``depth`` (H, W) is the axial depth of the first surface per pixel (a Z pass; <= 0, NaN or
+    huge on the background). A point is visible when it projects inside the image and its own
+    axial depth is within ``tol`` of the depth map there, i.e. nothing nearer hides it.
     """
     h, w = depth.shape
     cx, cy = principal if principal is not None else (w / 2.0, h / 2.0)
@@ -183,26 +176,12 @@ def visible_mask(
     zs = np.where(ok, z, 1.0)
     x = cx + focal_px * points_cam[:, 0] / zs
     y = cy - focal_px * points_cam[:, 1] / zs
-    if not pixel_range:
-        col, row = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-        ok &= (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        d = np.full(len(z), np.nan)
-        d[ok] = depth[row[ok], col[ok]]
-        with np.errstate(invalid="ignore"):
-            return ok & np.isfinite(d) & (np.abs(z - d) <= tol)
-    ok &= (x >= 0) & (x <= w) & (y >= 0) & (y <= h)
-    xc = np.clip(np.where(ok, x, 0.0), 0, w)
-    yc = np.clip(np.where(ok, y, 0.0), 0, h)
-    c0 = np.floor(xc - 0.5).astype(np.int64)  # pixel centres at (col + 0.5, row + 0.5)
-    r0 = np.floor(yc - 0.5).astype(np.int64)
-    valid_depth = np.where(np.isfinite(depth) & (depth > 0) & (depth < 1e9), depth, np.nan)
-    around = np.stack([valid_depth[np.clip(r0 + dr, 0, h - 1), np.clip(c0 + dc, 0, w - 1)]
-                       for dr in (0, 1) for dc in (0, 1)])
-    seen = ok & np.isfinite(around).any(0)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods: not seen anyway
-        lo, hi = np.nanmin(around, 0), np.nanmax(around, 0)
-        return seen & (z >= lo - tol) & (z <= hi + tol)
+    col, row = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    ok &= (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    d = np.full(len(z), np.nan)
+    d[ok] = depth[row[ok], col[ok]]
+    with np.errstate(invalid="ignore"):
+        return ok & np.isfinite(d) & (np.abs(z - d) <= tol)
 
 
 def _cell_pairs(i0: np.ndarray, i1: np.ndarray, j0: np.ndarray, j1: np.ndarray,
