@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--detail", type=int, default=MeshSettings.detail, help="target vertices per object")
     rec.add_argument("--back", choices=("open", "solidify", "closed"), default=MeshSettings.back)
     rec.add_argument("--thickness", type=float, default=MeshSettings.thickness, help="solidify thickness")
+    rec.add_argument("--outline-alpha", action="store_true",
+                     help="the photo material takes its alpha from each object's mask (soft outline)")
     rec.add_argument("--depth-strength", type=float, default=1.0, help="strength of the depth relief")
     rec.add_argument("--distance", type=float, default=MeshSettings.distance)
     rec.add_argument("--depth-range", type=float, default=MeshSettings.depth_range)
@@ -224,6 +226,7 @@ class Batch:
         self.settings = MeshSettings(
             detail=args.detail, distance=args.distance, depth_range=args.depth_range,
             tear_threshold=args.tear_threshold, back=args.back, thickness=args.thickness,
+            outline_alpha=args.outline_alpha,
         )
 
     def request(self, item: Item) -> InferenceRequest:

@@ -77,6 +77,7 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
         tear_threshold=float(op.tear_threshold),
         back=op.back.lower(),
         thickness=float(op.thickness),
+        outline_alpha=bool(op.outline_alpha),
     )
 
 

@@ -141,3 +141,16 @@ def test_script_entry_point_killed_and_resumed(bench_data, tmp_path):
         assert (out / name).stat().st_mtime_ns == mtime and statuses[Path(name).stem] == "skipped"
     assert "ok" in statuses.values()
     assert sorted(f.name for f in out.iterdir()) == [f"{n}.glb" for n in sorted(GRABCUT)]  # no temp leftovers
+
+
+def test_outline_alpha_reaches_the_saved_file(photos, tmp_path):
+    out = tmp_path / "out"
+    args = ["reconstruct", str(photos / "book.jpg"), "-o", str(out), "--detail", "2000", "--format", "blend"]
+    assert cli().main([*args, "--outline-alpha"]) == 0
+    bpy.ops.wm.open_mainfile(filepath=str(out / "book.blend"))
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    assert meshes
+    for obj in meshes:
+        nodes = obj.active_material.node_tree.nodes
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        assert bsdf.inputs["Alpha"].is_linked and nodes["Outline Alpha"].image.packed_file is not None

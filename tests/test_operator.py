@@ -97,3 +97,17 @@ def test_blender_image_source(photo):
 
 def test_poll_explains_missing_photo():
     assert not bpy.ops.monocle.reconstruct.poll()
+
+
+def test_outline_alpha_setting_reaches_the_material(photo):
+    settings = bpy.context.scene.monocle
+    settings.image_path, settings.detail = str(photo), 2000
+    assert bpy.ops.monocle.reconstruct(outline_alpha=True) == {"FINISHED"}
+    meshes = [o for o in bpy.data.collections["banana1"].all_objects if o.type == "MESH"]
+    assert meshes and all("Outline Alpha" in o.active_material.node_tree.nodes for o in meshes)
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    settings = bpy.context.scene.monocle
+    settings.image_path, settings.detail = str(photo), 2000
+    assert bpy.ops.monocle.reconstruct() == {"FINISHED"}  # off by default
+    meshes = [o for o in bpy.data.collections["banana1"].all_objects if o.type == "MESH"]
+    assert meshes and not any("Outline Alpha" in o.active_material.node_tree.nodes for o in meshes)
