@@ -82,7 +82,7 @@ def push_grid(bpy, n_vertices: int) -> float:  # noqa: ANN001
     return time.perf_counter() - t
 
 
-def run_one(size: int, result: Path, repeat: int) -> dict:
+def run_one(size: int, result: Path, repeat: int, back: str = "closed") -> dict:
     """Measure one size in this process (installs the extension into a throw-away profile)."""
     sys.path.insert(0, str(ROOT / "tools"))
     import blender_env
@@ -97,8 +97,11 @@ def run_one(size: int, result: Path, repeat: int) -> dict:
 
         geometry = importlib.import_module(module.__name__ + ".geometry")
         build = importlib.import_module(module.__name__ + ".scene.build")
-        detail = DEFAULT_DETAIL if size == 2 * DEFAULT_DETAIL else size // 2
-        settings = geometry.MeshSettings(detail=detail, back="closed")
+        if back == "closed":
+            detail = DEFAULT_DETAIL if size == 2 * DEFAULT_DETAIL else size // 2
+        else:  # an open front shell: every vertex is a front vertex
+            detail = size
+        settings = geometry.MeshSettings(detail=detail, back=back)
         build.build_from_result(result, geometry.MeshSettings(detail=1000))  # warm-up: imports, caches
         bpy.ops.wm.read_homefile(app_template="", use_empty=True)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -128,7 +131,7 @@ def run_one(size: int, result: Path, repeat: int) -> dict:
             bpy.ops.wm.read_homefile(app_template="", use_empty=True)
         best = min(runs, key=lambda r: r["total"])
         return {
-            "size": size, "detail": detail, "vertices": verts, "faces": faces,
+            "size": size, "back": back, "detail": detail, "vertices": verts, "faces": faces,
             **{k: round(v, 4) for k, v in best.items()},
             "ingest_checked": round(min(checked), 4),
             "floor": round(min(floors), 4),
@@ -143,7 +146,7 @@ def run_one(size: int, result: Path, repeat: int) -> dict:
 
 
 COLUMNS = [
-    ("vertices", "vertices"), ("detail", "detail"), ("read", "read s"), ("geometry", "geometry s"),
+    ("vertices", "vertices"), ("back", "back"), ("detail", "detail"), ("read", "read s"), ("geometry", "geometry s"),
     ("ingest", "ingest s"), ("total", "total s"), ("ingest_checked", "ingest, checked s"),
     ("floor", "floor s"), ("ratio_total_to_floor", "total/floor"),
     ("ratio_ingest_to_floor", "ingest/floor"), ("mesh", "ingest: mesh s"), ("groups", "ingest: groups s"),
@@ -162,22 +165,26 @@ def markdown(rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 2 * DEFAULT_DETAIL, 100_000, 1_000_000])
+    parser.add_argument("--open-sizes", type=int, nargs="*", default=[1_000_000],
+                        help="sizes also measured with an open back (a front shell, no back vertex groups)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--back", default="closed", help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, Path(args.result), args.repeat)))
+        print(json.dumps(run_one(args.one, Path(args.result), args.repeat, args.back)))
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="monocle-bench-build-") as tmp:
         small = make_result(Path(tmp) / "small", 640, 480)
         large = make_result(Path(tmp) / "large", 1600, 1200)
-        for size in args.sizes:
+        runs = [(size, "closed") for size in args.sizes] + [(size, "open") for size in args.open_sizes]
+        for size, back in runs:
             result = small if size <= 150_000 else large
             load = os.getloadavg()[0]
             proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--result", str(result),
-                                   "--repeat", str(args.repeat)], capture_output=True, text=True)
+                                   "--repeat", str(args.repeat), "--back", back], capture_output=True, text=True)
             if proc.returncode != 0:
                 sys.stderr.write(proc.stderr[-4000:])
                 return 1
@@ -192,7 +199,8 @@ def main() -> int:
     (RESULTS / "build.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     (RESULTS / "build.md").write_text(
         "# Build speed (worker result -> Blender objects)\n\n"
-        "Best of %d runs; closed back, so vertices ~ 2 x detail. Floor = a plain grid of the same vertex "
+        "Best of %d runs; closed back (the default), so vertices ~ 2 x detail; the open row is a front shell "
+        "alone (vertices ~ detail, no vertex groups). Floor = a plain grid of the same vertex "
         "count pushed with foreach_set only (Blender builds its edges). 'ingest, checked' = the same ingest "
         "with the per-corner checks a hand-made mesh gets (the build trusts the geometry layer's meshes, "
         "which the tests hold to those checks). Load avg = the machine's 1-minute load before-after the "

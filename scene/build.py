@@ -357,9 +357,9 @@ def _make_object(
     t = time.perf_counter()
     front, back = group_masks(data)
     all_front = bool(front.all())
-    if FRONT in data.groups or not all_front:
+    if not all_front:  # a group holding every vertex would select nothing new (open shells)
         add_vertex_group(obj, FRONT, front)
-    if BACK in data.groups:
+    if back.any():
         add_vertex_group(obj, BACK, back)
     for name, member in data.groups.items():  # any further selection the geometry offers (e.g. "seam")
         if name not in (FRONT, BACK) and np.any(member):

@@ -592,3 +592,25 @@ def test_outline_alpha_shows_the_background_where_the_mask_is_empty(monocle, tmp
             assert stripe.max() < 0.01
         else:
             assert stripe.mean() > 0.99
+
+
+def test_vertex_groups_only_where_they_select_something(monocle, ext_dir, tmp_path):
+    """Open shells carry no groups (every vertex is front); closed and solidified objects carry
+    front and back groups that split the vertices, and the Displace modifiers use them."""
+    geometry, build, _ = _mods(monocle)
+    labels = np.zeros((60, 80), np.uint8)
+    labels[10:50, 15:65] = 1
+    out = _user_result(ext_dir, tmp_path, labels, np.full(labels.shape, 3.0))
+    (shell,) = build.build_from_result(out, geometry.MeshSettings(detail=800, back="open")).objects
+    assert len(shell.vertex_groups) == 0
+    assert all(not m.vertex_group for m in shell.modifiers if m.type == "DISPLACE")
+    for back in ("closed", "solidify"):
+        (obj,) = build.build_from_result(out, geometry.MeshSettings(detail=800, back=back)).objects
+        assert {g.name for g in obj.vertex_groups} >= {"front", "back"}
+        n = len(obj.data.vertices)
+        members = {g.name: 0 for g in obj.vertex_groups}
+        for name in ("front", "back"):
+            index = obj.vertex_groups[name].index
+            members[name] = sum(1 for v in obj.data.vertices if any(e.group == index for e in v.groups))
+        assert 0 < members["back"] < n and members["front"] + members["back"] >= n
+        assert {m.vertex_group for m in obj.modifiers if m.type == "DISPLACE"} == {"front", "back"}
