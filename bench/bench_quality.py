@@ -72,6 +72,7 @@ TAUS = (0.1, 0.3, 0.5)
 QUICK_MESHES = ("spot", "teapot", "fandisk")
 QUICK_TEMPLATES = ("Mug", "Chair Dining", "Car Sedan")
 ORACLE_GOAL = 0.95
+PROFILES: list[Path] = []  # Blender profiles this run made, removed at its end
 
 
 def log(*a: object) -> None:
@@ -538,7 +539,7 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
 def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, list[str]]) -> dict:
     import blender_env
 
-    blender_env.use_profile()
+    PROFILES.append(blender_env.use_profile())  # a throw-away Blender profile (with the wheels: hundreds of MB)
     import bpy
 
     module = blender_env.install_extension()
@@ -883,6 +884,10 @@ def main() -> int:
     (args.results / "quality.md").write_text(md)
     plots(rep, args.results)
     print(md)
+    import blender_env
+
+    for profile in PROFILES:
+        blender_env.remove_profile(profile)
     fails = [i["item"] for i in rep.get("3d", {}).get("items", [])
              if (_get(i, "oracle", "raw", "visible", "f@0.1") or 0) < ORACLE_GOAL]
     if fails:
