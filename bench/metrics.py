@@ -184,25 +184,28 @@ def visible_mask(
         return ok & np.isfinite(d) & (np.abs(z - d) <= tol)
 
 
-def _cell_pairs(i0: np.ndarray, i1: np.ndarray, j0: np.ndarray, j1: np.ndarray,
-                budget: int = 2_000_000):  # noqa: ANN202 - a generator of three arrays
-    """Every (triangle, i, j) with i0 <= i <= i1 and j0 <= j <= j1 (inclusive integer ranges per triangle),
-    yielded in chunks of about ``budget`` pairs so memory stays bounded."""
-    ni = np.maximum(i1 - i0 + 1, 0)
-    nj = np.maximum(j1 - j0 + 1, 0)
-    counts = ni * nj
+def _expand(counts: np.ndarray, budget: int):  # noqa: ANN202 - a generator of two arrays
+    """For items with ``counts[t]`` pairs each: (item, rank of the pair within its item) for every pair,
+    in chunks of about ``budget`` pairs (whole items per chunk) so memory stays bounded."""
     cum = np.cumsum(counts)
     start = 0
     while start < len(counts):
         base = cum[start - 1] if start else 0
         end = max(int(np.searchsorted(cum, base + budget, "right")), start + 1)
-        t_idx = np.arange(start, end)
-        cnt = counts[t_idx]
-        tri = np.repeat(t_idx, cnt)
-        k = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)  # rank inside the triangle's box
-        width = nj[tri]
-        yield tri, i0[tri] + k // np.maximum(width, 1), j0[tri] + k % np.maximum(width, 1)
+        cnt = counts[start:end]
+        item = np.repeat(np.arange(start, end), cnt)
+        yield item, np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         start = end
+
+
+def _cell_pairs(i0: np.ndarray, i1: np.ndarray, j0: np.ndarray, j1: np.ndarray,
+                budget: int = 2_000_000):  # noqa: ANN202 - a generator of three arrays
+    """Every (triangle, i, j) with i0 <= i <= i1 and j0 <= j <= j1 (inclusive integer ranges per triangle),
+    yielded in chunks of about ``budget`` pairs so memory stays bounded."""
+    nj = np.maximum(j1 - j0 + 1, 0)
+    for tri, k in _expand(np.maximum(i1 - i0 + 1, 0) * nj, budget):
+        width = np.maximum(nj[tri], 1)
+        yield tri, i0[tri] + k // width, j0[tri] + k % width
 
 
 def _barycentric_2d(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -316,31 +319,14 @@ def _crossings_up_z(points: np.ndarray, v: np.ndarray, tris: np.ndarray, budget:
     hi = np.searchsorted(xs, tx1, "right")
     counts = hi - lo
     crossings = np.zeros(len(points), np.int64)
-    cum = np.cumsum(counts)
-    start_t = 0
-    while start_t < len(tris):
-        base = cum[start_t - 1] if start_t else 0
-        end_t = max(int(np.searchsorted(cum, base + budget, "right")), start_t + 1)
-        t_idx = np.arange(start_t, end_t)
-        cnt = counts[t_idx]
-        tri = np.repeat(t_idx, cnt)
-        first = np.repeat(np.cumsum(cnt) - cnt, cnt)
-        pt = order[np.repeat(lo[t_idx], cnt) + np.arange(cnt.sum()) - first]
+    for tri, k in _expand(counts, budget):
+        pt = order[lo[tri] + k]
         p = points[pt]
         ta, tb, tc = a[tri], b[tri], c[tri]
-        # barycentric coordinates in the xy projection
-        e1, e2 = tb[:, :2] - ta[:, :2], tc[:, :2] - ta[:, :2]
-        q = p[:, :2] - ta[:, :2]
-        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-        good = np.abs(det) > 1e-20
-        det = np.where(good, det, 1.0)
-        u = (q[:, 0] * e2[:, 1] - q[:, 1] * e2[:, 0]) / det
-        w = (e1[:, 0] * q[:, 1] - e1[:, 1] * q[:, 0]) / det
-        inside = good & (u >= 0) & (w >= 0) & (u + w <= 1)
-        z = ta[:, 2] + u * (tb[:, 2] - ta[:, 2]) + w * (tc[:, 2] - ta[:, 2])
+        inside, wa, wb, wc = _barycentric_2d(p[:, :2], ta[:, :2], tb[:, :2], tc[:, :2])  # in the xy projection
+        z = wa * ta[:, 2] + wb * tb[:, 2] + wc * tc[:, 2]
         hit = inside & (z > p[:, 2])
         crossings += np.bincount(pt[hit], minlength=len(points))
-        start_t = end_t
     return crossings
 
 
