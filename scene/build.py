@@ -17,7 +17,6 @@ function calls no operator, so an operator that calls it is one undo step.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,9 +44,6 @@ from .relief import (
 )
 from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
 from .tracker import Created
-
-log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -301,7 +297,7 @@ def build_scene(
     cam_matrix = cam_mod.camera_matrix(distance)
     created = Created()
     timings = {"prepare": t_prepare, "mesh": 0.0, "groups": 0.0, "relief": 0.0}
-    try:
+    with created.all_or_nothing("build_failed", "Building the objects failed ({}); nothing was built."):
         photo = _load_photo(Path(photo_path), created)
         collection = created.add("collections", bpy.data.collections.new(name))
         scene.collection.children.link(collection)
@@ -317,13 +313,6 @@ def build_scene(
             for p, material in zip(prepared, materials)
         ]
         _select(context, objects)
-    except BuildError:
-        created.rollback()
-        raise
-    except Exception as exc:
-        created.rollback()
-        log.exception("building the objects failed")
-        raise BuildError("build_failed", f"Building the objects failed ({exc}); nothing was built.") from exc
     ingest = time.perf_counter() - t0
     timings.update({"ingest": ingest, "geometry": 0.0, "total": ingest})
     return BuildReport(

@@ -281,20 +281,13 @@ def blend_from_result(
     seconds = (time.perf_counter() - t0) / max(len(results), 1)
     created = Created()
     reports = []
-    try:
+    with created.all_or_nothing("template_failed", "Placing a template failed ({})."):
         for source, res in zip(objects, results):
             t = time.perf_counter()
             obj = None
             if res.accepted:
                 obj = place_template(source, camera_obj, res, camera, library=lib, weight=weight, created=created)
             reports.append(TemplateReport(source, res, obj, seconds + time.perf_counter() - t))
-    except BuildError:
-        created.rollback()
-        raise
-    except Exception as exc:
-        created.rollback()
-        log.exception("placing a template failed")
-        raise BuildError("template_failed", f"Placing a template failed ({exc}).") from exc
     return reports
 
 

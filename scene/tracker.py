@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import bpy
+
+from .result import BuildError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,23 @@ class Created:
         """Set ``owner.attr`` and remember the old value for ``rollback``."""
         self._restore.append((owner, attr, getattr(owner, attr)))
         setattr(owner, attr, value)
+
+    @contextmanager
+    def all_or_nothing(self, code: str, message: str) -> Iterator[Created]:
+        """Run the block; on any error take back everything recorded and raise ``BuildError``.
+
+        A ``BuildError`` passes through as it is; any other exception becomes
+        ``BuildError(code, message.format(exc))`` (``message`` has one ``{}`` for the cause).
+        """
+        try:
+            yield self
+        except BuildError:
+            self.rollback()
+            raise
+        except Exception as exc:
+            self.rollback()
+            log.exception("%s: rolled back", code)
+            raise BuildError(code, message.format(exc)) from exc
 
     def rollback(self) -> None:
         """Remove everything recorded and restore changed settings; never raises."""
