@@ -22,7 +22,7 @@ W, H = 320, 240
 def mods(monocle):
     names = {"tb": "scene.template_blend", "tl": "scene.template_library", "build": "scene.build",
              "geometry": "geometry", "library": "templates.library", "synthetic": "templates.synthetic",
-             "match": "templates.match", "mesh": "templates.mesh"}
+             "match": "templates.match", "mesh": "templates.mesh", "ingest": "scene.ingest"}
     return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
 
 
@@ -256,14 +256,7 @@ def test_user_library(ext_dir, mods, tmp_path):
     crate = mesh_mod.merge(mesh_mod.box((0.6, 0.4, 0.35), (0, 0, 0.175), 0.05),
                            mesh_mod.box((0.64, 0.06, 0.06), (0, -0.2, 0.3), 0.05))
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
-    me = bpy.data.meshes.new("Crate")
-    me.vertices.add(crate.num_vertices)
-    me.vertices.foreach_set("co", crate.vertices.astype(np.float32).ravel())
-    me.loops.add(int(crate.loops.size))
-    me.loops.foreach_set("vertex_index", crate.loops)
-    me.polygons.add(crate.num_faces)
-    me.polygons.foreach_set("loop_start", crate.face_starts.astype(np.int32))
-    me.update(calc_edges=True)
+    me = mods["ingest"].mesh_from_arrays("Crate", crate.vertices, crate.face_sizes, crate.loops)
     mat = bpy.data.materials.new("Crate Wood")
     me.materials.append(mat)
     obj = bpy.data.objects.new("Crate", me)

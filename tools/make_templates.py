@@ -104,6 +104,8 @@ def build_blend(shapes: tuple[Shape, ...], meshes: list[PolyMesh], out: Path, ca
     """Write the .blend: one asset object per template, with material, custom properties and preview."""
     import bpy
 
+    from scene.ingest import mesh_from_arrays
+
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.unit_settings.system = "METRIC"
@@ -123,14 +125,7 @@ def build_blend(shapes: tuple[Shape, ...], meshes: list[PolyMesh], out: Path, ca
                 bsdf.inputs["Roughness"].default_value = 0.6
             mat.diffuse_color = (*colour, 1.0)
             materials[shape.category] = mat
-        me = bpy.data.meshes.new(shape.name)
-        me.vertices.add(mesh.num_vertices)
-        me.vertices.foreach_set("co", mesh.vertices.astype(np.float32).ravel())
-        me.loops.add(int(mesh.loops.size))
-        me.loops.foreach_set("vertex_index", mesh.loops)
-        me.polygons.add(mesh.num_faces)
-        me.polygons.foreach_set("loop_start", mesh.face_starts.astype(np.int32))
-        me.update(calc_edges=True)
+        me = mesh_from_arrays(shape.name, mesh.vertices, mesh.face_sizes, mesh.loops)
         if me.validate(verbose=False):
             raise RuntimeError(f"Blender had to repair the mesh of {shape.name}")
         me.polygons.foreach_set("use_smooth", np.zeros(mesh.num_faces, dtype=bool))
