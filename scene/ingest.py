@@ -36,15 +36,6 @@ def check_topology(num_vertices: int, face_sizes: np.ndarray, loops: np.ndarray)
         raise ValueError("a face corner refers to a vertex that does not exist")
 
 
-def next_corners(face_sizes: np.ndarray) -> np.ndarray:
-    """Index of the following corner of the same face, for every corner."""
-    starts = np.zeros(face_sizes.size, dtype=np.int64)
-    np.cumsum(face_sizes[:-1], out=starts[1:])
-    nxt = np.arange(1, int(face_sizes.sum()) + 1, dtype=np.int64)
-    nxt[starts + face_sizes - 1] = starts
-    return nxt
-
-
 def check_edges(num_vertices: int, face_sizes: np.ndarray, loops: np.ndarray, edges: np.ndarray,
                 corner_edges: np.ndarray) -> None:
     """Reject a supplied edge table unless every corner's edge joins it to the next corner

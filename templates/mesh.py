@@ -37,6 +37,13 @@ class PolyMesh:
     def face_starts(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum(self.face_sizes)[:-1]]).astype(np.int64)
 
+    def next_corners(self) -> np.ndarray:
+        """For every corner, the index of the following corner of the same face (wrapping)."""
+        nxt = np.arange(1, self.loops.size + 1, dtype=np.int64)
+        starts = self.face_starts
+        nxt[starts + self.face_sizes - 1] = starts
+        return nxt
+
     def triangles(self) -> np.ndarray:
         """Fan triangulation ``(T, 3)`` (the faces built here are convex)."""
         return fan_triangles(self.face_sizes, self.loops)
@@ -260,11 +267,11 @@ def subdivide(mesh: PolyMesh) -> tuple[PolyMesh, np.ndarray]:
     """
     sizes = mesh.face_sizes.astype(np.int64)
     loops = mesh.loops.astype(np.int64)
-    starts = mesh.face_starts
     face_of_loop = np.repeat(np.arange(sizes.size), sizes)
-    pos = np.arange(loops.size) - starts[face_of_loop]
-    nxt = loops[starts[face_of_loop] + (pos + 1) % sizes[face_of_loop]]
-    prv = loops[starts[face_of_loop] + (pos - 1) % sizes[face_of_loop]]
+    following = mesh.next_corners()
+    preceding = np.empty_like(following)
+    preceding[following] = np.arange(following.size)
+    nxt, prv = loops[following], loops[preceding]
     nv = mesh.num_vertices
     edges, edge_of_loop = _edge_ids(loops, nxt)
     _, edge_of_prev = _edge_ids(prv, loops, edges)
@@ -284,10 +291,7 @@ def densify(mesh: PolyMesh, max_faces: int = 60_000, edge_fraction: float = 1.0 
     size = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
     parents = np.arange(mesh.num_faces)
     while True:
-        starts = mesh.face_starts
-        nxt = np.roll(np.arange(mesh.loops.size), -1)
-        last = starts + mesh.face_sizes - 1
-        nxt[last] = starts
+        nxt = mesh.next_corners()
         lengths = np.linalg.norm(mesh.vertices[mesh.loops] - mesh.vertices[mesh.loops[nxt]], axis=1)
         if float(np.percentile(lengths, 75)) <= edge_fraction * size or int(mesh.loops.size) > max_faces:
             return mesh, parents
@@ -309,24 +313,14 @@ def _edge_ids(a: np.ndarray, b: np.ndarray, edges: np.ndarray | None = None) -> 
 def edge_face_counts(mesh: PolyMesh) -> np.ndarray:
     """How many faces use each undirected edge (2 everywhere on a closed manifold mesh)."""
     loops = mesh.loops.astype(np.int64)
-    starts = mesh.face_starts
-    sizes = mesh.face_sizes.astype(np.int64)
-    face_of_loop = np.repeat(np.arange(sizes.size), sizes)
-    pos = np.arange(loops.size) - starts[face_of_loop]
-    nxt = loops[starts[face_of_loop] + (pos + 1) % sizes[face_of_loop]]
-    _, inverse = _edge_ids(loops, nxt)
+    _, inverse = _edge_ids(loops, loops[mesh.next_corners()])
     return np.bincount(inverse)
 
 
 def is_closed(mesh: PolyMesh) -> bool:
     """True when every edge is shared by exactly two faces with opposite directions (watertight, oriented)."""
     loops = mesh.loops.astype(np.int64)
-    starts = mesh.face_starts
-    sizes = mesh.face_sizes.astype(np.int64)
-    face_of_loop = np.repeat(np.arange(sizes.size), sizes)
-    pos = np.arange(loops.size) - starts[face_of_loop]
-    nxt = loops[starts[face_of_loop] + (pos + 1) % sizes[face_of_loop]]
-    directed = np.stack([loops, nxt], axis=1)
+    directed = np.stack([loops, loops[mesh.next_corners()]], axis=1)
     if np.any(directed[:, 0] == directed[:, 1]):
         return False
     uniq, counts = np.unique(directed, axis=0, return_counts=True)
