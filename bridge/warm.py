@@ -51,13 +51,13 @@ STDERR_LINES = 200
 class WarmJob(EventJob):
     """One request answered by a :class:`ServeWorker`; the same interface as a one-shot job."""
 
-    def __init__(self, worker: ServeWorker, request_id: str, args: list[str], pool: WarmPool | None = None) -> None:
+    def __init__(self, worker: ServeWorker, args: list[str], pool: WarmPool | None = None) -> None:
         super().__init__()
         self.worker = worker
         self.pool = pool
         self.answered = False  # any event of this request arrived
         self.retried = False
-        self.request_id = request_id
+        self.request_id = ""  # given by the worker the request is sent to (a retry gets a new one)
         self.args = args
         self.exit_code: int | None = None
         self.done_event: dict[str, Any] = {}
@@ -141,8 +141,7 @@ class ServeWorker:
 
     def start(self, idle_timeout: float) -> ServeWorker:
         self.idle_timeout = idle_timeout
-        self.cmd = [*self.cmd, "--idle-timeout", str(idle_timeout)]
-        self._proc = start_process(self.cmd, self.env, stdin=subprocess.PIPE)
+        self._proc = start_process([*self.cmd, "--idle-timeout", str(idle_timeout)], self.env, stdin=subprocess.PIPE)
         for target, name in ((self._read_stdout, "out"), (self._read_stderr, "err")):
             threading.Thread(target=target, name=f"monocle-warm-{name}", daemon=True).start()
         log.info("started warm worker pid %s", self._proc.pid)
@@ -176,7 +175,7 @@ class ServeWorker:
 
     # -- requests ----------------------------------------------------------------------------
     def submit(self, args: list[str], pool: WarmPool | None = None) -> WarmJob:
-        return self.attach(WarmJob(self, "", args, pool))
+        return self.attach(WarmJob(self, args, pool))
 
     def attach(self, job: WarmJob) -> WarmJob:
         """Send ``job``'s request to this worker; its events go to the job from now on."""
@@ -316,7 +315,7 @@ class WarmPool:
         old = job.worker
         with self._lock:
             self._workers = [w for w in self._workers if w is not old]
-            worker = ServeWorker(old.key, old.cmd[: old.cmd.index("--idle-timeout")], old.env).start(old.idle_timeout)
+            worker = ServeWorker(old.key, old.cmd, old.env).start(old.idle_timeout)
             self._workers.append(worker)
         worker.attach(job)
 
