@@ -4,7 +4,7 @@ For each size the real worker turns a synthetic photo + mask + metric depth into
 folder, then ``scene.build.build_from_result`` (installed extension) builds it with a
 closed back, so the object has about SIZE vertices (``detail`` = SIZE / 2 front vertices).
 Reported per size (best of ``--repeat``): read (masks + depth), geometry (numpy), ingest
-(Blender: mesh, UVs, groups, relief image, modifiers, material, camera) and total, and
+(Blender: mesh, UVs, selections, relief image, modifiers, material, camera) and total, and
 the floor: a plain grid with the same vertex count pushed into a mesh with the fastest
 ``foreach_set`` path and nothing else (positions, corners, face starts, edges, object).
 Each size runs in its own process so its peak memory (max RSS) is its own.
@@ -149,7 +149,7 @@ COLUMNS = [
     ("vertices", "vertices"), ("back", "back"), ("detail", "detail"), ("read", "read s"), ("geometry", "geometry s"),
     ("ingest", "ingest s"), ("total", "total s"), ("ingest_checked", "ingest, checked s"),
     ("floor", "floor s"), ("ratio_total_to_floor", "total/floor"),
-    ("ratio_ingest_to_floor", "ingest/floor"), ("mesh", "ingest: mesh s"), ("groups", "ingest: groups s"),
+    ("ratio_ingest_to_floor", "ingest/floor"), ("mesh", "ingest: mesh s"), ("attributes", "ingest: selections s"),
     ("relief", "ingest: relief s"), ("peak_rss_mb", "peak RSS MB"), ("python_numpy_peak_mb", "numpy peak MB"),
     ("load", "load avg"),
 ]
@@ -166,7 +166,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 2 * DEFAULT_DETAIL, 100_000, 1_000_000])
     parser.add_argument("--open-sizes", type=int, nargs="*", default=[1_000_000],
-                        help="sizes also measured with an open back (a front shell, no back vertex groups)")
+                        help="sizes also measured with an open back (a front shell, no back)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--back", default="closed", help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -200,11 +200,12 @@ def main() -> int:
     (RESULTS / "build.md").write_text(
         "# Build speed (worker result -> Blender objects)\n\n"
         "Best of %d runs; closed back (the default), so vertices ~ 2 x detail; the open row is a front shell "
-        "alone (vertices ~ detail, no vertex groups). Floor = a plain grid of the same vertex "
+        "alone (vertices ~ detail). Floor = a plain grid of the same vertex "
         "count pushed with foreach_set only (Blender builds its edges). 'ingest, checked' = the same ingest "
         "with the per-corner checks a hand-made mesh gets (the build trusts the geometry layer's meshes, "
         "which the tests hold to those checks). Load avg = the machine's 1-minute load before-after the "
-        "size's run (2 cores, shared).\n\n%s"
+        "size's run (2 cores, shared). 'selections' = the front/back/seam boolean point attributes; one "
+        "Displace modifier carries the whole relief (the closed back reads negated texels of its own).\n\n%s"
         % (args.repeat, table))
     return 0
 

@@ -79,7 +79,10 @@ class MeshData:
     ``relief_uvs`` use Blender's convention (v = 0 at the bottom row) and every one is
     a texel centre, so nearest and bilinear sampling both return the texel exactly. The
     texels are camera-space (= object-local) vectors for Displace ``RGB_TO_XYZ``, mid
-    level 0: ``relief == relief_sign * texture(relief_uvs)``.
+    level 0: ``relief == texture(relief_uvs)`` for every vertex, so one Displace modifier
+    carries the whole object's relief (the closed back reads negated texels of its own).
+    ``groups`` name vertex selections (``front``, ``back``, ``seam``) that the Blender layer
+    stores as boolean point attributes.
     """
 
     vertices: np.ndarray  # (N, 3) float32 base surface
@@ -90,9 +93,6 @@ class MeshData:
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) bool, e.g. "front", "back"
     relief_texture: np.ndarray | None = None  # (h, w, 3) float32 relief vectors sampled by the Displace modifier
     relief_uvs: np.ndarray | None = None  # (N, 2) float32 coordinates of each vertex in relief_texture
-    # (N,) int8: +1 where ``relief`` is +texture (Displace at +strength), -1 where it is -texture
-    # (the mirrored closed back, Displace at -strength), 0 where the relief is zero (closed seam).
-    relief_sign: np.ndarray | None = None
     # Optional edge table, so Blender need not build it (its costliest ingest step at 1M vertices):
     # (E, 2) int32 undirected edges, each used by some face, and (L,) int32 per corner the edge
     # from that corner to the next corner of its face. Both or neither.

@@ -195,7 +195,7 @@ def build_object_mesh(
             out[:n, 0] = rx * depth_along
             out[:n, 1] = ry * depth_along
             np.negative(depth_along, out=out[:n, 2], casting="same_kind")
-        texture, relief_uvs = _relief_texture(lat, node, pixels, relief[:n], total)
+        texture, relief_uvs = _relief_texture(lat, node, pixels, relief[:n], total, copies=2 if closed else 1)
         uvs = np.empty((total, 2), dtype=np.float32)
         uvs[:n, 0] = pixels[:, 0] / camera.width
         uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
@@ -207,7 +207,6 @@ def build_object_mesh(
         front = np.zeros(total, dtype=bool)
         front[:n] = True
         if settings.back == "open":
-            sign = np.ones(n, dtype=np.int8)
             groups = {"front": front, "back": ~front}
         elif settings.back == "solidify":
             depth_back = base_depth + float(settings.thickness) / np.sqrt(1.0 + rx * rx + ry * ry)
@@ -216,8 +215,7 @@ def build_object_mesh(
             np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
             relief[n:] = relief[:n]
             uvs[n:] = uvs[:n]
-            relief_uvs[n:] = relief_uvs[:n]
-            sign = np.ones(total, dtype=np.int8)
+            relief_uvs[n:] = relief_uvs[:n]  # the back moves with the front: same texels
             front_sizes = sizes
             sizes, loops, wall_corner = _solidify_faces(sizes, loops, n, border)
             groups = {"front": front, "back": ~front}
@@ -229,8 +227,8 @@ def build_object_mesh(
         else:
             assert seam is not None and inner is not None
             inflation = _sample_vertices(node, pixels, inflation_grid, base.sample_inflation)
-            sign, groups = _closed_back_vertices(vertices, relief, uvs, relief_uvs, n, seam, inner, rx, ry,
-                                                 base_depth, relief_amount, float(settings.thickness) * inflation)
+            groups = _closed_back_vertices(vertices, relief, uvs, relief_uvs, texture, n, seam, inner, rx, ry,
+                                           base_depth, relief_amount, float(settings.thickness) * inflation)
             clock.lap("back")
             sizes, loops, edges, corner_edges = topology_job.result()
             clock.lap("edges")
@@ -243,7 +241,6 @@ def build_object_mesh(
         groups=groups,
         relief_texture=texture,
         relief_uvs=relief_uvs,
-        relief_sign=sign,
         edges=edges,
         corner_edges=corner_edges,
     )
@@ -282,13 +279,18 @@ def _base_fields(z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, lat: Latt
 
 
 def _closed_back_vertices(
-    vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, relief_uvs: np.ndarray, n: int, seam: np.ndarray,
-    inner: np.ndarray, rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray, relief_amount: np.ndarray,
-    inflation: np.ndarray,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Fill rows ``n:`` of the outputs with the back and return (sign, groups) of the closed
-    mesh: a back copy of every front vertex off the seam, pushed back by the inflation (plus
-    twice any outward relief, so the back never crosses the front at any strength)."""
+    vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, relief_uvs: np.ndarray, texture: np.ndarray, n: int,
+    seam: np.ndarray, inner: np.ndarray, rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray,
+    relief_amount: np.ndarray, inflation: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Fill rows ``n:`` of the outputs with the back and return the closed mesh's groups: a
+    back copy of every front vertex off the seam, pushed back by the inflation (plus twice
+    any outward relief, so the back never crosses the front at any strength).
+
+    The back mirrors the front's relief, so its texels are the front's negated: ``texture``
+    holds the front's texels in its top half (``_relief_texture`` with ``copies=2``), and
+    the bottom half is filled here, so one Displace modifier moves both halves.
+    """
     # np.take(..., axis=0) gathers rows several times faster than fancy indexing
     depth_back = np.take(base_depth + inflation + 2.0 * np.maximum(relief_amount, 0.0), inner)
     vertices[n:, 0] = np.take(rx, inner) * depth_back
@@ -298,17 +300,17 @@ def _closed_back_vertices(
     np.negative(relief[n:], out=relief[n:])
     np.take(uvs[:n], inner, axis=0, out=uvs[n:])
     np.take(relief_uvs[:n], inner, axis=0, out=relief_uvs[n:])
+    relief_uvs[n:, 1] -= np.float32(0.5)  # the same texel in the bottom half
+    half = texture.shape[0] // 2
+    np.negative(texture[:half], out=texture[half:])
     total = vertices.shape[0]
-    sign = np.empty(total, dtype=np.int8)
-    sign[:n] = np.where(seam, 0, 1)
-    sign[n:] = -1
     front = np.zeros(total, dtype=bool)
     front[:n] = True
     back = ~front
     back[:n] = seam
     seam_group = np.zeros(total, dtype=bool)
     seam_group[:n] = seam
-    return sign, {"front": front, "back": back, "seam": seam_group}
+    return {"front": front, "back": back, "seam": seam_group}
 
 
 def _topology(
@@ -339,7 +341,7 @@ def _closed_back_faces(
 
 
 def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, relief: np.ndarray,
-                    total: int) -> tuple[np.ndarray, np.ndarray]:
+                    total: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Relief texture (top row first, like the photo) and relief UVs (``total`` rows, the
     first ``len(node)`` filled).
 
@@ -348,13 +350,16 @@ def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, reli
     photo. Vertices off the lattice (on the outline, or added for the closed back) get
     their own texels in rows appended below. Every relief UV is a texel centre, so
     Blender reads back each vertex's vector exactly with nearest or bilinear sampling.
-    UVs follow Blender's convention (v = 0 at the bottom row).
+    UVs follow Blender's convention (v = 0 at the bottom row). ``copies=2`` makes the
+    texture twice as tall, the front's texels in the top half and the bottom half left
+    for the caller (the closed back's negated copy, 0.5 lower in v).
     """
     nx, ny = lat.nx, lat.ny
     n = node.size
     off = np.flatnonzero(node < 0)
     rows = ny + -(-off.size // nx)
-    texture = np.zeros((rows * nx, 3), dtype=np.float32)
+    texture = np.empty((copies * rows * nx, 3), dtype=np.float32)
+    texture[:rows * nx] = 0.0
     texel = node.astype(np.int64)
     extra = np.arange(off.size)
     texel[off] = ny * nx + extra
@@ -366,8 +371,8 @@ def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, reli
     col[off] = extra % nx
     row[off] = ny + extra // nx
     uvs[:n, 0] = (col + 0.5) / nx
-    uvs[:n, 1] = (rows - 0.5 - row) / rows
-    return texture.reshape(rows, nx, 3), uvs
+    uvs[:n, 1] = (copies * rows - 0.5 - row) / (copies * rows)
+    return texture.reshape(copies * rows, nx, 3), uvs
 
 
 def _split_for_closed_back(

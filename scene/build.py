@@ -28,20 +28,9 @@ from mathutils import Matrix
 
 from ..geometry import CameraModel, MeshData, MeshSettings
 from . import camera as cam_mod
-from .ingest import add_vertex_group, check_edges, check_topology, mesh_from_arrays
+from .ingest import add_point_flags, check_edges, check_topology, mesh_from_arrays
 from .material import PHOTO_UV, make_photo_material
-from .relief import (
-    BACK,
-    FRONT,
-    RELIEF_UV,
-    add_relief_modifiers,
-    displacement_sign,
-    group_masks,
-    make_relief_image,
-    make_relief_texture,
-    per_vertex_layout,
-    relief_layout,
-)
+from .relief import RELIEF_UV, add_relief_modifier, make_relief_image, make_relief_texture, relief_layout
 from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
 from .tracker import Created
 
@@ -166,13 +155,9 @@ def _prepare(label: str, data: MeshData, trusted: bool) -> _Prepared:
     if trusted:
         if edges is None or corner_edges is None:
             edges = corner_edges = None
-        if data.relief_texture is not None and data.relief_uvs is not None and data.relief_sign is not None:
-            sign = displacement_sign(data)  # what the front/back Displace modifiers apply
-            if np.array_equal(np.asarray(data.relief_sign), sign):
-                texture = np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3]  # bottom-up view
-                relief_uvs = np.asarray(data.relief_uvs, dtype=np.float32)
-            else:  # e.g. solidify: the back shares the front's texels but its modifier runs at -strength
-                texture, relief_uvs = per_vertex_layout(sign[:, None] * np.asarray(data.relief, dtype=np.float32))
+        if data.relief_texture is not None and data.relief_uvs is not None:
+            texture = np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3]  # bottom-up view
+            relief_uvs = np.asarray(data.relief_uvs, dtype=np.float32)
     if not trusted or texture is None:
         try:
             edges, corner_edges = _checked(n, data, loops, edges, corner_edges)
@@ -200,7 +185,7 @@ def _checked(
         edges = corner_edges = None
     for name in data.groups:
         if np.asarray(data.groups[name]).shape != (n,):
-            raise ValueError(f"vertex group {name!r} does not have one value per vertex")
+            raise ValueError(f"selection {name!r} does not have one value per vertex")
     if np.asarray(data.uvs).shape != (n, 2) or np.asarray(data.relief).shape != (n, 3):
         raise ValueError("uvs and relief need one row per vertex")
     return edges, corner_edges
@@ -296,7 +281,7 @@ def build_scene(
     far = float(max(-p.lower[2] for p in prepared))
     cam_matrix = cam_mod.camera_matrix(distance)
     created = Created()
-    timings = {"prepare": t_prepare, "mesh": 0.0, "groups": 0.0, "relief": 0.0}
+    timings = {"prepare": t_prepare, "mesh": 0.0, "attributes": 0.0, "relief": 0.0}
     with created.all_or_nothing("build_failed", "Building the objects failed ({}); nothing was built."):
         photo = _load_photo(Path(photo_path), created)
         collection = created.add("collections", bpy.data.collections.new(name))
@@ -344,21 +329,16 @@ def _make_object(
     timings["mesh"] += time.perf_counter() - t
 
     t = time.perf_counter()
-    front, back = group_masks(data)
-    all_front = bool(front.all())
-    if not all_front:  # a group holding every vertex would select nothing new (open shells)
-        add_vertex_group(obj, FRONT, front)
-    if back.any():
-        add_vertex_group(obj, BACK, back)
-    for name, member in data.groups.items():  # any further selection the geometry offers (e.g. "seam")
-        if name not in (FRONT, BACK) and np.any(member):
-            add_vertex_group(obj, name, np.asarray(member, dtype=bool))
-    timings["groups"] += time.perf_counter() - t
+    for name, member in data.groups.items():  # front / back / seam selections
+        member = np.asarray(member, dtype=bool)
+        if member.any() and not member.all():  # one that holds every vertex or none selects nothing
+            add_point_flags(mesh, name, member)
+    timings["attributes"] += time.perf_counter() - t
 
     t = time.perf_counter()
     image = created.add("images", make_relief_image(f"{obj.name} Relief", p.relief_texture))
     texture = created.add("textures", make_relief_texture(f"{obj.name} Relief", image))
-    add_relief_modifiers(obj, texture, strength, None if all_front else FRONT, BACK if back.any() else None)
+    add_relief_modifier(obj, texture, strength)
     timings["relief"] += time.perf_counter() - t
     return obj
 

@@ -143,10 +143,9 @@ def add_corner_uvs(mesh: bpy.types.Mesh, name: str, uvs: np.ndarray) -> None:
         mesh.uv_layers.new(name=name).data.foreach_set("uv", uvs.ravel())
 
 
-def add_vertex_group(obj: bpy.types.Object, name: str, member: np.ndarray) -> bpy.types.VertexGroup:
-    """A vertex group with weight 1 on the vertices where ``member`` (N,) is true."""
-    group = obj.vertex_groups.new(name=name)
-    index = np.flatnonzero(member)
-    if index.size:
-        group.add(index.tolist(), 1.0, "REPLACE")
-    return group
+def add_point_flags(mesh: bpy.types.Mesh, name: str, member: np.ndarray) -> bpy.types.Attribute:
+    """A boolean point attribute, true where ``member`` (N,) is: a selection written in one raw
+    copy (a vertex group takes ~90 ns per member through ``VertexGroup.add``)."""
+    attr = mesh.attributes.new(name, "BOOLEAN", "POINT")
+    attr.data.foreach_set("value", np.ascontiguousarray(member, dtype=bool))
+    return attr

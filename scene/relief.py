@@ -14,8 +14,13 @@ How the sampling is made exact (measured on Blender 4.5, see tests/test_scene.py
 - direction ``RGB_TO_XYZ`` in ``LOCAL`` space: the object's axes are the camera's,
   and the vectors are camera-space, so displaced vertices stay on their rays.
 
-The back half is displaced by a second modifier whose strength is driven to minus the
-front's: texels shared by a front and a back vertex move them apart symmetrically.
+One modifier displaces the whole object at the strength the artist sets: the closed
+back's mirrored relief is stored as negated texels of its own (the texture's bottom
+half), so no vertex group and no second modifier are needed, which at 1M vertices saves
+about a fifth of the build (``VertexGroup.add`` costs ~90 ns per member).
+
+The geometry's selections (front, back, seam) are stored as boolean point attributes,
+written in one raw copy each (Edit Mode > Select > By Attribute, Geometry Nodes).
 """
 
 from __future__ import annotations
@@ -30,27 +35,8 @@ from ..geometry import MeshData
 
 log = logging.getLogger(__name__)
 
-FRONT = "front"
-BACK = "back"
 RELIEF_UV = "Relief"
-FRONT_MODIFIER = "Relief"
-BACK_MODIFIER = "Relief Back"
-
-
-def group_masks(data: MeshData) -> tuple[np.ndarray, np.ndarray]:
-    """(front, back) bool per vertex; a missing front group means "everything not in back"."""
-    n = data.num_vertices
-    back = data.groups.get(BACK)
-    back = np.zeros(n, dtype=bool) if back is None else np.asarray(back, dtype=bool)
-    front = data.groups.get(FRONT)
-    front = ~back if front is None else np.asarray(front, dtype=bool)
-    return front, back
-
-
-def displacement_sign(data: MeshData) -> np.ndarray:
-    """Per-vertex factor applied to the sampled texel: +1 front, -1 back, 0 both or neither."""
-    front, back = group_masks(data)
-    return front.astype(np.float32) - back.astype(np.float32)
+RELIEF_MODIFIER = "Relief"
 
 
 def sample_nearest(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
@@ -86,18 +72,15 @@ def relief_layout(data: MeshData) -> tuple[np.ndarray, np.ndarray]:
     vertex, which is always exact.
     """
     relief = np.asarray(data.relief, dtype=np.float32).reshape(-1, 3)
-    sign = displacement_sign(data)
     if data.relief_texture is not None and data.relief_uvs is not None and data.relief_texture.size:
         texture = np.ascontiguousarray(np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3])
         uvs = np.asarray(data.relief_uvs, dtype=np.float32).reshape(-1, 2)
-        got = sign[:, None] * sample_nearest(texture, uvs)
         tol = 1e-6 * max(1.0, float(np.abs(relief).max(initial=0.0)))
-        if uvs.shape[0] == relief.shape[0] and float(np.abs(got - relief).max(initial=0.0)) <= tol:
+        if uvs.shape[0] == relief.shape[0] and float(np.abs(sample_nearest(texture, uvs) - relief).max(
+                initial=0.0)) <= tol:
             return texture, uvs
         log.warning("relief texture does not reproduce the relief at its UVs; using one texel per vertex")
-    if np.any(relief[sign == 0]):
-        raise ValueError("vertices in both or neither of the front/back groups cannot carry relief")
-    return per_vertex_layout(sign[:, None] * relief)
+    return per_vertex_layout(relief)
 
 
 def make_relief_image(name: str, texture: np.ndarray) -> bpy.types.Image:
@@ -130,32 +113,17 @@ def make_relief_texture(name: str, image: bpy.types.Image) -> bpy.types.ImageTex
     return tex
 
 
-def add_relief_modifiers(
-    obj: bpy.types.Object, texture: bpy.types.Texture, strength: float, front_group: str | None,
-    back_group: str | None,
-) -> tuple[bpy.types.Modifier, bpy.types.Modifier | None]:
-    """The front Displace (strength the artist sets) and, with a back group, the back one driven
-    to ``-strength``."""
-
-    def displace(name: str, group: str | None, value: float) -> bpy.types.Modifier:
-        mod = obj.modifiers.new(name, "DISPLACE")
-        mod.texture = texture
-        mod.texture_coords = "UV"
-        mod.uv_layer = RELIEF_UV
-        mod.direction = "RGB_TO_XYZ"
-        mod.space = "LOCAL"
-        mod.mid_level = 0.0
-        mod.strength = value
-        if group:
-            mod.vertex_group = group
-        return mod
-
-    front = displace(FRONT_MODIFIER, front_group, strength)
-    if not back_group:
-        return front, None
-    back = displace(BACK_MODIFIER, back_group, -strength)
-    add_own_driver(obj, f'modifiers["{back.name}"].strength', f'modifiers["{front.name}"].strength', "-s")
-    return front, back
+def add_relief_modifier(obj: bpy.types.Object, texture: bpy.types.Texture, strength: float) -> bpy.types.Modifier:
+    """The Displace modifier that carries the relief (its strength is the artist's slider)."""
+    mod = obj.modifiers.new(RELIEF_MODIFIER, "DISPLACE")
+    mod.texture = texture
+    mod.texture_coords = "UV"
+    mod.uv_layer = RELIEF_UV
+    mod.direction = "RGB_TO_XYZ"
+    mod.space = "LOCAL"
+    mod.mid_level = 0.0
+    mod.strength = strength
+    return mod
 
 
 def add_own_driver(obj: bpy.types.Object, target_path: str, source_path: str, expression: str) -> None:

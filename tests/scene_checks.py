@@ -86,8 +86,9 @@ def grid_mesh(mdl, camera, mask: np.ndarray, depth: float, bump: float = 0.0, cl
     """A MeshData (module ``mdl`` = the installed ``geometry`` package) with one vertex per mask
     pixel centre at z = -depth, quads between 2x2 blocks of mask pixels, and a relief of
     ``bump`` scene units along each ray (a bump peaking in the middle). ``closed`` adds a back
-    copy ``thickness`` behind and side walls; ``photo_texture`` supplies a relief texture at
-    photo resolution shared by front and back (otherwise Monocle lays out its own)."""
+    copy ``thickness`` behind, with the mirrored relief, and side walls; ``photo_texture``
+    supplies a relief texture at photo resolution (twice as tall when closed: the back's
+    negated texels below the front's), otherwise Monocle lays out its own."""
     h, w = mask.shape
     index = np.full(mask.shape, -1, dtype=np.int64)
     ys, xs = np.nonzero(mask)
@@ -125,9 +126,12 @@ def grid_mesh(mdl, camera, mask: np.ndarray, depth: float, bump: float = 0.0, cl
                   "back": np.r_[np.zeros(n, bool), np.ones(n, bool)]}
     tex = tex_uv = None
     if photo_texture:
-        tex = np.zeros((h, w, 3), np.float32)
+        tex = np.zeros(((2 if closed else 1) * h, w, 3), np.float32)
         tex[ys, xs] = front_relief
         tex_uv = uv_all.copy()
+        if closed:
+            tex[h + ys, xs] = -front_relief
+            tex_uv[:, 1] = np.r_[0.5 + uvs[:, 1] / 2, uvs[:, 1] / 2]
     return mdl.MeshData(
         vertices=verts.astype(np.float32), relief=relief.astype(np.float32), uvs=uv_all.astype(np.float32),
         face_sizes=np.full(len(faces), 4, np.int32), loops=faces.ravel().astype(np.int32), groups=groups,

@@ -78,13 +78,11 @@ def test_handmade_relief_is_exact_at_every_strength(monocle, tmp_path, closed, p
     tex = relief_mod.texture
     assert tex.image.packed_file is not None and tex.image.is_float
     if photo_texture:  # the geometry's own texture was consistent, so it is the one used
-        assert tuple(tex.image.size) == (W, H)
+        assert tuple(tex.image.size) == (W, 2 * H if closed else H)
     _assert_exact_relief(obj, report, data)
+    # one modifier moves the whole object, the mirrored back included
+    assert [m.type for m in obj.modifiers] == ["DISPLACE"] and not relief_mod.vertex_group
     if closed:
-        back = obj.modifiers["Relief Back"]
-        _set_strength(obj, 1.5)
-        assert obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).modifiers["Relief Back"].strength == -1.5
-        assert back.vertex_group == "back" and relief_mod.vertex_group == "front"
         assert is_watertight(obj)
     # the relief really moves the surface: 0.3 units at the bump's peak
     _set_strength(obj, 0.0)
@@ -274,7 +272,7 @@ def test_focal_override_and_open_back(monocle, ext_dir, tmp_path):
     report = build.build_from_result(out, geometry.MeshSettings(detail=2000, back="open"), focal_mm=24.0,
                                      name_prefix="shot")
     assert report.collection.name == "shot" and report.camera.data.lens == pytest.approx(24.0)
-    assert "Relief Back" not in report.objects[0].modifiers
+    assert [m.name for m in report.objects[0].modifiers] == ["Relief"]
     _check_all_strengths(report)
 
 
@@ -491,7 +489,7 @@ def test_displace_reads_the_texel_under_the_uv_unclamped(monocle):
     obj = bpy.data.objects.new("probe", mesh)
     bpy.context.scene.collection.objects.link(obj)
     tex = relief.make_relief_texture("probe", relief.make_relief_image("probe", texture))
-    relief.add_relief_modifiers(obj, tex, 1.0, None, None)
+    relief.add_relief_modifier(obj, tex, 1.0)
     for s in (1.0, -0.5):
         _set_strength(obj, s)
         moved = evaluated_world(obj) - co
@@ -594,23 +592,35 @@ def test_outline_alpha_shows_the_background_where_the_mask_is_empty(monocle, tmp
             assert stripe.mean() > 0.99
 
 
-def test_vertex_groups_only_where_they_select_something(monocle, ext_dir, tmp_path):
-    """Open shells carry no groups (every vertex is front); closed and solidified objects carry
-    front and back groups that split the vertices, and the Displace modifiers use them."""
+def test_selections_are_point_attributes(monocle, ext_dir, tmp_path):
+    """Open shells carry no selection (every vertex is front); closed and solidified objects
+    carry front and back boolean point attributes that split the vertices (closed: plus the
+    seam both share), no vertex groups, and one Displace modifier that uses no group."""
     geometry, build, _ = _mods(monocle)
     labels = np.zeros((60, 80), np.uint8)
     labels[10:50, 15:65] = 1
     out = _user_result(ext_dir, tmp_path, labels, np.full(labels.shape, 3.0))
     (shell,) = build.build_from_result(out, geometry.MeshSettings(detail=800, back="open")).objects
-    assert len(shell.vertex_groups) == 0
-    assert all(not m.vertex_group for m in shell.modifiers if m.type == "DISPLACE")
+    assert not {"front", "back", "seam"} & set(shell.data.attributes.keys())
     for back in ("closed", "solidify"):
         (obj,) = build.build_from_result(out, geometry.MeshSettings(detail=800, back=back)).objects
-        assert {g.name for g in obj.vertex_groups} >= {"front", "back"}
+        assert len(obj.vertex_groups) == 0
+        assert [(m.type, m.vertex_group) for m in obj.modifiers] == [("DISPLACE", "")]
         n = len(obj.data.vertices)
-        members = {g.name: 0 for g in obj.vertex_groups}
-        for name in ("front", "back"):
-            index = obj.vertex_groups[name].index
-            members[name] = sum(1 for v in obj.data.vertices if any(e.group == index for e in v.groups))
-        assert 0 < members["back"] < n and members["front"] + members["back"] >= n
-        assert {m.vertex_group for m in obj.modifiers if m.type == "DISPLACE"} == {"front", "back"}
+        flags = {}
+        for name in ("front", "back") + (("seam",) if back == "closed" else ()):
+            attr = obj.data.attributes[name]
+            assert (attr.domain, attr.data_type) == ("POINT", "BOOLEAN")
+            flags[name] = np.zeros(n, bool)
+            attr.data.foreach_get("value", flags[name])
+        front, back_flags = flags["front"], flags["back"]
+        assert 0 < back_flags.sum() < n and np.all(front | back_flags)
+        if back == "closed":  # the seam is shared: exactly the vertices in both
+            assert np.array_equal(front & back_flags, flags["seam"]) and flags["seam"].any()
+        else:
+            assert not np.any(front & back_flags)
+        # the selections are what the geometry meant: back vertices lie behind the front ones
+        co = np.zeros(3 * n, np.float32)
+        obj.data.attributes["position"].data.foreach_get("vector", co)
+        z = co.reshape(-1, 3)[:, 2]
+        assert z[back_flags & ~front].mean() < z[front & ~back_flags].mean()
