@@ -75,14 +75,14 @@ class MeshData:
     Displace modifier. Every vertex and its relief lie on the camera ray through the
     pixel its ``uvs`` point to.
 
-    ``relief_texture`` rows run top-down like the photo (row 0 is the top, v = 1);
-    ``relief_uvs`` use Blender's convention (v = 0 at the bottom row) and every one is
-    a texel centre, so nearest and bilinear sampling both return the texel exactly. The
+    ``relief_texture`` is (h, w, 4) float32 RGBA in Blender's pixel order (row 0 is the
+    bottom, v = 0; alpha 1), so it goes into an image as it is. Every ``relief_uvs`` entry
+    is a texel centre, so nearest and bilinear sampling both return the texel exactly. The
     texels are camera-space (= object-local) vectors for Displace ``RGB_TO_XYZ``, mid
-    level 0: ``relief == texture(relief_uvs)`` for every vertex, so one Displace modifier
-    carries the whole object's relief (the closed back reads negated texels of its own).
-    ``groups`` name vertex selections (``front``, ``back``, ``seam``) that the Blender layer
-    stores as boolean point attributes.
+    level 0: ``relief == texture(relief_uvs).rgb`` for every vertex, so one Displace
+    modifier carries the whole object's relief (the closed back's texels hold its mirrored,
+    negated relief). ``groups`` name vertex selections (``front``, ``back``, ``seam``) that
+    the Blender layer stores as boolean point attributes.
     """
 
     vertices: np.ndarray  # (N, 3) float32 base surface
@@ -91,7 +91,7 @@ class MeshData:
     face_sizes: np.ndarray  # (F,) int32 corners per face
     loops: np.ndarray  # (sum(face_sizes),) int32 vertex index per face corner
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) bool, e.g. "front", "back"
-    relief_texture: np.ndarray | None = None  # (h, w, 3) float32 relief vectors sampled by the Displace modifier
+    relief_texture: np.ndarray | None = None  # (h, w, 4) float32 relief vectors sampled by the Displace modifier
     relief_uvs: np.ndarray | None = None  # (N, 2) float32 coordinates of each vertex in relief_texture
     # Optional edge table, so Blender need not build it (its costliest ingest step at 1M vertices):
     # (E, 2) int32 undirected edges, each used by some face, and (L,) int32 per corner the edge

@@ -3,8 +3,8 @@
 Pipeline (all vectorised numpy): sub-pixel outline of the mask -> lattice mesh clipped
 to it (``lattice.py``) -> depth per vertex from the object's own pixels -> faces
 across depth jumps removed (tears) -> split into a smooth base (``membrane.py``) and a
-relief along the camera rays -> relief texture for Blender's Displace -> back
-(``open`` / ``solidify`` / ``closed``).
+relief along the camera rays -> back (``open`` / ``solidify`` / ``closed``) -> relief
+texture for Blender's Displace (one texel per vertex, ``texels.py``).
 
 Every vertex sits on the camera ray through its pixel, and so does every relief
 vector, so the photo projects back onto the mesh exactly at any Displace strength.
@@ -30,6 +30,7 @@ from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
 from .membrane import BaseSurface, membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
+from .texels import texel_layout
 from .topology import (
     compact_vertices,
     corner_face_at,
@@ -38,7 +39,6 @@ from .topology import (
     face_starts,
     faces_to_corners,
     insert_after_corners,
-    row_items,
     split_bowties,
 )
 
@@ -180,7 +180,7 @@ def build_object_mesh(
         clock.lap("membrane")
         relief_amount = z - _sample_vertices(node, pixels, base_grid, base.sample)
         if seam is not None:
-            relief_amount[seam] = 0.0  # shared by both Displace modifiers: must not move
+            relief_amount[seam] = 0.0  # shared by the front and the mirrored back: must not move
         base_depth = z - relief_amount
         n = pixels.shape[0]
         total = {"open": n, "solidify": 2 * n, "closed": n + (inner.size if inner is not None else 0)}[settings.back]
@@ -195,10 +195,11 @@ def build_object_mesh(
             out[:n, 0] = rx * depth_along
             out[:n, 1] = ry * depth_along
             np.negative(depth_along, out=out[:n, 2], casting="same_kind")
-        texture, relief_uvs = _relief_texture(lat, node, pixels, relief[:n], total, copies=2 if closed else 1)
         uvs = np.empty((total, 2), dtype=np.float32)
         uvs[:n, 0] = pixels[:, 0] / camera.width
         uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
+        if settings.back == "open":
+            texture, relief_uvs = texel_layout(relief)
         clock.lap("relief")
 
         if not closed:
@@ -215,7 +216,8 @@ def build_object_mesh(
             np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
             relief[n:] = relief[:n]
             uvs[n:] = uvs[:n]
-            relief_uvs[n:] = relief_uvs[:n]  # the back moves with the front: same texels
+            texture, relief_uvs = texel_layout(relief[:n])  # the back moves with the front: same texels
+            relief_uvs = np.concatenate([relief_uvs, relief_uvs])
             front_sizes = sizes
             sizes, loops, wall_corner = _solidify_faces(sizes, loops, n, border)
             groups = {"front": front, "back": ~front}
@@ -227,8 +229,9 @@ def build_object_mesh(
         else:
             assert seam is not None and inner is not None
             inflation = _sample_vertices(node, pixels, inflation_grid, base.sample_inflation)
-            groups = _closed_back_vertices(vertices, relief, uvs, relief_uvs, texture, n, seam, inner, rx, ry,
-                                           base_depth, relief_amount, float(settings.thickness) * inflation)
+            groups = _closed_back_vertices(vertices, relief, uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
+                                           float(settings.thickness) * inflation)
+            texture, relief_uvs = texel_layout(relief)
             clock.lap("back")
             sizes, loops, edges, corner_edges = topology_job.result()
             clock.lap("edges")
@@ -279,17 +282,15 @@ def _base_fields(z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, lat: Latt
 
 
 def _closed_back_vertices(
-    vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, relief_uvs: np.ndarray, texture: np.ndarray, n: int,
-    seam: np.ndarray, inner: np.ndarray, rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray,
-    relief_amount: np.ndarray, inflation: np.ndarray,
+    vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, n: int, seam: np.ndarray, inner: np.ndarray,
+    rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray, relief_amount: np.ndarray, inflation: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Fill rows ``n:`` of the outputs with the back and return the closed mesh's groups: a
     back copy of every front vertex off the seam, pushed back by the inflation (plus twice
     any outward relief, so the back never crosses the front at any strength).
 
-    The back mirrors the front's relief, so its texels are the front's negated: ``texture``
-    holds the front's texels in its top half (``_relief_texture`` with ``copies=2``), and
-    the bottom half is filled here, so one Displace modifier moves both halves.
+    The back mirrors the front's relief: its relief rows are the front's negated, and its
+    texels (one per vertex) hold them, so one Displace modifier moves both halves.
     """
     # np.take(..., axis=0) gathers rows several times faster than fancy indexing
     depth_back = np.take(base_depth + inflation + 2.0 * np.maximum(relief_amount, 0.0), inner)
@@ -299,10 +300,6 @@ def _closed_back_vertices(
     np.take(relief[:n], inner, axis=0, out=relief[n:])
     np.negative(relief[n:], out=relief[n:])
     np.take(uvs[:n], inner, axis=0, out=uvs[n:])
-    np.take(relief_uvs[:n], inner, axis=0, out=relief_uvs[n:])
-    relief_uvs[n:, 1] -= np.float32(0.5)  # the same texel in the bottom half
-    half = texture.shape[0] // 2
-    np.negative(texture[:half], out=texture[half:])
     total = vertices.shape[0]
     front = np.zeros(total, dtype=bool)
     front[:n] = True
@@ -338,41 +335,6 @@ def _closed_back_faces(
     np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
     edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
     return np.concatenate([sizes, sizes[::-1]]), both, edges, corner_edges
-
-
-def _relief_texture(lat: LatticeMesh, node: np.ndarray, pixels: np.ndarray, relief: np.ndarray,
-                    total: int, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Relief texture (top row first, like the photo) and relief UVs (``total`` rows, the
-    first ``len(node)`` filled).
-
-    The top ``ny`` rows are the lattice: one texel per node, holding the relief vector of
-    the vertex on that node, so the texture is an image of the relief aligned with the
-    photo. Vertices off the lattice (on the outline, or added for the closed back) get
-    their own texels in rows appended below. Every relief UV is a texel centre, so
-    Blender reads back each vertex's vector exactly with nearest or bilinear sampling.
-    UVs follow Blender's convention (v = 0 at the bottom row). ``copies=2`` makes the
-    texture twice as tall, the front's texels in the top half and the bottom half left
-    for the caller (the closed back's negated copy, 0.5 lower in v).
-    """
-    nx, ny = lat.nx, lat.ny
-    n = node.size
-    off = np.flatnonzero(node < 0)
-    rows = ny + -(-off.size // nx)
-    texture = np.empty((copies * rows * nx, 3), dtype=np.float32)
-    texture[:rows * nx] = 0.0
-    texel = node.astype(np.int64)
-    extra = np.arange(off.size)
-    texel[off] = ny * nx + extra
-    np.put(row_items(texture), texel, row_items(relief))
-    uvs = np.empty((total, 2), dtype=np.float32)
-    # lattice column/row straight from the pixel position (exact on nodes), then the extra rows
-    col = (pixels[:, 0] - lat.x0) / lat.spacing
-    row = (pixels[:, 1] - lat.y0) / lat.spacing
-    col[off] = extra % nx
-    row[off] = ny + extra // nx
-    uvs[:n, 0] = (col + 0.5) / nx
-    uvs[:n, 1] = (copies * rows - 0.5 - row) / (copies * rows)
-    return texture.reshape(copies * rows, nx, 3), uvs
 
 
 def _split_for_closed_back(

@@ -56,7 +56,7 @@ class _Prepared:
     centre: np.ndarray  # (3,) camera space, the middle of the bounding box
     lower: np.ndarray  # (3,) bounding box
     upper: np.ndarray
-    relief_texture: np.ndarray  # (h, w, 3) bottom-up
+    relief_texture: np.ndarray  # (h, w, 4) RGBA, row 0 at the bottom (Blender pixel order)
     corner_uvs: dict[str, np.ndarray]  # UV map name -> (L, 2)
     edges: np.ndarray | None = None  # (E, 2) when the geometry supplies its edge table
     corner_edges: np.ndarray | None = None  # (L,)
@@ -156,7 +156,7 @@ def _prepare(label: str, data: MeshData, trusted: bool) -> _Prepared:
         if edges is None or corner_edges is None:
             edges = corner_edges = None
         if data.relief_texture is not None and data.relief_uvs is not None:
-            texture = np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3]  # bottom-up view
+            texture = data.relief_texture  # (h, w, 4) in Blender's pixel order
             relief_uvs = np.asarray(data.relief_uvs, dtype=np.float32)
     if not trusted or texture is None:
         try:

@@ -26,12 +26,12 @@ written in one raw copy each (Edit Mode > Select > By Attribute, Geometry Nodes)
 from __future__ import annotations
 
 import logging
-import math
 
 import bpy
 import numpy as np
 
 from ..geometry import MeshData
+from ..geometry.texels import texel_layout
 
 log = logging.getLogger(__name__)
 
@@ -50,48 +50,36 @@ def sample_nearest(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
     return texture[row, col]
 
 
-def per_vertex_layout(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One texel per vertex: a near-square bottom-up (h, w, 3) texture and texel-centre UVs (N, 2)."""
-    n = values.shape[0]
-    if n == 0 or not np.any(values):
-        return np.zeros((1, 1, 3), dtype=np.float32), np.full((n, 2), 0.5, dtype=np.float32)
-    w = int(math.ceil(math.sqrt(n)))
-    h = int(math.ceil(n / w))
-    texture = np.zeros((h * w, 3), dtype=np.float32)
-    texture[:n] = values
-    k = np.arange(n)
-    uvs = np.stack([(k % w + 0.5) / w, (k // w + 0.5) / h], axis=1).astype(np.float32)
-    return texture.reshape(h, w, 3), uvs
-
-
 def relief_layout(data: MeshData) -> tuple[np.ndarray, np.ndarray]:
-    """The bottom-up texture and per-vertex relief UVs that reproduce ``data.relief`` exactly.
+    """The (h, w, 4) bottom-up texture and per-vertex relief UVs that reproduce ``data.relief``.
 
-    Uses the geometry's ``relief_texture`` (top row first, like the photo) when sampling it
-    at ``relief_uvs`` gives back every vertex's relief; otherwise falls back to one texel per
-    vertex, which is always exact.
+    Uses the mesh's own ``relief_texture`` when sampling it at ``relief_uvs`` gives back every
+    vertex's relief; otherwise lays out one texel per vertex, which is always exact.
     """
     relief = np.asarray(data.relief, dtype=np.float32).reshape(-1, 3)
     if data.relief_texture is not None and data.relief_uvs is not None and data.relief_texture.size:
-        texture = np.ascontiguousarray(np.asarray(data.relief_texture, dtype=np.float32)[::-1, :, :3])
+        texture = np.asarray(data.relief_texture, dtype=np.float32)
         uvs = np.asarray(data.relief_uvs, dtype=np.float32).reshape(-1, 2)
         tol = 1e-6 * max(1.0, float(np.abs(relief).max(initial=0.0)))
-        if uvs.shape[0] == relief.shape[0] and float(np.abs(sample_nearest(texture, uvs) - relief).max(
-                initial=0.0)) <= tol:
+        if (texture.ndim == 3 and texture.shape[2] == 4 and uvs.shape[0] == relief.shape[0]
+                and float(np.abs(sample_nearest(texture, uvs)[:, :3] - relief).max(initial=0.0)) <= tol):
             return texture, uvs
         log.warning("relief texture does not reproduce the relief at its UVs; using one texel per vertex")
-    return per_vertex_layout(relief)
+    return texel_layout(relief)
 
 
 def make_relief_image(name: str, texture: np.ndarray) -> bpy.types.Image:
-    """A packed float image (Non-Color, OpenEXR full float) from a bottom-up (h, w, 3) array."""
+    """A packed float image (Non-Color, OpenEXR full float) from Blender-ordered (h, w, 4) RGBA
+    pixels (row 0 at the bottom), or (h, w, 3) RGB that gets alpha 1."""
     h, w = texture.shape[:2]
+    if texture.shape[2] == 3:
+        rgba = np.ones((h, w, 4), dtype=np.float32)
+        rgba[..., :3] = texture
+        texture = rgba
     image = bpy.data.images.new(name, w, h, alpha=False, float_buffer=True)
     try:
         image.colorspace_settings.is_data = True
-        rgba = np.ones((h, w, 4), dtype=np.float32)
-        rgba[..., :3] = texture
-        image.pixels.foreach_set(rgba.ravel())
+        image.pixels.foreach_set(np.ascontiguousarray(texture, dtype=np.float32).ravel())
         image.file_format = "OPEN_EXR"
         image.pack()
     except BaseException:

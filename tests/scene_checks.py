@@ -88,7 +88,7 @@ def grid_mesh(mdl, camera, mask: np.ndarray, depth: float, bump: float = 0.0, cl
     ``bump`` scene units along each ray (a bump peaking in the middle). ``closed`` adds a back
     copy ``thickness`` behind, with the mirrored relief, and side walls; ``photo_texture``
     supplies a relief texture at photo resolution (twice as tall when closed: the back's
-    negated texels below the front's), otherwise Monocle lays out its own."""
+    negated texels below the front's), otherwise Monocle lays out one texel per vertex."""
     h, w = mask.shape
     index = np.full(mask.shape, -1, dtype=np.int64)
     ys, xs = np.nonzero(mask)
@@ -125,12 +125,13 @@ def grid_mesh(mdl, camera, mask: np.ndarray, depth: float, bump: float = 0.0, cl
         groups = {"front": np.r_[np.ones(n, bool), np.zeros(n, bool)],
                   "back": np.r_[np.zeros(n, bool), np.ones(n, bool)]}
     tex = tex_uv = None
-    if photo_texture:
-        tex = np.zeros(((2 if closed else 1) * h, w, 3), np.float32)
-        tex[ys, xs] = front_relief
+    if photo_texture:  # (rows, w, 4) RGBA, row 0 at the bottom like Blender's pixels
+        tex = np.zeros(((2 if closed else 1) * h, w, 4), np.float32)
+        tex[..., 3] = 1.0
+        tex[(2 if closed else 1) * h - 1 - ys, xs, :3] = front_relief
         tex_uv = uv_all.copy()
-        if closed:
-            tex[h + ys, xs] = -front_relief
+        if closed:  # the front in the top half, the back's negated relief in the bottom half
+            tex[h - 1 - ys, xs, :3] = -front_relief
             tex_uv[:, 1] = np.r_[0.5 + uvs[:, 1] / 2, uvs[:, 1] / 2]
     return mdl.MeshData(
         vertices=verts.astype(np.float32), relief=relief.astype(np.float32), uvs=uv_all.astype(np.float32),

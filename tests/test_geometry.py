@@ -382,12 +382,42 @@ def test_reprojection_is_exact_at_every_strength(geo, bench_data, back):
     fu = md.relief_uvs[:, 0].astype(np.float64) * w
     fv = md.relief_uvs[:, 1].astype(np.float64) * h
     assert np.abs(fu - np.floor(fu) - 0.5).max() < 1e-3 and np.abs(fv - np.floor(fv) - 0.5).max() < 1e-3
-    texel = tex[h - 1 - np.floor(fv).astype(int), np.floor(fu).astype(int)]  # rows run top-down
-    assert np.array_equal(texel, md.relief)  # one Displace modifier at +strength moves every vertex
+    texel = tex[np.floor(fv).astype(int), np.floor(fu).astype(int)]  # row 0 at the bottom (v = 0)
+    assert np.array_equal(texel[:, :3], md.relief)  # one Displace modifier at +strength moves every vertex
+    assert tex.shape[2] == 4 and np.all(tex[..., 3] == 1)
     back_only = md.groups["back"] & ~md.groups["front"]
     if back == "closed":  # the mirrored back reads negated texels of its own
         assert np.any(md.relief[back_only]) and not np.any(md.relief[md.groups["seam"]])
-        assert np.all(md.relief_uvs[back_only, 1] < 0.5) and np.all(md.relief_uvs[md.groups["front"], 1] > 0.5)
+    # one texel per vertex (solidify: the back shares the front's), never more
+    own = md.num_vertices // 2 if back == "solidify" else md.num_vertices
+    assert own <= h * w < own + w
+
+
+def test_relief_texture_is_as_large_as_the_mesh_not_its_box(geo):
+    """A thin diagonal object fills ~1 % of its bounding box; its relief texture still has one
+    texel per vertex (laid out over the box it would hold ~60 per vertex)."""
+    import cv2
+
+    h, w = 600, 800
+    mask = np.zeros((h, w), np.uint8)
+    cv2.line(mask, (25, 25), (775, 575), 255, 6)
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = (4.0 + 0.3 * np.sin(xx / 40.0)).astype(np.float32)  # a real relief, not a flat plane
+    cam = geo.camera.camera_from_result(w, h, None)
+    for back in ("open", "closed"):
+        md = geo.plane.build_object_mesh(mask > 0, depth, cam, geo.core.MeshSettings(detail=4000, back=back))
+        th, tw = md.relief_texture.shape[:2]
+        assert md.num_vertices <= th * tw < md.num_vertices + tw, back
+        assert np.any(md.relief)
+
+
+def test_flat_relief_needs_one_texel(geo):
+    mask = np.zeros((60, 80), bool)
+    mask[10:50, 15:65] = True
+    cam = geo.camera.camera_from_result(80, 60, None)
+    md = geo.plane.build_object_mesh(mask, np.full(mask.shape, 3.0, np.float32), cam, geo.core.MeshSettings())
+    assert not np.any(md.relief) and md.relief_texture.shape == (1, 1, 4)
+    assert np.all(md.relief_uvs == 0.5)
 
 
 def test_real_masks_close_watertight(geo, bench_data):
