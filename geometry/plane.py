@@ -46,6 +46,12 @@ BACKS = ("open", "solidify", "closed")
 MIN_SPACING = 0.5  # pixels: finer lattices add vertices, not information
 MIN_DETAIL, MAX_DETAIL = 16, 4_000_000
 CROP_MARGIN = 6
+# A large object at a modest detail has lattice cells many pixels wide (a 12 MP photo at the
+# default detail: ~19 px): its mask and depth are read in blocks of up to 1 / REDUCE_CELL_PIXELS
+# of a cell, which keeps the outline sub-pixel at the lattice's scale and makes the build ~10x
+# faster; the reduction is skipped where it would drop more than REDUCE_MAX_LOSS of the area.
+REDUCE_CELL_PIXELS = 4
+REDUCE_MAX_LOSS = 0.02
 
 
 def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
@@ -96,6 +102,60 @@ def _coverage(crop: np.ndarray, scale: float) -> tuple[np.ndarray, bool]:
     return cov, not bool(np.any((cov > 0) & (cov < 1)))
 
 
+def reduction_factor(area: int, detail: int) -> int:
+    """How much coarser than the photo the mask and depth may be read for an object of ``area``
+    pixels at ``detail``: the largest integer keeping ``REDUCE_CELL_PIXELS`` reduced pixels per
+    lattice cell (1 below that: small objects and high details use every pixel)."""
+    n = min(max(int(detail), MIN_DETAIL), MAX_DETAIL)
+    return max(1, int(math.sqrt(max(area, 0) / n) // REDUCE_CELL_PIXELS))
+
+
+def _block_mean(a: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Mean of every ``factor`` x ``factor`` block of ``a`` (float32), zero-padded to ``shape`` blocks."""
+    import cv2
+
+    hr, wr = shape
+    if a.shape != (hr * factor, wr * factor):
+        padded = np.zeros((hr * factor, wr * factor), dtype=np.float32)
+        padded[:a.shape[0], :a.shape[1]] = a
+        a = padded
+    return cv2.resize(np.ascontiguousarray(a, dtype=np.float32), (wr, hr), interpolation=cv2.INTER_AREA)
+
+
+def _reduce(raw: np.ndarray, scale: float, inside: np.ndarray, depth: np.ndarray, bounds: tuple[int, int, int, int],
+            factor: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """The object's crop read at 1 / ``factor`` of the resolution, on blocks aligned with the
+    photo's origin, so reduced pixel coordinates are photo coordinates / ``factor`` and a
+    camera of the photo's size / ``factor`` has exactly the same rays (and UVs).
+
+    Returns (coverage (mean of the blocks), depth (mean over the block's pixels with valid
+    depth, NaN where none), crop x, crop y) in reduced pixels, or None when the coarser mask
+    would lose more than ``REDUCE_MAX_LOSS`` of the object's area (thin parts).
+    """
+    h, w = raw.shape
+    r0, r1, c0, c1 = (int(b) for b in bounds)
+    margin = CROP_MARGIN * factor
+    ya, xa = max(0, r0 - margin) // factor * factor, max(0, c0 - margin) // factor * factor
+    yb = min(-(-(r1 + 1 + margin) // factor), -(-h // factor)) * factor
+    xb = min(-(-(c1 + 1 + margin) // factor), -(-w // factor)) * factor
+    shape = ((yb - ya) // factor, (xb - xa) // factor)
+    inside_c = inside[ya:yb, xa:xb]
+    crop = raw[ya:yb, xa:xb]
+    if crop.dtype != np.float32 or scale != 1.0:
+        crop = crop.astype(np.float32) / np.float32(scale)
+    cov = _block_mean(crop, factor, shape)
+    area = np.count_nonzero(inside_c)
+    if np.count_nonzero(cov >= 0.5) * factor * factor < (1.0 - REDUCE_MAX_LOSS) * area:
+        return None
+    z = depth[ya:yb, xa:xb]
+    ok = inside_c & np.isfinite(z) & (z > 0)
+    weight = _block_mean(ok.view(np.uint8), factor, shape)
+    total = _block_mean(np.where(ok, z, 0.0).astype(np.float32), factor, shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_r = np.where(weight > 0, total / weight, np.nan).astype(np.float32)
+    return cov, z_r, xa // factor, ya // factor
+
+
 def build_object_mesh(
     mask: np.ndarray, zdepth: np.ndarray, camera: CameraModel, settings: MeshSettings,
     *, timings: dict[str, float] | None = None,
@@ -121,10 +181,17 @@ def build_object_mesh(
     h, w = raw.shape
     ya, yb = max(0, rows[0] - CROP_MARGIN), min(h, rows[-1] + 1 + CROP_MARGIN)
     xa, xb = max(0, cols[0] - CROP_MARGIN), min(w, cols[-1] + 1 + CROP_MARGIN)
-    cov_c, binary = _coverage(raw[ya:yb, xa:xb], scale)
-    inside_c = inside[ya:yb, xa:xb]
-    z_c = depth[ya:yb, xa:xb]
-    z_c = z_c if z_c.dtype == np.float32 else z_c.astype(np.float64)  # scene_depth gives float32
+    factor = reduction_factor(int(np.count_nonzero(inside[ya:yb, xa:xb])), settings.detail)
+    reduced = _reduce(raw, scale, inside, depth, (rows[0], rows[-1], cols[0], cols[-1]), factor) if factor > 1 else None
+    if reduced is not None:  # a large object at a modest detail: work at 1 / factor of the resolution
+        cov_c, z_c, xa, ya = reduced
+        binary, inside_c = False, cov_c >= 0.5
+        camera = CameraModel(w / factor, h / factor, camera.focal_mm, camera.sensor_mm)  # the same rays
+    else:
+        cov_c, binary = _coverage(raw[ya:yb, xa:xb], scale)
+        inside_c = inside[ya:yb, xa:xb]
+        z_c = depth[ya:yb, xa:xb]
+        z_c = z_c if z_c.dtype == np.float32 else z_c.astype(np.float64)  # scene_depth gives float32
     valid = inside_c & np.isfinite(z_c) & (z_c > 0)
     if not valid.any():
         raise ValueError("no valid depth inside the mask")

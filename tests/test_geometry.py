@@ -526,3 +526,35 @@ def test_lattice_knows_whether_every_vertex_is_used(geo):
             assert lat.all_used == bool(used.all())
             seen.add(lat.all_used)
     assert seen == {True, False}  # both cases occur on these masks
+
+
+def test_large_object_at_modest_detail_reads_coarser_blocks(geo, monkeypatch):
+    """A sphere filling a 2400x1800 photo at the default detail has ~12 px lattice cells, so its
+    mask and depth are read in 3x3 blocks (reduced pixels = photo pixels / 3, the same rays):
+    the mesh keeps the full-resolution build's vertex count, silhouette and accuracy, and its
+    vertices still project exactly onto the pixels their UVs name."""
+    cam = geo.camera.camera_from_result(2400, 1800, 50.0)
+    centre, radius = (0.1, -0.05, -5.0), 1.6
+    mask, z = _sphere(cam, centre, radius)
+    settings = geo.core.MeshSettings(back="closed")
+    assert geo.plane.reduction_factor(int(mask.sum()), settings.detail) == 3
+
+    def build():
+        md = geo.plane.build_object_mesh(mask, z, cam, settings)
+        err = np.linalg.norm(md.vertices.astype(np.float64) + md.relief - np.asarray(centre), axis=1) - radius
+        sizes, loops = _front(geo, md)
+        front = SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops)
+        return md, np.abs(err[md.groups["front"]]), _iou(_rasterise(front, cam), mask)
+
+    md, err, iou = build()
+    monkeypatch.setattr(geo.plane, "REDUCE_CELL_PIXELS", 10**9)  # every pixel, for comparison
+    full, full_err, full_iou = build()
+    assert md.num_vertices == pytest.approx(full.num_vertices, rel=0.03)
+    assert iou > 0.998 and iou > full_iou - 0.001
+    assert err.max() < 0.01 * radius and err.mean() < 0.001 * radius
+    for s in STRENGTHS:
+        assert _reprojection_error(md, cam, s) < 0.01
+    report = geo.check.edge_manifold_report(md.face_sizes, md.loops)
+    assert report["watertight"] and report["manifold"]
+    print(f"reduced: {md.num_vertices} vertices, IoU {iou:.4f}, err max {err.max():.5f} mean {err.mean():.6f}; "
+          f"full: {full.num_vertices}, IoU {full_iou:.4f}, err max {full_err.max():.5f} mean {full_err.mean():.6f}")

@@ -624,3 +624,36 @@ def test_selections_are_point_attributes(monocle, ext_dir, tmp_path):
         obj.data.attributes["position"].data.foreach_get("vector", co)
         z = co.reshape(-1, 3)[:, 2]
         assert z[back_flags & ~front].mean() < z[front & ~back_flags].mean()
+
+
+def test_mask_reader_agrees_with_blenders_reader(monocle, tmp_path):
+    """Masks are decoded with OpenCV: 8-bit grey, RGB, RGBA and a non-ASCII path read as Blender's own
+    reader reads them, a 16-bit mask splits at half its range, and a corrupt file is a clear error."""
+    result_mod = importlib.import_module(monocle.__name__ + ".scene.result")
+    rng = np.random.default_rng(5)
+    h, w = 37, 53
+    grey = (rng.random((h, w)) * 255).astype(np.uint8)
+    cases = {
+        "grey8.png": Image.fromarray(grey),
+        "grey16.png": Image.fromarray((grey.astype(np.uint16) * 257).astype(np.uint16)),
+        "rgb.png": Image.fromarray(np.stack([grey, 255 - grey, grey // 2], -1)),
+        "rgba.png": Image.fromarray(np.stack([grey, grey, grey, 255 - grey], -1)),
+        "masque_été.png": Image.fromarray(grey),
+    }
+    for name, image in cases.items():
+        path = tmp_path / name
+        image.save(path)
+        got = result_mod.load_mask(path, w, h)
+        assert got.shape == (h, w) and got.dtype == bool
+        if name != "grey16.png":  # Blender reads 16-bit PNGs as float and makes them linear (sRGB -> linear)
+            assert np.array_equal(got, result_mod._load_mask_blender(path, w, h)), name
+        assert np.array_equal(got, grey > 127), name
+    with pytest.raises(result_mod.BuildError) as err:
+        result_mod.load_mask(tmp_path / "grey8.png", w + 1, h)
+    assert err.value.code == "result_unreadable"
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(result_mod.BuildError) as err:
+        result_mod.load_mask(corrupt, w, h)
+    assert err.value.code == "result_unreadable"
+    assert not any(img.filepath.endswith("corrupt.png") for img in bpy.data.images)
