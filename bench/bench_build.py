@@ -7,7 +7,9 @@ Reported per size (best of ``--repeat``): read (masks + depth), geometry (numpy)
 (Blender: mesh, UVs, selections, relief image, modifiers, material, camera) and total, and
 the floor: a plain grid with the same vertex count pushed into a mesh with the fastest
 ``foreach_set`` path and nothing else (positions, corners, face starts, edges, object).
-Each size runs in its own process so its peak memory (max RSS) is its own.
+Each size runs in its own process so its peak memory (max RSS) is its own. Sizes up to 150k
+use a 640x480 photo, larger ones 1600x1200, and one more row builds the default detail from a
+4000x3000 (12 MP) photo, the size phones take.
 
     .venv/bin/python bench/bench_build.py [--sizes 10000 40000 100000 1000000] [--repeat 5]
 
@@ -144,7 +146,8 @@ def run_one(size: int, result: Path, repeat: int, back: str = "closed") -> dict:
 
 
 COLUMNS = [
-    ("vertices", "vertices"), ("back", "back"), ("detail", "detail"), ("read", "read s"), ("geometry", "geometry s"),
+    ("vertices", "vertices"), ("back", "back"), ("detail", "detail"), ("photo", "photo"), ("read", "read s"),
+    ("geometry", "geometry s"),
     ("ingest", "ingest s"), ("total", "total s"), ("ingest_checked", "ingest, checked s"),
     ("floor", "floor s"), ("ratio_total_to_floor", "total/floor"),
     ("ratio_ingest_to_floor", "ingest/floor"), ("mesh", "ingest: mesh s"), ("attributes", "ingest: selections s"),
@@ -165,21 +168,35 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 2 * DEFAULT_DETAIL, 100_000, 1_000_000])
     parser.add_argument("--open-sizes", type=int, nargs="*", default=[1_000_000],
                         help="sizes also measured with an open back (a front shell, no back)")
+    parser.add_argument("--photo-sizes", type=int, nargs="*", default=[2 * DEFAULT_DETAIL],
+                        help="sizes also measured on a 12 MP (4000x3000) photo, as phones take them")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--back", default="closed", help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--make", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:  # in a process of its own: a child inherits its parent's peak RSS, so the parent stays small
+        make_result(Path(args.make[0]), int(args.make[1]), int(args.make[2]))
+        return 0
     if args.one:
         print(json.dumps(run_one(args.one, Path(args.result), args.repeat, args.back)))
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="monocle-bench-build-") as tmp:
-        small = make_result(Path(tmp) / "small", 640, 480)
-        large = make_result(Path(tmp) / "large", 1600, 1200)
-        runs = [(size, "closed") for size in args.sizes] + [(size, "open") for size in args.open_sizes]
-        for size, back in runs:
-            result = small if size <= 150_000 else large
+        def result_of(name: str, width: int, height: int) -> Path:
+            subprocess.run([sys.executable, __file__, "--make", str(Path(tmp) / name), str(width), str(height)],
+                           check=True)
+            return Path(tmp) / name / "result"
+
+        small = result_of("small", 640, 480)
+        large = result_of("large", 1600, 1200)
+        runs = [(size, "closed", small if size <= 150_000 else large) for size in args.sizes]
+        runs += [(size, "open", small if size <= 150_000 else large) for size in args.open_sizes]
+        if args.photo_sizes:
+            phone = result_of("phone", 4000, 3000)
+            runs += [(size, "closed", phone) for size in args.photo_sizes]
+        for size, back, result in runs:
             load = os.getloadavg()[0]
             proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--result", str(result),
                                    "--repeat", str(args.repeat), "--back", back], capture_output=True, text=True)
@@ -187,6 +204,7 @@ def main() -> int:
                 sys.stderr.write(proc.stderr[-4000:])
                 return 1
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            rows[-1]["photo"] = {small: "640x480", large: "1600x1200"}.get(result, "4000x3000")
             # the machine is shared: the 1-minute load average before and after the run
             rows[-1]["load"] = f"{load:.1f}-{os.getloadavg()[0]:.1f}"
             print(f"size {size}: {rows[-1]}", file=sys.stderr)
@@ -198,7 +216,8 @@ def main() -> int:
     (RESULTS / "build.md").write_text(
         "# Build speed (worker result -> Blender objects)\n\n"
         "Best of %d runs; closed back (the default), so vertices ~ 2 x detail; the open row is a front shell "
-        "alone (vertices ~ detail). Floor = a plain grid of the same vertex "
+        "alone (vertices ~ detail); the 4000x3000 row is a phone photo at the default detail. "
+        "Floor = a plain grid of the same vertex "
         "count pushed with foreach_set only (Blender builds its edges). 'ingest, checked' = the same ingest "
         "with the per-corner checks a hand-made mesh gets (the build trusts the geometry layer's meshes, "
         "which the tests hold to those checks). Load avg = the machine's 1-minute load before-after the "

@@ -60,7 +60,9 @@ def scene_depth(
     ``camera`` is accepted for API symmetry (the map is already per pixel).
     """
     del camera
-    values = np.asarray(depth, dtype=np.float64)
+    values = np.asarray(depth)
+    if values.dtype != np.float32:  # float32 maps (the worker's) stay float32: at 12 MP copies cost
+        values = values.astype(np.float64)
     if values.ndim != 2:
         raise ValueError(f"depth must be a 2D array, got shape {values.shape}")
     kind = kind.replace("-", "_")
@@ -69,16 +71,18 @@ def scene_depth(
     valid = np.isfinite(values)
     if kind == "metric":
         # non-positive values are holes; renderers write ~1e10 for "nothing here" (Blender's Z pass)
-        valid &= (values > 0) & (values < METRIC_BACKGROUND)
+        valid &= values > 0
+        valid &= values < METRIC_BACKGROUND
         inside = valid & _union(masks, values.shape)
-        reference = values[inside] if inside.any() else values[valid]
-        if reference.size:  # near-zero distances are sensor garbage that would put vertices on the camera
-            valid &= values > METRIC_FLOOR * float(reference.max())
+        where = inside if inside.any() else valid
+        if where.any():  # near-zero distances are sensor garbage that would put vertices on the camera
+            valid &= values > METRIC_FLOOR * float(values.max(where=where, initial=-np.inf))
     if not valid.any():
         raise ValueError("the depth map holds no valid values")
     values = _fill_invalid(values, valid)
     if kind == "metric":
-        return values.astype(np.float32)
+        return values.astype(np.float32, copy=False)
+    values = values.astype(np.float64, copy=False)  # percentiles and 1 / z in double precision
 
     near = float(settings.distance)
     if not np.isfinite(near) or near <= 0:

@@ -123,7 +123,7 @@ def _block_mean(a: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarra
 
 
 def _reduce(raw: np.ndarray, scale: float, inside: np.ndarray, depth: np.ndarray, bounds: tuple[int, int, int, int],
-            factor: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+            factor: int, area: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
     """The object's crop read at 1 / ``factor`` of the resolution, on blocks aligned with the
     photo's origin, so reduced pixel coordinates are photo coordinates / ``factor`` and a
     camera of the photo's size / ``factor`` has exactly the same rays (and UVs).
@@ -142,15 +142,22 @@ def _reduce(raw: np.ndarray, scale: float, inside: np.ndarray, depth: np.ndarray
     inside_c = inside[ya:yb, xa:xb]
     crop = raw[ya:yb, xa:xb]
     if crop.dtype != np.float32 or scale != 1.0:
-        crop = crop.astype(np.float32) / np.float32(scale)
+        crop = crop.astype(np.float32) / np.float32(scale) if scale != 1.0 else crop.astype(np.float32)
     cov = _block_mean(crop, factor, shape)
-    area = np.count_nonzero(inside_c)
     if np.count_nonzero(cov >= 0.5) * factor * factor < (1.0 - REDUCE_MAX_LOSS) * area:
         return None
     z = depth[ya:yb, xa:xb]
-    ok = inside_c & np.isfinite(z) & (z > 0)
-    weight = _block_mean(ok.view(np.uint8), factor, shape)
-    total = _block_mean(np.where(ok, z, 0.0).astype(np.float32), factor, shape)
+    if z.dtype != np.float32:
+        z = z.astype(np.float32)
+    z_ok = np.isfinite(z)
+    z_ok &= z > 0
+    if z_ok.all():  # scene_depth fills every hole: the usual case
+        ok = inside_c
+        weight = cov if raw.dtype == bool else _block_mean(inside_c.astype(np.float32), factor, shape)
+    else:
+        ok = inside_c & z_ok
+        weight = _block_mean(ok.astype(np.float32), factor, shape)
+    total = _block_mean(np.where(ok, z, np.float32(0.0)), factor, shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         z_r = np.where(weight > 0, total / weight, np.nan).astype(np.float32)
     return cov, z_r, xa // factor, ya // factor
@@ -181,8 +188,10 @@ def build_object_mesh(
     h, w = raw.shape
     ya, yb = max(0, rows[0] - CROP_MARGIN), min(h, rows[-1] + 1 + CROP_MARGIN)
     xa, xb = max(0, cols[0] - CROP_MARGIN), min(w, cols[-1] + 1 + CROP_MARGIN)
-    factor = reduction_factor(int(np.count_nonzero(inside[ya:yb, xa:xb])), settings.detail)
-    reduced = _reduce(raw, scale, inside, depth, (rows[0], rows[-1], cols[0], cols[-1]), factor) if factor > 1 else None
+    area = int(np.count_nonzero(inside[ya:yb, xa:xb]))
+    factor = reduction_factor(area, settings.detail)
+    bounds = (rows[0], rows[-1], cols[0], cols[-1])
+    reduced = _reduce(raw, scale, inside, depth, bounds, factor, area) if factor > 1 else None
     if reduced is not None:  # a large object at a modest detail: work at 1 / factor of the resolution
         cov_c, z_c, xa, ya = reduced
         binary, inside_c = False, cov_c >= 0.5
