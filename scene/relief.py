@@ -1,4 +1,4 @@
-"""The live relief: a float image of displacement vectors read by Displace modifiers.
+"""The live relief: a float image of displacement vectors read by a Displace modifier.
 
 How the sampling is made exact (measured on Blender 4.5, see tests/test_scene.py):
 - the texture is an Image Texture datablock with ``use_interpolation = False``,
@@ -14,10 +14,11 @@ How the sampling is made exact (measured on Blender 4.5, see tests/test_scene.py
 - direction ``RGB_TO_XYZ`` in ``LOCAL`` space: the object's axes are the camera's,
   and the vectors are camera-space, so displaced vertices stay on their rays.
 
-One modifier displaces the whole object at the strength the artist sets: the closed
-back's mirrored relief is stored as negated texels of its own (the texture's bottom
-half), so no vertex group and no second modifier are needed, which at 1M vertices saves
-about a fifth of the build (``VertexGroup.add`` costs ~90 ns per member).
+One modifier displaces the whole object at the strength the artist sets: every vertex
+reads a texel of its own (``geometry/texels.py``), and the closed back's texels hold its
+mirrored (negated) relief, so no vertex group and no second modifier are needed, which
+at 1M vertices saved about a fifth of the build (``VertexGroup.add`` costs ~90 ns per
+member).
 
 The geometry's selections (front, back, seam) are stored as boolean point attributes,
 written in one raw copy each (Edit Mode > Select > By Attribute, Geometry Nodes).
