@@ -15,7 +15,7 @@ arithmetic instead of per-face walks, and two independent jobs (the smooth base,
 edge table with the closed back's faces) run on a worker thread while the main line goes
 on; numpy releases the GIL, so they overlap on a second core. The threads touch no ``bpy``.
 A large object at a modest detail (a phone photo at the default detail) is read in pixel
-blocks no wider than a quarter of a lattice cell, with a camera scaled to match, so the
+blocks no wider than a third of a lattice cell, with a camera scaled to match, so the
 work follows the vertex count rather than the photo's size.
 """
 
@@ -53,7 +53,7 @@ CROP_MARGIN = 6
 # default detail: ~19 px): its mask and depth are read in blocks of up to 1 / REDUCE_CELL_PIXELS
 # of a cell, which keeps the outline sub-pixel at the lattice's scale and makes the build ~10x
 # faster; the reduction is skipped where it would drop more than REDUCE_MAX_LOSS of the area.
-REDUCE_CELL_PIXELS = 4
+REDUCE_CELL_PIXELS = 3
 REDUCE_MAX_LOSS = 0.02
 
 
