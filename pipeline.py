@@ -13,6 +13,7 @@ from . import prefs
 from .bridge.cache import ResultCache, cache_key
 from .bridge.warm import POOL
 from .bridge.worker import EventJob, WorkerJob, WorkerRunError
+from .geometry.preload import preload
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Inference:
             self._start(context)
 
     def _start(self, context: bpy.types.Context | None) -> None:
+        preload()  # the build's imports load while the worker runs
         self.scratch = self.cache.scratch()
         extra = prefs.wheel_site_packages() if prefs.uses_blender_python(context) else []
         args = self.request.worker_args(self.scratch)

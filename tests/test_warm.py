@@ -176,3 +176,32 @@ def test_preferences_and_panel_show_the_worker(pool, photos):
     assert "monocle.stop_workers" in {entry[1] for entry in _draw(bpy.types.MONOCLE_PT_models)}
     assert bpy.ops.monocle.stop_workers() == {"FINISHED"}
     assert not _alive(inference.job.pid) and pool.workers() == []
+
+
+def test_build_imports_load_while_the_worker_runs(photos, tmp_path):
+    """In a fresh Blender, enabling Monocle imports none of the geometry's heavy modules; starting
+    a worker loads them on a background thread, so the first build does not wait for them."""
+    script = tmp_path / "first_press.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        import bpy
+        bpy.ops.preferences.addon_enable(module={MODULE!r})
+        preload = __import__({MODULE!r} + ".geometry.preload", fromlist=["MODULES"])
+        names = [name for name, _ in preload.MODULES]
+        before = [n for n in names if n in sys.modules]
+        pipe = __import__({MODULE!r} + ".pipeline", fromlist=["Inference"])
+        inference = pipe.Inference(pipe.InferenceRequest(image={str(photos[0])!r}, max_size=256), bpy.context,
+                                   warm=False)
+        thread = preload._thread  # started by the inference, not by this script
+        assert thread is not None and not inference.cached
+        inference.wait()
+        thread.join(120)
+        print("RESULT", json.dumps({{"before": before, "after": [n for n in names if n in sys.modules],
+                                    "alive": thread.is_alive(), "same": thread is preload.preload()}}), flush=True)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))[7:])
+    assert got["before"] == [] and not got["alive"] and got["same"]
+    assert got["after"] == ["cv2", "scipy.ndimage", "scipy.sparse.linalg", "scipy.sparse.csgraph", "scipy.spatial",
+                            "skimage.measure"]
