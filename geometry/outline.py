@@ -21,13 +21,79 @@ SIGMA_BINARY = 1.5
 SIGMA_SOFT = 0.7
 THIN_UNBLUR = 0.8
 PIXEL_MARGIN = 0.02
+FIELD_TILE = 128  # pixels: large crops are smoothed tile by tile where the coverage changes
+FIELD_HALO = 16  # pixels read around a tile: more than the 7 the smoothing reaches
+FIELD_TILED_PIXELS = 4_000_000  # smaller crops take one pass (~20 ms), cheaper than sorting out tiles
 
 
 def smoothed_field(coverage: np.ndarray, binary: bool) -> np.ndarray:
-    """Inside/outside field of a mask crop (float32, > 0.5 inside); see the module docstring."""
+    """Inside/outside field of a mask crop (float32, > 0.5 inside); see the module docstring.
+
+    Every step is local (the field at a pixel depends on the mask within 7 pixels), so a
+    large crop is computed only in the tiles near a change of coverage; everywhere else
+    the field is what a uniform mask gives. A thin object across a large photo (a pole
+    across 12 MP: a 3620x2620 crop, 2 % of it object) costs about a fifth of the full pass.
+    """
+    m = np.ascontiguousarray(coverage, dtype=np.float32)
+    h, w = m.shape
+    t = FIELD_TILE
+    if h * w < FIELD_TILED_PIXELS or h < 3 * t or w < 3 * t:
+        return _smoothed(m, binary)
+    hb, wb = h // t, w // t  # whole tiles; the ragged last row and column of pixels are always computed
+    settled = _settled_tiles(m[:hb * t, :wb * t], t, FIELD_HALO)
+    if h % t:  # the ragged pixels lie within the halo of the last whole tiles
+        settled[-1] = False
+    if w % t:
+        settled[:, -1] = False
+    if settled.mean() < 0.5:  # most of the crop changes near some pixel: one pass is cheaper
+        return _smoothed(m, binary)
+    ones = _smoothed(np.ones((4 * FIELD_HALO, 4 * FIELD_HALO), np.float32), binary)[2 * FIELD_HALO, 2 * FIELD_HALO]
+    out = np.where(m >= 0.5, ones, np.float32(0.0)).astype(np.float32, copy=False)
+    todo = np.ones((hb + 1, wb + 1), dtype=bool)  # the extra row/column: the ragged pixels
+    todo[:hb, :wb] = ~settled
+    for j in range(hb + 1):
+        y0, y1 = j * t, min(h, (j + 1) * t)
+        if y0 >= y1:
+            continue
+        cols = np.flatnonzero(todo[j])
+        if cols.size == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(cols) > 1)
+        for a, b in zip(np.r_[cols[0], cols[breaks + 1]], np.r_[cols[breaks], cols[-1]]):
+            x0, x1 = a * t, min(w, (b + 1) * t)
+            if x0 >= x1:
+                continue
+            wy0, wy1 = max(0, y0 - FIELD_HALO), min(h, y1 + FIELD_HALO)
+            wx0, wx1 = max(0, x0 - FIELD_HALO), min(w, x1 + FIELD_HALO)
+            window = _smoothed(m[wy0:wy1, wx0:wx1], binary)
+            out[y0:y1, x0:x1] = window[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+    return out
+
+
+def _settled_tiles(m: np.ndarray, tile: int, halo: int) -> np.ndarray:
+    """Per ``tile`` x ``tile`` block of ``m`` (whose sides are multiples of ``tile``, itself a
+    multiple of ``halo``): whether the block and the ``halo`` pixels around it hold one value,
+    0 or 1 everywhere, so its field is what a uniform mask gives."""
     import cv2
 
-    m = np.ascontiguousarray(coverage, dtype=np.float32)
+    k = tile // halo
+    h, w = m.shape
+    cells = m.reshape(h // halo, halo, w // halo, halo)
+    lo = np.ascontiguousarray(cells.min(axis=3).min(axis=1))
+    hi = np.ascontiguousarray(cells.max(axis=3).max(axis=1))
+    ring = np.ones((3, 3), np.uint8)  # each cell's neighbours: the halo around a tile's cells
+    lo = cv2.erode(lo, ring, borderType=cv2.BORDER_REPLICATE)
+    hi = cv2.dilate(hi, ring, borderType=cv2.BORDER_REPLICATE)
+    tiles_lo = lo.reshape(h // tile, k, w // tile, k).min(axis=3).min(axis=1)
+    tiles_hi = hi.reshape(h // tile, k, w // tile, k).max(axis=3).max(axis=1)
+    return (tiles_lo == tiles_hi) & ((tiles_lo == 0.0) | (tiles_lo == 1.0))
+
+
+def _smoothed(m: np.ndarray, binary: bool) -> np.ndarray:
+    """``smoothed_field`` of a whole (float32) array in one pass."""
+    import cv2
+
+    m = np.ascontiguousarray(m, dtype=np.float32)
     inside = m >= 0.5
     sigma = SIGMA_BINARY if binary else SIGMA_SOFT
     blur = cv2.GaussianBlur(m, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)

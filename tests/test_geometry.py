@@ -558,3 +558,33 @@ def test_large_object_at_modest_detail_reads_coarser_blocks(geo, monkeypatch):
     assert report["watertight"] and report["manifold"]
     print(f"reduced: {md.num_vertices} vertices, IoU {iou:.4f}, err max {err.max():.5f} mean {err.mean():.6f}; "
           f"full: {full.num_vertices}, IoU {full_iou:.4f}, err max {full_err.max():.5f} mean {full_err.mean():.6f}")
+
+
+def test_tiled_outline_field_equals_the_full_pass(monocle, monkeypatch):
+    """A large crop is smoothed only in the tiles near a change of coverage; the field is the
+    one-pass field bit for bit: a thin diagonal pole (the tiled path), a soft-edged disc
+    (coverage, not binary), a crop with one-pixel lines everywhere (falls back to one pass)."""
+    import cv2
+
+    outline = importlib.import_module(f"{monocle.__name__}.geometry.outline")
+    pole = np.zeros((2150, 2700), np.uint8)  # above FIELD_TILED_PIXELS, sides not multiples of a tile
+    cv2.line(pole, (40, 40), (2660, 2100), 255, 15)
+    cv2.circle(pole, (300, 1800), 4, 255, -1)  # a small blob, far from the pole
+    cv2.circle(pole, (2690, 30), 6, 255, -1)  # and one in the ragged last columns
+    yy, xx = np.mgrid[0:2100, 0:2100]
+    disc = np.clip(1.0 - np.hypot(xx - 700.3, yy - 420.7) / 3.0 + 60.0 / 3.0, 0.0, 1.0).astype(np.float32)
+    lines = np.zeros((2100, 2100), np.float32)
+    lines[::23, :] = 1.0
+    lines[:, ::31] = 1.0
+    one_pass = outline._smoothed
+    windows = []
+    monkeypatch.setattr(outline, "_smoothed", lambda m, binary: windows.append(m.size) or one_pass(m, binary))
+    for cov, binary, tiled_path in ((pole > 0, True, True), (disc, False, True), (lines, True, False)):
+        cov = np.asarray(cov, dtype=np.float32)
+        windows.clear()
+        tiled = outline.smoothed_field(cov, binary)
+        assert tiled.dtype == np.float32 and np.array_equal(tiled, one_pass(cov, binary))
+        if tiled_path:  # many small windows, covering well under half the crop
+            assert len(windows) > 3 and sum(windows[1:]) < 0.5 * cov.size
+        else:
+            assert windows == [cov.size]
