@@ -103,7 +103,7 @@ def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points
     rim = valid & ~inner
     count = _block_sum(valid, b)
     rim_count = _block_sum(rim, b)
-    rim_sum = _block_sum(np.where(rim, z, 0.0), b)
+    rim_sum = _block_sum(np.where(rim, z, z.dtype.type(0)), b)  # float32 stays float32
     values = np.zeros(count.shape)
     fixed = rim_count > 0
     values[fixed] = rim_sum[fixed] / rim_count[fixed]
