@@ -198,6 +198,7 @@ def build_object_mesh(
     if reduced is not None:  # a large object at a modest detail: work at 1 / factor of the resolution
         cov_c, z_c, xa, ya = reduced
         binary, inside_c = False, cov_c >= 0.5
+        area = int(np.count_nonzero(inside_c))  # in reduced pixels
         camera = CameraModel(w / factor, h / factor, camera.focal_mm, camera.sensor_mm)  # the same rays
     else:
         cov_c, binary = _coverage(raw[ya:yb, xa:xb], scale)
@@ -211,8 +212,7 @@ def build_object_mesh(
     clock.lap("crop")
     outline = Outline.from_mask(cov_c, binary, xa, ya)
     clock.lap("outline")
-    area = float(np.count_nonzero(inside_c))
-    spacing = lattice_spacing(area, outline.length, settings.detail)
+    spacing = lattice_spacing(float(area), outline.length, settings.detail)
     lat = build_lattice_mesh(outline, spacing)
     if lat.face_sizes.size == 0 and spacing > MIN_SPACING:
         lat = build_lattice_mesh(outline, MIN_SPACING)
