@@ -184,19 +184,18 @@ def main() -> int:
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="monocle-bench-build-") as tmp:
-        def result_of(name: str, width: int, height: int) -> Path:
-            subprocess.run([sys.executable, __file__, "--make", str(Path(tmp) / name), str(width), str(height)],
-                           check=True)
-            return Path(tmp) / name / "result"
+        def result_of(width: int, height: int) -> tuple[Path, str]:
+            folder = Path(tmp) / f"{width}x{height}"
+            subprocess.run([sys.executable, __file__, "--make", str(folder), str(width), str(height)], check=True)
+            return folder / "result", f"{width}x{height}"
 
-        small = result_of("small", 640, 480)
-        large = result_of("large", 1600, 1200)
+        small, large = result_of(640, 480), result_of(1600, 1200)
         runs = [(size, "closed", small if size <= 150_000 else large) for size in args.sizes]
         runs += [(size, "open", small if size <= 150_000 else large) for size in args.open_sizes]
         if args.photo_sizes:
-            phone = result_of("phone", 4000, 3000)
+            phone = result_of(4000, 3000)
             runs += [(size, "closed", phone) for size in args.photo_sizes]
-        for size, back, result in runs:
+        for size, back, (result, photo) in runs:
             load = os.getloadavg()[0]
             proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--result", str(result),
                                    "--repeat", str(args.repeat), "--back", back], capture_output=True, text=True)
@@ -204,7 +203,7 @@ def main() -> int:
                 sys.stderr.write(proc.stderr[-4000:])
                 return 1
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            rows[-1]["photo"] = {small: "640x480", large: "1600x1200"}.get(result, "4000x3000")
+            rows[-1]["photo"] = photo
             # the machine is shared: the 1-minute load average before and after the run
             rows[-1]["load"] = f"{load:.1f}-{os.getloadavg()[0]:.1f}"
             print(f"size {size}: {rows[-1]}", file=sys.stderr)
