@@ -1,6 +1,6 @@
 """Import the geometry layer's heavy dependencies before the first build needs them.
 
-The geometry imports OpenCV, SciPy and scikit-image lazily, so enabling the extension
+The geometry imports OpenCV and SciPy lazily, so enabling the extension
 stays quick. The first build in a session then pays for those imports: 0.3 s with a warm
 disk cache and several seconds cold, while the UI waits. The worker always runs before a
 build, for a second or more, so ``preload()`` starts the imports on a background thread
@@ -16,14 +16,13 @@ import threading
 
 log = logging.getLogger(__name__)
 
-# (module, attribute to touch): scikit-image loads its submodules lazily, on first attribute use
+# (module, attribute to touch): a module that loads its submodules lazily loads them on first attribute use
 MODULES = (
     ("cv2", "resize"),
     ("scipy.ndimage", "distance_transform_edt"),
     ("scipy.sparse.linalg", "splu"),
     ("scipy.sparse.csgraph", "connected_components"),
     ("scipy.spatial", "cKDTree"),
-    ("skimage.measure", "find_contours"),
 )
 
 _lock = threading.Lock()
