@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grid import grid_bilinear
+from .grid import grid_bilinear, scatter_grid
 
 TARGET_UNKNOWNS = 1024
 
@@ -46,19 +46,22 @@ class BaseSurface:
     def sample(self, pts: np.ndarray) -> np.ndarray:
         return self._bilinear(self.depth, pts)
 
-    def sample_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """Base depth on the regular grid ``ys x xs`` (pixel coordinates)."""
+    def sample_grid(self, xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+        """Base depth on the regular grid ``ys x xs`` (pixel coordinates); only at the flat grid
+        points ``at`` when given (see ``grid_bilinear``)."""
         b = self.block
-        return grid_bilinear(self.depth, self.x0 + 0.5 * b, self.y0 + 0.5 * b, b, xs, ys)
+        values = grid_bilinear(self.depth, self.x0 + 0.5 * b, self.y0 + 0.5 * b, b, xs, ys, at)
+        return scatter_grid(values, at, (len(ys), len(xs)))
 
     def sample_inflation(self, pts: np.ndarray) -> np.ndarray:
         """Inflation profile in [0, 1]: 0 on the rim, 1 at the widest point, round in between."""
         return self._profile(self._bilinear(self.phi, pts))
 
-    def sample_inflation_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        """``sample_inflation`` on the regular grid ``ys x xs``."""
+    def sample_inflation_grid(self, xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+        """``sample_inflation`` on the regular grid ``ys x xs`` (only at ``at`` when given)."""
         b = self.block
-        return self._profile(grid_bilinear(self.phi, self.x0 + 0.5 * b, self.y0 + 0.5 * b, b, xs, ys))
+        values = self._profile(grid_bilinear(self.phi, self.x0 + 0.5 * b, self.y0 + 0.5 * b, b, xs, ys, at))
+        return scatter_grid(values, at, (len(ys), len(xs)))
 
     def _profile(self, phi: np.ndarray) -> np.ndarray:
         peak = float(self.phi.max())
@@ -67,18 +70,15 @@ class BaseSurface:
         return np.sqrt(np.clip(phi / np.float32(peak), 0.0, 1.0))
 
 
-def _block_sum(a: np.ndarray, b: int) -> np.ndarray:
-    """Sums over ``b`` x ``b`` blocks (the last ones zero-padded)."""
+def _block_counts(flags: np.ndarray, b: int) -> np.ndarray:
+    """How many pixels are set in every ``b`` x ``b`` block of a bool array (the last blocks
+    may be partial), read off its integral image: exact, and one pass over the pixels."""
     import cv2
 
-    h, w = a.shape
-    hb, wb = -(-h // b), -(-w // b)
-    if b == 1:
-        return a.astype(np.float64)
-    pad = np.zeros((hb * b, wb * b), dtype=np.float32)
-    pad[:h, :w] = a
-    mean = cv2.resize(pad, (wb, hb), interpolation=cv2.INTER_AREA)  # exact block means at integer scale
-    return mean.astype(np.float64) * (b * b)
+    h, w = flags.shape
+    total = cv2.integral(flags.view(np.uint8))  # int32, (h + 1, w + 1)
+    corners = total[np.minimum(np.arange(0, h + b, b), h)][:, np.minimum(np.arange(0, w + b, b), w)]
+    return corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
 
 
 def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points: np.ndarray | None = None,
@@ -89,26 +89,27 @@ def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points
     of ``rim_depths`` at ``rim_points`` (the mesh's outline vertices, so their relief
     comes out near zero) where given, else of the mask's rim pixels.
     """
+    import cv2
     from scipy import ndimage, sparse
     from scipy.sparse.linalg import splu
 
-    area = int(valid.sum())
+    area = int(np.count_nonzero(valid))
     b = max(1, int(round(math.sqrt(area / TARGET_UNKNOWNS))))
-    inner = valid.copy()
-    inner[1:] &= valid[:-1]
-    inner[:-1] &= valid[1:]
-    inner[:, 1:] &= valid[:, :-1]
-    inner[:, :-1] &= valid[:, 1:]
-    inner[0], inner[-1], inner[:, 0], inner[:, -1] = False, False, False, False
-    rim = valid & ~inner
-    count = _block_sum(valid, b)
-    rim_count = _block_sum(rim, b)
-    rim_sum = _block_sum(np.where(rim, z, z.dtype.type(0)), b)  # float32 stays float32
+    h, w = valid.shape
+    count = _block_counts(valid, b)
+    hb, wb = count.shape
+    # rim: valid pixels with a 4-neighbour outside (or on the crop's edge); few, so gathered
+    flags = valid.view(np.uint8)
+    inner = cv2.erode(flags, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    rr, cc = np.divmod(np.flatnonzero(flags > inner), w)
+    rim_block = (rr // b) * wb + cc // b
+    rim_count = np.bincount(rim_block, minlength=hb * wb).reshape(hb, wb)
+    rim_sum = np.bincount(rim_block, weights=z[rr, cc], minlength=hb * wb).reshape(hb, wb)
     values = np.zeros(count.shape)
     fixed = rim_count > 0
     values[fixed] = rim_sum[fixed] / rim_count[fixed]
     if rim_points is not None and rim_depths is not None and rim_points.shape[0]:
-        hb, wb = count.shape
         bj = np.clip(((rim_points[:, 1] - y0) // b).astype(np.int64), 0, hb - 1)
         bi = np.clip(((rim_points[:, 0] - x0) // b).astype(np.int64), 0, wb - 1)
         flat = bj * wb + bi

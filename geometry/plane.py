@@ -55,6 +55,7 @@ CROP_MARGIN = 6
 # faster; the reduction is skipped where it would drop more than REDUCE_MAX_LOSS of the area.
 REDUCE_CELL_PIXELS = 3
 REDUCE_MAX_LOSS = 0.02
+SPARSE_NODES = 4  # fields are computed at the used lattice nodes alone below 1/4 of the lattice
 
 
 def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
@@ -223,7 +224,8 @@ def build_object_mesh(
     tear = float(settings.tear_threshold)
     sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf)
     xs, ys = _lattice_lines(lat)
-    z_grid, z_flagged = sampler.sample_grid(xs, ys)
+    at = _nodes_to_sample(lat)
+    z_grid, z_flagged = sampler.sample_grid(xs, ys, at)
     z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
     clock.lap("depth")
     closed = settings.back == "closed"
@@ -231,7 +233,7 @@ def build_object_mesh(
     # (numpy releases the GIL): the smooth base (it needs only the lattice's outline depths) and,
     # for a closed back, the back's faces and edge table (they need only the front's topology).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monocle-mesh") as pool:
-        base_job = pool.submit(_base_fields, z_c, valid, xa, ya, lat, z_lattice, xs, ys, closed)
+        base_job = pool.submit(_base_fields, z_c, valid, xa, ya, lat, z_lattice, xs, ys, at, closed)
         sizes, loops, keep = _tear(lat, z, z_c, valid, xa, ya, tear)
         kept = None
         if not (lat.all_used and keep.all()):
@@ -353,11 +355,20 @@ def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray, x
 
 
 def _base_fields(z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, lat: LatticeMesh, z_lattice: np.ndarray,
-                 xs: np.ndarray, ys: np.ndarray, inflate: bool) -> tuple[BaseSurface, np.ndarray, np.ndarray | None]:
+                 xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None,
+                 inflate: bool) -> tuple[BaseSurface, np.ndarray, np.ndarray | None]:
     """The smooth base pinned to the lattice's outline vertices, and its depth (and inflation
-    profile, for a closed back) on the lattice nodes."""
+    profile, for a closed back) on the lattice nodes (only the nodes ``at`` when given)."""
     base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary])
-    return base, base.sample_grid(xs, ys), base.sample_inflation_grid(xs, ys) if inflate else None
+    return base, base.sample_grid(xs, ys, at), base.sample_inflation_grid(xs, ys, at) if inflate else None
+
+
+def _nodes_to_sample(lat: LatticeMesh) -> np.ndarray | None:
+    """The lattice nodes the mesh's vertices sit on, when they are few enough (under
+    1 / ``SPARSE_NODES`` of the lattice: a thin object across its box) that fields are cheaper
+    computed at them alone than on the whole lattice; None otherwise."""
+    at = lat.node[lat.node >= 0]
+    return at if at.size * SPARSE_NODES < lat.nx * lat.ny else None
 
 
 def _closed_back_vertices(
@@ -525,7 +536,8 @@ def _sample_vertices(node: np.ndarray, pixels: np.ndarray, grid: np.ndarray, at_
                      flagged: np.ndarray | None = None) -> np.ndarray:
     """A field at every vertex: read off its values on the lattice ``grid`` (ny, nx) for vertices
     on lattice nodes (separable, fast) and sampled point by point for the others (and for
-    nodes whose grid value is ``flagged`` as unusable)."""
+    nodes whose grid value is ``flagged`` as unusable). Only the grid's values at the
+    vertices' nodes are read (a grid may hold just those, see ``_nodes_to_sample``)."""
     own = node >= 0
     at = np.where(own, node, 0)
     out = np.take(grid.ravel(), at).astype(np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import grid_axis
+from .grid import grid_axis, scatter_grid
 
 CHUNK = 1 << 18  # points per vectorised batch: bounds the temporaries at 1M vertices
 JUMP_SPANS = (1, 2, 3)  # pixel distances over which a depth step is looked for (blurred edges span a few)
@@ -67,32 +67,48 @@ class DepthSampler:
         self.tear = float(tear)
         self._nearest: tuple[np.ndarray, np.ndarray] | None = None
 
-    def sample_grid(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def sample_grid(self, xs: np.ndarray, ys: np.ndarray,
+                    at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Depth on the regular grid ``ys x xs`` and where that fast value cannot be used.
 
         The returned flag marks grid points whose four pixels are not all valid or
         straddle a jump: sample those with ``sample`` instead. Only the image rows the
-        grid falls between are read, so a grid coarser than the pixels costs less.
+        grid falls between are read, so a grid coarser than the pixels costs less. With
+        ``at`` (flat grid indices) only those points are computed, the same numbers bit for
+        bit; the grids are unset elsewhere.
         """
         ox, oy = self.x0 - 0.5, self.y0 - 0.5  # padded pixel (0, 0) centre
         zz, v = self.z32, self.valid
         r0, tr = grid_axis(ys, oy, 1.0, zz.shape[0])
         c0, tc = grid_axis(xs, ox, 1.0, zz.shape[1])
-        top, bot = zz[r0], zz[r0 + 1]  # r0 <= h - 2, so r0 + 1 is in range
-        rows = top + tr[:, None] * (bot - top)
-        z = rows[:, c0] + tc[None, :] * (rows[:, c0 + 1] - rows[:, c0])
-        hi, lo = np.maximum(top, bot), np.minimum(top, bot)
-        hi = np.maximum(hi[:, c0], hi[:, c0 + 1])
-        lo = np.minimum(lo[:, c0], lo[:, c0 + 1])
-        both = v[r0] & v[r0 + 1]
-        flag = both[:, c0]
-        flag &= both[:, c0 + 1]
+        if at is not None:
+            j, i = np.divmod(at, len(xs))
+            rj, ci, t = r0[j], c0[i], tr[j]
+            tl, bl, tr_, br = zz[rj, ci], zz[rj + 1, ci], zz[rj, ci + 1], zz[rj + 1, ci + 1]
+            left = tl + t * (bl - tl)
+            z = left + tc[i] * ((tr_ + t * (br - tr_)) - left)
+            hi = np.maximum(np.maximum(tl, bl), np.maximum(tr_, br))
+            lo = np.minimum(np.minimum(tl, bl), np.minimum(tr_, br))
+            flag = v[rj, ci] & v[rj + 1, ci] & v[rj, ci + 1] & v[rj + 1, ci + 1]
+            shape = (len(ys), len(xs))
+        else:
+            top, bot = zz[r0], zz[r0 + 1]  # r0 <= h - 2, so r0 + 1 is in range
+            rows = top + tr[:, None] * (bot - top)
+            z = rows[:, c0] + tc[None, :] * (rows[:, c0 + 1] - rows[:, c0])
+            hi, lo = np.maximum(top, bot), np.minimum(top, bot)
+            hi = np.maximum(hi[:, c0], hi[:, c0 + 1])
+            lo = np.minimum(lo[:, c0], lo[:, c0 + 1])
+            both = v[r0] & v[r0 + 1]
+            flag = both[:, c0]
+            flag &= both[:, c0 + 1]
         np.logical_not(flag, out=flag)
         hi -= lo
         lo *= np.float32(self.tear)
         with np.errstate(invalid="ignore"):
             flag |= hi > lo
-        return z, flag
+        if at is None:
+            return z, flag
+        return scatter_grid(z, at, shape), scatter_grid(flag, at, shape)
 
     def sample(self, pts: np.ndarray) -> np.ndarray:
         out = np.empty(pts.shape[0])

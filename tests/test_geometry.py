@@ -620,3 +620,48 @@ def test_outline_tracing_matches_scikit_image(monocle):
         mine = set(enumerate(successor.tolist()))
         assert links in (mine, {(b, a) for a, b in mine})
     assert saddles > 50  # the diagonal touches were exercised
+
+
+def test_thin_object_fields_at_its_nodes_alone_are_the_full_lattices(geo, monkeypatch):
+    """A thin object across its box uses few of its lattice's nodes, so depth, base and inflation
+    are computed at those nodes alone: the mesh is the one the whole-lattice fields give, bit
+    for bit (a diagonal pole, with a depth jump across it and a hole in the depth)."""
+    import cv2
+
+    h, w = 900, 1200
+    mask = np.zeros((h, w), np.uint8)
+    cv2.line(mask, (60, 60), (1140, 840), 255, 14)
+    cv2.circle(mask, (900, 300), 40, 255, -1)
+    xx = np.arange(w, dtype=np.float32)[None, :]
+    z = np.broadcast_to(4.0 + 0.3 * np.sin(xx / 40.0), (h, w)).copy()
+    z[:, 600:] += 1.5  # a jump: torn faces, nearest-pixel samples
+    z[425:440, 560:590] = np.nan  # no depth here: point samples from the nearest valid pixel
+    cam = geo.camera.camera_from_result(w, h, None)
+    chosen = []
+    pick = geo.plane._nodes_to_sample
+    for back in ("open", "closed"):
+        settings = geo.core.MeshSettings(back=back)
+        monkeypatch.setattr(geo.plane, "_nodes_to_sample",
+                            lambda lat: chosen.append((pick(lat), lat.nx * lat.ny)) or chosen[-1][0])
+        sparse = geo.plane.build_object_mesh(mask > 0, z, cam, settings)
+        at, lattice_size = chosen[-1]
+        assert at is not None and at.size * 20 < lattice_size  # the nodes alone: under 5 % of the lattice
+        monkeypatch.setattr(geo.plane, "SPARSE_NODES", 10**9)  # the whole lattice
+        dense = geo.plane.build_object_mesh(mask > 0, z, cam, settings)
+        monkeypatch.undo()
+        for name in ("vertices", "relief", "uvs", "face_sizes", "loops", "relief_texture"):
+            assert np.array_equal(getattr(sparse, name), getattr(dense, name)), (back, name)
+
+
+def test_membrane_block_counts_are_exact(monocle):
+    """The membrane counts a mask's pixels per block from its integral image, partial blocks
+    at the right and bottom included."""
+    membrane = importlib.import_module(f"{monocle.__name__}.geometry.membrane")
+    rng = np.random.default_rng(3)
+    for h, w, b in ((37, 53, 5), (40, 40, 8), (9, 300, 11), (64, 17, 1)):
+        flags = rng.random((h, w)) > 0.7
+        hb, wb = -(-h // b), -(-w // b)
+        padded = np.zeros((hb * b, wb * b), dtype=np.int64)
+        padded[:h, :w] = flags
+        expected = padded.reshape(hb, b, wb, b).sum(axis=(1, 3))
+        assert np.array_equal(membrane._block_counts(flags, b), expected)
