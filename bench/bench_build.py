@@ -9,7 +9,8 @@ the floor: a plain grid with the same vertex count pushed into a mesh with the f
 ``foreach_set`` path and nothing else (positions, corners, face starts, edges, object).
 Each size runs in its own process so its peak memory (max RSS) is its own. Sizes up to 150k
 use a 640x480 photo, larger ones 1600x1200, and one more row builds the default detail from a
-4000x3000 (12 MP) photo, the size phones take.
+4000x3000 (12 MP) photo, the size phones take, and the last one a thin object on such a photo:
+a 24-px pole from corner to corner, whose box is most of the photo.
 
     .venv/bin/python bench/bench_build.py [--sizes 10000 40000 100000 1000000] [--repeat 5]
 
@@ -33,10 +34,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DETAIL = 20_000
+POLE_WIDTH = 24  # pixels
 
 
-def make_result(folder: Path, width: int, height: int) -> Path:
-    """A photo, an elliptic mask and a metric dome depth through the real worker."""
+def make_result(folder: Path, width: int, height: int, shape: str = "ellipse") -> Path:
+    """A photo, a mask (an ellipse filling the photo, or a ``pole``: a bar POLE_WIDTH px wide
+    from corner to corner, 1 % of the photo) and a metric dome depth through the real worker."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,15 @@ def make_result(folder: Path, width: int, height: int) -> Path:
     rng = np.random.default_rng(0)
     photo = (rng.random((height, width, 3)) * 60 + np.stack([u, v, r2], -1) * 60 + 90).clip(0, 255)
     Image.fromarray(photo.astype(np.uint8)).save(folder / "photo.png")
-    Image.fromarray(((r2 < 1) * 255).astype(np.uint8)).save(folder / "mask.png")
+    if shape == "pole":  # distance to the diagonal from 5 % to 95 % of the photo
+        a, b = np.array([0.05 * width, 0.05 * height]), np.array([0.95 * width, 0.95 * height])
+        d = (b - a) / np.linalg.norm(b - a)
+        across = np.abs((xx + 0.5 - a[0]) * d[1] - (yy + 0.5 - a[1]) * d[0])
+        along = (xx + 0.5 - a[0]) * d[0] + (yy + 0.5 - a[1]) * d[1]
+        inside = (across < POLE_WIDTH / 2) & (along > 0) & (along < np.linalg.norm(b - a))
+    else:
+        inside = r2 < 1
+    Image.fromarray((inside * 255).astype(np.uint8)).save(folder / "mask.png")
     np.save(folder / "depth.npy", (4.0 - 0.8 * np.sqrt(np.clip(1 - r2, 0, None))).astype(np.float32))
     out = folder / "result"
     proc = subprocess.run(
@@ -174,20 +185,23 @@ def main() -> int:
     parser.add_argument("--back", default="closed", help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    parser.add_argument("--make", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--no-pole", dest="pole", action="store_false",
+                        help="skip the thin object: a 24-px pole across a 12 MP photo at the default detail")
+    parser.add_argument("--make", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make:  # in a process of its own: a child inherits its parent's peak RSS, so the parent stays small
-        make_result(Path(args.make[0]), int(args.make[1]), int(args.make[2]))
+        make_result(Path(args.make[0]), int(args.make[1]), int(args.make[2]), args.make[3])
         return 0
     if args.one:
         print(json.dumps(run_one(args.one, Path(args.result), args.repeat, args.back)))
         return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="monocle-bench-build-") as tmp:
-        def result_of(width: int, height: int) -> tuple[Path, str]:
-            folder = Path(tmp) / f"{width}x{height}"
-            subprocess.run([sys.executable, __file__, "--make", str(folder), str(width), str(height)], check=True)
-            return folder / "result", f"{width}x{height}"
+        def result_of(width: int, height: int, shape: str = "ellipse") -> tuple[Path, str]:
+            folder = Path(tmp) / f"{width}x{height}-{shape}"
+            subprocess.run([sys.executable, __file__, "--make", str(folder), str(width), str(height), shape],
+                           check=True)
+            return folder / "result", f"{width}x{height}" + ("" if shape == "ellipse" else f" {shape}")
 
         small, large = result_of(640, 480), result_of(1600, 1200)
         runs = [(size, "closed", small if size <= 150_000 else large) for size in args.sizes]
@@ -195,6 +209,8 @@ def main() -> int:
         if args.photo_sizes:
             phone = result_of(4000, 3000)
             runs += [(size, "closed", phone) for size in args.photo_sizes]
+        if args.pole:
+            runs.append((2 * DEFAULT_DETAIL, "closed", result_of(4000, 3000, "pole")))
         for size, back, (result, photo) in runs:
             load = os.getloadavg()[0]
             proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--result", str(result),
@@ -215,7 +231,8 @@ def main() -> int:
     (RESULTS / "build.md").write_text(
         "# Build speed (worker result -> Blender objects)\n\n"
         "Best of %d runs; closed back (the default), so vertices ~ 2 x detail; the open row is a front shell "
-        "alone (vertices ~ detail); the 4000x3000 row is a phone photo at the default detail. "
+        "alone (vertices ~ detail); the 4000x3000 rows are a phone photo at the default detail, an ellipse "
+        "filling it and a 24-px pole from corner to corner (1 %% of the photo, its box most of it). "
         "Floor = a plain grid of the same vertex "
         "count pushed with foreach_set only (Blender builds its edges). 'ingest, checked' = the same ingest "
         "with the per-corner checks a hand-made mesh gets (the build trusts the geometry layer's meshes, "

@@ -567,6 +567,7 @@ def test_tiled_outline_field_equals_the_full_pass(monocle, monkeypatch):
     import cv2
 
     outline = importlib.import_module(f"{monocle.__name__}.geometry.outline")
+    grid = importlib.import_module(f"{monocle.__name__}.geometry.grid")
     pole = np.zeros((2150, 2700), np.uint8)  # above FIELD_TILED_PIXELS, sides not multiples of a tile
     cv2.line(pole, (40, 40), (2660, 2100), 255, 15)
     cv2.circle(pole, (300, 1800), 4, 255, -1)  # a small blob, far from the pole
@@ -591,6 +592,14 @@ def test_tiled_outline_field_equals_the_full_pass(monocle, monkeypatch):
         # a bool mask (the usual input) gives the same field, and the bordered field is the padded one
         framed = outline.smoothed_field(cov > 0.5 if binary else cov, binary, border=1)
         assert np.array_equal(framed, np.pad(tiled, 1))
+        # lattices read the field off its settled tiles' values, interpolating only near the outline
+        traced = outline.Outline.from_mask(cov > 0.5 if binary else cov, binary, 5, 7)
+        assert (traced.tiles is not None) == tiled_path
+        for spacing, shift in ((0.7, 0.0), (1.0, 0.5), (2.6, 0.25), (7.3, 0.9)):
+            xs = 5.0 - 2 * spacing + shift + spacing * np.arange(int(cov.shape[1] / spacing) + 4)
+            ys = 7.0 - 2 * spacing + shift + spacing * np.arange(int(cov.shape[0] / spacing) + 4)
+            assert np.array_equal(traced.sample_grid(xs, ys),
+                                  grid.grid_bilinear(traced.field, traced.ox, traced.oy, 1.0, xs, ys))
 
 
 def test_outline_tracing_matches_scikit_image(monocle):
