@@ -394,7 +394,7 @@ def test_result_reading_matches_the_worker_files(monocle, ext_dir, tmp_path):
     images_before = len(bpy.data.images)
     for rec in result.instances:
         mask = result_mod.load_mask(rec.mask_path, result.width, result.height)
-        assert np.array_equal(mask, np.asarray(Image.open(rec.mask_path)) > 127)
+        assert np.array_equal(mask, np.asarray(Image.open(rec.mask_path).convert("L")) > 127)
     assert len(bpy.data.images) == images_before  # the temporary images are gone
     assert np.array_equal(result_mod.load_depth(result), np.load(out / "depth.npy"))
     (out / "result.json").write_text("{")
@@ -627,8 +627,8 @@ def test_selections_are_point_attributes(monocle, ext_dir, tmp_path):
 
 
 def test_mask_reader_agrees_with_blenders_reader(monocle, tmp_path):
-    """Masks are decoded with OpenCV: 8-bit grey, RGB, RGBA and a non-ASCII path read as Blender's own
-    reader reads them, a 16-bit mask splits at half its range, and a corrupt file is a clear error."""
+    """Masks are decoded with OpenCV: 1-bit and 8-bit grey, RGB, RGBA and a non-ASCII path read as
+    Blender's own reader reads them, a 16-bit mask splits at half its range, and a corrupt file is a clear error."""
     result_mod = importlib.import_module(monocle.__name__ + ".scene.result")
     rng = np.random.default_rng(5)
     h, w = 37, 53
@@ -639,6 +639,7 @@ def test_mask_reader_agrees_with_blenders_reader(monocle, tmp_path):
         "rgb.png": Image.fromarray(np.stack([grey, 255 - grey, grey // 2], -1)),
         "rgba.png": Image.fromarray(np.stack([grey, grey, grey, 255 - grey], -1)),
         "masque_été.png": Image.fromarray(grey),
+        "bilevel.png": Image.fromarray(grey > 127).convert("1"),  # one bit per pixel, as the worker writes
     }
     for name, image in cases.items():
         path = tmp_path / name
