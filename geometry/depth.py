@@ -69,15 +69,16 @@ def scene_depth(
     kind = kind.replace("-", "_")
     if kind not in DEPTH_KINDS:
         raise ValueError(f"unknown depth kind {kind!r}; expected one of {DEPTH_KINDS}")
-    valid = np.isfinite(values)
     if kind == "metric":
         # non-positive values are holes; renderers write ~1e10 for "nothing here" (Blender's Z pass)
-        valid &= values > 0
-        valid &= values < METRIC_BACKGROUND
+        valid = values > 0  # False on NaN too
+        valid &= values < METRIC_BACKGROUND  # and on infinities
         inside = valid & _union(masks, values.shape)
         where = inside if inside.any() else valid
         if where.any():  # near-zero distances are sensor garbage that would put vertices on the camera
             valid &= values > METRIC_FLOOR * float(values.max(where=where, initial=-np.inf))
+    else:
+        valid = np.isfinite(values)
     if not valid.any():
         raise ValueError("the depth map holds no valid values")
     values = _fill_invalid(values, valid)

@@ -82,22 +82,27 @@ def _block_counts(flags: np.ndarray, b: int) -> np.ndarray:
 
 
 def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points: np.ndarray | None = None,
-                  rim_depths: np.ndarray | None = None) -> BaseSurface:
+                  rim_depths: np.ndarray | None = None,
+                  pixels: tuple[np.ndarray, np.ndarray] | None = None) -> BaseSurface:
     """Membrane over the object whose pixels are ``valid`` in the crop ``z`` at image offset ``(x0, y0)``.
 
     The membrane is pinned to the mean depth of the rim in every block the rim crosses:
     of ``rim_depths`` at ``rim_points`` (the mesh's outline vertices, so their relief
-    comes out near zero) where given, else of the mask's rim pixels.
+    comes out near zero) where given, else of the mask's rim pixels. ``pixels``, when given,
+    are the (rows, columns) of the valid pixels (a thin object's few), counted one by one.
     """
     import cv2
     from scipy import ndimage, sparse
     from scipy.sparse.linalg import splu
 
-    area = int(np.count_nonzero(valid))
+    area = int(np.count_nonzero(valid)) if pixels is None else pixels[0].size
     b = max(1, int(round(math.sqrt(area / TARGET_UNKNOWNS))))
     h, w = valid.shape
-    count = _block_counts(valid, b)
-    hb, wb = count.shape
+    hb, wb = -(-h // b), -(-w // b)
+    if pixels is None:
+        count = _block_counts(valid, b)
+    else:
+        count = np.bincount((pixels[0] // b) * wb + pixels[1] // b, minlength=hb * wb).reshape(hb, wb)
     # rim: valid pixels with a 4-neighbour outside (or on the crop's edge); few, so gathered
     flags = valid.view(np.uint8)
     inner = cv2.erode(flags, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),

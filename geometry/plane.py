@@ -56,6 +56,7 @@ CROP_MARGIN = 6
 REDUCE_CELL_PIXELS = 3
 REDUCE_MAX_LOSS = 0.02
 SPARSE_NODES = 4  # fields are computed at the used lattice nodes alone below 1/4 of the lattice
+SPARSE_PIXELS = 8  # an object under 1/8 of its crop is read pixel by pixel, not box-wide
 
 
 def lattice_spacing(area: float, perimeter: float, detail: int) -> float:
@@ -206,7 +207,7 @@ def build_object_mesh(
         inside_c = inside[ya:yb, xa:xb]
         z_c = depth[ya:yb, xa:xb]
         z_c = z_c if z_c.dtype == np.float32 else z_c.astype(np.float64)  # scene_depth gives float32
-    valid = inside_c & np.isfinite(z_c) & (z_c > 0)
+    valid, pixels = _valid_depth(inside_c, z_c, area)
     if not valid.any():
         raise ValueError("no valid depth inside the mask")
 
@@ -222,7 +223,7 @@ def build_object_mesh(
     clock.lap("lattice")
 
     tear = float(settings.tear_threshold)
-    sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf)
+    sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf, pixels)
     xs, ys = _lattice_lines(lat)
     at = _nodes_to_sample(lat)
     z_grid, z_flagged = sampler.sample_grid(xs, ys, at)
@@ -233,7 +234,7 @@ def build_object_mesh(
     # (numpy releases the GIL): the smooth base (it needs only the lattice's outline depths) and,
     # for a closed back, the back's faces and edge table (they need only the front's topology).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monocle-mesh") as pool:
-        base_job = pool.submit(_base_fields, z_c, valid, xa, ya, lat, z_lattice, xs, ys, at, closed)
+        base_job = pool.submit(_base_fields, z_c, valid, pixels, xa, ya, lat, z_lattice, xs, ys, at, closed)
         sizes, loops, keep = _tear(lat, z, z_c, valid, xa, ya, tear)
         kept = None
         if not (lat.all_used and keep.all()):
@@ -354,13 +355,32 @@ def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray, x
     return sizes, loops, keep
 
 
-def _base_fields(z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, lat: LatticeMesh, z_lattice: np.ndarray,
-                 xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None,
+def _base_fields(z_c: np.ndarray, valid: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None, xa: int, ya: int,
+                 lat: LatticeMesh, z_lattice: np.ndarray, xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None,
                  inflate: bool) -> tuple[BaseSurface, np.ndarray, np.ndarray | None]:
     """The smooth base pinned to the lattice's outline vertices, and its depth (and inflation
     profile, for a closed back) on the lattice nodes (only the nodes ``at`` when given)."""
-    base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary])
+    base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary], pixels)
     return base, base.sample_grid(xs, ys, at), base.sample_inflation_grid(xs, ys, at) if inflate else None
+
+
+def _valid_depth(inside: np.ndarray, z: np.ndarray,
+                 area: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The crop's pixels inside the object with a usable (finite, positive) depth and, for an
+    object covering under 1 / ``SPARSE_PIXELS`` of its crop (a thin one across its box), their
+    (rows, columns): then only its own pixels are read, not the whole crop, here and later."""
+    if area * SPARSE_PIXELS >= inside.size:
+        valid = np.isfinite(z)
+        valid &= z > 0
+        valid &= inside
+        return valid, None
+    rr, cc = np.divmod(np.flatnonzero(inside), inside.shape[1])
+    zv = z[rr, cc]
+    good = np.isfinite(zv) & (zv > 0)
+    rr, cc = rr[good], cc[good]
+    valid = np.zeros(inside.shape, dtype=bool)
+    valid[rr, cc] = True
+    return valid, (rr, cc)
 
 
 def _nodes_to_sample(lat: LatticeMesh) -> np.ndarray | None:

@@ -51,7 +51,10 @@ class DepthSampler:
     side of the jump and the face spanning it can be torn.
     """
 
-    def __init__(self, z: np.ndarray, valid: np.ndarray, x0: int, y0: int, tear: float) -> None:
+    def __init__(self, z: np.ndarray, valid: np.ndarray, x0: int, y0: int, tear: float,
+                 pixels: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """``pixels``, when given, are the (rows, columns) of ``valid``'s pixels (a thin object's
+        few): only they are copied."""
         # scene_depth's maps are float32: kept as they are, at half the memory traffic of float64
         # (other inputs keep float64 for the point samples; the grid is float32 either way)
         z = np.asarray(z)
@@ -59,10 +62,15 @@ class DepthSampler:
         # the object's depth with a zero border, written once (no where/astype/pad temporaries: at a
         # 12 MP crop each is 40-80 MB)
         self.z = np.zeros((h + 2, w + 2), dtype=np.float32 if z.dtype == np.float32 else np.float64)
-        np.copyto(self.z[1:-1, 1:-1], z, where=valid)
-        self.z32 = self.z.astype(np.float32, copy=False)
         self.valid = np.zeros((h + 2, w + 2), dtype=bool)
-        self.valid[1:-1, 1:-1] = valid
+        if pixels is None:
+            np.copyto(self.z[1:-1, 1:-1], z, where=valid)
+            self.valid[1:-1, 1:-1] = valid
+        else:
+            rr, cc = pixels
+            self.z[rr + 1, cc + 1] = z[rr, cc]
+            self.valid[rr + 1, cc + 1] = True
+        self.z32 = self.z.astype(np.float32, copy=False)
         self.x0, self.y0 = x0, y0
         self.tear = float(tear)
         self._nearest: tuple[np.ndarray, np.ndarray] | None = None

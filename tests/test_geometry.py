@@ -632,9 +632,10 @@ def test_outline_tracing_matches_scikit_image(monocle):
 
 
 def test_thin_object_fields_at_its_nodes_alone_are_the_full_lattices(geo, monkeypatch):
-    """A thin object across its box uses few of its lattice's nodes, so depth, base and inflation
-    are computed at those nodes alone: the mesh is the one the whole-lattice fields give, bit
-    for bit (a diagonal pole, with a depth jump across it and a hole in the depth)."""
+    """A thin object across its box uses few of its lattice's nodes and few of its crop's pixels,
+    so depth, base and inflation are computed at those nodes and read from those pixels alone:
+    the mesh is the one the whole lattice and crop give, bit for bit (a diagonal pole, with a
+    depth jump across it and a hole in the depth)."""
     import cv2
 
     h, w = 900, 1200
@@ -656,6 +657,7 @@ def test_thin_object_fields_at_its_nodes_alone_are_the_full_lattices(geo, monkey
         at, lattice_size = chosen[-1]
         assert at is not None and at.size * 20 < lattice_size  # the nodes alone: under 5 % of the lattice
         monkeypatch.setattr(geo.plane, "SPARSE_NODES", 10**9)  # the whole lattice
+        monkeypatch.setattr(geo.plane, "SPARSE_PIXELS", 10**9)  # and the whole crop
         dense = geo.plane.build_object_mesh(mask > 0, z, cam, settings)
         monkeypatch.undo()
         for name in ("vertices", "relief", "uvs", "face_sizes", "loops", "relief_texture"):
