@@ -57,30 +57,37 @@ def _field_and_tiles(coverage: np.ndarray, binary: bool, border: int) -> tuple[n
     if settled.mean() < 0.5:  # most of the crop changes near some pixel: one pass is cheaper
         return _bordered(_smoothed(coverage, binary), border), None
     ones = _smoothed(np.ones((4 * FIELD_HALO, 4 * FIELD_HALO), np.float32), binary)[2 * FIELD_HALO, 2 * FIELD_HALO]
+    full = settled & inside[:hb * t:t, :wb * t:t]  # settled inside: the field is `ones` there
+    # zeros are never written: the pages of the empty tiles stay untouched
     framed = np.zeros((h + 2 * border, w + 2 * border), dtype=np.float32)
     out = framed[border:border + h, border:border + w]
-    np.copyto(out, ones, where=inside)
     todo = np.ones((hb + 1, wb + 1), dtype=bool)  # the extra row/column: the ragged pixels
     todo[:hb, :wb] = ~settled
     for j in range(hb + 1):
         y0, y1 = j * t, min(h, (j + 1) * t)
-        if y0 >= y1:
-            continue
-        cols = np.flatnonzero(todo[j])
-        if cols.size == 0:
-            continue
-        breaks = np.flatnonzero(np.diff(cols) > 1)
-        for a, b in zip(np.r_[cols[0], cols[breaks + 1]], np.r_[cols[breaks], cols[-1]]):
+        if j < hb:
+            for a, b in _runs(full[j]):
+                out[y0:y1, a * t:(b + 1) * t] = ones
+        for a, b in _runs(todo[j]):
             x0, x1 = a * t, min(w, (b + 1) * t)
-            if x0 >= x1:
+            if y0 >= y1 or x0 >= x1:
                 continue
             wy0, wy1 = max(0, y0 - FIELD_HALO), min(h, y1 + FIELD_HALO)
             wx0, wx1 = max(0, x0 - FIELD_HALO), min(w, x1 + FIELD_HALO)
             window = _smoothed(coverage[wy0:wy1, wx0:wx1], binary)
             out[y0:y1, x0:x1] = window[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-    tiles = np.where(inside[:hb * t:t, :wb * t:t], ones, np.float32(0.0)).astype(np.float32)
+    tiles = np.where(full, ones, np.float32(0.0)).astype(np.float32)
     tiles[~settled] = np.nan
     return framed, tiles
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """First and last index of every run of set entries of a 1D bool array."""
+    on = np.flatnonzero(flags)
+    if on.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(on) > 1)
+    return list(zip(np.r_[on[0], on[breaks + 1]].tolist(), np.r_[on[breaks], on[-1]].tolist()))
 
 
 def _bordered(field: np.ndarray, border: int) -> np.ndarray:
@@ -142,7 +149,7 @@ def _smoothed(m: np.ndarray, binary: bool) -> np.ndarray:
     return np.where(inside, np.maximum(blur, 0.5 + PIXEL_MARGIN), np.minimum(blur, 0.5 - PIXEL_MARGIN))
 
 
-def trace_level(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def trace_level(field: np.ndarray, inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 0.5 level of a field with a zero border, by marching squares: (points (N, 2) as
     (row, column), successor (N,)), one point per pixel edge the level crosses, each linked
     to the next point along its closed loop (clockwise on screen around the inside).
@@ -153,7 +160,8 @@ def trace_level(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     thin object across a large crop costs about its outline, not its box.
     """
     hp, wp = field.shape
-    inside = field > 0.5
+    if inside is None:  # given when known: ``field > 0.5`` is a pass over the whole field
+        inside = field > 0.5
     kh = np.flatnonzero(inside[:, :-1] != inside[:, 1:])  # edge (r, c)-(r, c + 1): key r * (wp - 1) + c
     kv = np.flatnonzero(inside[:-1] != inside[1:])  # edge (r, c)-(r + 1, c): key r * wp + c
     nh = kh.size
@@ -217,7 +225,9 @@ class Outline:
         """Outline of a mask crop whose top-left pixel is pixel ``(x0, y0)`` of the image."""
         f, tiles = _field_and_tiles(coverage, binary, 1)
         ox, oy = x0 - 0.5, y0 - 0.5  # pixel centre of the padding's corner
-        rc, successor = trace_level(f)
+        inside = np.zeros(f.shape, dtype=bool)  # the field is above 0.5 exactly on the mask's inside pixels
+        inside[1:-1, 1:-1] = coverage if coverage.dtype == bool else coverage >= 0.5
+        rc, successor = trace_level(f, inside)
         pts = np.empty_like(rc)
         pts[:, 0] = rc[:, 1] + ox
         pts[:, 1] = rc[:, 0] + oy
