@@ -39,6 +39,24 @@ def _union(masks: Sequence[np.ndarray] | np.ndarray | None, shape: tuple[int, in
     return union if union.any() else np.ones(shape, dtype=bool)
 
 
+def _clean_metric(values: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray | None) -> np.ndarray | None:
+    """A metric map with no hole at all (every value finite, positive, below the background
+    and above the near-zero floor), as float32; None when it has holes to fill. Two reductions
+    and one per mask instead of building validity maps: a worker's map is usually clean."""
+    lo, hi = float(values.min()), float(values.max())  # NaN when any value is NaN
+    if not (lo > 0 and hi < METRIC_BACKGROUND):
+        return None
+    top = -np.inf  # the floor is relative to the farthest value inside the masks (all of them: as _union)
+    for m in masks if masks is not None else ():
+        m = np.asarray(m)
+        if m.shape != values.shape:
+            return None  # the full path reports it
+        top = max(top, float(values.max(where=m if m.dtype == bool else m >= 0.5, initial=-np.inf)))
+    if not lo > METRIC_FLOOR * (top if top > -np.inf else hi):
+        return None
+    return values.astype(np.float32, copy=False)
+
+
 def scene_depth(
     depth: np.ndarray,
     kind: str,
@@ -69,6 +87,10 @@ def scene_depth(
     kind = kind.replace("-", "_")
     if kind not in DEPTH_KINDS:
         raise ValueError(f"unknown depth kind {kind!r}; expected one of {DEPTH_KINDS}")
+    if kind == "metric" and values.size:
+        clean = _clean_metric(values, masks)
+        if clean is not None:
+            return clean
     if kind == "metric":
         # non-positive values are holes; renderers write ~1e10 for "nothing here" (Blender's Z pass)
         valid = values > 0  # False on NaN too

@@ -160,6 +160,38 @@ def test_metric_depth_passes_through_and_fills_holes(geo):
         geo.depth.scene_depth(d, "bogus", None, geo.core.MeshSettings())
 
 
+def test_clean_metric_depth_takes_the_short_path_to_the_same_result(geo, monkeypatch):
+    """A metric map without holes skips the validity maps; with any kind of hole (NaN, infinity,
+    zero, negative, background, a near-zero value under the floor set inside the masks) or a
+    mask of the wrong shape it takes the full path. Either way the result is the full path's."""
+    settings = geo.core.MeshSettings()
+    rng = np.random.default_rng(2)
+    base = (2.0 + rng.random((40, 60))).astype(np.float32)
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 10:30] = True
+    base[mask] += 5.0  # the farthest values are inside the mask
+    cases = {"clean": (base, True)}
+    for name, value in (("nan", np.nan), ("inf", np.inf), ("zero", 0.0), ("negative", -2.0), ("background", 2e9),
+                        ("near zero", 1e-4)):
+        d = base.copy()
+        d[30, 45] = value
+        cases[name] = (d, False)
+    short = geo.depth._clean_metric
+    taken = []
+    monkeypatch.setattr(geo.depth, "_clean_metric", lambda v, m: taken.append(short(v, m) is not None) or short(v, m))
+    for name, (d, clean) in cases.items():
+        for masks in (None, [mask], np.stack([mask, ~mask])):
+            taken.clear()
+            got = geo.depth.scene_depth(d, "metric", masks, settings)
+            assert taken == [clean], name
+            monkeypatch.setattr(geo.depth, "_clean_metric", lambda v, m: None)
+            assert np.array_equal(got, geo.depth.scene_depth(d, "metric", masks, settings)), name
+            monkeypatch.setattr(geo.depth, "_clean_metric", lambda v, m: taken.append(short(v, m) is not None)
+                                or short(v, m))
+    with pytest.raises(ValueError):  # a mask of the wrong shape is reported as before
+        geo.depth.scene_depth(base, "metric", [mask[:, :50]], settings)
+
+
 # -- front surface ----------------------------------------------------------------------------
 
 
