@@ -235,7 +235,7 @@ def build_object_mesh(
     # for a closed back, the back's faces and edge table (they need only the front's topology).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monocle-mesh") as pool:
         base_job = pool.submit(_base_fields, z_c, valid, pixels, xa, ya, lat, z_lattice, xs, ys, at, closed)
-        sizes, loops, keep = _tear(lat, z, z_c, valid, xa, ya, tear)
+        sizes, loops, keep = _tear(lat, z, z_c, valid, pixels, xa, ya, tear)
         kept = None
         if not (lat.all_used and keep.all()):
             kept, loops = compact_vertices(lat.pixels.shape[0], loops)
@@ -333,7 +333,8 @@ def build_object_mesh(
     return data
 
 
-def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int,
+def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray,
+          pixels: tuple[np.ndarray, np.ndarray] | None, xa: int, ya: int,
           tear: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The lattice's faces without those that span a depth jump: (sizes, loops, kept-face flags)."""
     sizes, loops = lat.face_sizes, lat.loops
@@ -347,7 +348,7 @@ def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray, x
         return sizes, loops, keep
     # A steep face is torn only where the depth really jumps (surface on both sides),
     # not at a silhouette where a rounded object turns away from the camera.
-    near_jump = _near_jump(lat, z_c, valid, xa, ya, tear)
+    near_jump = _near_jump(lat, z_c, valid, pixels, xa, ya, tear)
     keep = ~(steep & face_reduce(near_jump[loops], sizes, np.logical_or))
     if keep.any() and not keep.all():
         return sizes[keep], loops[np.repeat(keep, sizes)], keep
@@ -533,11 +534,12 @@ def _solidify_faces(sizes: np.ndarray, loops: np.ndarray, n: int,
     return new_sizes, new_loops, wall_corner
 
 
-def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, xa: int, ya: int, tear: float) -> np.ndarray:
+def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None,
+               xa: int, ya: int, tear: float) -> np.ndarray:
     """Per lattice-mesh vertex: whether a depth discontinuity passes within a cell of it."""
     import cv2
 
-    jumps = jump_pixels(z_c, valid, tear)
+    jumps = jump_pixels(z_c, valid, tear, pixels)
     if not jumps.any():
         return np.zeros(lat.pixels.shape[0], dtype=bool)
     radius = int(math.ceil(0.75 * lat.spacing)) + 1

@@ -11,13 +11,18 @@ JUMP_SPANS = (1, 2, 3)  # pixel distances over which a depth step is looked for 
 JUMP_RATIO = 2.0  # a step must exceed the change beside it on both sides this many times
 
 
-def jump_pixels(z: np.ndarray, valid: np.ndarray, tear: float) -> np.ndarray:
+def jump_pixels(z: np.ndarray, valid: np.ndarray, tear: float,
+                pixels: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Pixels next to a depth discontinuity: along a row or column, a change above ``tear``
     (relative) over 1-3 pixels that is much larger than the change just before and after it.
 
     The flanks tell a jump inside the object (surface on both sides) from a silhouette,
     where the surface turns away steeply but continuously and there is no far side.
+    ``pixels``, when given, are the (rows, columns) of ``valid``'s pixels (a thin object's
+    few): only they are examined, with the same result.
     """
+    if pixels is not None:
+        return _jump_pixels_at(z, valid, tear, *pixels)
     zf = np.where(valid, z, np.nan).astype(np.float32)
     out = np.zeros(z.shape, dtype=bool)
     thr = np.float32(tear)
@@ -41,6 +46,39 @@ def jump_pixels(z: np.ndarray, valid: np.ndarray, tear: float) -> np.ndarray:
             else:
                 out[:, k:n - 2 * k] |= jump
                 out[:, 2 * k:n - k] |= jump
+    return out
+
+
+def _jump_pixels_at(z: np.ndarray, valid: np.ndarray, tear: float, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+    """``jump_pixels`` examined at the valid pixels ``(rr, cc)`` alone: each is taken as the
+    near side of a step (the sample after it the far side, one before and one after those
+    the flanks), as the full pass does; a jump marks both sides."""
+    h, w = z.shape
+    out = np.zeros((h, w), dtype=bool)
+    thr = np.float32(tear)
+    z32 = z.astype(np.float32, copy=False)
+    for axis, n in ((0, h), (1, w)):
+        along = rr if axis == 0 else cc
+        for k in JUMP_SPANS:
+            if n <= 3 * k:
+                continue
+            ok = (along >= k) & (along < n - 2 * k)  # the four samples lie in the crop
+            r, c = rr[ok], cc[ok]
+            samples = []
+            for d in (-k, 0, k, 2 * k):
+                rd, cd = (r + d, c) if axis == 0 else (r, c + d)
+                samples.append(np.where(valid[rd, cd], z32[rd, cd], np.float32(np.nan)))
+            z0, z1, z2, z3 = samples
+            step = np.abs(z2 - z1)
+            flank = np.maximum(np.abs(z1 - z0), np.abs(z3 - z2))
+            with np.errstate(invalid="ignore"):
+                jump = (step > thr * np.minimum(z1, z2)) & (step > np.float32(JUMP_RATIO) * flank)
+            r, c = r[jump], c[jump]
+            out[r, c] = True
+            if axis == 0:
+                out[r + k, c] = True
+            else:
+                out[r, c + k] = True
     return out
 
 

@@ -708,3 +708,22 @@ def test_membrane_block_counts_are_exact(monocle):
         padded[:h, :w] = flags
         expected = padded.reshape(hb, b, wb, b).sum(axis=(1, 3))
         assert np.array_equal(membrane._block_counts(flags, b), expected)
+
+
+def test_jumps_found_at_an_objects_own_pixels_are_the_full_passs(monocle):
+    """A thin object's depth jumps are looked for at its own pixels only; they are the pixels
+    the pass over its whole crop finds, at spans of 1-3 pixels, along rows and columns, next to
+    invalid pixels and at the crop's edges."""
+    sampling = importlib.import_module(f"{monocle.__name__}.geometry.sampling")
+    rng = np.random.default_rng(4)
+    h, w = 70, 90
+    z = (3.0 + 0.05 * rng.random((h, w))).astype(np.float32)
+    z[:, 40:] += 1.0  # a jump across the columns
+    z[30:, :] += 0.8  # one across the rows
+    z[50:52, 10:13] = 9.0  # a narrow spike (spans of 2 and 3)
+    valid = rng.random((h, w)) > 0.1
+    valid[:, :3] = True  # reaches the crop's edge
+    rr, cc = np.nonzero(valid)
+    full = sampling.jump_pixels(z, valid, 0.05)
+    assert full.sum() > 100
+    assert np.array_equal(sampling.jump_pixels(z, valid, 0.05, (rr, cc)), full)
