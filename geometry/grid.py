@@ -13,6 +13,12 @@ def grid_axis(coords: np.ndarray, origin: float, step: float, size: int) -> tupl
     return i0, (f - i0).astype(np.float32)
 
 
+def nonzero_2d(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2D array, through the flat indices (several times faster on a large,
+    sparse array: a thin object's crop or lattice)."""
+    return np.divmod(np.flatnonzero(flags), flags.shape[1])
+
+
 def grid_bilinear(image: np.ndarray, ox: float, oy: float, step: float, xs: np.ndarray, ys: np.ndarray,
                   at: np.ndarray | None = None) -> np.ndarray:
     """Values of ``image`` (pixel ``(r, c)`` centred at ``(ox + c * step, oy + r * step)``)

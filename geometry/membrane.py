@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grid import grid_bilinear, scatter_grid
+from .grid import grid_bilinear, nonzero_2d, scatter_grid
 
 TARGET_UNKNOWNS = 1024
 
@@ -107,7 +107,7 @@ def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points
     flags = valid.view(np.uint8)
     inner = cv2.erode(flags, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
                       borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    rr, cc = np.divmod(np.flatnonzero(flags > inner), w)
+    rr, cc = nonzero_2d(flags > inner)
     rim_block = (rr // b) * wb + cc // b
     rim_count = np.bincount(rim_block, minlength=hb * wb).reshape(hb, wb)
     rim_sum = np.bincount(rim_block, weights=z[rr, cc], minlength=hb * wb).reshape(hb, wb)

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import CameraModel, MeshData, MeshSettings
 from .edges import closed_back_edges, lattice_mesh_edges, mesh_edges, solidify_edges
+from .grid import nonzero_2d
 from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
 from .membrane import BaseSurface, membrane_base
 from .outline import Outline
@@ -375,7 +376,7 @@ def _valid_depth(inside: np.ndarray, z: np.ndarray,
         valid &= z > 0
         valid &= inside
         return valid, None
-    rr, cc = np.divmod(np.flatnonzero(inside), inside.shape[1])
+    rr, cc = nonzero_2d(inside)
     zv = z[rr, cc]
     good = np.isfinite(zv) & (zv > 0)
     rr, cc = rr[good], cc[good]
