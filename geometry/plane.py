@@ -251,13 +251,14 @@ def build_object_mesh(
         if source.size:
             pixels, z = np.concatenate([pixels, pixels[source]]), np.concatenate([z, z[source]])
             node = np.concatenate([node, np.full(source.size, -1, dtype=node.dtype)])
-        seam = inner = None
+        seam = inner = remap = None
         if closed:
             pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
         clock.lap("seam")
         if closed:
             inner = np.flatnonzero(~seam)
-        topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, seam, inner)
+            remap = _back_copies(seam, inner)
+        topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, seam, remap)
 
         base, base_grid, inflation_grid = base_job.result()
         clock.lap("membrane")
@@ -286,7 +287,7 @@ def build_object_mesh(
         clock.lap("relief")
 
         if not closed:
-            edges, corner_edges = topology_job.result()[2:]
+            edges, corner_edges = topology_job.result()
             clock.lap("edges")
         front = np.zeros(total, dtype=bool)
         front[:n] = True
@@ -315,8 +316,9 @@ def build_object_mesh(
             groups = _closed_back_vertices(vertices, relief, uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
                                            float(settings.thickness) * inflation)
             texture, relief_uvs = texel_layout(relief)
+            sizes, loops = _closed_back_faces(sizes, loops, remap)  # here: the worker has the edge tables
             clock.lap("back")
-            sizes, loops, edges, corner_edges = topology_job.result()
+            edges, corner_edges = topology_job.result()
             clock.lap("edges")
     data = MeshData(
         vertices=vertices,
@@ -424,29 +426,32 @@ def _closed_back_vertices(
 
 def _topology(
     sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int, seam: np.ndarray | None,
-    inner: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(sizes, loops, edges, corner_edges) of the front and, given the seam, of the closed mesh."""
+    remap: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, corner_edges) of the front and, given the seam and the back copies (``remap``, see
+    ``_back_copies``), of the closed mesh (its corners as ``_closed_back_faces`` lays them out)."""
     edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny)
-    if seam is None or inner is None:
-        return sizes, loops, edges, corner_edges
-    return _closed_back_faces(sizes, loops, edges, corner_edges, seam, inner)
+    if seam is None or remap is None:
+        return edges, corner_edges
+    return closed_back_edges(sizes, edges, corner_edges, seam, remap)
 
 
-def _closed_back_faces(
-    sizes: np.ndarray, loops: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray, seam: np.ndarray,
-    inner: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(sizes, loops, edges, corner_edges) of the closed mesh: the front faces, then the reversed
-    front faces on the back copies of the vertices off the seam (vertex ``n + k`` copies ``inner[k]``)."""
+def _back_copies(seam: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The vertex each front vertex has on the closed back: its copy ``n + k`` for ``inner[k]``
+    (the vertices off the seam), itself on the seam."""
     n = seam.size
     remap = np.arange(n, dtype=np.int32)
     remap[inner] = n + np.arange(inner.size, dtype=np.int32)
+    return remap
+
+
+def _closed_back_faces(sizes: np.ndarray, loops: np.ndarray, remap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sizes, loops) of the closed mesh: the front faces, then the reversed front faces on the
+    back copies of their vertices (``remap``)."""
     both = np.empty(2 * loops.size, dtype=np.int32)
     both[:loops.size] = loops
     np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
-    edges, corner_edges = closed_back_edges(sizes, edges, corner_edges, seam, remap)
-    return np.concatenate([sizes, sizes[::-1]]), both, edges, corner_edges
+    return np.concatenate([sizes, sizes[::-1]]), both
 
 
 def _split_for_closed_back(
