@@ -8,6 +8,8 @@ The legacy path stays as a fallback for attribute names a future Blender may ren
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import bpy
 import numpy as np
 
@@ -72,11 +74,13 @@ def check_edges(num_vertices: int, face_sizes: np.ndarray, loops: np.ndarray, ed
 
 def mesh_from_arrays(
     name: str, vertices: np.ndarray, face_sizes: np.ndarray, loops: np.ndarray,
-    corner_uvs: dict[str, np.ndarray] | None = None,
+    corner_uvs: dict[str, np.ndarray | Future] | None = None,
     edges: np.ndarray | None = None, corner_edges: np.ndarray | None = None, check: bool = True,
 ) -> bpy.types.Mesh:
     """A new mesh from vertex positions (N, 3), polygon sizes (F,), corner vertex indices (L,)
     and optional per-corner UV maps {name: (L, 2)}; the first UV map becomes the active one.
+    A UV map may be a ``Future`` of its array (a gather still running on another thread): it
+    is waited for only once the mesh's other arrays are in.
 
     With ``edges`` (E, 2) and ``corner_edges`` (L,) (each corner's edge to the next corner)
     the edge table is written as it is; otherwise ``mesh.update()`` builds it, which is the
@@ -116,7 +120,7 @@ def mesh_from_arrays(
         mesh.polygons.foreach_set("loop_start", loop_start)
         mesh.update()  # builds the edges only when the mesh has none
         for uv_name, uvs in (corner_uvs or {}).items():
-            add_corner_uvs(mesh, uv_name, uvs)
+            add_corner_uvs(mesh, uv_name, uvs.result() if isinstance(uvs, Future) else uvs)
         if corner_uvs:
             first = mesh.uv_layers[next(iter(corner_uvs))]
             mesh.uv_layers.active = first

@@ -123,6 +123,10 @@ def test_camera_collection_material(monocle, tmp_path):
     assert report.collection.name == "coffee" and report.collection.name in scene.collection.children
     assert {o.name for o in report.collection.objects} == {"coffee Camera", "object", "object.001"}
     assert [o.name for o in report.objects] == ["object", "object.001"]
+    # each relief image and texture is named after its object, even when the label was taken
+    assert [o.modifiers["Relief"].texture.name for o in report.objects] == ["object Relief", "object.001 Relief"]
+    assert [o.modifiers["Relief"].texture.image.name for o in report.objects] == ["object Relief",
+                                                                                  "object.001 Relief"]
     assert report.vertex_counts == [400, 1200]
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage) == (W, H, 100)
     cam = report.camera
