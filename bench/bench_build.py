@@ -245,8 +245,9 @@ def main() -> int:
         "which the tests hold to those checks). Load avg = the machine's 1-minute load before-after the "
         "size's run (2 cores, shared). 'total/floor, paired' = each build's total over the floor pushed "
         "right after it in the same process (median and range over the runs): on a shared machine it moves "
-        "far less than total/floor, the ratio of the two bests. 'selections' = the front/back/seam boolean point attributes; one "
-        "Displace modifier carries the whole relief (the closed back reads negated texels of its own).\n\n%s"
+        "far less than total/floor, the ratio of the two bests. 'selections' = the front/back/seam boolean "
+        "point attributes; one Displace modifier carries the whole relief (the closed back reads negated "
+        "texels of its own).\n\n%s"
         % (args.repeat, table))
     return 0
 

@@ -15,8 +15,8 @@ import bpy
 from bpy.types import Operator
 
 from .. import prefs
+from .progress import PollingOperator
 
-TIMER_S = 0.2
 PACKAGES = ("torch", "transformers")
 
 
@@ -38,7 +38,7 @@ def setup_steps(root: Path) -> list[list[str]]:
     ]
 
 
-class MONOCLE_OT_setup_ml_env(Operator):
+class MONOCLE_OT_setup_ml_env(PollingOperator, Operator):
     bl_idname = "monocle.setup_ml_env"
     bl_label = "Set Up Learned Engine"
     bl_description = (
@@ -46,8 +46,8 @@ class MONOCLE_OT_setup_ml_env(Operator):
         "(a download of several hundred MB to a few GB) and use it for inference"
     )
 
+    timer_s = 0.2  # pip's steps take minutes
     _proc: subprocess.Popen | None = None
-    _timer = None
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -81,11 +81,7 @@ class MONOCLE_OT_setup_ml_env(Operator):
             return self.execute(context)
         self._begin()
         self._next()
-        wm = context.window_manager
-        wm.monocle_status.running, wm.monocle_status.stage = True, "Installing torch and transformers"
-        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_polling(context, "Installing torch and transformers")
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC":
@@ -108,11 +104,7 @@ class MONOCLE_OT_setup_ml_env(Operator):
         self._log = open(self._log_path, "w", encoding="utf-8")  # noqa: SIM115 - open across timer ticks
 
     def _end(self, context: bpy.types.Context, ok: bool) -> set[str]:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.monocle_status.running = False
+        self.stop_polling(context)
         self._log.close()
         if not ok:
             self.report({"ERROR"}, f"Setting up the learned engine failed; see {self._log_path}.")

@@ -8,11 +8,10 @@ from bpy.types import Operator
 
 from .. import prefs
 from ..bridge.worker import WorkerJob, WorkerRunError
+from .progress import PollingOperator, show_progress
 
-TIMER_S = 0.1
 
-
-class MONOCLE_OT_download_model(Operator):
+class MONOCLE_OT_download_model(PollingOperator, Operator):
     bl_idname = "monocle.download_model"
     bl_label = "Download Model"
     bl_description = "Download this model into Monocle's model folder (needs Allow Online Access)"
@@ -20,7 +19,6 @@ class MONOCLE_OT_download_model(Operator):
     model: StringProperty(name="Model", description="Hugging Face model id", options={"SKIP_SAVE"})
 
     _job: WorkerJob | None = None
-    _timer = None
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -52,43 +50,26 @@ class MONOCLE_OT_download_model(Operator):
         except WorkerRunError as exc:
             self.report({"ERROR"}, exc.message)
             return {"CANCELLED"}
-        wm = context.window_manager
-        wm.monocle_status.running, wm.monocle_status.stage = True, f"Downloading {self.model}"
-        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_polling(context, f"Downloading {self.model}")
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC":
             self._job.cancel()
-            self._finish(context)
+            self.stop_polling(context)
             self.report({"WARNING"}, "Download cancelled.")
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         state = self._job.poll()
-        status = context.window_manager.monocle_status
-        status.progress = state.fraction
-        status.stage = state.message or f"Downloading {self.model}"
-        if context.workspace:
-            context.workspace.status_text_set(f"Monocle: {status.stage} ({state.fraction:.0%}), Esc to cancel")
+        show_progress(context, state.message or f"Downloading {self.model}", state.fraction)
         if not state.done:
             return {"RUNNING_MODAL"}
-        self._finish(context)
+        self.stop_polling(context)
         if state.error is not None:
             self.report({"ERROR"}, state.error.message)
             return {"CANCELLED"}
         self.report({"INFO"}, f"Downloaded {self.model}.")
         return {"FINISHED"}
-
-    def _finish(self, context: bpy.types.Context) -> None:
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        if context.workspace:
-            context.workspace.status_text_set(None)
-        wm.monocle_status.running = False
 
 
 classes = (MONOCLE_OT_download_model,)

@@ -18,10 +18,10 @@ from ..bridge.worker import WorkerRunError
 from ..geometry import MeshSettings
 from ..pipeline import Inference, InferenceRequest
 from ..props import MonocleMeshSettings, copy_mesh_settings
+from .progress import PollingOperator, clear_progress, show_progress
 
 log = logging.getLogger(__name__)
 
-TIMER_S = 0.1
 
 
 def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
@@ -81,7 +81,7 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
     )
 
 
-class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
+class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
     """Turn the photo into textured 3D objects lined up with a matching camera"""
 
     bl_idname = "monocle.reconstruct"
@@ -90,7 +90,6 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
     bl_options = {"REGISTER", "UNDO"}
 
     _run: ModalRun | None = None
-    _timer = None
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -195,10 +194,7 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         if inference.cached:
             return self._build(context, inference)
         self._run = ModalRun(inference, context)
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_polling(context, "Starting")
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC":
@@ -221,9 +217,7 @@ class MONOCLE_OT_reconstruct(Operator, MonocleMeshSettings):
         self._stop(context)
 
     def _stop(self, context: bpy.types.Context) -> None:
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
+        self.stop_polling(context)
         if self._run is not None:
             self._run.close(context)
 
@@ -244,13 +238,8 @@ class ModalRun:
         """Apply the worker's events; True once the result is committed (raises WorkerRunError)."""
         assert self.inference.job is not None
         state = self.inference.job.poll()
-        wm = context.window_manager
-        wm.monocle_status.stage = state.message or state.stage
-        wm.monocle_status.progress = state.fraction
-        wm.progress_update(int(state.fraction * 100))
-        if context.workspace:
-            text = f"Monocle: {wm.monocle_status.stage} ({state.fraction:.0%}), Esc to cancel"
-            context.workspace.status_text_set(text)
+        show_progress(context, state.message or state.stage, state.fraction)
+        context.window_manager.progress_update(int(state.fraction * 100))
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 area.tag_redraw()
@@ -262,11 +251,8 @@ class ModalRun:
     def close(self, context: bpy.types.Context) -> None:
         """Stop the worker if it still runs (cancel) and clear the progress display."""
         self.inference.cancel()
-        wm = context.window_manager
-        wm.progress_end()
-        if context.workspace:
-            context.workspace.status_text_set(None)
-        wm.monocle_status.running = False
+        context.window_manager.progress_end()
+        clear_progress(context)
 
 
 classes = (MONOCLE_OT_reconstruct,)
