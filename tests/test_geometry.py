@@ -727,3 +727,35 @@ def test_jumps_found_at_an_objects_own_pixels_are_the_full_passs(monocle):
     full = sampling.jump_pixels(z, valid, 0.05)
     assert full.sum() > 100
     assert np.array_equal(sampling.jump_pixels(z, valid, 0.05, (rr, cc)), full)
+
+
+def test_points_in_depth_holes_take_the_nearest_valid_pixel(monocle, monkeypatch):
+    """A point with no valid depth around it reads the nearest valid pixel. The lookup runs
+    tile by tile in widening windows; every answer must be a valid pixel at the true nearest
+    distance (brute force over the whole crop), also for holes wider than a tile, points past
+    the crop's edge and points whose nearest pixel lies in another tile."""
+    sampling = importlib.import_module(f"{monocle.__name__}.geometry.sampling")
+    monkeypatch.setattr(sampling, "NEAREST_TILE", 16)  # many tiles and windows on a small crop
+    rng = np.random.default_rng(9)
+    h, w = 60, 80
+    z = rng.random((h, w)).astype(np.float32) + 1.0
+    valid = np.zeros((h, w), dtype=bool)
+    valid[20:28, :] = True  # a thin bar across the crop
+    valid[5:9, 60:70] = True  # and a patch
+    valid[20:28, 30:75] = False  # with a hole far wider than a tile
+    valid[22:24, 10:12] = False  # and a small one
+    sampler = sampling.DepthSampler(z, valid, 0, 0, np.inf)
+    pts = np.stack([rng.uniform(-5, w + 5, 400), rng.uniform(-5, h + 5, 400)], axis=1)
+    got = sampler.sample(pts)
+    pr, pc = np.nonzero(sampler.valid)  # padded crop: pixel (r, c) of the crop is (r + 1, c + 1)
+    fx = np.clip(pts[:, 0] + 0.5, 0.0, w + 1 - 1.000001)
+    fy = np.clip(pts[:, 1] + 0.5, 0.0, h + 1 - 1.000001)
+    r, c = np.rint(fy).astype(int), np.rint(fx).astype(int)
+    c0, r0 = fx.astype(int), fy.astype(int)
+    lost = ~(sampler.valid[r0, c0] | sampler.valid[r0, c0 + 1] | sampler.valid[r0 + 1, c0]
+             | sampler.valid[r0 + 1, c0 + 1])
+    assert lost.sum() > 200
+    d2 = (pr[None, :] - r[lost, None]) ** 2 + (pc[None, :] - c[lost, None]) ** 2
+    nearest = d2 == d2.min(axis=1, keepdims=True)
+    zpad = sampler.z[pr, pc]
+    assert all(np.any(zpad[row] == g) for row, g in zip(nearest, got[lost]))
