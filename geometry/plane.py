@@ -34,7 +34,7 @@ from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
 from .membrane import BaseSurface, membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
-from .texels import texel_layout
+from .texels import flat_layout, texel_layout, texel_texture, texel_uvs
 from .topology import (
     compact_vertices,
     corner_face_at,
@@ -274,7 +274,10 @@ def build_object_mesh(
         rx = (pixels[:, 0] - 0.5 * camera.width) / f  # camera ray through the pixel, z = -1
         ry = (0.5 * camera.height - pixels[:, 1]) / f
         vertices = np.empty((total, 3), dtype=np.float32)
-        relief = np.empty((total, 3), dtype=np.float32)
+        if settings.back == "solidify":  # its back reuses the front's texels: a texture for n of them
+            relief = np.empty((total, 3), dtype=np.float32)
+        else:  # one texel per vertex: the relief is written straight into its texture (see texels.py)
+            texture, relief = texel_texture(total)
         for out, depth_along in ((vertices, base_depth), (relief, relief_amount)):
             out[:n, 0] = rx * depth_along
             out[:n, 1] = ry * depth_along
@@ -283,7 +286,7 @@ def build_object_mesh(
         uvs[:n, 0] = pixels[:, 0] / camera.width
         uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
         if settings.back == "open":
-            texture, relief_uvs = texel_layout(relief)
+            texture, relief_uvs = _relief_layout(texture, relief)
         clock.lap("relief")
 
         if not closed:
@@ -315,7 +318,7 @@ def build_object_mesh(
             inflation = _sample_vertices(node, pixels, inflation_grid, base.sample_inflation)
             groups = _closed_back_vertices(vertices, relief, uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
                                            float(settings.thickness) * inflation)
-            texture, relief_uvs = texel_layout(relief)
+            texture, relief_uvs = _relief_layout(texture, relief)
             sizes, loops = _closed_back_faces(sizes, loops, remap)  # here: the worker has the edge tables
             clock.lap("back")
             edges, corner_edges = topology_job.result()
@@ -334,6 +337,14 @@ def build_object_mesh(
     )
     clock.lap("pack")
     return data
+
+
+def _relief_layout(texture: np.ndarray, relief: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The texture the relief rows were written into (``texel_texture``) and its UVs, or a single
+    zero texel when there is no relief at all."""
+    if not relief.any():
+        return flat_layout(relief.shape[0])
+    return texture, texel_uvs(relief.shape[0])
 
 
 def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray,
@@ -516,7 +527,7 @@ def _split_for_closed_back(
     out_sizes[rest_sizes.size:] = sizes
     out_loops = np.empty(out_sizes.sum(dtype=np.int64), dtype=np.int32)
     kept = out_loops.size - loops.size
-    np.compress(~corner_touch, all_loops, out=out_loops[:kept])
+    out_loops[:kept] = all_loops[~corner_touch]  # a bool index: faster than compress(out=), which buffers
     out_loops[kept:] = loops
     return pixels, z, node, out_sizes, out_loops, seam
 

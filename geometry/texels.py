@@ -20,6 +20,36 @@ def texel_grid(count: int) -> tuple[int, int]:
     return max(1, math.ceil(count / width)), width
 
 
+def texel_texture(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """An empty texture for ``count`` texels and a view of its first ``count`` texels' RGB.
+
+    Returns the (h, w, 4) float32 texture in Blender's pixel order, alpha 1 and texels past
+    ``count`` zero, and its (count, 3) rows: values written into the rows are laid out, with no
+    copy (the geometry writes the relief there directly; at 1M vertices a copy and its fresh
+    12 MB cost ~10 ms).
+    """
+    h, w = texel_grid(count)
+    texture = np.empty((h * w, 4), dtype=np.float32)
+    texture[count:, :3] = 0.0
+    texture[:, 3] = 1.0
+    return texture.reshape(h, w, 4), texture[:count, :3]
+
+
+def texel_uvs(count: int) -> np.ndarray:
+    """The (count, 2) float32 UVs of the first ``count`` texel centres of ``texel_texture(count)``
+    (exact under nearest and bilinear sampling)."""
+    h, w = texel_grid(count)
+    uvs = np.empty((h, w, 2), dtype=np.float32)
+    uvs[:, :, 0] = ((np.arange(w) + 0.5) / w)[None, :]
+    uvs[:, :, 1] = ((np.arange(h) + 0.5) / h)[:, None]
+    return uvs.reshape(-1, 2)[:count]
+
+
+def flat_layout(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """No relief at all (a flat depth): one zero texel serves all ``count`` vertices."""
+    return np.array([[[0.0, 0.0, 0.0, 1.0]]], dtype=np.float32), np.full((count, 2), 0.5, dtype=np.float32)
+
+
 def texel_layout(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Texel ``k`` holds ``values[k]`` (an (N, 3) vector per vertex).
 
@@ -30,14 +60,8 @@ def texel_layout(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     values = np.asarray(values, dtype=np.float32).reshape(-1, 3)
     n = values.shape[0]
-    if not values.any():  # no relief (a flat depth): one zero texel serves every vertex
-        return np.array([[[0.0, 0.0, 0.0, 1.0]]], dtype=np.float32), np.full((n, 2), 0.5, dtype=np.float32)
-    h, w = texel_grid(n)
-    texture = np.empty((h * w, 4), dtype=np.float32)
-    texture[:n, :3] = values
-    texture[n:, :3] = 0.0
-    texture[:, 3] = 1.0
-    uvs = np.empty((h, w, 2), dtype=np.float32)
-    uvs[:, :, 0] = ((np.arange(w) + 0.5) / w)[None, :]
-    uvs[:, :, 1] = ((np.arange(h) + 0.5) / h)[:, None]
-    return texture.reshape(h, w, 4), uvs.reshape(-1, 2)[:n]
+    if not values.any():
+        return flat_layout(n)
+    texture, rows = texel_texture(n)
+    rows[...] = values
+    return texture, texel_uvs(n)
