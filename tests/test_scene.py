@@ -182,6 +182,32 @@ def test_failure_mid_build_leaves_nothing(monocle, tmp_path, monkeypatch):
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.camera) == res_before
 
 
+def test_failed_uv_gather_on_its_thread_leaves_nothing(monocle, tmp_path, monkeypatch):
+    """The per-corner UV gathers run on threads while Blender builds; one that fails (out of
+    memory, after the first object's mesh may be complete) surfaces as the build's error and
+    nothing stays behind."""
+    geometry, build, result_mod = _mods(monocle)
+    camera = geometry.CameraModel(W, H)
+    mask = np.zeros((H, W), bool)
+    mask[10:30, 10:30] = True
+    meshes = [("object", grid_mesh(geometry, camera, mask, 2.0, closed=True))] * 2
+    photo = _photo(tmp_path / "p.png")
+    before = _datablock_counts()
+    real, calls = build.per_corner, []
+
+    def fail_on_third(values, loops):  # two gathers per object, on two threads
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("no room for the corners")
+        return real(values, loops)
+
+    monkeypatch.setattr(build, "per_corner", fail_on_third)
+    with pytest.raises(result_mod.BuildError) as info:
+        build.build_scene(meshes, camera, photo, geometry.MeshSettings(), name="p")
+    assert info.value.code == "build_failed" and "no room for the corners" in str(info.value)
+    assert _datablock_counts() == before
+
+
 def test_invalid_mesh_is_refused_before_anything_is_made(monocle, tmp_path):
     geometry, build, result_mod = _mods(monocle)
     camera = geometry.CameraModel(W, H)
