@@ -10,8 +10,9 @@ reconstruction lines up with the photo through the camera at every relief streng
 The camera looks along +Y (Blender's front view) from ``(0, -d, 0)``, where ``d`` is the
 mean depth of the objects' centres, so the reconstruction sits around the world origin.
 
-Failure leaves nothing behind: all numpy work is done before Blender is touched, and
-every datablock created afterwards is recorded and removed if a later step fails. The
+Failure leaves nothing behind: every check is done before Blender is touched (the per-corner
+UV gathers may still be running on their threads then, see ``_prepare``), and every datablock
+created afterwards is recorded and removed if a later step fails, a failed gather included. The
 function calls no operator, so an operator that calls it is one undo step.
 """
 
