@@ -81,7 +81,9 @@ class MeshData:
     texels are camera-space (= object-local) vectors for Displace ``RGB_TO_XYZ``, mid
     level 0: ``relief == texture(relief_uvs).rgb`` for every vertex, so one Displace
     modifier carries the whole object's relief (the closed back's texels hold its mirrored,
-    negated relief). ``groups`` name vertex selections (``front``, ``back``, ``seam``) that
+    negated relief). The geometry layer writes ``relief`` straight into the texture, so the
+    two may share memory (``relief`` is then a view of the texture's RGB rows): copy before
+    changing either. ``groups`` name vertex selections (``front``, ``back``, ``seam``) that
     the Blender layer stores as boolean point attributes.
     """
 
