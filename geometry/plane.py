@@ -34,7 +34,7 @@ from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
 from .membrane import BaseSurface, membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
-from .texels import flat_layout, texel_layout, texel_texture, texel_uvs
+from .texels import texel_layout, texel_texture, written_layout
 from .topology import (
     compact_vertices,
     corner_face_at,
@@ -286,7 +286,7 @@ def build_object_mesh(
         uvs[:n, 0] = pixels[:, 0] / camera.width
         uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
         if settings.back == "open":
-            texture, relief_uvs = _relief_layout(texture, relief)
+            texture, relief_uvs = written_layout(texture, relief)
         clock.lap("relief")
 
         if not closed:
@@ -318,7 +318,7 @@ def build_object_mesh(
             inflation = _sample_vertices(node, pixels, inflation_grid, base.sample_inflation)
             groups = _closed_back_vertices(vertices, relief, uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
                                            float(settings.thickness) * inflation)
-            texture, relief_uvs = _relief_layout(texture, relief)
+            texture, relief_uvs = written_layout(texture, relief)
             sizes, loops = _closed_back_faces(sizes, loops, remap)  # here: the worker has the edge tables
             clock.lap("back")
             edges, corner_edges = topology_job.result()
@@ -337,14 +337,6 @@ def build_object_mesh(
     )
     clock.lap("pack")
     return data
-
-
-def _relief_layout(texture: np.ndarray, relief: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The texture the relief rows were written into (``texel_texture``) and its UVs, or a single
-    zero texel when there is no relief at all."""
-    if not relief.any():
-        return flat_layout(relief.shape[0])
-    return texture, texel_uvs(relief.shape[0])
 
 
 def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray,

@@ -45,9 +45,14 @@ def texel_uvs(count: int) -> np.ndarray:
     return uvs.reshape(-1, 2)[:count]
 
 
-def flat_layout(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """No relief at all (a flat depth): one zero texel serves all ``count`` vertices."""
-    return np.array([[[0.0, 0.0, 0.0, 1.0]]], dtype=np.float32), np.full((count, 2), 0.5, dtype=np.float32)
+def written_layout(texture: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The layout of values written into ``rows`` of ``texture`` (both from ``texel_texture``):
+    the texture and the (N, 2) UVs of its first N texel centres, or, when every value is zero
+    (a flat depth), a single zero texel that serves all N vertices."""
+    n = rows.shape[0]
+    if not rows.any():
+        return np.array([[[0.0, 0.0, 0.0, 1.0]]], dtype=np.float32), np.full((n, 2), 0.5, dtype=np.float32)
+    return texture, texel_uvs(n)
 
 
 def texel_layout(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,9 +64,6 @@ def texel_layout(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values get a single texel.
     """
     values = np.asarray(values, dtype=np.float32).reshape(-1, 3)
-    n = values.shape[0]
-    if not values.any():
-        return flat_layout(n)
-    texture, rows = texel_texture(n)
+    texture, rows = texel_texture(values.shape[0])
     rows[...] = values
-    return texture, texel_uvs(n)
+    return written_layout(texture, rows)
