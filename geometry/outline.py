@@ -39,16 +39,19 @@ def smoothed_field(coverage: np.ndarray, binary: bool, border: int = 0) -> np.nd
     return _field_and_tiles(coverage, binary, border)[0]
 
 
-def _field_and_tiles(coverage: np.ndarray, binary: bool, border: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _field_and_tiles(coverage: np.ndarray, binary: bool, border: int,
+                     inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``smoothed_field`` and, when it was computed in tiles, the field's value on each
     ``FIELD_TILE`` tile of the crop that is settled (one value on the tile and within a pixel
-    around it), NaN on the others."""
+    around it), NaN on the others. ``inside`` (coverage of at least half) is taken when the
+    caller has it."""
     h, w = coverage.shape
     t = FIELD_TILE
     if h * w < FIELD_TILED_PIXELS or h < 3 * t or w < 3 * t:
         return _bordered(_smoothed(coverage, binary), border), None
     hb, wb = h // t, w // t  # whole tiles; the ragged last row and column of pixels are always computed
-    inside = coverage if coverage.dtype == bool else coverage >= 0.5
+    if inside is None:
+        inside = coverage if coverage.dtype == bool else coverage >= 0.5
     soft = None if coverage.dtype == bool else (coverage > 0) & (coverage < 1)
     settled = _settled_tiles(inside[:hb * t, :wb * t], None if soft is None else soft[:hb * t, :wb * t], t, FIELD_HALO)
     if h % t:  # the ragged pixels lie within the halo of the last whole tiles
@@ -231,10 +234,11 @@ class Outline:
     @classmethod
     def from_mask(cls, coverage: np.ndarray, binary: bool, x0: int = 0, y0: int = 0) -> Outline:
         """Outline of a mask crop whose top-left pixel is pixel ``(x0, y0)`` of the image."""
-        f, tiles = _field_and_tiles(coverage, binary, 1)
+        crop_inside = coverage if coverage.dtype == bool else coverage >= 0.5
+        f, tiles = _field_and_tiles(coverage, binary, 1, crop_inside)
         ox, oy = x0 - 0.5, y0 - 0.5  # pixel centre of the padding's corner
         inside = np.zeros(f.shape, dtype=bool)  # the field is above 0.5 exactly on the mask's inside pixels
-        inside[1:-1, 1:-1] = coverage if coverage.dtype == bool else coverage >= 0.5
+        inside[1:-1, 1:-1] = crop_inside
         rc, successor = trace_level(f, inside)
         pts = np.empty_like(rc)
         pts[:, 0] = rc[:, 1] + ox
