@@ -155,7 +155,13 @@ def test_camera_collection_material(monocle, tmp_path):
     assert all(not o.data.validate() for o in report.objects)
 
 
-def test_failure_mid_build_leaves_nothing(monocle, tmp_path, monkeypatch):
+@pytest.mark.parametrize("target, error", [
+    ("make_relief_image", RuntimeError("disk full")),  # on the main line, after two objects are complete
+    ("per_corner", MemoryError("no room for the corners")),  # a UV gather, on its thread while Blender builds
+])
+def test_failure_mid_build_leaves_nothing(monocle, tmp_path, monkeypatch, target, error):
+    """An injected failure on the third call of a build step surfaces as the build's error;
+    every datablock made so far is removed and the scene's render settings are restored."""
     geometry, build, result_mod = _mods(monocle)
     camera = geometry.CameraModel(W, H)
     mask = np.zeros((H, W), bool)
@@ -165,47 +171,23 @@ def test_failure_mid_build_leaves_nothing(monocle, tmp_path, monkeypatch):
     scene = bpy.context.scene
     before = _datablock_counts()
     res_before = (scene.render.resolution_x, scene.render.resolution_y, scene.camera)
-    real = build.make_relief_image
+    real = getattr(build, target)
     calls = []
 
-    def fail_on_third(*args, **kwargs):  # an injected failure after two objects are complete
+    def fail_on_third(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
-            raise RuntimeError("disk full")
+            raise error
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(build, "make_relief_image", fail_on_third)
-    with pytest.raises(result_mod.BuildError, match="disk full"):
-        build.build_scene(meshes, camera, photo, geometry.MeshSettings(), name="p")
-    assert len(calls) == 3
-    assert _datablock_counts() == before
-    assert (scene.render.resolution_x, scene.render.resolution_y, scene.camera) == res_before
-
-
-def test_failed_uv_gather_on_its_thread_leaves_nothing(monocle, tmp_path, monkeypatch):
-    """The per-corner UV gathers run on threads while Blender builds; one that fails (out of
-    memory, after the first object's mesh may be complete) surfaces as the build's error and
-    nothing stays behind."""
-    geometry, build, result_mod = _mods(monocle)
-    camera = geometry.CameraModel(W, H)
-    mask = np.zeros((H, W), bool)
-    mask[10:30, 10:30] = True
-    meshes = [("object", grid_mesh(geometry, camera, mask, 2.0, closed=True))] * 2
-    photo = _photo(tmp_path / "p.png")
-    before = _datablock_counts()
-    real, calls = build.per_corner, []
-
-    def fail_on_third(values, loops):  # two gathers per object, on two threads
-        calls.append(1)
-        if len(calls) == 3:
-            raise MemoryError("no room for the corners")
-        return real(values, loops)
-
-    monkeypatch.setattr(build, "per_corner", fail_on_third)
+    monkeypatch.setattr(build, target, fail_on_third)
     with pytest.raises(result_mod.BuildError) as info:
         build.build_scene(meshes, camera, photo, geometry.MeshSettings(), name="p")
-    assert info.value.code == "build_failed" and "no room for the corners" in str(info.value)
+    assert info.value.code == "build_failed" and str(error) in str(info.value)
+    if target == "make_relief_image":  # one call per object, in order: the third object failed
+        assert len(calls) == 3
     assert _datablock_counts() == before
+    assert (scene.render.resolution_x, scene.render.resolution_y, scene.camera) == res_before
 
 
 def test_invalid_mesh_is_refused_before_anything_is_made(monocle, tmp_path):
