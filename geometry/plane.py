@@ -251,23 +251,21 @@ def build_object_mesh(
         if source.size:
             pixels, z = np.concatenate([pixels, pixels[source]]), np.concatenate([z, z[source]])
             node = np.concatenate([node, np.full(source.size, -1, dtype=node.dtype)])
-        seam = inner = remap = None
+        inner = None  # closed: the vertices off the seam are the first ``inner`` (the back copies them)
         if closed:
             pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
+            pixels, z, node, loops, inner = _seam_last(pixels, z, node, loops, seam)
         clock.lap("seam")
-        if closed:
-            inner = np.flatnonzero(~seam)
-            remap = _back_copies(seam, inner)
-        topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, seam, remap)
+        topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, inner)
 
         base, base_grid, inflation_grid = base_job.result()
         clock.lap("membrane")
         relief_amount = z - _sample_vertices(node, pixels, base_grid, base.sample)
-        if seam is not None:
-            relief_amount[seam] = 0.0  # shared by the front and the mirrored back: must not move
+        if inner is not None:
+            relief_amount[inner:] = 0.0  # the seam: shared by the front and the mirrored back, must not move
         base_depth = z - relief_amount
         n = pixels.shape[0]
-        total = {"open": n, "solidify": 2 * n, "closed": n + (inner.size if inner is not None else 0)}[settings.back]
+        total = {"open": n, "solidify": 2 * n, "closed": n + (inner or 0)}[settings.back]
 
         # Everything is written straight into the float32 outputs: at 1M vertices copies cost.
         f = camera.focal_px
@@ -314,12 +312,13 @@ def build_object_mesh(
             edges, corner_edges = table if table is not None else mesh_edges(sizes, loops)
             clock.lap("edges")
         else:
-            assert seam is not None and inner is not None
-            inflation = _sample_vertices(node, pixels, inflation_grid, base.sample_inflation)
-            groups = _closed_back_vertices(vertices, relief, uvs, n, seam, inner, rx, ry, base_depth, relief_amount,
+            assert inner is not None
+            inflation = _sample_vertices(node[:inner], pixels[:inner], inflation_grid, base.sample_inflation)
+            groups = _closed_back_vertices(vertices, texture.reshape(-1, 4), uvs, n, inner, rx, ry, base_depth,
+                                           relief_amount,
                                            float(settings.thickness) * inflation)
             texture, relief_uvs = written_layout(texture, relief)
-            sizes, loops = _closed_back_faces(sizes, loops, remap)  # here: the worker has the edge tables
+            sizes, loops = _closed_back_faces(sizes, loops, n, inner)  # here: the worker has the edge tables
             clock.lap("back")
             edges, corner_edges = topology_job.result()
             clock.lap("edges")
@@ -399,61 +398,80 @@ def _nodes_to_sample(lat: LatticeMesh) -> np.ndarray | None:
 
 
 def _closed_back_vertices(
-    vertices: np.ndarray, relief: np.ndarray, uvs: np.ndarray, n: int, seam: np.ndarray, inner: np.ndarray,
+    vertices: np.ndarray, texels: np.ndarray, uvs: np.ndarray, n: int, inner: int,
     rx: np.ndarray, ry: np.ndarray, base_depth: np.ndarray, relief_amount: np.ndarray, inflation: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Fill rows ``n:`` of the outputs with the back and return the closed mesh's groups: a
-    back copy of every front vertex off the seam, pushed back by the inflation (plus twice
-    any outward relief, so the back never crosses the front at any strength).
+    back copy ``n + k`` of every front vertex ``k < inner`` (those off the seam, see
+    ``_seam_last``), pushed back by the inflation (``inflation``, one per copy) plus twice
+    any outward relief, so the back never crosses the front at any strength.
 
-    The back mirrors the front's relief: its relief rows are the front's negated, and its
-    texels (one per vertex) hold them, so one Displace modifier moves both halves.
+    The back mirrors the front's relief: its texels (one per vertex, ``texels`` being the
+    (h * w, 4) rows of ``texel_texture``, vertex ``k``'s relief in row ``k``) are the front's
+    negated, so one Displace modifier moves both halves. Every row is a slice of the
+    front's, so this is a few streaming passes and no gather.
     """
-    # np.take(..., axis=0) gathers rows several times faster than fancy indexing
-    depth_back = np.take(base_depth + inflation + 2.0 * np.maximum(relief_amount, 0.0), inner)
-    vertices[n:, 0] = np.take(rx, inner) * depth_back
-    vertices[n:, 1] = np.take(ry, inner) * depth_back
+    depth_back = np.maximum(relief_amount[:inner], 0.0)
+    depth_back *= 2.0
+    depth_back += base_depth[:inner]
+    depth_back += inflation
+    np.multiply(rx[:inner], depth_back, out=vertices[n:, 0], casting="same_kind")
+    np.multiply(ry[:inner], depth_back, out=vertices[n:, 1], casting="same_kind")
     np.negative(depth_back, out=vertices[n:, 2], casting="same_kind")
-    np.take(relief[:n], inner, axis=0, out=relief[n:])
-    np.negative(relief[n:], out=relief[n:])
-    np.take(uvs[:n], inner, axis=0, out=uvs[n:])
+    flat = texels.reshape(-1)  # whole rows at once: contiguous, ~6x faster than the (k, 3) views
+    np.negative(flat[:4 * inner], out=flat[4 * n:4 * (n + inner)])
+    texels[n:n + inner, 3] = 1.0  # alpha
+    uvs[n:] = uvs[:inner]
     total = vertices.shape[0]
     front = np.zeros(total, dtype=bool)
     front[:n] = True
     back = ~front
-    back[:n] = seam
+    back[inner:n] = True
     seam_group = np.zeros(total, dtype=bool)
-    seam_group[:n] = seam
+    seam_group[inner:n] = True
     return {"front": front, "back": back, "seam": seam_group}
 
 
 def _topology(
-    sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int, seam: np.ndarray | None,
-    remap: np.ndarray | None,
+    sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int, inner: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(edges, corner_edges) of the front and, given the seam and the back copies (``remap``, see
-    ``_back_copies``), of the closed mesh (its corners as ``_closed_back_faces`` lays them out)."""
+    """(edges, corner_edges) of the front and, given ``inner`` (the closed back copies the front
+    vertices below it, see ``_seam_last``), of the closed mesh as ``_closed_back_faces`` lays it out."""
     edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny)
-    if seam is None or remap is None:
+    if inner is None:
         return edges, corner_edges
-    return closed_back_edges(sizes, edges, corner_edges, seam, remap)
+    return closed_back_edges(sizes, edges, corner_edges, node.size, inner)
 
 
-def _back_copies(seam: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The vertex each front vertex has on the closed back: its copy ``n + k`` for ``inner[k]``
-    (the vertices off the seam), itself on the seam."""
-    n = seam.size
-    remap = np.arange(n, dtype=np.int32)
-    remap[inner] = n + np.arange(inner.size, dtype=np.int32)
-    return remap
+def _seam_last(
+    pixels: np.ndarray, z: np.ndarray, node: np.ndarray, loops: np.ndarray, seam: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Renumber the front's vertices so the seam's come last; returns the renumbered
+    ``pixels, z, node, loops`` and how many vertices are off the seam (``inner``).
+
+    The closed back then copies the slice of vertices below ``inner``, and a back corner is
+    its front corner plus ``n`` wherever the vertex is below ``inner``: streaming passes
+    instead of gathers through a scattered selection (about a sixth of the geometry at 1M
+    vertices). Vertices keep their order within each part, so the mesh stays cache-friendly.
+    """
+    off = np.flatnonzero(~seam)
+    if off.size == seam.size:
+        return pixels, z, node, loops, off.size
+    order = np.concatenate([off, np.flatnonzero(seam)])
+    new_id = np.empty(seam.size, dtype=np.int32)
+    new_id[order] = np.arange(seam.size, dtype=np.int32)
+    return (np.take(pixels, order, axis=0), np.take(z, order), np.take(node, order),
+            np.take(new_id, loops), off.size)
 
 
-def _closed_back_faces(sizes: np.ndarray, loops: np.ndarray, remap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _closed_back_faces(sizes: np.ndarray, loops: np.ndarray, n: int, inner: int) -> tuple[np.ndarray, np.ndarray]:
     """(sizes, loops) of the closed mesh: the front faces, then the reversed front faces on the
-    back copies of their vertices (``remap``)."""
+    back copies of their vertices (``v + n`` for ``v < inner``, the seam's own vertex otherwise)."""
     both = np.empty(2 * loops.size, dtype=np.int32)
     both[:loops.size] = loops
-    np.take(remap, loops[::-1], out=both[loops.size:])  # back: the reversed faces, on the back copies
+    back = both[loops.size:]
+    back[:] = loops[::-1]  # the reversed faces
+    np.add(back, n, out=back, where=back < inner)  # on the back copies
     return np.concatenate([sizes, sizes[::-1]]), both
 
 
