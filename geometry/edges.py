@@ -43,7 +43,8 @@ def mesh_edges(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarray, n
 
 
 def lattice_mesh_edges(
-    face_sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int
+    face_sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int,
+    renumber: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edge table (as ``mesh_edges``) of a mesh whose vertices mostly sit on lattice nodes.
 
@@ -51,6 +52,10 @@ def lattice_mesh_edges(
     the lattice; no two vertices may share a node. An edge between horizontal or vertical
     lattice neighbours gets bucket ``2 * lower_node + vertical``; the used buckets, in
     order, are the first edges, and the remaining edges are sorted after them.
+
+    With ``renumber`` (int32, one per vertex) the edges name vertex ``v`` as ``renumber[v]``:
+    the table of the same mesh with its vertices renumbered, at no extra cost (a corner's
+    edge does not depend on the numbering).
     """
     loops = np.asarray(loops)
     if loops.size == 0:
@@ -91,17 +96,20 @@ def lattice_mesh_edges(
     used[bucket] = True
     used[spare] = False
     if used[:spare].reshape(ny, nx, 2)[:, nx - 1, 0].any():
-        return mesh_edges(face_sizes, loops)  # a "horizontal" pair across a row end: not a lattice side
+        # a "horizontal" pair across a row end: not a lattice side
+        return mesh_edges(face_sizes, loops if renumber is None else np.take(renumber, loops))
     rank = np.cumsum(used, dtype=np.int32)
     rank -= 1
     corner_edges = np.take(rank, bucket, mode="clip")  # buckets are in range: no checked copy
     slots = np.flatnonzero(used)
     vertex_of = np.full(nx * ny, -1, dtype=np.int32)
     has = np.flatnonzero(node >= 0)
-    vertex_of[node[has]] = has
+    vertex_of[node[has]] = has if renumber is None else np.take(renumber, has)
     n_lattice = slots.size
     # only the off-lattice corners need their vertex pairs
-    rest_edges, rest_index = _sorted_edges(np.take(loops, off), np.take(loops, next_corner_at(face_sizes, off)))
+    ends = np.take(loops, next_corner_at(face_sizes, off))
+    rest_edges, rest_index = (_sorted_edges(np.take(loops, off), ends) if renumber is None
+                              else _sorted_edges(renumber[loops[off]], np.take(renumber, ends)))
     edges = np.empty((n_lattice + rest_edges.shape[0], 2), dtype=np.int32)
     lo_node = slots >> 1
     np.take(vertex_of, lo_node, out=edges[:n_lattice, 0], mode="clip")  # in range: no checked copy

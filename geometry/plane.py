@@ -254,9 +254,15 @@ def build_object_mesh(
         inner = None  # closed: the vertices off the seam are the first ``inner`` (the back copies them)
         if closed:
             pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
-            pixels, z, node, loops, inner = _seam_last(pixels, z, node, loops, seam)
+            order, renumber, inner = _seam_last(seam)
+            # the worker takes the edge table from the front as it is, naming the vertices by their new numbers
+            topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, renumber, inner)
+            if renumber is not None:
+                pixels, z, node = np.take(pixels, order, axis=0), np.take(z, order), np.take(node, order)
+                loops = np.take(renumber, loops)
+        else:
+            topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny)
         clock.lap("seam")
-        topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, inner)
 
         base, base_grid, inflation_grid = base_job.result()
         clock.lap("membrane")
@@ -433,21 +439,22 @@ def _closed_back_vertices(
 
 
 def _topology(
-    sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int, inner: int | None,
+    sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int,
+    renumber: np.ndarray | None = None, inner: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(edges, corner_edges) of the front and, given ``inner`` (the closed back copies the front
-    vertices below it, see ``_seam_last``), of the closed mesh as ``_closed_back_faces`` lays it out."""
-    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny)
+    """(edges, corner_edges) of the front (its vertices renamed by ``renumber`` when given) and,
+    given ``inner`` (the closed back copies the vertices numbered below it, see ``_seam_last``),
+    of the closed mesh as ``_closed_back_faces`` lays it out."""
+    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny, renumber)
     if inner is None:
         return edges, corner_edges
     return closed_back_edges(sizes, edges, corner_edges, node.size, inner)
 
 
-def _seam_last(
-    pixels: np.ndarray, z: np.ndarray, node: np.ndarray, loops: np.ndarray, seam: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Renumber the front's vertices so the seam's come last; returns the renumbered
-    ``pixels, z, node, loops`` and how many vertices are off the seam (``inner``).
+def _seam_last(seam: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """A renumbering of the front's vertices that puts the seam's last: ``(order, renumber,
+    inner)``, vertex ``order[k]`` becoming ``k`` and ``v`` becoming ``renumber[v]`` (int32),
+    ``inner`` the count off the seam; ``(None, None, n)`` when no vertex is on the seam.
 
     The closed back then copies the slice of vertices below ``inner``, and a back corner is
     its front corner plus ``n`` wherever the vertex is below ``inner``: streaming passes
@@ -456,12 +463,11 @@ def _seam_last(
     """
     off = np.flatnonzero(~seam)
     if off.size == seam.size:
-        return pixels, z, node, loops, off.size
+        return None, None, off.size
     order = np.concatenate([off, np.flatnonzero(seam)])
-    new_id = np.empty(seam.size, dtype=np.int32)
-    new_id[order] = np.arange(seam.size, dtype=np.int32)
-    return (np.take(pixels, order, axis=0), np.take(z, order), np.take(node, order),
-            np.take(new_id, loops), off.size)
+    renumber = np.empty(seam.size, dtype=np.int32)
+    renumber[order] = np.arange(seam.size, dtype=np.int32)
+    return order, renumber, off.size
 
 
 def _closed_back_faces(sizes: np.ndarray, loops: np.ndarray, n: int, inner: int) -> tuple[np.ndarray, np.ndarray]:
