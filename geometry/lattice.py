@@ -105,8 +105,9 @@ class _Cells:
         return np.concatenate([keep_rows, *extra_rows]), np.concatenate([keep_emit, *extra_emit])
 
 
-def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
-    """Mesh the inside of ``outline`` with a lattice of ``spacing`` pixels (see module docstring)."""
+def lattice_lines(outline: Outline, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x of the columns and y of the rows of the lattice ``build_lattice_mesh`` lays over
+    ``outline`` at ``spacing`` (its nodes: every (x, y) pair). Raises on an empty outline."""
     s = float(spacing)
     pts = outline.points
     if pts.shape[0] == 0:
@@ -116,8 +117,14 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
     y0 = math.floor(ymin - s - 0.5) + 0.5
     nx = int(math.ceil((xmax + s - x0) / s)) + 1
     ny = int(math.ceil((ymax + s - y0) / s)) + 1
-    xs = x0 + s * np.arange(nx)
-    ys = y0 + s * np.arange(ny)
+    return x0 + s * np.arange(nx), y0 + s * np.arange(ny)
+
+
+def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
+    """Mesh the inside of ``outline`` with a lattice of ``spacing`` pixels (see module docstring)."""
+    s = float(spacing)
+    xs, ys = lattice_lines(outline, s)
+    x0, y0, nx, ny = float(xs[0]), float(ys[0]), xs.size, ys.size
     g = outline.sample_grid(xs, ys)
     inside = g > 0.5
     gf = g.ravel()

@@ -30,7 +30,7 @@ import numpy as np
 from . import CameraModel, MeshData, MeshSettings
 from .edges import closed_back_edges, lattice_mesh_edges, mesh_edges, solidify_edges
 from .grid import nonzero_2d
-from .lattice import LatticeMesh, build_lattice_mesh, lattice_border
+from .lattice import LatticeMesh, build_lattice_mesh, lattice_border, lattice_lines
 from .membrane import BaseSurface, membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
@@ -216,25 +216,32 @@ def build_object_mesh(
     outline = Outline.from_mask(cov_c, binary, xa, ya)
     clock.lap("outline")
     spacing = lattice_spacing(float(area), outline.length, settings.detail)
-    lat = build_lattice_mesh(outline, spacing)
-    if lat.face_sizes.size == 0 and spacing > MIN_SPACING:
-        lat = build_lattice_mesh(outline, MIN_SPACING)
-    if lat.face_sizes.size == 0:
-        raise ValueError("empty mask")
-    clock.lap("lattice")
-
     tear = float(settings.tear_threshold)
     sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf, pixels)
-    xs, ys = _lattice_lines(lat)
-    at = _nodes_to_sample(lat)
-    z_grid, z_flagged = sampler.sample_grid(xs, ys, at)
-    z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
-    clock.lap("depth")
     closed = settings.back == "closed"
-    # Two jobs do not depend on the main line of work and run on a second core while it goes on
-    # (numpy releases the GIL): the smooth base (it needs only the lattice's outline depths) and,
-    # for a closed back, the back's faces and edge table (they need only the front's topology).
+    # Jobs that do not depend on the main line of work run on a second core while it goes on
+    # (numpy releases the GIL): the depth on the lattice's nodes (it needs only the lattice's
+    # lines, known before its mesh), the smooth base (it needs only the lattice's outline
+    # depths) and the edge table (it needs only the front's faces).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monocle-mesh") as pool:
+        grid_job = None
+        if _dense_lattice_likely(float(area), spacing, outline):
+            grid_job = pool.submit(sampler.sample_grid, *lattice_lines(outline, spacing))
+        lat = build_lattice_mesh(outline, spacing)
+        if lat.face_sizes.size == 0 and spacing > MIN_SPACING:
+            lat = build_lattice_mesh(outline, MIN_SPACING)
+        if lat.face_sizes.size == 0:
+            raise ValueError("empty mask")
+        clock.lap("lattice")
+
+        xs, ys = _lattice_lines(lat)
+        at = _nodes_to_sample(lat)
+        if grid_job is not None and at is None and lat.spacing == spacing:
+            z_grid, z_flagged = grid_job.result()  # the same lines: the same numbers
+        else:
+            z_grid, z_flagged = sampler.sample_grid(xs, ys, at)
+        z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
+        clock.lap("depth")
         base_job = pool.submit(_base_fields, z_c, valid, pixels, xa, ya, lat, z_lattice, xs, ys, at, closed)
         sizes, loops, keep = _tear(lat, z, z_c, valid, pixels, xa, ya, tear)
         kept = None
@@ -393,6 +400,14 @@ def _valid_depth(inside: np.ndarray, z: np.ndarray,
     valid = np.zeros(inside.shape, dtype=bool)
     valid[rr, cc] = True
     return valid, (rr, cc)
+
+
+def _dense_lattice_likely(area: float, spacing: float, outline: Outline) -> bool:
+    """Whether the object will clearly fill enough of its lattice for ``_nodes_to_sample`` to
+    choose the whole grid (its inside nodes, about ``area / spacing**2``, at least twice the
+    threshold): then the grid's depth is worth sampling before the lattice's mesh exists."""
+    xs, ys = lattice_lines(outline, spacing)
+    return area / (spacing * spacing) * SPARSE_NODES >= 2.0 * xs.size * ys.size
 
 
 def _nodes_to_sample(lat: LatticeMesh) -> np.ndarray | None:
