@@ -44,7 +44,7 @@ def mesh_edges(face_sizes: np.ndarray, loops: np.ndarray) -> tuple[np.ndarray, n
 
 def lattice_mesh_edges(
     face_sizes: np.ndarray, loops: np.ndarray, node: np.ndarray, nx: int, ny: int,
-    renumber: np.ndarray | None = None,
+    renumber: np.ndarray | None = None, shared_from: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edge table (as ``mesh_edges``) of a mesh whose vertices mostly sit on lattice nodes.
 
@@ -55,7 +55,8 @@ def lattice_mesh_edges(
 
     With ``renumber`` (int32, one per vertex) the edges name vertex ``v`` as ``renumber[v]``:
     the table of the same mesh with its vertices renumbered, at no extra cost (a corner's
-    edge does not depend on the numbering).
+    edge does not depend on the numbering). With ``shared_from``, the off-lattice edges whose
+    two ends are both numbered ``shared_from`` or above come last (see ``closed_back_edges``).
     """
     loops = np.asarray(loops)
     if loops.size == 0:
@@ -110,6 +111,12 @@ def lattice_mesh_edges(
     ends = np.take(loops, next_corner_at(face_sizes, off))
     rest_edges, rest_index = (_sorted_edges(np.take(loops, off), ends) if renumber is None
                               else _sorted_edges(renumber[loops[off]], np.take(renumber, ends)))
+    if shared_from is not None and rest_edges.size:
+        last = rest_edges.min(axis=1) >= shared_from
+        order = np.concatenate([np.flatnonzero(~last), np.flatnonzero(last)])
+        place = np.empty_like(order)
+        place[order] = np.arange(order.size)
+        rest_edges, rest_index = rest_edges[order], place[rest_index].astype(np.int32)
     edges = np.empty((n_lattice + rest_edges.shape[0], 2), dtype=np.int32)
     lo_node = slots >> 1
     np.take(vertex_of, lo_node, out=edges[:n_lattice, 0], mode="clip")  # in range: no checked copy
@@ -123,9 +130,11 @@ def lattice_mesh_edges(
     return edges, corner_edges
 
 
-def _previous_corner_edges(face_sizes: np.ndarray, corner_edges: np.ndarray) -> np.ndarray:
-    """For every corner, the edge that arrives at it (the previous corner's edge)."""
-    out = np.empty_like(corner_edges)
+def _previous_corner_edges(face_sizes: np.ndarray, corner_edges: np.ndarray,
+                           out: np.ndarray | None = None) -> np.ndarray:
+    """For every corner, the edge that arrives at it (the previous corner's edge), written into
+    ``out`` when given (any view of the right size, e.g. a reversed one)."""
+    out = np.empty_like(corner_edges) if out is None else out
     if out.size == 0:
         return out
     sizes = np.asarray(face_sizes)
@@ -183,23 +192,33 @@ def closed_back_edges(
     ``v + n`` for ``v < inner``; the seam's vertices, ``inner`` and up, are their own copy).
 
     An edge joining two seam vertices is the outline, shared by front and back; every
-    other front edge gets a back copy, numbered after the front's in the same order.
+    other front edge gets a back copy, numbered after the front's in the same order. When
+    the shared edges are the front's last (``lattice_mesh_edges(..., shared_from=inner)``
+    puts them there unless a tear runs along lattice sides), a back edge is its front edge
+    plus ``e`` and every pass streams; otherwise the back's ids are gathered.
     """
     e = edges.shape[0]
     own = np.minimum(edges[:, 0], edges[:, 1]) < inner  # not both ends on the seam
+    count = int(np.count_nonzero(own))
+    out_edges = np.empty((e + count, 2), dtype=np.int32)
+    out_edges[:e] = edges
+    moved = out_edges[e:]
+    lf = corner_edges.size
+    out = np.empty(2 * lf, dtype=np.int32)
+    out[:lf] = corner_edges
+    back = out[lf:]  # back corner k mirrors front corner lf - 1 - k and runs along the edge arriving there
+    if own[:count].all():
+        moved[:] = edges[:count]
+        np.add(moved, n, out=moved, where=moved < inner)
+        _previous_corner_edges(face_sizes, corner_edges, out=back[::-1])
+        np.add(back, e, out=back, where=back < count)
+        return out_edges, out
     back_id = np.cumsum(own, dtype=np.int32)
     back_id += e - 1
     shared = np.flatnonzero(~own)
     back_id[shared] = shared
-    out_edges = np.empty((e + int(np.count_nonzero(own)), 2), dtype=np.int32)
-    out_edges[:e] = edges
-    moved = out_edges[e:]
     # rows moved as one 8-byte word each: much faster than boolean-indexing (E, 2) rows
     moved.view(np.int64)[:, 0] = np.ascontiguousarray(edges, dtype=np.int32).view(np.int64).ravel()[own]
     np.add(moved, n, out=moved, where=moved < inner)
-    lf = corner_edges.size
-    out = np.empty(2 * lf, dtype=np.int32)
-    out[:lf] = corner_edges
-    # back corner k mirrors front corner lf - 1 - k and runs along the edge arriving there
-    np.take(back_id, _previous_corner_edges(face_sizes, corner_edges)[::-1], out=out[lf:], mode="clip")
+    np.take(back_id, _previous_corner_edges(face_sizes, corner_edges)[::-1], out=back, mode="clip")
     return out_edges, out

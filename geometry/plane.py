@@ -460,7 +460,7 @@ def _topology(
     """(edges, corner_edges) of the front (its vertices renamed by ``renumber`` when given) and,
     given ``inner`` (the closed back copies the vertices numbered below it, see ``_seam_last``),
     of the closed mesh as ``_closed_back_faces`` lays it out."""
-    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny, renumber)
+    edges, corner_edges = lattice_mesh_edges(sizes, loops, node, nx, ny, renumber, inner)
     if inner is None:
         return edges, corner_edges
     return closed_back_edges(sizes, edges, corner_edges, node.size, inner)
