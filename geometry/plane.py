@@ -264,9 +264,8 @@ def build_object_mesh(
             order, renumber, inner = _seam_last(seam)
             # the worker takes the edge table from the front as it is, naming the vertices by their new numbers
             topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, renumber, inner)
-            if renumber is not None:
+            if renumber is not None:  # (the corners are renumbered as the closed mesh's are laid out)
                 pixels, z, node = np.take(pixels, order, axis=0), np.take(z, order), np.take(node, order)
-                loops = np.take(renumber, loops)
         else:
             topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny)
         clock.lap("seam")
@@ -290,14 +289,15 @@ def build_object_mesh(
         else:  # one texel per vertex: the relief is written straight into its texture (see texels.py)
             texture, relief = texel_texture(total)
         for out, depth_along in ((vertices, base_depth), (relief, relief_amount)):
-            out[:n, 0] = rx * depth_along
-            out[:n, 1] = ry * depth_along
+            np.multiply(rx, depth_along, out=out[:n, 0], casting="same_kind")
+            np.multiply(ry, depth_along, out=out[:n, 1], casting="same_kind")
             np.negative(depth_along, out=out[:n, 2], casting="same_kind")
         uvs = np.empty((total, 2), dtype=np.float32)
-        uvs[:n, 0] = pixels[:, 0] / camera.width
-        uvs[:n, 1] = 1.0 - pixels[:, 1] / camera.height
+        np.multiply(pixels[:, 0], 1.0 / camera.width, out=uvs[:n, 0], casting="same_kind")
+        np.multiply(pixels[:, 1], -1.0 / camera.height, out=uvs[:n, 1], casting="same_kind")
+        uvs[:n, 1] += 1.0
         if settings.back == "open":
-            texture, relief_uvs = written_layout(texture, relief)
+            texture, relief_uvs = written_layout(texture, relief, bool(relief_amount.any()))
         clock.lap("relief")
 
         if not closed:
@@ -330,8 +330,9 @@ def build_object_mesh(
             groups = _closed_back_vertices(vertices, texture.reshape(-1, 4), uvs, n, inner, rx, ry, base_depth,
                                            relief_amount,
                                            float(settings.thickness) * inflation)
-            texture, relief_uvs = written_layout(texture, relief)
-            sizes, loops = _closed_back_faces(sizes, loops, n, inner)  # here: the worker has the edge tables
+            texture, relief_uvs = written_layout(texture, relief, bool(relief_amount.any()))
+            # here: the worker has the edge tables
+            sizes, loops = _closed_back_faces(sizes, loops, n, inner, renumber)
             clock.lap("back")
             edges, corner_edges = topology_job.result()
             clock.lap("edges")
@@ -485,13 +486,19 @@ def _seam_last(seam: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, 
     return order, renumber, off.size
 
 
-def _closed_back_faces(sizes: np.ndarray, loops: np.ndarray, n: int, inner: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sizes, loops) of the closed mesh: the front faces, then the reversed front faces on the
-    back copies of their vertices (``v + n`` for ``v < inner``, the seam's own vertex otherwise)."""
+def _closed_back_faces(
+    sizes: np.ndarray, loops: np.ndarray, n: int, inner: int, renumber: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sizes, loops) of the closed mesh: the front faces (their vertices renamed by ``renumber``,
+    see ``_seam_last``), then the reversed front faces on the back copies of their vertices
+    (``v + n`` for ``v < inner``, the seam's own vertex otherwise)."""
     both = np.empty(2 * loops.size, dtype=np.int32)
-    both[:loops.size] = loops
-    back = both[loops.size:]
-    back[:] = loops[::-1]  # the reversed faces
+    front, back = both[:loops.size], both[loops.size:]
+    if renumber is None:
+        front[:] = loops
+    else:
+        np.take(renumber, loops, out=front, mode="clip")  # every corner names a vertex: in range
+    back[:] = front[::-1]  # the reversed faces
     np.add(back, n, out=back, where=back < inner)  # on the back copies
     return np.concatenate([sizes, sizes[::-1]]), both
 

@@ -45,12 +45,13 @@ def texel_uvs(count: int) -> np.ndarray:
     return uvs.reshape(-1, 2)[:count]
 
 
-def written_layout(texture: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def written_layout(texture: np.ndarray, rows: np.ndarray, nonzero: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The layout of values written into ``rows`` of ``texture`` (both from ``texel_texture``):
     the texture and the (N, 2) UVs of its first N texel centres, or, when every value is zero
-    (a flat depth), a single zero texel that serves all N vertices."""
+    (a flat depth), a single zero texel that serves all N vertices. ``nonzero``, when the caller
+    knows it, says whether any value is non-zero (saves a pass over the strided rows)."""
     n = rows.shape[0]
-    if not rows.any():
+    if not (rows.any() if nonzero is None else nonzero):
         return np.array([[[0.0, 0.0, 0.0, 1.0]]], dtype=np.float32), np.full((n, 2), 0.5, dtype=np.float32)
     return texture, texel_uvs(n)
 
