@@ -54,6 +54,7 @@ class LatticeMesh:
     cut_cells: np.ndarray  # (P,) flat cell index of each cut polygon (the faces after the quads)
     cut_side: np.ndarray  # per cut-polygon corner: lattice side 0-3 its edge runs along, else -1
     all_used: bool = True  # every vertex is a corner of some face (else some dropped polygon left one alone)
+    near_quads: np.ndarray | None = None  # the quads (face indices) with a warped corner, among others near one
 
     def node_xy(self, flat: np.ndarray) -> np.ndarray:
         out = np.empty((flat.shape[0], 2))
@@ -296,6 +297,7 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
             ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
             near_cells[cj[ok], ci[ok]] = True
     near_quads = np.flatnonzero(near_cells[full])
+    mesh.near_quads = near_quads
     near_sizes = np.concatenate([np.full(near_quads.size, 4, dtype=np.int32), sizes.astype(np.int32)])
     near_loops = np.concatenate([quad_loops[near_quads].ravel(), loops[4 * n_quads:]])
     _snap_to_outline(mesh, outline, near_sizes, near_loops)

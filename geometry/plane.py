@@ -243,7 +243,8 @@ def build_object_mesh(
         z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
         clock.lap("depth")
         base_job = pool.submit(_base_fields, z_c, valid, pixels, xa, ya, lat, z_lattice, xs, ys, at, closed)
-        sizes, loops, keep = _tear(lat, z, z_c, valid, pixels, xa, ya, tear)
+        sizes, loops, keep = _tear(lat, z, z_c, valid, pixels, xa, ya, tear,
+                                   (z_grid, z_flagged) if at is None else None)
         kept = None
         if not (lat.all_used and keep.all()):
             kept, loops = compact_vertices(lat.pixels.shape[0], loops)
@@ -354,15 +355,17 @@ def build_object_mesh(
 
 def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray,
           pixels: tuple[np.ndarray, np.ndarray] | None, xa: int, ya: int,
-          tear: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The lattice's faces without those that span a depth jump: (sizes, loops, kept-face flags)."""
+          tear: float, grid: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lattice's faces without those that span a depth jump: (sizes, loops, kept-face flags).
+
+    ``grid`` is the whole lattice's depth and flags from ``DepthSampler.sample_grid``, when
+    sampled: the quads then get their depth span from it (see ``_steep_faces``).
+    """
     sizes, loops = lat.face_sizes, lat.loops
     keep = np.ones(sizes.size, dtype=bool)
     if tear <= 0:
         return sizes, loops, keep
-    zl = z.astype(np.float32)[loops]
-    zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
-    steep = zmax - zmin > np.float32(tear) * zmin
+    steep = _steep_faces(lat, z, tear, grid)
     if not steep.any():
         return sizes, loops, keep
     # A steep face is torn only where the depth really jumps (surface on both sides),
@@ -373,6 +376,49 @@ def _tear(lat: LatticeMesh, z: np.ndarray, z_c: np.ndarray, valid: np.ndarray,
         return sizes[keep], loops[np.repeat(keep, sizes)], keep
     keep[:] = True
     return sizes, loops, keep
+
+
+def _steep_faces(lat: LatticeMesh, z: np.ndarray, tear: float,
+                 grid: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Per face: its corners' depths span more than ``tear`` of the nearest.
+
+    With the lattice's ``grid`` (depth (ny, nx) float32 and unusable-value flags) a quad whose
+    corners are all unflagged lattice nodes has exactly the grid's values at its vertices
+    (``_sample_vertices`` reads them from it), so the quads are tested on the grid's cells,
+    a few passes over the grid instead of a gather of every corner; the quads near a warped
+    node or a flagged value, and the cut polygons, are tested through their corners.
+    """
+    sizes, loops = lat.face_sizes, lat.loops
+    t = np.float32(tear)
+    quads = int(np.count_nonzero(lat.full))
+    if grid is None or lat.near_quads is None or quads == 0:
+        zl = z.astype(np.float32)[loops]
+        zmin, zmax = face_reduce(zl, sizes, np.minimum), face_reduce(zl, sizes, np.maximum)
+        return zmax - zmin > t * zmin
+    g, flagged = grid
+    lo = np.minimum(g[:-1, :-1], g[1:, :-1])
+    np.minimum(lo, np.minimum(g[1:, 1:], g[:-1, 1:]), out=lo)
+    hi = np.maximum(g[:-1, :-1], g[1:, :-1])
+    np.maximum(hi, np.maximum(g[1:, 1:], g[:-1, 1:]), out=hi)
+    hi -= lo
+    lo *= t
+    with np.errstate(invalid="ignore"):
+        cell = hi > lo
+    cell |= flagged[:-1, :-1]  # a flagged corner: decided through the corners below
+    cell |= flagged[1:, :-1]
+    cell |= flagged[1:, 1:]
+    cell |= flagged[:-1, 1:]
+    steep = np.empty(sizes.size, dtype=bool)
+    steep[:quads] = cell[lat.full]
+    redo = np.concatenate([lat.near_quads, np.flatnonzero(steep[:quads]), np.arange(quads, sizes.size)])
+    if redo.size:  # the faces to test through their corners (quads lead, four corners each)
+        corner = np.concatenate([(4 * redo[redo < quads, None] + np.arange(4)).ravel(),
+                                 np.arange(4 * quads, loops.size)])
+        zl = z.astype(np.float32)[loops[corner]]
+        sub = np.concatenate([np.full(int(np.count_nonzero(redo < quads)), 4), sizes[quads:]])
+        zmin, zmax = face_reduce(zl, sub, np.minimum), face_reduce(zl, sub, np.maximum)
+        steep[redo] = zmax - zmin > t * zmin
+    return steep
 
 
 def _base_fields(z_c: np.ndarray, valid: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None, xa: int, ya: int,

@@ -20,7 +20,7 @@ def geo(monocle):
 
     return SimpleNamespace(
         core=mod(""), camera=mod(".camera"), depth=mod(".depth"), plane=mod(".plane"), check=mod(".check"),
-        topology=mod(".topology"),
+        topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"),
     )
 
 
@@ -759,3 +759,31 @@ def test_points_in_depth_holes_take_the_nearest_valid_pixel(monocle, monkeypatch
     nearest = d2 == d2.min(axis=1, keepdims=True)
     zpad = sampler.z[pr, pc]
     assert all(np.any(zpad[row] == g) for row, g in zip(nearest, got[lost]))
+
+
+def test_steep_faces_from_the_lattice_grid_match_their_corners(geo):
+    """The quads' depth spans read off the lattice grid's cells give the same steep faces as
+    every face's own corners: with warped outline nodes, a depth jump, a hole in the depth
+    (flagged grid values, point-sampled vertices) and a slope that crosses the threshold."""
+    import cv2
+
+    h, w = 480, 640
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (320, 240), (250, 180), 15, 0, 360, 255, -1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    z = 4.0 + 0.004 * xx + 0.3 * np.sin(yy / 9.0)  # steep enough on some rows to cross 5 % per cell
+    z[:, 330:] += 1.0  # a jump
+    z[200:215, 150:175] = np.nan  # a hole
+    plane = geo.plane
+    outline = plane.outline_of(mask > 0)
+    lat = geo.lattice.build_lattice_mesh(outline, 3.0)
+    valid = (mask > 0) & np.isfinite(z)
+    sampler = geo.sampling.DepthSampler(np.where(valid, z, 0).astype(np.float32), valid, 0, 0, 0.05)
+    xs, ys = plane._lattice_lines(lat)
+    z_grid, flagged = sampler.sample_grid(xs, ys)
+    zv = plane._sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, flagged)
+    assert flagged.any()
+    by_grid = plane._steep_faces(lat, zv, 0.05, (z_grid, flagged))
+    by_corners = plane._steep_faces(lat, zv, 0.05, None)
+    assert 0 < np.count_nonzero(by_corners) < by_corners.size // 2
+    assert np.array_equal(by_grid, by_corners)
