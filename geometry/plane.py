@@ -43,6 +43,7 @@ from .topology import (
     face_starts,
     faces_to_corners,
     insert_after_corners,
+    leading_quads,
     split_bowties,
 )
 
@@ -261,7 +262,9 @@ def build_object_mesh(
             node = np.concatenate([node, np.full(source.size, -1, dtype=node.dtype)])
         inner = None  # closed: the vertices off the seam are the first ``inner`` (the back copies them)
         if closed:
-            pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border)
+            as_built = lat if kept is None and keep.all() else None
+            pixels, z, node, sizes, loops, seam = _split_for_closed_back(pixels, z, node, sizes, loops, border,
+                                                                         as_built)
             order, renumber, inner = _seam_last(seam)
             # the worker takes the edge table from the front as it is, naming the vertices by their new numbers
             topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, renumber, inner)
@@ -549,8 +552,54 @@ def _closed_back_faces(
     return np.concatenate([sizes, sizes[::-1]]), both
 
 
+def _quads_near(lat: LatticeMesh, nodes: np.ndarray) -> np.ndarray:
+    """The lattice's quads (face indices) with a corner off the lattice, and those of the
+    cells around the ``nodes`` given (flat lattice indices; negative ones are skipped)."""
+    nodes = nodes[nodes >= 0]
+    if nodes.size == 0:
+        return lat.near_quads
+    nx, ny = lat.nx, lat.ny
+    j, i = np.divmod(nodes.astype(np.int64), nx)
+    cells = []
+    for dj in (-1, 0):
+        for di in (-1, 0):
+            cj, ci = j + dj, i + di
+            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
+            cells.append(cj[ok] * (nx - 1) + ci[ok])
+    cells = np.unique(np.concatenate(cells))
+    full = lat.full
+    cj, ci = np.divmod(cells, nx - 1)
+    keep = full[cj, ci]
+    # quad k is the k-th full cell in row-major order: count the full cells before each one
+    before_row = np.concatenate([[0], np.cumsum(np.count_nonzero(full, axis=1))])
+    quads = [before_row[j] + np.count_nonzero(full[j, :i]) for j, i in zip(cj[keep].tolist(), ci[keep].tolist())]
+    return np.concatenate([lat.near_quads, np.asarray(quads, dtype=np.int64)])
+
+
+def _copy_quads_except(quad_loops: np.ndarray, skip: np.ndarray, out: np.ndarray) -> int:
+    """Copy the quads' corners (4 per quad) to the start of ``out`` without the quads ``skip``
+    (sorted indices); returns how many corners were written. A few skipped quads cost a few
+    runs of plain copies; many, one boolean pass."""
+    if skip.size > 4096:
+        keep = np.ones(quad_loops.size // 4, dtype=bool)
+        keep[skip] = False
+        kept = quad_loops.reshape(-1, 4)[keep].ravel()
+        out[:kept.size] = kept
+        return kept.size
+    done = start = 0
+    for q in skip.tolist():
+        run = quad_loops[4 * start:4 * q]
+        out[done:done + run.size] = run
+        done += run.size
+        start = q + 1
+    run = quad_loops[4 * start:]
+    out[done:done + run.size] = run
+    return done + run.size
+
+
 def _split_for_closed_back(
-    pixels: np.ndarray, z: np.ndarray, node: np.ndarray, sizes: np.ndarray, loops: np.ndarray, border: np.ndarray
+    pixels: np.ndarray, z: np.ndarray, node: np.ndarray, sizes: np.ndarray, loops: np.ndarray, border: np.ndarray,
+    lattice: LatticeMesh | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Prepare the front so a back can share its outline and stay manifold.
 
@@ -558,16 +607,35 @@ def _split_for_closed_back(
     seam vertices would then be used by four faces, so it gets a midpoint; a face made
     only of seam vertices would coincide with its back copy, so it becomes a fan
     around a new centre vertex. ``border`` flags the boundary corners.
+
+    ``lattice``: the lattice mesh these faces and vertices are, as it was built (no face
+    removed, vertices only added): a seam vertex then lies on a cut polygon (the faces after
+    the lattice's quads), on a quad with a corner off the lattice (its ``near_quads``) or, on
+    the lattice, on the quads of the cells around its node; only those faces' corners are
+    looked at, not every corner's.
     """
     n0 = n = pixels.shape[0]
     seam = np.zeros(n, dtype=bool)
-    seam[loops[border]] = True
+    ends = loops[border]
+    seam[ends] = True
     # Only faces with a seam vertex can change: work on them and put them last.
     touch = np.zeros(sizes.size, dtype=bool)
-    touch[corner_face_at(sizes, np.flatnonzero(np.take(seam, loops)))] = True
-    corner_touch = faces_to_corners(touch, sizes)
+    if lattice is not None:
+        near, quads = _quads_near(lattice, node[ends]), int(np.count_nonzero(lattice.full))
+        corners = np.concatenate([(4 * near[:, None] + np.arange(4)).ravel(), np.arange(4 * quads, loops.size)])
+        touch[corner_face_at(sizes, corners[np.take(seam, loops[corners])])] = True
+    else:
+        touch[corner_face_at(sizes, np.flatnonzero(np.take(seam, loops)))] = True
+    # The touched faces: a few of the leading quads (picked by index) and, among the faces after
+    # them, a mask; the quads between touched ones are later copied as whole runs.
+    quads = leading_quads(sizes)
+    touched_quads = np.flatnonzero(touch[:quads])
+    quad_corners = (4 * touched_quads[:, None] + np.arange(4)).ravel()
+    tail_touch = faces_to_corners(touch[quads:], sizes[quads:])
     rest_sizes, all_loops = sizes[~touch], loops
-    sizes, loops, border = sizes[touch], loops[corner_touch], border[corner_touch]
+    sizes = sizes[touch]
+    loops = np.concatenate([all_loops[quad_corners], all_loops[4 * quads:][tail_touch]])
+    border = np.concatenate([border[quad_corners], border[4 * quads:][tail_touch]])
     new_pixels, new_z = [], []  # added vertices, appended once at the end (the arrays are large)
     a, b = directed_edges(sizes, loops)
     chord = ~border & seam[a] & seam[b]
@@ -611,7 +679,8 @@ def _split_for_closed_back(
     out_sizes[rest_sizes.size:] = sizes
     out_loops = np.empty(out_sizes.sum(dtype=np.int64), dtype=np.int32)
     kept = out_loops.size - loops.size
-    out_loops[:kept] = all_loops[~corner_touch]  # a bool index: faster than compress(out=), which buffers
+    done = _copy_quads_except(all_loops[:4 * quads], touched_quads, out_loops)
+    out_loops[done:kept] = all_loops[4 * quads:][~tail_touch]  # a bool index: faster than compress(out=), which buffers
     out_loops[kept:] = loops
     return pixels, z, node, out_sizes, out_loops, seam
 

@@ -787,3 +787,33 @@ def test_steep_faces_from_the_lattice_grid_match_their_corners(geo):
     by_corners = plane._steep_faces(lat, zv, 0.05, None)
     assert 0 < np.count_nonzero(by_corners) < by_corners.size // 2
     assert np.array_equal(by_grid, by_corners)
+
+
+def test_closed_seam_faces_found_from_the_lattice_are_every_seam_face(geo, monkeypatch):
+    """The closed back looks for the faces on the seam among the lattice's cut polygons and
+    the quads near a warped node only; the mesh is the one a search of every face gives, bit
+    for bit (blobs that touch, a hole, a depth jump that tears faces and takes the full path)."""
+    import cv2
+
+    h, w = 300, 400
+    mask = np.zeros((h, w), np.uint8)
+    for centre, axes, angle in (((150, 140), (90, 60), 20), ((260, 160), (70, 80), 0), ((220, 70), (40, 25), 60)):
+        cv2.ellipse(mask, centre, axes, angle, 0, 360, 255, -1)
+    cv2.circle(mask, (200, 150), 12, 0, -1)
+    yy, xx = np.mgrid[0:h, 0:w]
+    cam = geo.camera.camera_from_result(w, h, None)
+    plane = geo.plane
+    split = plane._split_for_closed_back
+    for jump in (0.0, 1.0):
+        z = (4 + 0.002 * xx + 0.2 * np.sin(yy / 13)).astype(np.float32)
+        z[:, 200:] += jump
+        settings = geo.core.MeshSettings(back="closed", detail=8000)
+        calls = []
+        monkeypatch.setattr(plane, "_split_for_closed_back", lambda *a: calls.append(a[6]) or split(*a))
+        fast = plane.build_object_mesh(mask > 0, z, cam, settings)
+        monkeypatch.setattr(plane, "_split_for_closed_back", lambda *a: split(*a[:6]))
+        full = plane.build_object_mesh(mask > 0, z, cam, settings)
+        monkeypatch.undo()
+        assert (calls[0] is None) == (jump > 0)  # torn faces: the lattice's faces are not as built
+        for name in ("vertices", "uvs", "face_sizes", "loops", "edges", "corner_edges"):
+            assert np.array_equal(getattr(fast, name), getattr(full, name)), (jump, name)
