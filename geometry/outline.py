@@ -28,12 +28,6 @@ FIELD_HALO = 8  # pixels read around a tile: more than the 7 the smoothing reach
 # cost 0.5-0.65x the pass for a filled shape (a 1.6 MP ellipse crop: 12 ms against 24) and
 # about the same for a crop full of edges (1.1 MP of blobs: 31 ms against 30)
 FIELD_TILED_PIXELS = 1_000_000
-# a grid read off a tiled field interpolates only the points outside settled tiles, one gather
-# each (~35 ns a point against 5-9 ns for the separable pass over the whole grid): worth it while
-# they are under 1 / GATHER_SHARE of the grid. Measured: a 24-px pole across 12 MP (10 % of
-# the points) 13.0 ms gathered against 12.3 separable; a filled 1.6 MP ellipse (25 %) 6.2
-# against 3.2.
-GATHER_SHARE = 10
 
 
 def smoothed_field(coverage: np.ndarray, binary: bool, border: int = 0) -> np.ndarray:
@@ -290,11 +284,6 @@ class Outline:
         framed[1:-1, 1:-1] = self.tiles
         tj = np.clip((r0 - 1) // t + 1, 0, hb + 1)  # the field has a 1-px border
         ti = np.clip((c0 - 1) // t + 1, 0, wb + 1)
-        # grid points per tile row and column: how many points fall in unsettled tiles
-        unsettled = np.isnan(framed)
-        count = np.bincount(tj, minlength=hb + 2) @ unsettled @ np.bincount(ti, minlength=wb + 2)
-        if count * GATHER_SHARE > tj.size * ti.size:  # the separable pass costs less than a gather per point
-            return grid_bilinear(self.field, self.ox, self.oy, 1.0, xs, ys)
         out = np.take(np.take(framed, tj, axis=0), ti, axis=1)
         at = np.flatnonzero(np.isnan(out))
         out.ravel()[at] = grid_bilinear(self.field, self.ox, self.oy, 1.0, xs, ys, at)
