@@ -106,6 +106,20 @@ class _Cells:
         return np.concatenate([keep_rows, *extra_rows]), np.concatenate([keep_emit, *extra_emit])
 
 
+def cells_around(nodes: np.ndarray, nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the lattice cells (up to four) that have each of ``nodes`` (flat node
+    indices) as a corner, for all the nodes together; repeats are possible."""
+    j, i = np.divmod(np.asarray(nodes, dtype=np.int64), nx)
+    rows, cols = [], []
+    for dj in (-1, 0):
+        for di in (-1, 0):
+            cj, ci = j + dj, i + di
+            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
+            rows.append(cj[ok])
+            cols.append(ci[ok])
+    return np.concatenate(rows), np.concatenate(cols)
+
+
 def lattice_lines(outline: Outline, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel x of the columns and y of the rows of the lattice ``build_lattice_mesh`` lays over
     ``outline`` at ``spacing`` (its nodes: every (x, y) pair). Raises on an empty outline."""
@@ -167,14 +181,9 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
     # cells around warped nodes (kept when their all-warped polygon lies inside).
     cin = (inside[:-1, :-1].astype(np.int8) + inside[1:, :-1] + inside[1:, 1:] + inside[:-1, 1:])
     touched = (cin > 0) & (cin < 4)
-    wj, wi = warp_node // nx, warp_node % nx
-    for dj in (-1, 0):
-        for di in (-1, 0):
-            cj, ci = wj + dj, wi + di
-            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
-            cj, ci = cj[ok], ci[ok]
-            empty = cin[cj, ci] == 0
-            touched[cj[empty], ci[empty]] = True
+    cj, ci = cells_around(warp_node, nx, ny)
+    empty = cin[cj, ci] == 0
+    touched[cj[empty], ci[empty]] = True
     cj, ci = nonzero_2d(touched)
     corner_g = np.stack([g[cj, ci], g[cj + 1, ci], g[cj + 1, ci + 1], g[cj, ci + 1]], axis=1)
     cells = _Cells(cj, ci, nx, inside, eid_h, eid_v, corner_g.mean(axis=1) > 0.5)
@@ -290,12 +299,7 @@ def build_lattice_mesh(outline: Outline, spacing: float) -> LatticeMesh:
     # Faces that can flip when outline vertices move: the cut polygons and the quads
     # around warped nodes.
     near_cells = np.zeros((ny - 1, nx - 1), dtype=bool)
-    wj, wi = np.divmod(np.flatnonzero(on), nx)
-    for dj in (-1, 0):
-        for di in (-1, 0):
-            cj, ci = wj + dj, wi + di
-            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
-            near_cells[cj[ok], ci[ok]] = True
+    near_cells[cells_around(np.flatnonzero(on), nx, ny)] = True
     near_quads = np.flatnonzero(near_cells[full])
     mesh.near_quads = near_quads
     near_sizes = np.concatenate([np.full(near_quads.size, 4, dtype=np.int32), sizes.astype(np.int32)])

@@ -30,7 +30,7 @@ import numpy as np
 from . import CameraModel, MeshData, MeshSettings
 from .edges import closed_back_edges, lattice_mesh_edges, mesh_edges, solidify_edges
 from .grid import nonzero_2d
-from .lattice import LatticeMesh, build_lattice_mesh, lattice_border, lattice_lines
+from .lattice import LatticeMesh, build_lattice_mesh, cells_around, lattice_border, lattice_lines
 from .membrane import BaseSurface, membrane_base
 from .outline import Outline
 from .sampling import DepthSampler, jump_pixels
@@ -226,8 +226,9 @@ def build_object_mesh(
     # depths) and the edge table (it needs only the front's faces).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monocle-mesh") as pool:
         grid_job = None
-        if _dense_lattice_likely(float(area), spacing, outline):
-            grid_job = pool.submit(sampler.sample_grid, *lattice_lines(outline, spacing))
+        lines = lattice_lines(outline, spacing)
+        if _dense_lattice_likely(float(area), spacing, lines):
+            grid_job = pool.submit(sampler.sample_grid, *lines)
         lat = build_lattice_mesh(outline, spacing)
         if lat.face_sizes.size == 0 and spacing > MIN_SPACING:
             lat = build_lattice_mesh(outline, MIN_SPACING)
@@ -452,11 +453,12 @@ def _valid_depth(inside: np.ndarray, z: np.ndarray,
     return valid, (rr, cc)
 
 
-def _dense_lattice_likely(area: float, spacing: float, outline: Outline) -> bool:
-    """Whether the object will clearly fill enough of its lattice for ``_nodes_to_sample`` to
-    choose the whole grid (its inside nodes, about ``area / spacing**2``, at least twice the
-    threshold): then the grid's depth is worth sampling before the lattice's mesh exists."""
-    xs, ys = lattice_lines(outline, spacing)
+def _dense_lattice_likely(area: float, spacing: float, lines: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether the object will clearly fill enough of its lattice (``lines``, see ``lattice_lines``)
+    for ``_nodes_to_sample`` to choose the whole grid (its inside nodes, about ``area / spacing**2``,
+    at least twice the threshold): then the grid's depth is worth sampling before the lattice's
+    mesh exists."""
+    xs, ys = lines
     return area / (spacing * spacing) * SPARSE_NODES >= 2.0 * xs.size * ys.size
 
 
@@ -558,17 +560,9 @@ def _quads_near(lat: LatticeMesh, nodes: np.ndarray) -> np.ndarray:
     nodes = nodes[nodes >= 0]
     if nodes.size == 0:
         return lat.near_quads
-    nx, ny = lat.nx, lat.ny
-    j, i = np.divmod(nodes.astype(np.int64), nx)
-    cells = []
-    for dj in (-1, 0):
-        for di in (-1, 0):
-            cj, ci = j + dj, i + di
-            ok = (cj >= 0) & (ci >= 0) & (cj < ny - 1) & (ci < nx - 1)
-            cells.append(cj[ok] * (nx - 1) + ci[ok])
-    cells = np.unique(np.concatenate(cells))
+    cj, ci = cells_around(nodes, lat.nx, lat.ny)
+    cj, ci = np.divmod(np.unique(cj * (lat.nx - 1) + ci), lat.nx - 1)
     full = lat.full
-    cj, ci = np.divmod(cells, nx - 1)
     keep = full[cj, ci]
     # quad k is the k-th full cell in row-major order: count the full cells before each one
     before_row = np.concatenate([[0], np.cumsum(np.count_nonzero(full, axis=1))])
@@ -621,8 +615,9 @@ def _split_for_closed_back(
     # Only faces with a seam vertex can change: work on them and put them last.
     touch = np.zeros(sizes.size, dtype=bool)
     if lattice is not None:
-        near, quads = _quads_near(lattice, node[ends]), int(np.count_nonzero(lattice.full))
-        corners = np.concatenate([(4 * near[:, None] + np.arange(4)).ravel(), np.arange(4 * quads, loops.size)])
+        near, lattice_quads = _quads_near(lattice, node[ends]), int(np.count_nonzero(lattice.full))
+        corners = np.concatenate([(4 * near[:, None] + np.arange(4)).ravel(),
+                                  np.arange(4 * lattice_quads, loops.size)])
         touch[corner_face_at(sizes, corners[np.take(seam, loops[corners])])] = True
     else:
         touch[corner_face_at(sizes, np.flatnonzero(np.take(seam, loops)))] = True
