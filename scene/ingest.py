@@ -4,6 +4,16 @@ Blender 4.x stores mesh data as attributes; writing them through
 ``mesh.attributes[...].data.foreach_set`` is a raw memory copy, while the legacy
 ``mesh.vertices/loops`` wrappers go item by item (about 200x slower for corners).
 The legacy path stays as a fallback for attribute names a future Blender may rename.
+
+What is left is Blender's own cost (measured at 1M vertices, 4M corners, Blender 4.5):
+- face starts: ``polygons.foreach_set("loop_start")`` goes item by item through RNA
+  (45-60 ms); no other Python path writes face offsets;
+- new arrays: ``loops.add`` and each FLOAT2 corner attribute (a UV map) cost 15-20 ms, all
+  of it first-touch page faults (``uv_layers.new(do_init=False)`` costs the same, and
+  converting a point attribute with ``geometry.attribute_convert`` costs 65 ms);
+- running these calls while another thread does numpy work is slower than running the two
+  in turn (124-145 against 100-102 ms): the calls hold the GIL and both sides fault pages.
+  Only single GIL-free numpy calls (the UV gathers in ``scene.build``) overlap them well.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ How the sampling is made exact (measured on Blender 4.5, see tests/test_scene.py
   offset encoding is needed: ``mid_level = 0`` and displacement = strength * texel;
 - the image holds float32 RGB, Non-Color, packed into the .blend as OpenEXR
   (``file_format = 'OPEN_EXR'`` before ``pack()`` stores full float, not half);
+  ``pack()`` keeps the pixels in memory. Handing ``pack(data=...)`` an EXR encoded with
+  numpy is quicker (~10 against 22-26 ms at 1M texels), but the image must then become
+  a FILE image, which drops its pixels and decodes them again on first use (31-65 ms);
 - direction ``RGB_TO_XYZ`` in ``LOCAL`` space: the object's axes are the camera's,
   and the vectors are camera-space, so displaced vertices stay on their rays.
 
