@@ -236,10 +236,10 @@ def build_object_mesh(
             raise ValueError("empty mask")
         clock.lap("lattice")
 
-        xs, ys = _lattice_lines(lat)
+        xs, ys = lines if lat.spacing == spacing else lattice_lines(outline, lat.spacing)
         at = _nodes_to_sample(lat)
         if grid_job is not None and at is None and lat.spacing == spacing:
-            z_grid, z_flagged = grid_job.result()  # the same lines: the same numbers
+            z_grid, z_flagged = grid_job.result()  # sampled on the same lines: the same numbers
         else:
             z_grid, z_flagged = sampler.sample_grid(xs, ys, at)
         z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
@@ -564,10 +564,14 @@ def _quads_near(lat: LatticeMesh, nodes: np.ndarray) -> np.ndarray:
     cj, ci = np.divmod(np.unique(cj * (lat.nx - 1) + ci), lat.nx - 1)
     full = lat.full
     keep = full[cj, ci]
-    # quad k is the k-th full cell in row-major order: count the full cells before each one
+    cj, ci = cj[keep], ci[keep]
+    # quad k is the k-th full cell in row-major order: count the full cells before each one,
+    # in the rows before its own and, within its row, up to it (only the rows involved)
     before_row = np.concatenate([[0], np.cumsum(np.count_nonzero(full, axis=1))])
-    quads = [before_row[j] + np.count_nonzero(full[j, :i]) for j, i in zip(cj[keep].tolist(), ci[keep].tolist())]
-    return np.concatenate([lat.near_quads, np.asarray(quads, dtype=np.int64)])
+    rows, row_of = np.unique(cj, return_inverse=True)
+    within = np.cumsum(full[rows], axis=1)
+    quads = before_row[cj] + within[row_of, ci] - 1
+    return np.concatenate([lat.near_quads, quads.astype(np.int64, copy=False)])
 
 
 def _copy_quads_except(quad_loops: np.ndarray, skip: np.ndarray, out: np.ndarray) -> int:
@@ -712,11 +716,6 @@ def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, pixels: tup
     c = np.clip(np.floor(lat.pixels[:, 0] - xa).astype(np.int64), 0, near.shape[1] - 1)
     r = np.clip(np.floor(lat.pixels[:, 1] - ya).astype(np.int64), 0, near.shape[0] - 1)
     return near[r, c]
-
-
-def _lattice_lines(lat: LatticeMesh) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel x of the lattice's columns and y of its rows."""
-    return lat.x0 + lat.spacing * np.arange(lat.nx), lat.y0 + lat.spacing * np.arange(lat.ny)
 
 
 def _sample_vertices(node: np.ndarray, pixels: np.ndarray, grid: np.ndarray, at_points,

@@ -779,7 +779,7 @@ def test_steep_faces_from_the_lattice_grid_match_their_corners(geo):
     lat = geo.lattice.build_lattice_mesh(outline, 3.0)
     valid = (mask > 0) & np.isfinite(z)
     sampler = geo.sampling.DepthSampler(np.where(valid, z, 0).astype(np.float32), valid, 0, 0, 0.05)
-    xs, ys = plane._lattice_lines(lat)
+    xs, ys = geo.lattice.lattice_lines(outline, 3.0)
     z_grid, flagged = sampler.sample_grid(xs, ys)
     zv = plane._sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, flagged)
     assert flagged.any()
