@@ -31,6 +31,7 @@ bench: venv
 	$(PY) bench/bench_masks.py
 	$(PY) bench/bench_mesh.py
 	$(PY) bench/bench_build.py
+	$(PY) bench/bench_build_bound.py
 	$(PY) bench/bench_batch.py
 	$(PY) bench/bench_learned.py
 	$(PY) bench/bench_warm.py

@@ -7,7 +7,7 @@ The legacy path stays as a fallback for attribute names a future Blender may ren
 
 What is left is Blender's own cost (measured at 1M vertices, 4M corners, Blender 4.5):
 - face starts: ``polygons.foreach_set("loop_start")`` goes item by item through RNA
-  (45-60 ms); no other Python path writes face offsets;
+  (33-60 ms, depending on the day); no other Python path writes face offsets;
 - new arrays: ``loops.add`` and each FLOAT2 corner attribute (a UV map) cost 15-20 ms, all
   of it first-touch page faults (``uv_layers.new(do_init=False)`` costs the same, and
   converting a point attribute with ``geometry.attribute_convert`` costs 65 ms);
@@ -94,9 +94,11 @@ def mesh_from_arrays(
 
     With ``edges`` (E, 2) and ``corner_edges`` (L,) (each corner's edge to the next corner)
     the edge table is written as it is; otherwise ``mesh.update()`` builds it, which is the
-    single most expensive step of the ingest (~0.3-0.8 s at 1M vertices on 2 cores, against
-    ~0.05 s to check and write a supplied table). ``check=False`` skips the index checks
-    for arrays the caller has already checked (``check_topology``, ``check_edges``).
+    single most expensive step of the ingest: at 1M closed vertices the build's ingest takes
+    0.23-0.25 s with Blender's edge builder against 0.14-0.16 s with a supplied table
+    (``bench/bench_build_bound.py``, 2026-12; the builder alone once took 0.3-0.8 s here).
+    ``check=False`` skips the index checks for arrays the caller has already checked
+    (``check_topology``, ``check_edges``).
     """
     vertices = np.ascontiguousarray(vertices, dtype=np.float32).reshape(-1, 3)
     face_sizes = np.ascontiguousarray(face_sizes, dtype=np.int32).ravel()
