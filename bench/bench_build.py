@@ -20,6 +20,8 @@ Writes bench/results/build.json and bench/results/build.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import resource
@@ -27,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -109,8 +113,11 @@ def push_grid(bpy, n_vertices: int, parts: dict[str, list[float]] | None = None)
     return time.perf_counter() - t0
 
 
-def run_one(size: int, result: Path, repeat: int, back: str = "closed") -> dict:
-    """Measure one size in this process (installs the extension into a throw-away profile)."""
+@contextlib.contextmanager
+def installed_extension(result: Path) -> Iterator[tuple[ModuleType, ModuleType, ModuleType]]:
+    """``(bpy, geometry, scene.build)`` of the extension installed into a throw-away profile,
+    after one small build of ``result`` (imports, caches) and with an empty file; the profile
+    is removed afterwards."""
     sys.path.insert(0, str(ROOT / "tools"))
     import blender_env
 
@@ -119,18 +126,25 @@ def run_one(size: int, result: Path, repeat: int, back: str = "closed") -> dict:
 
     try:
         module = blender_env.install_extension()
-        import importlib
-        import tracemalloc
-
         geometry = importlib.import_module(module.__name__ + ".geometry")
         build = importlib.import_module(module.__name__ + ".scene.build")
+        build.build_from_result(result, geometry.MeshSettings(detail=1000))
+        bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+        yield bpy, geometry, build
+    finally:
+        blender_env.remove_profile(profile)
+
+
+def run_one(size: int, result: Path, repeat: int, back: str = "closed") -> dict:
+    """Measure one size in this process (installs the extension into a throw-away profile)."""
+    import tracemalloc
+
+    with installed_extension(result) as (bpy, geometry, build):
         if back == "closed":
             detail = DEFAULT_DETAIL if size == 2 * DEFAULT_DETAIL else size // 2
         else:  # an open front shell: every vertex is a front vertex
             detail = size
         settings = geometry.MeshSettings(detail=detail, back=back)
-        build.build_from_result(result, geometry.MeshSettings(detail=1000))  # warm-up: imports, caches
-        bpy.ops.wm.read_homefile(app_template="", use_empty=True)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         tracemalloc.start()
         report = build.build_from_result(result, settings)
@@ -171,8 +185,6 @@ def run_one(size: int, result: Path, repeat: int, back: str = "closed") -> dict:
             "build_rss_growth_mb": round((peak_rss - rss0) / 1024, 1),
             "python_numpy_peak_mb": round(numpy_peak / 2**20, 1),
         }
-    finally:
-        blender_env.remove_profile(profile)
 
 
 COLUMNS = [

@@ -36,7 +36,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tools"))
 
 
 def least_layout(mask: np.ndarray, depth: np.ndarray, focal_px: float, front_vertices: int,
@@ -86,21 +85,10 @@ def median(values: list[float]) -> float:
 
 
 def measure(result: Path, size: int, repeat: int) -> dict:
-    import blender_env
+    from bench_build import installed_extension, push_grid
 
-    profile = blender_env.use_profile()
-    import bpy
-
-    try:
-        import importlib
-
-        from bench_build import push_grid
-
-        module = blender_env.install_extension()
-        geometry = importlib.import_module(module.__name__ + ".geometry")
-        build = importlib.import_module(module.__name__ + ".scene.build")
+    with installed_extension(result) as (bpy, geometry, build):
         settings = geometry.MeshSettings(detail=size // 2, back="closed")
-        build.build_from_result(result, geometry.MeshSettings(detail=1000))  # warm-up: imports, caches
         info = build.read_result(result)
         camera = build.camera_for_result(info)
         mask = build.load_mask(info.instances[0].mask_path, info.width, info.height)
@@ -133,25 +121,20 @@ def measure(result: Path, size: int, repeat: int) -> dict:
             least_layout(mask, depth, camera.focal_px, front)
             rows["least layout"].append(time.perf_counter() - t)
         bpy.ops.wm.read_homefile(app_template="", use_empty=True)
-        floor = float(np.median(rows["floor"]))
-        out = {
-            "vertices": vertices, "least_layout_vertices": int(co.shape[0]),
-            "median_s": {k: median(v) for k, v in rows.items()},
-            "best_s": {k: round(min(v), 4) for k, v in rows.items()},
-            "floor_parts_median_s": {k: median(v) for k, v in floor_parts.items()},
-            "ingest_parts_median_s": {k: median(v) for k, v in ingest_parts.items()},
-            "ratios_of_medians": {
-                "ingest / floor": round(float(np.median(rows["ingest"])) / floor, 2),
-                "(ingest + least layout) / floor": round(
-                    (float(np.median(rows["ingest"])) + float(np.median(rows["least layout"]))) / floor, 2),
-                "(ingest + geometry) / floor": round(
-                    (float(np.median(rows["ingest"])) + float(np.median(rows["geometry"]))) / floor, 2),
-            },
-            "geometry_allowed_at_1_5x_s": round(1.5 * floor - float(np.median(rows["ingest"])), 4),
-        }
-        return out
-    finally:
-        blender_env.remove_profile(profile)
+    med = {k: float(np.median(v)) for k, v in rows.items()}
+    return {
+        "vertices": vertices, "least_layout_vertices": int(co.shape[0]),
+        "median_s": {k: round(v, 4) for k, v in med.items()},
+        "best_s": {k: round(min(v), 4) for k, v in rows.items()},
+        "floor_parts_median_s": {k: median(v) for k, v in floor_parts.items()},
+        "ingest_parts_median_s": {k: median(v) for k, v in ingest_parts.items()},
+        "ratios_of_medians": {
+            "ingest / floor": round(med["ingest"] / med["floor"], 2),
+            "(ingest + least layout) / floor": round((med["ingest"] + med["least layout"]) / med["floor"], 2),
+            "(ingest + geometry) / floor": round((med["ingest"] + med["geometry"]) / med["floor"], 2),
+        },
+        "geometry_allowed_at_1_5x_s": round(1.5 * med["floor"] - med["ingest"], 4),
+    }
 
 
 def markdown(report: dict) -> str:
