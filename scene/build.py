@@ -18,6 +18,8 @@ function calls no operator, so an operator that calls it is one undo step.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -118,6 +120,7 @@ def build_from_result(
     relief_strength: float = 1.0,
     focal_mm: float | None = None,
     name_prefix: str | None = None,
+    image_path: str | Path | None = None,
 ) -> BuildReport:
     """Build the objects of a worker result into the scene of ``context`` (default: current).
 
@@ -129,9 +132,12 @@ def build_from_result(
     result = read_result(result_path)
     camera = camera_for_result(result, focal_mm)
     meshes, timings = meshes_from_result(result, settings, camera)
+    photo = Path(image_path) if image_path else result.image_path
+    name = (name_prefix or photo.stem or "Monocle").encode("utf-8", "replace").decode("utf-8")
     report = build_scene(
-        meshes, camera, result.image_path, settings, context=context, relief_strength=relief_strength,
-        name=name_prefix or result.name, trusted=True, mask_paths=[rec.mask_path for rec in result.instances],
+        meshes, camera, blender_readable(photo, result.depth_path.parent), settings, context=context,
+        relief_strength=relief_strength, name=name, trusted=True,
+        mask_paths=[rec.mask_path for rec in result.instances],
     )
     report.timings.update(timings)
     report.timings["total"] = time.perf_counter() - t0
@@ -214,6 +220,27 @@ def per_corner(values: np.ndarray, loops: np.ndarray) -> np.ndarray:
     corner (twice as fast as gathering rows of two floats)."""
     words = np.ascontiguousarray(values, dtype=np.float32).view(np.int64).ravel()
     return words[loops].view(np.float32).reshape(-1, 2)
+
+
+def blender_readable(path: Path, folder: Path) -> Path:
+    """``path``, or a copy of it in ``folder`` when Blender cannot open it by name.
+
+    Blender takes file paths as UTF-8 and a backslash as a folder separator, so a photo
+    named with undecodable bytes, or with a backslash on Linux or macOS, is read from a
+    copy (the result's folder belongs to that photo's content, so the copy is shared safely).
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        odd = os.sep == "/" and "\\" in text
+    except UnicodeEncodeError:
+        odd = True
+    if not odd or not path.is_file():
+        return path
+    copy = folder / f"photo{path.suffix.lower() if path.suffix.isascii() else ''}"
+    if not copy.is_file() or copy.stat().st_size != path.stat().st_size:
+        shutil.copyfile(path, copy)
+    return copy
 
 
 def _load_photo(path: Path, created: Created) -> bpy.types.Image:
