@@ -1,22 +1,27 @@
 """Farm integration: the Flamenco job type compiles to one `--shard k/N` Blender command per task
-(checked with node against a recording stand-in of Flamenco's job compiler API).
+(checked with node against a recording stand-in of Flamenco's job compiler API), and the Slurm
+array script maps array task ids to shards.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import MODULE, ROOT
 
 JOB_TYPE_JS = ROOT / "farm" / "flamenco" / "monocle_reconstruct.js"
 HARNESS_JS = ROOT / "tests" / "flamenco" / "harness.js"
+SLURM_SH = ROOT / "farm" / "slurm" / "monocle_array.sh"
 
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed: the Flamenco job type cannot be compiled")
+needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 
 # The job setting schema of Flamenco's API (AvailableJobSetting in flamenco-openapi.yaml).
 SETTING_TYPES = {"string", "int32", "float", "bool"}
@@ -165,3 +170,72 @@ def test_flamenco_command_parses_with_monocle_own_parser():
                                                                               "solidify")
     assert ns.report == "/farm/out/report-2-of-2.json"
 
+
+# --- Slurm --------------------------------------------------------------------------------------
+
+
+def run_slurm_script(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, list[str] | None]:
+    """Run the array script with a fake `blender` on PATH that records its argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "blender"
+    fake.write_text('#!/bin/sh\nprintf "%s\\0" "$@" > "$FAKE_BLENDER_ARGV"\n')
+    fake.chmod(0o755)
+    record = tmp_path / "argv"
+    record.unlink(missing_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MONOCLE_", "BLENDER"))}
+    full_env = {**clean, "PATH": f"{bin_dir}{os.pathsep}{clean.get('PATH', '')}", "FAKE_BLENDER_ARGV": str(record),
+                **env}
+    proc = subprocess.run(["bash", str(SLURM_SH), *args], env=full_env, capture_output=True, text=True, timeout=60)
+    argv = record.read_text().split("\0")[:-1] if record.exists() else None
+    return proc, argv
+
+
+def array_env(task_id: int, first: int, last: int, count: int | None = None) -> dict[str, str]:
+    return {"SLURM_ARRAY_TASK_ID": str(task_id), "SLURM_ARRAY_TASK_MIN": str(first),
+            "SLURM_ARRAY_TASK_MAX": str(last), "SLURM_ARRAY_TASK_COUNT": str(count or last - first + 1)}
+
+
+@needs_bash
+@pytest.mark.parametrize("first", [1, 0])
+def test_slurm_array_task_runs_its_shard(tmp_path, first):
+    shards = []
+    for task_id in range(first, first + 4):
+        proc, argv = run_slurm_script(tmp_path, "/data/in dir", "/data/out/", "--detail", "9000",
+                                      MONOCLE_FORMAT="glb,blend", **array_env(task_id, first, first + 3))
+        assert proc.returncode == 0, proc.stderr
+        k = task_id - first + 1
+        assert argv == ["-b", "-c", "monocle", "reconstruct", "/data/in dir", "-o", "/data/out/",
+                        "--format", "glb,blend", "--engine", "classic", "--shard", f"{k}/4",
+                        "--report", f"/data/out/report-{k}-of-4.json", "--detail", "9000"]
+        shards.append(k)
+    assert shards == [1, 2, 3, 4]
+
+
+@needs_bash
+def test_slurm_explicit_shard_count_reruns_one_shard(tmp_path):
+    proc, argv = run_slurm_script(tmp_path, "in", "out", MONOCLE_SHARDS="8", SLURM_ARRAY_TASK_ID="3")
+    assert proc.returncode == 0, proc.stderr
+    assert argv[argv.index("--shard") + 1] == "3/8"
+    assert argv[argv.index("--report") + 1] == "out/report-3-of-8.json"
+
+
+@needs_bash
+@pytest.mark.parametrize("args, env, message", [
+    (("in", "out"), {}, "SLURM_ARRAY_TASK_ID is not set"),
+    (("in",), array_env(1, 1, 4), "give an input folder and an output folder"),
+    (("", "out"), array_env(1, 1, 4), "must not be empty"),
+    (("in", "out"), array_env(3, 1, 7, count=4), "one contiguous range"),
+    (("in", "out"), {**array_env(3, 1, 7), "SLURM_ARRAY_TASK_STEP": "2"}, "one contiguous range"),
+    (("in", "out"), {"MONOCLE_SHARDS": "8", "SLURM_ARRAY_TASK_ID": "9"}, "must lie in 1-8"),
+    (("in", "out"), {"MONOCLE_SHARDS": "0", "SLURM_ARRAY_TASK_ID": "1"}, "MONOCLE_SHARDS must be"),
+])
+def test_slurm_script_refuses_bad_arrays(tmp_path, args, env, message):
+    proc, argv = run_slurm_script(tmp_path, *args, **env)
+    assert proc.returncode == 2 and argv is None, (proc.returncode, argv)
+    assert message in proc.stderr
+
+
+def test_slurm_script_is_executable():
+    assert os.access(SLURM_SH, os.X_OK)
+    assert SLURM_SH.read_text().startswith("#!/usr/bin/env bash\n")
