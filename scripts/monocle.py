@@ -2,10 +2,11 @@
 
     .venv/bin/python scripts/monocle.py reconstruct photos/ -o out --format glb
 
-Same arguments and exit code as ``blender -b -c monocle ...``: it installs and
-enables the extension in a private Blender profile (``MONOCLE_PROFILE``, default
-``.cache/profile`` in this repository) the way the tests do, then calls the
-handler the extension registers.
+Same arguments and exit code as ``blender -b -c monocle ...``: it enables the
+extension in a private Blender profile (``MONOCLE_PROFILE``, default
+``.cache/profile`` in this repository), installing it the way the tests do when
+the profile does not yet hold a build of the current sources (tracked files only),
+then calls the handler the extension registers. Runs may share a profile.
 """
 
 from __future__ import annotations

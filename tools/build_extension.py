@@ -1,6 +1,7 @@
 """Build the Monocle extension zip(s), with their Python wheels, using the extension CLI in bpy.
 
-The sources (minus what the manifest's ``[build] paths_exclude_pattern`` excludes), the wheels of
+The sources (in a git checkout the tracked files only, see :func:`source_files`; minus what the
+manifest's ``[build] paths_exclude_pattern`` excludes), the wheels of
 the target platforms (see ``tools/wheels.py``) and a generated manifest that lists ``wheels`` and
 ``platforms`` are staged in a private folder under ``build/``; ``blender_ext.py build
 --split-platforms`` then writes one ``monocle-<version>-<os>_<arch>.zip`` per platform, carrying
@@ -10,6 +11,7 @@ only that platform's wheels, and ``blender_ext.py validate`` checks each zip.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -67,35 +69,96 @@ def zip_name(platform: str | None = None) -> str:
     return f"{_manifest()['id']}-{manifest_version()}{suffix}.zip"
 
 
-def _top_level_excludes(patterns: Sequence[str]) -> tuple[set[str], set[str]]:
-    """Root entries and directory names to skip while copying, derived from the exclude patterns.
+# Written by the build itself, never taken from the sources.
+_BUILD_OWNED = ("build/", "wheels/", MANIFEST)
 
-    Only a cheap pre-filter to keep ``.venv``/``.cache``/``.git`` out of the copy: the CLI applies
-    the full pattern list to the stage itself.
+
+@functools.cache
+def _exclude_matcher():
+    """The manifest's ``paths_exclude_pattern`` as the CLI itself matches it (gitignore rules)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_blender_ext_cli", blender_ext_cli())
+    assert spec is not None and spec.loader is not None
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    patterns = _manifest().get("build", {}).get("paths_exclude_pattern", [])
+    return cli.PathPatternMatch([*patterns, *(f"/{name}" for name in _BUILD_OWNED)])
+
+
+def _git_files(root: Path, *extra: str) -> list[str] | None:
+    """``git ls-files`` of ``root`` (None where ``root`` is not the top of a git checkout)."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z", *extra], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as ex:
+        detail = ex.stderr.decode(errors="replace").strip() if isinstance(ex, subprocess.CalledProcessError) else ex
+        print(f"build_extension: git cannot list {root} ({detail}); packing every file", file=sys.stderr)
+        return None
+    return [name for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _walk_files(root: Path, matcher) -> list[str]:
+    """Every file under ``root`` outside excluded folders, for a source tree without git (a tarball)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        rel = Path(folder).relative_to(root)
+        dirs[:] = [d for d in dirs if not matcher.test_path(f"{(rel / d).as_posix()}/")]
+        found += [(rel / name).as_posix() for name in files]
+    return found
+
+
+def _shipped(root: Path, names: Sequence[str], matcher) -> list[str]:
+    """The regular files among ``names`` that the exclude patterns let through (the CLI skips links)."""
+    return sorted(n for n in names
+                  if not matcher.test_path(n) and (root / n).is_file() and not (root / n).is_symlink())
+
+
+def source_files() -> list[str]:
+    """Root-relative paths of the source files that go into the zip, sorted.
+
+    In a git checkout: the files git tracks, with their working-tree content (so tests see
+    uncommitted edits), never untracked ones (a scratch folder must not ship). Without git:
+    every file, as the CLI would walk it. Either way minus ``paths_exclude_pattern``.
     """
-    root_names, dir_names = set(), set()
-    for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
-            continue
-        name = pattern.strip("/")
-        if "/" in name:
-            continue
-        (root_names if pattern.startswith("/") else dir_names).add(name)
-    return root_names, dir_names
+    matcher = _exclude_matcher()
+    names = _git_files(ROOT)
+    return _shipped(ROOT, _walk_files(ROOT, matcher) if names is None else names, matcher)
+
+
+def untracked_sources() -> list[str]:
+    """Files git does not track (and does not ignore) that would ship if they were added."""
+    names = _git_files(ROOT, "--others", "--exclude-standard")
+    return _shipped(ROOT, names or [], _exclude_matcher())
+
+
+def source_digest(platform: str | None) -> str:
+    """A hash of everything a build of ``platform`` depends on: sources, manifest, build tools.
+
+    The wheels are named by the pins in ``tools/wheels.py``, which is hashed with this file.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{platform}\0".encode())
+    names = ["tools/build_extension.py", "tools/wheels.py", MANIFEST, *source_files()]
+    for name in names:
+        data = (ROOT / name).read_bytes()
+        digest.update(f"{name}\0{len(data)}\0".encode("utf-8", "surrogateescape"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _stage_sources(stage: Path) -> None:
-    patterns = _manifest().get("build", {}).get("paths_exclude_pattern", [])
-    root_names, dir_names = _top_level_excludes(patterns)
-    root_names |= {"build", "wheels", MANIFEST}
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n in dir_names}
-        if Path(directory) == ROOT:
-            skip |= {n for n in names if n in root_names}
-        return skip
-
-    shutil.copytree(ROOT, stage, ignore=ignore, dirs_exist_ok=True)
+    untracked = untracked_sources()
+    if untracked:
+        shown = ", ".join(untracked[:10]) + (f" and {len(untracked) - 10} more" if len(untracked) > 10 else "")
+        print(f"build_extension: not packing {len(untracked)} untracked file(s) (git add them to ship): {shown}",
+              file=sys.stderr)
+    for name in source_files():
+        dst = stage / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dst)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
