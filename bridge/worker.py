@@ -209,6 +209,8 @@ def start_process(cmd: list[str], env: dict[str, str], *, stdin: Any = subproces
             encoding="utf-8",
             errors="replace",
             bufsize=1,
+            # a terminal's Ctrl-C reaches Blender alone, which cancels its workers in order
+            start_new_session=os.name == "posix",
         )
     except OSError as exc:
         raise WorkerRunError(

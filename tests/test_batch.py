@@ -271,11 +271,11 @@ def test_ctrl_c_writes_the_report_and_exits_130(tmp_path):
     env = dict(os.environ, MONOCLE_PROFILE=str(profile))
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "monocle.py"), "reconstruct", str(root), "-o",
                              str(out), "--detail", "20000", "--report", str(rep)], env=env,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list(out.glob("*.glb")):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground process group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
