@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-stamp
 
-.PHONY: venv test lint build demo bench bench-quality clean
+.PHONY: venv test lint build demo picture bench bench-quality clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,9 @@ build: venv
 
 demo: venv
 	$(PY) scripts/demo.py
+
+picture: venv
+	$(PY) tools/render_readme_picture.py
 
 bench: venv
 	$(PY) bench/bench_masks.py
