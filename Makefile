@@ -39,11 +39,11 @@ bench: venv
 	$(PY) bench/bench_learned.py
 	$(PY) bench/bench_warm.py
 	$(PY) bench/bench_templates.py
-	$(PY) tools/update_readme.py
+	$(PY) tools/update_bench_docs.py
 
 bench-quality: venv
 	$(PY) bench/bench_quality.py $(if $(QUICK),--quick,)
-	$(PY) tools/update_readme.py
+	$(if $(QUICK),,$(PY) tools/update_bench_docs.py)
 
 clean:
 	rm -rf build dist out .pytest_cache .ruff_cache
