@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-stamp
 
-.PHONY: venv test lint build demo bench bench-quality clean
+.PHONY: venv test lint build demo picture bench bench-quality clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ build: venv
 demo: venv
 	$(PY) scripts/demo.py
 
+picture: venv
+	$(PY) tools/render_readme_picture.py
+
 bench: venv
 	$(PY) bench/bench_masks.py
 	$(PY) bench/bench_mesh.py
@@ -36,11 +39,11 @@ bench: venv
 	$(PY) bench/bench_learned.py
 	$(PY) bench/bench_warm.py
 	$(PY) bench/bench_templates.py
-	$(PY) tools/update_readme.py
+	$(PY) tools/update_bench_docs.py
 
 bench-quality: venv
 	$(PY) bench/bench_quality.py $(if $(QUICK),--quick,)
-	$(PY) tools/update_readme.py
+	$(if $(QUICK),,$(PY) tools/update_bench_docs.py)
 
 clean:
 	rm -rf build dist out .pytest_cache .ruff_cache

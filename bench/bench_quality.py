@@ -19,8 +19,10 @@ protocol) from this checkout; every build through the installed extension in ``b
   (bench/metrics.py), with and without a scale + rigid ICP alignment. Templates are reported apart
   from the third-party meshes: a template retrieving itself is the easy case.
 
-Writes quality.json, quality.md and two PNG plots into bench/results (or ``--results``). Metric
-definitions: bench/metrics.py and ../shared/bench-data/METRICS.md.
+Writes quality.json, quality.md and two PNG plots into bench/results (or ``--results``); a quick
+or partial (``--only``) run writes into bench/results/quick instead, so it never replaces the full
+results that docs/benchmarks.md shows. Metric definitions: bench/metrics.py and
+../shared/bench-data/METRICS.md.
 """
 
 from __future__ import annotations
@@ -851,8 +853,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer photos, frames, objects and views")
     parser.add_argument("--only", choices=("masks", "depth", "3d"), action="append", default=None)
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where quality.json/.md and the plots go")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where quality.json/.md and the plots go (default: bench/results for a full run, "
+                             "bench/results/quick for a --quick or --only run)")
     args = parser.parse_args()
+    if args.results is None:
+        args.results = RESULTS / "quick" if args.quick or args.only else RESULTS
     parts = args.only or ["masks", "depth", "3d"]
     t0 = time.perf_counter()
     rep: dict = {"quick": args.quick, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

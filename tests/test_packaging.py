@@ -22,7 +22,8 @@ import build_extension  # noqa: E402
 import wheels  # noqa: E402
 
 PLATFORM = build_extension.current_platform_tag()
-DEV_PREFIXES = ("tests/", "bench/", "tools/", "scripts/", ".venv/", ".cache/", ".git/", "dist/", "build/", "out/")
+DEV_PREFIXES = ("tests/", "bench/", "tools/", "scripts/", "docs/", ".venv/", ".cache/", ".git/", "dist/", "build/",
+                "out/")
 
 
 @pytest.fixture(scope="module")
