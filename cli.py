@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="blend a matching library template at this weight (0 = reconstruction, 1 = template)")
     rec.add_argument("--report", default=None, metavar="FILE", help="write a JSON report here")
     rec.add_argument("--jobs", type=int, default=1, help="inputs whose inference runs in parallel")
+    rec.add_argument("--cache-max-mb", type=int, default=None, metavar="MB",
+                     help="size cap of the inference cache, least recently used results go first (0: no cap; "
+                     "default: the preference)")
     rec.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
     rec.add_argument("--cold-worker", action="store_true",
                      help="start a fresh worker per input instead of reusing warm ones (slower; isolates inputs)")
@@ -254,7 +257,8 @@ class Batch:
                 item = queue.pop(0)
                 item.started = time.perf_counter()
                 try:
-                    item.inference = Inference(self.request(item), warm=not self.args.cold_worker)
+                    item.inference = Inference(self.request(item), warm=not self.args.cold_worker,
+                                               cache_max_mb=self.args.cache_max_mb)
                 except WorkerRunError as exc:
                     self._fail(item, exc.code, exc.message)
                     continue
@@ -304,7 +308,7 @@ class Batch:
         bpy.ops.wm.read_homefile(use_empty=True, app_template="")
         focal = self.args.focal_mm
         report = build_from_result(result, self.settings, context=bpy.context,
-                                   relief_strength=self.args.depth_strength, focal_mm=focal)
+                                   relief_strength=self.args.depth_strength, focal_mm=focal, image_path=item.path)
         item.timings["build"] = report.timings.get("total", 0.0)
         item.objects = [
             {"name": obj.name, "label": obj.get("monocle_label", obj.name.split(".")[0]), "vertices": v, "faces": f}

@@ -408,7 +408,7 @@ def test_result_reading_matches_the_worker_files(monocle, ext_dir, tmp_path):
         mask = result_mod.load_mask(rec.mask_path, result.width, result.height)
         assert np.array_equal(mask, np.asarray(Image.open(rec.mask_path).convert("L")) > 127)
     assert len(bpy.data.images) == images_before  # the temporary images are gone
-    assert np.array_equal(result_mod.load_depth(result), np.load(out / "depth.npy"))
+    assert np.array_equal(result_mod.load_depth(result), np.load(out / "depth.npz")["depth"].astype(np.float32))
     (out / "result.json").write_text("{")
     with pytest.raises(result_mod.BuildError) as info:
         result_mod.read_result(out)
