@@ -117,7 +117,16 @@ class Inference:
         if state.error is not None:
             self.discard()
             raise state.error
-        self.result = self.cache.commit(self.key, self.scratch)
+        try:
+            self.result = self.cache.commit(self.key, self.scratch)
+        except OSError as exc:
+            self.discard()
+            raise WorkerRunError(
+                "cache_unwritable", f"Cannot store the result in the cache folder ({exc.strerror or exc})."
+            ) from None
+        except WorkerRunError:
+            self.discard()
+            raise
         self.scratch = None
         self.seconds = time.perf_counter() - self.started
         return self.result

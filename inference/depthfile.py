@@ -1,12 +1,13 @@
 """The depth file of a worker result: written by ``run.py``, read by the Blender side and the benchmarks.
 
-Depth is stored zipped (``depth.npz``, array ``depth``). An estimated map is stored as
-float16 when that is exact enough: every value keeps its finiteness and rounds by at most
-``HALF_TOLERANCE`` of the depth span inside the objects (float16 keeps about three
-significant digits, so a map whose objects sit in a thin slice of a large value range
-fails the test). A map the user supplied, and any map that fails the test, is stored as
-float32, bit for bit. Results of older versions hold a plain float32 ``depth.npy``;
-:func:`load_depth_file` reads both.
+Depth is stored zipped (``depth.npz``). A map the user supplied is stored as float32 in the
+array ``depth``, bit for bit. An estimated map is stored as float16 when that is exact
+enough: ``depth`` then holds the difference from ``offset`` (the middle of the objects'
+depth span, so float16's relative precision is spent on the objects' relief, not on the
+map's level), and every object pixel must come back within ``HALF_TOLERANCE`` of that span
+with every value keeping its finiteness; otherwise it is stored as float32 like a user's
+map. Results of older versions hold a plain float32 ``depth.npy``; :func:`load_depth_file`
+reads every form.
 """
 
 from __future__ import annotations
@@ -18,32 +19,42 @@ import numpy as np
 
 DEPTH_FILE = "depth.npz"
 DEPTH_ARRAY = "depth"
+OFFSET_ARRAY = "offset"
 HALF_TOLERANCE = 1e-3
 
 
-def storable_depth(depth: np.ndarray, objects: np.ndarray, exact: bool) -> np.ndarray:
-    """``depth`` as it is stored: float32 when ``exact``, else float16 when that keeps it within
-    tolerance (``objects``, bool of the same shape, marks the pixels whose span sets it)."""
+def storable_depth(depth: np.ndarray, objects: np.ndarray, exact: bool) -> dict[str, np.ndarray]:
+    """The arrays that store ``depth``: float32 when ``exact``, else float16 about an offset when
+    that keeps it within tolerance (``objects``, bool of the same shape, marks the pixels that
+    must keep their depth and whose span sets the tolerance)."""
     depth = np.asarray(depth, dtype=np.float32)
     if exact:
-        return depth
+        return {DEPTH_ARRAY: depth}
     with np.errstate(invalid="ignore", over="ignore"):
-        lo = np.fmin.reduce(depth, axis=None, where=objects, initial=np.inf)  # fmin/fmax skip NaN
-        hi = np.fmax.reduce(depth, axis=None, where=objects, initial=-np.inf)
-        span = float(hi) - float(lo)
-        if not np.isfinite(span):
-            return depth
-        half = depth.astype(np.float16)
-        # a value beyond float16's range becomes inf and its error with it; NaN stays NaN, skipped
+        lo = float(np.fmin.reduce(depth, axis=None, where=objects, initial=np.inf))  # fmin/fmax skip NaN
+        hi = float(np.fmax.reduce(depth, axis=None, where=objects, initial=-np.inf))
+        if not np.isfinite(hi - lo):
+            return {DEPTH_ARRAY: depth}
+        offset = np.float32(0.5 * (lo + hi))
+        half = (depth - offset).astype(np.float16)
+        if np.count_nonzero(np.isfinite(half)) != np.count_nonzero(np.isfinite(depth)):
+            return {DEPTH_ARRAY: depth}  # a value beyond float16's range around the offset
         error = half.astype(np.float32)
+        error += offset
         np.abs(np.subtract(error, depth, out=error), out=error)
-        ok = np.fmax.reduce(error, axis=None) <= HALF_TOLERANCE * span
-    return half if ok else depth
+        worst = np.fmax.reduce(error, axis=None, where=objects, initial=0.0)
+    if not worst <= HALF_TOLERANCE * (hi - lo):
+        return {DEPTH_ARRAY: depth}
+    return {DEPTH_ARRAY: half, OFFSET_ARRAY: np.array(offset, dtype=np.float32)}
 
 
-def save_depth_file(path: str | os.PathLike, depth: np.ndarray) -> None:
-    """Write a depth map (as :func:`storable_depth` made it) zipped."""
-    np.savez_compressed(path, **{DEPTH_ARRAY: depth})
+def save_depth_file(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write :func:`storable_depth`'s arrays zipped, as ``np.savez_compressed`` does; the
+    archive is closed even when a write fails (a full disk)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, values in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(values), allow_pickle=False)
 
 
 def load_depth_file(path: str | os.PathLike) -> np.ndarray:
@@ -55,7 +66,10 @@ def load_depth_file(path: str | os.PathLike) -> np.ndarray:
             with data:
                 if DEPTH_ARRAY not in data.files:
                     raise ValueError(f"it holds no {DEPTH_ARRAY!r} array")
-                data = data[DEPTH_ARRAY]
+                depth = np.asarray(data[DEPTH_ARRAY], dtype=np.float32)
+                if OFFSET_ARRAY in data.files:
+                    depth += np.float32(data[OFFSET_ARRAY])
+                return depth
     except (zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from None
     return np.asarray(data, dtype=np.float32)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import SCHEMA_VERSION
-from .depthfile import DEPTH_FILE, save_depth_file, storable_depth
+from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import DepthMap, Instance, create_engine
 from .imageio import load_image, load_scalar_map, resize_long_side
 from .protocol import DISK_FULL, Emitter, WorkerError
@@ -239,7 +239,7 @@ def _write_results(
         raise WorkerError("no_object", f"No object was found in {Path(opts.image).name}.")
     # a map the user supplied is kept exactly; an estimate as float16 when that is exact enough
     stored = storable_depth(depth_full, objects, exact=bool(opts.depth))
-    with _writing(out, DEPTH_FILE, stored.nbytes):
+    with _writing(out, DEPTH_FILE, stored[DEPTH_ARRAY].nbytes):
         save_depth_file(out / DEPTH_FILE, stored)
     return {
         "schema": SCHEMA_VERSION,
@@ -257,7 +257,7 @@ def _write_results(
         },
         "camera": {"focal_35mm": image.focal_35mm, "focal_px": depth.focal_px},
         "instances": records,
-        "depth": {"file": DEPTH_FILE, "kind": depth.kind, "dtype": stored.dtype.name,
+        "depth": {"file": DEPTH_FILE, "kind": depth.kind, "dtype": stored[DEPTH_ARRAY].dtype.name,
                   **({"extra": depth.extra} if depth.extra else {})},
     }
 
@@ -289,9 +289,10 @@ def _writing(out: Path, name: str, needed: int) -> Iterator[None]:
 
 
 def _disk_full(exc: OSError, out: Path, needed: int) -> bool:
-    """By errno, or by the free space left: numpy and OpenCV report a short write without one."""
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return True
+    """By errno, or by the free space left when there is none: numpy and OpenCV report a
+    short write without one."""
+    if exc.errno is not None:
+        return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
     try:
         return shutil.disk_usage(out).free < max(needed, 1 << 20)
     except OSError:
