@@ -35,7 +35,10 @@ def storable_depth(depth: np.ndarray, objects: np.ndarray, exact: bool) -> dict[
         hi = float(np.fmax.reduce(depth, axis=None, where=objects, initial=-np.inf))
         if not np.isfinite(hi - lo):
             return {DEPTH_ARRAY: depth}
-        offset = np.float32(0.5 * (lo + hi))
+        # a float16 offset: a value equal to it, 0 included, comes back exactly
+        offset = np.float32(np.float16(0.5 * (lo + hi)))
+        if not np.isfinite(offset):
+            return {DEPTH_ARRAY: depth}
         half = (depth - offset).astype(np.float16)
         if np.count_nonzero(np.isfinite(half)) != np.count_nonzero(np.isfinite(depth)):
             return {DEPTH_ARRAY: depth}  # a value beyond float16's range around the offset

@@ -173,6 +173,7 @@ def test_float16_rule(monocle, tmp_path):
         assert dtype == "float16"
         assert np.abs(back - depth)[objects].max() <= depthfile.HALF_TOLERANCE * span
         assert np.array_equal(np.isnan(back), np.isnan(depth))
+        assert np.array_equal(back[~objects & (depth == 0)], depth[~objects & (depth == 0)])  # 0 stays 0
     # a span float16 cannot resolve, a value beyond its range, and any map the user gave: exact float32
     for depth, exact in ((relative * 1e-6, False), (relative * 1e5, False), (relative, True)):
         dtype, back = stored(depth, exact)

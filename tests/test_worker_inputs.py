@@ -34,7 +34,7 @@ def _check_ok(ext_dir, image: Path, out: Path, size: tuple[int, int], *extra: st
     assert (result["image"]["width"], result["image"]["height"]) == size
     mask = np.asarray(Image.open(out / result["instances"][0]["mask"]))
     assert mask.shape == (size[1], size[0])
-    assert np.load(out / result["depth"]["file"]).shape == (size[1], size[0])
+    assert np.load(out / result["depth"]["file"])["depth"].shape == (size[1], size[0])
     return result
 
 
