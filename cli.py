@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="inputs whose inference runs in parallel (capped by this machine's cores and memory)")
     rec.add_argument("--shard", default=None, metavar="K/N",
                      help="run only the K-th of N slices of the sorted inputs (farm array jobs: 1/8 ... 8/8)")
+    rec.add_argument("--cache-max-mb", type=int, default=None, metavar="MB",
+                     help="size cap of the inference cache, least recently used results go first (0: no cap; "
+                     "default: the preference)")
     rec.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
     rec.add_argument("--cold-worker", action="store_true",
                      help="start a fresh worker per input instead of reusing warm ones (slower; isolates inputs)")
@@ -109,6 +112,8 @@ def validate_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be between {shown[0]} and {shown[1]}; got {value}")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.cache_max_mb is not None and args.cache_max_mb < 0:
+        raise UsageError("--cache-max-mb must be 0 (no cap) or a positive number of megabytes")
 
 
 def _absolute(path: str | None) -> str | None:
@@ -172,6 +177,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
         outdir=outdir, formats=formats, settings=settings, request=request, depth_strength=args.depth_strength,
         focal_mm=args.focal_mm, template_weight=args.template_weight, report=report, jobs=jobs,
         overwrite=args.overwrite, cold_worker=args.cold_worker, shard=k_n, total_inputs=total,
+        cache_max_mb=args.cache_max_mb,
     )
     return options, sources
 

@@ -65,12 +65,18 @@ class Inference:
     """One request: a cache hit, or a worker whose result is committed to the cache on success."""
 
     def __init__(
-        self, request: InferenceRequest, context: bpy.types.Context | None = None, warm: bool | None = None
+        self, request: InferenceRequest, context: bpy.types.Context | None = None, warm: bool | None = None,
+        cache_max_mb: int | None = None,
     ) -> None:
-        """``warm``: run on a warm worker (None: as the preferences say)."""
+        """``warm``: run on a warm worker; ``cache_max_mb``: the cache's size cap, 0 for none
+        (None for either: as the preferences say).
+
+        The result folder says nothing about the photo's path: build it with
+        ``image_path=request.image``."""
         self.request = request
         self.warm = prefs.get_prefs(context).keep_worker_warm if warm is None else warm
-        self.cache = ResultCache(prefs.cache_root(context))
+        cap = prefs.cache_max_bytes(context) if cache_max_mb is None else max(0, cache_max_mb) * 1024 * 1024
+        self.cache = ResultCache(prefs.cache_root(context), max_bytes=cap)
         self.key = request.key()
         self.job: EventJob | None = None
         self.scratch: Path | None = None
@@ -111,7 +117,16 @@ class Inference:
         if state.error is not None:
             self.discard()
             raise state.error
-        self.result = self.cache.commit(self.key, self.scratch)
+        try:
+            self.result = self.cache.commit(self.key, self.scratch)
+        except OSError as exc:
+            self.discard()
+            raise WorkerRunError(
+                "cache_unwritable", f"Cannot store the result in the cache folder ({exc.strerror or exc})."
+            ) from None
+        except WorkerRunError:
+            self.discard()
+            raise
         self.scratch = None
         self.seconds = time.perf_counter() - self.started
         return self.result

@@ -45,6 +45,11 @@ def cache_root(context: bpy.types.Context | None = None) -> Path:
     return root
 
 
+def cache_max_bytes(context: bpy.types.Context | None = None) -> int:
+    """The inference cache's size cap in bytes (0: no cap)."""
+    return max(0, int(get_prefs(context).cache_max_mb)) * 1024 * 1024
+
+
 def model_cache(context: bpy.types.Context | None = None) -> Path:
     """Hugging Face hub cache for learned models: the preference, else Monocle's user folder."""
     custom = get_prefs(context).model_dir.strip()
@@ -108,6 +113,12 @@ class MONOCLE_AP_preferences(AddonPreferences):
         subtype="DIR_PATH",
         default="",
     )
+    cache_max_mb: IntProperty(
+        name="Cache Limit (MB)",
+        description="Largest size of the inference cache; the results used least recently are removed to stay "
+        "under it. 0 means no limit",
+        default=2048, min=0, soft_max=65536,
+    )
     device: EnumProperty(
         name="Device", description="Where learned models run", items=DEVICES, default="AUTO"
     )
@@ -151,6 +162,7 @@ class MONOCLE_AP_preferences(AddonPreferences):
         col.separator()
         row = col.row(align=True)
         row.prop(self, "cache_dir")
+        col.prop(self, "cache_max_mb")
         size = ResultCache(cache_root(context)).size_bytes()
         row = col.row()
         row.label(text=f"Cache size: {human_size(size)}", icon="FILE_CACHE")

@@ -79,6 +79,7 @@ class BatchOptions:
     cold_worker: bool = False
     shard: tuple[int, int] | None = None
     total_inputs: int = 0  # before sharding
+    cache_max_mb: int | None = None  # None: the preference
 
 
 def export_file(fmt: str, target: Path) -> None:
@@ -228,7 +229,8 @@ class Batch:
                 item = queue.pop(0)
                 item.started = time.perf_counter()
                 try:
-                    item.inference = Inference(self._request(item), warm=not self.options.cold_worker)
+                    item.inference = Inference(self._request(item), warm=not self.options.cold_worker,
+                                               cache_max_mb=self.options.cache_max_mb)
                 except WorkerRunError as exc:
                     self._fail(item, exc.code, exc.message)
                     continue

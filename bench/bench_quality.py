@@ -228,7 +228,12 @@ def depth_frames(quick: bool) -> list[tuple[str, Path, np.ndarray]]:
 
 def inverse_depth(result: dict, out: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """The worker's depth map as inverse depth (what the scale-and-shift fit expects), at ``shape``."""
-    pred = np.load(out / result["depth"]["file"]).astype(np.float64)
+    sys.path.insert(0, str(ROOT))
+    try:
+        from inference.depthfile import load_depth_file
+    finally:
+        sys.path.remove(str(ROOT))
+    pred = load_depth_file(out / result["depth"]["file"]).astype(np.float64)
     if shape is not None and pred.shape != shape:
         pred = np.asarray(Image.fromarray(pred.astype(np.float32)).resize(shape[::-1], Image.BILINEAR), np.float64)
     if result["depth"]["kind"] == "metric":

@@ -37,6 +37,9 @@ BAD_INPUT_CODES = frozenset(
     }
 )
 
+# The disk (or the user's quota) has no room for the results: neither bad input nor a bug.
+DISK_FULL = "disk_full"
+
 
 class WorkerError(Exception):
     """An error with a stable machine code and one plain sentence for the user."""

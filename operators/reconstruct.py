@@ -143,7 +143,7 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
         try:
             report = build_from_result(
                 result_path, mesh_settings(self), context=context, relief_strength=self.relief_strength,
-                focal_mm=focal,
+                focal_mm=focal, image_path=inference.request.image,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             log.exception("building the reconstruction failed")

@@ -124,12 +124,17 @@ def build_from_result(
 ) -> BuildReport:
     """Build the objects of a worker result into the scene of ``context`` (default: current).
 
+    ``image_path`` is the photo being reconstructed: it textures the objects and names them.
+    A cached result holds no path (it serves every file with the same bytes), so callers that
+    go through the cache must pass it; without it the path the worker recorded is used.
     ``focal_mm`` overrides the photo's EXIF focal length; ``name_prefix`` replaces the
     photo's name for the collection and camera. Raises ``BuildError`` (a RuntimeError with
     a stable ``code``) and leaves the file as it was on any failure.
     """
     t0 = time.perf_counter()
-    result = read_result(result_path)
+    result = read_result(result_path, image_path)
+    if result.image_path is None:
+        raise BuildError("image_missing", "The worker result does not say which photo it is for; nothing was built.")
     camera = camera_for_result(result, focal_mm)
     meshes, timings = meshes_from_result(result, settings, camera)
     photo = Path(image_path) if image_path else result.image_path

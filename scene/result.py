@@ -1,4 +1,9 @@
-"""Read a worker result folder (``result.json`` + mask PNGs + ``depth.npy``, see ``inference/run.py``)."""
+"""Read a worker result folder (``result.json``, mask PNGs and a depth file, see ``inference/run.py``).
+
+A cached result may have been made from another file with the same bytes, so the photo's
+path comes from the caller (``read_result``'s ``image_path``); the paths the worker recorded
+are a fallback for a folder read straight after its run, and file names in ``result.json``
+must name files inside its folder."""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 
 import bpy
 import numpy as np
+
+from ..inference.depthfile import load_depth_file
 
 
 class BuildError(RuntimeError):
@@ -30,10 +37,10 @@ class InstanceRecord:
 
 @dataclass
 class WorkerResult:
-    """What ``result.json`` says, with paths made absolute."""
+    """What ``result.json`` says, with paths made absolute (``image_path`` None: not known)."""
 
     folder: Path
-    image_path: Path
+    image_path: Path | None
     width: int
     height: int
     focal_35mm: float | None
@@ -45,11 +52,12 @@ class WorkerResult:
     @property
     def name(self) -> str:
         """The photo's name without extension (names the collection)."""
-        return self.image_path.stem or "Monocle"
+        return (self.image_path.stem if self.image_path is not None else "") or "Monocle"
 
 
-def read_result(path: str | Path) -> WorkerResult:
-    """Parse ``result.json`` (``path`` is the file or its folder)."""
+def read_result(path: str | Path, image_path: str | Path | None = None) -> WorkerResult:
+    """Parse ``result.json`` (``path`` is the file or its folder); ``image_path`` is the photo
+    the result is used for, in place of the path the worker recorded."""
     path = Path(path)
     if path.is_dir():
         path = path / "result.json"
@@ -59,18 +67,18 @@ def read_result(path: str | Path) -> WorkerResult:
         image = data["image"]
         instances = [
             InstanceRecord(
-                id=int(inst["id"]), label=str(inst.get("label") or "object"), mask_path=folder / inst["mask"]
+                id=int(inst["id"]), label=str(inst.get("label") or "object"), mask_path=_inside(folder, inst["mask"])
             )
             for inst in data["instances"]
         ]
         return WorkerResult(
             folder=folder,
-            image_path=Path(image["path"]),
+            image_path=_photo_path(image_path or image.get("path")),
             width=int(image["width"]),
             height=int(image["height"]),
             focal_35mm=(data.get("camera") or {}).get("focal_35mm"),
             focal_px=(data.get("camera") or {}).get("focal_px"),
-            depth_path=folder / data["depth"]["file"],
+            depth_path=_inside(folder, data["depth"]["file"]),
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,
         )
@@ -78,20 +86,31 @@ def read_result(path: str | Path) -> WorkerResult:
         raise BuildError(
             "result_unreadable", f"Cannot read the worker result {str(path)!r} ({exc.strerror})."
         ) from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BuildError("result_unreadable", f"The worker result {str(path)!r} is malformed ({exc!r}).") from None
 
 
+def _photo_path(path: str | Path | None) -> Path | None:
+    return Path(path).absolute() if path else None
+
+
+def _inside(folder: Path, name: object) -> Path:
+    """``folder / name`` for a plain file name; anything that could point elsewhere is malformed."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a file name inside the result folder")
+    return folder / name
+
+
 def load_depth(result: WorkerResult) -> np.ndarray:
-    """The depth map at photo resolution, float32 (H, W)."""
+    """The depth map at photo resolution, float32 (H, W), in any format the worker has written."""
     try:
-        depth = np.load(result.depth_path)
+        depth = load_depth_file(result.depth_path)
     except (OSError, ValueError) as exc:
         raise BuildError("result_unreadable", f"Cannot read the depth map {result.depth_path.name} ({exc}).") from None
     if depth.shape != (result.height, result.width):
+        size = f"{depth.shape[1]}x{depth.shape[0]}" if depth.ndim == 2 else f"of shape {depth.shape}"
         raise BuildError(
-            "result_unreadable",
-            f"The depth map is {depth.shape[1]}x{depth.shape[0]} but the photo is {result.width}x{result.height}.",
+            "result_unreadable", f"The depth map is {size} but the photo is {result.width}x{result.height}."
         )
     return np.ascontiguousarray(depth, dtype=np.float32)
 

@@ -35,7 +35,7 @@ def test_run_writes_result(ext_dir, tmp_path):
         mask = np.asarray(Image.open(tmp_path / inst["mask"]))
         assert mask.shape == (400, 600)
         assert int((mask > 0).sum()) == inst["area"]
-    depth = np.load(tmp_path / result["depth"]["file"])
-    assert depth.shape == (400, 600) and depth.dtype == np.float32
+    depth = np.load(tmp_path / result["depth"]["file"])["depth"]
+    assert depth.shape == (400, 600) and depth.dtype.name == result["depth"]["dtype"]
     assert result["depth"]["kind"] == "relative_inverse"
     assert all(e["event"] in ("progress", "warning", "result") for e in events)

@@ -34,7 +34,7 @@ def _check_ok(ext_dir, image: Path, out: Path, size: tuple[int, int], *extra: st
     assert (result["image"]["width"], result["image"]["height"]) == size
     mask = np.asarray(Image.open(out / result["instances"][0]["mask"]))
     assert mask.shape == (size[1], size[0])
-    assert np.load(out / result["depth"]["file"]).shape == (size[1], size[0])
+    assert np.load(out / result["depth"]["file"])["depth"].shape == (size[1], size[0])
     return result
 
 
@@ -162,7 +162,8 @@ def test_user_mask_and_depth_files(ext_dir, tmp_path):
                        "--depth", str(tmp_path / "depth.npy"), "--depth-kind", "metric")
     assert [i["area"] for i in result["instances"]] == [30 * 40, 40 * 50]
     assert result["depth"]["kind"] == "metric"
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "depth.npy"), depth)
+    stored = np.load(tmp_path / "out" / result["depth"]["file"])["depth"]
+    assert stored.dtype == np.float32 and np.array_equal(stored, depth)  # a user's map is kept exactly
     # an all-zero mask is a clear error
     Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp_path / "empty.png")
     rc, events, _ = run_worker(ext_dir, "run", "--image", str(tmp_path / "a.png"), "--out", str(tmp_path / "o2"),
