@@ -38,6 +38,15 @@ def _check_ok(ext_dir, image: Path, out: Path, size: tuple[int, int], *extra: st
     return result
 
 
+def _result_depth(out: Path) -> np.ndarray:
+    """The depth map a run wrote, whichever array file result.json names."""
+    data = np.load(out / json.loads((out / "result.json").read_text())["depth"]["file"])
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            return data[data.files[0]].astype(np.float32)
+    return data.astype(np.float32)
+
+
 def _disk_iou(result: dict, out: Path) -> float:
     mask = np.asarray(Image.open(out / result["instances"][0]["mask"])) > 0
     truth = _disk()
@@ -168,3 +177,30 @@ def test_user_mask_and_depth_files(ext_dir, tmp_path):
     rc, events, _ = run_worker(ext_dir, "run", "--image", str(tmp_path / "a.png"), "--out", str(tmp_path / "o2"),
                                "--mask", str(tmp_path / "empty.png"))
     assert rc == 2 and events[-1]["code"] == "mask_empty"
+
+
+def test_depth_map_of_another_aspect_is_refused_like_a_mask(ext_dir, tmp_path):
+    photo = Image.fromarray(_scene_rgb()).resize((600, 400), Image.Resampling.NEAREST)
+    photo.save(tmp_path / "a.png")
+    np.save(tmp_path / "thin.npy", np.ones((10, 1000), np.float32))
+    Image.fromarray(np.full((10, 1000), 255, np.uint8)).save(tmp_path / "thin_mask.png")
+    cases = (("--depth", "thin.npy", "depth_unreadable"), ("--mask", "thin_mask.png", "mask_unreadable"))
+    for flag, name, code in cases:
+        out = tmp_path / f"out{flag}"
+        rc, events, err = run_worker(ext_dir, "run", "--image", str(tmp_path / "a.png"), "--out", str(out),
+                                     flag, str(tmp_path / name))
+        assert rc == 2, err
+        assert events[-1]["event"] == "error" and events[-1]["code"] == code
+        message = events[-1]["message"]
+        assert "1000x10" in message and "600x400" in message and message.endswith(".")
+        assert not (out / "result.json").exists()
+    # the same aspect at another size is scaled to the photo
+    half = np.linspace(2.0, 3.0, 300, dtype=np.float32)[None, :].repeat(200, 0)
+    np.save(tmp_path / "half.npy", half)
+    out = tmp_path / "ok"
+    rc, events, err = run_worker(ext_dir, "run", "--image", str(tmp_path / "a.png"), "--out", str(out),
+                                 "--depth", str(tmp_path / "half.npy"), "--depth-kind", "metric")
+    assert rc == 0, err
+    depth = _result_depth(out)
+    assert depth.shape == (400, 600)
+    assert abs(float(depth[:, 0].mean()) - 2.0) < 0.01 and abs(float(depth[:, -1].mean()) - 3.0) < 0.01
