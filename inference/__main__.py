@@ -113,8 +113,9 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
         if args.command == "download":
             from pathlib import Path
 
-            from .models import default_cache_dir, emit_download_progress, resolve
+            from .models import default_cache_dir, emit_download_progress, require_online, resolve
 
+            require_online(f"download {args.model}")
             cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
             found = resolve(args.model, cache_dir=cache, online=True, revision=args.revision,
                             on_progress=emit_download_progress(emit, args.model))

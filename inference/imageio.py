@@ -4,10 +4,13 @@ might drop in, turned into 8-bit RGB plus optional alpha, or a clear WorkerError
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -15,10 +18,17 @@ from .protocol import WorkerError
 
 log = logging.getLogger(__name__)
 
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+EXR_MULTIPART = 0x1000  # flag in the version field: a list of headers follows
+EXR_HEADER_LIMIT = 1 << 24  # a real header is kilobytes (a preview image adds some): beyond this it is broken
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+TIFF_WIDTH, TIFF_HEIGHT = 256, 257
+TIFF_INT_TYPES = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
 SUPPORTED_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp", ".bmp", ".exr", ".ppm", ".pgm", ".pnm"}
 )
 MIN_SIDE = 8
+CONVERT_BAND_VALUES = 1 << 22  # values converted to 8 bits at a time
 MAX_PIXELS = 250_000_000  # about 16k x 16k: beyond that we refuse instead of swapping the machine to death
 EXIF_IFD = 0x8769
 EXIF_FOCAL_35MM = 0xA405
@@ -44,24 +54,42 @@ class LoadedImage:
         return int(self.rgb.shape[0])
 
 
+@functools.cache
+def _srgb8_table() -> np.ndarray:
+    """8-bit sRGB of every 16-bit step of linear light: a lookup is many times faster than the power law."""
+    lin = np.arange(65536, dtype=np.float64) / 65535.0
+    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
+    return np.clip(srgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _linear_to_srgb8(block: np.ndarray) -> np.ndarray:
+    """Linear light (EXR, float TIFF) to 8-bit sRGB; NaN is black, values beyond 1 are clipped."""
+    lin = np.clip(np.nan_to_num(block.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return _srgb8_table()[(lin * 65535.0 + 0.5).astype(np.uint16)]
+
+
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.floating):
-        finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        if finite.max(initial=0.0) > 1.0:  # HDR: plain clip keeps the look of the file in any viewer
-            finite = np.clip(finite, 0.0, 1.0)
-        # linear (EXR / float TIFF) to sRGB
-        lin = np.clip(finite, 0.0, 1.0)
-        srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
-        return np.clip(srgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    # integer images deeper than 8 bits: scale by the container's range
-    top = 65535.0 if arr.max(initial=0) > 255 or arr.dtype in (np.uint16, np.int32) else 255.0
-    if arr.dtype == np.int32 and arr.max(initial=0) <= 255:
-        top = 255.0
-    return np.clip(arr.astype(np.float32) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        convert = _linear_to_srgb8
+    else:
+        # integer images deeper than 8 bits: scale by the container's range
+        top = 65535.0 if arr.max(initial=0) > 255 or arr.dtype in (np.uint16, np.int32) else 255.0
+        if arr.dtype == np.int32 and arr.max(initial=0) <= 255:
+            top = 255.0
+
+        def convert(block: np.ndarray) -> np.ndarray:
+            return np.clip(block.astype(np.float32) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+
+    # in bands of rows: the float temporaries of a whole large image would cost many times its size
+    out = np.empty(arr.shape, np.uint8)
+    rows = max(1, CONVERT_BAND_VALUES // max(1, arr[0].size))
+    for y in range(0, arr.shape[0], rows):
+        out[y:y + rows] = convert(arr[y:y + rows])
+    return out
 
 
 def _has_real_alpha(alpha: np.ndarray) -> bool:
@@ -83,18 +111,133 @@ def _exif_focal_35mm(img) -> float | None:  # noqa: ANN001 - PIL image
     return None
 
 
-def _load_exr(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_name(fh: BinaryIO) -> bytes:
+    """One zero-terminated name of an OpenEXR header (at most 255 bytes)."""
+    name = bytearray()
+    while (c := fh.read(1)) != b"\0":
+        if not c or len(name) >= 255:
+            raise ValueError("broken OpenEXR header")
+        name += c
+    return bytes(name)
+
+
+def _exr_part_size(fh: BinaryIO) -> tuple[int, int] | None:
+    """Width and height from the dataWindow of one OpenEXR header; None for the empty header ending a list."""
+    size = None
+    first = True
+    while name := _read_name(fh):
+        first = False
+        kind = _read_name(fh)
+        length = int.from_bytes(fh.read(4), "little", signed=True)
+        if length < 0 or fh.tell() + length > EXR_HEADER_LIMIT:
+            raise ValueError("broken OpenEXR header")
+        if name == b"dataWindow":
+            if kind != b"box2i" or length != 16:
+                raise ValueError("broken OpenEXR dataWindow")
+            x0, y0, x1, y1 = struct.unpack("<4i", fh.read(16))
+            size = (x1 - x0 + 1, y1 - y0 + 1)
+        else:
+            fh.seek(length, os.SEEK_CUR)
+    if first:
+        return None
+    if size is None:
+        raise ValueError("OpenEXR header without dataWindow")
+    return size
+
+
+def exr_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Width and height of an OpenEXR image from its header alone (the largest part of a multi-part file)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8 or head[:4] != EXR_MAGIC:
+            raise ValueError("not an OpenEXR file")
+        multipart = bool(int.from_bytes(head[4:8], "little") & EXR_MULTIPART)
+        sizes = []
+        while (size := _exr_part_size(fh)) is not None:
+            sizes.append(size)
+            if not multipart:
+                break
+    if not sizes or min(min(s) for s in sizes) < 1:
+        raise ValueError("OpenEXR file without an image")
+    return max(sizes, key=lambda s: s[0] * s[1])
+
+
+def tiff_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Width and height of the first image of a TIFF or BigTIFF file, from its first directory."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None or len(head) < 16:
+            raise ValueError("not a TIFF file")
+        version = struct.unpack(order + "H", head[2:4])[0]
+        if version == 42:
+            count_fmt, entry_size, value_at, offset = "H", 12, 8, struct.unpack(order + "I", head[4:8])[0]
+        elif version == 43:
+            count_fmt, entry_size, value_at, offset = "Q", 20, 12, struct.unpack(order + "Q", head[8:16])[0]
+        else:
+            raise ValueError("not a TIFF file")
+        fh.seek(offset)
+        raw = fh.read(struct.calcsize(count_fmt))
+        count = struct.unpack(order + count_fmt, raw)[0] if len(raw) == struct.calcsize(count_fmt) else 0
+        entries = fh.read(entry_size * min(count, 4096))
+    found = {}
+    for at in range(0, len(entries) - entry_size + 1, entry_size):
+        tag, kind = struct.unpack(order + "HH", entries[at:at + 4])
+        if tag in (TIFF_WIDTH, TIFF_HEIGHT) and kind in TIFF_INT_TYPES:
+            fmt = TIFF_INT_TYPES[kind]
+            found[tag] = struct.unpack(order + fmt, entries[at + value_at:at + value_at + struct.calcsize(fmt)])[0]
+    if TIFF_WIDTH not in found or TIFF_HEIGHT not in found:
+        raise ValueError("TIFF file without image size")
+    return found[TIFF_WIDTH], found[TIFF_HEIGHT]
+
+
+def _check_pixels(name: str, width: int, height: int, what: str = "", code: str = "image_too_large") -> None:
+    """Refuse, before anything is decoded, an image or map beyond the one pixel limit every format shares."""
+    if width * height > MAX_PIXELS:
+        raise WorkerError(
+            code,
+            f"{what + ' ' if what else ''}{name} is {width}x{height} pixels, more than Monocle can process "
+            f"({MAX_PIXELS // 1_000_000} megapixels).",
+        )
+
+
+def _cv2_decode(path: Path) -> np.ndarray | None:
+    """Decode with OpenCV from bytes: cv2.imread cannot open every path Python can (it crashes on some)."""
     os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
     import cv2
 
-    data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise WorkerError("image_unreadable", f"Could not read the EXR file {Path(path).name}; it may be corrupt.")
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+
+
+def _from_cv2(data: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """OpenCV's BGR(A) or grey pixels as RGB plus alpha (0..1) when there is a fourth channel."""
     if data.ndim == 2:
-        return np.repeat(data[:, :, None], 3, axis=2), None
+        return data, None
+    if data.shape[2] == 1:
+        return data[:, :, 0], None
     if data.shape[2] == 4:
-        return data[:, :, 2::-1], np.clip(data[:, :, 3].astype(np.float32), 0, 1)
+        alpha = data[:, :, 3].astype(np.float32)
+        if not np.issubdtype(data.dtype, np.floating):
+            alpha /= float(np.iinfo(data.dtype).max)
+        return data[:, :, 2::-1], np.clip(alpha, 0, 1)
     return data[:, :, 2::-1], None
+
+
+def _load_with_cv2(path: Path, size: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """An EXR, or a TIFF that PIL cannot decode (float RGB), checked against the pixel limit first."""
+    _check_pixels(path.name, *size)
+    data = _cv2_decode(path)
+    if data is None:
+        raise WorkerError("image_unreadable", f"Could not read the {kind} file {path.name}; it may be corrupt.")
+    return _from_cv2(data)
+
+
+def _header_size(path: Path, reader: Callable[[Path], tuple[int, int]]) -> tuple[int, int]:
+    try:
+        return reader(path)
+    except (OSError, ValueError, struct.error):
+        raise WorkerError("image_unreadable", f"{path.name} has a broken header; the file looks corrupt.") from None
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
@@ -108,44 +251,21 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if p.stat().st_size == 0:
         raise WorkerError("image_unreadable", f"The image file {name} is empty.")
 
-    focal = None
     with open(p, "rb") as fh:
         magic = fh.read(4)
-    if magic == b"\x76\x2f\x31\x01":  # OpenEXR
-        rgb_raw, alpha = _load_exr(str(p))
+    focal = None
+    if magic == EXR_MAGIC:
+        rgb_raw, alpha = _load_with_cv2(p, _header_size(p, exr_size), "EXR")
         mode = "EXR"
     else:
-        from PIL import Image, ImageOps, UnidentifiedImageError
-
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
-            with Image.open(p) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise WorkerError(
-                        "image_too_large",
-                        f"{name} is {img.width}x{img.height} pixels, more than Monocle can process "
-                        f"({MAX_PIXELS // 1_000_000} megapixels).",
-                    )
-                focal = _exif_focal_35mm(img)
-                img.load()
-                mode = img.mode
-                img = ImageOps.exif_transpose(img)
-                rgb_raw, alpha = _pil_to_arrays(img)
-        except WorkerError:
-            raise
-        except Image.DecompressionBombError:
-            raise WorkerError(
-                "image_too_large", f"{name} is larger than Monocle can process ({MAX_PIXELS // 1_000_000} megapixels)."
-            ) from None
-        except UnidentifiedImageError:
-            if p.suffix.lower() not in SUPPORTED_SUFFIXES:
-                raise WorkerError("image_unsupported", f"{name} is not a supported image type.") from None
-            raise WorkerError("image_unreadable", f"{name} is not a valid image file or is corrupt.") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            log.info("failed to decode %s: %s", p, exc)
-            raise WorkerError(
-                "image_unreadable", f"{name} could not be decoded; the file looks truncated or corrupt."
-            ) from None
+            rgb_raw, alpha, mode, focal = _load_with_pil(p)
+        except WorkerError as exc:
+            if exc.code != "image_unreadable" or magic not in TIFF_MAGICS:
+                raise
+            # float RGB and other TIFF layouts PIL does not know; float is linear, as in EXR
+            rgb_raw, alpha = _load_with_cv2(p, _header_size(p, tiff_size), "TIFF")
+            mode = "TIFF"
 
     rgb = _to_uint8(rgb_raw)
     if rgb.ndim == 2:
@@ -158,6 +278,38 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if alpha is not None and not _has_real_alpha(alpha):
         alpha = None
     return LoadedImage(str(p), np.ascontiguousarray(rgb), alpha, mode, focal)
+
+
+def _load_with_pil(p: Path) -> tuple[np.ndarray, np.ndarray | None, str, float | None]:
+    """Pixels, alpha, PIL mode and EXIF focal length of any format PIL reads, checked against the pixel limit first."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = p.name
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(p) as img:
+            _check_pixels(name, img.width, img.height)
+            focal = _exif_focal_35mm(img)
+            img.load()
+            mode = img.mode
+            img = ImageOps.exif_transpose(img)
+            rgb_raw, alpha = _pil_to_arrays(img)
+            return rgb_raw, alpha, mode, focal
+    except WorkerError:
+        raise
+    except Image.DecompressionBombError:
+        raise WorkerError(
+            "image_too_large", f"{name} is larger than Monocle can process ({MAX_PIXELS // 1_000_000} megapixels)."
+        ) from None
+    except UnidentifiedImageError:
+        if p.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise WorkerError("image_unsupported", f"{name} is not a supported image type.") from None
+        raise WorkerError("image_unreadable", f"{name} is not a valid image file or is corrupt.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        log.info("failed to decode %s: %s", p, exc)
+        raise WorkerError(
+            "image_unreadable", f"{name} could not be decoded; the file looks truncated or corrupt."
+        ) from None
 
 
 def _pil_to_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:  # noqa: ANN001 - PIL image
@@ -202,34 +354,45 @@ def resize_long_side(arr: np.ndarray, max_size: int, interpolation: str = "area"
     return cv2.resize(arr, size, interpolation=interp), scale
 
 
+def _npy_size(path: Path) -> tuple[int, int]:
+    """Width and height of the map in a ``.npy`` file, from its header alone."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(fh)
+    if len(shape) < 2:
+        return (int(np.prod(shape)), 1)
+    return int(shape[1]), int(shape[0])
+
+
 def load_scalar_map(path: str | os.PathLike, what: str, code: str) -> np.ndarray:
     """Load a user-supplied single-channel map (mask or depth) as float32.
 
-    ``.npy`` float arrays, 8/16-bit PNG/TIFF and EXR are accepted.
+    ``.npy`` float arrays, 8/16-bit PNG/TIFF, float TIFF and EXR are accepted, within the images' pixel limit.
     """
     p = Path(path)
     if not p.exists():
         raise WorkerError(code, f"The {what} file {str(p)!r} does not exist.")
     try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
         if p.suffix.lower() == ".npy":
+            _check_pixels(p.name, *_npy_size(p), f"The {what} file", code)
             arr = np.load(p, allow_pickle=False)
-        elif p.suffix.lower() == ".exr":
-            os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-            import cv2
-
-            arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-            if arr is None:
-                raise ValueError("unreadable EXR")
-            if arr.ndim == 3:
-                arr = arr[:, :, 2] if arr.shape[2] >= 3 else arr[:, :, 0]
         else:
-            from PIL import Image
-
-            with Image.open(p) as img:
-                img.load()
-                if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
-                    img = img.convert("L")
-                arr = np.asarray(img)
+            arr = None if magic == EXR_MAGIC else _pil_scalar_map(p, what, code)
+            if arr is None:  # EXR, float TIFF and other TIFF layouts PIL does not know
+                if magic not in (EXR_MAGIC, *TIFF_MAGICS):
+                    raise ValueError("unknown format")
+                _check_pixels(p.name, *(exr_size if magic == EXR_MAGIC else tiff_size)(p), f"The {what} file", code)
+                data = _cv2_decode(p)
+                if data is None:
+                    raise ValueError("OpenCV could not decode it")
+                arr = _from_cv2(data)[0]
+                if arr.ndim == 3:
+                    arr = arr[:, :, 0]  # red
     except WorkerError:
         raise
     except Exception as exc:  # any decoder failure is the same thing for the user
@@ -241,3 +404,19 @@ def load_scalar_map(path: str | os.PathLike, what: str, code: str) -> np.ndarray
     if arr.ndim != 2 or min(arr.shape) < 1:
         raise WorkerError(code, f"The {what} file {p.name} must hold a single-channel 2D map.")
     return arr.astype(np.float32)
+
+
+def _pil_scalar_map(p: Path, what: str, code: str) -> np.ndarray | None:
+    """A map PIL can decode as one channel, or None when PIL does not know the file's layout."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(p) as img:
+            _check_pixels(p.name, img.width, img.height, f"The {what} file", code)
+            img.load()
+            if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
+                img = img.convert("L")
+            return np.asarray(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None

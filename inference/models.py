@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 TASKS = ("depth", "segmentation", "prompt")
 ENV_CACHE = "MONOCLE_MODEL_CACHE"
 ENV_ONLINE = "MONOCLE_ONLINE"
+ENV_HF_OFFLINE = "HF_HUB_OFFLINE"
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
 )
@@ -129,9 +132,43 @@ def default_cache_dir() -> Path:
         return Path(os.environ.get("HF_HUB_CACHE") or os.path.join(home, "hub"))
 
 
+def _env_flag(name: str) -> bool | None:
+    """True, False or None (unset or not a yes/no word) for a yes/no environment variable."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    return None
+
+
+def online_access(requested: bool | None = None) -> bool:
+    """Whether the worker may reach the model hub: the one place that decides it.
+
+    An environment that says offline ($MONOCLE_ONLINE off, or $HF_HUB_OFFLINE on) always wins, so a
+    studio or Blender with online access off can trust that no command goes out; otherwise the
+    command's own request counts, and without one $MONOCLE_ONLINE (default: off).
+    """
+    if _env_flag(ENV_ONLINE) is False or _env_flag(ENV_HF_OFFLINE):
+        return False
+    if requested is not None:
+        return bool(requested)
+    return bool(_env_flag(ENV_ONLINE))
+
+
 def online_from_env() -> bool:
-    """Online access as the Blender side passes it when no flag is given (default: off)."""
-    return os.environ.get(ENV_ONLINE, "").strip().lower() in ("1", "true", "yes", "on")
+    """Online access when a command gives no flag (see :func:`online_access`)."""
+    return online_access(None)
+
+
+def require_online(what: str) -> None:
+    """Refuse, before any connection, a command that needs the network while online access is off."""
+    if not online_access(True):
+        raise WorkerError(
+            "offline",
+            f"Cannot {what} because online access is off; turn on Allow Online Access in Blender's Preferences > "
+            f"System (outside Blender: set {ENV_ONLINE}=1 and unset {ENV_HF_OFFLINE}).",
+        )
 
 
 @dataclass(frozen=True)
@@ -214,7 +251,7 @@ def resolve(
     found = find_cached(spec, cache, revision)
     if found is not None:
         return found
-    if not online:
+    if not online_access(online):
         raise WorkerError(
             "model_missing",
             f"The {role} model {spec} is not downloaded and online access is off: turn on Allow Online Access in "
@@ -248,6 +285,7 @@ def download(
     role: str = "model",
 ) -> ResolvedModel:
     """Fetch ``repo_id`` into the hub cache with byte progress; returns the snapshot."""
+    require_online(f"download the {role} model {repo_id}")
     try:
         from huggingface_hub import HfApi, hf_hub_download
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError

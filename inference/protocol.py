@@ -12,9 +12,13 @@ Everything human-oriented (logs, tracebacks) goes to stderr.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sys
 import threading
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 # Exit codes of ``python -m inference run``.
 EXIT_OK = 0
@@ -62,13 +66,19 @@ class Emitter:
         self._lock = threading.Lock()
 
     def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, **fields}, separators=(",", ":"))
+        payload = {"event": event, **fields}
+        try:
+            line = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # NaN or infinity somewhere: JSON has no such numbers, so they go out as null
+            log.warning("non-finite number in a %r event, sent as null", event)
+            line = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
 
     def progress(self, stage: str, fraction: float, message: str = "") -> None:
-        self.emit("progress", stage=stage, fraction=round(min(max(fraction, 0.0), 1.0), 4), message=message)
+        fraction = min(max(fraction, 0.0), 1.0) if math.isfinite(fraction) else 0.0
+        self.emit("progress", stage=stage, fraction=round(fraction, 4), message=message)
 
     def warning(self, code: str, message: str) -> None:
         self.emit("warning", code=code, message=message)
@@ -78,6 +88,17 @@ class Emitter:
 
     def result(self, path: str) -> None:
         self.emit("result", path=path)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def parse_event(line: str) -> dict[str, Any]:

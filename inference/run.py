@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DEPTH_KINDS = {"metric": "metric", "relative-inverse": "relative_inverse", "relative_inverse": "relative_inverse"}
 MAX_LABELS = 64
+ASPECT_TOLERANCE = 0.02  # width/height of a user's mask or depth map may differ this much from the image's
 
 
 @dataclass
@@ -54,20 +55,30 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
+def _fit_user_map(
+    arr: np.ndarray, shape: tuple[int, int], path: str, what: str, code: str, interpolation: int
+) -> np.ndarray:
+    """A user's mask or depth map at the image's size; a map of another aspect ratio is refused, not stretched."""
+    import cv2
+
+    h, w = shape
+    if arr.shape == (h, w):
+        return arr
+    if abs(arr.shape[1] / arr.shape[0] - w / h) > ASPECT_TOLERANCE:
+        raise WorkerError(
+            code,
+            f"The {what} {Path(path).name} is {arr.shape[1]}x{arr.shape[0]} but the image is {w}x{h}; "
+            "they must have the same aspect ratio.",
+        )
+    return cv2.resize(arr, (w, h), interpolation=interpolation)
+
+
 def _instances_from_mask_file(path: str, shape: tuple[int, int]) -> list[Instance]:
     """A user mask: a binary/soft mask (split into connected parts) or an integer label map."""
     import cv2
 
     arr = load_scalar_map(path, "mask", "mask_unreadable")
-    h, w = shape
-    if arr.shape != (h, w):
-        if abs(arr.shape[1] / arr.shape[0] - w / h) > 0.02:
-            raise WorkerError(
-                "mask_unreadable",
-                f"The mask {Path(path).name} is {arr.shape[1]}x{arr.shape[0]} but the image is {w}x{h}; "
-                "they must have the same aspect ratio.",
-            )
-        arr = cv2.resize(arr, (w, h), interpolation=cv2.INTER_NEAREST)
+    arr = _fit_user_map(arr, shape, path, "mask", "mask_unreadable", cv2.INTER_NEAREST)
     values = np.unique(arr[arr > 0])
     if values.size == 0:
         raise WorkerError("mask_empty", f"The mask {Path(path).name} is empty: it marks no object.")
@@ -166,8 +177,7 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         values = load_scalar_map(opts.depth, "depth", "depth_unreadable")
         if not np.isfinite(values).any():
             raise WorkerError("depth_unreadable", f"The depth file {Path(opts.depth).name} holds no valid values.")
-        values = cv2.resize(values, (full_w, full_h), interpolation=cv2.INTER_LINEAR) if values.shape != (
-            full_h, full_w) else values
+        values = _fit_user_map(values, (full_h, full_w), opts.depth, "depth map", "depth_unreadable", cv2.INTER_LINEAR)
         depth = DepthMap(values.astype(np.float32), kind=DEPTH_KINDS[opts.depth_kind], extra={"source": "file"})
         depth_full = depth.values
     else:

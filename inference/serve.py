@@ -9,7 +9,12 @@ Requests, one JSON object per line on stdin:
   ``args`` is exactly the command line of a one-shot ``python -m inference`` (``run``,
   ``load``, ``engines``, ``models``, ``download``). Requests run one after another.
 - ``{"id": "8", "cancel": "7"}``: stop request 7 at its next progress step (or skip it if queued).
+  Only a queued or running request can be cancelled: a cancel for any other id is answered with a
+  ``cancel_unknown`` warning and forgotten.
 - ``{"id": "9", "shutdown": true}``: answer ``done`` and exit.
+
+An id is a string, a finite number or null. A line that is not a JSON object, is not UTF-8, is longer
+than ``MAX_LINE`` bytes or has another kind of id is answered with a ``bad_request`` error whose id is null.
 
 Events on stdout, one JSON object per line:
 
@@ -27,18 +32,24 @@ closes (Blender quit or crashed); a request running when stdin closes is cancell
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import queue
 import threading
 import time
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from .protocol import EXIT_BAD_INPUT, EXIT_INTERNAL, Emitter, WorkerError
 
 PROTOCOL = 1
 ONE_SHOT_COMMANDS = ("run", "load", "engines", "models", "download")
+MAX_LINE = 1 << 20  # a request is a short command line; a longer line is refused unread
 
 Handler = Callable[[list[str], Emitter], int]
+RequestId = str | int | float | None
+
+log = logging.getLogger(__name__)
 
 
 class RequestEmitter(Emitter):
@@ -68,44 +79,134 @@ def _model_loads() -> int:
     return RUNTIME.loads
 
 
+class _Active:
+    """Requests queued or running, by id: the only ones a cancel can reach."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, list[threading.Event]] = {}
+
+    def add(self, request_id: RequestId) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events.setdefault(_id_key(request_id), []).append(event)
+        return event
+
+    def remove(self, request_id: RequestId, event: threading.Event) -> None:
+        with self._lock:
+            events = self._events.get(_id_key(request_id), [])
+            if event in events:
+                events.remove(event)
+            if not events:
+                self._events.pop(_id_key(request_id), None)
+
+    def cancel(self, request_id: RequestId) -> bool:
+        """Cancel every queued or running request with this id; False when there is none (nothing is kept)."""
+        with self._lock:
+            events = list(self._events.get(_id_key(request_id), []))
+        for event in events:
+            event.set()
+        return bool(events)
+
+
+def _id_key(request_id: RequestId) -> str:
+    return json.dumps(request_id)  # "7" and 7 are different ids
+
+
+def valid_id(value: Any) -> bool:
+    """A request id is a string, a finite number or null: anything else could not be echoed back as JSON."""
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _read_lines(stdin: IO[str]) -> Iterator[str | None]:
+    """The lines of ``stdin``; None for a line too long or not UTF-8 (the rest of it is skipped)."""
+    source: Any = getattr(stdin, "buffer", None) or stdin  # bytes when possible: a bad byte is one bad request
+    newline = b"\n" if source is not stdin else "\n"
+    while True:
+        line = source.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) >= MAX_LINE and not line.endswith(newline):
+            while (rest := source.readline(MAX_LINE)) and not rest.endswith(newline):
+                pass
+            yield None
+            continue
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None
+                continue
+        yield line
+
+
+def _parse_request(line: str) -> tuple[str, Any, Any]:
+    """One request line as (kind, id, payload): kind is "request", "cancel" or "bad" (payload: the message)."""
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):
+        return "bad", None, f"A serve request must be one JSON object per line; got {line[:200]!r}."
+    if not isinstance(request, dict):
+        return "bad", None, f"A serve request must be one JSON object per line; got {line[:200]!r}."
+    request_id = request.get("id")
+    if not valid_id(request_id):
+        return "bad", None, "A request id must be a string, a finite number or null."
+    if "cancel" in request:
+        if not valid_id(request["cancel"]):
+            return "bad", request_id, "A cancel must name a request id: a string, a finite number or null."
+        return "cancel", request_id, request["cancel"]
+    return "request", request_id, request
+
+
 def serve(stdin: IO[str], stdout: IO[str], handler: Handler, idle_timeout: float = 600.0) -> int:
     """Answer requests from ``stdin`` until idle, shut down or stdin closes; returns the exit code (0)."""
     base = Emitter(stdout)
     lock = base._lock
-    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-    cancels: dict[str, threading.Event] = {}
-    cancels_lock = threading.Lock()
+    inbox: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
+    active = _Active()
     closed = threading.Event()
 
-    def cancel_event(request_id: Any) -> threading.Event:
-        with cancels_lock:
-            return cancels.setdefault(str(request_id), threading.Event())
+    def handle_line(line: str | None) -> None:
+        if line is None:
+            inbox.put(("bad", None, f"A serve request must be one line of UTF-8 JSON of at most {MAX_LINE} bytes."))
+            return
+        line = line.strip()
+        if not line:
+            return
+        kind, request_id, payload = _parse_request(line)
+        if kind == "cancel":  # acted on at once, even while a request runs
+            if not active.cancel(payload):
+                RequestEmitter(stdout, lock, request_id, threading.Event(), closed).warning(
+                    "cancel_unknown", f"There is no queued or running request {payload!r} to cancel."
+                )
+            return
+        if kind == "request":
+            payload = (payload, active.add(request_id))
+        inbox.put((kind, request_id, payload))
 
     def read() -> None:
-        for line in stdin:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError
-            except ValueError:
-                inbox.put(("bad", line[:200]))
-                continue
-            if "cancel" in request:  # acted on at once, even while a request runs
-                cancel_event(request["cancel"]).set()
-                continue
-            inbox.put(("request", request))
+        try:
+            for line in _read_lines(stdin):
+                try:
+                    handle_line(line)
+                except Exception:  # one request must never silence the worker
+                    log.exception("serve: could not take a request")
+                    inbox.put(("bad", None, "The serve worker could not read this request."))
+        except Exception:
+            log.exception("serve: reading stdin failed")
         closed.set()
-        inbox.put(("eof", None))
+        inbox.put(("eof", None, None))
 
     threading.Thread(target=read, name="monocle-serve-stdin", daemon=True).start()
     base.emit("ready", protocol=PROTOCOL, pid=os.getpid())
     served = 0
     while True:
         try:
-            kind, payload = inbox.get(timeout=idle_timeout if idle_timeout and idle_timeout > 0 else None)
+            kind, request_id, payload = inbox.get(timeout=idle_timeout if idle_timeout and idle_timeout > 0 else None)
         except queue.Empty:
             base.emit("exit", reason="idle")
             return 0
@@ -113,24 +214,24 @@ def serve(stdin: IO[str], stdout: IO[str], handler: Handler, idle_timeout: float
             base.emit("exit", reason="stdin_closed")
             return 0
         if kind == "bad":
-            base.error("bad_request", f"A serve request must be one JSON object per line; got {payload!r}.")
+            base.emit("error", id=request_id, code="bad_request", message=payload)
             continue
-        request: dict[str, Any] = payload
-        request_id = request.get("id")
-        emit = RequestEmitter(stdout, lock, request_id, cancel_event(request_id), closed)
+        request, cancelled = payload
+        emit = RequestEmitter(stdout, lock, request_id, cancelled, closed)
         if request.get("shutdown"):
             emit.emit("done", exit_code=0, seconds=0.0, loaded=0, model_loads=_model_loads(), requests=served)
             base.emit("exit", reason="shutdown")
             return 0
         t = time.perf_counter()
         before = _model_loads()
-        code = _handle(request, emit, handler)
+        try:
+            code = _handle(request, emit, handler)
+        finally:
+            active.remove(request_id, cancelled)
         served += 1
         after = _model_loads()
         emit.emit("done", exit_code=code, seconds=round(time.perf_counter() - t, 4), loaded=after - before,
                   model_loads=after, requests=served)
-        with cancels_lock:
-            cancels.pop(str(request_id), None)
 
 
 def _handle(request: dict[str, Any], emit: RequestEmitter, handler: Handler) -> int:

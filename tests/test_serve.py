@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import queue
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import worker_env
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from hf_fixtures import build_depth_anything, build_mask2former  # noqa: E402
+from serve_client import Worker  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,50 +23,6 @@ def serve_models(tmp_path_factory) -> dict[str, Path]:
         "depth2": build_depth_anything(root / "depth2", seed=1),
         "seg": build_mask2former(root / "seg", favour="cup"),
     }
-
-
-class Worker:
-    """A serve process; ``events()`` collects stdout events up to a predicate."""
-
-    def __init__(self, ext_dir: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inference", "serve", *args], cwd=ext_dir, env=worker_env(ext_dir),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def send(self, obj: dict | str) -> None:
-        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
-        self.proc.stdin.flush()
-
-    def events(self, until, timeout: float = 300) -> list[dict]:
-        """Events up to and including the first for which ``until(event)`` is true."""
-        out = []
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, "worker exited early:\n" + "".join(self.stderr)
-            event = json.loads(line)  # anything but JSON on stdout is a protocol bug
-            out.append(event)
-            if until(event):
-                return out
-
-    def request(self, request_id: str, args: list[str]) -> list[dict]:
-        self.send({"id": request_id, "args": args})
-        return self.events(lambda e: e["event"] == "done" and e.get("id") == request_id)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -138,7 +90,7 @@ def test_bad_requests_and_shutdown(worker, serve_models, bench_data, tmp_path):
     w = worker()
     w.send("this is not json")
     event = w.events(lambda e: e["event"] == "error")[-1]
-    assert event["code"] == "bad_request" and "id" not in event
+    assert event["code"] == "bad_request" and event["id"] is None
     events = w.request("1", [])
     assert events[0]["code"] == "bad_request" and events[-1]["exit_code"] == 2
     events = w.request("2", ["serve"])
