@@ -29,7 +29,9 @@ SUPPORTED_SUFFIXES = frozenset(
 )
 MIN_SIDE = 8
 CONVERT_BAND_VALUES = 1 << 22  # values converted to 8 bits at a time
-MAX_PIXELS = 250_000_000  # about 16k x 16k: beyond that we refuse instead of swapping the machine to death
+# 200 MP (above every single-shot camera sensor): beyond that we refuse before decoding instead of
+# swapping the machine to death; a float EXR of that size already takes several GB to decode
+MAX_PIXELS = 200_000_000
 EXIF_IFD = 0x8769
 EXIF_FOCAL_35MM = 0xA405
 EXIF_FOCAL = 0x920A
