@@ -28,13 +28,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from . import render
-from .ffd import Lattice
-from .library import SYM_REVOLUTION, SYM_SPHERE
+from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, second_differences, symmetry_basis
 from .match import Camera, Pose
 from .mesh import vertex_normals
-
-REVOLUTION_INTERPOLATION = ("KEY_LINEAR", "KEY_LINEAR", "KEY_BSPLINE")
-FREE_INTERPOLATION = ("KEY_BSPLINE", "KEY_BSPLINE", "KEY_BSPLINE")
 
 
 @dataclass
@@ -71,99 +67,6 @@ class LatticeFit:
     support: np.ndarray = field(repr=False)  # (P,) how strongly the observations tie each control point
     iterations: int = 0
     seconds: float = 0.0
-
-
-# --------------------------------------------------------------------------- symmetry and regularisers
-
-def mirror_axes(vertices: np.ndarray, tolerance: float = 1e-3) -> tuple[int, ...]:
-    """Model axes (0 = x, 1 = y) across which the vertices are mirror images of themselves about their
-    bounding box's centre, within ``tolerance`` of the bounding box diagonal."""
-    v = np.asarray(vertices, dtype=np.float64)
-    lo, hi = v.min(axis=0), v.max(axis=0)
-    size = float(np.linalg.norm(hi - lo)) or 1.0
-    tree = cKDTree(v)
-    out = []
-    for a in (0, 1):
-        m = v.copy()
-        m[:, a] = lo[a] + hi[a] - m[:, a]
-        if float(tree.query(m)[0].max()) <= tolerance * size:
-            out.append(a)
-    return tuple(out)
-
-
-def is_revolution(symmetry: int) -> bool:
-    return symmetry in (SYM_REVOLUTION, SYM_SPHERE)
-
-
-def lattice_for(vertices: np.ndarray, symmetry: int, resolution: tuple[int, int, int] = (4, 4, 4),
-                margin: float = 0.05) -> Lattice:
-    """The rest lattice a template of this symmetry is fitted with: around its vertices, and for a
-    surface of revolution centred on +Z with 2 x 2 points across (linear) and ``resolution[2]`` layers."""
-    if is_revolution(symmetry):
-        return Lattice.around(vertices, (2, 2, resolution[2]), margin, REVOLUTION_INTERPOLATION, axis_centred=True)
-    return Lattice.around(vertices, resolution, margin, FREE_INTERPOLATION)
-
-
-def symmetry_basis(lattice: Lattice, revolution: bool = False, mirrors: tuple[int, ...] = ()) -> np.ndarray:
-    """``(3P, K)`` basis of the allowed flattened offsets (point-major), columns of unit length.
-
-    ``revolution``: per lattice layer along w, a radial scale about the box's w axis and a height offset.
-    ``mirrors``: lattice axes whose mirror image (through the box's centre) the offsets must respect.
-    """
-    p = lattice.num_points
-    idx = lattice.grid_indices()
-    if revolution:
-        radial = lattice.rest_points() - lattice.origin
-        radial[:, 2] = 0.0
-        cols = []
-        for k in range(lattice.resolution[2]):
-            layer = idx[:, 2] == k
-            r = np.zeros((p, 3))
-            r[layer] = radial[layer]
-            h = np.zeros((p, 3))
-            h[layer, 2] = 1.0
-            cols += [r.ravel(), h.ravel()]
-        basis = np.stack(cols, axis=1)
-        return basis / np.linalg.norm(basis, axis=0)
-    n = np.asarray(lattice.resolution)
-    group = [np.eye(3 * p)]
-    for a in mirrors:  # reflections commute: the group is every product of them
-        flip = idx.copy()
-        flip[:, a] = n[a] - 1 - flip[:, a]
-        target = flip[:, 0] + n[0] * (flip[:, 1] + n[1] * flip[:, 2])
-        sign = np.ones(3)
-        sign[a] = -1.0
-        g = np.zeros((3 * p, 3 * p))
-        rows = (3 * target[:, None] + np.arange(3)).ravel()
-        cols = (3 * np.arange(p)[:, None] + np.arange(3)).ravel()
-        g[rows, cols] = np.tile(sign, p)
-        group += [g @ h for h in group]
-    projector = sum(group) / len(group)
-    vals, vecs = np.linalg.eigh(0.5 * (projector + projector.T))
-    return vecs[:, vals > 0.5]
-
-
-def second_differences(lattice: Lattice) -> np.ndarray:
-    """``(R, 3P)`` operator: second differences of the offsets along every lattice axis (zero for affine fields)."""
-    idx = lattice.grid_indices()
-    n = np.asarray(lattice.resolution)
-    flat = idx[:, 0] + n[0] * (idx[:, 1] + n[1] * idx[:, 2])
-    rows = []
-    for a in range(3):
-        step = np.zeros(3, dtype=np.int64)
-        step[a] = 1
-        inner = (idx[:, a] >= 1) & (idx[:, a] <= n[a] - 2)
-        centre = flat[inner]
-        prev = centre - int(step @ [1, n[0], n[0] * n[1]])
-        nxt = centre + int(step @ [1, n[0], n[0] * n[1]])
-        for c in range(3):
-            d = np.zeros((centre.size, 3 * lattice.num_points))
-            r = np.arange(centre.size)
-            d[r, 3 * prev + c] = 1.0
-            d[r, 3 * centre + c] = -2.0
-            d[r, 3 * nxt + c] = 1.0
-            rows.append(d)
-    return np.vstack(rows) if rows else np.zeros((0, 3 * lattice.num_points))
 
 
 def manifold_edges(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

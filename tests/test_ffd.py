@@ -77,7 +77,7 @@ def test_blender_lattice_matches_numpy(tmod, resolution, interpolation, strength
     assert np.allclose(points + strength * w @ lattice.offsets, lattice.deform(points, strength))
 
 
-def _smooth_lattice(ffd_fit, lattice, basis: np.ndarray, scale: float, amplitude: float, seed: int):
+def _smooth_lattice(lattice, basis: np.ndarray, scale: float, amplitude: float, seed: int):
     """A lattice displaced by a random smooth (affine + quadratic) field projected onto ``basis``,
     its largest control point offset ``amplitude`` of ``scale``."""
     rng = np.random.default_rng(seed)
@@ -110,14 +110,14 @@ def test_fit_recovers_known_lattice(tmod, name, seed):
     rendered as mask and depth (trust 1), is recovered: the control points the observations tie down
     (support at least a tenth of the best tied point's; at least 60 % of them) within 2 % of the object's
     size, and the silhouette IoU at least 0.98 where the rigid template scores below 0.97."""
-    ffd_fit = tmod["ffd_fit"]
+    ffd, ffd_fit = tmod["ffd"], tmod["ffd_fit"]
     template = tmod["library"].bundled_library().get(name)
     v = template.vertices.astype(np.float64)
     scale = float(np.linalg.norm(np.ptp(v, axis=0)))
-    lattice = ffd_fit.lattice_for(v, template.symmetry)
-    revolution = ffd_fit.is_revolution(template.symmetry)
-    basis = ffd_fit.symmetry_basis(lattice, revolution, () if revolution else ffd_fit.mirror_axes(v))
-    truth = _smooth_lattice(ffd_fit, lattice, basis, scale, 0.05, seed)
+    lattice = ffd.lattice_for(v, template.symmetry)
+    revolution = ffd.is_revolution(template.symmetry)
+    basis = ffd.symmetry_basis(lattice, revolution, () if revolution else ffd.mirror_axes(v))
+    truth = _smooth_lattice(lattice, basis, scale, 0.05, seed)
     view, pose = _view_of(tmod, template, truth.deform(v))
     fit = ffd_fit.fit_lattice(v, template.triangles, pose, view.camera, view.mask, view.zdepth, 1.0,
                               template.symmetry)
@@ -174,7 +174,7 @@ def test_fit_keeps_mirror_plane(tmod, name, axis):
 
     template = tmod["library"].bundled_library().get(name)
     v = template.vertices.astype(np.float64)
-    assert ffd_fit.mirror_axes(v) == (axis,)
+    assert ffd.mirror_axes(v) == (axis,)
     scale = float(np.linalg.norm(np.ptp(v, axis=0)))
     view, pose = _view_of(tmod, template, _free_random_target(ffd, v, 4))
     fit = ffd_fit.fit_lattice(v, template.triangles, pose, view.camera, view.mask, view.zdepth, 1.0,
