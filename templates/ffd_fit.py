@@ -204,7 +204,8 @@ def fit_lattice(
     model to camera space) to the object's ``mask`` (H, W) and optional ``depth`` (H, W, distance
     along the camera axis in the pose's units, 0 or non-finite where unknown), the depth weighted by
     ``depth_trust`` in [0, 1] (0 ignores it). ``symmetry`` is the template's library code; mirror
-    planes are detected. ``lattice`` gives the rest lattice (default: ``lattice_for``)."""
+    planes are detected. ``lattice`` gives the rest lattice (default: ``lattice_for``, whose layout the
+    symmetry bases assume). With (almost) no mask the rest lattice comes back with IoU 0."""
     t0 = time.perf_counter()
     cfg = settings or FitSettings()
     v0 = np.asarray(vertices, dtype=np.float64)
@@ -215,6 +216,8 @@ def fit_lattice(
     basis = scale * symmetry_basis(lat, is_revolution(symmetry), mirrors)
     diff = second_differences(lat) @ basis / scale
     reg = cfg.smoothness * diff.T @ diff + cfg.magnitude * basis.T @ basis / scale**2
+    if int(np.count_nonzero(mask)) < 16:
+        return LatticeFit(lat, 0.0, float("inf"), float("nan"), 0.0, 0.0, np.zeros(lat.num_points))
     w_all = lat.weights(v0)
     edges, edge_faces = manifold_edges(tris)
     field_ = _MaskField(mask, cfg.grid, cfg.max_outline_points)
