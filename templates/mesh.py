@@ -344,8 +344,7 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     v = np.asarray(vertices, dtype=np.float64)
     t = np.asarray(triangles, dtype=np.int64)
     fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    out = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(out, t[:, k], fn)
+    idx = t.T.ravel()
+    out = np.stack([np.bincount(idx, np.tile(fn[:, c], 3), minlength=len(v)) for c in range(3)], axis=1)
     norm = np.linalg.norm(out, axis=1, keepdims=True)
     return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
