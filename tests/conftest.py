@@ -62,6 +62,11 @@ def fresh_file():
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
 
 
+def read_depth(path: Path):
+    """A result's depth map through the extension's own reader (an estimate is stored as float16 about an offset)."""
+    return importlib.import_module(MODULE + ".inference.depthfile").load_depth_file(path)
+
+
 def worker_env(ext: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ext)
