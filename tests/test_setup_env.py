@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,8 @@ def learned(ext_dir) -> dict:
     python = setup_env.env_python(target)
     if python.exists():
         return {"target": target, "python": python, "events": None}
+    shutil.rmtree(target.parent, ignore_errors=True)
+    _tiny_env(target)  # the set-up replaces a previous environment
     t = time.perf_counter()
     code, events, stderr = run_worker(ext_dir, "setup-env", str(target), "--device", "cpu", timeout=3000,
                                       MONOCLE_TORCH_INDEX="pypi")
@@ -90,7 +93,7 @@ def test_setup_env_events_and_check(learned, ext_dir):
         fractions = [e["fraction"] for e in progress]
         assert fractions == sorted(fractions) and fractions[-1] == 1.0
         assert events[-1]["event"] == "result" and events[-1]["path"] == str(learned["python"])
-        assert not _leftovers(learned["target"])
+        assert not _leftovers(learned["target"]) and not list(learned["target"].rglob("still_here.py"))
     # the Check, in the new environment: everything a learned run imports, at exactly the pins
     code, events, _ = _run_in(learned["python"], ext_dir, "engines")
     engines = {e["name"]: e for e in events[0]["engines"]}
@@ -256,6 +259,18 @@ def test_a_folder_that_is_not_an_environment_is_refused(ext_dir, tmp_path):
     code, events, _ = run_worker(ext_dir, "setup-env", str(target), "--device", "cpu")
     assert code != 0 and events[-1]["code"] == "bad_argument" and "not a Python environment" in events[-1]["message"]
     assert (target / "thesis.txt").read_text() == "keep me" and not _leftovers(target)
+
+
+def test_swap_rolls_back_when_the_new_environment_does_not_run(tmp_path):
+    target = _tiny_env(tmp_path / "env")
+    broken = tmp_path / ".env.setup-1"
+    broken.mkdir()
+    (broken / "pyvenv.cfg").write_text("home = /nowhere\n")
+    with pytest.raises(WorkerError) as err:
+        setup_env.swap_in(broken, target)
+    assert err.value.code == "swap_failed" and "previous environment is unchanged" in err.value.message
+    assert _tiny_env_works(target) and (broken / "pyvenv.cfg").is_file()
+    assert [p.name for p in _leftovers(target)] == [broken.name]  # the caller removes its own folder
 
 
 def _env_without(tmp_path: Path, hidden: set[str]) -> Path:
