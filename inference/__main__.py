@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="warm worker: one JSON request per line on stdin")
     serve.add_argument("--idle-timeout", type=float, default=600.0,
                        help="exit after this many seconds without a request (0: never)")
+    from .setup_env import add_arguments as add_setup_arguments
+
+    add_setup_arguments(sub.add_parser("setup-env", help="make the learned engine's Python environment (pinned "
+                                       "torch, transformers and the worker's packages), with progress events"))
     return parser
 
 
@@ -104,6 +108,10 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
 
             emit.emit("engines", engines=list_engines())
             return EXIT_OK
+        if args.command == "setup-env":
+            from .setup_env import main as setup_env
+
+            return setup_env(args, emit)
         if args.command == "models":
             from .models import default_cache_dir, model_table
 

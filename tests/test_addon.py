@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import addon_utils
 import bpy
 from conftest import MODULE
@@ -94,9 +96,10 @@ def test_clear_cache_frees_space(tmp_path):
 def test_ml_environment_setup_needs_online_access():
     assert not bpy.app.online_access
     assert not bpy.ops.monocle.setup_ml_env.poll()
-    ml_env = __import__(MODULE + ".operators.ml_env", fromlist=["setup_steps"])
-    steps = ml_env.setup_steps(ml_env.env_dir())
-    # a venv in the extension's user folder, never Blender's own Python or the add-on folder
+    ml_env = __import__(MODULE + ".operators.ml_env", fromlist=["SetupJob"])
+    job = ml_env.SetupJob(ml_env.env_dir(), "auto")
+    # a venv in the extension's user folder, made by `python -m inference setup-env` run by Blender's own
+    # Python, which itself never gets a package
     assert str(ml_env.env_dir()).startswith(bpy.utils.extension_path_user(MODULE))
-    assert steps[0][1:3] == ["-m", "venv"] and steps[-1][-2:] == ["torch", "transformers"]
-    assert all(step[0] == str(ml_env.env_python(ml_env.env_dir())) for step in steps[1:])
+    assert job.cmd == [sys.executable, "-m", "inference", "setup-env", str(ml_env.env_dir()), "--device", "auto"]
+    assert ml_env.run_headless(None, "cpu", echo=lambda line: None) == 1  # refused: nothing downloaded

@@ -1,6 +1,7 @@
 """Inference engines: each turns an RGB image into instances (masks, labels,
 scores) and a depth map. Engines import their heavy dependencies lazily so that
-``python -m inference engines`` can report what is missing instead of crashing.
+``python -m inference engines`` can report what is missing instead of crashing; it imports
+everything a run of each engine imports, so "available" means a run works.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import numpy as np
+
+from ..learned_env import PINS
 
 ProgressFn = Callable[[str, float, str], None]
 
@@ -51,80 +54,101 @@ class Engine(Protocol):
     def settings(self) -> dict[str, Any]: ...
 
 
-def _module_version(name: str) -> str | None:
-    if importlib.util.find_spec(name) is None:
-        return None
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+# Import name -> distribution, for naming what is missing in words a user can pip-install.
+DISTRIBUTIONS = {p.module: p.dist for p in PINS} | {"yaml": "pyyaml", "skimage": "scikit-image"}
 
-        dist = {"cv2": "opencv-python-headless", "skimage": "scikit-image", "PIL": "pillow"}.get(name, name)
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            if name == "cv2":
-                return version("opencv-python")
-            raise
-    except Exception:
-        return "unknown"
-
-
-def _describe(name: str, description: str, modules: dict[str, str], devices: list[str]) -> dict[str, Any]:
-    versions = {pkg: _module_version(mod) for mod, pkg in modules.items()}
-    missing = [pkg for pkg, ver in versions.items() if ver is None]
-    return {
-        "name": name,
-        "description": description,
-        "available": not missing,
-        "missing": missing,
-        "versions": {k: v for k, v in versions.items() if v is not None},
-        "devices": devices if not missing else [],
-        "message": (
-            "Ready."
-            if not missing
-            else "Needs the Python packages " + ", ".join(missing) + " in the inference interpreter."
-        ),
-    }
-
-
-CLASSIC_MODULES = {"numpy": "numpy", "cv2": "opencv-python-headless", "skimage": "scikit-image", "PIL": "pillow"}
+# What a run imports, in the order a run imports it: the packages first (each missing one is named),
+# then the worker's own modules and the submodules they load, which bring the packages' own
+# dependencies (tokenizers, safetensors, ...) in with them.
+CLASSIC_IMPORTS = ("numpy", "cv2", "PIL", "..run", ".classic")
+LEARNED_IMPORTS = (
+    *(p.module for p in PINS if p.module not in ("torch", "transformers")), "torch", "transformers",
+    "scipy.optimize",  # transformers' Mask2Former cannot be built without it
+    "transformers.modeling_utils", "transformers.image_processing_utils", "..run", "..models", ".hf",
+)
 TRANSFORMERS_MODULES = {"torch": "torch", "transformers": "transformers"}
 
 
+def _dist(module: str) -> str:
+    return DISTRIBUTIONS.get(module.split(".")[0], module.split(".")[0])
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in (dist, "opencv-python") if dist == "opencv-python-headless" else (dist,):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            pass
+    return None
+
+
+def _import_problem(modules: tuple[str, ...]) -> tuple[list[str], str | None]:
+    """(missing distributions, failure) of importing ``modules`` as a run does.
+
+    Every package not installed is listed at once; when all are there, each module is imported for
+    real, so a missing dependency of a dependency or a broken binary is found here and not by the
+    first reconstruction.
+    """
+    tops = [m for m in modules if not m.startswith(".") and "." not in m]
+    missing = [_dist(m) for m in tops if importlib.util.find_spec(m) is None]
+    if missing:
+        return missing, None
+    for module in modules:
+        try:
+            importlib.import_module(module, __package__)
+        except ImportError as exc:
+            if exc.name and exc.name.split(".")[0] != "inference":
+                return [_dist(exc.name)], None
+            return [], f"{module} cannot be imported ({exc})"
+        except Exception as exc:  # a broken install (DLL clash, wrong architecture)
+            return [], f"{module.lstrip('.')} is installed but cannot be loaded ({type(exc).__name__}: {exc})"
+    return [], None
+
+
+def _describe(name: str, description: str, modules: tuple[str, ...]) -> dict[str, Any]:
+    dists = dict.fromkeys(_dist(m) for m in modules if not m.startswith(".") and "." not in m)
+    versions = {d: v for d in dists if (v := _version(d)) is not None}
+    missing, failure = _import_problem(modules)
+    if missing:
+        packages = "package " + missing[0] if len(missing) == 1 else "packages " + ", ".join(missing)
+        message = f"Needs the Python {packages} in the inference interpreter."
+    elif failure:
+        message = f"The inference interpreter's {failure}; reinstall it."
+    else:
+        message = "Ready."
+    return {"name": name, "description": description, "available": not (missing or failure), "missing": missing,
+            "versions": versions, "devices": ["cpu"] if not (missing or failure) else [], "message": message}
+
+
 def list_engines() -> list[dict[str, Any]]:
-    """Describe every engine; only torch is imported (to list GPUs), and only when installed."""
-    engines = [
-        _describe(
-            "classic",
-            "Offline engine: automatic foreground extraction and silhouette-based depth (numpy, OpenCV, scikit-image).",
-            CLASSIC_MODULES,
-            ["cpu"],
-        ),
-    ]
-    engines.append(_describe_transformers())
-    return engines
+    """Describe every engine by importing everything its run imports, so "available" means a run works."""
+    classic = _describe(
+        "classic",
+        "Offline engine: automatic foreground extraction and silhouette-based depth (numpy, OpenCV, Pillow).",
+        CLASSIC_IMPORTS,
+    )
+    return [classic, _describe_transformers()]
 
 
 MIN_TRANSFORMERS = (4, 45)  # Depth Anything V2 and the v5-style processors Monocle relies on
 
 
 def _describe_transformers() -> dict[str, Any]:
-    """The learned engine's entry: what is missing in plain words, and the devices torch sees.
-
-    Imports torch (about a second) but not transformers, so a broken torch install is
-    reported here instead of failing the first reconstruction.
-    """
+    """The learned engine's entry: what is missing in one sentence, and the devices torch sees."""
     info = _describe(
         "transformers",
         "Learned depth (Depth Anything V2) and segmentation (Mask2Former, CLIPSeg prompts) with PyTorch and "
         "Hugging Face transformers.",
-        TRANSFORMERS_MODULES,
-        ["cpu"],
+        LEARNED_IMPORTS,
     )
-    if info["missing"]:
-        info["message"] = (
-            "Needs the Python packages " + " and ".join(info["missing"]) + " in the inference interpreter: set up "
-            "the ML environment in Monocle's preferences, or point Inference Python at a Python that has them."
-        )
+    if not info["available"]:
+        if info["missing"]:
+            info["message"] = info["message"][:-1] + (
+                ": use Set Up Learned Engine in Monocle's preferences (or `python -m inference setup-env DIR`), "
+                "or point Inference Python at a Python that has it."
+            )
         return info
     version = info["versions"].get("transformers", "0")
     try:
@@ -138,19 +162,10 @@ def _describe_transformers() -> dict[str, Any]:
             "or newer in the inference interpreter.",
         )
         return info
-    try:
-        from .hf import available_devices
+    from .hf import available_devices
 
-        devices = available_devices()
-    except Exception as exc:  # a torch that cannot load (DLL clash, wrong architecture)
-        info.update(
-            available=False, devices=[],
-            message=f"torch is installed but cannot be loaded ({type(exc).__name__}: {exc}); reinstall it in the "
-            "inference interpreter.",
-        )
-        return info
-    info["devices"] = devices
-    info["message"] = "Ready; runs on " + ", ".join(d.upper() for d in devices) + "."
+    info["devices"] = available_devices()
+    info["message"] = "Ready; runs on " + ", ".join(d.upper() for d in info["devices"]) + "."
     return info
 
 
