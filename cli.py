@@ -21,6 +21,7 @@ from .batch import files
 from .batch.inputs import InputError, collect, parse_shard, shard
 from .batch.run import Batch, BatchOptions, cpu_and_memory_jobs
 from .geometry import MeshSettings
+from .inference.learned_env import DEVICES
 
 FORMATS = ("glb", "obj", "fbx", "usd", "blend")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--overwrite", action="store_true", help="redo inputs whose output already exists")
     rec.add_argument("--cold-worker", action="store_true",
                      help="start a fresh worker per input instead of reusing warm ones (slower; isolates inputs)")
+    env = sub.add_parser("setup-env", help="set up the learned engine's Python environment (needs --online-mode)",
+                         description="Make the learned engine's environment (pinned torch, transformers and what the "
+                                     "worker imports) and make it Monocle's inference Python.")
+    env.add_argument("dir", nargs="?", default=None, metavar="DIR", help="default: ml-env in Monocle's user folder")
+    env.add_argument("--device", choices=DEVICES, default="auto")
     return parser
 
 
@@ -187,6 +193,10 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "setup-env":
+            from .operators.ml_env import run_headless
+
+            return run_headless(args.dir, args.device, echo=lambda line: print(line, file=sys.stderr, flush=True))
         options, sources = options_from_args(args)
         if options.shard and not sources:
             print(f"monocle: shard {args.shard} of {options.total_inputs} inputs is empty", file=sys.stderr)

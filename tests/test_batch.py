@@ -345,3 +345,10 @@ def test_shard_runs_only_its_slice(tmp_path):
     assert [len(r["items"]) for r in reports] == [2, 1] and reports[0]["inputs_total"] == 3
     assert sorted(p.name for p in out.glob("*.glb")) == ["p0.glb", "p1.glb", "p2.glb"]
 
+
+
+def test_setup_env_command_respects_online_access(tmp_path, capsys):
+    """``blender -b -c monocle setup-env`` downloads nothing unless Blender runs with online access."""
+    assert not bpy.app.online_access
+    assert cli().main(["setup-env", str(tmp_path / "env")]) == 1
+    assert "--online-mode" in capsys.readouterr().err and not (tmp_path / "env").exists()
