@@ -100,15 +100,22 @@ def test_worker_killed_from_outside(big_photo):
     rec, pipe, prefs = _mods()
     inference = _start(pipe, big_photo, max_size=4000)
     run = rec.ModalRun(inference, bpy.context)
-    time.sleep(0.3)
+    status = bpy.context.window_manager.monocle_status
+    # kill it while it works on the request (a warm worker killed before answering is retried, by design)
+    deadline = time.monotonic() + 60
+    while status.stage == "Starting" and time.monotonic() < deadline:
+        assert run.tick(bpy.context) is False
+        time.sleep(0.02)
     os.kill(inference.job.pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
-    with pytest.raises(Exception) as info:
-        while time.monotonic() < deadline:
-            if run.tick(bpy.context):
-                break
-            time.sleep(0.05)
-    run.close(bpy.context)
+    try:
+        with pytest.raises(Exception) as info:
+            while time.monotonic() < deadline:
+                if run.tick(bpy.context):
+                    break
+                time.sleep(0.05)
+    finally:
+        run.close(bpy.context)
     assert getattr(info.value, "code", None) == "worker_crashed"
     assert "killed" in str(info.value)
     assert not bpy.data.objects and _scratch_files(prefs) == []

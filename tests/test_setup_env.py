@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODULE, run_worker, worker_env
+from conftest import MODULE, read_depth, run_worker, worker_env
 from hf_fixtures import build_depth_anything, build_mask2former
 
 learned_env = importlib.import_module(MODULE + ".inference.learned_env")
@@ -156,14 +156,14 @@ def test_photo_reconstructs_through_the_new_environment(learned, ext_dir, bench_
     assert code == 0 and events[-1]["event"] == "result", stderr[-3000:]
     result = json.loads((tmp_path / "new" / "result.json").read_text())
     width, height = result["image"]["width"], result["image"]["height"]
-    new = np.load(tmp_path / "new" / result["depth"]["file"])
+    new = read_depth(tmp_path / "new" / result["depth"]["file"])
     assert new.shape == (height, width) and np.isfinite(new).all() and new.std() > 0
     assert result["engine"]["runtime"]["segmentation"] == "model"  # Mask2Former ran (it needs scipy)
     assert result["instances"] and {inst["extra"]["class_name"] for inst in result["instances"]} == {"dining table"}
     code, _, stderr = run_worker(ext_dir, *args, "--out", str(tmp_path / "dev"), timeout=300)
     assert code == 0, stderr[-3000:]
     dev_result = json.loads((tmp_path / "dev" / "result.json").read_text())
-    dev = np.load(tmp_path / "dev" / dev_result["depth"]["file"])
+    dev = read_depth(tmp_path / "dev" / dev_result["depth"]["file"])
     np.testing.assert_allclose(new, dev, rtol=1e-4, atol=1e-4 * float(np.abs(dev).max()))
     assert [i["area"] for i in result["instances"]] == [i["area"] for i in dev_result["instances"]]
 
