@@ -281,7 +281,7 @@ def place_template(
     shaped by its fitted lattice (``fits``: one per match; None: unfitted lattices)."""
     created = created or Created()
     match = result.matches[index]
-    if fits is None:
+    if fits is None or len(fits) != len(result.matches):
         fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material

@@ -24,6 +24,12 @@ DEPTH_TRUST = {
 }
 
 
+# The fit's weights as placed: with depth trusted fully the depth term outweighs the outline five to
+# one (a revolution or mirror lattice cannot move the template's axis, so an outline that disagrees
+# with the rigid pose would otherwise pull the seen front off the depth map).
+FIT_SETTINGS = FitSettings(depth_weight=5.0)
+
+
 def depth_trust(depth_kind: str, depth_source: str = "") -> float:
     """Trust in a worker result's depth: ``depth_kind`` as in ``result.json`` (``metric`` or
     ``relative_inverse``), ``depth_source`` ``file`` for a user map, else the engine's name."""
@@ -50,7 +56,7 @@ def fit_match(match: Match, library: TemplateLibrary, camera: Camera, mask: np.n
     tpl = library.get(match.template, match.source)
     depth = rescaled_depth(zdepth, mask, match.depth_scale) if trust > 0 else None
     return fit_lattice(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, trust, tpl.symmetry,
-                       settings=settings)
+                       settings=settings or FIT_SETTINGS)
 
 
 def fit_matches(result: MatchResult, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
