@@ -15,7 +15,8 @@ protocol) from this checkout; every build through the installed extension in ``b
   modes: ``oracle`` (GT mask + Z pass as metric depth: the mesh builder alone), each available
   engine (``classic``; ``transformers`` when a depth model is in the local model cache), and each of
   those followed by the template blend at the panel's default weight (``<mode>+template``: the
-  operator's own ``apply_templates`` after ``build_from_result``). Scored in the GT-10 frame
+  operator's own ``apply_templates`` after ``build_from_result``, its fitted lattice at Fit 1) and
+  the same blend with the template rigid (``<mode>+rigid``: Fit 0). Scored in the GT-10 frame
   (bench/metrics.py), with and without a scale + rigid ICP alignment. Templates are reported apart
   from the third-party meshes: a template retrieving itself is the easy case.
 
@@ -23,6 +24,10 @@ Writes quality.json, quality.md and two PNG plots into bench/results (or ``--res
 or partial (``--only``) run writes into bench/results/quick instead, so it never replaces the full
 results that docs/benchmarks.md shows. Metric definitions: bench/metrics.py and
 ../shared/bench-data/METRICS.md.
+
+``--meshes DIR`` takes the meshes from DIR instead (e.g. ``../shared/bench-data/meshes/category``,
+whose sub-folders name each object's template category: the templates placed are then counted
+right, wrong-category or none), ``--set meshes`` leaves out the bundled templates.
 """
 
 from __future__ import annotations
@@ -276,12 +281,22 @@ def bench_depth(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, 
 # --------------------------------------------------------------------------- 3D: scenes and renders
 
 
-def subjects(quick: bool, module) -> list[dict]:  # noqa: ANN001 - the installed extension
-    """The test objects: the bench meshes (files), then the bundled templates (polygon arrays read from
-    assets/templates.blend the way the template blend reads them)."""
-    files = sorted(p for p in (DATA / "meshes").rglob("*") if p.suffix in (".obj", ".ply"))
-    out = [{"name": p.stem, "set": "meshes", "source": str(p.relative_to(DATA)), "path": p}
-           for p in files if not quick or p.stem in QUICK_MESHES]
+def _mesh_category(path: Path) -> str | None:
+    """The template category a bench mesh belongs to: its folder's name under a ``category`` folder."""
+    return path.parent.name if path.parent.parent.name == "category" else None
+
+
+def subjects(quick: bool, module, meshes: Path = DATA / "meshes",  # noqa: ANN001 - the installed extension
+             sets: tuple[str, ...] = ("meshes", "templates")) -> list[dict]:
+    """The test objects: the bench meshes (files under ``meshes``), then the bundled templates (polygon
+    arrays read from assets/templates.blend the way the template blend reads them)."""
+    files = sorted(p for p in meshes.rglob("*") if p.suffix in (".obj", ".ply")) if "meshes" in sets else []
+    if quick and any(p.stem in QUICK_MESHES for p in files):
+        files = [p for p in files if p.stem in QUICK_MESHES]
+    out = [{"name": p.stem, "set": "meshes", "source": str(p.relative_to(DATA) if p.is_relative_to(DATA) else p),
+            "path": p, "category": _mesh_category(p)} for p in files]
+    if "templates" not in sets:
+        return out
     tl = importlib.import_module(module.__name__ + ".scene.template_library")
     blend = importlib.import_module(module.__name__ + ".templates.library").BUNDLED_BLEND
     with tl.linked_objects(blend) as objects:
@@ -499,7 +514,8 @@ def _worker_seconds(result: dict, wall: float) -> dict:
 
 def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict) -> dict:
     """Build one worker result as the operator does, score it, then blend templates over the same build
-    (the operator's ``apply_templates`` at the default weight) and score that: {mode: scores}."""
+    (the operator's ``apply_templates`` at the default weight) and score that, fitted (Fit 1, the
+    default) and rigid (Fit 0): {mode: scores}."""
     import bpy
 
     build, apply_templates = modules["build"], modules["apply_templates"]
@@ -524,26 +540,36 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
         note = None
     t_tpl = time.perf_counter() - t
     matches = [{"template": r.result.matches[0].template if r.result.matches else None,
+                "category": r.result.matches[0].category if r.result.matches else None,
                 "score": round(r.result.matches[0].score, 4) if r.result.matches else None,
-                "accepted": r.result.accepted, "placed": r.object is not None} for r in blended]
+                "accepted": r.result.accepted, "placed": r.object is not None,
+                **({"fit_iou": round(r.fits[0].iou, 4), "fit_displacement": round(r.fits[0].displacement, 4),
+                    "fit_s": round(sum(f.seconds for f in r.fits), 3)} if r.fits else {})} for r in blended]
     placed = {r.source.name: r.object for r in blended if r.object is not None}
-    tpl: dict = {"templates": matches, **({"note": note} if note else {})}
-    if placed:
-        shown = [placed.get(o.name, o) for o in report.objects]
-        pred_v, sizes, loops, closed = _collect(shown, to_gt)
-        t = time.perf_counter()
-        tpl.update({"closed": closed, "objects": len(shown), "vertices": int(len(pred_v)),
-                    **_score(pred_v, sizes, loops, closed, gt, view)})
-        metrics_s = time.perf_counter() - t
-    else:  # nothing blended: the operator leaves the reconstruction as it is, so are its scores
-        tpl.update({k: v for k, v in plain.items() if k not in ("seconds", "build_timings")})
-        metrics_s = 0.0
-    tpl["seconds"] = {**base, "template": round(t_tpl, 3), "metrics": round(metrics_s, 3)}
-    modes[f"{engine}+template"] = tpl
+    for mode, fit in ((f"{engine}+template", 1.0), (f"{engine}+rigid", 0.0)):
+        tpl: dict = {"templates": matches, **({"note": note} if note else {})}
+        if placed:
+            for obj in placed.values():
+                obj[modules["fit_prop"]] = fit
+                obj.update_tag()
+            bpy.context.view_layer.update()
+            shown = [placed.get(o.name, o) for o in report.objects]
+            pred_v, sizes, loops, closed = _collect(shown, to_gt)
+            t = time.perf_counter()
+            tpl.update({"closed": closed, "objects": len(shown), "vertices": int(len(pred_v)),
+                        **_score(pred_v, sizes, loops, closed, gt, view)})
+            metrics_s = time.perf_counter() - t
+        else:  # nothing blended: the operator leaves the reconstruction as it is, so are its scores
+            tpl.update({k: v for k, v in plain.items() if k not in ("seconds", "build_timings")})
+            metrics_s = 0.0
+        tpl["seconds"] = {**base, "template": round(t_tpl, 3), "metrics": round(metrics_s, 3)}
+        modes[mode] = tpl
     return modes
 
 
-def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, list[str]]) -> dict:
+def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, list[str]],
+             meshes: Path = DATA / "meshes", sets: tuple[str, ...] = ("meshes", "templates"),
+             weight: float | None = None) -> dict:
     import blender_env
 
     PROFILES.append(blender_env.use_profile())  # a throw-away Blender profile (with the wheels: hundreds of MB)
@@ -556,13 +582,15 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "build": importlib.import_module(module.__name__ + ".scene.build"),
         "apply_templates": importlib.import_module(module.__name__ + ".operators.reconstruct").apply_templates,
         "settings": geometry.MeshSettings(),
-        # the panel's default, read from the registered property
-        "weight": float(bpy.context.scene.monocle.bl_rna.properties["template_weight"].default),
+        # the panel's default, read from the registered property, unless told otherwise
+        "weight": float(bpy.context.scene.monocle.bl_rna.properties["template_weight"].default
+                        if weight is None else weight),
+        "fit_prop": importlib.import_module(module.__name__ + ".scene.template_lattice").FIT_PROP,
     }
     views = VIEWS[:1] if quick else VIEWS
     runs = {"oracle": None, **engines}  # None: the oracle's args depend on the render
     items = []
-    for subject in subjects(quick, module):
+    for subject in subjects(quick, module, meshes, sets):
         t = time.perf_counter()
         try:
             scene, obj = _setup_scene(subject, ingest)
@@ -587,7 +615,8 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         for vi, (folder, cam_matrix, z) in enumerate(renders):
             view = _view(gt, cam_matrix, z)
             item: dict = {"item": f"{subject['name']} v{vi}", "object": subject["name"], "set": subject["set"],
-                          "source": subject["source"], "view": vi, "gt_closed": gt["closed"],
+                          "source": subject["source"], "category": subject.get("category"), "view": vi,
+                          "gt_closed": gt["closed"],
                           "mask_pixels": int(view["mask"].sum()),
                           "gt_visible_fraction": round(view["visible_fraction"], 3),
                           "render_s": round(t_render, 3)}
@@ -611,7 +640,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
                 f"{m} {_fmt(_get(item, m, 'raw' if m.startswith('oracle') else 'icp', 'visible', 'f@0.1'))}"
                 for m in _modes(items)))
     groups = {s: [i for i in items if i.get("set") == s] for s in ("meshes", "templates")}
-    return {"items": items, "modes": _modes(items),
+    return {"items": items, "modes": _modes(items), "meshes": str(meshes),
             "mean": {s: _means_3d(g, _modes(items)) for s, g in groups.items() if g},
             "per_object": {s: _per_object(g, _modes(items)) for s, g in groups.items() if g},
             "settings": {"resolution": [W, H], "lens_mm": LENS, "views_az_el_deg": list(views),
@@ -626,7 +655,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
 
 
 def _modes(items: list[dict]) -> list[str]:
-    order = ["oracle", "oracle+template", "classic", "classic+template", "transformers", "transformers+template"]
+    order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in ("", "+rigid", "+template")]
     present = {k for i in items for k in i if k in order}
     return [m for m in order if m in present]
 
@@ -638,6 +667,21 @@ def _get(item: dict, mode: str, align: str, part: str, key: str) -> float | None
 
 SPEED_KEYS = ("worker.segment", "worker.depth", "worker.total", "worker_wall", "build", "template", "metrics")
 DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size")
+
+
+def _is_blend(mode: str) -> bool:
+    return mode.endswith(("+template", "+rigid"))
+
+
+def _category_counts(items: list[dict], mode: str) -> dict | None:
+    """Views whose object has a known category: the template placed was of it (right), of another
+    (wrong), or none was placed."""
+    out = {"right": 0, "wrong": 0, "none": 0}
+    known = [i for i in items if i.get("category") and i.get(mode, {}).get("templates")]
+    for i in known:
+        t = i[mode]["templates"][0]
+        out["none" if not t["placed"] else "right" if t["category"] == i["category"] else "wrong"] += 1
+    return out if known else None
 
 
 def _means_3d(items: list[dict], modes: list[str]) -> dict:
@@ -655,8 +699,11 @@ def _means_3d(items: list[dict], modes: list[str]) -> dict:
         out[f"{mode}.seconds"] = {k: mean([i.get(mode, {}).get("seconds", {}).get(k) for i in items])
                                   for k in SPEED_KEYS}
         out[f"{mode}.errors"] = sum(1 for i in items if "error" in i.get(mode, {"error": 1}))
-        if mode.endswith("+template"):
+        if _is_blend(mode):
             out[f"{mode}.placed"] = sum(1 for i in items for t in i.get(mode, {}).get("templates", []) if t["placed"])
+            out[f"{mode}.category"] = _category_counts(items, mode)
+            out[f"{mode}.fit_s"] = mean([t.get("fit_s") for i in items for t in i.get(mode, {}).get("templates", [])
+                                         if t["placed"]])
     for engine in ("classic", "transformers"):
         vals = [i["depth"][engine] for i in items if engine in i.get("depth", {})]
         if vals:
@@ -676,7 +723,7 @@ def _per_object(items: list[dict], modes: list[str]) -> list[dict]:
         for mode in modes:
             row[mode] = {a: mean([_get(i, mode, a, "visible", "f@0.1") for i in its]) for a in ("raw", "icp")}
             row[mode]["vol_iou_icp"] = mean([_get(i, mode, "icp", "", "volumetric_iou") for i in its])
-            if mode.endswith("+template"):
+            if _is_blend(mode):
                 picked = [t["template"] for i in its for t in i.get(mode, {}).get("templates", []) if t["placed"]]
                 row[mode]["placed"] = picked
         row["oracle_min"] = min((v for v in (_get(i, "oracle", "raw", "visible", "f@0.1") for i in its)
@@ -709,12 +756,19 @@ def _object_table(rows: list[dict], modes: list[str], engines: list[str], self_n
         for e in engines:
             d = r.get(f"{e}.depth")
             cells.append(f"{_fmt(d['abs_rel'])} / {_fmt(d['delta1'])} / {_fmt(d['mad_per_size'])}" if d else "—")
-        placed = sorted({p for m in modes if m.endswith("+template") for p in r[m].get("placed", [])})
+        placed = sorted({p for m in modes if _is_blend(m) for p in r[m].get("placed", [])})
         if self_name:
             placed = [("**" + p + "**") if p == r["object"] else p for p in placed]
         cells.append(", ".join(placed) or "none")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _placed_cell(m: dict, mode: str) -> str:
+    if f"{mode}.placed" not in m:
+        return ""
+    cat = m.get(f"{mode}.category")
+    return f"{m[f'{mode}.placed']}" + (f" ({cat['right']} / {cat['wrong']} / {cat['none']})" if cat else "")
 
 
 def markdown(rep: dict) -> str:
@@ -726,13 +780,15 @@ def markdown(rep: dict) -> str:
              "*visible* = GT points the render's Z pass shows vs the prediction's points its own z-buffer shows "
              "from the same camera; *raw* = as built in the render's camera, *ICP* = after a scale + rigid ICP; "
              "*+template* = the same build followed by the template blend at the default weight "
-             f"({rep['3d']['settings']['template_weight'] if '3d' in rep else 0.5:g}), scored on what the artist "
-             "sees (the blended template where one was placed, else the reconstruction).", ""]
+             f"({rep['3d']['settings']['template_weight'] if '3d' in rep else 0.5:g}) with the template's fitted "
+             "lattice (Fit 1, the default), *+rigid* = the same blend with Fit 0; both scored on what the artist "
+             "sees (the blended template where one was placed, else the reconstruction). *templates placed*: "
+             "views with a template (right / wrong category / none where the object's category is known).", ""]
     d3 = rep.get("3d")
     if d3:
         modes = d3["modes"]
         engines = [m for m in modes if "+" not in m and m != "oracle"]
-        titles = {"meshes": "third-party meshes (`../shared/bench-data/meshes`)",
+        titles = {"meshes": f"third-party meshes (`{d3.get('meshes', DATA / 'meshes')}`)",
                   "templates": "the bundled templates (`assets/templates.blend`; retrieving itself is the easy case)"}
         lines += ["### 3D reconstruction (Cycles renders, 3 views each)", "",
                   "Means per mode. Oracle = GT mask and Z pass through the real worker and builder.", "",
@@ -745,7 +801,7 @@ def markdown(rep: dict) -> str:
                     lines.append(f"| {s} ({m['count']}) | **{mode}** | {align} | " + " | ".join(_fmt(r[k]) for k in (
                         "visible.f@0.1", "min.visible.f@0.1", "visible.f@0.3", "visible.chamfer_l1",
                         "visible.normal_consistency", "full.f@0.1", "full.chamfer_l1", "volumetric_iou"))
-                        + f" | {m.get(f'{mode}.placed', '')} |")
+                        + f" | {_placed_cell(m, mode)} |")
         lines += ["", "Seconds per image (mean over every view). *worker* = the warm serve worker's whole request "
                   "(of which *segment* and *depth*), *build* = `build_from_result`, *template* = matching and "
                   "placing (`apply_templates`), *total* = worker + build + template, what the artist waits for; "
@@ -858,12 +914,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer photos, frames, objects and views")
     parser.add_argument("--only", choices=("masks", "depth", "3d"), action="append", default=None)
+    parser.add_argument("--meshes", type=Path, default=DATA / "meshes",
+                        help="folder of the 3D part's meshes (default: all of ../shared/bench-data/meshes)")
+    parser.add_argument("--set", choices=("meshes", "templates"), action="append", default=None, dest="sets",
+                        help="which 3D subjects: the meshes, the bundled templates (default: both)")
+    parser.add_argument("--template-weight", type=float, default=None,
+                        help="the template blend's weight (default: the panel's default)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where quality.json/.md and the plots go (default: bench/results for a full run, "
                              "bench/results/quick for a --quick or --only run)")
     args = parser.parse_args()
     if args.results is None:
-        args.results = RESULTS / "quick" if args.quick or args.only else RESULTS
+        partial = (args.quick or args.only or args.sets or args.meshes != DATA / "meshes"
+                   or args.template_weight is not None)
+        args.results = RESULTS / "quick" if partial else RESULTS
     parts = args.only or ["masks", "depth", "3d"]
     t0 = time.perf_counter()
     rep: dict = {"quick": args.quick, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -882,7 +946,8 @@ def main() -> int:
                 elif part == "depth":
                     rep[part] = bench_depth(Path(tmp), args.quick, worker, engines, absent)
                 else:
-                    rep[part] = bench_3d(Path(tmp), args.quick, worker, engines)
+                    rep[part] = bench_3d(Path(tmp), args.quick, worker, engines, args.meshes.resolve(),
+                                         tuple(args.sets or ("meshes", "templates")), args.template_weight)
                 rep[part]["seconds"] = round(time.perf_counter() - t, 1)
                 log(f"{part}: {rep[part]['seconds']} s")
         finally:

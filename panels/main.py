@@ -79,6 +79,7 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         from ..scene.template_blend import WEIGHT_PROP, is_template
+        from ..scene.template_lattice import FIT_PROP
 
         layout = self.layout
         settings = context.scene.monocle
@@ -92,6 +93,8 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
             box = layout.box()
             box.label(text=obj.name, icon="OUTLINER_OB_MESH")
             box.prop(obj, f'["{WEIGHT_PROP}"]', text="Template Weight", slider=True)
+            if FIT_PROP in obj:
+                box.prop(obj, f'["{FIT_PROP}"]', text="Fit", slider=True)
             row = box.row(align=True)
             row.operator("monocle.template_swap", icon="FILE_REFRESH")
             row.operator("monocle.template_apply", icon="CHECKMARK")

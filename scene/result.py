@@ -48,6 +48,7 @@ class WorkerResult:
     depth_path: Path
     depth_kind: str
     instances: list[InstanceRecord]
+    depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
 
     @property
     def name(self) -> str:
@@ -81,6 +82,7 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             depth_path=_inside(folder, data["depth"]["file"]),
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,
+            depth_source=_depth_source(data),
         )
     except OSError as exc:
         raise BuildError(
@@ -88,6 +90,12 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
         ) from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BuildError("result_unreadable", f"The worker result {str(path)!r} is malformed ({exc!r}).") from None
+
+
+def _depth_source(data: dict) -> str:
+    if ((data["depth"].get("extra") or {}).get("source")) == "file":
+        return "file"
+    return str((data.get("engine") or {}).get("name") or "")
 
 
 def _photo_path(path: str | Path | None) -> Path | None:

@@ -3,8 +3,12 @@ camera saw it, with one live slider between the two.
 
 For each reconstructed object whose best template scores above the threshold, a new object
 holds a densified copy of the template in model space, its matrix the camera's world matrix times
-the matched pose (so it is upright in its own axes, origin at the template's base). Its modifiers:
+the matched pose (so it is upright in its own axes, origin at the template's base). Every match's
+FFD lattice is fitted to the object's mask and depth (``templates.fit``). Its modifiers:
 
+0. ``Monocle Lattice``: the fitted lattice as a real Lattice object parented to the template
+   (``scene.template_lattice``); the **Fit** slider (``monocle_template_fit``) drives its strength,
+   and the artist can reshape the template by editing the lattice's points.
 1. ``Monocle Template Weight`` (Vertex Weight Mix): multiplies the per-vertex visibility weights
    of the ``Monocle Visible`` group by ``1 - weight``; a driver reads ``weight`` from the
    object's ``monocle_template_weight`` property (a simple expression: no Python, works with
@@ -16,8 +20,9 @@ the matched pose (so it is upright in its own axes, origin at the template's bas
    photo material shows the picture on the visible faces; the others keep the template's material.
 
 The reconstruction stays in the collection, hidden: it is the Shrinkwrap target. The top three
-matches are kept on the object as JSON, so ``swap_template`` cycles them without re-matching;
-``apply_template`` bakes the modifiers into a plain mesh.
+matches and their fitted lattices are kept on the object as JSON, so ``swap_template`` cycles them
+(with a new lattice) without re-matching or re-fitting; ``apply_template`` bakes the modifiers into a
+plain mesh and removes the lattice.
 """
 
 from __future__ import annotations
@@ -36,12 +41,16 @@ from mathutils import Matrix
 from ..geometry import CameraModel, MeshSettings
 from ..templates import library as tlib
 from ..templates.blend import visibility_weights
+from ..templates.ffd import lattice_for
+from ..templates.ffd_fit import LatticeFit
+from ..templates.fit import depth_trust, fit_matches
 from ..templates.match import Match, MatchResult, match_instance
 from ..templates.mesh import PolyMesh, densify
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
-from .template_library import linked_objects, mesh_arrays, template_library
+from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
+from .template_library import drop_unused_library, linked_objects, mesh_arrays, template_library
 from .tracker import Created
 
 log = logging.getLogger(__name__)
@@ -67,12 +76,19 @@ class TemplateReport:
     result: MatchResult
     object: bpy.types.Object | None = None  # the blended template (None: no template good enough)
     seconds: float = 0.0
+    fits: list[LatticeFit] = field(default_factory=list)  # one per match, same order
+    depth_trust: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         data = self.result.to_json()
         data["object"] = self.object.name if self.object is not None else None
         data["reconstruction"] = self.source.name
         data["seconds"] = round(self.seconds, 3)
+        data["depth_trust"] = self.depth_trust
+        for match, fit in zip(data["matches"], self.fits):
+            match["fit"] = {k: v for k, v in fit.to_json().items() if k != "lattice"}
+        if self.fits:
+            data["lattice"] = self.fits[0].lattice.to_json()
         return data
 
 
@@ -89,15 +105,27 @@ class _TemplateMesh:
 
 # --------------------------------------------------------------------------- matching
 
+@dataclass
+class ResultMatches:
+    """The templates matched to every object of a worker result (the result's order), with each
+    match's fitted lattice, the camera, and the trust the fits gave the depth."""
+
+    results: list[MatchResult]
+    fits: list[list[LatticeFit]]
+    camera: CameraModel
+    depth_trust: float
+
+
 def match_result(
     result_path: str | Path, settings: MeshSettings, *, focal_mm: float | None = None,
     library: tlib.TemplateLibrary | None = None, context: bpy.types.Context | None = None,
-) -> tuple[list[MatchResult], CameraModel]:
-    """Match every object of a worker result against the template library (bundled + user).
+) -> ResultMatches:
+    """Match every object of a worker result against the template library (bundled + user), then
+    fit every match's lattice to the object.
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
-    space; with relative depth the relief's scale is fitted too. Returns one ``MatchResult`` per
-    instance, in the result's order, and the camera.
+    space; with relative depth the relief's scale is fitted too, and the lattice fit sees the depth
+    rescaled by it, weighted by ``templates.fit.depth_trust``.
     """
     from ..geometry.depth import scene_depth
     from .build import camera_for_result
@@ -108,8 +136,12 @@ def match_result(
     zdepth = scene_depth(load_depth(result), result.depth_kind, masks, settings, camera)
     lib = library if library is not None else template_library(context)
     relative = result.depth_kind != "metric"  # a relative map's relief has no known scale: fit it
-    return [match_instance(m, zdepth, camera, lib, rec.label, depth_scale=relative)
-            for rec, m in zip(result.instances, masks)], camera
+    results = [match_instance(m, zdepth, camera, lib, rec.label, depth_scale=relative)
+               for rec, m in zip(result.instances, masks)]
+    trust = depth_trust(result.depth_kind, result.depth_source)
+    fits = [fit_matches(res, lib, camera, m, zdepth, trust) if res.accepted else []
+            for res, m in zip(results, masks)]
+    return ResultMatches(results, fits, camera, trust)
 
 
 # --------------------------------------------------------------------------- template meshes
@@ -151,6 +183,7 @@ def _append_materials(blend: Path, names: list[str | None]) -> list[bpy.types.Ma
                 mat["monocle_source"] = str(blend)
                 mat["monocle_material"] = name
                 found[name] = mat
+        drop_unused_library(blend)
     return [found.get(n) if n else None for n in names]
 
 
@@ -176,14 +209,15 @@ def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.Vert
     return group
 
 
-def _build_mesh(tm: _TemplateMesh, match: Match, camera: CameraModel,
+def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
                 photo_material: bpy.types.Material | None) -> tuple[bpy.types.Mesh, np.ndarray]:
     """The densified template mesh with its materials (photo material on the faces the camera sees)
-    and a ``Photo`` UV map; returns it with the per-vertex visibility weights."""
+    and a ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape."""
     from .ingest import mesh_from_arrays
 
     dense, parents = densify(tm.mesh)
-    weights = visibility_weights(dense.vertices, dense.triangles(), match.pose, camera)
+    fitted = fit.lattice.deform(dense.vertices)
+    weights = visibility_weights(fitted, dense.triangles(), match.pose, camera)
     mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
     mesh.uv_layers.new(name=PHOTO_UV)
     for mat in tm.materials or [None]:
@@ -227,17 +261,31 @@ def _set_pose(obj: bpy.types.Object, camera_obj: bpy.types.Object, match: Match)
     obj.matrix_world = camera_obj.matrix_world @ Matrix(match.pose.matrix().tolist())
 
 
+def rest_fit(template: tlib.Template) -> LatticeFit:
+    """The unfitted lattice of a template (Fit does nothing): for matches placed without a fit."""
+    lattice = lattice_for(template.vertices, template.symmetry)
+    nan = float("nan")
+    return LatticeFit(lattice, nan, nan, nan, 0.0, 0.0, np.zeros(lattice.num_points))
+
+
+def _lattice_name(match: Match) -> str:
+    return f"{match.template} Lattice"
+
+
 def place_template(
     source: bpy.types.Object, camera_obj: bpy.types.Object, result: MatchResult, camera: CameraModel, *,
     library: tlib.TemplateLibrary, weight: float = DEFAULT_WEIGHT, index: int = 0, created: Created | None = None,
-    hide_source: bool = True,
+    hide_source: bool = True, fits: list[LatticeFit] | None = None,
 ) -> bpy.types.Object:
-    """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend."""
+    """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend,
+    shaped by its fitted lattice (``fits``: one per match; None: unfitted lattices)."""
     created = created or Created()
     match = result.matches[index]
+    if fits is None or len(fits) != len(result.matches):
+        fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
-    mesh, weights = _build_mesh(tm, match, camera, photo)
+    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
     for coll in source.users_collection:
@@ -253,6 +301,8 @@ def place_template(
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
               description="0: the photo's shape on the side the camera saw; 1: the pure template")
     _add_modifiers(obj, source, camera_obj, camera)
+    store_fits(obj, fits)
+    created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
     if hide_source:
         source.hide_render = True
         try:
@@ -275,19 +325,22 @@ def blend_from_result(
     """
     t0 = time.perf_counter()
     lib = library if library is not None else template_library(context)
-    results, camera = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context)
-    if len(results) != len(objects):
+    matched = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context)
+    if len(matched.results) != len(objects):
         raise BuildError("template_failed", "The build and the worker result list different objects.")
-    seconds = (time.perf_counter() - t0) / max(len(results), 1)
+    fit_seconds = [sum(f.seconds for f in fits) for fits in matched.fits]
+    seconds = (time.perf_counter() - t0 - sum(fit_seconds)) / max(len(objects), 1)
     created = Created()
     reports = []
     with created.all_or_nothing("template_failed", "Placing a template failed ({})."):
-        for source, res in zip(objects, results):
+        for source, res, fits, fit_s in zip(objects, matched.results, matched.fits, fit_seconds):
             t = time.perf_counter()
             obj = None
             if res.accepted:
-                obj = place_template(source, camera_obj, res, camera, library=lib, weight=weight, created=created)
-            reports.append(TemplateReport(source, res, obj, seconds + time.perf_counter() - t))
+                obj = place_template(source, camera_obj, res, matched.camera, library=lib, weight=weight,
+                                     created=created, fits=fits)
+            reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
+                                          matched.depth_trust))
     return reports
 
 
@@ -304,7 +357,8 @@ def template_matches(obj: bpy.types.Object) -> MatchResult:
 
 def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Context | None = None,
                   library: tlib.TemplateLibrary | None = None) -> Match:
-    """Show the next of the stored matches (cycling), keeping the slider and modifiers; returns it."""
+    """Show the next of the stored matches (cycling) with its own fitted lattice (a new Lattice
+    object), keeping the sliders and modifiers; returns it."""
     if not is_template(obj):
         raise BuildError("not_template", f"{obj.name!r} is not a template blend.")
     result = template_matches(obj)
@@ -321,7 +375,9 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     except KeyError:
         raise BuildError("template_missing", f"The template {match.template!r} is no longer in the library.") from None
     tm = load_template_mesh(template)
-    mesh, weights = _build_mesh(tm, match, camera, photo)
+    fits = stored_fits(obj)
+    fit = fits[index] if index < len(fits) else rest_fit(template)
+    mesh, weights = _build_mesh(tm, match, fit, camera, photo)
     old = obj.data
     obj.data = mesh
     if old.users == 0:
@@ -331,14 +387,16 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
     _write_weights(obj, weights)
+    set_lattice(obj, fit.lattice, _lattice_name(match))
     obj[INDEX_PROP] = index
     obj[CATEGORY_PROP] = match.category
     return match
 
 
 def apply_template(obj: bpy.types.Object, context: bpy.types.Context | None = None) -> bpy.types.Mesh:
-    """Bake the blend into a plain mesh at the current slider value (modifiers, driver and stored
-    matches are removed; materials and the Photo UV map stay)."""
+    """Bake the blend into a plain mesh at the current slider values, lattice included (modifiers,
+    drivers, the Lattice object and the stored matches are removed; materials and the Photo UV map
+    stay)."""
     if not is_template(obj):
         raise BuildError("not_template", f"{obj.name!r} is not a template blend.")
     context = context or bpy.context
@@ -347,6 +405,7 @@ def apply_template(obj: bpy.types.Object, context: bpy.types.Context | None = No
     evaluated = obj.evaluated_get(depsgraph)
     mesh = bpy.data.meshes.new_from_object(evaluated, preserve_all_data_layers=True, depsgraph=depsgraph)
     mesh.name = obj.data.name
+    remove_lattice(obj)
     obj.animation_data_clear()
     obj.modifiers.clear()
     old = obj.data
@@ -356,7 +415,7 @@ def apply_template(obj: bpy.types.Object, context: bpy.types.Context | None = No
     group = obj.vertex_groups.get(VISIBLE_GROUP)
     if group is not None:
         obj.vertex_groups.remove(group)
-    for key in (WEIGHT_PROP, MATCHES_PROP, INDEX_PROP, CAMERA_PROP):
+    for key in (WEIGHT_PROP, MATCHES_PROP, INDEX_PROP, CAMERA_PROP, FIT_PROP, FITS_PROP):
         if key in obj:
             del obj[key]
     return mesh

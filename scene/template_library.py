@@ -87,6 +87,16 @@ def _linked_count(path: Path) -> int:
     return count
 
 
+def drop_unused_library(path: Path) -> None:
+    """Remove the library datablock of ``path`` when nothing is linked from it any more (appending
+    leaves one behind, whose name then clashes with the next one when an undo step is read back)."""
+    if _linked_count(path):
+        return
+    for lib in list(bpy.data.libraries):
+        if Path(bpy.path.abspath(lib.filepath)).resolve() == path.resolve():
+            bpy.data.libraries.remove(lib)
+
+
 @contextmanager
 def linked_objects(blend: Path, names: list[str] | None = None) -> Iterator[list[bpy.types.Object]]:
     """Objects of ``blend`` linked into this file for reading, unlinked again afterwards.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -67,6 +68,27 @@ class LatticeFit:
     support: np.ndarray = field(repr=False)  # (P,) how strongly the observations tie each control point
     iterations: int = 0
     seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The lattice and the fit's measures (the support is left out: it is for diagnostics)."""
+        def num(x: float) -> float | None:
+            return round(float(x), 5) if np.isfinite(x) else None
+
+        return {"lattice": self.lattice.to_json(), "iou": num(self.iou), "outline_error": num(self.outline_error),
+                "depth_error": num(self.depth_error), "bending": num(self.bending),
+                "displacement": num(self.displacement), "iterations": int(self.iterations),
+                "seconds": round(float(self.seconds), 3)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LatticeFit:
+        def num(key: str) -> float:
+            value = data.get(key)
+            return float("nan") if value is None else float(value)
+
+        lattice = Lattice.from_json(data["lattice"])
+        return cls(lattice, num("iou"), num("outline_error"), num("depth_error"), num("bending"),
+                   num("displacement"), np.zeros(lattice.num_points), int(data.get("iterations", 0)),
+                   float(data.get("seconds", 0.0)))
 
 
 def manifold_edges(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -111,7 +111,7 @@ def test_blend_end_to_end(mods, mug_result):
     assert obj is not None and obj.users_collection[0] == report.collection
     assert recon.hide_render and recon.hide_get()
     assert json.loads(json.dumps(rep.to_json()))["object"] == obj.name
-    assert [m.type for m in obj.modifiers] == ["VERTEX_WEIGHT_MIX", "SHRINKWRAP", "UV_PROJECT"]
+    assert [m.type for m in obj.modifiers] == ["LATTICE", "VERTEX_WEIGHT_MIX", "SHRINKWRAP", "UV_PROJECT"]
     lib = mods["library"].bundled_library()
     tpl = lib.get("Mug")
     size = float(np.linalg.norm(np.ptp(tpl.vertices, axis=0)))
@@ -119,7 +119,8 @@ def test_blend_end_to_end(mods, mug_result):
     visible = weights > 0.99
     assert 0.15 < visible.mean() < 0.6  # the side facing the camera, not the back
 
-    # weight 1: the pure template, where the match put it
+    # weight 1, fit 0: the pure rigid template, where the match put it (the fit: test_templates_ffd.py)
+    obj["monocle_template_fit"] = 0.0
     _set_weight(obj, 1.0)
     posed, _ = _mesh_world(obj)
     ev1 = evaluated_world(obj)
