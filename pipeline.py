@@ -21,7 +21,7 @@ class InferenceRequest:
     """Everything that changes the worker's output, and so the cache key."""
 
     image: str
-    engine: str = "classic"
+    engine: str = "auto"
     objects: str = "all"
     max_size: int = 1024
     mask_file: str | None = None

@@ -28,7 +28,11 @@ SOURCE_ITEMS = (
     ("IMAGE", "Blender Image", "Use an image already loaded in this .blend file"),
 )
 ENGINE_ITEMS = (
+    ("auto", "Automatic", "The drawing engine for line art (drawings, scans, photos of paper), the classic engine "
+     "for photos"),
     ("classic", "Classic (offline)", "Works everywhere with no downloads: automatic cut-out and rounded depth"),
+    ("drawing", "Drawing (line art)",
+     "Industrial-design drawings: one object per outlined shape, rounded and creased along the internal lines"),
     ("transformers", "Learned (transformers)",
      "Learned depth and object detection models (needs an inference Python with torch and transformers)"),
 )
@@ -113,7 +117,8 @@ class MonocleSettings(PropertyGroup, MonocleMeshSettings):
         name="Photo", description="The photo to reconstruct", subtype="FILE_PATH", default=""
     )
     image: PointerProperty(name="Image", description="An image already loaded in Blender", type=bpy.types.Image)
-    engine: EnumProperty(name="Engine", description="How objects and depth are found", items=ENGINE_ITEMS)
+    engine: EnumProperty(name="Engine", description="How objects and depth are found", items=ENGINE_ITEMS,
+                         default="auto")
     objects: EnumProperty(name="Objects", description="Which objects to rebuild", items=OBJECTS_ITEMS, default="ALL")
     depth_model: StringProperty(
         name="Depth Model",

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="segment an image and estimate its depth")
     run.add_argument("--image", required=True)
     run.add_argument("--out", required=True, help="result folder (created)")
-    run.add_argument("--engine", default="classic")
+    run.add_argument("--engine", default="classic",
+                     help="classic, drawing (line art), transformers, or auto (drawing for line art, else classic)")
     run.add_argument("--objects", choices=("all", "largest"), default="all")
     run.add_argument("--box", default=None, help="optional hint X0,Y0,X1,Y1 in input pixels")
     run.add_argument("--max-size", type=int, default=1024, help="long side used for processing")
@@ -143,7 +144,7 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
             return EXIT_OK
         from .run import RunOptions, parse_box, run
 
-        if args.engine == "classic":
+        if args.engine in ("classic", "auto"):
             engine_options: dict[str, Any] = {"relief": args.relief}
         elif args.engine == "transformers":
             engine_options = _learned_options(args)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import SCHEMA_VERSION
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
-from .engines import DepthMap, Instance, create_engine
+from .engines import AUTO, DepthMap, Instance, create_engine
 from .imageio import load_image, load_scalar_map, resize_long_side
 from .protocol import DISK_FULL, Emitter, WorkerError
 
@@ -140,10 +140,16 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         box = tuple(int(round(v * scale)) for v in (x0, y0, x1, y1))  # type: ignore[assignment]
     timings["load"] = time.perf_counter() - t
 
+    engine_name, auto_choice = opts.engine, None
+    if opts.engine == AUTO:
+        t = time.perf_counter()
+        engine_name, auto_choice = choose_engine(work_rgb)
+        timings["auto"] = time.perf_counter() - t
+        progress("load", 1.0, auto_choice["message"])
     engine_options = dict(opts.engine_options)
-    if opts.engine == "transformers":
+    if engine_name == "transformers":
         engine_options["emit"] = emit  # warnings (device, fallbacks) and download progress
-    engine = create_engine(opts.engine, engine_options)
+    engine = create_engine(engine_name, engine_options)
     prepare = getattr(engine, "prepare", None)
     if prepare is not None:
         # imports, downloads and model loads are timed apart from inference: cold vs warm
@@ -197,6 +203,13 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
     if depth.focal_px is not None and not opts.depth:
         depth.focal_px = float(depth.focal_px) / scale  # the model saw the working image; result.json is full size
     result = _write_results(opts, out, image, instances, depth, depth_full.astype(np.float32), engine.settings())
+    result["engine"]["name"] = engine_name
+    if auto_choice is not None:
+        result["engine"]["auto_choice"] = auto_choice
+    maps = getattr(engine, "maps", None)
+    for name, (values, meta) in (maps(scale) if maps is not None else {}).items():
+        _write_label_map(out, name, values, (image.width, image.height))
+        result[Path(name).stem] = {"file": name, **meta}
     runtime = getattr(engine, "runtime", None)
     if runtime is not None:
         result["engine"]["runtime"] = runtime()
@@ -274,6 +287,30 @@ def _write_results(
         "depth": {"file": DEPTH_FILE, "kind": depth.kind, "dtype": stored[DEPTH_ARRAY].dtype.name,
                   **({"extra": depth.extra} if depth.extra else {})},
     }
+
+
+def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:
+    """``--engine auto``: the drawing engine for line art, the classic engine for anything else."""
+    from .engines.drawing_lines import line_art_verdict
+
+    is_drawing, reason = line_art_verdict(rgb)
+    chosen = "drawing" if is_drawing else "classic"
+    message = ("Line art: using the drawing engine" if is_drawing else "A photo: using the classic engine") + \
+        f" ({reason})"
+    return chosen, {"requested": AUTO, "chosen": chosen, "reason": reason, "message": message}
+
+
+def _write_label_map(out: Path, name: str, values: np.ndarray, size: tuple[int, int]) -> None:
+    """A small-integer map at input resolution as an 8-bit PNG (nearest neighbour: values are labels)."""
+    import cv2
+
+    if values.shape != (size[1], size[0]):
+        values = cv2.resize(values, size, interpolation=cv2.INTER_NEAREST)
+    with _writing(out, name, values.size):
+        ok, png = cv2.imencode(".png", values.astype(np.uint8))
+        if not ok:
+            raise OSError(f"OpenCV could not encode {name}")
+        (out / name).write_bytes(png.tobytes())
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

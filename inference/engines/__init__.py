@@ -15,6 +15,8 @@ import numpy as np
 from ..learned_env import PINS
 
 ProgressFn = Callable[[str, float, str], None]
+AUTO = "auto"  # not an engine: the worker picks drawing for line art, classic for anything else
+ENGINE_NAMES = (AUTO, "classic", "drawing", "transformers")
 
 
 @dataclass
@@ -61,6 +63,7 @@ DISTRIBUTIONS = {p.module: p.dist for p in PINS} | {"yaml": "pyyaml", "skimage":
 # then the worker's own modules and the submodules they load, which bring the packages' own
 # dependencies (tokenizers, safetensors, ...) in with them.
 CLASSIC_IMPORTS = ("numpy", "cv2", "PIL", "..run", ".classic")
+DRAWING_IMPORTS = ("numpy", "cv2", "PIL", "scipy", "skimage", "..run", ".drawing")
 LEARNED_IMPORTS = (
     *(p.module for p in PINS if p.module not in ("torch", "transformers")), "torch", "transformers",
     "scipy.optimize",  # transformers' Mask2Former cannot be built without it
@@ -129,7 +132,13 @@ def list_engines() -> list[dict[str, Any]]:
         "Offline engine: automatic foreground extraction and silhouette-based depth (numpy, OpenCV, Pillow).",
         CLASSIC_IMPORTS,
     )
-    return [classic, _describe_transformers()]
+    drawing = _describe(
+        "drawing",
+        "Offline engine for line art (industrial-design drawings, scans, photos of paper): one object per "
+        "outlined shape, rounded relief creased along internal lines (numpy, OpenCV, scikit-image).",
+        DRAWING_IMPORTS,
+    )
+    return [classic, drawing, _describe_transformers()]
 
 
 MIN_TRANSFORMERS = (4, 45)  # Depth Anything V2 and the v5-style processors Monocle relies on
@@ -176,6 +185,10 @@ def create_engine(name: str, options: dict[str, Any]) -> Engine:
         from .classic import ClassicEngine
 
         return ClassicEngine(**options)
+    if name == "drawing":
+        from .drawing import DrawingEngine
+
+        return DrawingEngine(**options)
     if name == "transformers":
         missing = [pkg for mod, pkg in TRANSFORMERS_MODULES.items() if importlib.util.find_spec(mod) is None]
         if missing:
@@ -187,4 +200,4 @@ def create_engine(name: str, options: dict[str, Any]) -> Engine:
         from .hf import TransformersEngine
 
         return TransformersEngine(**options)
-    raise WorkerError("bad_argument", f"Unknown engine {name!r}; choose one of: classic, transformers.")
+    raise WorkerError("bad_argument", f"Unknown engine {name!r}; choose one of: {', '.join(ENGINE_NAMES)}.")

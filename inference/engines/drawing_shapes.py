@@ -1,0 +1,160 @@
+"""Objects and relief of a drawing: regions closed by outline strokes, inflated into rounded reliefs.
+
+An object is a connected outline, its small gaps bridged, filled: lines inside it (internal lines,
+X-ray edges, shading) never split it. What encloses no area relative to the outline's width (text,
+arrows, dimension lines, hatching) is not an object, and neither is a large rectangle around the
+others (a sheet frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .drawing_lines import ANNOTATION, OUTLINE, LineAnalysis
+
+GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
+INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
+MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
+FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
+FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
+CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
+SOLVE_SIDE = 160  # long side of the grid the membrane is solved on
+
+
+def _endpoints(skeleton: np.ndarray) -> np.ndarray:
+    import cv2
+
+    sk = skeleton.astype(np.uint8)
+    neighbours = cv2.filter2D(sk, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - sk
+    return np.argwhere((sk > 0) & (neighbours == 1))
+
+
+def _bridge_gaps(outline: np.ndarray, lines: np.ndarray, skeleton: np.ndarray, width: float) -> np.ndarray:
+    """``outline`` with each stroke end joined to the nearest other stroke end: across paper up to
+    GAP_WIDTHS outline widths, along other ink (an outline stretch where hatching or a crossing
+    line made it read lighter) up to INK_GAP_WIDTHS."""
+    import cv2
+    from scipy.spatial import cKDTree
+
+    ends = _endpoints(skeleton & outline)
+    out = outline.astype(np.uint8)
+    if len(ends) < 2:
+        return outline
+    w = max(width, 1.0)
+    tree = cKDTree(ends)
+    thickness = max(1, round(width))
+    for i, j in sorted(tree.query_pairs(INK_GAP_WIDTHS * w), key=lambda p: np.linalg.norm(ends[p[0]] - ends[p[1]])):
+        (y0, x0), (y1, x1) = ends[i], ends[j]
+        n = int(max(abs(y1 - y0), abs(x1 - x0))) + 1
+        ys, xs = np.linspace(y0, y1, n).round().astype(int), np.linspace(x0, x1, n).round().astype(int)
+        if outline[ys, xs].mean() > 0.5:
+            continue  # two ends of one stroke (a spur): nothing to bridge
+        if n > max(3.0, GAP_WIDTHS * w) and lines[ys, xs].mean() < 0.8:
+            continue
+        cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), 1, thickness)
+    return out.astype(bool)
+
+
+def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    x, y, w, h = box
+    fill = float(filled.sum()) / max(w * h, 1)
+    return fill >= FRAME_FILL and w >= FRAME_SPAN * shape[1] and h >= FRAME_SPAN * shape[0]
+
+
+def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
+    """Masks (working resolution) of the drawn objects, largest first, each to its outline's centre."""
+    import cv2
+    from scipy import ndimage
+
+    outline = lines.classes == OUTLINE
+    if not outline.any():
+        return []
+    width = float(lines.widths.get("outline", 1.0))
+    closed = _bridge_gaps(outline, lines.lines, lines.skeleton, width)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(closed.astype(np.uint8), connectivity=8)
+    shape = outline.shape
+    min_side = MIN_SIDE_WIDTHS * max(width, 1.0)
+    found: list[tuple[int, np.ndarray]] = []
+    for i in sorted(range(1, n), key=lambda k: -int(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT])):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        if min(w, h) < min_side:
+            continue
+        part = labels[y:y + h, x:x + w] == i
+        filled = ndimage.binary_fill_holes(part)
+        inside = filled & ~part
+        if inside.sum() < (min_side / 2) ** 2:
+            continue  # encloses nothing worth a shape (an arrowhead, a letter)
+        if _is_frame(filled, (x, y, w, h), shape):
+            continue
+        # to the outline's centre line: the outer half of the stroke is ink, not object
+        core = ndimage.distance_transform_edt(np.pad(filled, 1))[1:-1, 1:-1] > 0.5 * width
+        mask = np.zeros(shape, bool)
+        mask[y:y + h, x:x + w] = core
+        if any((mask & other).sum() > 0.5 * mask.sum() for _, other in found):
+            continue  # drawn inside an object already found (a detail in outline weight)
+        found.append((int(mask.sum()), mask))
+    return [m for _, m in sorted(found, key=lambda f: -f[0])]
+
+
+def annotate(lines: LineAnalysis, masks: list[np.ndarray]) -> np.ndarray:
+    """The line-class map: strokes outside every object (text, arrows, frames) become annotation."""
+    import cv2
+
+    classes = lines.classes.copy()
+    objects = np.zeros(classes.shape, np.uint8)
+    for m in masks:
+        objects |= m.astype(np.uint8)
+    width = max(1, round(float(lines.widths.get("outline", 1.0))))
+    near = cv2.dilate(objects, np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool)
+    classes[lines.lines & ~near] = ANNOTATION
+    return classes
+
+
+def _membrane(mask: np.ndarray) -> np.ndarray:
+    """Height of a membrane over ``mask`` under uniform pressure, square-rooted: a disk of radius R
+    becomes a hemisphere of height R (the inflation of sketch-based modelling), 0 at the outline."""
+    import cv2
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = mask[y0:y1, x0:x1]
+    f = min(1.0, SOLVE_SIDE / max(crop.shape))
+    size = (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f)))
+    small = np.pad(cv2.resize(crop.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5, 1)
+    index = np.full(small.shape, -1, np.int64)
+    cells = np.argwhere(small)
+    index[small] = np.arange(len(cells))
+    rows, cols = [np.arange(len(cells))], [np.arange(len(cells))]
+    vals = [np.full(len(cells), 4.0)]
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        nb = index[cells[:, 0] + dy, cells[:, 1] + dx]
+        ok = nb >= 0
+        rows.append(np.nonzero(ok)[0])
+        cols.append(nb[ok])
+        vals.append(np.full(int(ok.sum()), -1.0))
+    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))).tocsc()
+    u = np.zeros(small.shape, np.float64)
+    u[small] = spsolve(a, np.ones(len(cells)))
+    h = 2.0 * np.sqrt(np.clip(u, 0.0, None))[1:-1, 1:-1] / f  # back to working pixels
+    full = np.zeros(mask.shape, np.float32)
+    full[y0:y1, x0:x1] = cv2.resize(h.astype(np.float32), (crop.shape[1], crop.shape[0]),
+                                    interpolation=cv2.INTER_LINEAR)
+    return np.where(mask, full, 0.0).astype(np.float32)
+
+
+def relief(mask: np.ndarray, creases: np.ndarray) -> np.ndarray:
+    """Rounded height field (working pixels) of one object, folded in along ``creases``: a V-shaped
+    groove whose kink lies on the line, so the surface may fold there and stays smooth elsewhere."""
+    import cv2
+
+    h = _membrane(mask)
+    lines = creases & mask
+    if not lines.any():
+        return h
+    radius = float(cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
+    reach = max(2.0, 0.12 * radius)
+    d = cv2.distanceTransform((~lines).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    groove = np.clip(1.0 - d / reach, 0.0, 1.0)
+    return (h * (1.0 - CREASE_DEPTH * groove)).astype(np.float32)

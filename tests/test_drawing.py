@@ -1,0 +1,161 @@
+"""The drawing engine and ``--engine auto`` as real worker runs on synthetic ID sheets (drawing_sheets.py):
+the same sheet at 72 and 300 dpi and as a phone photo of grey paper."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import read_depth, run_worker
+from drawing_sheets import Sheet, draw_sheet, phone_photo
+
+OUTLINE, INTERNAL, CONTOUR, ANNOTATION = 1, 2, 3, 4
+
+
+def _run(ext_dir: Path, out: Path, rgb: np.ndarray, name: str, engine: str = "auto") -> tuple[dict, list[dict]]:
+    out.mkdir(parents=True, exist_ok=True)
+    image = out / name
+    cv2.imwrite(str(image), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    code, events, err = run_worker(ext_dir, "run", "--image", str(image), "--out", str(out / "result"),
+                                   "--engine", engine, "--max-size", "1200")
+    assert code == 0, err
+    return json.loads((out / "result" / "result.json").read_text()), events
+
+
+@pytest.fixture(scope="module")
+def runs(ext_dir, tmp_path_factory) -> dict[str, tuple[dict, list[dict], Path, Sheet | None, list[np.ndarray]]]:
+    """Each variant run once through the worker: (result.json, events, result folder, sheet, truth)."""
+    root = tmp_path_factory.mktemp("drawing")
+    made = {}
+    for dpi in (72, 300):
+        sheet = draw_sheet(dpi)
+        result, events = _run(ext_dir, root / str(dpi), sheet.rgb, "sheet.png")
+        made[str(dpi)] = (result, events, root / str(dpi) / "result", sheet, sheet.silhouettes)
+    photo, truth = phone_photo(draw_sheet(200))
+    result, events = _run(ext_dir, root / "photo", photo, "photo.jpg")
+    made["photo"] = (result, events, root / "photo" / "result", None, truth)
+    return made
+
+
+def _masks(result: dict, folder: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(folder / inst["mask"]), cv2.IMREAD_GRAYSCALE) > 0 for inst in result["instances"]]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / float((a | b).sum())
+
+
+@pytest.mark.parametrize("variant", ["72", "300", "photo"])
+def test_one_instance_per_drawn_object(runs, variant):
+    """Two objects, nothing from the text, arrows, dimension line, hatching or frame; the gap in one
+    outline is closed and the X-ray lines and the split line inside do not split an object."""
+    result, events, folder, _, truth = runs[variant]
+    assert result["engine"]["name"] == "drawing"
+    assert result["engine"]["auto_choice"]["chosen"] == "drawing"
+    assert any(e["event"] == "progress" and "drawing engine" in e.get("message", "") for e in events)
+    masks = _masks(result, folder)
+    assert len(masks) == 2
+    ious = [max(_iou(m, g) for m in masks) for g in truth]
+    assert min(ious) >= 0.9, ious
+    assert result["depth"]["kind"] == "relative_inverse"
+
+
+def _classes_along(lines: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Share of each class (index) over the line pixels within two pixels of ``where``."""
+    near = cv2.dilate(where.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & (lines > 0)
+    return np.bincount(lines[near], minlength=5) / max(1, int(near.sum()))
+
+
+def test_line_classes_agree_at_72_and_300_dpi(runs):
+    shares = {}
+    for dpi in ("72", "300"):
+        result, _, folder, sheet, _ = runs[dpi]
+        lines = cv2.imread(str(folder / result["lines"]["file"]), cv2.IMREAD_GRAYSCALE)
+        assert lines.shape == sheet.rgb.shape[:2]
+        assert result["lines"]["classes"]["1"] == "outline"
+        assert set(result["lines"]["widths_px"]) == {"outline", "internal", "contour"}
+        rim = np.zeros(lines.shape, bool)
+        for s in sheet.silhouettes:
+            rim |= s & ~cv2.erode(s.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        shares[dpi] = (_classes_along(lines, rim), _classes_along(lines, sheet.internal & ~rim))
+        widths = result["lines"]["widths_px"]
+        shares[dpi] += (widths["internal"] / widths["outline"], widths["contour"] / widths["outline"])
+    for dpi, (rim, internal, _, _) in shares.items():
+        assert rim.argmax() == OUTLINE and rim[OUTLINE] >= 0.8, (dpi, rim)
+        assert internal.argmax() == INTERNAL and internal[INTERNAL] >= 0.6, (dpi, internal)
+    # the classes come from the drawing's own widths: their ratios do not depend on the resolution
+    assert shares["72"][2] == pytest.approx(shares["300"][2], rel=0.15)
+    assert shares["72"][3] < shares["72"][2] and shares["300"][3] < shares["300"][2]
+
+
+def test_relief_rounded_and_creased(runs):
+    result, _, folder, sheet, _ = runs["300"]
+    depth = read_depth(folder / result["depth"]["file"]).astype(np.float64)
+    for mask in _masks(result, folder):
+        dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+        height = depth[mask] - 0.5  # every object stands on one base plane
+        top = float(height.max())
+        assert top > 0.05
+        # the highest point lies well inside, and the relief comes down to the base plane at the
+        # outline all round: the rim is level, so the mirrored back joins it without a step
+        peak = np.unravel_index(np.argmax(np.where(mask, depth, -1.0)), mask.shape)
+        assert dist[peak] >= 0.4 * dist.max()
+        rim = depth[mask & (dist <= 1.0)] - 0.5
+        assert rim.mean() < 0.2 * top and rim.std() < 0.1 * top
+        # rising steadily inwards: height grows with the distance to the outline
+        bands = [float(np.median(depth[mask & (abs(dist - r) < 1.0)])) for r in np.linspace(2, 0.8 * dist.max(), 6)]
+        assert all(b1 > b0 for b0, b1 in zip(bands, bands[1:])), bands
+    # creases: the relief folds in along the internal lines (a valley: positive curvature across them)
+    masks = _masks(result, folder)
+    inside = np.zeros(depth.shape, bool)
+    for m in masks:
+        inside |= cv2.erode(m.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    smooth = cv2.GaussianBlur(depth.astype(np.float32), (0, 0), 2.0)
+    curvature = cv2.Laplacian(smooth, cv2.CV_32F, ksize=3)
+    crease = sheet.internal & inside
+    away = inside & (cv2.distanceTransform((~sheet.internal).astype(np.uint8), cv2.DIST_L2, 5) > 25)
+    assert crease.sum() > 200 and away.sum() > 1000
+    assert float(np.median(curvature[crease])) > 5.0 * abs(float(np.median(curvature[away])))
+
+
+def test_auto_picks_classic_for_photos(ext_dir, bench_data, tmp_path):
+    photos = sorted((bench_data / "masks" / "grabcut" / "imgs").glob("*.jpg"))[:3]
+    assert photos
+    for photo in photos:
+        out = tmp_path / photo.stem
+        code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--engine", "auto",
+                                       "--max-size", "400")
+        assert code == 0, err
+        result = json.loads((out / "result.json").read_text())
+        assert result["engine"]["name"] == "classic", result["engine"]
+        assert result["engine"]["auto_choice"]["chosen"] == "classic"
+        assert "not line art" in result["engine"]["auto_choice"]["reason"]
+        assert any("classic engine" in e.get("message", "") for e in events)
+        assert "lines" not in result
+
+
+def test_engines_lists_drawing(ext_dir):
+    code, events, _ = run_worker(ext_dir, "engines")
+    assert code == 0
+    engines = {e["name"]: e for e in events[0]["engines"]}
+    assert engines["drawing"]["available"] is True
+
+
+def test_drawing_engine_by_name_and_largest(ext_dir, tmp_path):
+    sheet = draw_sheet(150)
+    out = tmp_path / "largest"
+    out.mkdir()
+    cv2.imwrite(str(out / "sheet.png"), sheet.rgb[..., ::-1])
+    code, _, err = run_worker(ext_dir, "run", "--image", str(out / "sheet.png"), "--out", str(out / "r"),
+                              "--engine", "drawing", "--objects", "largest")
+    assert code == 0, err
+    result = json.loads((out / "r" / "result.json").read_text())
+    assert result["engine"]["name"] == "drawing" and "auto_choice" not in result["engine"]
+    (mask,) = _masks(result, out / "r")
+    largest = max(sheet.silhouettes, key=lambda s: int(s.sum()))
+    assert _iou(mask, largest) >= 0.9
+    lines = cv2.imread(str(out / "r" / "lines.png"), cv2.IMREAD_GRAYSCALE)
+    assert {OUTLINE, INTERNAL, CONTOUR, ANNOTATION} <= set(np.unique(lines).tolist())
