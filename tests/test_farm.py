@@ -123,7 +123,7 @@ def test_flamenco_defaults_for_settings_left_out():
     argvs = [worker_argv(t["commands"][0]) for t in answer["tasks"]]
     assert [option(a, "--shard") for a in argvs] == ["1/4", "2/4", "3/4", "4/4"]
     for k, argv in enumerate(argvs, start=1):
-        assert option(argv, "--format") == "glb" and option(argv, "--engine") == "classic"
+        assert option(argv, "--format") == "glb" and option(argv, "--engine") == "auto"
         assert "--template-weight" not in argv and "--overwrite" not in argv
         assert argv[-2:] == ["--report", f"/farm/out/report-{k}-of-4.json"]
 
@@ -140,7 +140,7 @@ def test_flamenco_defaults_for_settings_left_out():
     ({"output_dir": ""}, "Output Folder is empty"),
     ({"formats": "glb,gltf"}, "Unknown format 'gltf'"),
     ({"formats": " , "}, "Formats is empty"),
-    ({"engine": "magic"}, "Engine must be one of classic, transformers"),
+    ({"engine": "magic"}, "Engine must be one of auto, classic, drawing, transformers"),
     ({"use_template": True, "template_weight": 1.5}, "Template Weight must be between 0 and 1"),
     ({"extra_args": "--detail 9000 --shard 1/2"}, "may not set --shard"),
     ({"extra_args": "-o /elsewhere"}, "may not set -o"),
@@ -166,7 +166,7 @@ def test_flamenco_command_parses_with_monocle_own_parser():
     argv = worker_argv(answer["tasks"][1]["commands"][0])
     ns = parser.parse_args(argv[argv.index("-c") + 2:])  # Blender hands the command what follows `-c monocle`
     assert ns.command == "reconstruct" and ns.inputs == [IN] and ns.output == OUT
-    assert (ns.format, ns.engine, ns.template_weight, ns.detail, ns.back) == ("glb", "classic", 0.75, 40000,
+    assert (ns.format, ns.engine, ns.template_weight, ns.detail, ns.back) == ("glb", "auto", 0.75, 40000,
                                                                               "solidify")
     assert ns.report == "/farm/out/report-2-of-2.json"
 
@@ -206,7 +206,7 @@ def test_slurm_array_task_runs_its_shard(tmp_path, first):
         assert proc.returncode == 0, proc.stderr
         k = task_id - first + 1
         assert argv == ["-b", "-c", "monocle", "reconstruct", "/data/in dir", "-o", "/data/out/",
-                        "--format", "glb,blend", "--engine", "classic", "--shard", f"{k}/4",
+                        "--format", "glb,blend", "--engine", "auto", "--shard", f"{k}/4",
                         "--report", f"/data/out/report-{k}-of-4.json", "--detail", "9000"]
         shards.append(k)
     assert shards == [1, 2, 3, 4]

@@ -16,7 +16,7 @@
 // skips the inputs whose outputs already exist (unless "Overwrite" is on).
 
 const MONOCLE_FORMATS = ["glb", "obj", "fbx", "usd", "blend"];
-const MONOCLE_ENGINES = ["classic", "transformers"];
+const MONOCLE_ENGINES = ["auto", "classic", "drawing", "transformers"];
 
 // Options the job itself sets on every command; giving them again in "extra arguments" would
 // break the split or the reports, so they are refused there.
@@ -55,9 +55,9 @@ const JOB_TYPE = {
             label: "Engine",
             type: "string",
             choices: MONOCLE_ENGINES,
-            default: "classic",
+            default: "auto",
             required: true,
-            description: "Inference engine: classic (offline) or transformers (learned models)",
+            description: "Inference engine: auto (drawing for line art, else classic), classic (offline photos), drawing (line art) or transformers (learned models)",
         },
         {
             key: "num_tasks",
@@ -146,7 +146,7 @@ function readSettings(settings) {
     if (!Number.isInteger(numTasks) || numTasks < 1) {
         throw `Tasks must be a whole number of at least 1, not '${settings.num_tasks}'.`;
     }
-    const engine = settings.engine === undefined ? "classic" : String(settings.engine).trim();
+    const engine = settings.engine === undefined ? "auto" : String(settings.engine).trim();
     if (!MONOCLE_ENGINES.includes(engine)) {
         throw `Engine must be one of ${MONOCLE_ENGINES.join(", ")}, not '${engine}'.`;
     }

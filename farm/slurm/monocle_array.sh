@@ -14,7 +14,7 @@
 #
 # Finished inputs are skipped, so re-running a shard only redoes what is missing.
 # Environment: BLENDER (default: blender on PATH), MONOCLE_FORMAT (default glb), MONOCLE_ENGINE
-# (default classic), MONOCLE_SHARDS (see above).
+# (default auto), MONOCLE_SHARDS (see above).
 #
 #SBATCH --job-name=monocle
 #SBATCH --array=1-8
@@ -58,5 +58,5 @@ else
 fi
 
 exec "${BLENDER:-blender}" -b -c monocle reconstruct "$input" -o "$outdir" \
-    --format "${MONOCLE_FORMAT:-glb}" --engine "${MONOCLE_ENGINE:-classic}" \
+    --format "${MONOCLE_FORMAT:-glb}" --engine "${MONOCLE_ENGINE:-auto}" \
     --shard "$shard/$count" --report "${outdir%/}/report-$shard-of-$count.json" "$@"
