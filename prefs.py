@@ -10,6 +10,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences
 
 from .bridge.cache import ResultCache, human_size
+from .inference.models import hf_hub_cache
 
 DEVICES = (
     ("AUTO", "Auto", "Use a GPU when the inference interpreter has one, else the CPU"),
@@ -57,14 +58,20 @@ def model_cache(context: bpy.types.Context | None = None) -> Path:
 
 
 def model_downloaded(model: str, context: bpy.types.Context | None = None) -> bool:
-    """Cheap check (for poll): a local folder exists, or the hub cache holds a snapshot of the id."""
+    """Cheap check (for poll): a local folder exists, or a cache the worker reads holds a snapshot of the id."""
     if not model:
         return False
     path = Path(bpy.path.abspath(model))
     if path.is_dir():
         return True
-    snapshots = model_cache(context) / ("models--" + model.replace("/", "--")) / "snapshots"
-    return snapshots.is_dir() and any(snapshots.iterdir())
+    caches = [model_cache(context)]
+    if not get_prefs(context).model_dir.strip():
+        caches.append(hf_hub_cache())
+    for cache in caches:
+        snapshots = cache / ("models--" + model.replace("/", "--")) / "snapshots"
+        if snapshots.is_dir() and any(snapshots.iterdir()):
+            return True
+    return False
 
 
 # Result of the last interpreter check, per interpreter: engine name -> its description.
@@ -84,6 +91,8 @@ def worker_environment(context: bpy.types.Context | None = None) -> dict[str, st
     return {
         "MONOCLE_DEVICE": get_prefs(context).device.lower(),
         "MONOCLE_MODEL_CACHE": str(model_cache(context)),
+        # no Model Folder: models already in the user's own Hugging Face cache are used from there
+        "MONOCLE_REUSE_HF_CACHE": "0" if get_prefs(context).model_dir.strip() else "1",
         "MONOCLE_ONLINE": "1" if bpy.app.online_access else "0",
     }
 
@@ -125,7 +134,8 @@ class MONOCLE_AP_preferences(AddonPreferences):
     model_dir: StringProperty(
         name="Model Folder",
         description="Hugging Face cache folder for learned models (an existing one works too). Leave empty for "
-        "Monocle's folder in your Blender profile",
+        "Monocle's folder in your Blender profile, which also uses the models already in your own Hugging Face "
+        "cache",
         subtype="DIR_PATH",
         default="",
     )

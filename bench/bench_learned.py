@@ -145,8 +145,14 @@ def make_mask(image: Path, folder: Path) -> Path:
     return path
 
 
+def long_side_518(image: Path) -> int:
+    """``--depth-size`` that puts the depth input's long side at 518 (the option scales the short side)."""
+    return round(518 / aspect(image))
+
+
 def run_args(image: Path, out: Path, models: dict[str, Path], device: str, mask: Path | None,
-             depth_size: int = 518) -> list[str]:
+             depth_size: int | None = None) -> list[str]:
+    depth_size = long_side_518(image) if depth_size is None else depth_size
     args = ["run", "--engine", "transformers", "--image", str(image), "--out", str(out), "--device", device,
             "--depth-model", str(models["depth"]), "--seg-model", str(models["seg"]), "--offline",
             "--depth-size", str(depth_size)]
@@ -212,11 +218,11 @@ def main() -> None:
                 cold[kind].append(min(attempts, key=lambda a: a["wall_s"]))  # the same work: fastest = least disturbed
 
         # warm: one serve worker; request 0 warms up (imports, loads, first inference), the rest are measured
-        series = [("warmup", photos[0], None, 518)]
-        series += [("depth", p, masks[p], 518) for p in photos]
-        series += [("full", p, None, 518) for p in photos]
-        # the DPT processor's own default: 518 on the short side (more tokens), for comparison
-        series += [("depth_short_side_518", p, masks[p], round(518 * aspect(p))) for p in photos[:3]]
+        series = [("warmup", photos[0], None, None)]
+        series += [("depth", p, masks[p], None) for p in photos]
+        series += [("full", p, None, None) for p in photos]
+        # the DPT processor's own default (--depth-size 0): 518 on the short side (more tokens), for comparison
+        series += [("depth_short_side_518", p, masks[p], 0) for p in photos[:3]]
         plan = [{"id": f"{i}", "args": run_args(photo, tmp_path / f"warm-{i}", models, args.device, mask, size)}
                 for i, (_, photo, mask, size) in enumerate(series)]
         attempts_of: dict[str, list[dict]] = {}

@@ -46,8 +46,12 @@ def _add_learned_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", default=None,
                    help="Hugging Face hub cache folder (default: $MONOCLE_MODEL_CACHE, else HF_HUB_CACHE/HF_HOME)")
     g.add_argument("--threshold", type=float, default=0.5, help="minimum score of a segmented object")
-    g.add_argument("--depth-size", type=int, default=518, help="long side of the depth model's input")
-    g.add_argument("--seg-size", type=int, default=512, help="long side of the segmentation model's input")
+    g.add_argument("--depth-size", type=int, default=0,
+                   help="faster, less detailed depth: the depth model's input size scaled so its larger side is "
+                        "this (default 0: the model's own size, as its reference implementation uses)")
+    g.add_argument("--seg-size", type=int, default=0,
+                   help="the segmentation model's input with its long side at this size, aspect kept (default 0: "
+                        "the model's own size, as its reference implementation uses)")
 
 
 def _learned_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Learned models: the table of models Monocle knows, and how the worker finds one.
 
 A model is either a local folder (``save_pretrained`` layout, for offline studios) or a
-Hugging Face model id looked up in the standard Hugging Face hub cache, so a cache the
-user already has can be shared. A missing model is downloaded only when online access
-is allowed (Blender's *Allow Online Access*); otherwise it is a ``model_missing`` error
-that says what to do. This module never imports torch or transformers.
+Hugging Face model id looked up in Monocle's hub cache and then in the user's own Hugging
+Face cache (read only), so models the user already has are not downloaded again. A
+missing model is downloaded only when online access is allowed (Blender's *Allow Online
+Access*); otherwise it is a ``model_missing`` error that says what to do. This module
+never imports torch or transformers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TASKS = ("depth", "segmentation", "prompt")
 ENV_CACHE = "MONOCLE_MODEL_CACHE"
 ENV_ONLINE = "MONOCLE_ONLINE"
 ENV_HF_OFFLINE = "HF_HUB_OFFLINE"
+ENV_REUSE_HF = "MONOCLE_REUSE_HF_CACHE"
 _YES = ("1", "true", "yes", "on")
 _NO = ("0", "false", "no", "off")
 WEIGHT_FILES = (
@@ -116,20 +118,43 @@ def default_model(task: str) -> str:
     raise KeyError(task)
 
 
-def default_cache_dir() -> Path:
-    """The hub cache: $MONOCLE_MODEL_CACHE, else Hugging Face's own (HF_HUB_CACHE / HF_HOME)."""
-    env = os.environ.get(ENV_CACHE, "").strip()
-    if env:
-        return Path(env).expanduser()
-    try:
-        from huggingface_hub import constants
+def hf_hub_cache() -> Path:
+    """The user's own Hugging Face hub cache (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)."""
+    explicit = os.environ.get("HF_HUB_CACHE", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("HF_HOME", "").strip() or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
 
-        return Path(constants.HF_HUB_CACHE)
-    except ImportError:
-        home = os.environ.get("HF_HOME") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "huggingface"
-        )
-        return Path(os.environ.get("HF_HUB_CACHE") or os.path.join(home, "hub"))
+
+def default_cache_dir() -> Path:
+    """The hub cache models are read from and downloaded into: $MONOCLE_MODEL_CACHE, else Hugging Face's own."""
+    env = os.environ.get(ENV_CACHE, "").strip()
+    return Path(env).expanduser() if env else hf_hub_cache()
+
+
+def shared_caches(cache: Path) -> list[Path]:
+    """Caches to read (never write) after ``cache``: the user's Hugging Face cache, unless $MONOCLE_REUSE_HF_CACHE
+    is off (Blender turns it off when the preferences name a Model Folder)."""
+    if _env_flag(ENV_REUSE_HF) is False:
+        return []
+    hf = hf_hub_cache()
+    try:
+        same = hf.resolve() == Path(cache).resolve()
+    except OSError:
+        same = False
+    return [] if same else [hf]
+
+
+def find_model(repo_id: str, cache: Path, revision: str | None = None) -> ResolvedModel | None:
+    """The snapshot of ``repo_id`` in ``cache``, else in the shared caches (see :func:`shared_caches`)."""
+    for folder in (Path(cache), *shared_caches(cache)):
+        found = find_cached(repo_id, folder, revision)
+        if found is not None:
+            return found
+    return None
 
 
 def _env_flag(name: str) -> bool | None:
@@ -248,7 +273,7 @@ def resolve(
             "model_missing", f"The {role} model folder {spec!r} does not exist; check the model setting."
         )
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    found = find_cached(spec, cache, revision)
+    found = find_model(spec, cache, revision)
     if found is not None:
         return found
     if not online_access(online):
@@ -361,7 +386,7 @@ def model_table(cache_dir: Path | None = None) -> list[dict[str, Any]]:
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     rows = []
     for m in KNOWN_MODELS:
-        found = find_cached(m.id, cache)
+        found = find_model(m.id, cache)
         rows.append({**asdict(m), "downloaded": found is not None, "path": str(found.path) if found else None})
     return rows
 

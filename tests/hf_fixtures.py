@@ -144,3 +144,79 @@ def install_in_hub_cache(cache_dir: Path, repo_id: str, folder: Path, commit: st
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     return snapshot
+
+
+HF_CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+
+
+def _merge(base: dict, tiny: dict) -> dict:
+    """``base`` with ``tiny``'s values written over it, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in tiny.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def fixture_info(name: str) -> dict:
+    """``fixture.json`` of ``tests/data/hf_configs/<name>``: hub id, task, sources, scaled-down values."""
+    import json
+
+    return json.loads((HF_CONFIGS / name / "fixture.json").read_text())
+
+
+def build_from_fixture(name: str, folder: Path, seed: int = 0, prompt_bias: float = -6.0) -> Path:
+    """A random-weight model made from a published config (scaled down as its fixture says) in ``folder``.
+
+    The processor files are the published ones, copied unchanged, so the engine and the
+    reference path read the same values a user's download holds.
+    """
+    import json
+
+    import torch
+    import transformers as tf
+
+    src = HF_CONFIGS / name
+    info = fixture_info(name)
+    values = _merge(json.loads((src / "config.json").read_text()), info.get("tiny", {}))
+    model_type = values.pop("model_type")
+    torch.manual_seed(seed)
+    config = tf.AutoConfig.for_model(model_type, **values)
+    model = getattr(tf, values["architectures"][0])(config).eval()
+    _liven(model, info["task"], prompt_bias)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    shutil.copy(src / "preprocessor_config.json", folder / "preprocessor_config.json")
+    if info["task"] == "prompt":
+        letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+        vocab: dict[str, int] = {}
+        for token in ["<|startoftext|>", "<|endoftext|>", *letters, *(x + "</w>" for x in letters)]:
+            vocab[token] = len(vocab)
+        tf.CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return folder
+
+
+def _liven(model, task: str, prompt_bias: float) -> None:
+    """Random weights with outputs worth comparing: varied depth, confident classes, sharp masks."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        if task == "depth":  # random init is ~0 after the head's ReLUs: spread it so depth varies
+            for p in model.parameters():
+                if p.ndim > 1:
+                    p.normal_(0.0, 2.0 / max(1, p[0].numel()) ** 0.5, generator=gen)
+        elif task == "segmentation":
+            model.class_predictor.weight.normal_(0.0, 1.0, generator=gen)
+            model.class_predictor.bias.normal_(0.0, 6.0, generator=gen)
+            for i, name in model.config.id2label.items():  # fewer background winners: objects to compare
+                if name.endswith(("-merged", "-other", "-stuff")) or i >= len(COCO_THINGS):
+                    model.class_predictor.bias[int(i)] -= 7.0
+            embedder = next(m for n, m in model.named_modules() if n.endswith("mask_embedder"))
+            for p in list(embedder.children())[-1].parameters():
+                p.mul_(20.0)
+        elif task == "prompt":  # a map of patch-sized blobs (not pixel noise) with a clear, unsaturated maximum
+            ups = [m for m in model.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+            for up in ups:
+                up.weight.copy_(up.weight.mean((2, 3), keepdim=True).expand_as(up.weight))
+            ups[-1].weight.mul_(0.6)
+            ups[-1].bias.fill_(prompt_bias)

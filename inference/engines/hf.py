@@ -5,11 +5,13 @@ can list engines and run the classic engine in an interpreter that lacks them. L
 models live in a process-wide table (one per role: depth, segmentation, prompt), which is
 what makes ``python -m inference serve`` warm: later requests reuse them.
 
-- Depth: any ``depth-estimation`` model (Depth Anything V1/V2, DPT/MiDaS, GLPN, ZoeDepth,
-  Depth Pro). Depth-Anything/DPT inputs are resized so the long side is ``depth_size``
-  (518 by default, a multiple of the patch size); the kind (relative inverse or metric)
-  comes from the model's config, and the focal length when the model predicts one.
-- Segmentation: query-based mask models (Mask2Former, MaskFormer, DETR panoptic) or plain
+- Depth: ``depth-estimation`` models whose parity with transformers' reference path is
+  tested (Depth Anything V2 relative and metric, DPT-ViT, ZoeDepth): the model's own
+  processor at its own size, then its own post-processing (see :mod:`.hf_depth`); the kind
+  (relative inverse or metric) comes from the model's config, and the focal length when the
+  model predicts one. ``depth_size`` is a faster, documented departure, off by default.
+- Segmentation: query-based mask models (Mask2Former instance and panoptic) through their
+  processor's own post-processing plus Monocle's rules (see :mod:`.hf_segment`), or plain
   semantic models. ``labels`` mode keeps object classes with their plain lowercase noun;
   ``foreground`` mode scores every query by how likely it is any object, class ignored.
   A text ``prompt`` uses a text-promptable model (CLIPSeg) instead.
@@ -17,12 +19,13 @@ what makes ``python -m inference serve`` warm: later requests reuse them.
   the classic foreground cut-out and says so with a ``segmentation_fallback`` warning; a
   prompt that matches nothing is a ``no_object`` error instead (the artist asked for it).
 - Devices: auto picks CUDA, then MPS, then CPU; half precision on CUDA. A GPU
-  out-of-memory error moves every model to the CPU once, with a ``gpu_out_of_memory`` warning.
+  out-of-memory error moves every model to the CPU once, with a ``gpu_out_of_memory`` warning;
+  a half-precision result with NaN or inf is computed again in full precision, with a
+  ``half_precision_unstable`` warning, and that model stays in full precision.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -34,7 +37,8 @@ import numpy as np
 
 from ..models import ResolvedModel, default_cache_dir, default_model, emit_download_progress, online_from_env, resolve
 from ..protocol import WorkerError
-from . import DepthMap, Instance, ProgressFn
+from . import DepthMap, Instance, ProgressFn, hf_depth
+from . import hf_segment as seg
 from .classic_segment import segment as classic_segment
 
 log = logging.getLogger(__name__)
@@ -42,60 +46,7 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SEG_MODES = ("labels", "foreground")
 CLASSIC = "classic"  # --seg-model classic: learned depth with the classic cut-out
-PROMPT_THRESHOLD = 0.4  # CLIPSeg probabilities are soft; 0.4 keeps the object without its surroundings
-MIN_AREA_FRACTION = 0.002  # smaller parts of a mask are noise
-OVERLAP_KEEP = 0.5  # an object left with less than this share of its mask by more confident ones is dropped
-MAX_QUERIES = 30
 ROLE_NAMES = {"depth": "depth", "segmentation": "segmentation", "prompt": "text-prompt segmentation"}
-
-# COCO panoptic "stuff" classes as the Hub's Mask2Former/DETR configs name them: background, not objects.
-COCO_STUFF = frozenset(
-    """banner blanket bridge cardboard counter curtain door-stuff floor-wood flower fruit gravel house light
-    mirror-stuff net pillow platform playingfield railroad river road roof sand sea shelf snow stairs tent towel
-    wall-brick wall-stone wall-tile wall-wood water-other window-blind window-other tree-merged fence-merged
-    ceiling-merged sky-other-merged cabinet-merged table-merged floor-other-merged pavement-merged mountain-merged
-    grass-merged dirt-merged paper-merged food-other-merged building-other-merged rock-merged wall-other-merged
-    rug-merged""".split()
-)
-BACKGROUND = frozenset({"background", "unlabeled", "unlabelled", "void", "other", "n/a", "sky", "wall", "floor"})
-# COCO / VOC names whose plain noun is clearer for the template matcher
-LABEL_ALIASES = {
-    "dining table": "table",
-    "diningtable": "table",
-    "potted plant": "plant",
-    "pottedplant": "plant",
-    "cell phone": "phone",
-    "sports ball": "ball",
-    "hair drier": "hair dryer",
-    "tv": "television",
-    "tvmonitor": "television",
-    "motorbike": "motorcycle",
-    "aeroplane": "airplane",
-}
-
-
-def plain_label(raw: str) -> str:
-    """A model's class name as a plain lowercase noun ("dining table" -> "table")."""
-    text = str(raw).strip().lower().replace("_", " ")
-    changed = True
-    while changed:
-        changed = False
-        for suffix in ("-merged", "-other", "-stuff"):
-            if text.endswith(suffix):
-                text, changed = text[: -len(suffix)], True
-    text = " ".join(text.replace("-", " ").split())
-    return LABEL_ALIASES.get(text, text) or "object"
-
-
-def is_background(raw: str) -> bool:
-    return str(raw).strip().lower() in COCO_STUFF or plain_label(raw) in BACKGROUND
-
-
-def prompt_noun(prompt: str) -> str:
-    words = prompt.strip().lower().split()
-    while words and words[0] in ("a", "an", "the", "some"):
-        words = words[1:]
-    return " ".join(words) or "object"
 
 
 @dataclass
@@ -187,40 +138,25 @@ def pick_device(requested: str | None) -> tuple[str, str | None]:
     return req, None
 
 
-def depth_kind(config: Any) -> str:
-    """``metric`` or ``relative_inverse`` from a depth model's config."""
-    kind = getattr(config, "depth_estimation_type", None)
-    if kind == "metric":
-        return "metric"
-    if kind == "relative":
-        return "relative_inverse"
-    if getattr(config, "model_type", "") in ("zoedepth", "glpn", "depth_pro"):
-        return "metric"
-    return "relative_inverse"
+def _missing_package(exc: ImportError) -> str:
+    """The package an ImportError is about (transformers' own "requires the X library" errors included)."""
+    if exc.name:
+        return exc.name.split(".")[0]
+    text = str(exc)
+    for name in ("torchvision", "timm", "scipy", "sentencepiece", "protobuf", "accelerate"):
+        if name in text.lower():
+            return name
+    return "that this model asks for"
 
 
-def _resize(rgb: np.ndarray, long_side: int, multiple: int = 1) -> np.ndarray:
-    """``rgb`` with its long side at ``long_side`` and both sides a multiple of ``multiple``."""
-    import cv2
+def _all_finite(out: Any) -> bool:
+    """Whether every floating-point tensor of a model output is free of NaN and inf."""
+    import torch
 
-    h, w = rgb.shape[:2]
-    s = long_side / max(h, w)
-    nh = max(multiple, int(round(h * s / multiple)) * multiple)
-    nw = max(multiple, int(round(w * s / multiple)) * multiple)
-    if (nh, nw) == (h, w):
-        return rgb
-    interp = cv2.INTER_AREA if nh < h else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (nw, nh), interpolation=interp)
-
-
-def _components(mask: np.ndarray, min_area: int) -> list[np.ndarray]:
-    """Connected parts of ``mask`` of at least ``min_area`` pixels, largest first."""
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    order = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    order.sort(key=lambda i: -stats[i, cv2.CC_STAT_AREA])
-    return [labels == i for i in order]
+    values = out.values() if hasattr(out, "values") else [out]
+    return all(
+        bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()
+    )
 
 
 class TransformersEngine:
@@ -237,8 +173,8 @@ class TransformersEngine:
         online: bool | None = None,
         cache_dir: str | None = None,
         threshold: float = 0.5,
-        depth_size: int = 518,
-        seg_size: int = 512,
+        depth_size: int | None = None,
+        seg_size: int | None = None,
         emit: Any = None,
         **_: Any,
     ) -> None:
@@ -246,8 +182,9 @@ class TransformersEngine:
             raise WorkerError("bad_argument", f"--seg-mode must be one of: {', '.join(SEG_MODES)}.")
         if not 0.0 < float(threshold) < 1.0:
             raise WorkerError("bad_argument", "--threshold must lie between 0 and 1.")
-        if int(depth_size) < 56 or int(seg_size) < 64:
-            raise WorkerError("bad_argument", "--depth-size must be at least 56 and --seg-size at least 64 pixels.")
+        if 0 < int(depth_size or 0) < 56 or 0 < int(seg_size or 0) < 64:
+            raise WorkerError("bad_argument", "--depth-size must be at least 56 and --seg-size at least 64 pixels "
+                              "(0: the model's own size).")
         self.specs = {
             "depth": (depth_model or "").strip() or default_model("depth"),
             "segmentation": (seg_model or "").strip() or default_model("segmentation"),
@@ -259,8 +196,8 @@ class TransformersEngine:
         self.online = online_from_env() if online is None else bool(online)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.threshold = float(threshold)
-        self.depth_size = int(depth_size)
-        self.seg_size = int(seg_size)
+        self.depth_size = int(depth_size or 0) or None  # None: the model's reference size
+        self.seg_size = int(seg_size or 0) or None
         self.emit = emit
         self.device: str | None = None
         self.seg_source: str | None = None
@@ -384,17 +321,31 @@ class TransformersEngine:
                 f"{transformers.__version__} ({type(exc).__name__}); update transformers or choose another model.",
             ) from None
         cls = self._model_class(role, config)
+        needs = hf_depth.NEEDS_TORCHVISION.get(getattr(config, "model_type", ""))
+        if needs and not transformers.utils.is_torchvision_available():
+            raise WorkerError(
+                "engine_unavailable",
+                f"The {ROLE_NAMES[role]} model {resolved.spec} needs the Python package torchvision for {needs}, "
+                "which Monocle's learned environment does not include; choose another model.",
+            )
         dtype = torch.float16 if device == "cuda" else torch.float32
         major = int(transformers.__version__.split(".")[0])
         dtype_arg = {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
-        try:
-            model = cls.from_pretrained(path, local_files_only=True, **dtype_arg)
+        try:  # the processor first: it is cheap, and the one that needs packages Monocle does not install
             if role == "prompt":
                 processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
             else:
                 processor = transformers.AutoImageProcessor.from_pretrained(path, local_files_only=True)
+            model = cls.from_pretrained(path, local_files_only=True, **dtype_arg)
         except WorkerError:
             raise
+        except ImportError as exc:
+            missing = _missing_package(exc)
+            raise WorkerError(
+                "engine_unavailable",
+                f"The {ROLE_NAMES[role]} model {resolved.spec} needs the Python package {missing}, which Monocle's "
+                "learned environment does not include; choose another model.",
+            ) from None
         except Exception as exc:
             log.exception("loading %s failed", path)
             raise WorkerError(
@@ -461,16 +412,33 @@ class TransformersEngine:
         self._empty_cache()
 
     def _run(self, role: str, inputs: dict[str, Any]) -> Any:
-        """Forward pass with the one-time GPU out-of-memory fallback."""
+        """Forward pass with the one-time GPU out-of-memory fallback and the half-precision check."""
         try:
-            return self._forward(self._used[role], inputs)
+            out = self._forward(self._used[role], inputs)
         except Exception as exc:
             if not self._is_oom(exc):
                 raise
             if self._used[role].device == "cpu":
                 raise MemoryError(str(exc)) from exc  # reported as out_of_memory
-        self._fallback_to_cpu()
-        return self._forward(self._used[role], inputs)
+            self._fallback_to_cpu()
+            out = self._forward(self._used[role], inputs)
+        return self._full_precision_if_unstable(role, inputs, out)
+
+    def _full_precision_if_unstable(self, role: str, inputs: dict[str, Any], out: Any) -> Any:
+        """``out``, or, when half precision gave NaN or inf, the same pass again in float32 (once per model)."""
+        import torch
+
+        lm = self._used[role]
+        if lm.dtype == torch.float32 or _all_finite(out):
+            return out
+        self._warn(
+            "half_precision_unstable",
+            f"The {ROLE_NAMES[role]} model gave invalid numbers in half precision; Monocle runs it in full "
+            "precision instead, more slowly.",
+        )
+        lm.model.to(dtype=torch.float32)
+        lm.dtype = torch.float32
+        return self._forward(lm, inputs)
 
     @staticmethod
     def _forward(lm: _Loaded, inputs: dict[str, Any]) -> Any:
@@ -530,212 +498,65 @@ class TransformersEngine:
                 kept.append(inst)
         return kept
 
-    def _seg_inputs(self, lm: _Loaded, rgb: np.ndarray) -> tuple[dict[str, Any], tuple[int, int]]:
-        """Processor inputs and the (height, width) of the image inside them (before padding)."""
-        size = getattr(lm.processor, "size", None) or {}
-
-        def size_value(key: str) -> Any:
-            return size.get(key) if isinstance(size, dict) else getattr(size, key, None)  # dict or SizeDict
-
-        if size_value("shortest_edge") and size_value("longest_edge"):
-            # Mask2Former / MaskFormer / DETR: we pick the size (long side, sides a multiple of the divisor)
+    def _seg_inputs(self, lm: _Loaded, rgb: np.ndarray) -> dict[str, Any]:
+        """Processor inputs at the model's reference size, or (``seg_size``) the long side at that size."""
+        kwargs: dict[str, Any] = {}
+        if self.seg_size:
             divisor = int(getattr(lm.processor, "size_divisor", None) or 32)
-            small = _resize(rgb, min(self.seg_size, max(rgb.shape[:2])), divisor)
-            inputs = lm.processor(images=small, do_resize=False, return_tensors="pt")
-            return dict(inputs), small.shape[:2]
-        inputs = lm.processor(images=rgb, return_tensors="pt")
-        shape = tuple(inputs["pixel_values"].shape[-2:])
-        return dict(inputs), shape  # type: ignore[return-value]
+            h, w = rgb.shape[:2]
+            f = self.seg_size / max(h, w)
+            kwargs["size"] = {"height": max(divisor, round(h * f / divisor) * divisor),
+                              "width": max(divisor, round(w * f / divisor) * divisor)}
+        return dict(lm.processor(images=rgb, return_tensors="pt", **kwargs))
 
     def _segment_model(self, rgb: np.ndarray, progress: ProgressFn) -> list[Instance]:
         lm = self._get("segmentation", progress)
-        inputs, (ih, iw) = self._seg_inputs(lm, rgb)
+        inputs = self._seg_inputs(lm, rgb)
         model_inputs = {k: v for k, v in inputs.items() if k in ("pixel_values", "pixel_mask")}
         out = self._run("segmentation", model_inputs)
         progress("segment", 0.7, "Reading the masks")
-        ph, pw = inputs["pixel_values"].shape[-2:]
-        labels = dict(getattr(lm.config, "id2label", {}) or {})
-        class_logits = getattr(out, "class_queries_logits", None)
-        mask_logits = getattr(out, "masks_queries_logits", None)
-        if class_logits is None and getattr(out, "pred_masks", None) is not None:  # DETR panoptic
-            class_logits, mask_logits = out.logits, out.pred_masks
-        if class_logits is not None and mask_logits is not None:
-            return self._from_queries(class_logits[0], mask_logits[0], (ih / ph, iw / pw), rgb.shape[:2], labels)
+        shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+        labels = {int(k): v for k, v in (getattr(lm.config, "id2label", {}) or {}).items()}
+        foreground = self.seg_mode == "foreground"
+        if getattr(out, "class_queries_logits", None) is not None and getattr(out, "masks_queries_logits", None) \
+                is not None:
+            out.class_queries_logits = out.class_queries_logits.float()
+            out.masks_queries_logits = out.masks_queries_logits.float()
+            if foreground:
+                return seg.foreground_from_queries(out.class_queries_logits[0], out.masks_queries_logits[0], shape,
+                                                   self.threshold, labels)
+            if hasattr(lm.processor, "post_process_instance_segmentation"):
+                segments = seg.reference_segments(lm.processor, out, shape, self.threshold,
+                                                  panoptic=seg.is_panoptic(labels))
+                return seg.objects_from_segments(segments, labels, shape)
         logits = getattr(out, "logits", None)
         if logits is not None and logits.ndim == 4:
-            return self._from_semantic(logits[0], (ih / ph, iw / pw), rgb.shape[:2], labels)
+            return seg.from_semantic(logits[0], shape, self.threshold, labels, foreground)
         raise WorkerError("model_invalid", f"The model {lm.resolved.spec} gives no masks Monocle can read.")
 
-    def _from_queries(
-        self, class_logits: Any, mask_logits: Any, valid: tuple[float, float], shape: tuple[int, int],
-        labels: dict[int, str],
-    ) -> list[Instance]:
-        """Instances from a query-based model: one class distribution and one mask per query."""
-        import torch
-
-        h, w = shape
-        probs = class_logits.float().softmax(-1)[:, :-1]  # last column: "no object"
-        n_classes = probs.shape[1]
-        thing = torch.tensor([not is_background(labels.get(i, str(i))) for i in range(n_classes)])
-        if self.seg_mode == "foreground":
-            scores = (probs * thing.to(probs.device)).sum(-1)
-            classes = torch.full_like(scores, -1, dtype=torch.long)
-        else:
-            scores, classes = probs.max(-1)
-            scores = torch.where(thing.to(probs.device)[classes], scores, torch.zeros_like(scores))
-        order = torch.argsort(scores, descending=True)[:MAX_QUERIES]
-        order = order[scores[order] >= self.threshold]
-        if order.numel() == 0:
-            return []
-        mh, mw = mask_logits.shape[-2:]
-        crop = mask_logits[order].float()[:, : max(1, round(mh * valid[0])), : max(1, round(mw * valid[1]))]
-        # decide ownership at a moderate size, then sharpen each kept mask at the working size
-        sh, sw = (h, w) if max(h, w) <= 512 else (round(h * 512 / max(h, w)), round(w * 512 / max(h, w)))
-        logits = torch.nn.functional.interpolate(crop[None], size=(sh, sw), mode="bilinear", align_corners=False)[0]
-        binary = logits > 0
-        prob = logits.sigmoid()
-        area = binary.flatten(1).sum(1)
-        mask_score = (prob * binary).flatten(1).sum(1) / area.clamp(min=1)
-        final = scores[order] * mask_score
-        min_area = max(4, int(MIN_AREA_FRACTION * sh * sw))
-        ok = (final >= self.threshold) & (area >= min_area)
-        if not bool(ok.any()):
-            return []
-        logits, binary, prob, area, final = logits[ok], binary[ok], prob[ok], area[ok], final[ok]
-        classes = classes[order][ok]
-        if self.seg_mode == "foreground":
-            union = binary.any(0).cpu().numpy()
-            return [
-                Instance(mask=self._upsample(m.astype(np.float32) - 0.5, (h, w)), label="object",
-                         score=float(final.max()), extra={"mode": "foreground"})
-                for m in _components(union, min_area)
-            ]
-        # most confident first: each object keeps the pixels no better object took; one that keeps less than
-        # OVERLAP_KEEP of its mask is a duplicate or hidden, and is dropped
-        claimed = torch.zeros_like(binary[0])
-        instances = []
-        for k in torch.argsort(final, descending=True).tolist():
-            own = binary[k] & ~claimed
-            if int(own.sum()) < max(min_area, OVERLAP_KEEP * int(area[k])):
-                continue
-            claimed |= own
-            # the mask's own edge at full working resolution, limited to the pixels this instance owns
-            edge = self._upsample(logits[k].cpu().numpy(), (h, w))
-            owned = self._upsample(own.cpu().numpy().astype(np.float32) - 0.5, (h, w))
-            mask = edge & owned
-            if int(mask.sum()) < max(4, int(MIN_AREA_FRACTION * h * w)):
-                continue
-            raw = labels.get(int(classes[k]), str(int(classes[k])))
-            instances.append(
-                Instance(mask=mask, label=plain_label(raw), score=float(final[k]),
-                         extra={"class_id": int(classes[k]), "class_name": str(raw)})
-            )
-        return instances
-
-    def _from_semantic(
-        self, logits: Any, valid: tuple[float, float], shape: tuple[int, int], labels: dict[int, str]
-    ) -> list[Instance]:
-        """Instances from a per-pixel class model: each object class split into connected parts."""
-        lh, lw = logits.shape[-2:]
-        crop = logits.float()[:, : max(1, round(lh * valid[0])), : max(1, round(lw * valid[1]))]
-        probs = crop.softmax(0)
-        best, cls = probs.max(0)
-        best, cls = best.cpu().numpy(), cls.cpu().numpy()
-        min_area = max(4, int(MIN_AREA_FRACTION * cls.size))
-        instances = []
-        for c in np.unique(cls):
-            raw = labels.get(int(c), str(int(c)))
-            if is_background(raw):
-                continue
-            for part in _components(cls == c, min_area):
-                score = float(best[part].mean())
-                if score < self.threshold:
-                    continue
-                mask = self._upsample(part.astype(np.float32) - 0.5, shape)
-                label = "object" if self.seg_mode == "foreground" else plain_label(raw)
-                instances.append(Instance(mask=mask, label=label, score=score, extra={"class_id": int(c)}))
-        if self.seg_mode == "foreground" and instances:
-            union = np.logical_or.reduce([i.mask for i in instances])
-            score = max(i.score for i in instances)
-            return [Instance(mask=m, label="object", score=score) for m in _components(union, min_area)]
-        return instances
-
-    @staticmethod
-    def _upsample(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """Signed map (positive inside) resized to ``shape`` with bilinear interpolation, as a bool mask."""
-        import cv2
-
-        h, w = shape
-        v = np.asarray(values, dtype=np.float32)
-        if v.shape != (h, w):
-            v = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
-        return v > 0
-
     def _segment_prompt(self, rgb: np.ndarray, progress: ProgressFn) -> list[Instance]:
-        import cv2
-
         lm = self._get("prompt", progress)
         assert self.prompt is not None
-        small = _resize(rgb, min(704, max(rgb.shape[:2])))
         try:
-            inputs = lm.processor(text=[self.prompt], images=[small], return_tensors="pt", padding=True)
+            inputs = lm.processor(text=[self.prompt], images=[rgb], return_tensors="pt", padding=True)
         except TypeError:
             raise WorkerError(
                 "model_invalid", f"The model {lm.resolved.spec} does not take a text prompt; choose CLIPSeg."
             ) from None
         out = self._run("prompt", dict(inputs))
-        logits = out.logits.float()
-        while logits.ndim > 2:
-            logits = logits[0]
-        prob = logits.sigmoid().cpu().numpy()
-        h, w = rgb.shape[:2]
-        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
-        min_area = max(4, int(MIN_AREA_FRACTION * h * w))
-        label = prompt_noun(self.prompt)
-        return [
-            Instance(mask=m, label=label, score=float(prob[m].mean()), extra={"prompt": self.prompt})
-            for m in _components(prob >= PROMPT_THRESHOLD, min_area)
-        ]
+        prob = seg.prompt_probability(out.logits, (int(rgb.shape[0]), int(rgb.shape[1])))
+        return seg.from_prompt(prob, self.prompt)
 
     # -- depth -----------------------------------------------------------------------------------
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap:
-        import torch
-
         lm = self._get("depth", progress)
         h, w = rgb.shape[:2]
-        proc = lm.processor
-        if hasattr(proc, "ensure_multiple_of") and hasattr(proc, "keep_aspect_ratio"):
-            # Depth Anything / DPT: long side at depth_size, sides a multiple of the patch size
-            small = _resize(rgb, self.depth_size, int(getattr(proc, "ensure_multiple_of", 1) or 1))
-            inputs = proc(images=small, do_resize=False, return_tensors="pt")
-        else:
-            small = rgb
-            inputs = proc(images=rgb, return_tensors="pt")
+        inputs = hf_depth.inputs(lm.processor, rgb, self.depth_size)
         progress("depth", 0.2, "Estimating depth")
-        out = self._run("depth", dict(inputs))
+        out = self._run("depth", inputs)
         progress("depth", 0.8, "Resampling depth")
-        out["predicted_depth"] = out["predicted_depth"].float()
-        for key in ("field_of_view", "fov"):
-            if getattr(out, key, None) is not None:
-                out[key] = out[key].float()
-        focal = None
-        post = getattr(proc, "post_process_depth_estimation", None)
-        if post is not None:
-            params = inspect.signature(post).parameters
-            kwargs: dict[str, Any] = {"target_sizes": [(h, w)]}
-            if "source_sizes" in params:
-                kwargs["source_sizes"] = [tuple(small.shape[:2])]
-            result = post(out, **kwargs)[0]
-            values = result["predicted_depth"]
-            f = result.get("focal_length")
-            if f is not None:
-                focal = float(f)
-        else:
-            values = torch.nn.functional.interpolate(
-                out["predicted_depth"][:, None], size=(h, w), mode="bilinear", align_corners=False
-            )[0, 0]
-        values = values.float().reshape(h, w).cpu().numpy().astype(np.float32)
-        kind = depth_kind(lm.config)
+        values, focal = hf_depth.post_process(lm.processor, out, (int(h), int(w)))
+        kind = hf_depth.depth_kind(lm.config)
         if kind == "relative_inverse":
             values = np.maximum(values, 0.0)  # bicubic resampling overshoots below zero at edges
         extra = {

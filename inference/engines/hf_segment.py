@@ -1,0 +1,237 @@
+"""Objects from a segmentation model's outputs, the way the model's own processor reads them.
+
+Labels mode keeps transformers' reference post-processing (the processor's
+``post_process_instance_segmentation`` or ``post_process_panoptic_segmentation``) and then
+applies Monocle's rules, in this order:
+
+1. background ("stuff") classes are not objects and are dropped;
+2. most confident first, each object keeps the pixels no more confident object took; one
+   left with less than ``OVERLAP_KEEP`` of its mask is a duplicate or hidden, and is dropped;
+3. objects smaller than ``MIN_AREA_FRACTION`` of the photo are dropped.
+
+Foreground mode (any object, class ignored) and plain per-pixel models have no reference
+post-processing; they are Monocle's own. Text prompts (CLIPSeg) follow the model card: the
+sigmoid of the logits, resized to the photo (bilinear), thresholded relative to its maximum.
+torch is imported inside the functions, as everywhere in the learned engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import Instance
+
+MIN_AREA_FRACTION = 0.002  # smaller parts of a mask are noise
+OVERLAP_KEEP = 0.5  # an object left with less than this share of its mask by more confident ones is dropped
+MAX_QUERIES = 30
+PROMPT_RELATIVE = 0.5  # a prompt's mask: probability at least this share of the map's maximum ...
+PROMPT_FLOOR = 0.1  # ... and at least this, so a prompt that matches nothing finds nothing
+
+# COCO panoptic "stuff" classes as the Hub's Mask2Former/DETR configs name them: background, not objects.
+COCO_STUFF = frozenset(
+    """banner blanket bridge cardboard counter curtain door-stuff floor-wood flower fruit gravel house light
+    mirror-stuff net pillow platform playingfield railroad river road roof sand sea shelf snow stairs tent towel
+    wall-brick wall-stone wall-tile wall-wood water-other window-blind window-other tree-merged fence-merged
+    ceiling-merged sky-other-merged cabinet-merged table-merged floor-other-merged pavement-merged mountain-merged
+    grass-merged dirt-merged paper-merged food-other-merged building-other-merged rock-merged wall-other-merged
+    rug-merged""".split()
+)
+BACKGROUND = frozenset({"background", "unlabeled", "unlabelled", "void", "other", "n/a", "sky", "wall", "floor"})
+# COCO / VOC names whose plain noun is clearer for the template matcher
+LABEL_ALIASES = {
+    "dining table": "table",
+    "diningtable": "table",
+    "potted plant": "plant",
+    "pottedplant": "plant",
+    "cell phone": "phone",
+    "sports ball": "ball",
+    "hair drier": "hair dryer",
+    "tv": "television",
+    "tvmonitor": "television",
+    "motorbike": "motorcycle",
+    "aeroplane": "airplane",
+}
+
+
+def plain_label(raw: str) -> str:
+    """A model's class name as a plain lowercase noun ("dining table" -> "table")."""
+    text = str(raw).strip().lower().replace("_", " ")
+    changed = True
+    while changed:
+        changed = False
+        for suffix in ("-merged", "-other", "-stuff"):
+            if text.endswith(suffix):
+                text, changed = text[: -len(suffix)], True
+    text = " ".join(text.replace("-", " ").split())
+    return LABEL_ALIASES.get(text, text) or "object"
+
+
+def is_background(raw: str) -> bool:
+    return str(raw).strip().lower() in COCO_STUFF or plain_label(raw) in BACKGROUND
+
+
+def prompt_noun(prompt: str) -> str:
+    words = prompt.strip().lower().split()
+    while words and words[0] in ("a", "an", "the", "some"):
+        words = words[1:]
+    return " ".join(words) or "object"
+
+
+def min_area(shape: tuple[int, int]) -> int:
+    return max(4, int(MIN_AREA_FRACTION * shape[0] * shape[1]))
+
+
+def components(mask: np.ndarray, least: int) -> list[np.ndarray]:
+    """Connected parts of ``mask`` of at least ``least`` pixels, largest first."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    order = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= least]
+    order.sort(key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    return [labels == i for i in order]
+
+
+def upsample(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Signed map (positive inside) resized to ``shape`` with bilinear interpolation, as a bool mask."""
+    import cv2
+
+    h, w = shape
+    v = np.asarray(values, dtype=np.float32)
+    if v.shape != (h, w):
+        v = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
+    return v > 0
+
+
+def is_panoptic(labels: dict[int, str]) -> bool:
+    """A query model whose classes include background ("stuff") classes was trained for panoptic output."""
+    return any(is_background(name) for name in labels.values())
+
+
+def reference_segments(processor: Any, out: Any, shape: tuple[int, int], threshold: float,
+                       panoptic: bool) -> list[dict[str, Any]]:
+    """transformers' own post-processing: ``[{"mask", "label_id", "score"}]`` at ``shape``, in its order."""
+    if panoptic:
+        result = processor.post_process_panoptic_segmentation(
+            out, threshold=threshold, label_ids_to_fuse=set(), target_sizes=[shape]
+        )[0]
+        seg = result["segmentation"]
+        return [
+            {"mask": (seg == s["id"]).cpu().numpy(), "label_id": int(s["label_id"]), "score": float(s["score"])}
+            for s in result["segments_info"]
+        ]
+    result = processor.post_process_instance_segmentation(
+        out, threshold=threshold, target_sizes=[shape], return_binary_maps=True
+    )[0]
+    infos = result["segments_info"]
+    if not infos:
+        return []
+    maps = result["segmentation"]
+    return [
+        {"mask": maps[i].cpu().numpy() > 0.5, "label_id": int(s["label_id"]), "score": float(s["score"])}
+        for i, s in enumerate(infos)
+    ]
+
+
+def objects_from_segments(segments: list[dict[str, Any]], labels: dict[int, str], shape: tuple[int, int]
+                          ) -> list[Instance]:
+    """Monocle's rules (module docstring) applied to the reference segments, most confident first."""
+    least = min_area(shape)
+    claimed = np.zeros(shape, dtype=bool)
+    instances = []
+    for seg in sorted(segments, key=lambda s: -s["score"]):
+        raw = labels.get(seg["label_id"], str(seg["label_id"]))
+        if is_background(raw):
+            continue
+        area = int(seg["mask"].sum())
+        own = seg["mask"] & ~claimed
+        kept = int(own.sum())
+        if kept < least or kept < OVERLAP_KEEP * area:
+            continue
+        claimed |= own
+        instances.append(Instance(mask=own, label=plain_label(raw), score=seg["score"],
+                                  extra={"class_id": seg["label_id"], "class_name": str(raw)}))
+    return instances
+
+
+def foreground_from_queries(class_logits: Any, mask_logits: Any, shape: tuple[int, int], threshold: float,
+                            labels: dict[int, str]) -> list[Instance]:
+    """Class-agnostic objects: every query scored by how likely it is any object, the masks united."""
+    import torch
+
+    probs = class_logits.float().softmax(-1)[:, :-1]  # last column: "no object"
+    thing = torch.tensor([not is_background(labels.get(i, str(i))) for i in range(probs.shape[1])])
+    scores = (probs * thing.to(probs.device)).sum(-1)
+    order = torch.argsort(scores, descending=True)[:MAX_QUERIES]
+    order = order[scores[order] >= threshold]
+    if order.numel() == 0:
+        return []
+    h, w = shape
+    sh, sw = (h, w) if max(h, w) <= 512 else (round(h * 512 / max(h, w)), round(w * 512 / max(h, w)))
+    logits = torch.nn.functional.interpolate(mask_logits[order].float()[None], size=(sh, sw), mode="bilinear",
+                                             align_corners=False)[0]
+    binary = logits > 0
+    area = binary.flatten(1).sum(1)
+    mask_score = (logits.sigmoid() * binary).flatten(1).sum(1) / area.clamp(min=1)
+    final = scores[order] * mask_score
+    ok = (final >= threshold) & (area >= min_area((sh, sw)))
+    if not bool(ok.any()):
+        return []
+    union = binary[ok].any(0).cpu().numpy()
+    score = float(final[ok].max())
+    return [
+        Instance(mask=upsample(m.astype(np.float32) - 0.5, shape), label="object", score=score,
+                 extra={"mode": "foreground"})
+        for m in components(union, min_area((sh, sw)))
+    ]
+
+
+def from_semantic(logits: Any, shape: tuple[int, int], threshold: float, labels: dict[int, str],
+                  foreground: bool) -> list[Instance]:
+    """Objects from a per-pixel class model: each object class split into connected parts."""
+    probs = logits.float().softmax(0)
+    best, cls = probs.max(0)
+    best, cls = best.cpu().numpy(), cls.cpu().numpy()
+    least = min_area(cls.shape)
+    instances = []
+    for c in np.unique(cls):
+        raw = labels.get(int(c), str(int(c)))
+        if is_background(raw):
+            continue
+        for part in components(cls == c, least):
+            score = float(best[part].mean())
+            if score < threshold:
+                continue
+            mask = upsample(part.astype(np.float32) - 0.5, shape)
+            label = "object" if foreground else plain_label(raw)
+            instances.append(Instance(mask=mask, label=label, score=score, extra={"class_id": int(c)}))
+    if foreground and instances:
+        union = np.logical_or.reduce([i.mask for i in instances])
+        score = max(i.score for i in instances)
+        return [Instance(mask=m, label="object", score=score) for m in components(union, least)]
+    return instances
+
+
+def prompt_probability(logits: Any, shape: tuple[int, int]) -> np.ndarray:
+    """CLIPSeg's map as the model card reads it: sigmoid of the logits, resized to ``shape`` (bilinear)."""
+    import torch
+
+    while logits.ndim > 2:
+        logits = logits[0]
+    prob = logits.float().sigmoid()[None, None]
+    prob = torch.nn.functional.interpolate(prob, size=shape, mode="bilinear", align_corners=False)
+    return prob[0, 0].cpu().numpy()
+
+
+def prompt_threshold(prob: np.ndarray) -> float:
+    """Relative to the map's maximum: CLIPSeg's probabilities are soft and their scale varies per prompt."""
+    return max(PROMPT_FLOOR, PROMPT_RELATIVE * float(prob.max()))
+
+
+def from_prompt(prob: np.ndarray, prompt: str) -> list[Instance]:
+    label = prompt_noun(prompt)
+    return [
+        Instance(mask=m, label=label, score=float(prob[m].mean()), extra={"prompt": prompt})
+        for m in components(prob >= prompt_threshold(prob), min_area(prob.shape))
+    ]

@@ -1,0 +1,272 @@
+"""Every advertised learned model against transformers' reference path.
+
+Each model is built from its published ``config.json`` and ``preprocessor_config.json``
+(``tests/data/hf_configs``; architecture scaled down, random weights). The reference is what
+the model card does: the model's own image processor at its own size, the model, then the
+processor's own ``post_process_*``. The engine must give the same numbers:
+
+- depth maps at the photo's resolution: max |engine - reference| <= DEPTH_RTOL x max |reference|
+  (relative-inverse maps are compared after clamping at 0, the engine's one documented guard);
+- Mask2Former: every object is a reference segment with the same class and score (SCORE_ATOL),
+  and its mask is that segment's mask less the pixels of more confident objects, pixel for pixel;
+  every reference segment left out is background, tiny or mostly covered (hf_segment's rules);
+- CLIPSeg: the masks are the connected parts of the reference probability map above the
+  threshold, pixel for pixel, scores within SCORE_ATOL.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MODULE
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+tf = pytest.importorskip("transformers")
+
+from hf_fixtures import HF_CONFIGS, build_from_fixture, fixture_info, install_in_hub_cache  # noqa: E402
+
+DEPTH_RTOL = 1e-5
+SCORE_ATOL = 1e-5
+THRESHOLD = 0.3  # lower than the default 0.5, so random weights give several objects to compare
+DEPTH = ["depth-anything-v2-small", "depth-anything-v2-base", "depth-anything-v2-large",
+         "depth-anything-v2-metric-indoor-small", "depth-anything-v2-metric-outdoor-small", "dpt-large"]
+SEGMENTATION = ["mask2former-swin-tiny-coco-instance", "mask2former-swin-tiny-coco-panoptic"]
+NOT_ADVERTISED = ["depth-pro", "zoedepth-nyu-kitti"]
+
+hf = importlib.import_module(MODULE + ".inference.engines.hf")
+seg = importlib.import_module(MODULE + ".inference.engines.hf_segment")
+models = importlib.import_module(MODULE + ".inference.models")
+protocol = importlib.import_module(MODULE + ".inference.protocol")
+
+
+def _quiet(*_args) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A 4:3 photo-like image larger than the models' reference sizes (640x480): smooth shapes and texture."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    img = np.stack([xx / 640 * 200, yy / 480 * 180, 100 + 80 * np.sin(xx / 40) * np.cos(yy / 30)], -1)
+    img[(xx - 400) ** 2 + (yy - 260) ** 2 < 110**2] = (220, 40, 40)
+    img[80:200, 60:260] = (30, 160, 60)
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parity")
+    cache: dict[str, Path] = {}
+
+    def get(name: str, **kwargs) -> Path:
+        key = name + json.dumps(kwargs, sort_keys=True)
+        if key not in cache:
+            cache[key] = build_from_fixture(name, root / f"{name}-{len(cache)}", **kwargs)
+        return cache[key]
+
+    return get
+
+
+def _reference(folder: Path, processor_cls=None):
+    config = tf.AutoConfig.from_pretrained(folder)
+    model = getattr(tf, config.architectures[0]).from_pretrained(folder).eval()
+    processor = (processor_cls or tf.AutoImageProcessor).from_pretrained(folder)
+    return model, processor
+
+
+def test_every_advertised_model_has_a_fixture():
+    advertised = {m.id for m in models.known_models()}
+    fixtures = {fixture_info(p.name)["id"]: p.name for p in HF_CONFIGS.iterdir() if (p / "fixture.json").is_file()}
+    assert advertised <= set(fixtures), advertised - set(fixtures)
+    for name in NOT_ADVERTISED:
+        info = fixture_info(name)
+        assert info["advertised"] is False and info["why_not"]
+        assert info["id"] not in advertised
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "Depth Pro" in readme and "ZoeDepth" in readme and "torchvision" in readme
+
+
+@pytest.mark.parametrize("name", DEPTH)
+def test_depth_matches_reference(name, built, photo):
+    folder = built(name)
+    model, processor = _reference(folder)
+    inputs = processor(images=Image.fromarray(photo), return_tensors="pt")
+    with torch.no_grad():
+        out = model(**inputs)
+    ref = processor.post_process_depth_estimation(out, target_sizes=[photo.shape[:2]])[0]["predicted_depth"]
+    ref = ref.float().numpy()
+
+    engine = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False)
+    got = engine.depth(photo, [], _quiet)
+    assert got.values.shape == photo.shape[:2]
+    expected = ref if got.kind == "metric" else np.maximum(ref, 0.0)
+    assert got.kind == ("metric" if "metric" in name else "relative_inverse")
+    assert float(expected.std()) > 1e-3 * float(np.abs(expected).max())  # a map worth comparing
+    err = float(np.abs(got.values - expected).max())
+    assert err <= DEPTH_RTOL * float(np.abs(expected).max()), err
+    w, h = got.extra["input_size"]
+    assert (h, w) == tuple(inputs["pixel_values"].shape[-2:])
+    if name.startswith("depth-anything"):
+        assert min(h, w) == 518 and w % 14 == 0  # short side at 518, as Depth Anything V2's reference puts it
+
+
+def test_depth_size_is_an_option_off_by_default(built, photo):
+    folder = built("depth-anything-v2-small")
+    default = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False)
+    assert default.settings()["depth_size"] is None
+    fast = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False, depth_size=266)
+    got = fast.depth(photo, [], _quiet)
+    assert got.values.shape == photo.shape[:2]
+    w, h = got.extra["input_size"]
+    assert min(h, w) == 266 and w % 14 == 0
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_segmentation_matches_reference(name, built, photo):
+    folder = built(name)
+    model, processor = _reference(folder)
+    inputs = processor(images=Image.fromarray(photo), return_tensors="pt")
+    assert tuple(inputs["pixel_values"].shape[-2:]) == (384, 384)  # the published size squashes the photo
+    with torch.no_grad():
+        out = model(**inputs)
+    shape = photo.shape[:2]
+    labels = {int(k): v for k, v in model.config.id2label.items()}
+    if name.endswith("panoptic"):
+        result = processor.post_process_panoptic_segmentation(
+            out, threshold=THRESHOLD, label_ids_to_fuse=set(), target_sizes=[shape])[0]
+        ref = [((result["segmentation"] == s["id"]).numpy(), s["label_id"], s["score"])
+               for s in result["segments_info"]]
+    else:
+        result = processor.post_process_instance_segmentation(
+            out, threshold=THRESHOLD, target_sizes=[shape], return_binary_maps=True)[0]
+        ref = [(result["segmentation"][i].numpy() > 0.5, s["label_id"], s["score"])
+               for i, s in enumerate(result["segments_info"])]
+    assert ref, "the fixture should give the reference something to find"
+
+    engine = hf.TransformersEngine(seg_model=str(folder), device="cpu", online=False, threshold=THRESHOLD)
+    got = engine.segment(photo, None, None, "all", _quiet)
+    assert engine.seg_source == "model" and got
+    claimed = np.zeros(shape, dtype=bool)
+    matched = set()
+    for inst in got:  # most confident first
+        k = next(i for i, (_, label_id, score) in enumerate(ref)
+                 if label_id == inst.extra["class_id"] and abs(score - inst.score) <= SCORE_ATOL and i not in matched)
+        matched.add(k)
+        mask, label_id, _ = ref[k]
+        assert inst.label == seg.plain_label(labels[label_id])
+        assert np.array_equal(inst.mask, mask & ~claimed)
+        claimed |= inst.mask
+    least = seg.min_area(shape)
+    for k, (mask, label_id, _) in enumerate(ref):
+        if k in matched:
+            continue
+        own = int((mask & ~claimed).sum())  # claimed so far is an upper bound of what it could keep
+        assert seg.is_background(labels[label_id]) or own < least or own < seg.OVERLAP_KEEP * int(mask.sum())
+
+
+@pytest.mark.parametrize("bias", [-6.0, -9.0])
+def test_prompt_matches_reference(bias, built, photo):
+    folder = built("clipseg-rd64-refined", prompt_bias=bias)
+    model, processor = _reference(folder, tf.AutoProcessor)
+    inputs = processor(text=["cup"], images=[Image.fromarray(photo)], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    prob = torch.nn.functional.interpolate(logits.sigmoid()[None], size=photo.shape[:2], mode="bilinear",
+                                           align_corners=False)[0, 0].numpy()
+    if bias < -8:  # a soft map: its maximum is below the old fixed threshold (0.4) and the object is still found
+        assert 0.1 < prob.max() < 0.4
+    threshold = max(seg.PROMPT_FLOOR, seg.PROMPT_RELATIVE * float(prob.max()))
+    expected = seg.components(prob >= threshold, seg.min_area(photo.shape[:2]))
+
+    engine = hf.TransformersEngine(prompt="cup", prompt_model=str(folder), device="cpu", online=False)
+    got = engine.segment(photo, None, None, "all", _quiet)
+    assert len(got) == len(expected) > 0
+    for inst, mask in zip(got, expected):
+        assert inst.label == "cup"
+        assert np.array_equal(inst.mask, mask)
+        assert abs(inst.score - float(prob[mask].mean())) <= SCORE_ATOL
+
+
+def test_prompt_that_matches_nothing_finds_nothing(built, photo):
+    folder = built("clipseg-rd64-refined", prompt_bias=-30.0)
+    engine = hf.TransformersEngine(prompt="cup", prompt_model=str(folder), device="cpu", online=False)
+    with pytest.raises(protocol.WorkerError) as err:
+        engine.segment(photo, None, None, "all", _quiet)
+    assert err.value.code == "no_object"
+
+
+@pytest.mark.parametrize("name", NOT_ADVERTISED)
+def test_models_that_need_torchvision_say_so(name, built, tmp_path, photo):
+    if tf.utils.is_torchvision_available():
+        pytest.skip("torchvision is installed here")
+    if name == "depth-pro":  # only the processor matters: the model never loads without it
+        folder = tmp_path / name
+        folder.mkdir()
+        for file in ("config.json", "preprocessor_config.json"):
+            (folder / file).write_text((HF_CONFIGS / name / file).read_text())
+        from safetensors.torch import save_file
+
+        save_file({"unused": torch.zeros(1)}, str(folder / "model.safetensors"))
+    else:
+        folder = built(name)
+    engine = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False)
+    with pytest.raises(protocol.WorkerError) as err:
+        engine.depth(photo, [], _quiet)
+    assert err.value.code == "engine_unavailable"
+    assert "torchvision" in err.value.message and "download may be incomplete" not in err.value.message
+
+
+def test_half_precision_nan_retries_in_full_precision(built, photo):
+    folder = built("depth-anything-v2-small")
+    warnings = []
+
+    class Emit:
+        def warning(self, code, message):
+            warnings.append(code)
+
+    engine = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False, emit=Emit())
+    reference = engine.depth(photo, [], _quiet).values
+    lm = hf.RUNTIME.models["depth"]
+    lm.model.to(dtype=torch.float16)
+    lm.dtype = torch.float16
+
+    def poison(module, args, output):  # what an overflowing half-precision pass gives
+        if next(module.parameters()).dtype == torch.float16:
+            output.predicted_depth.fill_(float("nan"))
+        return output
+
+    hook = lm.model.register_forward_hook(poison)
+    try:
+        got = engine.depth(photo, [], _quiet)
+    finally:
+        hook.remove()
+    assert warnings == ["half_precision_unstable"]
+    assert lm.dtype == torch.float32
+    assert np.isfinite(got.values).all()
+    # the weights went through half precision and back: equal to that rounding
+    assert float(np.abs(got.values - reference).max()) <= 5e-2 * float(np.abs(reference).max())
+
+
+def test_empty_model_folder_reuses_the_hugging_face_cache(built, tmp_path, monkeypatch):
+    folder = built("depth-anything-v2-metric-indoor-small")
+    own, user = tmp_path / "monocle-models", tmp_path / "hf-home" / "hub"
+    own.mkdir()
+    repo = "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf"
+    install_in_hub_cache(user, repo, folder)
+    monkeypatch.setenv("HF_HUB_CACHE", str(user))
+    monkeypatch.delenv("MONOCLE_REUSE_HF_CACHE", raising=False)
+    found = models.resolve(repo, cache_dir=own, online=False)
+    assert found.source == "cache" and found.path.is_relative_to(user)
+    row = next(r for r in models.model_table(own) if r["id"] == repo)
+    assert row["downloaded"]
+    monkeypatch.setenv("MONOCLE_REUSE_HF_CACHE", "0")  # a Model Folder is set: only that folder counts
+    with pytest.raises(protocol.WorkerError) as err:
+        models.resolve(repo, cache_dir=own, online=False)
+    assert err.value.code == "model_missing"
