@@ -76,7 +76,7 @@ def test_meshes_are_sane(library, mods):
     for t in library.templates:
         v = t.vertices.astype(np.float64)
         assert np.isfinite(v).all(), t.name
-        assert 200 <= len(v) <= 4000, (t.name, len(v))
+        assert 100 <= len(v) <= 4000, (t.name, len(v))  # low-poly: a paperback is a rounded box
         m = mesh.PolyMesh(v, np.full(len(t.triangles), 3), t.triangles)
         assert mesh.is_closed(m) and mesh.signed_volume(m) > 0, t.name
         areas = _triangle_areas(v, t.triangles)
@@ -124,7 +124,7 @@ def test_symmetry_flags_match_geometry(library, mods):
     checked = {"revolution": 0, "n-fold": 0, "mirror": 0}
     for t in library.templates:
         assert t.mirror in lib.MIRROR_AXES, t.name
-        pts = _surface_samples(t, 40_000, rng)
+        pts = _surface_samples(t, 60_000, rng)
         tree = cKDTree(pts)
         tol = SYMMETRY_TOLERANCE * t.size
         if t.symmetry in (lib.SYM_REVOLUTION, lib.SYM_SPHERE):
@@ -142,5 +142,5 @@ def test_symmetry_flags_match_geometry(library, mods):
     assert min(checked.values()) >= 10, checked
     # a flag that is wrong is caught: the mug's handle is not mirrored left-right
     mug = library.get("Mug")
-    pts = _surface_samples(mug, 40_000, rng)
+    pts = _surface_samples(mug, 60_000, rng)
     assert _mismatch(pts, cKDTree(pts), np.diag([-1.0, 1.0, 1.0])) > 5 * SYMMETRY_TOLERANCE * mug.size

@@ -283,7 +283,7 @@ SHAPES: tuple[Shape, ...] = (
     ]),
     *family("tv", "Electronics/TV", ("tv", "television", "monitor", "tvmonitor", "tv monitor", "screen", "display"),
             screen, [
-        Variant("TV", "55-inch television on two feet", {}),
+        Variant("TV", "55-inch television on two feet", {}, 1, XY),
         Variant("TV Small", "32-inch television on a stand",
                 {"width": 0.73, "height": 0.43, "thick": 0.06, "lift": 0.06, "stand": "pedestal"}),
         Variant("Monitor", "24-inch computer monitor",
