@@ -131,8 +131,8 @@ def solid(profile: list[tuple[float, float]], segments: int = 24, max_len: float
 
 
 def disc(radius: float, z0: float, z1: float, segments: int = 24, max_len: float | None = None) -> PolyMesh:
-    """A flat cylinder from height ``z0`` to ``z1``."""
-    return solid([(0, z0), (radius, z0), (radius, z1), (0, z1)], segments, max_len)
+    """A flat cylinder from height ``z0`` to ``z1`` (rings on its caps keep it quad-based)."""
+    return solid([(0, z0), (radius, z0), (radius, z1), (0, z1)], segments, max_len or 0.3 * radius)
 
 
 def leg(x: float, y: float, top: float, w: float, max_len: float, bottom: float = 0.0) -> PolyMesh:

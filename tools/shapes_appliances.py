@@ -182,12 +182,12 @@ def oven(width: float = 0.6, depth: float = 0.6, height: float = 0.9, burners: i
     n_knobs = burners + 1
     for k in range(n_knobs):
         x = (k - 0.5 * (n_knobs - 1)) * (0.8 * width / n_knobs)
-        parts.append(facing_front(disc(0.018, 0.0, 0.025, 12), fy, height - 0.05, x))
+        parts.append(facing_front(disc(0.018, 0.0, 0.025, 10, 0.007), fy, height - 0.05, x))
     spots = [(-0.25, -0.22), (0.25, -0.22), (-0.25, 0.22), (0.25, 0.22)]
     if burners == 5:
         spots = [(-0.32, -0.22), (0.32, -0.22), (-0.32, 0.22), (0.32, 0.22), (0.0, 0.0)]
     for sx, sy in spots:
-        parts.append(disc(0.06 if (sx, sy) != (0.0, 0.0) else 0.075, height, height + 0.025, 20).translated(
+        parts.append(disc(0.06 if (sx, sy) != (0.0, 0.0) else 0.075, height, height + 0.025, 16, 0.03).translated(
             (sx * width, sy * depth, 0)))
     if burners == 5:
         parts.append(box((width, 0.03, 0.12), (0, 0.5 * depth - 0.015, height + 0.06), ml))
@@ -223,7 +223,7 @@ def clock(kind: str = "wall", radius: float = 0.15, depth: float = 0.04) -> Poly
     """A clock face with a rim and hands at ten past ten: on the wall, an alarm clock, or a mantel clock."""
     r = radius
     face = solid([(0, 0), (r, 0), (r, depth), (r - 0.012, depth), (r - 0.014, depth - 0.006), (0, depth - 0.006)],
-                 36, max_len=0.04)
+                 32, max_len=0.3 * r)
     hands = [box((0.006 if kind != "alarm" else 0.004, 0.6 * r, 0.003), (0, 0.3 * r, depth - 0.003), 1.0)
              .transformed(rot_z(a)) for a in (60.0, -60.0)]
     dial = merge(face, *hands, disc(0.05 * r, depth - 0.006, depth + 0.002, 10))
@@ -232,7 +232,7 @@ def clock(kind: str = "wall", radius: float = 0.15, depth: float = 0.04) -> Poly
     if kind == "alarm":
         parts = [facing_front(dial, 0.5 * depth, r + 0.02)]
         for s in (-1, 1):
-            bell = uv_sphere(0.3 * r, 16, 8).transformed(rot_y(s * 35.0))
+            bell = uv_sphere(0.3 * r, 16, 10).transformed(rot_y(s * 35.0))
             parts.append(bell.translated((s * 0.55 * r, 0, 1.75 * r + 0.02)))
             parts.append(sweep(np.array([[s * 0.45 * r, 0, 0.45 * r], [s * 0.75 * r, 0, 0.0]]), 0.006, 6))
         parts.append(uv_sphere(0.1 * r, 10, 6, centre_z=2.15 * r + 0.02))
@@ -241,7 +241,8 @@ def clock(kind: str = "wall", radius: float = 0.15, depth: float = 0.04) -> Poly
     parts = [box((body_w + 0.04, depth + 0.05, 0.02), (0, 0.0, 0.01), 0.1),
              box((body_w, depth + 0.03, body_h), (0, 0.0, 0.02 + 0.5 * body_h), 0.1)]
     top = lathe(np.array([(0, -0.5 * depth - 0.015), (0.5 * body_w, -0.5 * depth - 0.015),
-                          (0.5 * body_w, 0.5 * depth + 0.015), (0, 0.5 * depth + 0.015)]), 32).transformed(rot_x(90.0))
+                          (0.5 * body_w, 0.5 * depth + 0.015), (0, 0.5 * depth + 0.015)]), 32,
+                max_len=0.05).transformed(rot_x(90.0))
     parts.append(top.translated((0, 0, 0.02 + body_h)))
     parts.append(facing_front(dial, -0.5 * depth - 0.015, 0.02 + body_h))
     return merge(*parts)
@@ -261,11 +262,12 @@ def lamp(base: tuple[float, float] = (0.085, 0.03), stem: tuple[float, float] = 
 
 def desk_lamp(reach: float = 0.35) -> PolyMesh:
     """An articulated desk lamp: base, two arm segments in the YZ plane, a cone head pointing down-forward."""
-    base = solid([(0, 0), (0.08, 0), (0.08, 0.02), (0.06, 0.035), (0, 0.035)], 32)
+    base = solid([(0, 0), (0.08, 0), (0.08, 0.02), (0.06, 0.035), (0, 0.035)], 24, max_len=0.03)
     elbow = np.array([0.0, 0.10, 0.38])
     head = np.array([0.0, 0.10 - reach, 0.45])
-    arms = sweep(np.array([[0.0, 0.0, 0.03], elbow, head]), 0.009, 8)
-    cone = lathe(np.array([(0, 0), (0.02, 0), (0.075, -0.13), (0.07, -0.13), (0, -0.01)]), 28)
+    lower = np.linspace([0.0, 0.0, 0.03], elbow, 5)
+    arms = sweep(np.vstack([lower, np.linspace(elbow, head, 5)[1:]]), 0.009, 8)
+    cone = lathe(np.array([(0, 0), (0.02, 0), (0.075, -0.13), (0.07, -0.13), (0, -0.01)]), 20, max_len=0.02)
     cone = cone.transformed(rot_x(-35.0)).translated(head)
     return centred(merge(base, arms, cone, uv_sphere(0.018, 10, 6).translated(elbow)))
 
@@ -288,9 +290,6 @@ SHAPES: tuple[Shape, ...] = (
                 {"width": 0.73, "height": 0.43, "thick": 0.06, "lift": 0.06, "stand": "pedestal"}),
         Variant("Monitor", "24-inch computer monitor",
                 {"width": 0.54, "height": 0.32, "thick": 0.02, "lift": 0.12, "stand": "pedestal"},
-                labels=("computer monitor",)),
-        Variant("Monitor Wide", "34-inch ultrawide monitor",
-                {"width": 0.81, "height": 0.36, "thick": 0.025, "lift": 0.11, "stand": "pedestal"},
                 labels=("computer monitor",)),
     ]),
     *family("keyboard", "Electronics/Keyboard", ("keyboard", "computer keyboard"), keyboard, [

@@ -328,7 +328,6 @@ SHAPES: tuple[Shape, ...] = (
     *family("sofa", "Furniture/Sofa", ("sofa", "couch", "settee"), sofa, [
         Variant("Sofa Two Seat", "Two-seat sofa", {}),
         Variant("Sofa Three Seat", "Three-seat sofa", {"width": 2.15, "seats": 3}),
-        Variant("Sofa Armless", "Armless two-seat sofa", {"width": 1.35, "arms": False}),
         Variant("Sofa Corner", "Three-seat sofa with a chaise", {"width": 2.2, "seats": 3, "chaise": True}, 1, ""),
     ]),
     *family("bench", "Furniture/Bench", ("bench", "seat"), park_bench, [

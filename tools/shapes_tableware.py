@@ -34,9 +34,9 @@ def paper_cup(rim: float = 0.0425, base: float = 0.027, height: float = 0.11, li
     if not lid:
         return vessel([(0, 0), (base, 0), (base, 0.004), (rim - 0.0025, h - 0.003), (rim, h)], 0.003, 0.006, 32,
                       max_len=0.012)
-    body = solid([(0, 0), (base, 0), (base, 0.004), (rim - 0.0025, h - 0.003), (rim, h), (0, h)])
+    body = solid([(0, 0), (base, 0), (base, 0.004), (rim - 0.0025, h - 0.003), (rim, h), (0, h)], max_len=0.015)
     cap = solid([(0, h - 0.004), (rim + 0.003, h - 0.004), (rim + 0.003, h + 0.006), (rim - 0.006, h + 0.012),
-                 (rim - 0.012, h + 0.016), (0, h + 0.016)])
+                 (rim - 0.012, h + 0.016), (0, h + 0.016)], max_len=0.01)
     return merge(body, cap)
 
 
@@ -113,7 +113,7 @@ def jar(radius: float = 0.043, height: float = 0.135, neck: float = 0.037, lid: 
     body = solid([(0, 0), (r - 0.003, 0), (r, 0.005), (r, h - 0.02), (neck, h - 0.005), (neck, h), (0, h)], 32,
                  max_len=0.02)
     top = solid([(0, h - 0.008), (neck + 0.003, h - 0.008), (neck + 0.003, h - 0.008 + lid), (0, h - 0.008 + lid)],
-                32)
+                32, max_len=0.01)
     parts = [body, top]
     if knob:
         parts.append(uv_sphere(0.015, 16, 8, centre_z=h - 0.008 + lid + 0.012))
@@ -161,13 +161,14 @@ def potted_plant(pot_r: float = 0.09, pot_h: float = 0.14, crown: tuple[float, f
     soil = h - 0.01
     if cactus:
         parts.append(solid([(0, soil), (0.04, soil), (0.045, soil + 0.2), (0.03, soil + 0.27), (0, soil + 0.285)],
-                           16, max_len=0.04))
+                           16, max_len=0.02))
         for side, z, length in ((1, 0.10, 0.09), (-1, 0.15, 0.07)):
-            path = np.array([[0, 0, soil + z], [side * 0.07, 0, soil + z], [side * 0.085, 0, soil + z + 0.02],
+            path = np.array([[0, 0, soil + z], [side * 0.035, 0, soil + z], [side * 0.07, 0, soil + z],
+                             [side * 0.085, 0, soil + z + 0.02], [side * 0.085, 0, soil + z + 0.5 * length],
                              [side * 0.085, 0, soil + z + length]])
             parts.append(sweep(path, 0.022, 10))
     elif leaves:
-        leaf = scaled(uv_sphere(1.0, 12, 8), 0.035, 0.012, 0.5 * crown[1]).transformed(rot_y(25.0))
+        leaf = scaled(uv_sphere(1.0, 12, 12), 0.035, 0.012, 0.5 * crown[1]).transformed(rot_y(25.0))
         leaf = leaf.translated((0.03 + 0.21 * crown[1], 0, soil + 0.45 * crown[1]))
         parts += ring_of(leaf, leaves, 0.0)
     else:
@@ -206,9 +207,6 @@ SHAPES: tuple[Shape, ...] = (
         Variant("Glass Tumbler", "Straight tumbler with a thick base",
                 {"outer": ((0, 0), (0.032, 0), (0.034, 0.005), (0.037, 0.095)), "floor": 0.012}, REV,
                 labels=("cup", "tumbler")),
-        Variant("Glass Pint", "Pint glass with a bulge",
-                {"outer": ((0, 0), (0.030, 0), (0.031, 0.005), (0.040, 0.11), (0.044, 0.13), (0.043, 0.15)),
-                 "floor": 0.01}, REV, labels=("cup", "beer glass")),
     ]),
     *family("bottle", "Tableware/Bottle", ("bottle",), bottle, [
         Variant("Bottle Wine", "Wine bottle", {}, REV, labels=("wine bottle",)),
@@ -240,7 +238,6 @@ SHAPES: tuple[Shape, ...] = (
         Variant("Bowl", "Footed bowl", {}, REV),
         Variant("Bowl Deep", "Deep mixing bowl", {"radius": 0.12, "depth": 0.11, "foot": 0.05}, REV,
                 labels=("mixing bowl",)),
-        Variant("Bowl Shallow", "Wide shallow pasta bowl", {"radius": 0.125, "depth": 0.05, "foot": 0.065}, REV),
     ]),
     *family("plate", "Tableware/Plate", ("plate", "dish"), plate, [
         Variant("Plate", "Dinner plate", {}, REV),
