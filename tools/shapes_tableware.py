@@ -46,10 +46,13 @@ def glass(outer: tuple[tuple[float, float], ...], floor: float, wall: float = 0.
 
 
 def bottle(radius: float = 0.0375, body: float = 0.20, shoulder: float = 0.05, neck_r: float = 0.0145,
-           neck: float = 0.045, cap: float = 0.0) -> PolyMesh:
-    """A bottle: punted base, straight body, round shoulder, neck, lip or screw cap."""
+           neck: float = 0.045, cap: float = 0.0, waist: float = 0.0) -> PolyMesh:
+    """A bottle: punted base, straight body (pinched by a grip ``waist``), round shoulder, neck, lip or cap."""
     r = radius
-    prof = [(0, 0.004), (0.8 * r, 0.002), (r, 0.0), (r, 0.01), (r, body)]
+    prof = [(0, 0.004), (0.8 * r, 0.002), (r, 0.0), (r, 0.01)]
+    if waist:
+        prof += [(r, 0.42 * body), (r - waist, 0.52 * body), (r, 0.64 * body)]
+    prof.append((r, body))
     t = np.linspace(0.0, 0.5 * np.pi, 5)[1:]
     prof += [(neck_r + (r - neck_r) * np.cos(a), body + shoulder * np.sin(a)) for a in t]
     top = body + shoulder + neck
@@ -211,7 +214,8 @@ SHAPES: tuple[Shape, ...] = (
     *family("bottle", "Tableware/Bottle", ("bottle",), bottle, [
         Variant("Bottle Wine", "Wine bottle", {}, REV, labels=("wine bottle",)),
         Variant("Bottle Water", "Water bottle with a cap",
-                {"radius": 0.033, "body": 0.15, "shoulder": 0.055, "neck_r": 0.0135, "neck": 0.008, "cap": 0.02},
+                {"radius": 0.033, "body": 0.15, "shoulder": 0.055, "neck_r": 0.0135, "neck": 0.008, "cap": 0.02,
+                 "waist": 0.004},
                 REV, labels=("water bottle",)),
         Variant("Bottle Beer", "Long-neck beer bottle",
                 {"radius": 0.030, "body": 0.12, "shoulder": 0.06, "neck_r": 0.012, "neck": 0.05}, REV,
