@@ -3,7 +3,8 @@
 Any object in a ``.blend`` of an asset library (Preferences > File Paths > Asset Libraries) that
 carries a ``monocle_category`` custom property is a template; ``monocle_labels`` (comma
 separated) lists the segmentation labels it answers to, ``monocle_symmetry`` its symmetry about
-+Z (1 none, n n-fold, 0 any rotation). Model space is the object's local space with its
++Z (1 none, n n-fold, 0 any rotation) and ``monocle_mirror`` its mirror planes ("x" left-right,
+"y" front-back, "xy" both). Model space is the object's local space with its
 rotation and scale applied, +Z up. Descriptors are computed the first time a file is seen and
 cached per file (keyed by path, size and modification time) in the extension's user folder.
 """
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 CATEGORY_PROP = "monocle_category"
 LABELS_PROP = "monocle_labels"
 SYMMETRY_PROP = "monocle_symmetry"
+MIRROR_PROP = "monocle_mirror"
 MAX_FILES = 500  # per asset library: a huge folder must not stall Blender
 
 
@@ -134,7 +136,7 @@ def template_from_object(obj: bpy.types.Object, source: Path) -> tlib.Template |
     except (TypeError, ValueError):
         symmetry = 1
     return tlib.Template(obj.name, category, labels or (category,), symmetry, verts.astype(np.float32),
-                         fan_triangles(sizes, loops), str(source), obj.name)
+                         fan_triangles(sizes, loops), str(source), obj.name, tlib.parse_mirror(obj.get(MIRROR_PROP)))
 
 
 def _cache_file(blend: Path) -> Path:

@@ -28,6 +28,9 @@ UNKNOWN_LABELS = frozenset({"", "object", "unknown", "thing", "foreground", "ite
 # Symmetry codes: n >= 1 means n-fold about +Z, 0 any rotation about +Z, -1 any rotation at all.
 SYM_REVOLUTION = 0
 SYM_SPHERE = -1
+# Mirror codes: the model axes whose sign flip maps the mesh onto itself ("x": the left-right
+# plane x = 0, "y": the front-back plane y = 0, "xy": both, "": none or unknown).
+MIRROR_AXES = ("", "x", "y", "xy")
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Template:
     triangles: np.ndarray  # (T, 3) int32
     source: str = ""  # .blend file holding the object ("" = the bundled library)
     object_name: str = ""  # object name in that file
+    mirror: str = ""  # mirror planes, one of MIRROR_AXES
 
     @property
     def size(self) -> float:
@@ -57,6 +61,12 @@ def normalise_label(label: str) -> str:
 def parse_labels(text: str) -> tuple[str, ...]:
     """``"cup, mug; wine glass"`` -> ``("cup", "mug", "wine glass")``."""
     return tuple(dict.fromkeys(t for t in (normalise_label(p) for p in re.split(r"[,;|]", text)) if t))
+
+
+def parse_mirror(text: object) -> str:
+    """A mirror code from free text ("X", "yx", None ...); "" when it names no axis."""
+    axes = "".join(a for a in "xy" if a in str(text or "").lower())
+    return axes if axes in MIRROR_AXES else ""
 
 
 def answers_to(template: Template, label: str) -> bool:
@@ -129,7 +139,7 @@ class TemplateLibrary:
         """Write the library as one compressed ``.npz``."""
         meta = [
             {"name": t.name, "category": t.category, "labels": list(t.labels), "symmetry": t.symmetry,
-             "source": t.source, "object": t.object_name}
+             "source": t.source, "object": t.object_name, "mirror": t.mirror}
             for t in self.templates
         ]
         nv = np.array([len(t.vertices) for t in self.templates], dtype=np.int64)
@@ -171,7 +181,7 @@ class TemplateLibrary:
             tris = np.split(data["triangles"], tsplit) if meta else []
             templates = [
                 Template(m["name"], m["category"], tuple(m["labels"]), int(m["symmetry"]), v, t, m.get("source", ""),
-                         m.get("object", m["name"]))
+                         m.get("object", m["name"]), parse_mirror(m.get("mirror", "")))
                 for m, v, t in zip(meta, verts, tris)
             ]
             return cls(templates, data["coverage"], data["depth"], data["windows"], angles)

@@ -3,10 +3,11 @@ and previews), ``assets/blender_assets.cats.txt`` and ``assets/templates_descrip
 
 Run with the project's interpreter (bpy from PyPI)::
 
-    .venv/bin/python tools/make_templates.py            # everything (about 20 s on 2 cores)
+    .venv/bin/python tools/make_templates.py            # everything (about a minute on 2 cores)
     .venv/bin/python tools/make_templates.py --no-blend # descriptors only
 
-The meshes come from ``tools/template_shapes.py``; descriptors and previews are rendered by the
+The meshes come from ``tools/template_shapes.py`` (parametric families, one catalog per
+category); descriptors and previews are rendered by the
 numpy rasteriser in ``templates/render.py``, so the output is the same on every machine.
 """
 
@@ -38,10 +39,18 @@ GRID_SPACING = 2.5  # metres between templates in the saved file (it opens as a 
 
 CATEGORY_COLOURS = {
     "chair": (0.55, 0.36, 0.22), "table": (0.62, 0.45, 0.28), "stool": (0.50, 0.33, 0.20),
-    "sofa": (0.30, 0.38, 0.55), "mug": (0.85, 0.85, 0.82), "cup": (0.90, 0.88, 0.80),
+    "sofa": (0.30, 0.38, 0.55), "bench": (0.45, 0.32, 0.20), "bed": (0.75, 0.72, 0.65),
+    "toilet": (0.92, 0.92, 0.92), "sink": (0.90, 0.90, 0.92), "cabinet": (0.58, 0.42, 0.28),
+    "mug": (0.85, 0.85, 0.82), "cup": (0.90, 0.88, 0.80), "glass": (0.75, 0.85, 0.88),
     "bottle": (0.20, 0.45, 0.30), "vase": (0.35, 0.55, 0.65), "bowl": (0.88, 0.86, 0.78),
-    "plate": (0.93, 0.93, 0.90), "can": (0.75, 0.20, 0.18), "lamp": (0.90, 0.80, 0.55),
-    "book": (0.55, 0.18, 0.20), "box": (0.70, 0.55, 0.35), "car": (0.20, 0.30, 0.60),
+    "plate": (0.93, 0.93, 0.90), "can": (0.75, 0.20, 0.18), "jar": (0.80, 0.85, 0.80),
+    "pan": (0.30, 0.30, 0.32), "bin": (0.55, 0.58, 0.60), "plant": (0.30, 0.55, 0.25),
+    "laptop": (0.70, 0.72, 0.75), "tv": (0.15, 0.15, 0.17), "keyboard": (0.25, 0.25, 0.28),
+    "phone": (0.20, 0.20, 0.22), "remote": (0.18, 0.18, 0.20), "microwave": (0.85, 0.85, 0.85),
+    "refrigerator": (0.92, 0.92, 0.90), "oven": (0.80, 0.80, 0.78), "toaster": (0.75, 0.15, 0.15),
+    "clock": (0.85, 0.80, 0.65), "lamp": (0.90, 0.80, 0.55), "book": (0.55, 0.18, 0.20),
+    "box": (0.70, 0.55, 0.35), "suitcase": (0.25, 0.35, 0.50), "backpack": (0.30, 0.45, 0.35),
+    "handbag": (0.60, 0.35, 0.25), "car": (0.20, 0.30, 0.60),
 }
 PRIMITIVE_COLOUR = (0.6, 0.6, 0.6)
 
@@ -136,6 +145,7 @@ def build_blend(shapes: tuple[Shape, ...], meshes: list[PolyMesh], out: Path, ca
         obj["monocle_category"] = shape.category
         obj["monocle_labels"] = ", ".join(shape.labels)
         obj["monocle_symmetry"] = shape.symmetry
+        obj["monocle_mirror"] = shape.mirror
         obj.asset_mark()
         asset = obj.asset_data
         asset.catalog_id = catalogs[f"{CATALOG_ROOT}/{shape.catalog}"]
@@ -160,7 +170,8 @@ def on_floor(mesh: PolyMesh) -> PolyMesh:
 
 def build_library(shapes: tuple[Shape, ...], meshes: list[PolyMesh]) -> TemplateLibrary:
     templates = [
-        Template(s.name, s.category, s.labels, s.symmetry, m.vertices.astype(np.float32), m.triangles(), "", s.name)
+        Template(s.name, s.category, s.labels, s.symmetry, m.vertices.astype(np.float32), m.triangles(), "", s.name,
+                 s.mirror)
         for s, m in zip(shapes, meshes)
     ]
     return TemplateLibrary.build(templates)
