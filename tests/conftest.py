@@ -62,6 +62,20 @@ def fresh_file():
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
 
 
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MB tmpfs to fill up (needs mount rights: root, as in CI), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 def read_depth(path: Path):
     """A result's depth map through the extension's own reader (an estimate is stored as float16 about an offset)."""
     return importlib.import_module(MODULE + ".inference.depthfile").load_depth_file(path)

@@ -31,7 +31,7 @@ SYMMETRY_TOLERANCE = 0.02  # of the bounding box diagonal
 
 @pytest.fixture(scope="module")
 def mods(monocle):
-    names = {"library": "templates.library", "mesh": "templates.mesh", "hf": "inference.engines.hf"}
+    names = {"library": "templates.library", "mesh": "templates.mesh", "hf": "inference.engines.hf_segment"}
     return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
 
 
