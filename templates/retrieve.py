@@ -27,6 +27,8 @@ from .fit import fit_match
 from .library import TemplateLibrary
 from .match import Camera, MatchResult
 
+REFINE_TEMPLATES = 5  # templates whose best coarse view is refined (ICP) ...
+SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
 FIT_CANDIDATES = 3  # rigid matches fitted per object, at most
 FIT_MARGIN = 0.25  # ... and only those whose rigid score is this close to the best
 RIGID_FLOOR = 0.45  # rigid score below which a match is not worth fitting
@@ -72,6 +74,7 @@ def retrieve(
     t0 = time.perf_counter()
     threshold = threshold_for(trust) if threshold is None else threshold
     rigid = tmatch.match_instance(mask, zdepth, camera, library, label, top=max(top, candidates),
+                                  refine_templates=REFINE_TEMPLATES, second_views=SECOND_VIEWS, extra_views=1,
                                   depth_scale=depth_scale, depth_trust=trust)
     timings = dict(rigid.timings)
     result = MatchResult(rigid.label, threshold=threshold, timings=timings)
