@@ -14,6 +14,8 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from .templates.policy import WEIGHT_DESCRIPTION
+
 BACK_ITEMS = (
     ("OPEN", "Open", "Only the surface the camera sees (a relief shell)"),
     ("SOLIDIFY", "Solidify", "The visible surface with a constant thickness behind it"),
@@ -95,7 +97,7 @@ class MonocleMeshSettings:
     )
     template_weight: FloatProperty(
         name="Template Weight",
-        description="Blend between the reconstruction (0) and the matched template (1) on the side the camera saw",
+        description=WEIGHT_DESCRIPTION,
         default=0.5, min=0.0, max=1.0, subtype="FACTOR",
     )
     focal_mode: EnumProperty(name="Focal Length", description="Where the camera's focal length comes from",

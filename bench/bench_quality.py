@@ -569,7 +569,8 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
 
 def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, list[str]],
              meshes: Path = DATA / "meshes", sets: tuple[str, ...] = ("meshes", "templates"),
-             weight: float | None = None) -> dict:
+             weight: float | None = None, view_ids: list[int] | None = None,
+             objects: list[str] | None = None) -> dict:
     import blender_env
 
     PROFILES.append(blender_env.use_profile())  # a throw-away Blender profile (with the wheels: hundreds of MB)
@@ -588,9 +589,13 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "fit_prop": importlib.import_module(module.__name__ + ".scene.template_lattice").FIT_PROP,
     }
     views = VIEWS[:1] if quick else VIEWS
+    if view_ids:
+        views = tuple(VIEWS[i] for i in view_ids)
     runs = {"oracle": None, **engines}  # None: the oracle's args depend on the render
     items = []
     for subject in subjects(quick, module, meshes, sets):
+        if objects and subject["name"] not in objects and subject.get("category") not in objects:
+            continue
         t = time.perf_counter()
         try:
             scene, obj = _setup_scene(subject, ingest)
@@ -920,13 +925,18 @@ def main() -> int:
                         help="which 3D subjects: the meshes, the bundled templates (default: both)")
     parser.add_argument("--template-weight", type=float, default=None,
                         help="the template blend's weight (default: the panel's default)")
+    parser.add_argument("--views", type=lambda s: [int(v) for v in s.split(",")], default=None,
+                        help="3D views to render, as indices into VIEWS (e.g. 0,2; default: all, or the first "
+                             "with --quick)")
+    parser.add_argument("--objects", type=lambda s: s.split(","), default=None,
+                        help="3D subjects to keep, by name or category (comma-separated; default: all)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where quality.json/.md and the plots go (default: bench/results for a full run, "
                              "bench/results/quick for a --quick or --only run)")
     args = parser.parse_args()
     if args.results is None:
         partial = (args.quick or args.only or args.sets or args.meshes != DATA / "meshes"
-                   or args.template_weight is not None)
+                   or args.template_weight is not None or args.views or args.objects)
         args.results = RESULTS / "quick" if partial else RESULTS
     parts = args.only or ["masks", "depth", "3d"]
     t0 = time.perf_counter()
@@ -947,7 +957,8 @@ def main() -> int:
                     rep[part] = bench_depth(Path(tmp), args.quick, worker, engines, absent)
                 else:
                     rep[part] = bench_3d(Path(tmp), args.quick, worker, engines, args.meshes.resolve(),
-                                         tuple(args.sets or ("meshes", "templates")), args.template_weight)
+                                         tuple(args.sets or ("meshes", "templates")), args.template_weight,
+                                         args.views, args.objects)
                 rep[part]["seconds"] = round(time.perf_counter() - t, 1)
                 log(f"{part}: {rep[part]['seconds']} s")
         finally:

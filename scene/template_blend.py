@@ -10,12 +10,16 @@ FFD lattice is fitted to the object's mask and depth (``templates.fit``). Its mo
    (``scene.template_lattice``); the **Fit** slider (``monocle_template_fit``) drives its strength,
    and the artist can reshape the template by editing the lattice's points.
 1. ``Monocle Template Weight`` (Vertex Weight Mix): multiplies the per-vertex visibility weights
-   of the ``Monocle Visible`` group by ``1 - weight``; a driver reads ``weight`` from the
-   object's ``monocle_template_weight`` property (a simple expression: no Python, works with
-   auto-run off), so moving the slider updates the mesh live.
+   of the ``Monocle Visible`` group by ``1 - takeover(weight, trust)`` (``templates.blend``); a
+   driver reads ``weight`` from the object's ``monocle_template_weight`` property (a simple
+   expression with the depth trust's knee baked in: no Python, works with auto-run off), so moving
+   the slider updates the mesh live.
 2. ``Monocle Shrinkwrap`` (nearest surface point, vertex group ``Monocle Visible``): pulls each
-   vertex onto the reconstruction by its weight. Weight 0 gives the reconstruction's surface on the
-   visible side, 1 the pure template; the back (weight 0 in the group) always keeps the template.
+   vertex onto the reconstruction by its weight. With trusted depth, weights up to the knee (the
+   default included) keep the reconstruction's surface on the seen side; above it the template
+   takes over, 1 giving the pure template. With the classic relief the knee is near 0, so the
+   slider is about the template's share of the seen side. The back (weight 0 in the group) always
+   keeps the fitted template.
 3. ``Monocle Photo Projection`` (UV Project from the photo's camera): the ``Photo`` UV map, so the
    photo material shows the picture on the visible faces; the others keep the template's material.
 
@@ -43,9 +47,11 @@ from ..templates import library as tlib
 from ..templates.blend import visibility_weights
 from ..templates.ffd import lattice_for
 from ..templates.ffd_fit import LatticeFit
-from ..templates.fit import depth_trust, fit_matches
-from ..templates.match import Match, MatchResult, match_instance
+from ..templates.fit import depth_trust
+from ..templates.match import Match, MatchResult
 from ..templates.mesh import PolyMesh, densify
+from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_knee
+from ..templates.retrieve import retrieve
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
@@ -60,6 +66,7 @@ MATCHES_PROP = "monocle_template_matches"
 INDEX_PROP = "monocle_template_index"
 CAMERA_PROP = "monocle_template_camera"
 CATEGORY_PROP = "monocle_category"
+TRUST_PROP = "monocle_template_trust"
 VISIBLE_GROUP = "Monocle Visible"
 MIX_MODIFIER = "Monocle Template Weight"
 WRAP_MODIFIER = "Monocle Shrinkwrap"
@@ -120,8 +127,8 @@ def match_result(
     result_path: str | Path, settings: MeshSettings, *, focal_mm: float | None = None,
     library: tlib.TemplateLibrary | None = None, context: bpy.types.Context | None = None,
 ) -> ResultMatches:
-    """Match every object of a worker result against the template library (bundled + user), then
-    fit every match's lattice to the object.
+    """Match every object of a worker result against the template library (bundled + user), fitting
+    the lattices of the best rigid matches and ranking them after the fit (``templates.retrieve``).
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
     space; with relative depth the relief's scale is fitted too, and the lattice fit sees the depth
@@ -136,12 +143,10 @@ def match_result(
     zdepth = scene_depth(load_depth(result), result.depth_kind, masks, settings, camera)
     lib = library if library is not None else template_library(context)
     relative = result.depth_kind != "metric"  # a relative map's relief has no known scale: fit it
-    results = [match_instance(m, zdepth, camera, lib, rec.label, depth_scale=relative)
-               for rec, m in zip(result.instances, masks)]
     trust = depth_trust(result.depth_kind, result.depth_source)
-    fits = [fit_matches(res, lib, camera, m, zdepth, trust) if res.accepted else []
-            for res, m in zip(results, masks)]
-    return ResultMatches(results, fits, camera, trust)
+    found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust)
+             for rec, m in zip(result.instances, masks)]
+    return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust)
 
 
 # --------------------------------------------------------------------------- template meshes
@@ -210,14 +215,14 @@ def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.Vert
 
 
 def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
-                photo_material: bpy.types.Material | None) -> tuple[bpy.types.Mesh, np.ndarray]:
+                photo_material: bpy.types.Material | None, trust: float = 0.0) -> tuple[bpy.types.Mesh, np.ndarray]:
     """The densified template mesh with its materials (photo material on the faces the camera sees)
     and a ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape."""
     from .ingest import mesh_from_arrays
 
     dense, parents = densify(tm.mesh)
     fitted = fit.lattice.deform(dense.vertices)
-    weights = visibility_weights(fitted, dense.triangles(), match.pose, camera)
+    weights = visibility_weights(fitted, dense.triangles(), match.pose, camera, trust)
     mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
     mesh.uv_layers.new(name=PHOTO_UV)
     for mat in tm.materials or [None]:
@@ -235,14 +240,23 @@ def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: Camera
     return mesh, weights
 
 
+def weight_expression(trust: float) -> str:
+    """The driver expression of the Mix modifier's factor (``1 - takeover``) for depth ``trust``:
+    a simple expression, ``s`` the slider."""
+    knee = takeover_knee(trust)
+    return f"1 - max(0, (s - {knee:.4f}) / {1.0 - knee:.4f})"
+
+
 def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
                    camera: CameraModel) -> None:
     mix = obj.modifiers.new(MIX_MODIFIER, "VERTEX_WEIGHT_MIX")
     mix.vertex_group_a = VISIBLE_GROUP
     mix.mix_mode = "MUL"
     mix.mix_set = "A"
-    mix.default_weight_b = 1.0 - float(obj[WEIGHT_PROP])
-    add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]', "1 - s")
+    trust = float(obj.get(TRUST_PROP, 0.0))
+    mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
+    add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]',
+                   weight_expression(trust))
     wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
     wrap.target = target
     wrap.wrap_method = "NEAREST_SURFACEPOINT"
@@ -275,17 +289,18 @@ def _lattice_name(match: Match) -> str:
 def place_template(
     source: bpy.types.Object, camera_obj: bpy.types.Object, result: MatchResult, camera: CameraModel, *,
     library: tlib.TemplateLibrary, weight: float = DEFAULT_WEIGHT, index: int = 0, created: Created | None = None,
-    hide_source: bool = True, fits: list[LatticeFit] | None = None,
+    hide_source: bool = True, fits: list[LatticeFit] | None = None, trust: float = 1.0,
 ) -> bpy.types.Object:
     """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend,
-    shaped by its fitted lattice (``fits``: one per match; None: unfitted lattices)."""
+    shaped by its fitted lattice (``fits``: one per match; None: unfitted lattices); ``trust`` is the
+    depth's (``templates.fit.depth_trust``): how much of the seen side the slider leaves to the photo."""
     created = created or Created()
     match = result.matches[index]
     if fits is None or len(fits) != len(result.matches):
         fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
-    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo)
+    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
     for coll in source.users_collection:
@@ -297,9 +312,10 @@ def place_template(
     obj[INDEX_PROP] = int(index)
     obj[CAMERA_PROP] = _camera_json(camera)
     obj[WEIGHT_PROP] = float(np.clip(weight, 0.0, 1.0))
+    obj[TRUST_PROP] = float(trust)
     ui = obj.id_properties_ui(WEIGHT_PROP)
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
-              description="0: the photo's shape on the side the camera saw; 1: the pure template")
+              description=WEIGHT_DESCRIPTION)
     _add_modifiers(obj, source, camera_obj, camera)
     store_fits(obj, fits)
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
@@ -338,7 +354,7 @@ def blend_from_result(
             obj = None
             if res.accepted:
                 obj = place_template(source, camera_obj, res, matched.camera, library=lib, weight=weight,
-                                     created=created, fits=fits)
+                                     created=created, fits=fits, trust=matched.depth_trust)
             reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
                                           matched.depth_trust))
     return reports
@@ -377,7 +393,7 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     tm = load_template_mesh(template)
     fits = stored_fits(obj)
     fit = fits[index] if index < len(fits) else rest_fit(template)
-    mesh, weights = _build_mesh(tm, match, fit, camera, photo)
+    mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)))
     old = obj.data
     obj.data = mesh
     if old.users == 0:

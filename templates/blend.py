@@ -1,7 +1,8 @@
 """The numpy half of the template blend: which template vertices the camera sees, and how much.
 
 The Blender half (``scene/template_blend.py``) pulls those vertices onto the reconstruction with
-a Shrinkwrap modifier weighted by these values; the rest of the template keeps its own shape.
+a Shrinkwrap modifier weighted by these values; the rest of the template keeps its own shape; how
+much the slider lets the template take the seen side over is ``templates.policy``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def visibility_weights(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, camera: Camera) -> np.ndarray:
+def visibility_weights(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, camera: Camera,
+                       trust: float = 0.0) -> np.ndarray:
     """Per-vertex weight in [0, 1]: 1 where the camera sees the posed template's surface head-on,
-    easing to 0 towards grazing angles, 0 where hidden (behind the camera or by the template itself)."""
+    easing to 0 towards grazing angles, 0 where hidden (behind the camera or by the template itself).
+
+    The easing band narrows as the depth's ``trust`` grows; with fully trusted depth every seen vertex
+    weighs 1, the rim included, so the whole seen side lands on the reconstruction."""
     v = np.asarray(vertices, dtype=np.float64)
     tris = np.asarray(triangles, dtype=np.int64)
     p = pose.apply(v)
@@ -51,4 +56,7 @@ def visibility_weights(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, 
     row = np.clip(np.floor(gxy[:, 1]).astype(np.int64), 0, n - 1)
     size = float(np.linalg.norm(np.ptp(p, axis=0)))
     seen = front & (z <= around[row, col] + DEPTH_TOLERANCE * size)
-    return np.where(seen, _smoothstep(FACING_LOW, FACING_HIGH, facing), 0.0)
+    if trust >= 1.0:
+        return seen.astype(np.float64)
+    keep = 1.0 - max(float(trust), 0.0)
+    return np.where(seen, _smoothstep(FACING_LOW * keep, FACING_HIGH * keep + 1e-3, facing), 0.0)

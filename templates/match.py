@@ -260,7 +260,7 @@ def _valid_views(library: TemplateLibrary, cand: list[int]) -> np.ndarray:
 
 
 def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand: list[int],
-                  depth_scale: bool = False) -> np.ndarray:
+                  depth_scale: bool = False, depth_trust: float = 1.0) -> np.ndarray:
     """(C, V) coarse fit of every candidate view (-inf for symmetric repeats).
 
     The depth term is the spread of the depth difference over the overlap, in template units;
@@ -288,7 +288,7 @@ def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand:
     rms = np.where(both.any(axis=1), rms, 1.0)
     el = np.tile(library.angles[:, 1], c)
     prior = -0.03 * ((el - 20.0) / 60.0) ** 2
-    score = (iou - COARSE_DEPTH_WEIGHT * rms + prior).reshape(c, v)
+    score = (iou - COARSE_DEPTH_WEIGHT * depth_trust * rms + prior).reshape(c, v)
     return np.where(_valid_views(library, cand), score, -np.inf)
 
 
@@ -508,7 +508,7 @@ def tolerant_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, object_size: float,
-              depth_scale: bool = False) -> tuple[float, float, float, float]:
+              depth_scale: bool = False, depth_trust: float = 1.0) -> tuple[float, float, float, float]:
     """(score, IoU, relative depth error, relief scale) of a posed template against the window's
     mask and depth (the relief rescaled to the template's first with ``depth_scale``)."""
     ras = window.render(vertices, triangles, pose)
@@ -525,20 +525,30 @@ def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose
     else:
         err = 1.0
     roll = roll_degrees(pose.rotation)
-    score = iou - DEPTH_WEIGHT * err - ROLL_WEIGHT * (roll / 30.0) ** 2
+    score = iou - DEPTH_WEIGHT * depth_trust * err - ROLL_WEIGHT * (roll / 30.0) ** 2
     return score, iou, err, k
+
+
+def score_window(inst: desc.InstanceDescriptor, mask: np.ndarray, zdepth: np.ndarray, camera: Camera,
+                 grid: int = SCORE_GRID) -> tuple[_Window, float]:
+    """The window poses are scored in (``grid`` cells a side around the object) and the object's size."""
+    x0, y0, side_px = inst.window
+    centre = np.array([x0 + 0.5 * side_px, y0 + 0.5 * side_px])
+    window = _Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, grid)
+    return window, inst.side_m / (1.0 + 2.0 * desc.MARGIN)
 
 
 def match_instance(
     mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
     top: int = 3, refine_templates: int = 6, second_views: int = 4, extra_views: int = 2, iterations: int = 10,
-    threshold: float = THRESHOLD, depth_scale: bool = False,
+    threshold: float = THRESHOLD, depth_scale: bool = False, depth_trust: float = 1.0,
 ) -> MatchResult:
     """The ``top`` best templates for one object (``mask`` (H, W) bool, ``zdepth`` (H, W) distances
     along the camera axis, ``camera`` with ``width``, ``height`` and ``focal_px``).
 
     Candidates are the templates answering to ``label`` (all of them for an unknown label).
     ``depth_scale``: the depth is relative (its relief has an unknown scale), fit that scale too.
+    ``depth_trust`` (``templates.fit.DEPTH_TRUST``) weights every depth term against the silhouette.
     The best view of the ``refine_templates`` best candidates, and ``extra_views`` more views (at
     least 45 degrees apart) of the first ``second_views``, are refined; each template keeps its
     best refined pose.
@@ -554,7 +564,7 @@ def match_instance(
         return result
     inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
     cand = library.candidates(label)
-    scores = coarse_scores(inst, library, cand, depth_scale)
+    scores = coarse_scores(inst, library, cand, depth_scale, depth_trust)
     timings["coarse"] = time.perf_counter() - t0
 
     best_view = scores.argmax(axis=1)
@@ -573,11 +583,8 @@ def match_instance(
             chosen.append(int(row.argmax()))
             seeds.append((int(k), chosen[-1]))
 
-    x0, y0, side_px = inst.window
-    centre = np.array([x0 + 0.5 * side_px, y0 + 0.5 * side_px])
-    fine = _Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, SCORE_GRID)
-    coarse_win = _Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, REFINE_GRID)
-    object_size = inst.side_m / (1.0 + 2.0 * desc.MARGIN)
+    fine, object_size = score_window(inst, mask, zdepth, camera)
+    coarse_win = score_window(inst, mask, zdepth, camera, REFINE_GRID)[0]
     best_per_template: dict[int, Match] = {}
     t1 = time.perf_counter()
     for k, view in seeds:  # a few ICP runs
@@ -586,7 +593,8 @@ def match_instance(
         verts = tpl.vertices.astype(np.float64)
         pose = _initial_pose(library, ti, view, inst, camera, rotations)
         pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale)
-        score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale)
+        score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale,
+                                            depth_trust)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
                   tuple(float(a) for a in library.angles[view]), tpl.source, relief)
         if ti not in best_per_template or score > best_per_template[ti].score:

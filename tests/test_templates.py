@@ -22,7 +22,7 @@ PRIMITIVES = {"cube", "sphere", "cylinder", "cone", "torus", "capsule"}
 @pytest.fixture(scope="module")
 def tmod(monocle):
     """The installed templates package's modules."""
-    names = ("library", "match", "mesh", "synthetic", "descriptors", "render")
+    names = ("library", "match", "mesh", "synthetic", "descriptors", "render", "retrieve")
     return {n: importlib.import_module(f"{monocle.__name__}.templates.{n}") for n in names}
 
 
@@ -179,6 +179,30 @@ def test_bunny_gets_no_template(library, tmod, bench_data):
     # the same views of a real template pass
     mug = syn.render_view(library.get("Mug"), 40.0, 30.0)
     assert match.match_instance(mug.mask, mug.zdepth, mug.camera, library).accepted
+
+
+def test_retrieval_scores_after_the_fit(library, tmod, bench_data):
+    """Scored after the lattice fit, the bunny (trusted or guessed depth) still gets no template, a
+    mug with other proportions gets the mug, and a template needing a large deformation scores less."""
+    syn, retrieve, lib = tmod["synthetic"], tmod["retrieve"], tmod["library"]
+    bunny = bunny_template(lib, bench_data)
+    for az, el in ((30.0, 20.0), (200.0, 10.0)):
+        view = syn.render_view(bunny, az, el)
+        for trust in (1.0, 0.1):
+            res, fits = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object", trust=trust)
+            assert res.matches and len(fits) == len(res.matches)
+            assert not res.accepted, [(m.template, round(m.score, 3)) for m in res.matches]
+            assert res.threshold == pytest.approx(retrieve.threshold_for(trust))
+    mug = library.get("Mug")
+    squat = lib.Template("Squat Mug", mug.category, mug.labels, mug.symmetry,
+                         (mug.vertices * np.array([1.2, 1.2, 0.8])).astype(np.float32), mug.triangles)
+    view = syn.render_view(squat, 40.0, 25.0)
+    res, fits = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object")
+    assert res.accepted and res.matches[0].category == "mug", [(m.template, m.score) for m in res.matches]
+    assert res.matches[0].score == max(m.score for m in res.matches)
+    moved, stretch = retrieve.deformation(fits[0], mug.size)
+    assert moved < 0.05 and stretch < 0.4, (moved, stretch)  # new proportions are (almost) free
+    assert res.timings["total"] < 5.0
 
 
 def test_orientation_error_symmetry(tmod):

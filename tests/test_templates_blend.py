@@ -22,7 +22,8 @@ W, H = 320, 240
 def mods(monocle):
     names = {"tb": "scene.template_blend", "tl": "scene.template_library", "build": "scene.build",
              "geometry": "geometry", "library": "templates.library", "synthetic": "templates.synthetic",
-             "match": "templates.match", "mesh": "templates.mesh", "ingest": "scene.ingest"}
+             "match": "templates.match", "mesh": "templates.mesh", "ingest": "scene.ingest",
+             "retrieve": "templates.retrieve", "policy": "templates.policy"}
     return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
 
 
@@ -150,10 +151,17 @@ def test_blend_end_to_end(mods, mug_result):
     cover = surface_distance(rec_world[front], blend_world, blend_tri)
     assert np.mean(cover < 0.01 * size) > 0.8, float(np.mean(cover < 0.01 * size))
 
-    # in between: a straight blend, live
-    _set_weight(obj, 0.25)
+    # the worker was given the exact depth (trust 1): up to the knee (0.5, the default) the seen side
+    # stays on the reconstruction; above it the template takes over linearly, live
+    assert obj["monocle_template_trust"] == pytest.approx(1.0)
+    _set_weight(obj, 0.5)
+    ev_h = evaluated_world(obj)
+    assert np.abs(ev_h - ev0).max() < 1e-5 * size
+    d = surface_distance(ev_h[weights > 0], rec_world, rec_tri)
+    assert d.max() < 1e-3 * size, float(d.max() / size)  # every seen vertex lies on the reconstruction
+    _set_weight(obj, 0.75)
     ev_q = evaluated_world(obj)
-    assert np.allclose(ev_q, ev1 + 0.75 * (ev0 - ev1), atol=1e-5 * size)
+    assert np.allclose(ev_q, ev1 + 0.5 * (ev0 - ev1), atol=1e-5 * size)
 
     # the photo lands on the visible faces through the photo's camera
     photo = recon.active_material
@@ -243,7 +251,7 @@ def test_bunny_left_alone(ext_dir, mods, bench_data, tmp_path):
     n_objects = len(bpy.data.objects)
     reports = tb.blend_from_result(result, settings, report.objects, report.camera, focal_mm=50.0)
     assert reports[0].object is None and not reports[0].result.accepted
-    assert reports[0].result.matches[0].score < mods["match"].THRESHOLD
+    assert not reports[0].result.matches or reports[0].result.matches[0].score < mods["retrieve"].THRESHOLD
     assert len(bpy.data.objects) == n_objects
     assert not report.objects[0].hide_get() and not report.objects[0].hide_render
 
@@ -296,3 +304,21 @@ def test_user_library(ext_dir, mods, tmp_path):
         assert math.isclose(reps[0].result.matches[0].pose.scale, 1.0, abs_tol=0.02)
     finally:
         libs.remove(entry)
+
+
+def test_weight_policy(mods):
+    """The slider's knee follows the depth's trust: trusted depth keeps the seen side up to the default
+    weight, the classic relief lets the template take over about as much as the weight, 1 is the template."""
+    policy, tb = mods["policy"], mods["tb"]
+    assert policy.takeover(tb.DEFAULT_WEIGHT, 1.0) == 0.0
+    assert policy.takeover(0.75, 1.0) == pytest.approx(0.5)
+    assert policy.takeover(tb.DEFAULT_WEIGHT, 0.1) == pytest.approx(0.45 / 0.95)
+    assert all(policy.takeover(1.0, t) == 1.0 for t in (0.0, 0.1, 0.5, 1.0))
+    assert all(policy.takeover(0.0, t) == 0.0 for t in (0.0, 0.1, 0.5, 1.0))
+    w = np.linspace(0, 1, 21)
+    assert np.all(np.diff([policy.takeover(x, 0.5) for x in w]) >= 0)
+    # the driver's simple expression computes the same factor
+    for trust in (0.1, 0.5, 1.0):
+        expr = tb.weight_expression(trust)
+        for x in (0.0, 0.3, 0.6, 1.0):
+            assert eval(expr, {"max": max}, {"s": x}) == pytest.approx(1 - policy.takeover(x, trust), abs=1e-3)

@@ -1,0 +1,152 @@
+"""Template retrieval on third-party meshes, without Blender: right / wrong category / none, and speed.
+
+Every mesh of ``../shared/bench-data/meshes/category`` (its folder names its category) and a set of
+objects outside the library (bunny, cow, teapot, suzanne, ...) is rendered with the numpy z-buffer
+from the 3D quality bench's three viewpoints, then matched and fitted the way the template blend
+does it (``match.match_instance`` + ``fit.fit_matches``) with exact depth (``oracle``) and with a
+relief squashed to a third plus noise (``relative``: depth scale fitted, trust of a relative map).
+A fast loop for tuning retrieval; ``bench_quality.py`` measures the shapes that come out.
+
+    .venv/bin/python bench/bench_retrieval.py [--modes oracle,relative] [--objects mug,cow]
+
+Writes bench/results/quick/retrieval.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MESHES = ROOT.parent / "shared" / "bench-data" / "meshes"
+OUTSIDE = ("common3d/stanford-bunny.obj", "common3d/cow.obj", "common3d/teapot.obj", "common3d/suzanne.obj",
+           "common3d/spot.obj", "common3d/homer.obj", "common3d/beetle.obj", "common3d/fandisk.obj",
+           "open3d/knot.ply", "common3d/rocker-arm.obj")
+VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # as bench_quality.py
+
+from templates import fit, match, retrieve, synthetic  # noqa: E402
+from templates.library import Template, bundled_library  # noqa: E402
+
+
+def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and triangles of a Wavefront OBJ or a binary little-endian PLY (x y z floats first)."""
+    if path.suffix == ".obj":
+        verts, tris = [], []
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("v "):
+                verts.append([float(x) for x in line.split()[1:4]])
+            elif line.startswith("f "):
+                idx = [int(tok.split("/")[0]) - 1 for tok in line.split()[1:]]
+                tris.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+        return np.asarray(verts, np.float64), np.asarray(tris, np.int64)
+    data = path.read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode().splitlines()
+    nv = nf = 0
+    props, index_type = [], "<u4"
+    for line in header:
+        tok = line.split()
+        if tok[:2] == ["element", "vertex"]:
+            nv = int(tok[2])
+        elif tok[:2] == ["element", "face"]:
+            nf = int(tok[2])
+        elif tok[:1] == ["property"] and tok[1] != "list" and nf == 0:
+            props.append(tok[2])
+        elif tok[:2] == ["property", "list"]:
+            index_type = "<i4" if tok[3] == "int" else "<u4"
+    vdt = np.dtype([(p, "<f4") for p in props])
+    v = np.frombuffer(data, vdt, nv, end)
+    verts = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float64)
+    off, tris = end + nv * vdt.itemsize, []
+    idx = np.dtype(index_type)
+    for _ in range(nf):
+        n = data[off]
+        f = np.frombuffer(data, idx, n, off + 1)
+        tris.extend([f[0], f[k], f[k + 1]] for k in range(1, n - 1))
+        off += 1 + 4 * n
+    return verts, np.asarray(tris, np.int64)
+
+
+def subject(path: Path, category: str | None) -> Template:
+    """A bench mesh as a template-like object, Z up (OBJ files of common3d are Y up), base at the origin."""
+    v, f = load_mesh(path)
+    if path.suffix == ".obj":
+        v = np.stack([v[:, 0], -v[:, 2], v[:, 1]], axis=1)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    v = (v - [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2]]) / float((hi - lo).max())
+    return Template(path.stem, category or "", (category or path.stem,), 1, v.astype(np.float32), f)
+
+
+def squash(z: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    med = float(np.median(z[mask]))
+    out = med + (z - med) / 3.0 + rng.normal(0.0, 0.02 * float(np.ptp(z[mask])), z.shape)
+    return np.where(mask, out, 0.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modes", default="oracle", help="comma-separated: oracle, relative")
+    parser.add_argument("--objects", type=lambda s: s.split(","), default=None)
+    parser.add_argument("--candidates", type=int, default=retrieve.FIT_CANDIDATES,
+                        help="rigid matches fitted per view (all reported, for tuning the score offline)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quick" / "retrieval.json")
+    args = parser.parse_args()
+    lib = bundled_library()
+    subjects = [(p, p.parent.name) for p in sorted((MESHES / "category").rglob("*.ply"))]
+    subjects += [(MESHES / p, None) for p in OUTSIDE if (MESHES / p).is_file()]
+    if args.objects:
+        subjects = [(p, c) for p, c in subjects if p.stem in args.objects or c in args.objects]
+    rng = np.random.default_rng(0)
+    rows = []
+    for path, category in subjects:
+        tpl = subject(path, category)
+        for az, el in VIEWS:
+            view = synthetic.render_view(tpl, az, el, width=512, height=384, focal_mm=35.0, fill=0.5)
+            for mode in args.modes.split(","):
+                relative = mode == "relative"
+                z = squash(view.zdepth, view.mask, rng) if relative else view.zdepth
+                trust = fit.DEPTH_TRUST["relative" if relative else "file"]
+                t = time.perf_counter()
+                res, fits = retrieve.retrieve(view.mask, z, view.camera, lib, "object", depth_scale=relative,
+                                              trust=trust, top=args.candidates, candidates=args.candidates)
+                seconds = time.perf_counter() - t
+                best = res.matches[0] if res.matches else None
+                placed = res.accepted and best is not None
+                verdict = ("none" if not placed else "right" if best.category == category else "wrong")
+                if category is None:
+                    verdict = "placed" if placed else "none"
+                rows.append({"object": path.stem, "category": category, "view": [az, el], "mode": mode,
+                             "verdict": verdict, "seconds": round(seconds, 3),
+                             "top": [(m.template, m.category, round(m.score, 3), round(m.iou, 3),
+                                      round(m.depth_error, 4), round(match.roll_degrees(m.pose.rotation), 2),
+                                      *retrieve.deformation(f, lib.get(m.template, m.source).size))
+                                     for m, f in zip(res.matches, fits)],
+                             "timings": {k: round(v, 3) for k, v in res.timings.items()}})
+                print(f"{path.stem:16s} {az:5.0f} {mode:8s} {verdict:6s} {seconds:5.2f}s  "
+                      + "  ".join(f"{m.template}:{m.score:.3f}(iou {m.iou:.2f} d {m.depth_error:.3f} u %.3f s %.2f)"
+                                  % retrieve.deformation(f, lib.get(m.template, m.source).size)
+                                  for m, f in zip(res.matches, fits)),
+                      flush=True)
+    summary = {}
+    for mode in args.modes.split(","):
+        cat = [r for r in rows if r["mode"] == mode and r["category"]]
+        out = [r for r in rows if r["mode"] == mode and not r["category"]]
+        summary[mode] = {
+            "category": {k: sum(r["verdict"] == k for r in cat) for k in ("right", "wrong", "none")},
+            "outside_placed": f"{sum(r['verdict'] == 'placed' for r in out)}/{len(out)}",
+            "seconds_median": round(float(np.median([r["seconds"] for r in rows if r["mode"] == mode])), 3),
+        }
+    print(json.dumps(summary, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Retrieval scored after the fit: the template that fits the object with the least deformation wins.
+
+1. ``match.match_instance`` ranks the library by silhouette (and depth, weighted by how far it can
+   be trusted) over orientations with the upright prior, and refines the best poses (ICP): the coarse
+   pruning that keeps the fits few.
+2. The ``FIT_CANDIDATES`` best rigid matches whose rigid score is within ``FIT_MARGIN`` of the best
+   get their lattice fitted (``fit.fit_match``).
+3. Each is scored on what the fit left, as the rigid match scores a pose (``match.fit_score``:
+   silhouette IoU forgiving a pixel, minus the depth error weighted by the depth's trust, minus the
+   roll penalty), minus a deformation-energy penalty: the RMS control point offset the best affine
+   map of the lattice leaves (new proportions are free, a new shape is not), in template sizes.
+   A template needing a small deformation beats a rigid wrong one. Below ``THRESHOLD`` no template
+   is used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from . import descriptors as desc
+from . import match as tmatch
+from .ffd_fit import FitSettings, LatticeFit
+from .fit import fit_match
+from .library import TemplateLibrary
+from .match import Camera, MatchResult
+
+REFINE_TEMPLATES = 5  # templates whose best coarse view is refined (ICP) ...
+SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
+FIT_CANDIDATES = 3  # rigid matches fitted per object, at most
+FIT_MARGIN = 0.25  # ... and only those whose rigid score is this close to the best
+RIGID_FLOOR = 0.45  # rigid score below which a match is not worth fitting
+DISPLACEMENT_WEIGHT = 1.0  # score lost per RMS non-affine control point offset (fraction of the template's size)
+STRETCH_WEIGHT = 0.4  # score lost per unit of log axis stretch beyond STRETCH_FREE (a fridge squeezed into a bottle)
+STRETCH_FREE = 0.2
+# Calibrated with bench/bench_retrieval.py on meshes/category and meshes outside the library (exact depth):
+# at 0.86 no outside object gets a template. A depth trusted less scores the shape less, so it must
+# pass a higher bar: THRESHOLD + UNTRUSTED_MARGIN * (1 - trust).
+THRESHOLD = 0.86
+UNTRUSTED_MARGIN = 0.08
+
+
+def deformation(fit: LatticeFit, size: float) -> tuple[float, float]:
+    """(RMS control point offset left after the best affine map, largest log axis stretch of that map):
+    the shape change a fit needed beyond new proportions, and the proportions' change."""
+    rest = fit.lattice.rest_points()
+    moved = fit.lattice.points()
+    x = np.hstack([rest, np.ones((len(rest), 1))])
+    coef, *_ = np.linalg.lstsq(x, moved, rcond=None)
+    residual = moved - x @ coef
+    sigma = np.linalg.svd(coef[:3], compute_uv=False)
+    stretch = float(np.abs(np.log(np.maximum(sigma, 1e-6))).max())
+    return float(np.sqrt((residual**2).sum(axis=1).mean())) / max(size, 1e-12), stretch
+
+
+def threshold_for(trust: float) -> float:
+    """The fitted score a template needs to be used, for depth trusted ``trust``."""
+    return THRESHOLD + UNTRUSTED_MARGIN * (1.0 - float(np.clip(trust, 0.0, 1.0)))
+
+
+def retrieve(
+    mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
+    depth_scale: bool = False, trust: float = 1.0, top: int = 3, threshold: float | None = None,
+    settings: FitSettings | None = None, candidates: int = FIT_CANDIDATES,
+) -> tuple[MatchResult, list[LatticeFit]]:
+    """The best fitted templates for one object (best first, at most ``top``) and their lattices.
+
+    ``mask``, ``zdepth``, ``camera``, ``label`` and ``depth_scale`` as for ``match.match_instance``;
+    ``trust`` weights the depth in the ranking, the fit and the final score. Each match's ``score``
+    is its fitted score; ``threshold`` decides whether the best one is used (default: ``threshold_for``).
+    """
+    t0 = time.perf_counter()
+    threshold = threshold_for(trust) if threshold is None else threshold
+    rigid = tmatch.match_instance(mask, zdepth, camera, library, label, top=max(top, candidates),
+                                  refine_templates=REFINE_TEMPLATES, second_views=SECOND_VIEWS, extra_views=1,
+                                  depth_scale=depth_scale, depth_trust=trust)
+    timings = dict(rigid.timings)
+    result = MatchResult(rigid.label, threshold=threshold, timings=timings)
+    if not rigid.matches:
+        return result, []
+    best = rigid.matches[0].score
+    chosen = [m for m in rigid.matches[:candidates] if m.score >= max(best - FIT_MARGIN, RIGID_FLOOR)]
+    t1 = time.perf_counter()
+    inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
+    window, object_size = tmatch.score_window(inst, mask, zdepth, camera)
+    scored = []
+    for m in chosen:
+        fit = fit_match(m, library, camera, mask, zdepth, trust, settings)
+        tpl = library.get(m.template, m.source)
+        shape = fit.lattice.deform(tpl.vertices.astype(np.float64))
+        score, iou, err, _ = tmatch.fit_score(shape, tpl.triangles, window, m.pose, object_size, depth_scale, trust)
+        moved, stretch = deformation(fit, tpl.size)
+        score -= DISPLACEMENT_WEIGHT * moved + STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)
+        scored.append((replace(m, score=float(score), iou=iou, depth_error=err), fit, moved, stretch))
+    timings["fit"] = time.perf_counter() - t1
+    scored.sort(key=lambda mf: -mf[0].score)
+    result.matches = [m for m, *_ in scored[:top]]
+    timings["total"] = time.perf_counter() - t0
+    return result, [f for _, f, *_ in scored[:top]]
