@@ -97,6 +97,7 @@ def matching_stats(match_mod, synthetic, library, views_per_template: int, seed:
         "top3": sum(r["top3"] for r in rows) / n,
         "orientation_under_20": sum(r["orientation"] < 20.0 for r in rows) / n,
         "seconds_per_view": float(np.mean([r["seconds"] for r in rows])),
-        "min_true_score": min(r["score"] for r in rows),
+        "min_true_score": min(r["score"] for r in rows),  # -1 when the true template was not a candidate
+        "min_true_score_found": min((r["score"] for r in rows if r["score"] >= 0.0), default=-1.0),
         "failures": [r for r in rows if not r["top1"] or r["orientation"] >= 20.0],
     }
