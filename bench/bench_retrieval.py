@@ -30,6 +30,8 @@ OUTSIDE = ("common3d/stanford-bunny.obj", "common3d/cow.obj", "common3d/teapot.o
            "open3d/knot.ply", "common3d/rocker-arm.obj")
 VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # as bench_quality.py
 
+from bench_templates import load_obj  # noqa: E402
+
 from templates import fit, match, retrieve, synthetic  # noqa: E402
 from templates.library import Template, bundled_library  # noqa: E402
 
@@ -37,14 +39,7 @@ from templates.library import Template, bundled_library  # noqa: E402
 def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and triangles of a Wavefront OBJ or a binary little-endian PLY (x y z floats first)."""
     if path.suffix == ".obj":
-        verts, tris = [], []
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("v "):
-                verts.append([float(x) for x in line.split()[1:4]])
-            elif line.startswith("f "):
-                idx = [int(tok.split("/")[0]) - 1 for tok in line.split()[1:]]
-                tris.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
-        return np.asarray(verts, np.float64), np.asarray(tris, np.int64)
+        return load_obj(path)
     data = path.read_bytes()
     end = data.index(b"end_header\n") + len(b"end_header\n")
     header = data[:end].decode().splitlines()

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from conftest import worker_env
 
@@ -69,3 +71,23 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
+
+
+@contextmanager
+def started_workers(ext_dir: Path, ready_timeout: float | None = None) -> Iterator[Callable[..., Worker]]:
+    """``start(*args)`` starts a serve worker (and waits for its ``ready`` when given a timeout);
+    every worker started is killed on leaving."""
+    workers: list[Worker] = []
+
+    def start(*args: str) -> Worker:
+        w = Worker(ext_dir, *args)
+        workers.append(w)
+        if ready_timeout is not None:
+            w.events(lambda e: e["event"] == "ready", ready_timeout)
+        return w
+
+    try:
+        yield start
+    finally:
+        for w in workers:
+            w.close()

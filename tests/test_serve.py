@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from hf_fixtures import build_depth_anything, build_mask2former  # noqa: E402
-from serve_client import Worker  # noqa: E402
+from serve_client import started_workers  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,16 +27,8 @@ def serve_models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def worker(ext_dir):
-    workers: list[Worker] = []
-
-    def start(*args: str) -> Worker:
-        w = Worker(ext_dir, *args)
-        workers.append(w)
-        return w
-
-    yield start
-    for w in workers:
-        w.close()
+    with started_workers(ext_dir) as start:
+        yield start
 
 
 def _run_args(bench_data: Path, out: Path, models: dict[str, Path], image: str, depth: str = "depth") -> list[str]:

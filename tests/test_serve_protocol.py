@@ -10,24 +10,15 @@ import numpy as np
 import pytest
 from conftest import worker_env
 from PIL import Image
-from serve_client import Worker, strict_json
+from serve_client import Worker, started_workers, strict_json
 
 QUICK = 30  # seconds: a worker that still listens answers `engines` at once
 
 
 @pytest.fixture
 def worker(ext_dir):
-    workers: list[Worker] = []
-
-    def start(*args: str) -> Worker:
-        w = Worker(ext_dir, *args)
-        workers.append(w)
-        w.events(lambda e: e["event"] == "ready", QUICK)
-        return w
-
-    yield start
-    for w in workers:
-        w.close()
+    with started_workers(ext_dir, QUICK) as start:
+        yield start
 
 
 def _still_answers(w: Worker, request_id: str = "after") -> None:
