@@ -23,10 +23,12 @@ import time
 import uuid
 from pathlib import Path
 
+from ..inference.protocol import DISK_FULL_ERRNOS
 from .inputs import TEXTURE_DIR_SUFFIX, TMP_PREFIX
 
 STALE_AFTER_S = 24 * 3600.0  # a same-host temp folder this old is stale even if its pid was reused
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
+# an exporter stopped by the file-size limit (EFBIG) reads the same to the user as a full disk
+FULL_ERRNOS = DISK_FULL_ERRNOS | {errno.EFBIG}
 
 
 class OutputError(RuntimeError):
@@ -89,7 +91,7 @@ def is_disk_full(exc: BaseException) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
             return True
         if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
             return True

@@ -12,7 +12,6 @@ unreliable), so a lookup costs one ``stat`` and one ``utime``.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..inference.protocol import DISK_FULL_ERRNOS
 from .worker import WorkerRunError
 
 CACHE_VERSION = 1
@@ -32,7 +32,6 @@ RESULT_FILE = "result.json"
 EVICT_GRACE_S = 60.0
 # Scratch folders older than this are left over from a run that died; they are removed.
 STALE_SCRATCH_S = 24 * 3600.0
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -11,6 +11,7 @@ Everything human-oriented (logs, tracebacks) goes to stderr.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ BAD_INPUT_CODES = frozenset(
 
 # The disk (or the user's quota) has no room for the results: neither bad input nor a bug.
 DISK_FULL = "disk_full"
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 class WorkerError(Exception):

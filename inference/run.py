@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from . import SCHEMA_VERSION
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import AUTO, DepthMap, Instance, create_engine
 from .imageio import load_image, load_scalar_map, resize_long_side
-from .protocol import DISK_FULL, Emitter, WorkerError
+from .protocol import DISK_FULL, DISK_FULL_ERRNOS, Emitter, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +342,7 @@ def _disk_full(exc: OSError, out: Path, needed: int) -> bool:
     """By errno, or by the free space left when there is none: numpy and OpenCV report a
     short write without one."""
     if exc.errno is not None:
-        return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+        return exc.errno in DISK_FULL_ERRNOS
     try:
         return shutil.disk_usage(out).free < max(needed, 1 << 20)
     except OSError:
