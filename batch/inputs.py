@@ -20,9 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp", ".bmp", ".exr", ".ppm", ".pgm", ".pnm"}
-)
+from ..inference.imageio import SUPPORTED_SUFFIXES  # the worker decodes these
+
 TMP_PREFIX = ".monocle-tmp-"
 TEXTURE_DIR_SUFFIX = "_textures"  # OUTDIR/<rel>/<stem>_textures/ holds an OBJ's or USD's image files
 SIDE_FILE_FORMATS = ("obj", "usd")  # the formats that write files beside their main file
@@ -85,7 +84,7 @@ def walk_images(root: Path) -> list[Path]:
     for folder, dirs, files in os.walk(root, followlinks=False):
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX) and not _is_texture_dir(here / d))
-        found += [here / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES and (here / f).is_file()]
+        found += [here / f for f in files if Path(f).suffix.lower() in SUPPORTED_SUFFIXES and (here / f).is_file()]
     return sorted(found)
 
 
