@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..inference.process import pid_alive
 from ..inference.protocol import DISK_FULL_ERRNOS
 from .inputs import TEXTURE_DIR_SUFFIX, TMP_PREFIX
 
@@ -42,16 +43,6 @@ class OutputError(RuntimeError):
 def host_id() -> str:
     """This machine's name as it appears in temporary folder names ([A-Za-z0-9-] only)."""
     return re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40].strip("-") or "host"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists but is someone else's
-        return True
-    return True
 
 
 def make_temp_dir(parent: Path) -> Path:
@@ -80,7 +71,8 @@ def remove_stale_temp(folder: Path, now: float | None = None) -> list[Path]:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if pid != os.getpid() and (not pid_alive(pid) or age > STALE_AFTER_S):
+        # where a pid cannot be asked (Windows), only the age tells
+        if pid != os.getpid() and (pid_alive(pid) is False or age > STALE_AFTER_S):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .learned_env import DEVICES, OTHER_MB, PINS, PYTHONS, TORCH, NvidiaGpu, TorchBuild, choose_torch, detect_nvidia
+from .process import pid_alive
 from .protocol import EXIT_INTERNAL, EXIT_OK, Emitter, WorkerError
 
 TORCH_INDEX_ENV = "MONOCLE_TORCH_INDEX"  # same as --torch-index: a URL, or "pypi" for the default registry
@@ -212,15 +213,10 @@ def remove_leftovers(target: Path) -> None:
 def _alive(pid: int, path: Path) -> bool:
     if pid == os.getpid():
         return True
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it: a day-old folder counts as abandoned
+    alive = pid_alive(pid)
+    if alive is None:  # cannot be asked (Windows): a day-old folder counts as abandoned
         return time.time() - path.stat().st_mtime < 86400
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    return alive
 
 
 def retarget_scripts(env: Path, final: Path) -> None:
