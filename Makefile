@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-stamp
 
-.PHONY: venv test lint build demo picture bench bench-quality clean
+.PHONY: venv test lint typecheck build demo picture bench bench-quality clean
 
 venv: $(STAMP)
 
@@ -18,7 +18,10 @@ $(STAMP): requirements-dev.txt
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv lint
+typecheck: venv
+	$(PY) tools/typecheck.py
+
+test: venv lint typecheck
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 build: venv
@@ -46,4 +49,4 @@ bench-quality: venv
 	$(if $(QUICK),,$(PY) tools/update_bench_docs.py)
 
 clean:
-	rm -rf build dist out .pytest_cache .ruff_cache
+	rm -rf build dist out .pytest_cache .ruff_cache .mypy_cache

@@ -55,7 +55,7 @@ def make_temp_dir(parent: Path) -> Path:
 def remove_stale_temp(folder: Path, now: float | None = None) -> list[Path]:
     """Delete this host's temp folders in ``folder`` whose process is gone or that are a day old; returns them."""
     now = time.time() if now is None else now
-    me, removed = host_id(), []
+    me, removed = host_id(), list[Path]()
     try:
         entries = list(os.scandir(folder))
     except OSError:

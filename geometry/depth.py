@@ -26,7 +26,7 @@ def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return values[idx[0], idx[1]]
 
 
-def _union(masks: Sequence[np.ndarray] | np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+def _union(masks: Sequence[np.ndarray] | np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     if masks is None:
         return np.ones(shape, dtype=bool)
     arr = masks if isinstance(masks, np.ndarray) and masks.ndim == 3 else None

@@ -104,9 +104,9 @@ def membrane_base(z: np.ndarray, valid: np.ndarray, x0: int, y0: int, rim_points
     else:
         count = np.bincount((pixels[0] // b) * wb + pixels[1] // b, minlength=hb * wb).reshape(hb, wb)
     # rim: valid pixels with a 4-neighbour outside (or on the crop's edge); few, so gathered
-    flags = valid.view(np.uint8)
+    flags: np.ndarray = valid.view(np.uint8)
     inner = cv2.erode(flags, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
-                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
+                      borderType=cv2.BORDER_CONSTANT, borderValue=(0.0,))
     rr, cc = nonzero_2d(flags > inner)
     rim_block = (rr // b) * wb + cc // b
     rim_count = np.bincount(rim_block, minlength=hb * wb).reshape(hb, wb)

@@ -134,7 +134,8 @@ def _settled_tiles(inside: np.ndarray, soft: np.ndarray | None, tile: int, halo:
         any_soft = _any_all(soft, halo)[0]
         all_in &= ~any_soft
         any_in |= any_soft
-    lo, hi = all_in.view(np.uint8), any_in.view(np.uint8)  # per cell: all ones, and not all zeros
+    lo: np.ndarray = all_in.view(np.uint8)
+    hi: np.ndarray = any_in.view(np.uint8)  # per cell: all ones, and not all zeros
     ring = np.ones((3, 3), np.uint8)  # each cell's neighbours: the halo around a tile's cells
     lo = cv2.erode(lo, ring, borderType=cv2.BORDER_REPLICATE)
     hi = cv2.dilate(hi, ring, borderType=cv2.BORDER_REPLICATE)

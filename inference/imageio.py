@@ -10,11 +10,14 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 import numpy as np
 
 from .protocol import WorkerError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def _has_real_alpha(alpha: np.ndarray) -> bool:
     return 0.001 < transparent < 0.999
 
 
-def _exif_focal_35mm(img) -> float | None:  # noqa: ANN001 - PIL image
+def _exif_focal_35mm(img: Image.Image) -> float | None:
     try:
         exif = img.getexif()
         sub = exif.get_ifd(EXIF_IFD)
@@ -294,8 +297,8 @@ def _load_with_pil(p: Path) -> tuple[np.ndarray, np.ndarray | None, str, float |
             focal = _exif_focal_35mm(img)
             img.load()
             mode = img.mode
-            img = ImageOps.exif_transpose(img)
-            rgb_raw, alpha = _pil_to_arrays(img)
+            upright = ImageOps.exif_transpose(img)
+            rgb_raw, alpha = _pil_to_arrays(upright)
             return rgb_raw, alpha, mode, focal
     except WorkerError:
         raise
@@ -314,7 +317,7 @@ def _load_with_pil(p: Path) -> tuple[np.ndarray, np.ndarray | None, str, float |
         ) from None
 
 
-def _pil_to_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:  # noqa: ANN001 - PIL image
+def _pil_to_arrays(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     mode = img.mode
     alpha = None
     if mode == "P":
@@ -418,7 +421,7 @@ def _pil_scalar_map(p: Path, what: str, code: str) -> np.ndarray | None:
             _check_pixels(p.name, img.width, img.height, f"The {what} file", code)
             img.load()
             if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
-                img = img.convert("L")
+                return np.asarray(img.convert("L"))
             return np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None

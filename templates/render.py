@@ -62,7 +62,7 @@ def rasterize(
     x0, y0 = v[:, 0, 0], v[:, 0, 1]
     x1, y1 = v[:, 1, 0], v[:, 1, 1]
     x2, y2 = v[:, 2, 0], v[:, 2, 1]
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    area: np.ndarray = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
     j0 = np.clip(np.ceil(v[..., 0].min(axis=1) - 0.5), 0, w).astype(np.int64)
     j1 = np.clip(np.floor(v[..., 0].max(axis=1) - 0.5), -1, w - 1).astype(np.int64)
     i0 = np.clip(np.ceil(v[..., 1].min(axis=1) - 0.5), 0, h).astype(np.int64)
@@ -90,7 +90,7 @@ def rasterize(
         pj = j0[t] + k % nwt
         pi = i0[t] + k // nwt
         px, py = pj + 0.5, pi + 0.5
-        a = area[t]
+        a: np.ndarray = area[t]
         b0 = ((x1[t] - px) * (y2[t] - py) - (x2[t] - px) * (y1[t] - py)) / a
         b1 = ((x2[t] - px) * (y0[t] - py) - (x0[t] - px) * (y2[t] - py)) / a
         b2 = 1.0 - b0 - b1

@@ -79,7 +79,7 @@ def prompt_noun(prompt: str) -> str:
     return " ".join(words) or "object"
 
 
-def min_area(shape: tuple[int, int]) -> int:
+def min_area(shape: tuple[int, ...]) -> int:
     return max(4, int(MIN_AREA_FRACTION * shape[0] * shape[1]))
 
 
@@ -98,7 +98,7 @@ def upsample(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     import cv2
 
     h, w = shape
-    v = np.asarray(values, dtype=np.float32)
+    v: np.ndarray = np.asarray(values, dtype=np.float32)
     if v.shape != (h, w):
         v = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
     return v > 0
