@@ -78,6 +78,8 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
         back=op.back.lower(),
         thickness=float(op.thickness),
         outline_alpha=bool(op.outline_alpha),
+        backdrop=op.backdrop.lower(),
+        ground=bool(op.ground),
     )
 
 
