@@ -156,6 +156,8 @@ def build_from_result(
         backdrop=(extras.backdrop, extras.backdrop_image) if extras.backdrop is not None else None,
     )
     report.ground = extras.ground
+    if extras.ground is not None:  # kept with the file: the plane, in the camera's space
+        report.collection["monocle_ground"] = {k: extras.ground[k] for k in ("normal", "offset", "inliers", "rms")}
     report.timings.update(timings)
     report.timings["total"] = time.perf_counter() - t0
     return report
