@@ -59,8 +59,8 @@ def plan(result: WorkerResult, settings: MeshSettings, camera: CameraModel, mesh
                 np.maximum(filled, np.float32(placed["scale"]) * zdepth, out=filled, where=mask)
     if mode == "none":
         return extras
-    far = max(float(-(np.asarray(d.vertices)[:, 2] + strength * np.asarray(d.relief)[:, 2]).max())
-              for _, d in extras.meshes)
+    far = max(float(-(np.asarray(d.vertices)[:, 2] + strength * np.asarray(d.relief)[:, 2]).min())
+              for _, d in extras.meshes)  # camera space looks down -z: the farthest point has the least z
     try:
         extras.backdrop = bd.backdrop_mesh(mode, filled, union, camera, settings, far)
     except ValueError as exc:

@@ -121,6 +121,10 @@ def test_backdrop_reproduces_the_photo_and_objects_stand(monocle, ext_dir, tmp_p
         normal = np.array(ground["normal"])
         assert math.degrees(math.acos(min(1.0, float(normal @ gt_up)))) < 2.0
         cam_matrix = np.array(report.camera.matrix_world)
+        if mode == "plane":  # flat, and behind every object (backs included), so it never hides one
+            back_z = _camera_points(report.backdrop, cam_matrix)[:, 2]
+            assert np.ptp(back_z) < 1e-4
+            assert -back_z.max() > max(-_camera_points(o, cam_matrix)[:, 2].min() for o in report.objects)
         for obj, placed in zip(report.objects, ground["objects"]):
             assert placed["standing"]
             # the GT depth already has them on the floor: the placement moves them little (the closed
