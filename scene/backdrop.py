@@ -23,6 +23,7 @@ from .tracker import Created
 
 log = logging.getLogger(__name__)
 COLOUR_FILE = "backdrop.png"
+SCALE_PROP = "monocle_ground_scale"  # on a standing object: the scale about the camera that stood it
 
 
 @dataclass

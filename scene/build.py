@@ -156,8 +156,11 @@ def build_from_result(
         backdrop=(extras.backdrop, extras.backdrop_image) if extras.backdrop is not None else None,
     )
     report.ground = extras.ground
-    if extras.ground is not None:  # kept with the file: the plane, in the camera's space
+    if extras.ground is not None:  # kept with the file: the plane (camera space) and each object's move
         report.collection["monocle_ground"] = {k: extras.ground[k] for k in ("normal", "offset", "inliers", "rms")}
+        for obj, placed in zip(report.objects, extras.ground["objects"]):
+            if placed["standing"]:
+                obj[backdrop_mod.SCALE_PROP] = placed["scale"]
     report.timings.update(timings)
     report.timings["total"] = time.perf_counter() - t0
     return report

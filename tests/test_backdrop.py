@@ -130,6 +130,7 @@ def test_backdrop_reproduces_the_photo_and_objects_stand(monocle, ext_dir, tmp_p
             # the GT depth already has them on the floor: the placement moves them little (the closed
             # back, a mirror of the front, is what reaches lowest on the cube)
             assert placed["scale"] == pytest.approx(1.0, abs=0.08)
+            assert obj["monocle_ground_scale"] == pytest.approx(placed["scale"])
             pts = _camera_points(obj, cam_matrix)
             size = float(np.linalg.norm(pts.max(0) - pts.min(0)))
             assert abs(float((pts @ normal).min()) + ground["offset"]) < 0.01 * size
