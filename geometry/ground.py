@@ -53,7 +53,8 @@ def back_project(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, camera: Came
 
 
 def foot_samples(mask: np.ndarray, union: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels (rows, cols) of the backdrop around an object's lowest outline points."""
+    """Pixels (rows, cols) of the backdrop around an object's lowest outline points (the work is
+    done in a window round the object's feet, not over the whole photo)."""
     import cv2
 
     rows = np.flatnonzero(mask.any(axis=1))
@@ -61,17 +62,30 @@ def foot_samples(mask: np.ndarray, union: np.ndarray) -> tuple[np.ndarray, np.nd
         return np.empty(0, np.intp), np.empty(0, np.intp)
     top, bottom = int(rows[0]), int(rows[-1])
     height = bottom - top + 1
-    m = mask.astype(np.uint8)
-    below = np.zeros_like(m)
-    below[:-1] = m[1:]
-    edge = (m > 0) & (below == 0)  # outline pixels with nothing of the object under them
-    edge[: bottom - max(1, int(FOOT_FRACTION * height)) + 1] = False
+    feet = bottom - max(1, int(FOOT_FRACTION * height)) + 1  # the first row of the feet
     band = max(3, int(BAND_FRACTION * height))
+    cols = np.flatnonzero(mask[feet:bottom + 1].any(axis=0))
+    h, w = mask.shape
+    r0, r1 = max(0, feet - band), min(h, bottom + band + 2)
+    c0, c1 = max(0, int(cols[0]) - band), min(w, int(cols[-1]) + band + 1)
+    m = mask[r0:r1, c0:c1]
+    edge = m.copy()
+    edge[:-1] &= ~m[1:]  # outline pixels with nothing of the object under them
+    edge[: feet - r0] = False
     kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
     near = cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
-    near[: bottom - max(1, int(FOOT_FRACTION * height)) + 1] = False  # at or below the feet
-    near &= ~cv2.dilate(union.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    return np.nonzero(near)
+    near[: feet - r0] = False  # at or below the feet
+    near &= ~cv2.dilate(union[r0:r1, c0:c1].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    rr, cc = np.nonzero(near)
+    return rr + r0, cc + c0
+
+
+def _at_most(pixels: tuple[np.ndarray, np.ndarray], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = pixels
+    if rows.size <= n:
+        return rows, cols
+    pick = np.sort(rng.choice(rows.size, n, replace=False))
+    return rows[pick], cols[pick]
 
 
 def fit_plane(points: np.ndarray, threshold: float, rng: np.random.Generator,
@@ -113,7 +127,8 @@ def find_ground(masks: list[np.ndarray], depth: np.ndarray, camera: CameraModel,
     union = np.zeros(depth.shape, dtype=bool)
     for m in masks:
         union |= m
-    per_object = [foot_samples(m, union) for m in masks]
+    rng = np.random.default_rng(seed)
+    per_object = [_at_most(foot_samples(m, union), MAX_SAMPLES // max(1, len(masks)), rng) for m in masks]
     rows = np.concatenate([r for r, _ in per_object]) if per_object else np.empty(0, np.intp)
     cols = np.concatenate([c for _, c in per_object]) if per_object else np.empty(0, np.intp)
     z = depth[rows, cols].astype(np.float64)
@@ -122,11 +137,8 @@ def find_ground(masks: list[np.ndarray], depth: np.ndarray, camera: CameraModel,
         return None
     owner = np.repeat(np.arange(len(masks)), [r.size for r, _ in per_object])[good]
     points = back_project(rows[good], cols[good], z[good], camera)
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(points.shape[0], MAX_SAMPLES, replace=False) if points.shape[0] > MAX_SAMPLES else None
-    sample = points if pick is None else points[pick]
-    threshold = INLIER_FRACTION * float(np.median(-sample[:, 2]))
-    fit = fit_plane(sample, threshold, rng)
+    threshold = INLIER_FRACTION * float(np.median(-points[:, 2]))
+    fit = fit_plane(points, threshold, rng)
     if fit is None:
         return None
     normal, offset, inliers = fit
