@@ -37,10 +37,13 @@ class Extras:
 
 
 def plan(result: WorkerResult, settings: MeshSettings, camera: CameraModel, meshes: list[tuple[str, MeshData]],
-         masks: list[np.ndarray], zdepth: np.ndarray, photo: Path, strength: float) -> Extras:
+         masks: list[np.ndarray], zdepth: np.ndarray, photo: Path, strength: float,
+         measured: np.ndarray | None = None) -> Extras:
     """Fill the holes, find the ground, place the objects on it and make the backdrop's mesh.
 
-    ``strength`` is the relief strength the objects are built at (their lowest point depends on it).
+    ``strength`` is the relief strength the objects are built at (their lowest point depends on it);
+    ``measured`` says which pixels of the depth map held a value: the ground is fitted to those alone
+    (a render's empty background, filled from the objects' edges, is no ground).
     """
     mode = getattr(settings, "backdrop", "none")
     use_ground = bool(getattr(settings, "ground", False))
@@ -54,7 +57,8 @@ def plan(result: WorkerResult, settings: MeshSettings, camera: CameraModel, mesh
         return extras
     filled = bd.fill_depth(zdepth, union)
     if use_ground:
-        extras.ground = _stand(extras, masks, filled, camera, strength)
+        ground_depth = filled if measured is None else np.where(measured, filled, np.float32(np.nan))
+        extras.ground = _stand(extras, masks, ground_depth, camera, strength)
         for mask, placed in zip(masks, (extras.ground or {}).get("objects", ())):
             if placed["scale"] is not None and placed["scale"] > 1:  # moved back: keep the backdrop behind it
                 np.maximum(filled, np.float32(placed["scale"]) * zdepth, out=filled, where=mask)

@@ -84,7 +84,7 @@ def meshes_from_result(
 ) -> tuple[list[tuple[str, MeshData]], dict[str, float]]:
     """Read masks and depth, run the geometry layer; returns [(label, MeshData)] and timings.
     ``keep``, when given, receives the ``masks`` and the scene depth (``zdepth``) the meshes came from."""
-    from ..geometry.depth import scene_depth
+    from ..geometry.depth import measured_depth, scene_depth
     from ..geometry.plane import build_object_mesh
 
     t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def meshes_from_result(
     except ValueError as exc:
         raise BuildError("depth_invalid", f"The depth map cannot be used ({exc}); nothing was built.") from exc
     if keep is not None:
-        keep.update(masks=masks, zdepth=zdepth)
+        keep.update(masks=masks, zdepth=zdepth, measured=measured_depth(depth, result.depth_kind))
     meshes = []
     stages: dict[str, float] = {}
     for rec, mask in zip(result.instances, masks):
@@ -146,7 +146,8 @@ def build_from_result(
     meshes, timings = meshes_from_result(result, settings, camera, kept)
     photo = Path(image_path) if image_path else result.image_path
     t1 = time.perf_counter()
-    extras = backdrop_mod.plan(result, settings, camera, meshes, kept["masks"], kept["zdepth"], photo, relief_strength)
+    extras = backdrop_mod.plan(result, settings, camera, meshes, kept["masks"], kept["zdepth"], photo, relief_strength,
+                               kept["measured"])
     timings["backdrop"] = time.perf_counter() - t1
     name = (name_prefix or photo.stem or "Monocle").encode("utf-8", "replace").decode("utf-8")
     report = build_scene(

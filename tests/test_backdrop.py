@@ -138,6 +138,19 @@ def test_backdrop_reproduces_the_photo_and_objects_stand(monocle, ext_dir, tmp_p
     assert scores["relief"] >= 30.0 and scores["plane"] >= 30.0, scores
     assert scores["none"] < 20.0, scores  # the objects alone leave the rest black: the bound can fail
 
+    # the same objects with no depth off them (a render's empty background): the filled-in
+    # backdrop is no ground, so nothing is found and nothing moves
+    np.save(tmp_path / "objects-only.npy", np.where(gt["labels"] > 0, gt["depth"], np.nan).astype(np.float32))
+    code, _, stderr = run_worker(
+        ext_dir, "run", "--image", str(tmp_path / "photo.png"), "--out", str(tmp_path / "bare"), "--mask",
+        str(tmp_path / "labels.png"), "--depth", str(tmp_path / "objects-only.npy"), "--depth-kind", "metric")
+    assert code == 0, stderr
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    settings = monocle.geometry.MeshSettings(detail=4000, backdrop="relief", ground=True)
+    report = build.build_from_result(tmp_path / "bare", settings, focal_mm=LENS, image_path=tmp_path / "photo.png")
+    assert report.ground is None and report.backdrop is not None
+    assert not any("monocle_ground_scale" in o for o in report.objects)
+
 
 @pytest.fixture
 def banana(bench_data, tmp_path):
