@@ -9,6 +9,8 @@ Translation(centre)`` and mesh vertices ``= vertices - centre``. A Displace modi
 reconstruction lines up with the photo through the camera at every relief strength.
 The camera looks along +Y (Blender's front view) from ``(0, -d, 0)``, where ``d`` is the
 mean depth of the objects' centres, so the reconstruction sits around the world origin.
+``scene.backdrop`` adds the rest of the photo as one more object built the same way (kept out of
+``objects``) and stands the objects on the ground, scaling their meshes about the camera centre.
 
 Failure leaves nothing behind: every check is done before Blender is touched (the per-corner
 UV gathers may still be running on their threads then, see ``_prepare``), and every datablock
