@@ -17,6 +17,7 @@ the objects stand on their ground?
   error (goal <= 5 degrees), each object's placement error (its centre against the GT centre,
   camera space, over the scene's size; for relative depth after the one scale that fits best),
   with the ground placement on and off, and the contact gap of the standing objects (over their size).
+* speed: seconds of each backdrop and ground step on a synthetic 12 MP photo.
 
 Writes backdrop.json and backdrop.md into bench/results (``--quick``: bench/results/quick).
 """
@@ -257,6 +258,50 @@ def bench_ground(tmp: Path, quick: bool, worker: bq.ServeWorker, mod: dict) -> d
     return {"items": items, "summary": summary, "goal_normal_deg": 5.0, "size": [GROUND_W, GROUND_H]}
 
 
+# --------------------------------------------------------------------------- speed
+
+
+def bench_speed(tmp: Path, mod: dict, width: int = 4000, height: int = 3000) -> dict:
+    """Seconds of each backdrop and ground step on a synthetic 12 MP photo (a floor seen from above
+    with two objects on it), best of two runs."""
+    geometry = mod["geometry"]
+    bd = importlib.import_module(mod["module"].__name__ + ".geometry.backdrop")
+    gr = importlib.import_module(mod["module"].__name__ + ".geometry.ground")
+    cam = geometry.CameraModel(width, height, 35.0)
+    e = math.radians(25)
+    normal, offset = np.array([0.0, math.cos(e), math.sin(e)]), 1.5
+    ray_y = (0.5 * height - (np.arange(height) + 0.5)) / cam.focal_px
+    t = -offset / (ray_y * normal[1] - normal[2])
+    z = np.repeat(np.minimum(np.where(t > 0, t, 50.0), 50.0)[:, None], width, axis=1).astype(np.float32)
+    jj, ii = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    masks = [(jj - 1300) ** 2 + (ii - 2100) ** 2 < 500 ** 2, (jj - 2700) ** 2 + (ii - 1900) ** 2 < 400 ** 2]
+    for m in masks:
+        z[m] -= 0.3
+    rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    union = bd.union_of(masks, z.shape)
+    settings = geometry.MeshSettings()
+    steps = {
+        "fill_depth": lambda: bd.fill_depth(z, union),
+        "fill_colour": lambda: bd.fill_colour(rgb, union),
+        "find_ground": lambda: gr.find_ground(masks, z, cam),
+        "mesh_plane": lambda: bd.backdrop_mesh("plane", z, union, cam, settings, 10.0),
+        "mesh_relief": lambda: bd.backdrop_mesh("relief", z, union, cam, settings, 10.0),
+        "write_png": lambda: bd.write_rgb(tmp / "speed.png", rgb),
+    }
+    out: dict = {"size": [width, height]}
+    for name, step in steps.items():
+        best = math.inf
+        for _ in range(2):
+            t0 = time.perf_counter()
+            value = step()
+            best = min(best, time.perf_counter() - t0)
+        out[name] = round(best, 3)
+        if name == "find_ground":
+            out["normal_error_deg"] = round(math.degrees(math.acos(min(1.0, float(value.normal @ normal)))), 4)
+    log(f"speed: {out}")
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -288,16 +333,21 @@ def markdown(rep: dict) -> str:
             lines.append(f"| {e} | {s['mean_iou']} | {s['planes_found']}/{len(g['items'])} | {s['normal_error_deg']} | "
                          f"{s['placement_raw']} | {s['placement_scaled']} | {s['placement_scaled_no_ground']} |")
         lines.append("")
+    if "speed" in rep:
+        sp = rep["speed"]
+        lines += [f"## Seconds per step on a {sp['size'][0]} x {sp['size'][1]} photo (best of two)", "",
+                  "| " + " | ".join(k for k in sp if k != "size") + " |", "|---" * (len(sp) - 1) + "|",
+                  "| " + " | ".join(str(v) for k, v in sp.items() if k != "size") + " |", ""]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="three render subjects, one floor scene")
-    parser.add_argument("--only", choices=("renders", "photo", "ground"), action="append", default=None)
+    parser.add_argument("--only", choices=("renders", "photo", "ground", "speed"), action="append", default=None)
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
-    parts = args.only or ["renders", "photo", "ground"]
+    parts = args.only or ["renders", "photo", "ground", "speed"]
     out_dir = args.results or (RESULTS / "quick" if args.quick or args.only else RESULTS)
     import blender_env
 
@@ -318,6 +368,8 @@ def main() -> int:
                 rep["photo"] = bench_photo(tmp, worker, mod)
             if "ground" in parts:
                 rep["ground"] = bench_ground(tmp, args.quick, worker, mod)
+            if "speed" in parts:
+                rep["speed"] = bench_speed(tmp, mod)
         finally:
             worker.close()
             blender_env.remove_profile(profile)

@@ -115,7 +115,8 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
     """Save (H, W, 3) uint8 RGB as a PNG (raises OSError)."""
     import cv2
 
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    # light compression: written once per result, where a 12 MP photo at the default level takes seconds
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OSError(f"cannot encode {path.name}")
     tmp = path.with_name(path.name + ".part")
