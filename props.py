@@ -14,6 +14,7 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from .geometry.backdrop import BACKDROPS
 from .templates.policy import WEIGHT_DESCRIPTION
 
 BACK_ITEMS = (
@@ -42,6 +43,7 @@ SEG_MODE_ITEMS = (
     ("labels", "Labelled Objects", "Find objects of known kinds (chair, cup, car...) and name them"),
     ("foreground", "Any Object", "Cut out whatever stands out, whatever it is"),
 )
+BACKDROP_ITEMS = tuple((key.upper(), name, description) for key, name, description in BACKDROPS)
 FOCAL_ITEMS = (
     ("PHOTO", "From Photo", "Use the focal length the camera stored in the photo, or the manual value if none"),
     ("MANUAL", "Manual", "Always use the manual focal length"),
@@ -88,6 +90,15 @@ class MonocleMeshSettings:
         description="Cut the surface where the depth jumps by more than this fraction of the distance, so objects "
         "never stretch across to what is behind them",
         default=0.05, min=0.001, max=1.0, subtype="FACTOR",
+    )
+    backdrop: EnumProperty(name="Backdrop", description="What to make of the rest of the photo (table, floor, "
+                           "wall): one mesh behind the objects, filled in where they hide it", items=BACKDROP_ITEMS,
+                           default="NONE")
+    ground: BoolProperty(
+        name="Stand on Ground",
+        description="Find the floor or table the objects stand on and move each one along the camera's rays until "
+        "it touches it (the view through the camera does not change). Nothing moves when no ground is found",
+        default=True,
     )
     use_templates: BoolProperty(
         name="Use Templates",

@@ -42,6 +42,7 @@ class Item:
     code: str | None = None
     message: str | None = None
     objects: list[dict[str, Any]] = field(default_factory=list)
+    ground: dict[str, Any] | None = None  # the plane the objects stand on (scene.backdrop)
     timings: dict[str, float] = field(default_factory=dict)
     inference: Inference | None = None
     started: float = 0.0
@@ -58,6 +59,7 @@ class Item:
             "message": self.message,
             "outputs": {k: display(v) for k, v in self.outputs.items()} if self.status in ("ok", "skipped") else {},
             "objects": self.objects,
+            "ground": self.ground,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
@@ -280,6 +282,7 @@ class Batch:
         report = build_from_result(result, o.settings, context=bpy.context, relief_strength=o.depth_strength,
                                    focal_mm=o.focal_mm, image_path=item.path, name_prefix=item.source.rel.name)
         item.timings["build"] = report.timings.get("total", 0.0)
+        item.ground = report.ground
         item.objects = [
             {"name": obj.name, "label": obj.get("monocle_label", obj.name.split(".")[0]), "vertices": v, "faces": f}
             for obj, v, f in zip(report.objects, report.vertex_counts, report.face_counts)

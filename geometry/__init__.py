@@ -64,6 +64,8 @@ class MeshSettings:
     back: str = "closed"  # "open" | "solidify" | "closed"
     thickness: float = 0.1  # solidify thickness, scene units
     outline_alpha: bool = False  # the photo material takes its alpha from the object's mask (Blender layer only)
+    backdrop: str = "none"  # "none" | "plane" | "relief": the rest of the photo behind the objects (backdrop.py)
+    ground: bool = True  # objects stand on the ground plane when one is found (ground.py)
 
 
 @dataclass

@@ -57,6 +57,17 @@ def _clean_metric(values: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray |
     return values.astype(np.float32, copy=False)
 
 
+def measured_depth(depth: np.ndarray, kind: str) -> np.ndarray:
+    """Which pixels of a worker's depth map hold a value (bool (H, W)): ``scene_depth`` fills the
+    others (a render's background, a sensor's holes) from their neighbours."""
+    values = np.asarray(depth)
+    known = np.isfinite(values)
+    if kind.replace("-", "_") == "metric":
+        known &= values > 0
+        known &= values < METRIC_BACKGROUND
+    return known
+
+
 def scene_depth(
     depth: np.ndarray,
     kind: str,

@@ -78,6 +78,8 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
         back=op.back.lower(),
         thickness=float(op.thickness),
         outline_alpha=bool(op.outline_alpha),
+        backdrop=op.backdrop.lower(),
+        ground=bool(op.ground),
     )
 
 
@@ -160,8 +162,11 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
                 self.report({"WARNING"}, f"No template was blended: {exc}")
         verts = sum(report.vertex_counts)
         timing = "cached inference" if inference.cached else f"inference {inference.seconds:.1f} s"
+        standing = sum(1 for o in (report.ground or {}).get("objects", ()) if o["standing"])
+        scene = ", backdrop" if report.backdrop is not None else ""
+        scene += f", {standing} on the ground" if standing else ""
         summary = (
-            f"{len(report.objects)} object(s){templates}, {verts / 1000:.0f}k verts; {timing}, "
+            f"{len(report.objects)} object(s){templates}{scene}, {verts / 1000:.0f}k verts; {timing}, "
             f"build {report.timings.get('total', 0.0):.2f} s"
         )
         context.window_manager.monocle_status.summary = summary

@@ -9,6 +9,8 @@ Translation(centre)`` and mesh vertices ``= vertices - centre``. A Displace modi
 reconstruction lines up with the photo through the camera at every relief strength.
 The camera looks along +Y (Blender's front view) from ``(0, -d, 0)``, where ``d`` is the
 mean depth of the objects' centres, so the reconstruction sits around the world origin.
+``scene.backdrop`` adds the rest of the photo as one more object built the same way (kept out of
+``objects``) and stands the objects on the ground, scaling their meshes about the camera centre.
 
 Failure leaves nothing behind: every check is done before Blender is touched (the per-corner
 UV gathers may still be running on their threads then, see ``_prepare``), and every datablock
@@ -31,6 +33,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..geometry import CameraModel, MeshData, MeshSettings
+from . import backdrop as backdrop_mod
 from . import camera as cam_mod
 from .ingest import add_point_flags, check_edges, check_topology, mesh_from_arrays
 from .material import PHOTO_UV, make_photo_material
@@ -49,6 +52,8 @@ class BuildReport:
     vertex_counts: list[int]
     face_counts: list[int]
     timings: dict[str, float] = field(default_factory=dict)
+    backdrop: bpy.types.Object | None = None  # the rest of the photo behind the objects (not in ``objects``)
+    ground: dict | None = None  # the plane the objects stand on and each one's placement (``scene.backdrop``)
 
 
 @dataclass
@@ -77,10 +82,11 @@ def camera_for_result(result: WorkerResult, focal_mm: float | None = None) -> Ca
 
 
 def meshes_from_result(
-    result: WorkerResult, settings: MeshSettings, camera: CameraModel,
+    result: WorkerResult, settings: MeshSettings, camera: CameraModel, keep: dict | None = None,
 ) -> tuple[list[tuple[str, MeshData]], dict[str, float]]:
-    """Read masks and depth, run the geometry layer; returns [(label, MeshData)] and timings."""
-    from ..geometry.depth import scene_depth
+    """Read masks and depth, run the geometry layer; returns [(label, MeshData)] and timings.
+    ``keep``, when given, receives the ``masks`` and the scene depth (``zdepth``) the meshes came from."""
+    from ..geometry.depth import measured_depth, scene_depth
     from ..geometry.plane import build_object_mesh
 
     t0 = time.perf_counter()
@@ -99,6 +105,8 @@ def meshes_from_result(
         zdepth = scene_depth(depth, result.depth_kind, masks, settings, camera)
     except ValueError as exc:
         raise BuildError("depth_invalid", f"The depth map cannot be used ({exc}); nothing was built.") from exc
+    if keep is not None:
+        keep.update(masks=masks, zdepth=zdepth, measured=measured_depth(depth, result.depth_kind))
     meshes = []
     stages: dict[str, float] = {}
     for rec, mask in zip(result.instances, masks):
@@ -136,14 +144,26 @@ def build_from_result(
     if result.image_path is None:
         raise BuildError("image_missing", "The worker result does not say which photo it is for; nothing was built.")
     camera = camera_for_result(result, focal_mm)
-    meshes, timings = meshes_from_result(result, settings, camera)
+    kept: dict = {}
+    meshes, timings = meshes_from_result(result, settings, camera, kept)
     photo = Path(image_path) if image_path else result.image_path
+    t1 = time.perf_counter()
+    extras = backdrop_mod.plan(result, settings, camera, meshes, kept["masks"], kept["zdepth"], photo, relief_strength,
+                               kept["measured"])
+    timings["backdrop"] = time.perf_counter() - t1
     name = (name_prefix or photo.stem or "Monocle").encode("utf-8", "replace").decode("utf-8")
     report = build_scene(
-        meshes, camera, blender_readable(photo, result.depth_path.parent), settings, context=context,
+        extras.meshes, camera, blender_readable(photo, result.depth_path.parent), settings, context=context,
         relief_strength=relief_strength, name=name, trusted=True,
         mask_paths=[rec.mask_path for rec in result.instances],
+        backdrop=(extras.backdrop, extras.backdrop_image) if extras.backdrop is not None else None,
     )
+    report.ground = extras.ground
+    if extras.ground is not None:  # kept with the file: the plane (camera space) and each object's move
+        report.collection["monocle_ground"] = {k: extras.ground[k] for k in ("normal", "offset", "inliers", "rms")}
+        for obj, placed in zip(report.objects, extras.ground["objects"]):
+            if placed["standing"]:
+                obj[backdrop_mod.SCALE_PROP] = placed["scale"]
     report.timings.update(timings)
     report.timings["total"] = time.perf_counter() - t0
     return report
@@ -303,24 +323,27 @@ def build_scene(
     name: str = "Monocle",
     trusted: bool = False,
     mask_paths: Sequence[str | Path | None] | None = None,
+    backdrop: tuple[MeshData, Path | None] | None = None,
 ) -> BuildReport:
     """Blender half of the build, from camera-space meshes (usable with hand-made ``MeshData``).
 
     ``trusted``: the meshes come unchanged from the geometry layer, so the index checks
     that protect Blender from malformed arrays are skipped (see ``_prepare``).
     ``mask_paths`` (one per mesh, or None) are the objects' mask images, used as the
-    material's alpha when ``settings.outline_alpha`` is on.
+    material's alpha when ``settings.outline_alpha`` is on. ``backdrop`` is the backdrop's mesh
+    and its texture (None: the photo), built like the objects but kept out of ``objects``.
     """
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="monocle-uvs") as pool:
         return _build_scene(meshes, camera, photo_path, settings, context, relief_strength, name, trusted,
-                            mask_paths, pool, t0)
+                            mask_paths, pool, t0, backdrop)
 
 
 def _build_scene(
     meshes: list[tuple[str, MeshData]], camera: CameraModel, photo_path: str | Path, settings: MeshSettings,
     context: bpy.types.Context | None, relief_strength: float, name: str, trusted: bool,
     mask_paths: Sequence[str | Path | None] | None, pool: ThreadPoolExecutor, t0: float,
+    backdrop: tuple[MeshData, Path | None] | None = None,
 ) -> BuildReport:
     context = context or bpy.context
     scene = context.scene
@@ -330,7 +353,8 @@ def _build_scene(
     t_prepare = time.perf_counter() - t0
     depths = np.array([-p.centre[2] for p in prepared])
     distance = float(depths.mean()) if np.all(depths > 0) else 5.0
-    far = float(max(-p.lower[2] for p in prepared))
+    back = _prepare(f"{name} Backdrop", backdrop[0], trusted, pool) if backdrop is not None else None
+    far = float(max(-p.lower[2] for p in prepared + ([back] if back is not None else [])))
     cam_matrix = cam_mod.camera_matrix(distance)
     created = Created()
     timings = {"prepare": t_prepare, "mesh": 0.0, "attributes": 0.0, "relief": 0.0}
@@ -349,6 +373,12 @@ def _build_scene(
             _make_object(p, cam_matrix, material, settings, relief_strength, collection, created, timings)
             for p, material in zip(prepared, materials)
         ]
+        back_obj = None
+        if back is not None:
+            texture = backdrop_mod.load_texture(backdrop[1], photo, created)
+            material = created.add("materials", make_photo_material(f"{name} Backdrop", texture))
+            back_obj = _make_object(back, cam_matrix, material, settings, relief_strength, collection, created,
+                                    timings)
         _select(context, objects)
     ingest = time.perf_counter() - t0
     timings.update({"ingest": ingest, "geometry": 0.0, "total": ingest})
@@ -359,6 +389,7 @@ def _build_scene(
         vertex_counts=[p.data.num_vertices for p in prepared],
         face_counts=[p.data.num_faces for p in prepared],
         timings=timings,
+        backdrop=back_obj,
     )
 
 

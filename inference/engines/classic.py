@@ -70,13 +70,16 @@ class ClassicEngine:
 
         Objects whose base sits lower in the frame are placed nearer (the usual
         ground-plane prior for photos taken from eye height); each object bulges
-        towards the camera by its inflation height.
+        towards the camera by its inflation height. The rest of the photo is that
+        ground: inverse depth linear in the row is a plane seen by a pinhole camera,
+        and each object's base row has the ground's value there, so it stands on it.
         """
         import cv2
 
         h, w = rgb.shape[:2]
         size = float(max(h, w))
-        out = np.zeros((h, w), np.float32)
+        rows = (np.arange(h, dtype=np.float32) + 1.0) / h
+        out = np.repeat((0.5 + 0.5 * rows)[:, None], w, axis=1)  # the ground, as the objects' bases
         gray = None
         if self.relief > 0:
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
