@@ -62,7 +62,7 @@ def model_downloaded(model: str, context: bpy.types.Context | None = None) -> bo
     if not model:
         return False
     path = Path(bpy.path.abspath(model))
-    if path.is_dir():
+    if path.is_dir() or (path.suffix.lower() == ".onnx" and path.is_file()):
         return True
     caches = [model_cache(context)]
     if not get_prefs(context).model_dir.strip():

@@ -16,6 +16,7 @@ from bpy.types import Operator
 from .. import prefs
 from ..bridge.worker import WorkerRunError
 from ..geometry import MeshSettings
+from ..geometry.camera import photo_focal_known
 from ..pipeline import Inference, InferenceRequest
 from ..props import MonocleMeshSettings, copy_mesh_settings
 from .progress import PollingOperator, clear_progress, show_progress
@@ -109,10 +110,14 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
         if problem:
             cls.poll_message_set(problem)
             return False
-        if settings.engine == "transformers" and not bpy.app.online_access:
-            from ..inference.models import default_model
+        if settings.engine in ("transformers", "moge") and not bpy.app.online_access:
+            from ..inference.models import MOGE_DEFAULT, default_model, is_moge_model
 
             for model, task in ((settings.depth_model.strip(), "depth"), (settings.seg_model.strip(), "segmentation")):
+                if settings.engine == "moge":
+                    if task == "segmentation":
+                        continue
+                    model = model if is_moge_model(model) else MOGE_DEFAULT
                 model = model or default_model(task)
                 if settings.seg_mode == "foreground" and task == "segmentation":
                     continue
@@ -138,7 +143,7 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
 
         result_path = inference.result
         focal = None
-        if self.focal_mode == "MANUAL" or not json.loads(Path(result_path).read_text())["camera"].get("focal_35mm"):
+        if self.focal_mode == "MANUAL" or not photo_focal_known(json.loads(Path(result_path).read_text())):
             focal = self.focal_mm
         try:
             report = build_from_result(

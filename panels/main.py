@@ -107,7 +107,7 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene.monocle.engine == "transformers"
+        return context.scene.monocle.engine in ("transformers", "moge")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -115,7 +115,8 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         layout.prop(settings, "depth_model")
-        layout.prop(settings, "seg_model")
+        if settings.engine == "transformers":
+            layout.prop(settings, "seg_model")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only downloaded models work", icon="INTERNET_OFFLINE")
         prefs.draw_workers(layout.column(), settings=False)
