@@ -191,3 +191,20 @@ def test_transformers_engine_takes_a_moge_depth_model(ext_dir, tmp_path):
     assert result["camera"]["focal_px"] == pytest.approx(moge_fixtures.FOCAL * 200.0, rel=1e-3)
     assert result["engine"]["runtime"]["models"]["depth"]["path"] == str(model)
     assert result["engine"]["settings"]["moge_tokens"] == 3600
+
+
+def test_the_button_uses_the_models_focal_length_unless_told_otherwise(tmp_path):
+    """Reconstruct from Image with the moge engine on a photo without EXIF: the built camera has the
+    model's focal length; Focal Length: Manual still wins."""
+    import bpy
+
+    model = moge_fixtures.build(tmp_path / "model.onnx", seed=4)
+    settings = bpy.context.scene.monocle
+    settings.image_path = str(_photo(tmp_path))
+    settings.engine, settings.depth_model, settings.detail = "moge", str(model), 3000
+    assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
+    lens = moge_fixtures.FOCAL * 0.5 * np.hypot(320, 240) * 36.0 / 320
+    assert bpy.context.scene.camera.data.lens == pytest.approx(lens, rel=1e-3)
+    settings.focal_mode, settings.focal_mm = "MANUAL", 35.0
+    assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
+    assert bpy.context.scene.camera.data.lens == pytest.approx(35.0)
