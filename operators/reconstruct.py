@@ -106,24 +106,10 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
         if settings.source == "IMAGE" and settings.image is None:
             cls.poll_message_set("Choose an image first")
             return False
-        problem = prefs.engine_problem(settings.engine, context)
+        problem = prefs.engine_problem(settings.engine, context) or prefs.model_problem(settings, context)
         if problem:
             cls.poll_message_set(problem)
             return False
-        if settings.engine in ("transformers", "moge") and not bpy.app.online_access:
-            from ..inference.models import MOGE_DEFAULT, default_model, is_moge_model
-
-            for model, task in ((settings.depth_model.strip(), "depth"), (settings.seg_model.strip(), "segmentation")):
-                if settings.engine == "moge":
-                    if task == "segmentation":
-                        continue
-                    model = model if is_moge_model(model) else MOGE_DEFAULT
-                model = model or default_model(task)
-                if settings.seg_mode == "foreground" and task == "segmentation":
-                    continue
-                if not prefs.model_downloaded(model, context):
-                    cls.poll_message_set(f"Model {model} is not downloaded and online access is off")
-                    return False
         return True
 
     # -- shared steps --------------------------------------------------------------------------

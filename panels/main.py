@@ -30,6 +30,9 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
         else:
             layout.template_ID_preview(settings, "image", open="image.open", rows=3, cols=6)
         layout.prop(settings, "engine")
+        problem = prefs.engine_problem(settings.engine, context) or prefs.model_problem(settings, context)
+        if problem and not status.running:  # why the button is greyed out, in one sentence
+            layout.label(text=problem, icon="ERROR")
         if settings.engine == "transformers":
             layout.prop(settings, "seg_mode")
             layout.prop(settings, "prompt")

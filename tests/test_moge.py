@@ -208,3 +208,25 @@ def test_the_button_uses_the_models_focal_length_unless_told_otherwise(tmp_path)
     settings.focal_mode, settings.focal_mm = "MANUAL", 35.0
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
     assert bpy.context.scene.camera.data.lens == pytest.approx(35.0)
+
+
+def test_the_panel_says_why_moge_cannot_run_and_the_setup_shows_its_download(monocle, tmp_path):
+    import bpy
+
+    prefs = importlib.import_module(MODULE + ".prefs")
+    ml_env = importlib.import_module(MODULE + ".operators.ml_env")
+    assert not bpy.app.online_access  # as the tests run Blender
+    settings = bpy.context.scene.monocle
+    settings.engine = "moge"
+    settings.depth_model = "depth-anything/Depth-Anything-V2-Small-hf"  # the transformers engine's: not MoGe's
+    assert prefs.model_problem(settings) == ("Model Ruicheng/moge-2-vits-normal-onnx (140 MB) is not downloaded and "
+                                             "online access is off")
+    settings.depth_model = str(moge_fixtures.build(tmp_path / "model.onnx"))
+    assert prefs.model_problem(settings) is None
+    settings.engine = "classic"
+    settings.depth_model = ""
+    assert prefs.model_problem(settings) is None
+    plan = {"download_mb": 370}
+    assert ml_env.stage_text("Installing torch", plan) == "Installing torch (about 370 MB in all)"
+    assert ml_env.stage_text(None, {"download_mb": 3470}) == "Setting up the learned engine (about 3.5 GB in all)"
+    assert ml_env.stage_text("Checking", None) == "Checking"
