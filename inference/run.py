@@ -191,6 +191,9 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         depth_full = depth.values
     else:
         progress("depth", 0.0, "Estimating depth")
+        known_focal = getattr(engine, "known_focal", None)
+        if known_focal is not None and image.focal_35mm:  # a model that can use the photo's focal length
+            known_focal(float(image.focal_35mm) / SENSOR_MM * max(ww, wh))
         depth = engine.depth(work_rgb, instances, progress)
         if depth.values.shape != (full_h, full_w):
             import cv2

@@ -230,3 +230,32 @@ def test_the_panel_says_why_moge_cannot_run_and_the_setup_shows_its_download(mon
     assert ml_env.stage_text("Installing torch", plan) == "Installing torch (about 370 MB in all)"
     assert ml_env.stage_text(None, {"download_mb": 3470}) == "Setting up the learned engine (about 3.5 GB in all)"
     assert ml_env.stage_text("Checking", None) == "Checking"
+
+
+def test_the_photos_exif_focal_length_wins_and_sets_moges_depth(ext_dir, tmp_path):
+    """With EXIF the camera uses the photo's focal length, MoGe's shift is solved for it (as MoGe does with a
+    known field of view), and the model's own estimate stays in result.json."""
+    model = moge_fixtures.build(tmp_path / "model.onnx", seed=5)
+    exif = Image.Exif()
+    exif[0x8769] = {0xA405: 35}  # FocalLengthIn35mmFilm: 35 mm, where the model's point map says about 29 mm
+    photo = tmp_path / "exif.png"
+    Image.open(_photo(tmp_path)).save(photo, exif=exif)
+    code, events, stderr = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(tmp_path / "o"),
+                                      "--engine", "moge", "--depth-model", str(model))
+    assert code == 0, (events, stderr[-2000:])
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    cam = result["camera"]
+    assert cam["focal_source"] == "exif" and cam["focal_px"] == pytest.approx(35 / 36 * 320)
+    assert cam["model_focal_px"] == pytest.approx(moge_fixtures.FOCAL * 200.0, rel=1e-3)
+    assert result["depth"]["extra"]["shift_focal"] == "exif"
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    true_metres = moge_fixtures.true_depth(rgb, 5) * moge_fixtures.AFFINE_SCALE * 3.6
+    depth = read_depth(tmp_path / "o" / result["depth"]["file"])
+    # another focal length needs another shift to make the points project onto their pixels
+    assert np.abs(depth - true_metres).mean() > 0.02
+    z = moge_fixtures.true_depth(rgb, 5)  # the model's point map, rebuilt here, solved with the EXIF focal length
+    uv = mg.view_plane_uv(320, 240)
+    points = moge_fixtures.AFFINE_SCALE * np.dstack([uv * z[..., None] / moge_fixtures.FOCAL,
+                                                     z - moge_fixtures.AFFINE_SHIFT])
+    expected, _ = metric_depth(points, None, 3.6, focal=pixels_to_focal(35 / 36 * 320, 320, 240))
+    assert np.abs(depth - expected).max() < 1e-3 * expected.max()

@@ -256,6 +256,11 @@ class TransformersEngine:
             "segmentation": self.seg_source,
         }
 
+    def known_focal(self, focal_px: float) -> None:
+        """The photo's focal length in working pixels (EXIF), for a depth model that can use it (MoGe)."""
+        if self.moge is not None:
+            self.moge.focal_px = float(focal_px)
+
     def timings(self) -> dict[str, float]:
         if self.moge is None:
             return dict(self._timings)

@@ -36,7 +36,7 @@ from ..models import (
 from ..protocol import WorkerError
 from . import DepthMap, Instance, ProgressFn
 from .classic_segment import segment as classic_segment
-from .moge_geometry import metric_depth
+from .moge_geometry import metric_depth, pixels_to_focal
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,7 @@ class MogeDepth:
         self.online = online_from_env() if online is None else bool(online)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.emit = emit
+        self.focal_px: float | None = None  # the photo's own (EXIF), at the working resolution, when known
         self.loaded: _Session | None = None
         self.warm: bool | None = None
         self.timings = {"download": 0.0, "model_load": 0.0}
@@ -202,13 +203,18 @@ class MogeDepth:
         out = run_moge(loaded, rgb, self.tokens)
         progress("depth", 0.8, "Recovering the focal length")
         valid = out["mask"] > 0.5
+        h, w = rgb.shape[:2]
         try:
             values, focal_px = metric_depth(out["points"], valid, out["metric_scale"])
+            if self.focal_px is not None:  # the photo's focal length wins; the model's is kept for the record
+                values, _ = metric_depth(out["points"], valid, out["metric_scale"],
+                                         focal=pixels_to_focal(self.focal_px, w, h))
         except ValueError as exc:
             raise WorkerError("depth_failed", f"MoGe's point map gives no usable camera for this photo ({exc}).") \
                 from None
         extra = {"model": self.spec, "file": loaded.path.name, "tokens": self.tokens, "provider": loaded.provider,
                  "metric_scale": round(out["metric_scale"], 6), "focal_px_working": round(focal_px, 3),
+                 "shift_focal": "exif" if self.focal_px is not None else "model",
                  "valid_fraction": round(float(valid.mean()), 4)}
         if loaded.resolved is not None:
             extra["revision"] = loaded.resolved.revision
@@ -230,6 +236,10 @@ class MogeEngine:
                  online: bool | None = None, cache_dir: str | None = None, emit: Any = None, **_: Any) -> None:
         self.runner = MogeDepth(depth_model, tokens=moge_tokens, device=device, online=online, cache_dir=cache_dir,
                                 emit=emit)
+
+    def known_focal(self, focal_px: float) -> None:
+        """The photo's focal length in working pixels (EXIF): depth is recovered with it."""
+        self.runner.focal_px = float(focal_px)
 
     def settings(self) -> dict[str, Any]:
         r = self.runner
