@@ -52,10 +52,11 @@ def pixels_to_focal(focal_px: float, width: int, height: int) -> float:
 
 
 def _sample(points: np.ndarray, mask: np.ndarray | None, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest-pixel samples on a regular grid: (uv (N, 2), xyz (N, 3)) of the valid ones."""
+    """Nearest-neighbour downsampling to at most ``samples`` x ``samples`` (pixel ``floor(i * size / samples)``,
+    as a nearest resize picks): (uv (N, 2), xyz (N, 3)) of the valid samples."""
     h, w = points.shape[:2]
-    rows = np.unique(np.linspace(0, h - 1, min(h, samples)).round().astype(np.intp))
-    cols = np.unique(np.linspace(0, w - 1, min(w, samples)).round().astype(np.intp))
+    rows = (np.arange(min(h, samples)) * h // min(h, samples)).astype(np.intp)
+    cols = (np.arange(min(w, samples)) * w // min(w, samples)).astype(np.intp)
     uv = view_plane_uv(w, h)[np.ix_(rows, cols)].reshape(-1, 2)
     xyz = points[np.ix_(rows, cols)].reshape(-1, 3).astype(np.float64)
     keep = np.isfinite(xyz).all(axis=1)
