@@ -259,3 +259,22 @@ def test_the_photos_exif_focal_length_wins_and_sets_moges_depth(ext_dir, tmp_pat
                                                      z - moge_fixtures.AFFINE_SHIFT])
     expected, _ = metric_depth(points, None, 3.6, focal=pixels_to_focal(35 / 36 * 320, 320, 240))
     assert np.abs(depth - expected).max() < 1e-3 * expected.max()
+
+
+def test_a_serve_worker_loads_moge_once(ext_dir, tmp_path):
+    from serve_client import started_workers
+
+    model = moge_fixtures.build(tmp_path / "model.onnx", seed=6)
+    photo = _photo(tmp_path)
+    with started_workers(ext_dir, ready_timeout=120) as start:
+        w = start("--idle-timeout", "120")
+        dones, results = [], []
+        for i in range(3):
+            events = w.request(f"r{i}", ["run", "--image", str(photo), "--out", str(tmp_path / f"o{i}"), "--engine",
+                                         "moge", "--depth-model", str(model)])
+            dones.append(events[-1])
+            results.append(json.loads(Path(events[-2]["path"]).read_text()))
+    assert [d["exit_code"] for d in dones] == [0, 0, 0] and [d["loaded"] for d in dones] == [1, 0, 0]
+    assert [r["engine"]["runtime"]["warm"] for r in results] == [False, True, True]
+    assert results[0]["timings"]["model_load"] > 0 and results[2]["timings"]["model_load"] == 0
+    assert results[2]["camera"]["focal_px"] == results[0]["camera"]["focal_px"]

@@ -58,6 +58,12 @@ class _Session:
 
 
 _SESSIONS: dict[str, _Session] = {}  # one per model file, for the life of the process
+_LOADS = [0]  # sessions created by this process (a serve worker reports it)
+
+
+def session_loads() -> int:
+    """How many MoGe sessions this process has loaded."""
+    return _LOADS[0]
 
 
 def _import_onnxruntime() -> Any:
@@ -137,6 +143,7 @@ def load_session(path: Path, spec: str, resolved: ResolvedModel | None, device: 
     loaded = _Session(spec, path, resolved, session, inputs, session.get_providers()[0], time.perf_counter() - t)
     _SESSIONS.clear()  # one model at a time: free the one this replaces
     _SESSIONS[key] = loaded
+    _LOADS[0] += 1
     return loaded
 
 
