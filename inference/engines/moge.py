@@ -87,14 +87,14 @@ def find_onnx(spec: str, *, cache_dir: Path, online: bool, emit: Any = None) -> 
     path = Path(spec).expanduser()
     if spec.lower().endswith(".onnx") or path.is_dir() or looks_like_path(spec):
         if path.is_file():
-            return path.resolve(), None
+            return path.absolute(), None
         files = onnx_files(path) if path.is_dir() else []
         if not path.exists():
             raise WorkerError("model_missing", f"The MoGe model {spec!r} does not exist; check the depth model "
                               "setting.")
         if not files:
             raise WorkerError("model_invalid", f"The folder {spec!r} holds no ONNX model (.onnx file).")
-        return _pick(files).resolve(), None
+        return _pick(files).absolute(), None  # not resolved: an export's external weights lie beside it
     on_progress = emit_download_progress(emit, spec) if emit is not None else None
     resolved = resolve(spec, cache_dir=cache_dir, online=online, role="depth", on_progress=on_progress)
     files = onnx_files(resolved.path)
@@ -110,8 +110,10 @@ def _pick(files: list[Path]) -> Path:
 
 
 def _providers(ort: Any, device: str) -> list[str]:
+    """onnxruntime's providers for a device setting: CUDA where this onnxruntime has it (auto or cuda), Core ML
+    only when asked for (mps), the CPU always last."""
     available = set(ort.get_available_providers())
-    wanted = {"auto": ["CUDAExecutionProvider", "CoreMLExecutionProvider"], "cuda": ["CUDAExecutionProvider"],
+    wanted = {"auto": ["CUDAExecutionProvider"], "cuda": ["CUDAExecutionProvider"],
               "mps": ["CoreMLExecutionProvider"]}.get(device, [])
     return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
 
