@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_learned import IMAGES, RESULTS, check, make_mask, result_of, spawn  # noqa: E402
 
-from inference.models import KNOWN_MODELS, default_cache_dir, find_model, is_moge_model  # noqa: E402
+from inference.models import KNOWN_MODELS, default_cache_dir, find_model, is_moge_model, shared_caches  # noqa: E402
 
 PROMPT = "banana"  # what the prompt model looks for in the bench photo
 
@@ -78,13 +78,14 @@ def measure(model, folder: Path, photo: Path, tmp: Path, device: str) -> dict:  
 def per_model(device: str, photo: Path) -> list[dict]:
     """One row per advertised model: measured, or why not."""
     cache = default_cache_dir()
+    looked = " and ".join(str(c) for c in (cache, *shared_caches(cache)))
     rows = []
     for model in KNOWN_MODELS:
         row = {"id": model.id, "task": model.task, "name": model.name, "download_mb": model.download_mb,
                "engine": "moge" if is_moge_model(model.id) else "transformers"}
         found = find_model(model.id, cache)
         if found is None:
-            row.update(measured=False, why=f"not downloaded here (not in {cache} or the Hugging Face cache)")
+            row.update(measured=False, why=f"not on disk here (looked in {looked})")
         else:
             with tempfile.TemporaryDirectory(prefix="monocle-bench-model-") as tmp:
                 row.update(measure(model, found.path, photo, Path(tmp), device))
