@@ -29,7 +29,6 @@ ASPECT_TOLERANCE = 0.02  # width/height of a user's mask or depth map may differ
 # The camera Blender builds (geometry.CameraModel): a 36 mm sensor on the long side, 50 mm when nothing says more.
 SENSOR_MM = 36.0
 DEFAULT_FOCAL_MM = 50.0
-FOCAL_SOURCES = ("exif", "model", "default")
 
 
 @dataclass
