@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
     rec.add_argument("--format", default="glb", help="glb, obj, fbx, usd or blend; several with commas (glb,blend)")
     rec.add_argument("--engine", default="auto",
-                     help="auto (drawing for line art, else classic), classic, drawing or transformers")
+                     help="auto (drawing for line art, else classic), classic, drawing, transformers or moge")
     rec.add_argument("--objects", choices=("all", "largest"), default="all")
     rec.add_argument("--detail", type=int, default=MeshSettings.detail, help="target vertices per object")
     rec.add_argument("--back", choices=("open", "solidify", "closed"), default=MeshSettings.back)

@@ -14,6 +14,7 @@ from .bridge.cache import ResultCache, cache_key
 from .bridge.warm import POOL
 from .bridge.worker import EventJob, WorkerJob, WorkerRunError
 from .geometry.preload import preload
+from .inference.models import is_moge_model
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class InferenceRequest:
             args += ["--mask", self.mask_file]
         if self.depth_file:
             args += ["--depth", self.depth_file, "--depth-kind", self.depth_kind]
+        if self.engine == "moge" and is_moge_model(self.depth_model):  # else the engine's own MoGe model
+            args += ["--depth-model", self.depth_model]
         if self.engine == "transformers":
             if self.depth_model:
                 args += ["--depth-model", self.depth_model]

@@ -62,7 +62,7 @@ def model_downloaded(model: str, context: bpy.types.Context | None = None) -> bo
     if not model:
         return False
     path = Path(bpy.path.abspath(model))
-    if path.is_dir():
+    if path.is_dir() or (path.suffix.lower() == ".onnx" and path.is_file()):
         return True
     caches = [model_cache(context)]
     if not get_prefs(context).model_dir.strip():
@@ -72,6 +72,29 @@ def model_downloaded(model: str, context: bpy.types.Context | None = None) -> bo
         if snapshots.is_dir() and any(snapshots.iterdir()):
             return True
     return False
+
+
+def model_problem(settings, context: bpy.types.Context | None = None) -> str | None:  # noqa: ANN001
+    """Why the chosen learned engine cannot run offline: the first model it needs that is not on disk (None:
+    nothing missing, online access on, or an engine without models)."""
+    if settings.engine not in ("transformers", "moge") or bpy.app.online_access:
+        return None
+    from .inference.models import MOGE_DEFAULT, default_model, is_moge_model, known_model
+
+    if settings.engine == "moge":
+        needed = [settings.depth_model.strip() if is_moge_model(settings.depth_model) else MOGE_DEFAULT]
+    else:
+        needed = [settings.depth_model.strip() or default_model("depth")]
+        if settings.prompt.strip():
+            needed.append(default_model("prompt"))
+        elif settings.seg_mode != "foreground":
+            needed.append(settings.seg_model.strip() or default_model("segmentation"))
+    for model in needed:
+        if model != "classic" and not model_downloaded(model, context):
+            known = known_model(model)
+            size = f" ({known.download_mb:.0f} MB)" if known else ""
+            return f"Model {model}{size} is not downloaded and online access is off"
+    return None
 
 
 # Result of the last interpreter check, per interpreter: engine name -> its description.

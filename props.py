@@ -38,6 +38,9 @@ ENGINE_ITEMS = (
      "Industrial-design drawings: one object per outlined shape, rounded and creased along the internal lines"),
     ("transformers", "Learned (transformers)",
      "Learned depth and object detection models (needs an inference Python with torch and transformers)"),
+    ("moge", "Metric (MoGe)",
+     "Real proportions from one photo: depth in metres and the camera's focal length (MoGe-2 with onnxruntime), "
+     "with the classic cut-out"),
 )
 SEG_MODE_ITEMS = (
     ("labels", "Labelled Objects", "Find objects of known kinds (chair, cup, car...) and name them"),
@@ -45,7 +48,8 @@ SEG_MODE_ITEMS = (
 )
 BACKDROP_ITEMS = tuple((key.upper(), name, description) for key, name, description in BACKDROPS)
 FOCAL_ITEMS = (
-    ("PHOTO", "From Photo", "Use the focal length the camera stored in the photo, or the manual value if none"),
+    ("PHOTO", "From Photo", "Use the focal length the camera stored in the photo, else the one the depth model "
+     "estimates (MoGe), else the manual value"),
     ("MANUAL", "Manual", "Always use the manual focal length"),
 )
 

@@ -20,7 +20,10 @@ Other jobs share the reference machine, so each run's share of the CPUs (CPU tim
 time / CPUs) is recorded, and a clearly disturbed run is measured again (at most twice),
 keeping the fastest attempt; the report counts these retries.
 
-Usage: ``python bench/bench_learned.py [--device cpu|cuda|mps|auto] [--images 6]``
+Then every advertised model that is on disk, MoGe included, is measured on its own (cold, warm, peak
+memory; see ``bench_learned_models.py``); one that is not is reported as not measured.
+
+Usage: ``python bench/bench_learned.py [--device cpu|cuda|mps|auto] [--images 6] [--no-per-model]``
 Writes ``bench/results/learned.json`` and ``bench/results/learned.md``.
 """
 
@@ -179,6 +182,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=6, help="photos per warm series")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-per-model", dest="per_model", action="store_false",
+                        help="skip the advertised models' own measurements")
     args = parser.parse_args()
 
     photos = sorted(IMAGES.glob("*.jpg"))[: max(1, args.images)]
@@ -301,10 +306,17 @@ def main() -> None:
         "cold": cold,
         "warm": warm,
     }
+    text = markdown(report)
+    if args.per_model:
+        from bench_learned_models import markdown as models_markdown
+        from bench_learned_models import per_model
+
+        report["models"] = per_model(args.device, photos[0])
+        text += "\n" + models_markdown(report["models"], args.device, photos[0])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learned.json").write_text(json.dumps(report, indent=1))
-    (args.out / "learned.md").write_text(markdown(report))
-    print(markdown(report))
+    (args.out / "learned.md").write_text(text)
+    print(text)
 
 
 def markdown(r: dict) -> str:

@@ -43,10 +43,20 @@ def camera_from_result(
     return CameraModel(width=w, height=h, focal_mm=focal_mm, sensor_mm=DEFAULT_SENSOR_MM)
 
 
+def photo_focal_known(result: dict[str, Any]) -> bool:
+    """Whether a parsed ``result.json`` knows the focal length (EXIF or the depth model), not just a default."""
+    cam = result.get("camera") or {}
+    source = cam.get("focal_source")
+    if source:
+        return source != "default"
+    return _positive(cam.get("focal_35mm")) is not None or _positive(cam.get("focal_px")) is not None
+
+
 def camera_from_result_json(result: dict[str, Any], fallback_focal_mm: float = DEFAULT_FOCAL_MM) -> CameraModel:
-    """``camera_from_result`` on a parsed worker ``result.json``."""
+    """``camera_from_result`` on a parsed worker ``result.json``; a focal length the worker only
+    defaulted to gives way to ``fallback_focal_mm``."""
     image = result["image"]
     cam = result.get("camera") or {}
-    return camera_from_result(
-        image["width"], image["height"], cam.get("focal_35mm"), fallback_focal_mm, focal_px=cam.get("focal_px")
-    )
+    focal_px = None if cam.get("focal_source") == "default" else cam.get("focal_px")
+    return camera_from_result(image["width"], image["height"], cam.get("focal_35mm"), fallback_focal_mm,
+                              focal_px=focal_px)

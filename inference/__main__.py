@@ -29,8 +29,9 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def _add_learned_args(parser: argparse.ArgumentParser) -> None:
     """Options of the ``transformers`` engine (ignored by the classic engine)."""
-    g = parser.add_argument_group("transformers engine")
-    g.add_argument("--depth-model", default=None, help="depth-estimation model: Hugging Face id or local folder")
+    g = parser.add_argument_group("transformers and moge engines")
+    g.add_argument("--depth-model", default=None, help="depth-estimation model: Hugging Face id or local folder "
+                   "(a MoGe-2 ONNX export, its folder or .onnx file, gives metric depth and the focal length)")
     g.add_argument(
         "--seg-model", default=None, help="segmentation model: Hugging Face id, local folder, or 'classic'"
     )
@@ -52,6 +53,9 @@ def _add_learned_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seg-size", type=int, default=0,
                    help="the segmentation model's input with its long side at this size, aspect kept (default 0: "
                         "the model's own size, as its reference implementation uses)")
+    g.add_argument("--moge-tokens", type=int, default=0,
+                   help="MoGe's number of ViT tokens: fewer is faster and coarser (default 0: 3600, as MoGe's own "
+                        "inference uses)")
 
 
 def _learned_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -67,6 +71,7 @@ def _learned_options(args: argparse.Namespace) -> dict[str, Any]:
         "threshold": args.threshold,
         "depth_size": args.depth_size,
         "seg_size": args.seg_size,
+        "moge_tokens": args.moge_tokens,
     }
 
 
@@ -78,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", required=True)
     run.add_argument("--out", required=True, help="result folder (created)")
     run.add_argument("--engine", default="classic",
-                     help="classic, drawing (line art), transformers, or auto (drawing for line art, else classic)")
+                     help="classic, drawing (line art), transformers, moge (metric depth), or auto (drawing for "
+                          "line art, else classic)")
     run.add_argument("--objects", choices=("all", "largest"), default="all")
     run.add_argument("--box", default=None, help="optional hint X0,Y0,X1,Y1 in input pixels")
     run.add_argument("--max-size", type=int, default=1024, help="long side used for processing")
@@ -126,13 +132,16 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
         if args.command == "download":
             from pathlib import Path
 
-            from .models import default_cache_dir, emit_download_progress, require_online, resolve
+            from .models import default_cache_dir, emit_download_progress, onnx_files, require_online, resolve
 
             require_online(f"download {args.model}")
             cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
             found = resolve(args.model, cache_dir=cache, online=True, revision=args.revision,
                             on_progress=emit_download_progress(emit, args.model))
-            emit.emit("result", path=str(found.path / "config.json"), model=args.model, revision=found.revision,
+            main_file = found.path / "config.json"
+            if not main_file.is_file() and onnx_files(found.path):  # an ONNX export (MoGe) has no config
+                main_file = onnx_files(found.path)[0]
+            emit.emit("result", path=str(main_file), model=args.model, revision=found.revision,
                       folder=str(found.path), source=found.source)
             return EXIT_OK
         if args.command == "load":
@@ -150,7 +159,7 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
 
         if args.engine in ("classic", "auto"):
             engine_options: dict[str, Any] = {"relief": args.relief}
-        elif args.engine == "transformers":
+        elif args.engine in ("transformers", "moge"):
             engine_options = _learned_options(args)
         else:
             engine_options = {}

@@ -36,6 +36,7 @@ PINS: tuple[Pin, ...] = (
     Pin("opencv-python-headless", "4.11.0.86", "cv2"),
     Pin("pillow", "13.0.0", "PIL"),
     Pin("scipy", "1.17.1", "scipy"),  # transformers' Mask2Former will not load without it (its loss's matcher)
+    Pin("onnxruntime", "1.32.0", "onnxruntime"),  # MoGe-2 (the moge engine); runs with numpy 1.26
 )
 PYTHONS = ((3, 11), (3, 12))  # numpy 1.26 has wheels for these only
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -62,7 +63,7 @@ DEFAULT_CUDA = "cu126"  # a CUDA build chosen where nvidia-smi cannot say which 
 # releases (the CUDA builds carry NVIDIA's libraries); the rest from the wheels of one Linux x86-64
 # set-up (about 150 MB). Nothing is measured per install.
 TORCH_MB = {"linux-cpu": 200, "linux-cuda": 3300, "windows-cpu": 240, "windows-cuda": 2600, "macos": 90}
-OTHER_MB = 150  # transformers, huggingface_hub, numpy, OpenCV, Pillow, scipy and their dependencies
+OTHER_MB = 170  # transformers, huggingface_hub, numpy, OpenCV, Pillow, scipy, onnxruntime and their dependencies
 
 
 @dataclass(frozen=True)

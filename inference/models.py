@@ -33,6 +33,7 @@ _NO = ("0", "false", "no", "off")
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
 )
+ONNX_FILES = (".onnx", ".onnx_data", ".onnx.data")  # an ONNX export and its external weights, if any
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -86,6 +87,11 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
         note="Depth in metres for streets and landscapes (trained on Virtual KITTI 2, up to 80 m).",
     ),
     KnownModel(
+        "Ruicheng/moge-2-vits-normal-onnx", "depth", "MoGe-2 ViT-S (ONNX)", "MIT", True, 140.0, 35.0,
+        depth_kind="metric", note="Depth in metres and the camera's focal length, so objects keep their proportions "
+        "without EXIF; onnxruntime, no torch (the moge engine, or as the learned engine's depth model).",
+    ),
+    KnownModel(
         "facebook/mask2former-swin-tiny-coco-instance", "segmentation", "Mask2Former Swin-T COCO instance",
         "MIT (Mask2Former repository; the Hub card says 'other')", True, 190.0, 47.4, default=True,
         note="80 COCO object classes with instance masks; the default.",
@@ -100,6 +106,9 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
         default=True, note="Finds what a short text prompt names (\"chair\"); coarse masks.",
     ),
 )
+
+
+MOGE_DEFAULT = "Ruicheng/moge-2-vits-normal-onnx"
 
 
 def known_models() -> list[KnownModel]:
@@ -218,6 +227,22 @@ def _has_weights(folder: Path) -> bool:
     return any((folder / name).is_file() for name in WEIGHT_FILES) or any(folder.glob("*.safetensors"))
 
 
+def onnx_files(folder: Path) -> list[Path]:
+    """The ONNX models at the top of ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).glob("*.onnx") if p.is_file())
+
+
+def is_moge_model(spec: str | None) -> bool:
+    """Whether a depth model setting names a MoGe ONNX model (a hub id, an .onnx file or a folder of one)."""
+    text = (spec or "").strip()
+    if not text:
+        return False
+    if text.lower().endswith(".onnx") or "moge" in text.lower():
+        return True
+    folder = Path(text).expanduser()
+    return folder.is_dir() and not (folder / "config.json").is_file() and bool(onnx_files(folder))
+
+
 def _repo_folder(cache_dir: Path, repo_id: str) -> Path:
     return cache_dir / ("models--" + repo_id.replace("/", "--"))
 
@@ -234,7 +259,7 @@ def find_cached(repo_id: str, cache_dir: Path, revision: str | None = None) -> R
         except OSError:
             return None
     snap = repo / "snapshots" / commit
-    if (snap / "config.json").is_file() and _has_weights(snap):
+    if ((snap / "config.json").is_file() and _has_weights(snap)) or onnx_files(snap):
         return ResolvedModel(repo_id, snap, "cache", commit)
     return None
 
@@ -294,10 +319,9 @@ def select_files(files: list[tuple[str, int | None]]) -> list[tuple[str, int]]:
         if n.endswith((".json", ".txt", ".model")) and not n.startswith(("README", ".")) and "index" not in n
     ]
     safetensors = [(n, s) for n, s in top if n.endswith(".safetensors") or n == "model.safetensors.index.json"]
-    if safetensors:
-        weights = safetensors
-    else:
-        weights = [(n, s) for n, s in top if re.fullmatch(r"pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?", n)]
+    bins = [(n, s) for n, s in top if re.fullmatch(r"pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?", n)]
+    onnx = [(n, s) for n, s in top if n.endswith(ONNX_FILES)]
+    weights = safetensors or bins or onnx
     return sorted(set(configs + weights))
 
 
@@ -329,8 +353,9 @@ def download(
     try:
         info = HfApi().model_info(repo_id, revision=ref, files_metadata=True)
         files = select_files([(s.rfilename, s.size) for s in (info.siblings or [])])
-        if not any(name.endswith((".safetensors", ".bin")) for name, _ in files):
-            raise WorkerError("model_invalid", f"{repo_id} has no PyTorch weights Monocle can load.")
+        if not any(name.endswith((".safetensors", ".bin", ".onnx")) for name, _ in files):
+            raise WorkerError("model_invalid", f"{repo_id} has no weights Monocle can load (safetensors, PyTorch or "
+                              "ONNX).")
         total = sum(size for _, size in files)
         blobs = _repo_folder(cache_dir, repo_id) / "blobs"
         done_bytes = 0

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 DEPTH_KINDS = {"metric": "metric", "relative-inverse": "relative_inverse", "relative_inverse": "relative_inverse"}
 MAX_LABELS = 64
 ASPECT_TOLERANCE = 0.02  # width/height of a user's mask or depth map may differ this much from the image's
+# The camera Blender builds (geometry.CameraModel): a 36 mm sensor on the long side, 50 mm when nothing says more.
+SENSOR_MM = 36.0
+DEFAULT_FOCAL_MM = 50.0
 
 
 @dataclass
@@ -146,7 +149,7 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         timings["auto"] = time.perf_counter() - t
         progress("load", 1.0, auto_choice["message"])
     engine_options = dict(opts.engine_options)
-    if engine_name == "transformers":
+    if engine_name in ("transformers", "moge"):
         engine_options["emit"] = emit  # warnings (device, fallbacks) and download progress
     engine = create_engine(engine_name, engine_options)
     prepare = getattr(engine, "prepare", None)
@@ -187,6 +190,9 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         depth_full = depth.values
     else:
         progress("depth", 0.0, "Estimating depth")
+        known_focal = getattr(engine, "known_focal", None)
+        if known_focal is not None and image.focal_35mm:  # a model that can use the photo's focal length
+            known_focal(float(image.focal_35mm) / SENSOR_MM * max(ww, wh))
         depth = engine.depth(work_rgb, instances, progress)
         if depth.values.shape != (full_h, full_w):
             import cv2
@@ -281,11 +287,27 @@ def _write_results(
                 **engine_settings,
             },
         },
-        "camera": {"focal_35mm": image.focal_35mm, "focal_px": depth.focal_px},
+        "camera": camera_record(image.focal_35mm, depth.focal_px, full_w, full_h),
         "instances": records,
         "depth": {"file": DEPTH_FILE, "kind": depth.kind, "dtype": stored[DEPTH_ARRAY].dtype.name,
                   **({"extra": depth.extra} if depth.extra else {})},
     }
+
+
+def camera_record(focal_35mm: float | None, model_focal_px: float | None, width: int, height: int) -> dict[str, Any]:
+    """result.json's ``camera``: the focal length in pixels at input resolution and where it comes from,
+    the photo's EXIF first (the camera knows best), then the depth model's estimate, then 50 mm."""
+    long_side = max(width, height)
+    if focal_35mm:
+        focal_px, source = float(focal_35mm) / SENSOR_MM * long_side, "exif"
+    elif model_focal_px is not None and np.isfinite(model_focal_px) and model_focal_px > 0:
+        focal_px, source = float(model_focal_px), "model"
+    else:
+        focal_px, source = DEFAULT_FOCAL_MM / SENSOR_MM * long_side, "default"
+    record = {"focal_35mm": focal_35mm, "focal_px": round(focal_px, 4), "focal_source": source}
+    if model_focal_px is not None and source != "model":
+        record["model_focal_px"] = round(float(model_focal_px), 4)  # what the model saw, for comparison
+    return record
 
 
 def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:

@@ -74,9 +74,10 @@ class RequestEmitter(Emitter):
 
 
 def _model_loads() -> int:
+    from .engines import moge
     from .engines.hf import RUNTIME
 
-    return RUNTIME.loads
+    return RUNTIME.loads + moge.session_loads()
 
 
 class _Active:

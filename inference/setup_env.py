@@ -183,11 +183,12 @@ def check_env(python: Path) -> list[dict[str, Any]]:
         engines = json.loads(proc.stdout.strip().splitlines()[-1])["engines"]
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError) as exc:
         raise WorkerError("check_failed", f"The new environment's Python could not run Monocle's check ({exc}).")
-    learned = next(e for e in engines if e["name"] == "transformers")
-    if not learned["available"]:
-        raise WorkerError("check_failed", "The new environment failed the check: " + learned["message"])
-    wrong = [f"{p.dist} {learned['versions'].get(p.dist)}" for p in PINS
-             if learned["versions"].get(p.dist, "").split("+")[0] != p.version]
+    learned = [e for e in engines if e["name"] in ("transformers", "moge")]  # the engines the pins serve
+    for engine in learned:
+        if not engine["available"]:
+            raise WorkerError("check_failed", "The new environment failed the check: " + engine["message"])
+    versions = {dist: v for engine in learned for dist, v in engine["versions"].items()}
+    wrong = [f"{p.dist} {versions.get(p.dist)}" for p in PINS if versions.get(p.dist, "").split("+")[0] != p.version]
     if wrong:
         raise WorkerError("check_failed", "The new environment has other versions than the pinned ones: "
                           + ", ".join(wrong) + ".")

@@ -78,10 +78,19 @@ def _start(context: bpy.types.Context) -> SetupJob:
     return SetupJob(env_dir(), prefs.get_prefs(context).device.lower()).start()
 
 
-def _download_note(plan: dict[str, Any]) -> str:
+def _download_size(plan: dict[str, Any]) -> str:
     mb = plan["download_mb"]
-    size = f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb} MB"
-    return f"Setting up the learned engine: about {size} to download (an estimate)."
+    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb} MB"
+
+
+def _download_note(plan: dict[str, Any]) -> str:
+    return f"Setting up the learned engine: about {_download_size(plan)} to download (an estimate)."
+
+
+def stage_text(message: str | None, plan: dict[str, Any] | None) -> str:
+    """The set-up's progress line in the sidebar and status bar, with the download size once it is known."""
+    text = message or "Setting up the learned engine"
+    return f"{text} (about {_download_size(plan)} in all)" if plan else text
 
 
 class MONOCLE_OT_setup_ml_env(PollingOperator, Operator):
@@ -142,7 +151,7 @@ class MONOCLE_OT_setup_ml_env(PollingOperator, Operator):
         if self._job.plan and not self._noted:
             self.report({"INFO"}, _download_note(self._job.plan))
             self._noted = True
-        show_progress(context, state.message or "Setting up the learned engine", state.fraction)
+        show_progress(context, stage_text(state.message, self._job.plan), state.fraction)
         if not state.done:
             return {"RUNNING_MODAL"}
         self.stop_polling(context)

@@ -16,6 +16,7 @@ from bpy.types import Operator
 from .. import prefs
 from ..bridge.worker import WorkerRunError
 from ..geometry import MeshSettings
+from ..geometry.camera import photo_focal_known
 from ..pipeline import Inference, InferenceRequest
 from ..props import MonocleMeshSettings, copy_mesh_settings
 from .progress import PollingOperator, clear_progress, show_progress
@@ -107,20 +108,10 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
         if settings.source == "IMAGE" and settings.image is None:
             cls.poll_message_set("Choose an image first")
             return False
-        problem = prefs.engine_problem(settings.engine, context)
+        problem = prefs.engine_problem(settings.engine, context) or prefs.model_problem(settings, context)
         if problem:
             cls.poll_message_set(problem)
             return False
-        if settings.engine == "transformers" and not bpy.app.online_access:
-            from ..inference.models import default_model
-
-            for model, task in ((settings.depth_model.strip(), "depth"), (settings.seg_model.strip(), "segmentation")):
-                model = model or default_model(task)
-                if settings.seg_mode == "foreground" and task == "segmentation":
-                    continue
-                if not prefs.model_downloaded(model, context):
-                    cls.poll_message_set(f"Model {model} is not downloaded and online access is off")
-                    return False
         return True
 
     # -- shared steps --------------------------------------------------------------------------
@@ -140,7 +131,7 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
 
         result_path = inference.result
         focal = None
-        if self.focal_mode == "MANUAL" or not json.loads(Path(result_path).read_text())["camera"].get("focal_35mm"):
+        if self.focal_mode == "MANUAL" or not photo_focal_known(json.loads(Path(result_path).read_text())):
             focal = self.focal_mm
         try:
             report = build_from_result(

@@ -30,6 +30,9 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
         else:
             layout.template_ID_preview(settings, "image", open="image.open", rows=3, cols=6)
         layout.prop(settings, "engine")
+        problem = prefs.engine_problem(settings.engine, context) or prefs.model_problem(settings, context)
+        if problem and not status.running:  # why the button is greyed out, in one sentence
+            layout.label(text=problem, icon="ERROR")
         if settings.engine == "transformers":
             layout.prop(settings, "seg_mode")
             layout.prop(settings, "prompt")
@@ -109,7 +112,7 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene.monocle.engine == "transformers"
+        return context.scene.monocle.engine in ("transformers", "moge")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -117,7 +120,8 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         layout.prop(settings, "depth_model")
-        layout.prop(settings, "seg_model")
+        if settings.engine == "transformers":
+            layout.prop(settings, "seg_model")
         if not bpy.app.online_access:
             layout.label(text="Online access is off: only downloaded models work", icon="INTERNET_OFFLINE")
         prefs.draw_workers(layout.column(), settings=False)

@@ -73,12 +73,13 @@ class _Prepared:
 
 def camera_for_result(result: WorkerResult, focal_mm: float | None = None) -> CameraModel:
     """The photo's camera: ``focal_mm`` if given, else the EXIF 35 mm focal length, else the
-    engine's estimate (``focal_px``), else 50 mm."""
+    engine's estimate (``focal_px``), else 50 mm (a result's recorded default counts as nothing said)."""
     from ..geometry.camera import camera_from_result
 
     if focal_mm is not None:
         return camera_from_result(result.width, result.height, None, fallback_focal_mm=float(focal_mm))
-    return camera_from_result(result.width, result.height, result.focal_35mm, focal_px=result.focal_px)
+    focal_px = None if result.focal_source == "default" else result.focal_px
+    return camera_from_result(result.width, result.height, result.focal_35mm, focal_px=focal_px)
 
 
 def meshes_from_result(

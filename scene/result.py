@@ -49,6 +49,7 @@ class WorkerResult:
     depth_kind: str
     instances: list[InstanceRecord]
     depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
+    focal_source: str = ""  # "exif", "model" or "default" (empty: a result from before it was recorded)
 
     @property
     def name(self) -> str:
@@ -83,6 +84,7 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,
             depth_source=_depth_source(data),
+            focal_source=str((data.get("camera") or {}).get("focal_source") or ""),
         )
     except OSError as exc:
         raise BuildError(

@@ -99,7 +99,9 @@ def test_setup_env_events_and_check(learned, ext_dir):
     engines = {e["name"]: e for e in events[0]["engines"]}
     assert code == 0 and engines["transformers"]["available"], engines
     assert engines["classic"]["available"] and engines["transformers"]["devices"] == ["cpu"]
-    assert {d: v.split("+")[0] for d, v in engines["transformers"]["versions"].items()} == PINS
+    assert engines["moge"]["available"], engines["moge"]
+    versions = {**engines["moge"]["versions"], **engines["transformers"]["versions"]}
+    assert {d: v.split("+")[0] for d, v in versions.items()} == PINS
 
 
 def test_environment_works_where_it_was_moved(learned):

@@ -127,7 +127,7 @@ def test_labels_from_local_folders(ext_dir, hf_models, bench_data, tmp_path):
     iw, ih = d["extra"]["input_size"]
     assert max(iw, ih) == 518 and iw % 14 == 0 and ih % 14 == 0
     assert abs(iw / ih - w / h) < 0.05  # aspect ratio kept, long side at 518
-    assert result["camera"]["focal_px"] is None
+    assert result["camera"]["focal_source"] == "default"  # no EXIF and a model that gives no focal length
 
     t = result["timings"]
     assert t["imports"] > 0 and t["model_load"] > 0 and t["download"] == 0

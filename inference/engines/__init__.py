@@ -16,7 +16,7 @@ from ..learned_env import PINS
 
 ProgressFn = Callable[[str, float, str], None]
 AUTO = "auto"  # not an engine: the worker picks drawing for line art, classic for anything else
-ENGINE_NAMES = (AUTO, "classic", "drawing", "transformers")
+ENGINE_NAMES = (AUTO, "classic", "drawing", "transformers", "moge")
 
 
 @dataclass
@@ -65,10 +65,12 @@ DISTRIBUTIONS = {p.module: p.dist for p in PINS} | {"yaml": "pyyaml", "skimage":
 CLASSIC_IMPORTS = ("numpy", "cv2", "PIL", "..run", ".classic")
 DRAWING_IMPORTS = ("numpy", "cv2", "PIL", "scipy", "skimage", "..run", ".drawing")
 LEARNED_IMPORTS = (
-    *(p.module for p in PINS if p.module not in ("torch", "transformers")), "torch", "transformers",
+    *(p.module for p in PINS if p.module not in ("torch", "transformers", "onnxruntime")), "torch", "transformers",
     "scipy.optimize",  # transformers' Mask2Former cannot be built without it
     "transformers.modeling_utils", "transformers.image_processing_utils", "..run", "..models", ".hf",
 )
+# MoGe needs no torch: onnxruntime runs it, scipy recovers the camera from its point map.
+MOGE_IMPORTS = ("numpy", "cv2", "PIL", "scipy", "onnxruntime", "scipy.optimize", "..run", "..models", ".moge")
 TRANSFORMERS_MODULES = {"torch": "torch", "transformers": "transformers"}
 
 
@@ -138,7 +140,15 @@ def list_engines() -> list[dict[str, Any]]:
         "outlined shape, rounded relief creased along internal lines (numpy, OpenCV, scikit-image).",
         DRAWING_IMPORTS,
     )
-    return [classic, drawing, _describe_transformers()]
+    moge = _describe(
+        "moge",
+        "Metric depth and the camera's focal length from one photo (MoGe-2 with onnxruntime, no torch), with the "
+        "classic cut-out.",
+        MOGE_IMPORTS,
+    )
+    if moge["missing"]:
+        moge["message"] = moge["message"][:-1] + ": use Set Up Learned Engine in Monocle's preferences."
+    return [classic, drawing, _describe_transformers(), moge]
 
 
 MIN_TRANSFORMERS = (4, 45)  # Depth Anything V2 and the v5-style processors Monocle relies on
@@ -200,4 +210,8 @@ def create_engine(name: str, options: dict[str, Any]) -> Engine:
         from .hf import TransformersEngine
 
         return TransformersEngine(**options)
+    if name == "moge":
+        from .moge import MogeEngine
+
+        return MogeEngine(**options)
     raise WorkerError("bad_argument", f"Unknown engine {name!r}; choose one of: {', '.join(ENGINE_NAMES)}.")

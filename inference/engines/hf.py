@@ -35,11 +35,20 @@ from typing import Any
 
 import numpy as np
 
-from ..models import ResolvedModel, default_cache_dir, default_model, emit_download_progress, online_from_env, resolve
+from ..models import (
+    ResolvedModel,
+    default_cache_dir,
+    default_model,
+    emit_download_progress,
+    is_moge_model,
+    online_from_env,
+    resolve,
+)
 from ..protocol import WorkerError
 from . import DepthMap, Instance, ProgressFn, hf_depth
 from . import hf_segment as seg
 from .classic_segment import segment as classic_segment
+from .moge import MogeDepth
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +184,7 @@ class TransformersEngine:
         threshold: float = 0.5,
         depth_size: int | None = None,
         seg_size: int | None = None,
+        moge_tokens: int | None = None,
         emit: Any = None,
         **_: Any,
     ) -> None:
@@ -204,6 +214,10 @@ class TransformersEngine:
         self.warm: bool | None = None
         self._timings = {"imports": 0.0, "download": 0.0, "model_load": 0.0}
         self._used: dict[str, _Loaded] = {}
+        # a MoGe ONNX depth model runs in onnxruntime beside the transformers models
+        self.moge = MogeDepth(self.specs["depth"], tokens=moge_tokens, device=self.requested_device,
+                              online=self.online, cache_dir=self.cache_dir, emit=emit) \
+            if is_moge_model(self.specs["depth"]) else None
 
     # -- reporting -------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -218,6 +232,7 @@ class TransformersEngine:
             "threshold": self.threshold,
             "depth_size": self.depth_size,
             "seg_size": self.seg_size,
+            **({"moge_tokens": self.moge.tokens} if self.moge else {}),
         }
 
     def runtime(self) -> dict[str, Any]:
@@ -232,16 +247,24 @@ class TransformersEngine:
             "dtype": str(next(iter(self._used.values())).dtype).replace("torch.", "") if self._used else None,
             "threads": threads,
             "models": {
-                role: {**lm.resolved.describe(), "load_seconds": round(lm.seconds, 4)}
-                for role, lm in self._used.items()
+                **{role: {**lm.resolved.describe(), "load_seconds": round(lm.seconds, 4)}
+                   for role, lm in self._used.items()},
+                **({"depth": self.moge.describe()} if self.moge and self.moge.loaded else {}),
             },
             "model_loads": RUNTIME.loads,
             "warm": self.warm,
             "segmentation": self.seg_source,
         }
 
+    def known_focal(self, focal_px: float) -> None:
+        """The photo's focal length in working pixels (EXIF), for a depth model that can use it (MoGe)."""
+        if self.moge is not None:
+            self.moge.focal_px = float(focal_px)
+
     def timings(self) -> dict[str, float]:
-        return dict(self._timings)
+        if self.moge is None:
+            return dict(self._timings)
+        return {k: v + self.moge.timings.get(k, 0.0) for k, v in self._timings.items()}
 
     def _warn(self, code: str, message: str) -> None:
         log.warning("%s: %s", code, message)
@@ -264,14 +287,16 @@ class TransformersEngine:
         roles = []
         if segment and self.specs["segmentation"] != CLASSIC:
             roles.append("prompt" if self.prompt else "segmentation")
-        if depth:
+        if depth and self.moge is None:
             roles.append("depth")
         before = RUNTIME.loads
         for i, role in enumerate(roles):
             progress("models", i / max(1, len(roles)), f"Preparing the {ROLE_NAMES[role]} model")
             self._get(role, progress)
+        if depth and self.moge is not None:
+            self.moge.prepare(progress)
         progress("models", 1.0, "Models ready")
-        self.warm = RUNTIME.loads == before
+        self.warm = RUNTIME.loads == before and not (depth and self.moge is not None and not self.moge.warm)
 
     def _get(self, role: str, progress: ProgressFn) -> _Loaded:
         self._ensure_runtime()
@@ -549,6 +574,8 @@ class TransformersEngine:
 
     # -- depth -----------------------------------------------------------------------------------
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap:
+        if self.moge is not None:
+            return self.moge.depth(rgb, progress)
         lm = self._get("depth", progress)
         h, w = rgb.shape[:2]
         inputs = hf_depth.inputs(lm.processor, rgb, self.depth_size)
