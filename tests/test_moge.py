@@ -9,11 +9,10 @@ from pathlib import Path
 
 import moge_fixtures
 import numpy as np
+import onnxruntime  # noqa: F401 - installed by requirements-dev.txt: missing is a broken environment, not a skip
 import pytest
 from conftest import MODULE, read_depth, run_worker
 from PIL import Image
-
-pytest.importorskip("onnxruntime", reason="requirements-dev.txt installs onnxruntime")
 
 worker_run = importlib.import_module(MODULE + ".inference.run")
 mg = importlib.import_module(MODULE + ".inference.engines.moge_geometry")
@@ -179,7 +178,6 @@ def test_engines_check_lists_moge(ext_dir):
 
 def test_transformers_engine_takes_a_moge_depth_model(ext_dir, tmp_path):
     """Learned engine, MoGe as its depth model: metric depth and the model's focal length, no transformers depth."""
-    pytest.importorskip("transformers")
     model = moge_fixtures.build(tmp_path / "moge" / "model.onnx", seed=2)
     photo = _photo(tmp_path)
     code, events, stderr = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(tmp_path / "o"), "--engine",
