@@ -120,7 +120,6 @@ def _classify(weights: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def analyse_lines(rgb: np.ndarray) -> LineAnalysis:
     """Clean the drawing into strokes and class every stroke by its weight."""
     import cv2
-    from scipy import ndimage
     from skimage.morphology import skeletonize
 
     ink = ink_map(rgb)
@@ -133,8 +132,7 @@ def analyse_lines(rgb: np.ndarray) -> LineAnalysis:
         return LineAnalysis(ink, lines, skeleton, classes)
     # every ink pixel (and the anti-aliased fringe around it) belongs to its nearest branch
     near = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    idx = ndimage.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
-    owner = labels[idx[0], idx[1]]
+    owner = _nearest(labels > 0, labels)
     ink_sum = np.bincount(owner[near], weights=ink[near], minlength=n)[1:]
     lengths = np.bincount(labels[labels > 0], minlength=n)[1:].astype(np.float64) * 1.1  # diagonal steps
     real = lengths >= 2.0
@@ -151,15 +149,26 @@ def analyse_lines(rgb: np.ndarray) -> LineAnalysis:
         stroke_class[1:][real] = _classify(weights[real], lengths[real])
     stroke_class[1:][~real] = PAPER
     # stubs too short to weigh take the class of the nearest weighed stroke
-    weighed = np.isin(labels, np.nonzero(stroke_class)[0]) & (labels > 0)
-    idx = ndimage.distance_transform_edt(~weighed, return_distances=False, return_indices=True)
-    classes = np.where(lines, stroke_class[labels[idx[0], idx[1]]], PAPER).astype(np.uint8)
+    weighed = (stroke_class[labels] > 0) & (labels > 0)
+    classes = np.where(lines, stroke_class[_nearest(weighed, labels)], PAPER).astype(np.uint8)
     widths = {}
     for c in (OUTLINE, INTERNAL, CONTOUR):
         sel = real & (stroke_class[1:] == c)
         if sel.any():
             widths[CLASS_NAMES[c]] = round(float(_weighted_median(weights[sel], lengths[sel])), 3)
     return LineAnalysis(ink, lines, skeleton, classes, widths, int(real.sum()))
+
+
+def _nearest(sources: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` at the nearest ``sources`` pixel, for every pixel (0 everywhere without sources)."""
+    import cv2
+
+    if not sources.any():
+        return np.zeros(values.shape, values.dtype)
+    # with per-pixel labels OpenCV numbers the source pixels 1.. in raster order
+    _, nearest = cv2.distanceTransformWithLabels((~sources).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    return values[sources][nearest - 1]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

@@ -18,7 +18,7 @@ MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
-SOLVE_SIDE = 160  # long side of the grid the membrane is solved on
+SOLVE_SIDE = 80  # long side of the grid the membrane is solved on
 
 
 def _endpoints(skeleton: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(closed.astype(np.uint8), connectivity=8)
     shape = outline.shape
     min_side = MIN_SIDE_WIDTHS * max(width, 1.0)
-    found: list[tuple[int, np.ndarray]] = []
+    found: list[tuple[int, tuple[slice, slice], np.ndarray]] = []  # area, box, mask over the box
     for i in sorted(range(1, n), key=lambda k: -int(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT])):
         x, y, w, h = (int(v) for v in stats[i, :4])
         if min(w, h) < min_side:
@@ -87,13 +87,30 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
         if _is_frame(filled, (x, y, w, h), shape):
             continue
         # to the outline's centre line: the outer half of the stroke is ink, not object
-        core = ndimage.distance_transform_edt(np.pad(filled, 1))[1:-1, 1:-1] > 0.5 * width
-        mask = np.zeros(shape, bool)
-        mask[y:y + h, x:x + w] = core
-        if any((mask & other).sum() > 0.5 * mask.sum() for _, other in found):
+        dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        core = dist[1:-1, 1:-1] > 0.5 * width
+        box = (slice(y, y + h), slice(x, x + w))
+        area = int(core.sum())
+        if any(_overlap(box, core, b, m) > 0.5 * area for _, b, m in found):
             continue  # drawn inside an object already found (a detail in outline weight)
-        found.append((int(mask.sum()), mask))
-    return [m for _, m in sorted(found, key=lambda f: -f[0])]
+        found.append((area, box, core))
+    masks = []
+    for _, box, core in sorted(found, key=lambda f: -f[0]):
+        mask = np.zeros(shape, bool)
+        mask[box] = core
+        masks.append(mask)
+    return masks
+
+
+def _overlap(box_a: tuple[slice, slice], a: np.ndarray, box_b: tuple[slice, slice], b: np.ndarray) -> int:
+    """Pixels two masks, each given over its own box, share."""
+    y0, y1 = max(box_a[0].start, box_b[0].start), min(box_a[0].stop, box_b[0].stop)
+    x0, x1 = max(box_a[1].start, box_b[1].start), min(box_a[1].stop, box_b[1].stop)
+    if y0 >= y1 or x0 >= x1:
+        return 0
+    pa = a[y0 - box_a[0].start:y1 - box_a[0].start, x0 - box_a[1].start:x1 - box_a[1].start]
+    pb = b[y0 - box_b[0].start:y1 - box_b[0].start, x0 - box_b[1].start:x1 - box_b[1].start]
+    return int(np.count_nonzero(pa & pb))
 
 
 def annotate(lines: LineAnalysis, masks: list[np.ndarray]) -> np.ndarray:
@@ -110,16 +127,24 @@ def annotate(lines: LineAnalysis, masks: list[np.ndarray]) -> np.ndarray:
     return classes
 
 
-def _membrane(mask: np.ndarray) -> np.ndarray:
-    """Height of a membrane over ``mask`` under uniform pressure, square-rooted: a disk of radius R
-    becomes a hemisphere of height R (the inflation of sketch-based modelling), 0 at the outline."""
+def _box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
+    """Slices of ``mask``'s bounding box grown by ``margin`` pixels (clipped to the image)."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (slice(max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin)),
+            slice(max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin)))
+
+
+def _membrane(crop: np.ndarray) -> np.ndarray:
+    """Height of a membrane over the mask ``crop`` under uniform pressure, square-rooted: a disk of
+    radius R becomes a hemisphere of height R (the inflation of sketch-based modelling), 0 at the
+    outline. The membrane is solved on a coarse grid; it rises linearly from the outline, so it
+    interpolates well, and the square root is taken at full resolution, where the rim needs it."""
     import cv2
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import spsolve
 
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = mask[y0:y1, x0:x1]
     f = min(1.0, SOLVE_SIDE / max(crop.shape))
     size = (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f)))
     small = np.pad(cv2.resize(crop.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5, 1)
@@ -135,26 +160,30 @@ def _membrane(mask: np.ndarray) -> np.ndarray:
         cols.append(nb[ok])
         vals.append(np.full(int(ok.sum()), -1.0))
     a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))).tocsc()
-    u = np.zeros(small.shape, np.float64)
-    u[small] = spsolve(a, np.ones(len(cells)))
-    h = 2.0 * np.sqrt(np.clip(u, 0.0, None))[1:-1, 1:-1] / f  # back to working pixels
-    full = np.zeros(mask.shape, np.float32)
-    full[y0:y1, x0:x1] = cv2.resize(h.astype(np.float32), (crop.shape[1], crop.shape[0]),
-                                    interpolation=cv2.INTER_LINEAR)
-    return np.where(mask, full, 0.0).astype(np.float32)
+    u = np.zeros(small.shape, np.float32)
+    if len(cells):
+        u[small] = spsolve(a, np.ones(len(cells)), permc_spec="MMD_AT_PLUS_A")
+    # back to the crop's pixels, the zero border included, edge to edge
+    (ch, cw), (sw, sh) = crop.shape, size
+    my, mx = round(ch / sh), round(cw / sw)
+    full = cv2.resize(u, (cw + 2 * mx, ch + 2 * my), interpolation=cv2.INTER_LINEAR)[my:my + ch, mx:mx + cw]
+    return np.where(crop, 2.0 * np.sqrt(np.clip(full, 0.0, None)) / f, 0.0).astype(np.float32)
 
 
-def relief(mask: np.ndarray, creases: np.ndarray) -> np.ndarray:
-    """Rounded height field (working pixels) of one object, folded in along ``creases``: a V-shaped
-    groove whose kink lies on the line, so the surface may fold there and stays smooth elsewhere."""
+def relief(mask: np.ndarray, creases: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Rounded height field (working pixels) of one object over its bounding box (the slices),
+    folded in along ``creases``: a V-shaped groove whose kink lies on the line, so the surface may
+    fold there and stays smooth elsewhere."""
     import cv2
 
-    h = _membrane(mask)
-    lines = creases & mask
+    box = _box(mask)
+    crop = mask[box]
+    h = _membrane(crop)
+    lines = creases[box] & crop
     if not lines.any():
-        return h
-    radius = float(cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
+        return box, h
+    radius = float(cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
     reach = max(2.0, 0.12 * radius)
     d = cv2.distanceTransform((~lines).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     groove = np.clip(1.0 - d / reach, 0.0, 1.0)
-    return (h * (1.0 - CREASE_DEPTH * groove)).astype(np.float32)
+    return box, (h * (1.0 - CREASE_DEPTH * groove)).astype(np.float32)
