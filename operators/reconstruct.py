@@ -78,6 +78,7 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
         back=op.back.lower(),
         thickness=float(op.thickness),
         outline_alpha=bool(op.outline_alpha),
+        drawing_material=op.drawing_material,
     )
 
 

@@ -37,6 +37,8 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
         layout.prop(settings, "detail")
         layout.prop(settings, "back")
         layout.prop(settings, "outline_alpha")
+        if settings.engine in ("auto", "drawing"):
+            layout.prop(settings, "drawing_material")
         col = layout.column()
         col.scale_y = 1.6
         col.operator("monocle.reconstruct", icon="MESH_MONKEY")

@@ -49,6 +49,7 @@ class WorkerResult:
     depth_kind: str
     instances: list[InstanceRecord]
     depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
+    lines_path: Path | None = None  # the drawing engine's line-class map (lines.png), None for a photo
 
     @property
     def name(self) -> str:
@@ -83,6 +84,7 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,
             depth_source=_depth_source(data),
+            lines_path=_inside(folder, data["lines"]["file"]) if data.get("lines") else None,
         )
     except OSError as exc:
         raise BuildError(
