@@ -17,6 +17,7 @@ import numpy as np
 PAPER, OUTLINE, INTERNAL, CONTOUR, ANNOTATION = 0, 1, 2, 3, 4
 CLASS_NAMES = {PAPER: "paper", OUTLINE: "outline", INTERNAL: "internal", CONTOUR: "contour", ANNOTATION: "annotation"}
 MERGE_RATIO = 1.45  # stroke weights closer than this factor are one class
+OUTLINE_SHARE = 0.15  # the outline's weight carries at least this share of the strokes' length
 PAPER_SIDE = 256  # long side the paper brightness is estimated at
 
 
@@ -44,8 +45,10 @@ def ink_map(rgb: np.ndarray) -> np.ndarray:
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
     paper = cv2.GaussianBlur(cv2.dilate(small, k), (0, 0), 4.0)
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-    ink = 1.0 - img / np.maximum(paper, 8.0)
-    return np.clip(ink.max(axis=2), 0.0, 1.0).astype(np.float32)
+    ratio = img / np.maximum(paper, 8.0)
+    # the strongest channel's ink; pairwise minima, as a reduction over a last axis of three is slow
+    darkest = np.minimum(np.minimum(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
+    return np.clip(1.0 - darkest, 0.0, 1.0).astype(np.float32)
 
 
 def line_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
@@ -109,9 +112,12 @@ def _classify(weights: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         centres = np.delete(centres, i + 1)
         centres[i] = 0.5 * (centres[i] + centres[i] + gaps[i])
     assign = np.argmin(np.abs(logw[:, None] - centres[None, :]), axis=1)  # 0 lightest
-    top = len(centres) - 1
+    share = np.bincount(assign, weights=lengths, minlength=len(centres)) / max(float(lengths.sum()), 1e-9)
+    # the outline is the heaviest weight drawn at length: a heavier few strokes (lines drawn twice
+    # over, where two outlines meet) are outline too, not a class of their own
+    top = max([c for c in range(len(centres)) if share[c] >= OUTLINE_SHARE], default=len(centres) - 1)
     names = np.full(len(centres), INTERNAL, np.uint8)
-    names[top] = OUTLINE
+    names[top:] = OUTLINE
     if top >= 1 and (top >= 2 or centres[top] - centres[0] >= np.log(2.6)):
         names[0] = CONTOUR
     return names[assign]
