@@ -1,16 +1,17 @@
 """Objects and relief of a drawing: regions closed by outline strokes, inflated into rounded reliefs.
 
 An object is a connected outline, its small gaps bridged, filled: lines inside it (internal lines,
-X-ray edges, shading) never split it. What encloses no area relative to the outline's width (text,
-arrows, dimension lines, hatching) is not an object, and neither is a large rectangle around the
-others (a sheet frame).
+X-ray edges, shading) never split it. Internal-weight strokes close outlines too, so an outline
+drawn partly lighter (a stroke that reads lighter between two heavier overlaps) stays closed.
+What encloses no area relative to the outline's width (text, arrows, dimension lines, hatching)
+is not an object, and neither is a large rectangle around the others (a sheet frame).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .drawing_lines import ANNOTATION, OUTLINE, LineAnalysis
+from .drawing_lines import ANNOTATION, INTERNAL, OUTLINE, LineAnalysis
 
 GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
 INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
@@ -66,7 +67,7 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
     import cv2
     from scipy import ndimage
 
-    outline = lines.classes == OUTLINE
+    outline = (lines.classes == OUTLINE) | (lines.classes == INTERNAL)
     if not outline.any():
         return []
     width = float(lines.widths.get("outline", 1.0))
