@@ -91,3 +91,22 @@ def test_photo_texture_on_request(monocle, drawing_result):
     mat = report.objects[0].data.materials[0]
     textures = [n for n in mat.node_tree.nodes if n.type == "TEX_IMAGE"]
     assert [t.image.filepath.endswith("sheet.png") for t in textures] == [True]
+
+
+def test_command_line_builds_a_drawing_as_clay_or_photo(monocle, drawing_result, tmp_path):
+    """``monocle reconstruct`` on a drawing: one object per drawn object, clay with lines unless
+    ``--drawing-material photo`` asks for the drawing as texture."""
+    cli = importlib.import_module(monocle.__name__ + ".cli")
+    material_mod = importlib.import_module(monocle.__name__ + ".scene.material")
+    _, sheet = drawing_result
+    image = tmp_path / "sheet.png"
+    cv2.imwrite(str(image), sheet.rgb[..., ::-1])
+    for material, out in (("default", tmp_path / "clay"), ("photo", tmp_path / "photo")):
+        extra = [] if material == "default" else ["--drawing-material", material]
+        args = ["reconstruct", str(image), "-o", str(out), "--detail", "2000", "--format", "blend", *extra]
+        assert cli.main(args) == 0
+        bpy.ops.wm.open_mainfile(filepath=str(out / "sheet.blend"))
+        meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+        assert len(meshes) == 2
+        nodes = meshes[0].active_material.node_tree.nodes
+        assert (material_mod.LINES_NODE in nodes) == (material == "default")
