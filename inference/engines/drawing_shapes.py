@@ -19,7 +19,7 @@ MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
-SOLVE_SIDE = 80  # long side of the grid the membrane is solved on
+SOLVE_SIDE = 64  # long side of the grid the membrane is solved on
 
 
 def _endpoints(skeleton: np.ndarray) -> np.ndarray:
@@ -42,18 +42,33 @@ def _bridge_gaps(outline: np.ndarray, lines: np.ndarray, skeleton: np.ndarray, w
     if len(ends) < 2:
         return outline
     w = max(width, 1.0)
-    tree = cKDTree(ends)
+    pairs = np.array(sorted(cKDTree(ends).query_pairs(INK_GAP_WIDTHS * w)), np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return outline
+    p0, p1 = ends[pairs[:, 0]].astype(np.float64), ends[pairs[:, 1]].astype(np.float64)
+    # every pair's straight line, sampled once per pixel step (padded with its last point)
+    n = (np.abs(p1 - p0).max(axis=1) + 1).astype(np.int64)
+    t = np.minimum(np.arange(int(n.max()))[None, :] / np.maximum(n - 1, 1)[:, None], 1.0)
+    ys = np.rint(p0[:, :1] + (p1[:, :1] - p0[:, :1]) * t).astype(np.int64)
+    xs = np.rint(p0[:, 1:] + (p1[:, 1:] - p0[:, 1:]) * t).astype(np.int64)
+    valid = np.arange(t.shape[1])[None, :] < n[:, None]
+    on_outline = (outline[ys, xs] & valid).sum(axis=1) / n
+    on_ink = (lines[ys, xs] & valid).sum(axis=1) / n
+    # two ends of one stroke (a spur) need no bridge; a long one must run along other ink
+    keep = (on_outline <= 0.5) & ((n <= max(3.0, GAP_WIDTHS * w)) | (on_ink >= 0.8))
     thickness = max(1, round(width))
-    for i, j in sorted(tree.query_pairs(INK_GAP_WIDTHS * w), key=lambda p: np.linalg.norm(ends[p[0]] - ends[p[1]])):
-        (y0, x0), (y1, x1) = ends[i], ends[j]
-        n = int(max(abs(y1 - y0), abs(x1 - x0))) + 1
-        ys, xs = np.linspace(y0, y1, n).round().astype(int), np.linspace(x0, x1, n).round().astype(int)
-        if outline[ys, xs].mean() > 0.5:
-            continue  # two ends of one stroke (a spur): nothing to bridge
-        if n > max(3.0, GAP_WIDTHS * w) and lines[ys, xs].mean() < 0.8:
-            continue
+    for (y0, x0), (y1, x1) in zip(p0[keep].astype(int), p1[keep].astype(int)):
         cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), 1, thickness)
     return out.astype(bool)
+
+
+def _fill_holes(part: np.ndarray) -> np.ndarray:
+    """``part`` with every region it encloses filled (the paper reachable from outside stays out)."""
+    import cv2
+
+    outside = np.pad(~part, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] != 2
 
 
 def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
@@ -65,7 +80,6 @@ def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[i
 def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
     """Masks (working resolution) of the drawn objects, largest first, each to its outline's centre."""
     import cv2
-    from scipy import ndimage
 
     outline = (lines.classes == OUTLINE) | (lines.classes == INTERNAL)
     if not outline.any():
@@ -81,7 +95,7 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
         if min(w, h) < min_side:
             continue
         part = labels[y:y + h, x:x + w] == i
-        filled = ndimage.binary_fill_holes(part)
+        filled = _fill_holes(part)
         inside = filled & ~part
         if inside.sum() < (min_side / 2) ** 2:
             continue  # encloses nothing worth a shape (an arrowhead, a letter)
