@@ -52,10 +52,10 @@ def _bridge_gaps(outline: np.ndarray, lines: np.ndarray, skeleton: np.ndarray, w
     ys = np.rint(p0[:, :1] + (p1[:, :1] - p0[:, :1]) * t).astype(np.int64)
     xs = np.rint(p0[:, 1:] + (p1[:, 1:] - p0[:, 1:]) * t).astype(np.int64)
     valid = np.arange(t.shape[1])[None, :] < n[:, None]
-    on_outline = (outline[ys, xs] & valid).sum(axis=1) / n
     on_ink = (lines[ys, xs] & valid).sum(axis=1) / n
-    # two ends of one stroke (a spur) need no bridge; a long one must run along other ink
-    keep = (on_outline <= 0.5) & ((n <= max(3.0, GAP_WIDTHS * w)) | (on_ink >= 0.8))
+    # a short bridge may cross paper, a long one must run along other ink; one along the outline itself
+    # (two stroke ends side by side, where a stroke resumes beside where the last one stopped) is kept
+    keep = (n <= max(3.0, GAP_WIDTHS * w)) | (on_ink >= 0.8)
     thickness = max(1, round(width))
     for (y0, x0), (y1, x1) in zip(p0[keep].astype(int), p1[keep].astype(int)):
         cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), 1, thickness)
