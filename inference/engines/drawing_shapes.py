@@ -16,6 +16,7 @@ from .drawing_lines import ANNOTATION, INTERNAL, OUTLINE, LineAnalysis
 GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
 INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
 MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
+HOLE_OUTLINE = 0.9  # paper inside an object ringed by this share of outline strokes is a hole
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
@@ -71,6 +72,29 @@ def _fill_holes(part: np.ndarray) -> np.ndarray:
     return outside[1:-1, 1:-1] != 2
 
 
+def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width: float,
+                 min_side: float) -> np.ndarray:
+    """Paper inside an object ringed by outline strokes alone, away from the object's own outer
+    outline: a hole seen through the object (between a chair's legs, inside a handle). Faces are
+    ringed by internal lines at least in part, or by the outer outline."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((filled & ~ink).astype(np.uint8), connectivity=4)
+    big = stats[:, cv2.CC_STAT_AREA] >= (min_side / 2) ** 2
+    big[0] = False
+    if not big.any():
+        return np.zeros(filled.shape, bool)
+    # the ink ringing each region takes that region's label (the larger one between two regions)
+    ring = cv2.dilate(labels.astype(np.float32), np.ones((5, 5), np.uint8)).astype(np.int64)
+    on = ink & (ring > 0)
+    total = np.bincount(ring[on], minlength=n)
+    heavy = np.bincount(ring[on], weights=(classes[on] == OUTLINE), minlength=n)
+    rim = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1] <= width + 2.0
+    outer = np.bincount(ring[on & rim], minlength=n)
+    hole = big & (total > 0) & (heavy >= HOLE_OUTLINE * np.maximum(total, 1)) & (outer == 0)
+    return hole[labels]
+
+
 def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
     x, y, w, h = box
     fill = float(filled.sum()) / max(w * h, 1)
@@ -101,10 +125,11 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
             continue  # encloses nothing worth a shape (an arrowhead, a letter)
         if _is_frame(filled, (x, y, w, h), shape):
             continue
+        box = (slice(y, y + h), slice(x, x + w))
+        filled &= ~_see_through(filled, lines.lines[box], lines.classes[box], width, min_side)
         # to the outline's centre line: the outer half of the stroke is ink, not object
         dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         core = dist[1:-1, 1:-1] > 0.5 * width
-        box = (slice(y, y + h), slice(x, x + w))
         area = int(core.sum())
         if any(_overlap(box, core, b, m) > 0.5 * area for _, b, m in found):
             continue  # drawn inside an object already found (a detail in outline weight)
