@@ -87,7 +87,8 @@ def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bo
     camera = camera_from_result_json(result, fallback_focal_mm=dr.FOCAL_MM)
     depth = load_depth_file(Path(result["folder"]) / result["depth"]["file"])
     zdepth = scene_depth(depth, result["depth"]["kind"], [mask], MeshSettings(), camera)
-    source = result["depth"].get("extra", {}).get("source", result["engine"]["name"])
+    # as scene.result reads it: the user's own file, else the engine that estimated the depth
+    source = "file" if result["depth"].get("extra", {}).get("source") == "file" else result["engine"]["name"]
     found, _ = retrieve(mask, zdepth, camera, library, "drawing", depth_scale=True,
                         trust=depth_trust(result["depth"]["kind"], source))
     if not found.matches:
