@@ -110,3 +110,17 @@ def test_command_line_builds_a_drawing_as_clay_or_photo(monocle, drawing_result,
         assert len(meshes) == 2
         nodes = meshes[0].active_material.node_tree.nodes
         assert (material_mod.LINES_NODE in nodes) == (material == "default")
+
+
+def test_one_source_for_the_setting(monocle):
+    """The scene setting, the operator (F9) and the command line offer the same choices, same default."""
+    geometry = importlib.import_module(monocle.__name__ + ".geometry")
+    cli = importlib.import_module(monocle.__name__ + ".cli")
+    ids = [m[0] for m in geometry.DRAWING_MATERIALS]
+    default = geometry.MeshSettings().drawing_material
+    for rna in (bpy.context.scene.monocle.bl_rna, bpy.ops.monocle.reconstruct.get_rna_type()):
+        prop = rna.properties["drawing_material"]
+        assert [i.identifier for i in prop.enum_items] == ids and prop.default == default
+    action = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["reconstruct"]._actions
+                  if a.dest == "drawing_material")
+    assert list(action.choices) == ids and action.default == default
