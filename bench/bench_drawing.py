@@ -89,8 +89,11 @@ def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bo
     zdepth = scene_depth(depth, result["depth"]["kind"], [mask], MeshSettings(), camera)
     # as scene.result reads it: the user's own file, else the engine that estimated the depth
     source = "file" if result["depth"].get("extra", {}).get("source") == "file" else result["engine"]["name"]
-    found, _ = retrieve(mask, zdepth, camera, library, "drawing", depth_scale=True,
-                        trust=depth_trust(result["depth"]["kind"], source))
+    try:
+        found, _ = retrieve(mask, zdepth, camera, library, "drawing", depth_scale=True,
+                            trust=depth_trust(result["depth"]["kind"], source))
+    except ValueError as exc:  # a failure inside retrieval counts as a miss, and is reported
+        return "", f"error: {exc}", False
     if not found.matches:
         return "", "", False
     best = found.matches[0]
@@ -218,6 +221,7 @@ def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
         "sheet_iou": round(float(np.mean([r["iou_mean"] for r in sheets])), 4),
         "spurious": int(sum(r["spurious"] for r in sheets)),
         "template_top1": round(float(np.mean([r["right"] for r in tpl])), 4) if tpl else None,
+        "template_errors": sum(r.get("top1", "").startswith("error") for r in tpl),
         "template_accepted_right": (round(float(np.mean([r["right"] and r["accepted"] for r in tpl])), 4)
                                     if tpl else None),
         "a4_seconds": speed["engine_best_s"],
@@ -256,6 +260,7 @@ def markdown(report: dict) -> str:
         f"| right-category template top-1, drawings of the templates | {s['template_top1']} | "
         f">= {GOALS['template_top1']} | {ok['template_top1']} |",
         f"| ... and accepted by retrieval | {s['template_accepted_right']} | | |",
+        f"| ... retrieval failures (counted as misses) | {s['template_errors']} | 0 | |",
         f"| `--engine auto` chose drawing | {s['auto_chose_drawing']} | 1.0 | |",
         f"| A4 150 dpi ({sp['size'][0]}x{sp['size'][1]}, {sp['objects']} objects), engine, best of 3 | "
         f"{sp['engine_best_s']} s | <= {GOALS['a4_seconds']} s | {ok['a4_seconds']} |",
