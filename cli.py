@@ -20,7 +20,7 @@ import bpy
 from .batch import files
 from .batch.inputs import InputError, collect, parse_shard, shard
 from .batch.run import Batch, BatchOptions, cpu_and_memory_jobs
-from .geometry import MeshSettings
+from .geometry import DRAWING_MATERIALS, MeshSettings
 from .geometry.backdrop import BACKDROP_NAMES
 from .inference.learned_env import DEVICES
 
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the rest of the photo as one mesh behind the objects: flat (plane) or displaced (relief)")
     rec.add_argument("--no-ground", dest="ground", action="store_false",
                      help="leave the objects where the depth puts them instead of standing them on the ground found")
+    rec.add_argument("--drawing-material", choices=[m[0] for m in DRAWING_MATERIALS],
+                     default=MeshSettings.drawing_material, help="how a drawing's objects are shaded")
     rec.add_argument("--depth-strength", type=float, default=1.0, help="strength of the depth relief")
     rec.add_argument("--distance", type=float, default=MeshSettings.distance)
     rec.add_argument("--depth-range", type=float, default=MeshSettings.depth_range)
@@ -179,6 +181,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
         detail=args.detail, distance=args.distance, depth_range=args.depth_range,
         tear_threshold=args.tear_threshold, back=args.back, thickness=args.thickness,
         outline_alpha=args.outline_alpha, backdrop=args.backdrop, ground=args.ground,
+        drawing_material=args.drawing_material,
     )
     request = dict(
         engine=args.engine, objects=args.objects, max_size=args.max_size, mask_file=_absolute(args.mask),

@@ -14,6 +14,7 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from .geometry import DRAWING_MATERIALS, MeshSettings
 from .geometry.backdrop import BACKDROPS
 from .templates.policy import WEIGHT_DESCRIPTION
 
@@ -88,6 +89,10 @@ class MonocleMeshSettings:
         description="Cut each object out along the soft edge of its mask: the material becomes transparent "
         "where the mask is empty, so the outline is as smooth as the mask instead of the mesh's polygons",
         default=False,
+    )
+    drawing_material: EnumProperty(
+        name="Drawing Material", description="How the objects of a drawing (line art) are shaded",
+        items=DRAWING_MATERIALS, default=MeshSettings.drawing_material,
     )
     tear_threshold: FloatProperty(
         name="Tear Threshold",

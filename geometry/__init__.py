@@ -53,6 +53,13 @@ class CameraModel:
         return np.stack([0.5 * self.width + f * p[:, 0] / z, 0.5 * self.height - f * p[:, 1] / z], axis=1)
 
 
+# How a drawing's objects are shaded (id, name, description): the one source for the panel, F9 and the CLI.
+DRAWING_MATERIALS = (
+    ("clay_lines", "Clay with Lines", "Light clay with the drawing's outline, internal and contour lines drawn dark"),
+    ("photo", "Photo Texture", "The drawing itself as the texture, like a photo"),
+)
+
+
 @dataclass
 class MeshSettings:
     """Artist-facing mesh settings (see the sidebar panel for their meaning)."""
@@ -66,6 +73,7 @@ class MeshSettings:
     outline_alpha: bool = False  # the photo material takes its alpha from the object's mask (Blender layer only)
     backdrop: str = "none"  # "none" | "plane" | "relief": the rest of the photo behind the objects (backdrop.py)
     ground: bool = True  # objects stand on the ground plane when one is found (ground.py)
+    drawing_material: str = "clay_lines"  # a DRAWING_MATERIALS id: how a drawing's objects are shaded (Blender layer)
 
 
 @dataclass

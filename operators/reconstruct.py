@@ -81,6 +81,7 @@ def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings
         outline_alpha=bool(op.outline_alpha),
         backdrop=op.backdrop.lower(),
         ground=bool(op.ground),
+        drawing_material=op.drawing_material,
     )
 
 

@@ -42,6 +42,8 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
         layout.prop(settings, "outline_alpha")
         layout.prop(settings, "backdrop")
         layout.prop(settings, "ground")
+        if settings.engine in ("auto", "drawing"):
+            layout.prop(settings, "drawing_material")
         col = layout.column()
         col.scale_y = 1.6
         col.operator("monocle.reconstruct", icon="MESH_MONKEY")

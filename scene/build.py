@@ -36,7 +36,7 @@ from ..geometry import CameraModel, MeshData, MeshSettings
 from . import backdrop as backdrop_mod
 from . import camera as cam_mod
 from .ingest import add_point_flags, check_edges, check_topology, mesh_from_arrays
-from .material import PHOTO_UV, make_photo_material
+from .material import PHOTO_UV, make_clay_lines_material, make_line_ink_image, make_photo_material
 from .relief import RELIEF_UV, add_relief_modifier, make_relief_image, make_relief_texture, relief_layout
 from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
 from .tracker import Created
@@ -156,7 +156,7 @@ def build_from_result(
     report = build_scene(
         extras.meshes, camera, blender_readable(photo, result.depth_path.parent), settings, context=context,
         relief_strength=relief_strength, name=name, trusted=True,
-        mask_paths=[rec.mask_path for rec in result.instances],
+        mask_paths=[rec.mask_path for rec in result.instances], lines_path=result.lines_path,
         backdrop=(extras.backdrop, extras.backdrop_image) if extras.backdrop is not None else None,
     )
     report.ground = extras.ground
@@ -294,10 +294,20 @@ def _load_mask(path: Path, created: Created) -> bpy.types.Image:
 
 def _materials(
     name: str, photo: bpy.types.Image, prepared: list[_Prepared], settings: MeshSettings,
-    mask_paths: Sequence[str | Path | None] | None, created: Created,
+    mask_paths: Sequence[str | Path | None] | None, created: Created, lines_path: str | Path | None = None,
 ) -> list[bpy.types.Material]:
     """One material per object: the shared photo material, or with ``settings.outline_alpha``
-    a copy per object whose alpha is that object's mask (objects without a mask share the plain one)."""
+    a copy per object whose alpha is that object's mask (objects without a mask share the plain one);
+    for a drawing (``lines_path``) with ``settings.drawing_material`` "clay_lines" one shared clay
+    material with the drawing's lines."""
+    if lines_path is not None and settings.drawing_material == "clay_lines":
+        try:
+            ink = created.add("images", make_line_ink_image(f"{name} Lines", lines_path))
+        except RuntimeError:
+            raise BuildError("result_unreadable",
+                             f"Cannot read the line map {Path(lines_path).name}; nothing was built.") from None
+        clay = created.add("materials", make_clay_lines_material(f"{name} Clay", ink))
+        return [clay] * len(prepared)
     masks = list(mask_paths) if settings.outline_alpha and mask_paths is not None else []
     masks += [None] * (len(prepared) - len(masks))
     shared = None
@@ -325,19 +335,22 @@ def build_scene(
     trusted: bool = False,
     mask_paths: Sequence[str | Path | None] | None = None,
     backdrop: tuple[MeshData, Path | None] | None = None,
+    lines_path: str | Path | None = None,
 ) -> BuildReport:
     """Blender half of the build, from camera-space meshes (usable with hand-made ``MeshData``).
 
     ``trusted``: the meshes come unchanged from the geometry layer, so the index checks
     that protect Blender from malformed arrays are skipped (see ``_prepare``).
     ``mask_paths`` (one per mesh, or None) are the objects' mask images, used as the
-    material's alpha when ``settings.outline_alpha`` is on. ``backdrop`` is the backdrop's mesh
-    and its texture (None: the photo), built like the objects but kept out of ``objects``.
+    material's alpha when ``settings.outline_alpha`` is on; ``lines_path`` is a drawing's
+    line-class map, drawn on clay when ``settings.drawing_material`` asks for it. ``backdrop`` is
+    the backdrop's mesh and its texture (None: the photo), built like the objects but kept out of
+    ``objects``.
     """
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="monocle-uvs") as pool:
         return _build_scene(meshes, camera, photo_path, settings, context, relief_strength, name, trusted,
-                            mask_paths, pool, t0, backdrop)
+                            mask_paths, pool, t0, backdrop, lines_path)
 
 
 def _build_scene(
@@ -345,6 +358,7 @@ def _build_scene(
     context: bpy.types.Context | None, relief_strength: float, name: str, trusted: bool,
     mask_paths: Sequence[str | Path | None] | None, pool: ThreadPoolExecutor, t0: float,
     backdrop: tuple[MeshData, Path | None] | None = None,
+    lines_path: str | Path | None = None,
 ) -> BuildReport:
     context = context or bpy.context
     scene = context.scene
@@ -369,7 +383,7 @@ def _build_scene(
         collection.objects.link(cam_obj)
         cam_mod.set_render_size(scene, camera, created.set)
         created.set(scene, "camera", cam_obj)
-        materials = _materials(name, photo, prepared, settings, mask_paths, created)
+        materials = _materials(name, photo, prepared, settings, mask_paths, created, lines_path)
         objects = [
             _make_object(p, cam_matrix, material, settings, relief_strength, collection, created, timings)
             for p, material in zip(prepared, materials)

@@ -50,6 +50,7 @@ class WorkerResult:
     instances: list[InstanceRecord]
     depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
     focal_source: str = ""  # "exif", "model" or "default" (empty: a result from before it was recorded)
+    lines_path: Path | None = None  # the drawing engine's line-class map (lines.png), None for a photo
 
     @property
     def name(self) -> str:
@@ -85,6 +86,7 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             instances=instances,
             depth_source=_depth_source(data),
             focal_source=str((data.get("camera") or {}).get("focal_source") or ""),
+            lines_path=_inside(folder, data["lines"]["file"]) if data.get("lines") else None,
         )
     except OSError as exc:
         raise BuildError(

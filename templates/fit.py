@@ -3,7 +3,7 @@ placement, shared by the Blender blend and the benchmarks.
 
 How far the object's depth map may pull the template depends on where the depth came from
 (``DEPTH_TRUST``): a metric map or the user's own file is trusted fully, a learned relative map
-(after the match fitted its relief scale) half, the classic engine's relief (a guess from the
+(after the match fitted its relief scale) half, the classic and drawing engines' reliefs (guesses from the
 silhouette) barely; the outline of the mask always counts fully.
 """
 
@@ -21,6 +21,7 @@ DEPTH_TRUST = {
     "file": 1.0,  # the user's own depth map (scanned, rendered): exact up to the relief scale fitted
     "relative": 0.5,  # a learned relative map, its relief scale fitted by the match
     "classic": 0.1,  # the classic engine's relief: a guess from the silhouette
+    "drawing": 0.1,  # the drawing engine's relief: the outline inflated, a guess from the silhouette too
 }
 
 

@@ -74,7 +74,7 @@ PENCIL = (120, 120, 125)
 RED_INK = (150, 25, 25)
 
 
-def draw_sheet(dpi: float, gap: bool = True) -> Sheet:
+def draw_sheet(dpi: float, gap: bool = True, frame: bool = True) -> Sheet:
     """The test sheet at ``dpi``."""
     c = _Canvas(dpi)
     body_a = _rounded_rect(27, 33, 34, 44, 7)
@@ -129,10 +129,39 @@ def draw_sheet(dpi: float, gap: bool = True) -> Sheet:
                 (0, 0, 0), c.thick(0.35), cv2.LINE_AA)
     cv2.putText(c.img, "BODY", tuple(c.px((46, 9))), cv2.FONT_HERSHEY_DUPLEX, font_scale * 1.2, (0, 0, 0),
                 c.thick(0.9), cv2.LINE_AA)
-    c.poly(np.array([(3, 3), (97, 3), (97, 67), (3, 67)]), 0.8, closed=True)
+    if frame:
+        c.poly(np.array([(3, 3), (97, 3), (97, 67), (3, 67)]), 0.8, closed=True)
 
     internal = c.down(inner, binary=True) & (truth[0] | truth[1])
     return Sheet(c.down(c.img), truth, internal, c.s / SS)
+
+
+A4_PX = (1754, 1240)  # an A4 sheet scanned at 150 dpi, landscape
+
+
+def a4_sheet(dpi: float = 150.0) -> Sheet:
+    """An A4 sheet (landscape) at ``dpi``: the test sheet's content at 90 % three by three (18 objects)
+    inside one sheet frame."""
+    tile = draw_sheet(0.9 * dpi, frame=False)
+    s = dpi / 25.4
+    w, h = round(297 * s), round(210 * s)
+    th, tw = tile.rgb.shape[:2]
+    rgb = np.full((h, w, 3), 255, np.uint8)
+    silhouettes = []
+    internal = np.zeros((h, w), bool)
+    ox, oy = (w - 3 * tw) // 2, (h - 3 * th) // 2
+    for row in range(3):
+        for col in range(3):
+            y, x = oy + row * th, ox + col * tw
+            rgb[y:y + th, x:x + tw] = tile.rgb
+            internal[y:y + th, x:x + tw] = tile.internal
+            for m in tile.silhouettes:
+                full = np.zeros((h, w), bool)
+                full[y:y + th, x:x + tw] = m
+                silhouettes.append(full)
+    box = np.round(np.array([(4, 4), (293, 4), (293, 206), (4, 206)]) * s).astype(np.int32)
+    cv2.polylines(rgb, [box], True, (0, 0, 0), max(1, round(0.8 * s)), cv2.LINE_AA)
+    return Sheet(rgb, silhouettes, internal, s)
 
 
 def phone_photo(sheet: Sheet, seed: int = 3) -> tuple[np.ndarray, list[np.ndarray]]:

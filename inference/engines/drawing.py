@@ -61,8 +61,10 @@ class DrawingEngine:
             progress("depth", (i + 0.5) / max(1, len(instances)), f"Inflating object {i + 1}")
             if not inst.mask.any():
                 continue
-            values = 0.5 + relief(inst.mask, creases) / size
-            out = np.where(inst.mask & (values > out), values, out)
+            box, height = relief(inst.mask, creases)
+            values = 0.5 + height / size
+            part = out[box]
+            part[:] = np.where(inst.mask[box] & (values > part), values, part)
         return DepthMap(out, kind="relative_inverse", extra={"source": "inflation", "creases": "internal lines"})
 
     def maps(self, scale: float) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:

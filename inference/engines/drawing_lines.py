@@ -17,6 +17,7 @@ import numpy as np
 PAPER, OUTLINE, INTERNAL, CONTOUR, ANNOTATION = 0, 1, 2, 3, 4
 CLASS_NAMES = {PAPER: "paper", OUTLINE: "outline", INTERNAL: "internal", CONTOUR: "contour", ANNOTATION: "annotation"}
 MERGE_RATIO = 1.45  # stroke weights closer than this factor are one class
+OUTLINE_SHARE = 0.15  # the outline's weight carries at least this share of the strokes' length
 PAPER_SIDE = 256  # long side the paper brightness is estimated at
 
 
@@ -44,8 +45,10 @@ def ink_map(rgb: np.ndarray) -> np.ndarray:
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
     paper = cv2.GaussianBlur(cv2.dilate(small, k), (0, 0), 4.0)
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
-    ink = 1.0 - img / np.maximum(paper, 8.0)
-    return np.clip(ink.max(axis=2), 0.0, 1.0).astype(np.float32)
+    ratio = img / np.maximum(paper, 8.0)
+    # the strongest channel's ink; pairwise minima, as a reduction over a last axis of three is slow
+    darkest = np.minimum(np.minimum(ratio[..., 0], ratio[..., 1]), ratio[..., 2])
+    return np.clip(1.0 - darkest, 0.0, 1.0).astype(np.float32)
 
 
 def line_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
@@ -109,9 +112,12 @@ def _classify(weights: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         centres = np.delete(centres, i + 1)
         centres[i] = 0.5 * (centres[i] + centres[i] + gaps[i])
     assign = np.argmin(np.abs(logw[:, None] - centres[None, :]), axis=1)  # 0 lightest
-    top = len(centres) - 1
+    share = np.bincount(assign, weights=lengths, minlength=len(centres)) / max(float(lengths.sum()), 1e-9)
+    # the outline is the heaviest weight drawn at length: a heavier few strokes (lines drawn twice
+    # over, where two outlines meet) are outline too, not a class of their own
+    top = max([c for c in range(len(centres)) if share[c] >= OUTLINE_SHARE], default=len(centres) - 1)
     names = np.full(len(centres), INTERNAL, np.uint8)
-    names[top] = OUTLINE
+    names[top:] = OUTLINE
     if top >= 1 and (top >= 2 or centres[top] - centres[0] >= np.log(2.6)):
         names[0] = CONTOUR
     return names[assign]
@@ -120,7 +126,6 @@ def _classify(weights: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def analyse_lines(rgb: np.ndarray) -> LineAnalysis:
     """Clean the drawing into strokes and class every stroke by its weight."""
     import cv2
-    from scipy import ndimage
     from skimage.morphology import skeletonize
 
     ink = ink_map(rgb)
@@ -133,8 +138,7 @@ def analyse_lines(rgb: np.ndarray) -> LineAnalysis:
         return LineAnalysis(ink, lines, skeleton, classes)
     # every ink pixel (and the anti-aliased fringe around it) belongs to its nearest branch
     near = cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    idx = ndimage.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
-    owner = labels[idx[0], idx[1]]
+    owner = _nearest(labels > 0, labels)
     ink_sum = np.bincount(owner[near], weights=ink[near], minlength=n)[1:]
     lengths = np.bincount(labels[labels > 0], minlength=n)[1:].astype(np.float64) * 1.1  # diagonal steps
     real = lengths >= 2.0
@@ -151,15 +155,26 @@ def analyse_lines(rgb: np.ndarray) -> LineAnalysis:
         stroke_class[1:][real] = _classify(weights[real], lengths[real])
     stroke_class[1:][~real] = PAPER
     # stubs too short to weigh take the class of the nearest weighed stroke
-    weighed = np.isin(labels, np.nonzero(stroke_class)[0]) & (labels > 0)
-    idx = ndimage.distance_transform_edt(~weighed, return_distances=False, return_indices=True)
-    classes = np.where(lines, stroke_class[labels[idx[0], idx[1]]], PAPER).astype(np.uint8)
+    weighed = (stroke_class[labels] > 0) & (labels > 0)
+    classes = np.where(lines, stroke_class[_nearest(weighed, labels)], PAPER).astype(np.uint8)
     widths = {}
     for c in (OUTLINE, INTERNAL, CONTOUR):
         sel = real & (stroke_class[1:] == c)
         if sel.any():
             widths[CLASS_NAMES[c]] = round(float(_weighted_median(weights[sel], lengths[sel])), 3)
     return LineAnalysis(ink, lines, skeleton, classes, widths, int(real.sum()))
+
+
+def _nearest(sources: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` at the nearest ``sources`` pixel, for every pixel (0 everywhere without sources)."""
+    import cv2
+
+    if not sources.any():
+        return np.zeros(values.shape, values.dtype)
+    # with per-pixel labels OpenCV numbers the source pixels 1.. in raster order
+    _, nearest = cv2.distanceTransformWithLabels((~sources).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    return values[sources][nearest - 1]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

@@ -1,24 +1,26 @@
 """Objects and relief of a drawing: regions closed by outline strokes, inflated into rounded reliefs.
 
 An object is a connected outline, its small gaps bridged, filled: lines inside it (internal lines,
-X-ray edges, shading) never split it. What encloses no area relative to the outline's width (text,
-arrows, dimension lines, hatching) is not an object, and neither is a large rectangle around the
-others (a sheet frame).
+X-ray edges, shading) never split it. Internal-weight strokes close outlines too, so an outline
+drawn partly lighter (a stroke that reads lighter between two heavier overlaps) stays closed.
+What encloses no area relative to the outline's width (text, arrows, dimension lines, hatching)
+is not an object, and neither is a large rectangle around the others (a sheet frame).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .drawing_lines import ANNOTATION, OUTLINE, LineAnalysis
+from .drawing_lines import ANNOTATION, INTERNAL, OUTLINE, LineAnalysis
 
 GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
 INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
 MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
+HOLE_OUTLINE = 0.9  # paper inside an object ringed by this share of outline strokes is a hole
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
-SOLVE_SIDE = 160  # long side of the grid the membrane is solved on
+SOLVE_SIDE = 64  # long side of the grid the membrane is solved on
 
 
 def _endpoints(skeleton: np.ndarray) -> np.ndarray:
@@ -41,18 +43,56 @@ def _bridge_gaps(outline: np.ndarray, lines: np.ndarray, skeleton: np.ndarray, w
     if len(ends) < 2:
         return outline
     w = max(width, 1.0)
-    tree = cKDTree(ends)
+    pairs = np.array(sorted(cKDTree(ends).query_pairs(INK_GAP_WIDTHS * w)), np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return outline
+    p0, p1 = ends[pairs[:, 0]].astype(np.float64), ends[pairs[:, 1]].astype(np.float64)
+    # every pair's straight line, sampled once per pixel step (padded with its last point)
+    n = (np.abs(p1 - p0).max(axis=1) + 1).astype(np.int64)
+    t = np.minimum(np.arange(int(n.max()))[None, :] / np.maximum(n - 1, 1)[:, None], 1.0)
+    ys = np.rint(p0[:, :1] + (p1[:, :1] - p0[:, :1]) * t).astype(np.int64)
+    xs = np.rint(p0[:, 1:] + (p1[:, 1:] - p0[:, 1:]) * t).astype(np.int64)
+    valid = np.arange(t.shape[1])[None, :] < n[:, None]
+    on_ink = (lines[ys, xs] & valid).sum(axis=1) / n
+    # a short bridge may cross paper, a long one must run along other ink; one along the outline itself
+    # (two stroke ends side by side, where a stroke resumes beside where the last one stopped) is kept
+    keep = (n <= max(3.0, GAP_WIDTHS * w)) | (on_ink >= 0.8)
     thickness = max(1, round(width))
-    for i, j in sorted(tree.query_pairs(INK_GAP_WIDTHS * w), key=lambda p: np.linalg.norm(ends[p[0]] - ends[p[1]])):
-        (y0, x0), (y1, x1) = ends[i], ends[j]
-        n = int(max(abs(y1 - y0), abs(x1 - x0))) + 1
-        ys, xs = np.linspace(y0, y1, n).round().astype(int), np.linspace(x0, x1, n).round().astype(int)
-        if outline[ys, xs].mean() > 0.5:
-            continue  # two ends of one stroke (a spur): nothing to bridge
-        if n > max(3.0, GAP_WIDTHS * w) and lines[ys, xs].mean() < 0.8:
-            continue
+    for (y0, x0), (y1, x1) in zip(p0[keep].astype(int), p1[keep].astype(int)):
         cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), 1, thickness)
     return out.astype(bool)
+
+
+def _fill_holes(part: np.ndarray) -> np.ndarray:
+    """``part`` with every region it encloses filled (the paper reachable from outside stays out)."""
+    import cv2
+
+    outside = np.pad(~part, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] != 2
+
+
+def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width: float,
+                 min_side: float) -> np.ndarray:
+    """Paper inside an object ringed by outline strokes alone, away from the object's own outer
+    outline: a hole seen through the object (between a chair's legs, inside a handle). Faces are
+    ringed by internal lines at least in part, or by the outer outline."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((filled & ~ink).astype(np.uint8), connectivity=4)
+    big = stats[:, cv2.CC_STAT_AREA] >= (min_side / 2) ** 2
+    big[0] = False
+    if not big.any():
+        return np.zeros(filled.shape, bool)
+    # the ink ringing each region takes that region's label (the larger one between two regions)
+    ring = cv2.dilate(labels.astype(np.float32), np.ones((5, 5), np.uint8)).astype(np.int64)
+    on = ink & (ring > 0)
+    total = np.bincount(ring[on], minlength=n)
+    heavy = np.bincount(ring[on], weights=(classes[on] == OUTLINE), minlength=n)
+    rim = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1] <= width + 2.0
+    outer = np.bincount(ring[on & rim], minlength=n)
+    hole = big & (total > 0) & (heavy >= HOLE_OUTLINE * np.maximum(total, 1)) & (outer == 0)
+    return hole[labels]
 
 
 def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
@@ -64,9 +104,8 @@ def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[i
 def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
     """Masks (working resolution) of the drawn objects, largest first, each to its outline's centre."""
     import cv2
-    from scipy import ndimage
 
-    outline = lines.classes == OUTLINE
+    outline = (lines.classes == OUTLINE) | (lines.classes == INTERNAL)
     if not outline.any():
         return []
     width = float(lines.widths.get("outline", 1.0))
@@ -74,26 +113,44 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(closed.astype(np.uint8), connectivity=8)
     shape = outline.shape
     min_side = MIN_SIDE_WIDTHS * max(width, 1.0)
-    found: list[tuple[int, np.ndarray]] = []
+    found: list[tuple[int, tuple[slice, slice], np.ndarray]] = []  # area, box, mask over the box
     for i in sorted(range(1, n), key=lambda k: -int(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT])):
         x, y, w, h = (int(v) for v in stats[i, :4])
         if min(w, h) < min_side:
             continue
         part = labels[y:y + h, x:x + w] == i
-        filled = ndimage.binary_fill_holes(part)
+        filled = _fill_holes(part)
         inside = filled & ~part
         if inside.sum() < (min_side / 2) ** 2:
             continue  # encloses nothing worth a shape (an arrowhead, a letter)
         if _is_frame(filled, (x, y, w, h), shape):
             continue
+        box = (slice(y, y + h), slice(x, x + w))
+        filled &= ~_see_through(filled, lines.lines[box], lines.classes[box], width, min_side)
         # to the outline's centre line: the outer half of the stroke is ink, not object
-        core = ndimage.distance_transform_edt(np.pad(filled, 1))[1:-1, 1:-1] > 0.5 * width
-        mask = np.zeros(shape, bool)
-        mask[y:y + h, x:x + w] = core
-        if any((mask & other).sum() > 0.5 * mask.sum() for _, other in found):
+        dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        core = dist[1:-1, 1:-1] > 0.5 * width
+        area = int(core.sum())
+        if any(_overlap(box, core, b, m) > 0.5 * area for _, b, m in found):
             continue  # drawn inside an object already found (a detail in outline weight)
-        found.append((int(mask.sum()), mask))
-    return [m for _, m in sorted(found, key=lambda f: -f[0])]
+        found.append((area, box, core))
+    masks = []
+    for _, box, core in sorted(found, key=lambda f: -f[0]):
+        mask = np.zeros(shape, bool)
+        mask[box] = core
+        masks.append(mask)
+    return masks
+
+
+def _overlap(box_a: tuple[slice, slice], a: np.ndarray, box_b: tuple[slice, slice], b: np.ndarray) -> int:
+    """Pixels two masks, each given over its own box, share."""
+    y0, y1 = max(box_a[0].start, box_b[0].start), min(box_a[0].stop, box_b[0].stop)
+    x0, x1 = max(box_a[1].start, box_b[1].start), min(box_a[1].stop, box_b[1].stop)
+    if y0 >= y1 or x0 >= x1:
+        return 0
+    pa = a[y0 - box_a[0].start:y1 - box_a[0].start, x0 - box_a[1].start:x1 - box_a[1].start]
+    pb = b[y0 - box_b[0].start:y1 - box_b[0].start, x0 - box_b[1].start:x1 - box_b[1].start]
+    return int(np.count_nonzero(pa & pb))
 
 
 def annotate(lines: LineAnalysis, masks: list[np.ndarray]) -> np.ndarray:
@@ -110,16 +167,24 @@ def annotate(lines: LineAnalysis, masks: list[np.ndarray]) -> np.ndarray:
     return classes
 
 
-def _membrane(mask: np.ndarray) -> np.ndarray:
-    """Height of a membrane over ``mask`` under uniform pressure, square-rooted: a disk of radius R
-    becomes a hemisphere of height R (the inflation of sketch-based modelling), 0 at the outline."""
+def _box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
+    """Slices of ``mask``'s bounding box grown by ``margin`` pixels (clipped to the image)."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (slice(max(0, ys[0] - margin), min(h, ys[-1] + 1 + margin)),
+            slice(max(0, xs[0] - margin), min(w, xs[-1] + 1 + margin)))
+
+
+def _membrane(crop: np.ndarray) -> np.ndarray:
+    """Height of a membrane over the mask ``crop`` under uniform pressure, square-rooted: a disk of
+    radius R becomes a hemisphere of height R (the inflation of sketch-based modelling), 0 at the
+    outline. The membrane is solved on a coarse grid; it rises linearly from the outline, so it
+    interpolates well, and the square root is taken at full resolution, where the rim needs it."""
     import cv2
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import spsolve
 
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = mask[y0:y1, x0:x1]
     f = min(1.0, SOLVE_SIDE / max(crop.shape))
     size = (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f)))
     small = np.pad(cv2.resize(crop.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5, 1)
@@ -135,26 +200,30 @@ def _membrane(mask: np.ndarray) -> np.ndarray:
         cols.append(nb[ok])
         vals.append(np.full(int(ok.sum()), -1.0))
     a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols)))).tocsc()
-    u = np.zeros(small.shape, np.float64)
-    u[small] = spsolve(a, np.ones(len(cells)))
-    h = 2.0 * np.sqrt(np.clip(u, 0.0, None))[1:-1, 1:-1] / f  # back to working pixels
-    full = np.zeros(mask.shape, np.float32)
-    full[y0:y1, x0:x1] = cv2.resize(h.astype(np.float32), (crop.shape[1], crop.shape[0]),
-                                    interpolation=cv2.INTER_LINEAR)
-    return np.where(mask, full, 0.0).astype(np.float32)
+    u = np.zeros(small.shape, np.float32)
+    if len(cells):
+        u[small] = spsolve(a, np.ones(len(cells)), permc_spec="MMD_AT_PLUS_A")
+    # back to the crop's pixels, the zero border included, edge to edge
+    (ch, cw), (sw, sh) = crop.shape, size
+    my, mx = round(ch / sh), round(cw / sw)
+    full = cv2.resize(u, (cw + 2 * mx, ch + 2 * my), interpolation=cv2.INTER_LINEAR)[my:my + ch, mx:mx + cw]
+    return np.where(crop, 2.0 * np.sqrt(np.clip(full, 0.0, None)) / f, 0.0).astype(np.float32)
 
 
-def relief(mask: np.ndarray, creases: np.ndarray) -> np.ndarray:
-    """Rounded height field (working pixels) of one object, folded in along ``creases``: a V-shaped
-    groove whose kink lies on the line, so the surface may fold there and stays smooth elsewhere."""
+def relief(mask: np.ndarray, creases: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Rounded height field (working pixels) of one object over its bounding box (the slices),
+    folded in along ``creases``: a V-shaped groove whose kink lies on the line, so the surface may
+    fold there and stays smooth elsewhere."""
     import cv2
 
-    h = _membrane(mask)
-    lines = creases & mask
+    box = _box(mask)
+    crop = mask[box]
+    h = _membrane(crop)
+    lines = creases[box] & crop
     if not lines.any():
-        return h
-    radius = float(cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
+        return box, h
+    radius = float(cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
     reach = max(2.0, 0.12 * radius)
     d = cv2.distanceTransform((~lines).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     groove = np.clip(1.0 - d / reach, 0.0, 1.0)
-    return (h * (1.0 - CREASE_DEPTH * groove)).astype(np.float32)
+    return box, (h * (1.0 - CREASE_DEPTH * groove)).astype(np.float32)

@@ -1,0 +1,310 @@
+"""The drawing engine on industrial-design drawings: masks, annotations, template retrieval and speed.
+
+1. Freestyle drawings (``tools/drawing_render.py``, real ``bpy`` renders) of the shared meshes
+   (``../shared/bench-data/meshes``: every ``category`` mesh and a few ``common3d`` ones, three
+   views, the middle one X-ray) and of the bundled templates (``assets/templates.blend``, one view
+   each, views taking turns, every other one X-ray). Each goes through the worker's ``run`` with
+   ``--engine auto``; the largest instance is scored against the render's own silhouette (IoU),
+   and the drawings of templates are matched the way the template blend does it
+   (``templates.retrieve`` on the result's mask and depth): is the top-1 template of the drawn
+   template's category?
+2. The synthetic sheets of ``tests/drawing_sheets.py`` (two objects with text, arrows, hatching
+   and a frame, at 72, 150 and 300 dpi; a phone photo of paper; an A4 sheet of 18 objects and its
+   photo): each drawn object's best instance IoU, and instances that match no drawn object
+   (drawn from text, arrows, hatching or frames).
+3. Speed: the engine on the A4 sheet (1754x1240, its full resolution), best of three in process,
+   and one whole worker run in a subprocess.
+
+    .venv/bin/python bench/bench_drawing.py [--quick]
+
+Writes bench/results/drawing.json and drawing.md (``--quick``: a few subjects, into bench/results/quick/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tools"), str(ROOT / "tests")]
+MESHES = ROOT.parent / "shared" / "bench-data" / "meshes"
+COMMON = ("teapot", "cow", "stanford-bunny", "spot", "fandisk", "suzanne")
+VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # as bench_retrieval.py and bench_quality.py
+SIZE = (800, 600)
+GOALS = {"freestyle_iou": 0.95, "sheet_iou": 0.90, "spurious": 0, "template_top1": 0.80, "a4_seconds": 1.0}
+
+import drawing_render as dr  # noqa: E402
+from bench_retrieval import subject  # noqa: E402
+from drawing_sheets import a4_sheet, draw_sheet, phone_photo  # noqa: E402
+
+from geometry import MeshSettings  # noqa: E402
+from geometry.camera import camera_from_result_json  # noqa: E402
+from geometry.depth import scene_depth  # noqa: E402
+from inference.depthfile import load_depth_file  # noqa: E402
+from inference.protocol import Emitter, WorkerError  # noqa: E402
+from inference.run import RunOptions, run  # noqa: E402
+from templates.fit import depth_trust  # noqa: E402
+from templates.library import bundled_library  # noqa: E402
+from templates.retrieve import retrieve  # noqa: E402
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int((a | b).sum())
+    return float((a & b).sum()) / union if union else 0.0
+
+
+def run_engine(rgb: np.ndarray, folder: Path, name: str, max_size: int = 1024) -> tuple[dict, list[np.ndarray]]:
+    """The worker's run on ``rgb`` (written as ``name``) with ``--engine auto``: result.json and the masks."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / name
+    cv2.imwrite(str(image), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    out = folder / (Path(name).stem + "_result")
+    try:
+        run(RunOptions(image=str(image), out=str(out), engine="auto", max_size=max_size), Emitter(io.StringIO()))
+    except WorkerError as exc:  # no object found: scored as an empty result
+        return {"engine": {"name": "drawing"}, "error": exc.code}, []
+    result = json.loads((out / "result.json").read_text())
+    masks = [cv2.imread(str(out / r["mask"]), cv2.IMREAD_GRAYSCALE) > 0 for r in result["instances"]]
+    result["folder"] = str(out)
+    return result, masks
+
+
+def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool]:  # noqa: ANN001
+    """(category of the top-1 template, its name, whether retrieval accepts it) for the drawing's object,
+    with the mask and relief depth the build reads and the template blend's retrieve."""
+    camera = camera_from_result_json(result, fallback_focal_mm=dr.FOCAL_MM)
+    depth = load_depth_file(Path(result["folder"]) / result["depth"]["file"])
+    zdepth = scene_depth(depth, result["depth"]["kind"], [mask], MeshSettings(), camera)
+    # as scene.result reads it: the user's own file, else the engine that estimated the depth
+    source = "file" if result["depth"].get("extra", {}).get("source") == "file" else result["engine"]["name"]
+    try:
+        found, _ = retrieve(mask, zdepth, camera, library, "drawing", depth_scale=True,
+                            trust=depth_trust(result["depth"]["kind"], source))
+    except ValueError as exc:  # a failure inside retrieval counts as a miss, and is reported
+        return "", f"error: {exc}", False
+    if not found.matches:
+        return "", "", False
+    best = found.matches[0]
+    return best.category, best.template, bool(found.accepted)
+
+
+def freestyle_rows(work: Path, quick: bool, keep: Path | None = None) -> list[dict]:
+    """Render, run and score every Freestyle drawing."""
+    library = bundled_library()
+    rows = []
+    scene = dr.setup_scene(*SIZE, xray=True)
+    hidden = scene.view_layers[0].freestyle_settings.linesets["hidden"]
+
+    def score(ob, kind: str, category: str, view: tuple[float, float], xray: bool) -> None:  # noqa: ANN001
+        scene.collection.objects.link(ob)
+        hidden.show_render = xray
+        dr.aim(scene, ob, *view)
+        rgb, truth = dr.render_drawing(scene)
+        scene.collection.objects.unlink(ob)
+        tag = f"{ob.name}_{view[0]:.0f}{'_xray' if xray else ''}".replace(" ", "_")
+        t = time.perf_counter()
+        result, masks = run_engine(rgb, work / kind, tag + ".png")
+        seconds = time.perf_counter() - t
+        best = max(masks, key=lambda m: int(m.sum())) if masks else np.zeros_like(truth)
+        row = {"kind": kind, "subject": ob.name, "category": category, "view": list(view), "xray": xray,
+               "engine": result["engine"]["name"], "instances": len(masks), "iou": round(iou(best, truth), 4),
+               "seconds": round(seconds, 3)}
+        if masks and kind == "template":
+            got, name, accepted = template_top1(result, best, library)
+            row.update(top1=name, top1_category=got, right=got == category, accepted=accepted)
+        elif kind == "template":
+            row.update(top1="", top1_category="", right=False, accepted=False)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if keep is not None:
+            cv2.imwrite(str(keep / (tag + ".png")), rgb[..., ::-1])
+
+    meshes = sorted((MESHES / "category").rglob("*.ply")) + sorted(
+        p for p in (MESHES / "common3d").glob("*") if p.stem in COMMON)
+    if quick:
+        meshes = meshes[::4]
+    for path in meshes:
+        category = path.parent.name if path.parent.parent.name == "category" else ""
+        tpl = subject(path, category or None)
+        ob = dr.mesh_object(path.stem, tpl.vertices, tpl.triangles)
+        scene.collection.objects.unlink(ob)
+        for i, view in enumerate(VIEWS[:1] if quick else VIEWS):
+            score(ob, "mesh", category, view, xray=i == 1)
+    templates = dr.template_objects(ROOT / "assets" / "templates.blend")
+    templates.sort(key=lambda o: o.name)
+    if quick:
+        templates = templates[::12]
+    for i, ob in enumerate(templates):
+        ob.location = (0.0, 0.0, 0.0)
+        score(ob, "template", str(ob.get("monocle_category", "")), VIEWS[i % len(VIEWS)], xray=i % 2 == 1)
+    return rows
+
+
+def sheet_rows(work: Path, quick: bool) -> list[dict]:
+    """Every synthetic sheet: best IoU per drawn object, instances matching none."""
+    sheets = [("sheet 72 dpi", draw_sheet(72)), ("sheet 150 dpi", draw_sheet(150)), ("sheet 300 dpi", draw_sheet(300))]
+    photo, truth = phone_photo(draw_sheet(200))
+    variants = [(name, s.rgb, s.silhouettes) for name, s in sheets] + [("phone photo 200 dpi", photo, truth)]
+    a4 = a4_sheet()
+    variants.append(("A4 150 dpi, 18 objects", a4.rgb, a4.silhouettes))
+    if not quick:
+        variants.append(("A4 phone photo, 18 objects", *phone_photo(a4)))
+    rows = []
+    for name, rgb, truth in variants:
+        h, w = rgb.shape[:2]
+        suffix = ".jpg" if "photo" in name else ".png"  # a scan kept lossless, a phone photo as it comes
+        result, masks = run_engine(rgb, work / "sheets", name.replace(" ", "_").replace(",", "") + suffix,
+                                   max_size=max(h, w))
+        ious = [max((iou(m, g) for m in masks), default=0.0) for g in truth]
+        spurious = sum(max((iou(m, g) for g in truth), default=0.0) < 0.5 for m in masks)
+        row = {"sheet": name, "size": [w, h], "engine": result["engine"]["name"], "objects": len(truth),
+               "instances": len(masks), "iou_mean": round(float(np.mean(ious)), 4),
+               "iou_min": round(float(np.min(ious)), 4), "spurious": int(spurious)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def a4_speed(work: Path) -> dict:
+    """The engine on the A4 sheet at full resolution: in process (best of three) and one worker subprocess."""
+    from inference.engines.drawing import DrawingEngine
+
+    sheet = a4_sheet()
+    times, cpu = [], []
+    load = os.getloadavg()[0]
+    for _ in range(3):
+        engine = DrawingEngine()
+        t, c = time.perf_counter(), time.process_time()
+        instances = engine.segment(sheet.rgb, None, None, "all", lambda *a: None)
+        engine.depth(sheet.rgb, instances, lambda *a: None)
+        engine.maps(1.0)
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    image = work / "a4.png"
+    cv2.imwrite(str(image), sheet.rgb[..., ::-1])
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "inference", "run", "--image", str(image), "--out",
+                           str(work / "a4_result"), "--engine", "drawing", "--max-size", "1754"],
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    timings = json.loads((work / "a4_result" / "result.json").read_text())["timings"]
+    return {"size": [sheet.rgb.shape[1], sheet.rgb.shape[0]], "objects": len(instances),
+            "engine_best_s": round(min(times), 3), "engine_median_s": round(statistics.median(times), 3),
+            "engine_cpu_best_s": round(min(cpu), 3), "load_average": round(load, 2), "cpus": os.cpu_count(),
+            "worker_wall_s": round(wall, 3), "worker_timings": timings}
+
+
+def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
+    mesh = [r for r in free if r["kind"] == "mesh"]
+    tpl = [r for r in free if r["kind"] == "template"]
+    s = {
+        "freestyle_iou": round(float(np.mean([r["iou"] for r in free])), 4) if free else None,
+        "freestyle_iou_meshes": round(float(np.mean([r["iou"] for r in mesh])), 4) if mesh else None,
+        "freestyle_iou_templates": round(float(np.mean([r["iou"] for r in tpl])), 4) if tpl else None,
+        "freestyle_iou_xray": round(float(np.mean([r["iou"] for r in free if r["xray"]])), 4) if free else None,
+        "freestyle_one_instance": round(float(np.mean([r["instances"] == 1 for r in free])), 4) if free else None,
+        "auto_chose_drawing": round(float(np.mean([r["engine"] == "drawing" for r in free + sheets])), 4),
+        "sheet_iou": round(float(np.mean([r["iou_mean"] for r in sheets])), 4),
+        "spurious": int(sum(r["spurious"] for r in sheets)),
+        "template_top1": round(float(np.mean([r["right"] for r in tpl])), 4) if tpl else None,
+        "template_errors": sum(r.get("top1", "").startswith("error") for r in tpl),
+        "template_accepted_right": (round(float(np.mean([r["right"] and r["accepted"] for r in tpl])), 4)
+                                    if tpl else None),
+        "a4_seconds": speed["engine_best_s"],
+    }
+    s["meets"] = {
+        "freestyle_iou": s["freestyle_iou"] is not None and s["freestyle_iou"] >= GOALS["freestyle_iou"],
+        "sheet_iou": s["sheet_iou"] >= GOALS["sheet_iou"],
+        "spurious": s["spurious"] <= GOALS["spurious"],
+        "template_top1": s["template_top1"] is not None and s["template_top1"] >= GOALS["template_top1"],
+        "a4_seconds": s["a4_seconds"] <= GOALS["a4_seconds"],
+    }
+    return s
+
+
+def markdown(report: dict) -> str:
+    s, sp = report["summary"], report["speed"]
+    ok = {k: "yes" if v else "**no**" for k, v in s["meets"].items()}
+    lines = [
+        "## Drawings (the drawing engine)",
+        "",
+        f"Freestyle drawings rendered with `bpy` {report['bpy']} (Cycles, white paper; silhouette/border thick, "
+        "crease/material boundary medium, contour/suggestive thin, hidden lines dashed on the X-ray ones) of "
+        f"the shared meshes ({s.get('n_mesh', 0)} drawings) and the bundled templates ({s.get('n_template', 0)}); "
+        "synthetic sheets from `tests/drawing_sheets.py`; every drawing through the worker with `--engine auto`.",
+        "",
+        "| measure | result | goal | met |",
+        "|---|---|---|---|",
+        f"| instance mask IoU, Freestyle drawings (mean) | {s['freestyle_iou']} | >= {GOALS['freestyle_iou']} | "
+        f"{ok['freestyle_iou']} |",
+        f"| ... meshes / templates / X-ray ones | {s['freestyle_iou_meshes']} / {s['freestyle_iou_templates']} / "
+        f"{s['freestyle_iou_xray']} | | |",
+        f"| drawings giving exactly one instance | {s['freestyle_one_instance']} | | |",
+        f"| instance mask IoU, synthetic sheets (mean) | {s['sheet_iou']} | >= {GOALS['sheet_iou']} | "
+        f"{ok['sheet_iou']} |",
+        f"| instances from text, arrows, hatching, frames | {s['spurious']} | {GOALS['spurious']} | {ok['spurious']} |",
+        f"| right-category template top-1, drawings of the templates | {s['template_top1']} | "
+        f">= {GOALS['template_top1']} | {ok['template_top1']} |",
+        f"| ... and accepted by retrieval | {s['template_accepted_right']} | | |",
+        f"| ... retrieval failures (counted as misses) | {s['template_errors']} | 0 | |",
+        f"| `--engine auto` chose drawing | {s['auto_chose_drawing']} | 1.0 | |",
+        f"| A4 150 dpi ({sp['size'][0]}x{sp['size'][1]}, {sp['objects']} objects), engine, best of 3 | "
+        f"{sp['engine_best_s']} s | <= {GOALS['a4_seconds']} s | {ok['a4_seconds']} |",
+        f"| ... its CPU time (the machine's load average was {sp['load_average']} on {sp['cpus']} CPUs) | "
+        f"{sp['engine_cpu_best_s']} s | | |",
+        f"| ... whole worker run (subprocess: start-up, reading, writing) | {sp['worker_wall_s']} s | | |",
+        "",
+        "| sheet | size | objects | instances | IoU mean | IoU min | spurious |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['sheet']} | {r['size'][0]}x{r['size'][1]} | {r['objects']} | {r['instances']} | "
+              f"{r['iou_mean']} | {r['iou_min']} | {r['spurious']} |" for r in report["sheets"]]
+    lines += ["", f"Machine: {report['machine']}. `.venv/bin/python bench/bench_drawing.py`.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few subjects, into bench/results/quick/")
+    parser.add_argument("--keep", type=Path, default=None, help="save the Freestyle drawings into this folder")
+    args = parser.parse_args()
+    import bpy
+
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        speed = a4_speed(work)
+        sheets = sheet_rows(work, args.quick)
+        free = freestyle_rows(work, args.quick, args.keep)
+    s = summary(free, sheets, speed)
+    s["n_mesh"] = sum(r["kind"] == "mesh" for r in free)
+    s["n_template"] = sum(r["kind"] == "template" for r in free)
+    report = {"bpy": bpy.app.version_string, "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+              "quick": args.quick, "summary": s, "speed": speed, "sheets": sheets, "freestyle": free}
+    results = ROOT / "bench" / "results" / ("quick" if args.quick else "")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "drawing.json").write_text(json.dumps(report, indent=1))
+    md = markdown(report)
+    (results / "drawing.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
