@@ -86,7 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--depth", default=None, help="use this depth map instead of estimating one")
     run.add_argument("--depth-kind", default="relative-inverse", choices=("metric", "relative-inverse"))
     run.add_argument("--relief", type=float, default=0.0, help="classic engine: fine relief from image detail")
+    run.add_argument("--corrections", default=None,
+                     help="JSON file of corrections applied after segmentation (see `refine`), e.g. a sidecar")
     _add_learned_args(run)
+    refine = sub.add_parser("refine", help="correct an earlier result: add, remove, merge, split or paint objects")
+    refine.add_argument("--base", required=True, help="the earlier result's folder")
+    refine.add_argument("--out", required=True, help="result folder (created; may be --base)")
+    refine.add_argument("--image", default=None, help="the photo (needed by add, split and paint)")
+    refine.add_argument("--action", required=True, choices=("add", "remove", "merge", "split", "paint"))
+    refine.add_argument("--point", action="append", default=[], metavar="X,Y,SIGN",
+                        help="a click in input pixels; SIGN + (on the object) or - (not on it); repeatable")
+    refine.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                        help="a box in input pixels; repeatable")
+    refine.add_argument("--strokes", default=None,
+                        help="stroke mask image: white paints the object in, grey paints it out, black is untouched")
+    refine.add_argument("--target", action="append", type=int, default=[], help="an object id; repeatable")
     load = sub.add_parser("load", help="load the transformers engine's models now (warms a serve worker)")
     _add_learned_args(load)
     models = sub.add_parser("models", help="list the known models, their licences and whether they are downloaded")
@@ -146,6 +160,14 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
             emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
                       runtime=engine.runtime())  # type: ignore[attr-defined]
             return EXIT_OK
+        if args.command == "refine":
+            from .prompts import Correction, parse_box, parse_point
+            from .refine import refine
+
+            corr = Correction(args.action, [parse_point(p) for p in args.point], [parse_box(b) for b in args.box],
+                              args.strokes, list(args.target))
+            emit.result(str(refine(args.base, args.out, [corr], args.image, emit)))
+            return EXIT_OK
         from .run import RunOptions, parse_box, run
 
         if args.engine in ("classic", "auto"):
@@ -166,7 +188,16 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
             depth_kind=args.depth_kind,
             engine_options=engine_options,
         )
+        corrections = None
+        if args.corrections:
+            from .prompts import read_corrections
+
+            corrections = read_corrections(args.corrections)  # refused before the long run
         path = run(opts, emit)
+        if corrections:
+            from .refine import refine
+
+            path = refine(args.out, args.out, corrections, args.image, emit)
         emit.result(str(path))
         return EXIT_OK
     except WorkerError as exc:
