@@ -37,7 +37,7 @@ from .run import write_json, write_mask, writing
 
 REFERENCE_FILE = "reference.png"
 MASK_DERIVED_DEPTH = ("classic", "drawing")  # engines whose depth is inflated from the masks
-PAINT_REACH = 0.03  # a stroke changes the outline this far around it, share of the long side
+PAINT_REACH = 0.03  # strokes this near an object paint it, share of the long side
 _MEMO: OrderedDict[tuple, Any] = OrderedDict()
 MEMO_ITEMS = 24
 
@@ -262,7 +262,7 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
         raise WorkerError("bad_argument", "The paint strokes are empty.")
     ids = [t for t in corr.targets if t in seg.records] or [
         i for i in (seg.at(x, y) for x, y, s in corr.points if s) if i is not None]
-    reach = max(3, int(PAINT_REACH * max(shape)))
+    reach = max(3, int(PAINT_REACH * max(shape)))  # strokes this near an object belong to it
     near = cv2.dilate(touched, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)).astype(bool)
     if not ids:
         overlap = {i: int(np.count_nonzero(seg.mask(i) & near)) for i in seg.records}
@@ -280,10 +280,13 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     if strokes is not None:
         labels[strokes[0][y0:y1, x0:x1]] = cv2.GC_FGD
         labels[strokes[1][y0:y1, x0:x1]] = cv2.GC_BGD
-    cut = prompted.seeded_cut(rgb, labels, window)
+    cut = prompted.seeded_cut(rgb, labels, window) & ~others
+    was = old[y0:y1, x0:x1]
+    # what the cut adds (removes) counts where it hangs together with a paint-in (paint-out) mark
+    grow = prompted.parts_touching(cut & ~was, labels == cv2.GC_FGD, 1, strict=True)
+    shrink = prompted.parts_touching(was & ~cut, (labels == cv2.GC_BGD) & ~others, 1, strict=True)
     new = old.copy()
-    local = near[y0:y1, x0:x1]
-    new[y0:y1, x0:x1] = np.where(local, cut & ~others, old[y0:y1, x0:x1])
+    new[y0:y1, x0:x1] = (was | grow) & ~shrink
     if not new.any():
         raise WorkerError("no_object_there", "The strokes would remove the whole object; use Remove instead.")
     seg.set(target, new)
@@ -292,6 +295,14 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
 def apply(seg: Segments, corr: Correction, image: str | None) -> None:
     """Apply one correction to ``seg`` (the photo ``image`` is read for the actions that cut)."""
     corr.check()
+    h, w = seg.shape
+    for x, y, _ in corr.points:
+        if not (0 <= x < w and 0 <= y < h):
+            raise WorkerError("bad_argument", f"The point ({x:g}, {y:g}) lies outside the {w}x{h} image.")
+    for x0, y0, x1, y1 in corr.boxes:
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            raise WorkerError("bad_argument", f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {w}x{h} "
+                              "image.")
     if corr.action in ("remove", "merge"):
         ids = seg.picked(corr)
         if not ids:

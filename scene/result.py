@@ -49,6 +49,10 @@ class WorkerResult:
     depth_kind: str
     instances: list[InstanceRecord]
     depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
+    # a corrected result: the mask a relative depth map is scaled over, and the ids the correction touched
+    depth_reference: Path | None = None
+    changed: list[int] | None = None
+    removed: list[int] | None = None
 
     @property
     def name(self) -> str:
@@ -83,6 +87,9 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,
             depth_source=_depth_source(data),
+            depth_reference=_inside(folder, data["depth"]["reference"]) if data["depth"].get("reference") else None,
+            changed=[int(i) for i in data["changed"]] if "changed" in data else None,
+            removed=[int(i) for i in data.get("removed") or []] if "changed" in data else None,
         )
     except OSError as exc:
         raise BuildError(

@@ -129,18 +129,18 @@ def _upsample(crop: np.ndarray, cut: np.ndarray) -> np.ndarray:
     return soft >= 0.5
 
 
-def parts_touching(mask: np.ndarray, keep: np.ndarray | None, min_area: int) -> np.ndarray:
+def parts_touching(mask: np.ndarray, keep: np.ndarray | None, min_area: int, strict: bool = False) -> np.ndarray:
     """Connected parts of ``mask`` above ``min_area`` pixels; with ``keep``, only those that
-    touch it (the clicks), else every part."""
+    touch it (the clicks), or every part when none does and not ``strict``."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     good = np.zeros(n, bool)
     good[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
-    if keep is not None and keep.any():
+    if keep is not None and (keep.any() or strict):
         touched = np.zeros(n, bool)
         touched[np.unique(labels[keep & mask])] = True
         touched[0] = False
-        if touched.any():
+        if touched.any() or strict:
             good &= touched
     return good[labels]
