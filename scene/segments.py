@@ -76,12 +76,12 @@ def apply_correction(
                 obj = _make_object(p, cam_matrix, material, settings, relief_strength, collection, created, timings)
                 obj[OBJECT_ID] = rec.id
                 added.append(obj)
+    if added:
+        _select(context, added)
     removed = [o.name for o in old]
     for obj in old:
         _remove_object(obj)
     collection[RESULT_FOLDER] = str(result.folder)
-    if added:
-        _select(context, added)
     timings["total"] = time.perf_counter() - t0
     return CorrectionReport(added=added, removed=removed, timings=timings)
 
