@@ -10,8 +10,8 @@ The new ``result.json`` is the earlier one with its ``instances`` updated, and:
 - ``prompts``: every correction applied so far, in order (:meth:`.prompts.Correction.to_json`);
 - ``changed`` / ``removed``: the object ids this correction rebuilt / took away (ids never repeat);
 - ``next_id``: the id the next new object gets;
-- ``depth.reference``: a mask of the objects the first result had. A relative depth map is scaled
-  over those pixels for good, so an object rebuilt later lines up with those that were not.
+- ``depth.reference``: the mask files of the objects the first result had. A relative depth map is
+  scaled over those pixels for good, so an object rebuilt later lines up with those that were not.
 
 A decoded photo and decoded masks are kept between requests of a warm worker (keyed by the
 file's identity on disk), which is most of a correction's cost on a large photo.
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .depthfile import DEPTH_FILE, load_depth_file, save_depth_file, storable_depth
+from .depthfile import DEPTH_ARRAY, DEPTH_FILE, OFFSET_ARRAY, save_depth_file
 from .engines import prompted
 from .prompts import STROKE_ADD_MIN, Correction
 from .protocol import Emitter, WorkerError
 from .run import write_json, write_mask, writing
 
-REFERENCE_FILE = "reference.png"
+REFERENCE_PREFIX = "reference_"  # the first result's masks, over which relative depth is scaled
 MASK_DERIVED_DEPTH = ("classic", "drawing")  # engines whose depth is inflated from the masks
 PAINT_REACH = 0.03  # strokes this near an object paint it, share of the long side
 _MEMO: OrderedDict[tuple, Any] = OrderedDict()
@@ -242,6 +242,10 @@ def _split(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     rest = inside & ~part
     least = int(prompted.MIN_PART * seg.shape[0] * seg.shape[1])
     if np.count_nonzero(part) < least or np.count_nonzero(rest) < least:
+        # colour cannot tell the part from the rest (one material): the box or stroke says it
+        part = np.isin(labels, (cv2.GC_PR_FGD, cv2.GC_FGD)) & inside
+        rest = inside & ~part
+    if np.count_nonzero(part) < least or np.count_nonzero(rest) < least:
         raise WorkerError("no_object_there", "The split leaves one side empty; draw the box around only the part "
                           "to split off.")
     label = str(seg.records[target].get("label") or "object")
@@ -263,7 +267,7 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     ids = [t for t in corr.targets if t in seg.records] or [
         i for i in (seg.at(x, y) for x, y, s in corr.points if s) if i is not None]
     reach = max(3, int(PAINT_REACH * max(shape)))  # strokes this near an object belong to it
-    near = cv2.dilate(touched, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)).astype(bool)
+    near = prompted.near(touched.astype(bool), reach)
     if not ids:
         overlap = {i: int(np.count_nonzero(seg.mask(i) & near)) for i in seg.records}
         ids = [max(overlap, key=overlap.get)] if overlap and max(overlap.values()) > 0 else []
@@ -372,15 +376,11 @@ def _write(seg: Segments, out: Path, corrections: list[Correction]) -> dict[str,
     data = seg.data
     changed = set(seg.changed) - set(seg.removed)
     depth_info = dict(data["depth"])
-    reference = depth_info.get("reference")
-    if reference:
-        _carry(seg.base / Path(reference).name, out / REFERENCE_FILE)
-    else:  # before any mask is written: ``out`` may be the earlier result's own folder
-        union = np.zeros(seg.shape, bool)
-        for rec in data["instances"]:
-            union |= _memo(seg.base / Path(rec["mask"]).name, _read_mask)
-        write_mask(out, REFERENCE_FILE, union)
-    depth_info["reference"] = REFERENCE_FILE
+    # the first result's masks, linked (before any mask is written: ``out`` may be ``base``)
+    earlier = depth_info.get("reference") or [Path(rec["mask"]).name for rec in data["instances"]]
+    depth_info["reference"] = [f"{REFERENCE_PREFIX}{k:03d}.png" for k in range(len(earlier))]
+    for src, dst in zip(earlier, depth_info["reference"]):
+        _carry(seg.base / Path(src).name, out / dst)
     records = []
     for i, rec in seg.records.items():
         name = f"mask_{i:03d}.png"
@@ -406,36 +406,50 @@ def _write(seg: Segments, out: Path, corrections: list[Correction]) -> dict[str,
 
 
 def _write_depth(seg: Segments, out: Path, changed: set[int], depth_info: dict[str, Any]) -> None:
+    """The earlier depth file, or a copy with the changed objects inflated again (classic and
+    drawing results), written in the earlier file's own encoding so only their pixels are new."""
     name = Path(depth_info["file"]).name
     engine = str((seg.data.get("engine") or {}).get("name") or "")
     from_file = (depth_info.get("extra") or {}).get("source") == "file"
     if not changed or from_file or engine not in MASK_DERIVED_DEPTH:
         _carry(seg.base / name, out / name)
         return
-    depth = np.array(_memo(seg.base / name, load_depth_file), dtype=np.float32)
+    try:
+        stored = dict(_memo(seg.base / name, _load_stored))
+    except (OSError, ValueError, KeyError):
+        raise WorkerError("result_unreadable", f"Cannot read the depth map {name} of the earlier result.") from None
+    depth = stored[DEPTH_ARRAY].copy()
+    offset = float(stored[OFFSET_ARRAY]) if OFFSET_ARRAY in stored else 0.0
     for i in changed:
-        _inflate_into(depth, seg.masks[i])
-    objects = np.zeros(seg.shape, bool)
-    for i in seg.records:
-        objects |= seg.mask(i)
-    stored = storable_depth(depth, objects, exact=False)
+        (x0, y0, x1, y1), inside, values = _inflated(seg.masks[i])
+        region = depth[y0:y1, x0:x1]
+        region[inside] = (values[inside] - offset).astype(depth.dtype)
+    stored[DEPTH_ARRAY] = depth
     depth_info["file"] = DEPTH_FILE
-    depth_info["dtype"] = stored["depth"].dtype.name
-    with writing(out, DEPTH_FILE, stored["depth"].nbytes):
+    with writing(out, DEPTH_FILE, depth.nbytes):
         tmp = out / (DEPTH_FILE + ".tmp")
-        save_depth_file(tmp, stored)
+        save_depth_file(tmp, stored, level=1)  # most of it is the earlier map: speed over size
         os.replace(tmp, out / DEPTH_FILE)
 
 
-def _inflate_into(depth: np.ndarray, mask: np.ndarray, work: int = 512) -> None:
-    """The classic engine's depth of one object (its base set by how low it reaches in the frame,
-    bulging by its inflation), written into ``depth`` under ``mask``; computed on a copy of the
-    object's box at most ``work`` pixels on its long side."""
+def _load_stored(path: Path) -> dict[str, np.ndarray]:
+    """A depth file's arrays as stored (float16 about an offset, or float32)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: np.asarray(data[k]) for k in data.files}
+    if DEPTH_ARRAY not in arrays or arrays[DEPTH_ARRAY].ndim != 2:
+        raise ValueError("no depth array")
+    return arrays
+
+
+def _inflated(mask: np.ndarray, work: int = 512) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+    """The classic engine's depth of one object: its base set by how low it reaches in the frame,
+    bulging by its inflation, over the object's box (computed at most ``work`` pixels on its long
+    side); returns the box, the mask inside it and the values."""
     import cv2
 
     from .engines.classic import inflate
 
-    h, w = depth.shape
+    h, w = mask.shape
     x0, y0, x1, y1 = _bbox(mask)
     crop = mask[y0:y1, x0:x1]
     ch, cw = crop.shape
@@ -445,6 +459,4 @@ def _inflate_into(depth: np.ndarray, mask: np.ndarray, work: int = 512) -> None:
     height = inflate(small) / (max(h, w) * s)
     if s < 1:
         height = cv2.resize(height, (cw, ch), interpolation=cv2.INTER_LINEAR)
-    values = 0.5 + 0.5 * y1 / h + height
-    region = depth[y0:y1, x0:x1]
-    region[crop] = values[crop]
+    return (x0, y0, x1, y1), crop, (0.5 + 0.5 * y1 / h + height).astype(np.float32)

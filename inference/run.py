@@ -290,8 +290,10 @@ def write_mask(out: Path, name: str, mask: np.ndarray) -> None:
         if not ok:
             raise OSError(f"OpenCV could not encode {name}")
         # written by Python, not cv2.imwrite: OpenCV cannot open non-ASCII paths on Windows
-        # and crashes on undecodable ones elsewhere
-        (out / name).write_bytes(png.tobytes())
+        # and crashes on undecodable ones elsewhere; a new file, never into a hard link's
+        tmp = out / (name + ".tmp")
+        tmp.write_bytes(png.tobytes())
+        os.replace(tmp, out / name)
 
 
 def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:

@@ -93,7 +93,7 @@ def meshes_from_result(
     depth = load_depth(result)
     reference = masks
     if result.depth_reference is not None:
-        reference = [load_mask(result.depth_reference, result.width, result.height)]
+        reference = [load_mask(path, result.width, result.height) for path in result.depth_reference]
     elif only is not None:
         reference = [load_mask(rec.mask_path, result.width, result.height) for rec in result.instances]
     t_read = time.perf_counter() - t0

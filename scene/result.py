@@ -50,7 +50,7 @@ class WorkerResult:
     instances: list[InstanceRecord]
     depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
     # a corrected result: the mask a relative depth map is scaled over, and the ids the correction touched
-    depth_reference: Path | None = None
+    depth_reference: list[Path] | None = None
     changed: list[int] | None = None
     removed: list[int] | None = None
 
@@ -87,7 +87,8 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             depth_kind=str(data["depth"]["kind"]),
             instances=instances,
             depth_source=_depth_source(data),
-            depth_reference=_inside(folder, data["depth"]["reference"]) if data["depth"].get("reference") else None,
+            depth_reference=[_inside(folder, n) for n in data["depth"]["reference"]]
+            if data["depth"].get("reference") else None,
             changed=[int(i) for i in data["changed"]] if "changed" in data else None,
             removed=[int(i) for i in data.get("removed") or []] if "changed" in data else None,
         )

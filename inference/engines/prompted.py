@@ -15,8 +15,9 @@ import numpy as np
 
 from .classic_segment import GRABCUT_ITERATIONS, _guided_filter, _run_grabcut
 
-WORK_PIXELS = 320 * 320  # pixel budget of the window GrabCut runs on
-GUIDE_PIXELS = 1_200_000  # the guided filter runs at most at this size, then a plain upsample
+WORK_PIXELS = 180 * 180  # pixel budget of the window GrabCut runs on (its max-flow grows faster than that)
+GUIDE_PIXELS = 600_000  # the guided filter runs at most at this size, then a plain upsample
+SALIENT_SIDE = 320  # long side of the copy a lone click's window is searched for an object on
 SEED_RADIUS = 0.006  # disc of a click, share of the photo's long side
 CLICK_WINDOW = 0.5  # side of the window around a lone click, share of the photo's long side
 MIN_PART = 0.0005  # a cut part smaller than this share of the photo is a speck
@@ -54,21 +55,29 @@ def stamp(labels: np.ndarray, points: list[tuple[float, float, bool]], origin: t
 def salient_part(rgb: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray | None:
     """The classic engine's own object finding on a window: the found part under (or nearest to)
     the clicks, as a bool mask of the window; None when it finds nothing near them."""
+    import cv2
+
     from .classic_segment import segment
 
-    found = segment(rgb, alpha=None, box=None, objects="all")
+    h, w = rgb.shape[:2]
+    s = min(1.0, SALIENT_SIDE / max(h, w))  # it works on a small copy anyway: hand it one
+    small = rgb if s == 1.0 else cv2.resize(rgb, (max(8, round(w * s)), max(8, round(h * s))),
+                                            interpolation=cv2.INTER_AREA)
+    found = segment(small, alpha=None, box=None, objects="all")
     if not found:
         return None
-    h, w = rgb.shape[:2]
-    best, best_d = None, 0.08 * max(h, w)
+    sh, sw = small.shape[:2]
+    best, best_d = None, 0.08 * max(sh, sw)
     for inst in found:
         ys, xs = np.nonzero(inst.mask)
         for x, y in points:
-            xi, yi = min(w - 1, max(0, int(x))), min(h - 1, max(0, int(y)))
-            d = 0.0 if inst.mask[yi, xi] else float(np.min(np.hypot(xs - x, ys - y)))
+            xi, yi = min(sw - 1, max(0, int(x * s))), min(sh - 1, max(0, int(y * s)))
+            d = 0.0 if inst.mask[yi, xi] else float(np.min(np.hypot(xs - x * s, ys - y * s)))
             if d <= best_d:
                 best, best_d = inst.mask, d
-    return best
+    if best is None or s == 1.0:
+        return best
+    return cv2.resize(best.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def seeded_cut(rgb: np.ndarray, labels: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -111,13 +120,29 @@ def _shrink_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _upsample(crop: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """The small cut at the crop's size, its outline snapped to the crop's edges."""
+    """The small cut at the crop's size, its outline snapped to the crop's edges (only around
+    the cut: the rest of the window stays background)."""
+    h, w = crop.shape[:2]
+    sh, sw = cut.shape
+    if (sh, sw) == (h, w) or not cut.any():
+        return cut.copy() if (sh, sw) == (h, w) else np.zeros((h, w), bool)
+    rows, cols = np.nonzero(cut.any(1))[0], np.nonzero(cut.any(0))[0]
+    fy, fx = h / sh, w / sw
+    pad = 2
+    y0, y1 = int(max(0, rows[0] - pad) * fy), int(np.ceil(min(sh, rows[-1] + 1 + pad) * fy))
+    x0, x1 = int(max(0, cols[0] - pad) * fx), int(np.ceil(min(sw, cols[-1] + 1 + pad) * fx))
+    sy0, sy1, sx0, sx1 = max(0, rows[0] - pad), min(sh, rows[-1] + 1 + pad), max(0, cols[0] - pad), \
+        min(sw, cols[-1] + 1 + pad)
+    out = np.zeros((h, w), bool)
+    out[y0:y1, x0:x1] = _snap(np.ascontiguousarray(crop[y0:y1, x0:x1]), cut[sy0:sy1, sx0:sx1])
+    return out
+
+
+def _snap(crop: np.ndarray, cut: np.ndarray) -> np.ndarray:
     import cv2
 
     h, w = crop.shape[:2]
     sh, sw = cut.shape
-    if (sh, sw) == (h, w):
-        return cut.copy()
     g = min(1.0, float(np.sqrt(GUIDE_PIXELS / (h * w))))
     gw, gh = max(sw, round(w * g)), max(sh, round(h * g))
     guide = crop if (gw, gh) == (w, h) else cv2.resize(crop, (gw, gh), interpolation=cv2.INTER_AREA)
@@ -144,3 +169,20 @@ def parts_touching(mask: np.ndarray, keep: np.ndarray | None, min_area: int, str
         if touched.any() or strict:
             good &= touched
     return good[labels]
+
+
+def near(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels within ``reach`` of ``mask`` (a distance transform over its padded box only: a
+    dilation with a kernel that wide would cost seconds on a large photo)."""
+    import cv2
+
+    out = np.zeros(mask.shape, bool)
+    if not mask.any():
+        return out
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    h, w = mask.shape
+    y0, y1 = max(0, rows[0] - reach), min(h, rows[-1] + 1 + reach)
+    x0, x1 = max(0, cols[0] - reach), min(w, cols[-1] + 1 + reach)
+    dist = cv2.distanceTransform((~mask[y0:y1, x0:x1]).astype(np.uint8), cv2.DIST_L2, 3)
+    out[y0:y1, x0:x1] = dist <= reach
+    return out
