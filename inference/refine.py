@@ -37,6 +37,7 @@ from .run import write_json, write_mask, writing
 
 REFERENCE_PREFIX = "reference_"  # the first result's masks, over which relative depth is scaled
 MASK_DERIVED_DEPTH = ("classic", "drawing")  # engines whose depth is inflated from the masks
+PAINT_LITERAL = 0.3  # a paint-in stroke the cut keeps less of than this is taken as painted
 PAINT_REACH = 0.03  # strokes this near an object paint it, share of the long side
 _MEMO: OrderedDict[tuple, Any] = OrderedDict()
 MEMO_ITEMS = 24
@@ -281,13 +282,20 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     others = seg.others([target], window)
     labels[others] = cv2.GC_BGD
     prompted.stamp(labels, corr.points, (x0, y0), radius, cv2.GC_FGD, cv2.GC_BGD)
+    paint_in = np.zeros(labels.shape, bool)
     if strokes is not None:
-        labels[strokes[0][y0:y1, x0:x1]] = cv2.GC_FGD
+        # painted-in pixels are probable object: a stroke that spills onto the background must
+        # not teach the object's colours the background's
+        paint_in = strokes[0][y0:y1, x0:x1] & ~others
+        labels[paint_in] = cv2.GC_PR_FGD
         labels[strokes[1][y0:y1, x0:x1]] = cv2.GC_BGD
     cut = prompted.seeded_cut(rgb, labels, window) & ~others
     was = old[y0:y1, x0:x1]
     # what the cut adds (removes) counts where it hangs together with a paint-in (paint-out) mark
-    grow = prompted.parts_touching(cut & ~was, labels == cv2.GC_FGD, 1, strict=True)
+    grow = prompted.parts_touching(cut & ~was, paint_in | (labels == cv2.GC_FGD), 1, strict=True)
+    asked = paint_in & ~was
+    if np.count_nonzero(grow & asked) < PAINT_LITERAL * np.count_nonzero(asked):
+        grow |= asked  # colour cannot tell it from the background: the stroke says it
     shrink = prompted.parts_touching(was & ~cut, (labels == cv2.GC_BGD) & ~others, 1, strict=True)
     new = old.copy()
     new[y0:y1, x0:x1] = (was | grow) & ~shrink
