@@ -347,7 +347,7 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
 def refine(base: str, out: str, corrections: list[Correction], image: str | None, emit: Emitter) -> Path:
     """Apply ``corrections`` in order to the result in ``base``; writes the result into ``out``
     (which may be ``base`` itself) and returns its ``result.json``."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     base_dir, out_dir = Path(base), Path(out)
     try:
         data = json.loads((base_dir / "result.json").read_text())
@@ -362,7 +362,8 @@ def refine(base: str, out: str, corrections: list[Correction], image: str | None
     t_cut = time.perf_counter() - t0
     emit.progress("write", 0.0, "Writing results")
     result = _write(seg, out_dir, corrections)
-    result["timings"] = {"segment": round(t_cut, 4), "total": round(time.perf_counter() - t0, 4)}
+    result["timings"] = {"segment": round(t_cut, 4), "total": round(time.perf_counter() - t0, 4),
+                         "cpu": round(time.process_time() - c0, 4)}  # the worker's processor seconds
     path = out_dir / "result.json"
     write_json(path, result)
     emit.progress("write", 1.0, "Done")
@@ -436,7 +437,7 @@ def _write_depth(seg: Segments, out: Path, changed: set[int], depth_info: dict[s
     depth_info["file"] = DEPTH_FILE
     with writing(out, DEPTH_FILE, depth.nbytes):
         tmp = out / (DEPTH_FILE + ".tmp")
-        save_depth_file(tmp, stored, level=1)  # most of it is the earlier map: speed over size
+        save_depth_file(tmp, stored, compress=False)  # a correction waits on it: speed over size
         os.replace(tmp, out / DEPTH_FILE)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .classic_segment import GRABCUT_ITERATIONS, _guided_filter, _run_grabcut
 
 WORK_PIXELS = 180 * 180  # pixel budget of the window GrabCut runs on (its max-flow grows faster than that)
-GUIDE_PIXELS = 600_000  # the guided filter runs at most at this size, then a plain upsample
+GUIDE_PIXELS = 400_000  # the guided filter runs at most at this size, then a plain upsample
 SALIENT_SIDE = 320  # long side of the copy a lone click's window is searched for an object on
 SEED_RADIUS = 0.006  # disc of a click, share of the photo's long side
 CLICK_WINDOW = 0.5  # side of the window around a lone click, share of the photo's long side
