@@ -7,7 +7,9 @@ from . import (
     segment_fix,
     segment_merge,
     segment_paint,
+    segment_pick,
     segment_remove,
+    segment_save,
     segment_split,
     templates,
 )
@@ -15,5 +17,5 @@ from . import (
 classes = (
     *reconstruct.classes, *prefs_ops.classes, *models.classes, *templates.classes, *ml_env.classes,
     *segment_fix.classes, *segment_add.classes, *segment_remove.classes, *segment_merge.classes,
-    *segment_split.classes, *segment_paint.classes,
+    *segment_split.classes, *segment_paint.classes, *segment_pick.classes, *segment_save.classes,
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
+from conftest import MODULE
 from segment_scene import iou, read_mask, write_scene
 
 DISC = (180.0, 240.0)  # centres in photo pixels (640 x 480)
@@ -134,3 +135,51 @@ def test_a_click_on_nothing_changes_nothing(scene_photo):
 
 def test_needs_a_reconstruction():
     assert not bpy.ops.monocle.segment_add.poll()
+
+
+def test_saved_corrections_rebuild_the_same_objects_headless(scene_photo, tmp_path):
+    """Save Corrections writes the sidecar; the headless batch reads it beside the photo and makes the
+    corrected set of objects from the photo alone."""
+    path, disc, box = scene_photo
+    coll = _reconstruct(path)
+    bpy.ops.monocle.segment_add(points=_points((*DISC, True)))
+    rows = np.nonzero(box.any(1))[0]
+    cols = np.nonzero(box.any(0))[0]
+    y = float(rows[0] + 12)
+    bpy.ops.monocle.segment_paint(stroke=_points((float(cols[0]) - 10, y, True), (float(cols[-1]) + 10, y, True)),
+                                  brush=14.0, erase=True)
+    interactive = _result_masks(coll)
+    assert bpy.ops.monocle.segment_save() == {"FINISHED"}
+    sidecar = path.with_name(path.name + ".monocle.json")
+    saved = json.loads(sidecar.read_text())["corrections"]
+    assert [c["action"] for c in saved] == ["add", "paint"]
+    assert (path.parent / saved[1]["strokes"]).is_file() and not Path(saved[1]["strokes"]).is_absolute()
+
+    cli = __import__(MODULE + ".cli", fromlist=["main"])
+    out = tmp_path / "out"
+    assert cli.main(["reconstruct", str(path), "-o", str(out), "--engine", "classic", "--objects", "largest",
+                     "--detail", "600", "--report", str(tmp_path / "r.json")]) == 0
+    item = json.loads((tmp_path / "r.json").read_text())["items"][0]
+    assert item["status"] == "ok" and len(item["objects"]) == 2
+    # the batch's result (in the cache) holds the masks the interactive corrections made
+    root = __import__(MODULE + ".prefs", fromlist=["cache_root"]).cache_root()
+    batch = [p.parent for p in (root / "results").glob("*/result.json")
+             if str(path.with_name(saved[1]["strokes"])) in p.read_text()]
+    assert len(batch) == 1
+    data = json.loads((batch[0] / "result.json").read_text())
+    got = {i["id"]: read_mask(batch[0] / i["mask"]) for i in data["instances"]}
+    assert sorted(got) == sorted(interactive)
+    for i, mask in got.items():
+        assert iou(mask, interactive[i]) > 0.99
+
+
+def test_picker_maps_the_camera_frame_to_photo_pixels(monocle):
+    pick = __import__(MODULE + ".operators.segment_pick", fromlist=["region_to_photo"])
+    rect = pick.frame_rect([(500.0, 400.0), (500.0, 100.0), (100.0, 100.0), (100.0, 400.0)])
+    assert rect == (100.0, 100.0, 500.0, 400.0)
+    assert pick.region_to_photo(100.0, 400.0, rect, (640, 480)) == (0.0, 0.0)  # top-left corner
+    assert pick.region_to_photo(300.0, 250.0, rect, (640, 480)) == (320.0, 240.0)
+    x, y = pick.region_to_photo(500.0, 100.0, rect, (640, 480))
+    assert (x, y) == (639.5, 479.5)
+    assert pick.region_to_photo(99.0, 250.0, rect, (640, 480)) is None
+    assert not bpy.ops.monocle.segment_pick.poll()  # no 3D viewport here
