@@ -284,24 +284,35 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     prompted.stamp(labels, corr.points, (x0, y0), radius, cv2.GC_FGD, cv2.GC_BGD)
     paint_in = np.zeros(labels.shape, bool)
     if strokes is not None:
-        # painted-in pixels are probable object: a stroke that spills onto the background must
-        # not teach the object's colours the background's
-        paint_in = strokes[0][y0:y1, x0:x1] & ~others
+        # painted-in pixels are probable object (a stroke that spills onto the background must not
+        # teach the object the background's colours), taken from any other object they belong to
+        paint_in = strokes[0][y0:y1, x0:x1]
+        labels[others & near[y0:y1, x0:x1] & paint_in.any()] = cv2.GC_PR_BGD
         labels[paint_in] = cv2.GC_PR_FGD
         labels[strokes[1][y0:y1, x0:x1]] = cv2.GC_BGD
-    cut = prompted.seeded_cut(rgb, labels, window) & ~others
+    # the cut may take another object's pixels only close to a paint-in stroke
+    reachable = ~others | (paint_in.any() & near[y0:y1, x0:x1])
+    cut = prompted.seeded_cut(rgb, labels, window) & reachable
     was = old[y0:y1, x0:x1]
     # what the cut adds (removes) counts where it hangs together with a paint-in (paint-out) mark
     grow = prompted.parts_touching(cut & ~was, paint_in | (labels == cv2.GC_FGD), 1, strict=True)
     asked = paint_in & ~was
     if np.count_nonzero(grow & asked) < PAINT_LITERAL * np.count_nonzero(asked):
-        grow |= asked  # colour cannot tell it from the background: the stroke says it
+        grow |= asked  # colour cannot tell it from what is around: the stroke says it
     shrink = prompted.parts_touching(was & ~cut, (labels == cv2.GC_BGD) & ~others, 1, strict=True)
     new = old.copy()
     new[y0:y1, x0:x1] = (was | grow) & ~shrink
     if not new.any():
         raise WorkerError("no_object_there", "The strokes would remove the whole object; use Remove instead.")
     seg.set(target, new)
+    taken = _full(window, grow & others, shape)
+    for i in [i for i in seg.records if i != target]:
+        if (seg.mask(i) & taken).any():
+            rest = seg.mask(i) & ~taken
+            if rest.any():
+                seg.set(i, rest)
+            else:
+                seg.drop(i)
 
 
 def apply(seg: Segments, corr: Correction, image: str | None) -> None:

@@ -1,4 +1,4 @@
-"""Paint an object's outline in or out with a stroke."""
+"""Paint an object's outline in or out with a stroke (that starts on the object)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ class MONOCLE_OT_segment_paint(SegmentFix, StrokeProps, Operator):
 
     def correction(self, size: tuple[int, int], folder: Path) -> dict[str, Any]:
         corr: dict[str, Any] = {"action": "paint", "points": self.pixel_points(size)}
+        if not corr["points"] and self.target < 0 and len(self.stroke):
+            # the stroke starts on the object it paints
+            sx, sy = self._scale(size)
+            corr["points"] = [[self.stroke[0].x * sx, self.stroke[0].y * sy, 1]]
         strokes = self.stroke_file(size, folder)
         if strokes:
             corr["strokes"] = strokes

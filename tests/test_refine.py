@@ -164,3 +164,32 @@ def test_serve_request_and_sidecar_give_the_same_masks(ext_dir, photo, missed, t
     code, events, _ = run_worker(ext_dir, "run", "--image", str(path), "--out", str(tmp_path / "x"),
                                  "--corrections", str(sidecar))
     assert code == 2 and events[-1]["code"] == "bad_argument" and not (tmp_path / "x" / "result.json").exists()
+
+
+def test_paint_in_takes_pixels_from_the_object_that_had_them(ext_dir, photo, tmp_path):
+    """The box's left third was given to the disc: painting it into the box (the stroke starts on the
+    box) moves those pixels, and both objects come out whole."""
+    path, disc, box = photo
+    cols = np.nonzero(box.any(0))[0]
+    rows = np.nonzero(box.any(1))[0]
+    third = cols[0] + (cols[-1] - cols[0]) // 3
+    labels = np.zeros(box.shape, np.uint8)
+    labels[disc] = 1
+    labels[box] = 2
+    labels[:, :third][box[:, :third]] = 1
+    Image.fromarray(labels).save(tmp_path / "wrong.png")
+    base = tmp_path / "w0"
+    assert run_worker(ext_dir, "run", "--image", str(path), "--out", str(base), "--engine", "classic",
+                      "--mask", str(tmp_path / "wrong.png"))[0] == 0
+    _, got = masks(base)
+    d = next(i for i, m in got.items() if m[disc].all())
+    b = next(i for i in got if i != d)
+    stroke = np.zeros(box.shape, np.uint8)
+    stroke[rows[0] + 5:rows[-1] - 5, cols[0] + 5:third + 30] = 255
+    Image.fromarray(stroke).save(tmp_path / "s.png")
+    code, _, err = refine(ext_dir, base, tmp_path / "w1", path, "--action", "paint", "--strokes",
+                          str(tmp_path / "s.png"), "--point", f"{third + 20},{rows[0] + 40},+")
+    assert code == 0, err
+    data, got = masks(tmp_path / "w1")
+    assert sorted(data["changed"]) == sorted([d, b])
+    assert iou(got[b], box) > 0.95 and iou(got[d], disc) > 0.95
