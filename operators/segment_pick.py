@@ -47,12 +47,19 @@ def region_to_photo(x: float, y: float, rect: tuple[float, float, float, float],
     return min(u * size[0], size[0] - 0.5), min(v * size[1], size[1] - 0.5)
 
 
-def _camera_rect(context: bpy.types.Context, cam: bpy.types.Object) -> tuple[float, float, float, float] | None:
+def _viewport(area: bpy.types.Area) -> tuple[bpy.types.Region | None, bpy.types.RegionView3D | None]:
+    """The 3D area's main region and its view (the picker may be started from the sidebar)."""
+    region = next((r for r in area.regions if r.type == "WINDOW"), None)
+    return region, getattr(area.spaces.active, "region_3d", None)
+
+
+def _camera_rect(context: bpy.types.Context, region: bpy.types.Region, rv3d: bpy.types.RegionView3D,
+                 cam: bpy.types.Object) -> tuple[float, float, float, float] | None:
     from bpy_extras.view3d_utils import location_3d_to_region_2d
 
     corners = []
     for co in cam.data.view_frame(scene=context.scene):
-        p = location_3d_to_region_2d(context.region, context.region_data, cam.matrix_world @ co)
+        p = location_3d_to_region_2d(region, rv3d, cam.matrix_world @ co)
         if p is None:
             return None
         corners.append((p.x, p.y))
@@ -95,8 +102,12 @@ class MONOCLE_OT_segment_pick(Operator):
             self.report({"ERROR"}, "The inference result behind these objects is gone from the cache; reconstruct "
                         "again to correct it.")
             return {"CANCELLED"}
+        self._region, self._rv3d = _viewport(context.area)
+        if self._region is None or self._rv3d is None:
+            self.report({"ERROR"}, "Use Fix Segments in a 3D Viewport.")
+            return {"CANCELLED"}
         context.scene.camera = cam
-        context.region_data.view_perspective = "CAMERA"
+        self._rv3d.view_perspective = "CAMERA"
         self._cam = cam
         self._press: tuple[float, float] | None = None
         self._trail: list[tuple[float, float]] = []
@@ -107,8 +118,12 @@ class MONOCLE_OT_segment_pick(Operator):
         return {"RUNNING_MODAL"}
 
     def _photo(self, context: bpy.types.Context, x: float, y: float) -> tuple[float, float] | None:
-        rect = _camera_rect(context, self._cam)
+        rect = _camera_rect(context, self._region, self._rv3d, self._cam)
         return None if rect is None else region_to_photo(x, y, rect, self._size)
+
+    def _mouse(self, event: bpy.types.Event) -> tuple[float, float]:
+        """The pointer in the viewport's main region (events come relative to the invoking one)."""
+        return float(event.mouse_x - self._region.x), float(event.mouse_y - self._region.y)
 
     def _finish(self, context: bpy.types.Context, result: set[str]) -> set[str]:
         context.workspace.status_text_set(None)
@@ -120,23 +135,26 @@ class MONOCLE_OT_segment_pick(Operator):
         if event.type in {"RET", "NUMPAD_ENTER"} and event.value == "PRESS" and len(self._clicks) >= 2:
             return self._finish(context, self._run(context, points=self._clicks))
         if event.type == "LEFTMOUSE" and event.value == "PRESS":
-            self._press = (event.mouse_region_x, event.mouse_region_y)
+            x, y = self._mouse(event)
+            if not (0 <= x < self._region.width and 0 <= y < self._region.height):
+                return {"PASS_THROUGH"}  # the sidebar, a header: not a pick
+            self._press = (x, y)
             self._trail = [self._press]
             return {"RUNNING_MODAL"}
         if event.type == "MOUSEMOVE" and self._press is not None:
-            self._trail.append((event.mouse_region_x, event.mouse_region_y))
+            self._trail.append(self._mouse(event))
             return {"RUNNING_MODAL"}
         if event.type == "LEFTMOUSE" and event.value == "RELEASE" and self._press is not None:
             return self._gesture(context, event)
         return {"PASS_THROUGH"}
 
     def _gesture(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        (x0, y0), (x1, y1) = self._press, (event.mouse_region_x, event.mouse_region_y)
+        (x0, y0), (x1, y1) = self._press, self._mouse(event)
         self._press = None
         dragged = max(abs(x1 - x0), abs(y1 - y0)) > DRAG_PX
         if self.mode in {"PAINT", "ERASE"}:
             stroke = [p for p in (self._photo(context, x, y) for x, y in self._trail) if p is not None]
-            rect = _camera_rect(context, self._cam)
+            rect = _camera_rect(context, self._region, self._rv3d, self._cam)
             if not stroke or rect is None:
                 return {"RUNNING_MODAL"}
             brush = BRUSH_PX * self._size[0] / max(1.0, rect[2] - rect[0])
