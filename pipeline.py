@@ -73,13 +73,14 @@ class RefineRequest:
     image: str
     base: str
     correction: str
+    segmenter: str = "grabcut"  # or "learned": a SAM-family model, GrabCut where it is not available
 
     def key(self) -> str:
         import json
 
         corr = json.loads(self.correction)
         fields = {"base": file_digest(Path(self.base) / "result.json"), "correction": self.correction,
-                  "strokes_file": corr.get("strokes")}
+                  "strokes_file": corr.get("strokes"), "segmenter": self.segmenter}
         try:
             return cache_key(self.image, fields)
         except OSError as exc:
@@ -99,6 +100,8 @@ class RefineRequest:
             args += ["--strokes", corr["strokes"]]
         for t in corr.get("targets") or []:
             args += ["--target", str(t)]
+        if self.segmenter != "grabcut":
+            args += ["--segmenter", self.segmenter]
         return args
 
 

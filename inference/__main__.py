@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("--strokes", default=None,
                         help="stroke mask image: white paints the object in, grey paints it out, black is untouched")
     refine.add_argument("--target", action="append", type=int, default=[], help="an object id; repeatable")
+    refine.add_argument("--segmenter", choices=("grabcut", "learned"), default="grabcut",
+                        help="learned: a SAM-family model for clicks and boxes (GrabCut when it is not available)")
+    refine.add_argument("--segmenter-model", default=None,
+                        help="the learned segmenter: Hugging Face id or folder (default nielsr/slimsam-50-uniform)")
+    refine.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
+    refine.add_argument("--online", dest="online", action="store_true", default=None,
+                        help="allow downloading the learned segmenter (default: $MONOCLE_ONLINE, else off)")
+    refine.add_argument("--cache-dir", default=None, help="Hugging Face hub cache folder")
     load = sub.add_parser("load", help="load the transformers engine's models now (warms a serve worker)")
     _add_learned_args(load)
     models = sub.add_parser("models", help="list the known models, their licences and whether they are downloaded")
@@ -166,7 +174,13 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
 
             corr = Correction(args.action, [parse_point(p) for p in args.point], [parse_box(b) for b in args.box],
                               args.strokes, list(args.target))
-            emit.result(str(refine(args.base, args.out, [corr], args.image, emit)))
+            learned = None
+            if args.segmenter == "learned":
+                from .models import online_access
+
+                learned = {"model": args.segmenter_model, "device": args.device, "cache_dir": args.cache_dir,
+                           "online": online_access(args.online)}
+            emit.result(str(refine(args.base, args.out, [corr], args.image, emit, learned)))
             return EXIT_OK
         from .run import RunOptions, parse_box, run
 

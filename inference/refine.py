@@ -97,6 +97,10 @@ class Segments:
         self.changed: list[int] = []
         self.removed: list[int] = []
         self.next_id = int(data.get("next_id", max(self.records, default=-1) + 1))
+        self.learned: dict[str, Any] | None = None  # options of the learned segmenter, None: GrabCut only
+        self.emit: Emitter | None = None
+        self.image_key: tuple = ()
+        self.used = "grabcut"  # the segmenter the last correction used
 
     def mask(self, i: int) -> np.ndarray:
         if i not in self.masks:
@@ -158,12 +162,51 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def _learned_cut(seg: Segments, rgb: np.ndarray, corr: Correction) -> np.ndarray | None:
+    """The learned segmenter's mask for the correction's clicks and box (their union), or None
+    when it is not in use or not available (then GrabCut does the cut; a warning says why)."""
+    if seg.learned is None or corr.strokes or not (corr.points or corr.boxes):
+        return None
+    box = None
+    if corr.boxes:
+        b = np.array(corr.boxes)
+        box = (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max()))
+    try:
+        from .engines.hf_points import sam_mask
+
+        mask = sam_mask(rgb, seg.image_key, list(corr.points), box, seg.learned)
+    except ImportError as exc:
+        reason = f"the inference interpreter lacks {getattr(exc, 'name', None) or exc}"
+    except WorkerError as exc:
+        reason = exc.message.rstrip(".")
+    else:
+        seg.used = "learned"
+        return mask
+    if seg.emit is not None:
+        seg.emit.warning("segmenter_unavailable", f"The learned segmenter is not available ({reason}); "
+                         "GrabCut made the cut.")
+    seg.learned = None  # one warning per request
+    return None
+
+
 def _add(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.ndarray, np.ndarray] | None) -> None:
     import cv2
 
     shape = seg.shape
     radius = prompted.seed_radius(shape)
     positive = [(x, y) for x, y, s in corr.points if s]
+    learned = _learned_cut(seg, rgb, corr)
+    if learned is not None:
+        others = seg.others([], (0, 0, shape[1], shape[0]))
+        fg = np.zeros(shape, np.uint8)
+        prompted.stamp(fg, [p for p in corr.points if p[2]], (0, 0), radius, 1, 0)
+        cut = prompted.parts_touching(learned & ~others, fg.astype(bool) if positive else None,
+                                      int(prompted.MIN_PART * shape[0] * shape[1]))
+        if not cut.any():
+            raise WorkerError("no_object_there", "The learned segmenter finds nothing new there; drag a box around "
+                              "the object instead.")
+        seg.set(None, cut)
+        return
     if corr.boxes:
         b = np.array(corr.boxes)
         window = prompted.pad_window((b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()), shape)
@@ -225,6 +268,13 @@ def _split(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
         raise WorkerError("no_object_there", "The split names no object: draw the box or stroke on one.")
     target = ids[0]
     whole = seg.mask(target)
+    learned = _learned_cut(seg, rgb, corr)
+    least = int(prompted.MIN_PART * seg.shape[0] * seg.shape[1])
+    if learned is not None and least <= np.count_nonzero(learned & whole) <= np.count_nonzero(whole) - least:
+        label = str(seg.records[target].get("label") or "object")
+        seg.set(target, whole & ~learned)
+        seg.set(None, whole & learned, label)
+        return
     window = prompted.pad_window(_bbox(whole), seg.shape, 0.05)
     x0, y0, x1, y1 = window
     inside = whole[y0:y1, x0:x1]
@@ -241,7 +291,6 @@ def _split(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     labels[~inside] = cv2.GC_BGD
     part = prompted.seeded_cut(rgb, labels, window) & inside
     rest = inside & ~part
-    least = int(prompted.MIN_PART * seg.shape[0] * seg.shape[1])
     if np.count_nonzero(part) < least or np.count_nonzero(rest) < least:
         # colour cannot tell the part from the rest (one material): the box or stroke says it
         part = np.isin(labels, (cv2.GC_PR_FGD, cv2.GC_FGD)) & inside
@@ -348,6 +397,9 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
     from .imageio import load_image
 
     photo = _memo(Path(image), lambda p: load_image(p))
+    st = Path(image).stat()
+    seg.image_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    seg.used = "grabcut"
     if (photo.height, photo.width) != seg.shape:
         raise WorkerError("bad_argument", f"The photo is {photo.width}x{photo.height} but the result was made from "
                           f"a {seg.shape[1]}x{seg.shape[0]} image.")
@@ -355,9 +407,12 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
     {"add": _add, "split": _split, "paint": _paint}[corr.action](seg, corr, photo.rgb, strokes)
 
 
-def refine(base: str, out: str, corrections: list[Correction], image: str | None, emit: Emitter) -> Path:
+def refine(base: str, out: str, corrections: list[Correction], image: str | None, emit: Emitter,
+           learned: dict[str, Any] | None = None) -> Path:
     """Apply ``corrections`` in order to the result in ``base``; writes the result into ``out``
-    (which may be ``base`` itself) and returns its ``result.json``."""
+    (which may be ``base`` itself) and returns its ``result.json``. ``learned``: use the learned
+    promptable segmenter for clicks and boxes (its options, see :func:`.engines.hf_points.sam_mask`),
+    GrabCut when it is not available."""
     t0, c0 = time.perf_counter(), time.process_time()
     base_dir, out_dir = Path(base), Path(out)
     try:
@@ -367,12 +422,15 @@ def refine(base: str, out: str, corrections: list[Correction], image: str | None
         raise WorkerError("result_unreadable", f"There is no readable earlier result in {str(base_dir)!r}.") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     seg = Segments(base_dir, data)
+    seg.learned, seg.emit = (dict(learned) if learned is not None else None), emit
+    used = []
     for n, corr in enumerate(corrections):
         emit.progress("segment", n / max(1, len(corrections)), f"Correcting: {corr.action}")
         apply(seg, corr, image)
+        used.append(seg.used if corr.action in ("add", "split", "paint") else None)
     t_cut = time.perf_counter() - t0
     emit.progress("write", 0.0, "Writing results")
-    result = _write(seg, out_dir, corrections)
+    result = _write(seg, out_dir, corrections, used)
     result["timings"] = {"segment": round(t_cut, 4), "total": round(time.perf_counter() - t0, 4),
                          "cpu": round(time.process_time() - c0, 4)}  # the worker's processor seconds
     path = out_dir / "result.json"
@@ -392,7 +450,7 @@ def _carry(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _write(seg: Segments, out: Path, corrections: list[Correction]) -> dict[str, Any]:
+def _write(seg: Segments, out: Path, corrections: list[Correction], used: list[str | None]) -> dict[str, Any]:
     data = seg.data
     changed = set(seg.changed) - set(seg.removed)
     depth_info = dict(data["depth"])
@@ -421,7 +479,8 @@ def _write(seg: Segments, out: Path, corrections: list[Correction]) -> dict[str,
             (out / f"mask_{i:03d}.png").unlink(missing_ok=True)
     _write_depth(seg, out, changed, depth_info)
     return {**data, "instances": records, "depth": depth_info, "next_id": seg.next_id,
-            "prompts": list(data.get("prompts") or []) + [c.to_json() for c in corrections],
+            "prompts": list(data.get("prompts") or []) + [
+                {**c.to_json(), **({"segmenter": u} if u else {})} for c, u in zip(corrections, used)],
             "changed": sorted(changed), "removed": sorted(seg.removed)}
 
 

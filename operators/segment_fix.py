@@ -6,6 +6,8 @@ command line and on redo (F9) exactly as from the mouse (``segment_pick`` fills 
 It edits the Monocle collection of the active object (else the newest one): the worker
 corrects that collection's cached result (a warm worker where the preferences keep one),
 and only the objects the correction touched are rebuilt. One correction is one undo step.
+With the learned engine chosen, clicks and boxes go to the learned promptable segmenter
+(``inference/engines/hf_points.py``), GrabCut otherwise and wherever that is not installed.
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ class SegmentFix:
             corr = self.correction(size, prefs.cache_root(context) / "strokes")
             if self.target >= 0:
                 corr["targets"] = [int(self.target)]
-            request = RefineRequest(image=photo, base=str(base), correction=json.dumps(corr, sort_keys=True))
+            # the learned engine's users get the learned segmenter (GrabCut where it is not installed)
+            segmenter = "learned" if context.scene.monocle.engine == "transformers" else "grabcut"
+            request = RefineRequest(image=photo, base=str(base), correction=json.dumps(corr, sort_keys=True),
+                                    segmenter=segmenter)
             inference = Inference(request, context)
             result = inference.wait()
         except WorkerRunError as exc:

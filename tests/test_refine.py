@@ -193,3 +193,39 @@ def test_paint_in_takes_pixels_from_the_object_that_had_them(ext_dir, photo, tmp
     data, got = masks(tmp_path / "w1")
     assert sorted(data["changed"]) == sorted([d, b])
     assert iou(got[b], box) > 0.95 and iou(got[d], disc) > 0.95
+
+
+def _tiny_sam(folder):
+    """A SAM with random weights in transformers' format (the released models' layout, tiny sizes)."""
+    torch = pytest.importorskip("torch")
+    tf = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    vision = tf.SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64,
+                                output_channels=32, global_attn_indexes=[1], window_size=4, num_pos_feats=16)
+    prompt = tf.SamPromptEncoderConfig(hidden_size=32, image_embedding_size=64)
+    decoder = tf.SamMaskDecoderConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_dim=64,
+                                      iou_head_hidden_dim=32)
+    config = tf.SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
+                          mask_decoder_config=decoder.to_dict())
+    tf.SamModel(config).eval().save_pretrained(folder)
+    tf.SamProcessor(image_processor=tf.SamImageProcessor()).save_pretrained(folder)
+    return folder
+
+
+def test_learned_segmenter_runs_and_falls_back_to_grabcut(ext_dir, photo, missed, tmp_path):
+    path, disc, box = photo
+    sam = _tiny_sam(tmp_path / "sam")
+    code, events, err = refine(ext_dir, missed, tmp_path / "l1", path, "--action", "add", "--box",
+                               "390,140,565,355", "--segmenter", "learned", "--segmenter-model", str(sam))
+    assert code == 0, err
+    assert not [e for e in events if e["event"] == "warning"], events
+    data, got = masks(tmp_path / "l1")
+    assert data["prompts"][-1]["segmenter"] == "learned" and data["changed"] == [1]
+    assert got[1].shape == box.shape and not (got[1] & disc).any()  # never over another object
+
+    code, events, err = refine(ext_dir, missed, tmp_path / "l2", path, "--action", "add", "--point", "480,250,+",
+                               "--segmenter", "learned", "--segmenter-model", str(tmp_path / "none"))
+    assert code == 0, err
+    assert [e["code"] for e in events if e["event"] == "warning"] == ["segmenter_unavailable"]
+    data, got = masks(tmp_path / "l2")
+    assert data["prompts"][-1]["segmenter"] == "grabcut" and iou(got[1], box) > 0.95

@@ -97,7 +97,7 @@ def seeded_cut(rgb: np.ndarray, labels: np.ndarray, window: tuple[int, int, int,
         cut = fg_like
     else:
         cut = _run_grabcut(small, small_labels, GRABCUT_ITERATIONS)
-    out = _upsample(crop, cut)
+    out = upsample(crop, cut)
     out[labels == cv2.GC_FGD] = True
     out[labels == cv2.GC_BGD] = False
     return out
@@ -119,7 +119,7 @@ def _shrink_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return small
 
 
-def _upsample(crop: np.ndarray, cut: np.ndarray) -> np.ndarray:
+def upsample(crop: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """The small cut at the crop's size, its outline snapped to the crop's edges (only around
     the cut: the rest of the window stays background)."""
     h, w = crop.shape[:2]
