@@ -1,8 +1,8 @@
 """The learned promptable segmenter for corrections: a SAM-family model (transformers' ``SamModel``)
 turns clicks and a box into a mask.
 
-The default is SlimSAM (``nielsr/slimsam-50-uniform``: SAM ViT-B pruned to about a tenth of its
-weights, Apache-2.0, like the original SAM). Any SAM checkpoint in transformers' format works
+The default is SlimSAM (``nielsr/slimsam-50-uniform``: SAM ViT-B pruned by half, a 112 MB download,
+Apache-2.0 like the original SAM). Any SAM checkpoint in transformers' format works
 (``facebook/sam-vit-base``, Apache-2.0, for the full model). The image encoder is the costly part:
 its embedding is kept per photo, so further corrections of the same photo only run the small
 prompt decoder. The model sees the photo at 1024 pixels on its long side; its mask comes back to
