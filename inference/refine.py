@@ -13,8 +13,8 @@ The new ``result.json`` is the earlier one with its ``instances`` updated, and:
 - ``depth.reference``: the mask files of the objects the first result had. A relative depth map is
   scaled over those pixels for good, so an object rebuilt later lines up with those that were not.
 
-A decoded photo and decoded masks are kept between requests of a warm worker (keyed by the
-file's identity on disk), which is most of a correction's cost on a large photo.
+A decoded photo, masks and depth are kept between requests of a warm worker (:mod:`.memo`), which
+is most of a correction's cost on a large photo.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import json
 import os
 import shutil
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, OFFSET_ARRAY, save_depth_file
 from .engines import prompted
 from .prompts import STROKE_ADD_MIN, Correction
@@ -39,22 +39,6 @@ REFERENCE_PREFIX = "reference_"  # the first result's masks, over which relative
 MASK_DERIVED_DEPTH = ("classic", "drawing")  # engines whose depth is inflated from the masks
 PAINT_LITERAL = 0.3  # a paint-in stroke the cut keeps less of than this is taken as painted
 PAINT_REACH = 0.03  # strokes this near an object paint it, share of the long side
-_MEMO: OrderedDict[tuple, Any] = OrderedDict()
-MEMO_ITEMS = 24
-
-
-def _memo(path: Path, load: Any) -> Any:
-    """``load(path)``, remembered while the file is the same one on disk."""
-    st = path.stat()
-    key = (str(path.name), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
-    value = load(path)
-    _MEMO[key] = value
-    while len(_MEMO) > MEMO_ITEMS:
-        _MEMO.popitem(last=False)
-    return value
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -104,7 +88,7 @@ class Segments:
 
     def mask(self, i: int) -> np.ndarray:
         if i not in self.masks:
-            self.masks[i] = _memo(self.base / Path(self.records[i]["mask"]).name, _read_mask)
+            self.masks[i] = memo.cached(self.base / Path(self.records[i]["mask"]).name, "mask", _read_mask)
         return self.masks[i]
 
     def at(self, x: float, y: float) -> int | None:
@@ -396,9 +380,8 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
         raise WorkerError("bad_argument", f"The {corr.action!r} correction needs the photo (--image).")
     from .imageio import load_image
 
-    photo = _memo(Path(image), lambda p: load_image(p))
-    st = Path(image).stat()
-    seg.image_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    photo = memo.cached(image, "photo", load_image)
+    seg.image_key = memo.identity(image)
     seg.used = "grabcut"
     if (photo.height, photo.width) != seg.shape:
         raise WorkerError("bad_argument", f"The photo is {photo.width}x{photo.height} but the result was made from "
@@ -494,7 +477,7 @@ def _write_depth(seg: Segments, out: Path, changed: set[int], depth_info: dict[s
         _carry(seg.base / name, out / name)
         return
     try:
-        stored = dict(_memo(seg.base / name, _load_stored))
+        stored = dict(memo.cached(seg.base / name, "depth", _load_stored))
     except (OSError, ValueError, KeyError):
         raise WorkerError("result_unreadable", f"Cannot read the depth map {name} of the earlier result.") from None
     depth = stored[DEPTH_ARRAY].copy()

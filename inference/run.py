@@ -123,6 +123,9 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
     t = time.perf_counter()
     progress("load", 0.0, "Reading image")
     image = load_image(opts.image)
+    from . import memo
+
+    memo.remember(opts.image, "photo", image)  # a warm worker's corrections of this photo start decoded
     full_w, full_h = image.width, image.height
     work_rgb, scale = resize_long_side(image.rgb, opts.max_size)
     work_alpha = None

@@ -49,7 +49,7 @@ def test_add_a_missed_object_by_click_keeps_the_rest(ext_dir, photo, missed, tmp
     assert events[-1] == {"event": "result", "path": str(out / "result.json")}
     data, got = masks(out)
     assert data["changed"] == [1] and data["removed"] == [] and data["next_id"] == 2
-    assert data["prompts"] == [{"action": "add", "points": [[480.0, 250.0, 1]]}]
+    assert data["prompts"] == [{"action": "add", "points": [[480.0, 250.0, 1]], "segmenter": "grabcut"}]
     assert iou(got[1], box) > 0.95
     assert iou(got[0], disc) == 1.0
     # the untouched mask is the earlier file itself (linked, not re-encoded)
@@ -157,7 +157,7 @@ def test_serve_request_and_sidecar_give_the_same_masks(ext_dir, photo, missed, t
                               "--mask", str(tmp_path / "disc.png"), "--corrections", str(sidecar))
     assert code == 0, err
     data, got = masks(out)
-    assert data["prompts"] == [{"action": "add", "points": [[480.0, 250.0, 1]]}]
+    assert data["prompts"] == [{"action": "add", "points": [[480.0, 250.0, 1]], "segmenter": "grabcut"}]
     assert np.array_equal(got[1], served)
 
     sidecar.write_text(json.dumps({"corrections": [{"action": "shrink"}]}))
