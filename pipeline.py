@@ -37,6 +37,8 @@ class InferenceRequest:
     def key(self) -> str:
         fields = asdict(self)
         image = fields.pop("image")
+        if self.corrections_file:  # the stroke masks a sidecar names are inputs too
+            fields.update(_stroke_files(self.corrections_file))
         try:
             return cache_key(image, fields)
         except OSError as exc:
@@ -62,6 +64,21 @@ class InferenceRequest:
             if self.prompt:
                 args += ["--prompt", self.prompt]
         return args
+
+
+def _stroke_files(sidecar: str) -> dict[str, str]:
+    """``{"strokes_N_file": path}`` for the stroke masks a corrections file names (none when it is
+    unreadable: the worker reports that)."""
+    import json
+
+    try:
+        data = json.loads(Path(sidecar).read_text(encoding="utf-8"))
+        items = data.get("corrections") if isinstance(data, dict) else data
+        names = [c.get("strokes") for c in items if isinstance(c, dict)]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+    paths = [Path(sidecar).parent / n for n in names if isinstance(n, str) and n]
+    return {f"strokes_{k}_file": str(p) for k, p in enumerate(paths) if p.is_file()}
 
 
 @dataclass(frozen=True)
