@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import SCHEMA_VERSION
+from . import SCHEMA_VERSION, memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import AUTO, DepthMap, Instance, create_engine
 from .imageio import load_image, load_scalar_map, resize_long_side
@@ -123,8 +123,6 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
     t = time.perf_counter()
     progress("load", 0.0, "Reading image")
     image = load_image(opts.image)
-    from . import memo
-
     memo.remember(opts.image, "photo", image)  # a warm worker's corrections of this photo start decoded
     full_w, full_h = image.width, image.height
     work_rgb, scale = resize_long_side(image.rgb, opts.max_size)
@@ -233,7 +231,6 @@ def _write_results(
     engine_settings: dict[str, Any],
 ) -> dict[str, Any]:
     """Masks and depth into ``out``; returns result.json's content (written by the caller)."""
-
     full_w, full_h = image.width, image.height
     records = []
     objects = np.zeros((full_h, full_w), dtype=bool)
