@@ -24,6 +24,7 @@ from bpy.types import PropertyGroup
 
 from .. import prefs
 from ..bridge.worker import WorkerRunError
+from .progress import PollingOperator
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ def target_collection(context: bpy.types.Context) -> bpy.types.Collection | None
     return found[-1] if found else None
 
 
-class SegmentFix:
+class SegmentFix(PollingOperator):
     """Mixin of the correction operators: ``action`` and ``correction()`` are theirs."""
 
     bl_options = {"REGISTER", "UNDO"}
     action = ""
+    _pending = None  # (collection, inference) while the worker runs
 
     units: EnumProperty(name="Units", items=UNITS_ITEMS, default="PIXELS")
     points: CollectionProperty(type=MonoclePromptPoint, name="Points")
@@ -121,17 +123,16 @@ class SegmentFix:
         raise NotImplementedError
 
     # -- run the worker, rebuild what changed --------------------------------------------------------
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def _start(self, context: bpy.types.Context) -> tuple[bpy.types.Collection, Any] | None:
+        """The collection and its correction's inference (a cache hit, or a worker started); None
+        after reporting why not."""
         from ..pipeline import Inference, RefineRequest
-        from ..scene.result import BuildError
-        from ..scene.segments import apply_correction
         from ..scene.tags import RESULT_FOLDER, RESULT_PHOTO
-        from .reconstruct import mesh_settings
 
         collection = target_collection(context)
         if collection is None:
             self.report({"ERROR"}, "There is no Monocle reconstruction to correct.")
-            return {"CANCELLED"}
+            return None
         base = Path(collection[RESULT_FOLDER])
         photo = str(collection.get(RESULT_PHOTO, ""))
         try:
@@ -140,10 +141,10 @@ class SegmentFix:
         except (OSError, ValueError, KeyError, TypeError):
             self.report({"ERROR"}, "The inference result behind these objects is gone from the cache; reconstruct "
                         "the photo again to correct it.")
-            return {"CANCELLED"}
+            return None
         if not Path(photo).is_file():
             self.report({"ERROR"}, f"The photo {photo!r} is no longer there; reconstruct again to correct it.")
-            return {"CANCELLED"}
+            return None
         try:
             corr = self.correction(size, prefs.cache_root(context) / "strokes")
             if self.target >= 0:
@@ -152,15 +153,23 @@ class SegmentFix:
             segmenter = "learned" if context.scene.monocle.engine == "transformers" else "grabcut"
             request = RefineRequest(image=photo, base=str(base), correction=json.dumps(corr, sort_keys=True),
                                     segmenter=segmenter)
-            inference = Inference(request, context)
-            result = inference.wait()
+            return collection, Inference(request, context)
         except WorkerRunError as exc:
-            log.info("correction failed (%s): %s", exc.code, exc.message)
-            self.report({"ERROR"}, exc.message)
-            return {"CANCELLED"}
+            return self._failed(exc)
+
+    def _failed(self, exc: WorkerRunError) -> None:
+        log.info("correction failed (%s): %s", exc.code, exc.message)
+        self.report({"ERROR"}, exc.message)
+        return None
+
+    def _apply(self, context: bpy.types.Context, collection: bpy.types.Collection, inference: Any) -> set[str]:
+        from ..scene.result import BuildError
+        from ..scene.segments import apply_correction
+        from .reconstruct import mesh_settings
+
         settings = context.scene.monocle
         try:
-            report = apply_correction(collection, result, mesh_settings(settings), context=context,
+            report = apply_correction(collection, inference.result, mesh_settings(settings), context=context,
                                       relief_strength=settings.relief_strength)
         except BuildError as exc:
             self.report({"ERROR"}, exc.message)
@@ -171,6 +180,52 @@ class SegmentFix:
         context.window_manager.monocle_status.summary = summary
         self.report({"INFO"}, summary)
         return {"FINISHED"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Blocking: scripts, the command line, redo (F9, a cache hit)."""
+        started = self._start(context)
+        if started is None:
+            return {"CANCELLED"}
+        try:
+            started[1].wait()
+        except WorkerRunError as exc:
+            self._failed(exc)
+            return {"CANCELLED"}
+        return self._apply(context, *started)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """Interactive: the worker runs while Blender stays responsive (Esc cancels)."""
+        if bpy.app.background:
+            return self.execute(context)
+        started = self._start(context)
+        if started is None:
+            return {"CANCELLED"}
+        if started[1].cached:
+            return self._apply(context, *started)
+        self._pending = started
+        return self.start_polling(context, "Correcting")
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        collection, inference = self._pending
+        if event.type == "ESC":
+            inference.cancel()
+            self.stop_polling(context)
+            self.report({"WARNING"}, "Correction cancelled.")
+            return {"CANCELLED"}
+        if event.type != "TIMER" or not inference.done:
+            return {"PASS_THROUGH"} if event.type != "TIMER" else {"RUNNING_MODAL"}
+        self.stop_polling(context)
+        try:
+            inference.finish()
+        except WorkerRunError as exc:
+            self._failed(exc)
+            return {"CANCELLED"}
+        return self._apply(context, collection, inference)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        if self._pending is not None:
+            self._pending[1].cancel()
+        self.stop_polling(context)
 
 
 class BoxProps:

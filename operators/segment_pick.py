@@ -1,9 +1,9 @@
 """Fix Segments with the mouse: clicks, boxes and strokes in the camera view, mapped to photo pixels.
 
-The picker only gathers prompts: each finished gesture calls the matching correction operator
-(``segment_add`` ...) with them as properties, so the correction is one undo step and F9 shows
-what was picked. A click is a press and release within a few pixels; a drag is a box (Add,
-Split) or a stroke (Paint). Merge gathers shift-clicks and merges on the first plain click
+The picker only gathers prompts: each finished gesture invokes the matching correction operator
+(``segment_add`` ...) with them as properties, which runs the worker without blocking Blender,
+is one undo step, and shows in F9 what was picked. A click is a press and release within a few
+pixels; a drag is a box (Add, Split) or a stroke (Paint). Merge gathers shift-clicks and merges on the first plain click
 (or Enter). Esc or right-click leaves.
 """
 
@@ -188,11 +188,12 @@ class MONOCLE_OT_segment_pick(Operator):
             props.update(stroke=rows(stroke), brush=float(brush), erase=bool(erase))
         op = {"ADD": "segment_add", "REMOVE": "segment_remove", "MERGE": "segment_merge", "SPLIT": "segment_split",
               "PAINT": "segment_paint", "ERASE": "segment_paint"}[self.mode]
-        try:
-            return getattr(bpy.ops.monocle, op)("EXEC_DEFAULT", True, **props)
+        try:  # the correction goes on by itself while its worker runs
+            done = getattr(bpy.ops.monocle, op)("INVOKE_DEFAULT", True, **props)
         except RuntimeError as exc:  # the correction reported its error already
             self.report({"WARNING"}, str(exc).removeprefix("Error: ").strip())
             return {"CANCELLED"}
+        return {"FINISHED"} if done & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
 
 
 classes = (MONOCLE_OT_segment_pick,)

@@ -99,7 +99,8 @@ def test_merge_split_and_remove(scene_photo):
     assert len(objs) == 2
     assert max(iou(m, box) for m in masks.values()) > 0.95 and max(iou(m, disc) for m in masks.values()) > 0.95
 
-    assert bpy.ops.monocle.segment_remove(points=_points((*BOX, True))) == {"FINISHED"}
+    # invoked (as the picker does): without a window it runs blocking, as from a script
+    assert bpy.ops.monocle.segment_remove("INVOKE_DEFAULT", points=_points((*BOX, True))) == {"FINISHED"}
     masks = _result_masks(coll)
     assert len(_meshes(coll)) == 1 and iou(next(iter(masks.values())), disc) > 0.95
 
