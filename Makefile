@@ -41,6 +41,7 @@ bench: venv
 	$(PY) bench/bench_batch.py
 	$(PY) bench/bench_learned.py
 	$(PY) bench/bench_warm.py
+	$(PY) bench/bench_correct.py
 	$(PY) bench/bench_templates.py
 	$(PY) tools/update_bench_docs.py
 

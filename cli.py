@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     rec = sub.add_parser("reconstruct", help="reconstruct images, folders or glob patterns into 3D files",
                          description="Reconstruct each input photo into OUTDIR: a folder's photos keep their "
-                                     "sub-folders there, a single file becomes OUTDIR/<name>.<format>.")
+                                     "sub-folders there, a single file becomes OUTDIR/<name>.<format>. A photo with a "
+                                     "corrections file beside it (cat.png.monocle.json or cat.monocle.json: "
+                                     "{\"corrections\": [{\"action\": \"add\", \"points\": [[X, Y, 1]]}, ...]}, "
+                                     "as Save Corrections writes it) is segmented with those corrections applied.")
     rec.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively), globs")
     rec.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
     rec.add_argument("--format", default="glb", help="glb, obj, fbx, usd or blend; several with commas (glb,blend)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import bpy
 
 from . import prefs
-from .bridge.cache import ResultCache, cache_key
+from .bridge.cache import ResultCache, cache_key, file_digest
 from .bridge.warm import POOL
 from .bridge.worker import EventJob, WorkerJob, WorkerRunError
 from .geometry.preload import preload
@@ -33,10 +33,13 @@ class InferenceRequest:
     seg_model: str = ""
     seg_mode: str = "labels"
     prompt: str = ""
+    corrections_file: str | None = None  # a sidecar of segment corrections, applied after the run
 
     def key(self) -> str:
         fields = asdict(self)
         image = fields.pop("image")
+        if self.corrections_file:  # the stroke masks a sidecar names are inputs too
+            fields.update(_stroke_files(self.corrections_file))
         try:
             return cache_key(image, fields)
         except OSError as exc:
@@ -53,6 +56,8 @@ class InferenceRequest:
             args += ["--depth", self.depth_file, "--depth-kind", self.depth_kind]
         if self.engine == "moge" and is_moge_model(self.depth_model):  # else the engine's own MoGe model
             args += ["--depth-model", self.depth_model]
+        if self.corrections_file:
+            args += ["--corrections", self.corrections_file]
         if self.engine == "transformers":
             if self.depth_model:
                 args += ["--depth-model", self.depth_model]
@@ -64,12 +69,68 @@ class InferenceRequest:
         return args
 
 
+def _stroke_files(sidecar: str) -> dict[str, str]:
+    """``{"strokes_N_file": path}`` for the stroke masks a corrections file names (none when it is
+    unreadable: the worker reports that)."""
+    import json
+
+    try:
+        data = json.loads(Path(sidecar).read_text(encoding="utf-8"))
+        items = data.get("corrections") if isinstance(data, dict) else data
+        names = [c.get("strokes") for c in items if isinstance(c, dict)]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+    paths = [Path(sidecar).parent / n for n in names if isinstance(n, str) and n]
+    return {f"strokes_{k}_file": str(p) for k, p in enumerate(paths) if p.is_file()}
+
+
+@dataclass(frozen=True)
+class RefineRequest:
+    """One correction of an earlier result (``base``, its folder): the worker's ``refine``.
+
+    ``correction`` is the correction's JSON form (:func:`inference.prompts.Correction.to_json`)."""
+
+    image: str
+    base: str
+    correction: str
+    segmenter: str = "grabcut"  # or "learned": a SAM-family model, GrabCut where it is not available
+
+    def key(self) -> str:
+        import json
+
+        corr = json.loads(self.correction)
+        fields = {"base": file_digest(Path(self.base) / "result.json"), "correction": self.correction,
+                  "strokes_file": corr.get("strokes"), "segmenter": self.segmenter}
+        try:
+            return cache_key(self.image, fields)
+        except OSError as exc:
+            raise WorkerRunError("result_unreadable", f"Cannot read the earlier result or the photo ({exc.strerror}); "
+                                 "reconstruct again.") from None
+
+    def worker_args(self, out: Path) -> list[str]:
+        import json
+
+        corr = json.loads(self.correction)
+        args = ["refine", "--base", self.base, "--out", str(out), "--image", self.image, "--action", corr["action"]]
+        for x, y, sign in corr.get("points") or []:
+            args += ["--point", f"{x},{y},{'+' if sign > 0 else '-'}"]
+        for box in corr.get("boxes") or []:
+            args += ["--box", ",".join(str(v) for v in box)]
+        if corr.get("strokes"):
+            args += ["--strokes", corr["strokes"]]
+        for t in corr.get("targets") or []:
+            args += ["--target", str(t)]
+        if self.segmenter != "grabcut":
+            args += ["--segmenter", self.segmenter]
+        return args
+
+
 class Inference:
     """One request: a cache hit, or a worker whose result is committed to the cache on success."""
 
     def __init__(
-        self, request: InferenceRequest, context: bpy.types.Context | None = None, warm: bool | None = None,
-        cache_max_mb: int | None = None,
+        self, request: InferenceRequest | RefineRequest, context: bpy.types.Context | None = None,
+        warm: bool | None = None, cache_max_mb: int | None = None,
     ) -> None:
         """``warm``: run on a warm worker; ``cache_max_mb``: the cache's size cap, 0 for none
         (None for either: as the preferences say).

@@ -26,6 +26,7 @@ TMP_PREFIX = ".monocle-tmp-"
 TEXTURE_DIR_SUFFIX = "_textures"  # OUTDIR/<rel>/<stem>_textures/ holds an OBJ's or USD's image files
 SIDE_FILE_FORMATS = ("obj", "usd")  # the formats that write files beside their main file
 _MAGIC = re.compile(r"[*?\[]")
+SIDECAR_SUFFIX = ".monocle.json"  # segment corrections for the photo beside it (see inference/prompts.py)
 
 
 class InputError(ValueError):
@@ -42,6 +43,14 @@ class Source:
 
     def output(self, outdir: Path, fmt: str) -> Path:
         return outdir.joinpath(*self.rel.parts[:-1], f"{self.rel.name}.{fmt}")
+
+
+def sidecar(photo: Path) -> Path | None:
+    """The corrections file beside a photo: ``cat.png.monocle.json``, else ``cat.monocle.json``."""
+    for candidate in (photo.with_name(photo.name + SIDECAR_SUFFIX), photo.with_name(photo.stem + SIDECAR_SUFFIX)):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def display(path: str | os.PathLike) -> str:

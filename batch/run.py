@@ -25,7 +25,7 @@ from ..bridge.worker import WorkerRunError
 from ..geometry import MeshSettings
 from ..pipeline import Inference, InferenceRequest
 from . import files
-from .inputs import SIDE_FILE_FORMATS, TEXTURE_DIR_SUFFIX, Source, display
+from .inputs import SIDE_FILE_FORMATS, TEXTURE_DIR_SUFFIX, Source, display, sidecar
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,9 @@ class Batch:
                     break
 
     def _request(self, item: Item) -> InferenceRequest:
-        return InferenceRequest(image=str(item.path), **self.options.request)
+        found = sidecar(item.path)
+        return InferenceRequest(image=str(item.path), **self.options.request,
+                                corrections_file=str(found) if found else None)
 
     def _complete(self, item: Item) -> None:
         assert item.inference is not None

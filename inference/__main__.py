@@ -92,7 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--depth", default=None, help="use this depth map instead of estimating one")
     run.add_argument("--depth-kind", default="relative-inverse", choices=("metric", "relative-inverse"))
     run.add_argument("--relief", type=float, default=0.0, help="classic engine: fine relief from image detail")
+    run.add_argument("--corrections", default=None,
+                     help="JSON file of corrections applied after segmentation (see `refine`), e.g. a sidecar")
     _add_learned_args(run)
+    refine = sub.add_parser("refine", help="correct an earlier result: add, remove, merge, split or paint objects")
+    refine.add_argument("--base", required=True, help="the earlier result's folder")
+    refine.add_argument("--out", required=True, help="result folder (created; may be --base)")
+    refine.add_argument("--image", default=None, help="the photo (needed by add, split and paint)")
+    refine.add_argument("--action", required=True, choices=("add", "remove", "merge", "split", "paint"))
+    refine.add_argument("--point", action="append", default=[], metavar="X,Y,SIGN",
+                        help="a click in input pixels; SIGN + (on the object) or - (not on it); repeatable")
+    refine.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                        help="a box in input pixels; repeatable")
+    refine.add_argument("--strokes", default=None,
+                        help="stroke mask image: white paints the object in, grey paints it out, black is untouched")
+    refine.add_argument("--target", action="append", type=int, default=[], help="an object id; repeatable")
+    refine.add_argument("--segmenter", choices=("grabcut", "learned"), default="grabcut",
+                        help="learned: a SAM-family model for clicks and boxes (GrabCut when it is not available)")
+    refine.add_argument("--segmenter-model", default=None,
+                        help="the learned segmenter: Hugging Face id or folder (default nielsr/slimsam-50-uniform)")
+    refine.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
+    refine.add_argument("--online", dest="online", action="store_true", default=None,
+                        help="allow downloading the learned segmenter (default: $MONOCLE_ONLINE, else off)")
+    refine.add_argument("--cache-dir", default=None, help="Hugging Face hub cache folder")
     load = sub.add_parser("load", help="load the transformers engine's models now (warms a serve worker)")
     _add_learned_args(load)
     models = sub.add_parser("models", help="list the known models, their licences and whether they are downloaded")
@@ -155,6 +177,20 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
             emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
                       runtime=engine.runtime())  # type: ignore[attr-defined]
             return EXIT_OK
+        if args.command == "refine":
+            from .prompts import Correction, parse_box, parse_point
+            from .refine import refine
+
+            corr = Correction(args.action, [parse_point(p) for p in args.point], [parse_box(b) for b in args.box],
+                              args.strokes, list(args.target))
+            learned = None
+            if args.segmenter == "learned":
+                from .models import online_access
+
+                learned = {"model": args.segmenter_model, "device": args.device, "cache_dir": args.cache_dir,
+                           "online": online_access(args.online)}
+            emit.result(str(refine(args.base, args.out, [corr], args.image, emit, learned)))
+            return EXIT_OK
         from .run import RunOptions, parse_box, run
 
         if args.engine in ("classic", "auto"):
@@ -175,7 +211,16 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
             depth_kind=args.depth_kind,
             engine_options=engine_options,
         )
+        corrections = None
+        if args.corrections:
+            from .prompts import read_corrections
+
+            corrections = read_corrections(args.corrections)  # refused before the long run
         path = run(opts, emit)
+        if corrections:
+            from .refine import refine
+
+            path = refine(args.out, args.out, corrections, args.image, emit)
         emit.result(str(path))
         return EXIT_OK
     except WorkerError as exc:

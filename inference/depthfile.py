@@ -51,10 +51,12 @@ def storable_depth(depth: np.ndarray, objects: np.ndarray, exact: bool) -> dict[
     return {DEPTH_ARRAY: half, OFFSET_ARRAY: np.array(offset, dtype=np.float32)}
 
 
-def save_depth_file(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write :func:`storable_depth`'s arrays zipped, as ``np.savez_compressed`` does; the
-    archive is closed even when a write fails (a full disk)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+def save_depth_file(path: str | os.PathLike, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Write :func:`storable_depth`'s arrays zipped, as ``np.savez_compressed`` does (or stored, as
+    ``np.savez`` does, where speed matters more than size); the archive is closed even when a
+    write fails (a full disk)."""
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", compression=method) as archive:
         for name, values in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.asanyarray(values), allow_pickle=False)

@@ -39,6 +39,9 @@ BAD_INPUT_CODES = frozenset(
         "depth_unreadable",
         "no_object",
         "bad_argument",
+        "corrections_unreadable",
+        "result_unreadable",
+        "no_object_there",
     }
 )
 

@@ -6,7 +6,7 @@ stays up pays that once per Blender session instead of once per reconstruction.
 Requests, one JSON object per line on stdin:
 
 - ``{"id": "7", "args": ["run", "--image", "...", "--out", "...", "--engine", "transformers"]}``:
-  ``args`` is exactly the command line of a one-shot ``python -m inference`` (``run``,
+  ``args`` is exactly the command line of a one-shot ``python -m inference`` (``run``, ``refine``,
   ``load``, ``engines``, ``models``, ``download``). Requests run one after another.
 - ``{"id": "8", "cancel": "7"}``: stop request 7 at its next progress step (or skip it if queued).
   Only a queued or running request can be cancelled: a cancel for any other id is answered with a
@@ -43,7 +43,7 @@ from typing import IO, Any, Callable, Iterator
 from .protocol import EXIT_BAD_INPUT, EXIT_INTERNAL, Emitter, WorkerError
 
 PROTOCOL = 1
-ONE_SHOT_COMMANDS = ("run", "load", "engines", "models", "download")
+ONE_SHOT_COMMANDS = ("run", "refine", "load", "engines", "models", "download")
 MAX_LINE = 1 << 20  # a request is a short command line; a longer line is refused unread
 
 Handler = Callable[[list[str], Emitter], int]

@@ -54,6 +54,26 @@ class MONOCLE_PT_main(MonoclePanel, Panel):
             layout.label(text=status.summary, icon="CHECKMARK")
 
 
+class MONOCLE_PT_segments(MonoclePanel, Panel):
+    bl_label = "Fix Segments"
+    bl_parent_id = "MONOCLE_PT_main"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        from ..operators.segment_fix import target_collection
+
+        return target_collection(context) is not None
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        grid = layout.grid_flow(columns=2, align=True)
+        for mode, text, icon in (("ADD", "Add", "ADD"), ("REMOVE", "Remove", "REMOVE"),
+                                 ("MERGE", "Merge", "AUTOMERGE_ON"), ("SPLIT", "Split", "MOD_BOOLEAN"),
+                                 ("PAINT", "Paint In", "BRUSH_DATA"), ("ERASE", "Paint Out", "BRUSH_DATA")):
+            grid.operator("monocle.segment_pick", text=text, icon=icon).mode = mode
+        layout.operator("monocle.segment_save", icon="FILE_TICK")
+
+
 class MONOCLE_PT_depth(MonoclePanel, Panel):
     bl_label = "Depth & Camera"
     bl_parent_id = "MONOCLE_PT_main"
@@ -129,4 +149,4 @@ class MONOCLE_PT_models(MonoclePanel, Panel):
         prefs.draw_workers(layout.column(), settings=False)
 
 
-classes = (MONOCLE_PT_main, MONOCLE_PT_depth, MONOCLE_PT_templates, MONOCLE_PT_models)
+classes = (MONOCLE_PT_main, MONOCLE_PT_segments, MONOCLE_PT_depth, MONOCLE_PT_templates, MONOCLE_PT_models)

@@ -39,6 +39,7 @@ from .ingest import add_point_flags, check_edges, check_topology, mesh_from_arra
 from .material import PHOTO_UV, make_clay_lines_material, make_line_ink_image, make_photo_material
 from .relief import RELIEF_UV, add_relief_modifier, make_relief_image, make_relief_texture, relief_layout
 from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
+from .tags import OBJECT_ID, tag_result
 from .tracker import Created
 
 
@@ -84,33 +85,43 @@ def camera_for_result(result: WorkerResult, focal_mm: float | None = None) -> Ca
 
 def meshes_from_result(
     result: WorkerResult, settings: MeshSettings, camera: CameraModel, keep: dict | None = None,
+    only: Sequence[int] | None = None,
 ) -> tuple[list[tuple[str, MeshData]], dict[str, float]]:
     """Read masks and depth, run the geometry layer; returns [(label, MeshData)] and timings.
-    ``keep``, when given, receives the ``masks`` and the scene depth (``zdepth``) the meshes came from."""
+
+    ``keep``, when given, receives the ``masks`` and the scene depth (``zdepth``) the meshes came from.
+    ``only``: build just the objects with these ids (a correction's changed objects). A corrected
+    result scales its depth over its reference mask, so they line up with the objects not rebuilt."""
     from ..geometry.depth import measured_depth, scene_depth
     from ..geometry.plane import build_object_mesh
 
     t0 = time.perf_counter()
-    masks = [load_mask(rec.mask_path, result.width, result.height) for rec in result.instances]
+    records = [rec for rec in result.instances if only is None or rec.id in only]
+    masks = [load_mask(rec.mask_path, result.width, result.height) for rec in records]
     depth = load_depth(result)
+    reference = masks
+    if result.depth_reference is not None:
+        reference = [load_mask(path, result.width, result.height) for path in result.depth_reference]
+    elif only is not None:
+        reference = [load_mask(rec.mask_path, result.width, result.height) for rec in result.instances]
     t_read = time.perf_counter() - t0
     if not result.instances:
         raise BuildError("no_object", "The worker result lists no object; nothing was built.")
-    for rec, mask in zip(result.instances, masks):
+    for rec, mask in zip(records, masks):
         if not mask.any():
             raise BuildError(
                 "mask_empty", f"The mask of object {rec.id} ({rec.label}, {rec.mask_path.name}) is empty; "
                 "nothing was built.")
     t1 = time.perf_counter()
     try:
-        zdepth = scene_depth(depth, result.depth_kind, masks, settings, camera)
+        zdepth = scene_depth(depth, result.depth_kind, reference, settings, camera)
     except ValueError as exc:
         raise BuildError("depth_invalid", f"The depth map cannot be used ({exc}); nothing was built.") from exc
     if keep is not None:
         keep.update(masks=masks, zdepth=zdepth, measured=measured_depth(depth, result.depth_kind))
     meshes = []
     stages: dict[str, float] = {}
-    for rec, mask in zip(result.instances, masks):
+    for rec, mask in zip(records, masks):
         try:
             meshes.append((rec.label, build_object_mesh(mask, zdepth, camera, settings, timings=stages)))
         except ValueError as exc:
@@ -166,6 +177,9 @@ def build_from_result(
             if placed["standing"]:
                 obj[backdrop_mod.SCALE_PROP] = placed["scale"]
     report.timings.update(timings)
+    tag_result(report.collection, result, photo, focal_mm, report.camera)
+    for obj, rec in zip(report.objects, result.instances):
+        obj[OBJECT_ID] = rec.id
     report.timings["total"] = time.perf_counter() - t0
     return report
 

@@ -51,6 +51,10 @@ class WorkerResult:
     depth_source: str = ""  # "file" for the user's own depth map, else the engine that estimated it
     focal_source: str = ""  # "exif", "model" or "default" (empty: a result from before it was recorded)
     lines_path: Path | None = None  # the drawing engine's line-class map (lines.png), None for a photo
+    # a corrected result: the mask a relative depth map is scaled over, and the ids the correction touched
+    depth_reference: list[Path] | None = None
+    changed: list[int] | None = None
+    removed: list[int] | None = None
 
     @property
     def name(self) -> str:
@@ -87,6 +91,10 @@ def read_result(path: str | Path, image_path: str | Path | None = None) -> Worke
             depth_source=_depth_source(data),
             focal_source=str((data.get("camera") or {}).get("focal_source") or ""),
             lines_path=_inside(folder, data["lines"]["file"]) if data.get("lines") else None,
+            depth_reference=[_inside(folder, n) for n in data["depth"]["reference"]]
+            if data["depth"].get("reference") else None,
+            changed=[int(i) for i in data["changed"]] if "changed" in data else None,
+            removed=[int(i) for i in data.get("removed") or []] if "changed" in data else None,
         )
     except OSError as exc:
         raise BuildError(
