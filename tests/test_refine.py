@@ -57,7 +57,8 @@ def test_add_a_missed_object_by_click_keeps_the_rest(ext_dir, photo, missed, tmp
     # the classic engine's depth was inflated for the new object only
     before, after = read_depth(missed / "depth.npz"), read_depth(out / "depth.npz")
     assert np.allclose(before[disc], after[disc], atol=1e-3)
-    assert after[box].min() > 0.5 and before[box].max() == 0.0
+    # (before: the engine's floor rule off the objects; after: the new object stands out of it)
+    assert after[box].min() > 0.5 and after[box].min() > before[box].max()
     assert os.path.samefile(out / "reference_000.png", missed / "mask_000.png")
 
 
