@@ -40,6 +40,7 @@ STRETCH_FREE = 0.2
 # pass a higher bar: THRESHOLD + UNTRUSTED_MARGIN * (1 - trust).
 THRESHOLD = 0.86
 UNTRUSTED_MARGIN = 0.08
+AMBIGUITY_MARGIN = 0.0  # fitted score the best template must lead every other category's by
 
 
 def deformation(fit: LatticeFit, size: float) -> tuple[float, float]:
@@ -93,9 +94,12 @@ def retrieve(
         score, iou, err, _ = tmatch.fit_score(shape, tpl.triangles, window, m.pose, object_size, depth_scale, trust)
         moved, stretch = deformation(fit, tpl.size)
         score -= DISPLACEMENT_WEIGHT * moved + STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)
-        scored.append((replace(m, score=float(score), iou=iou, depth_error=err), fit, moved, stretch))
+        scored.append((replace(m, score=float(score), iou=iou, depth_error=err, rigid_score=m.score), fit, moved,
+                       stretch))
     timings["fit"] = time.perf_counter() - t1
     scored.sort(key=lambda mf: -mf[0].score)
     result.matches = [m for m, *_ in scored[:top]]
+    rivals = [m.score for m, *_ in scored[1:] if m.category != scored[0][0].category]
+    result.ambiguous = bool(rivals) and scored[0][0].score - max(rivals) < AMBIGUITY_MARGIN
     timings["total"] = time.perf_counter() - t0
     return result, [f for _, f, *_ in scored[:top]]

@@ -239,3 +239,44 @@ def test_relative_depth_scale(library, tmod):
         assert match.orientation_error(best.pose.rotation, view.rotation, tpl.symmetry) < 20.0
         own = [m.score for m in plain.matches if m.template == name]
         assert not own or own[0] < best.score
+
+
+def test_stretched_silhouettes_take_proportions_out(tmod):
+    """Outlines compared proportions apart: a 2:1 and a 1:3 rectangle stretch to the same full square,
+    and their log aspect ratios say how tall they were."""
+    d = tmod["descriptors"]
+    g = d.GRID
+    cov = np.zeros((3, g, g), dtype=np.float32)
+    cov[0, 10:20, 4:24] = 1.0  # 2 wide : 1 high
+    cov[1, 3:45, 17:31] = 1.0  # 1 wide : 3 high
+    cov[2, 3:45, 17:31] = 1.0
+    cov[2, 3:24, 17:24] = 0.0  # a notch out of its top left quarter
+    sil, aspect = d.stretched_silhouettes(cov)
+    k = d.STRETCH_GRID
+    assert sil.shape == (3, k * k) and sil.dtype == np.uint8
+    assert (sil[0] == 255).all() and (sil[1] == 255).all()
+    assert aspect[0] == pytest.approx(np.log(0.5)) and aspect[1] == pytest.approx(np.log(3.0))
+    notch = sil[2].reshape(k, k) == 0
+    assert notch[: k // 2, : k // 2].all() and not notch[k // 2:].any() and not notch[:, k // 2:].any()
+
+
+def test_pruning_keeps_a_template_with_other_proportions(library, tmod):
+    """The coarse stage compares outlines proportions apart, so a can a fifth wider and a table a
+    third longer than the library's keep their template among the few the library is pruned to
+    (the table's, and an unchanged bottle's, outline ranks first)."""
+    syn, match, lib, desc = tmod["synthetic"], tmod["match"], tmod["library"], tmod["descriptors"]
+    for name, stretch, az, el in (("Can", (1.2, 1.2, 1.0), -35.0, 15.0),
+                                  ("Table Rectangular", (1.3, 1.0, 1.0), 40.0, 25.0),
+                                  ("Bottle Wine", (1.0, 1.0, 1.0), 160.0, 10.0)):
+        tpl = library.get(name)
+        other = lib.Template(name + " other", tpl.category, tpl.labels, tpl.symmetry,
+                             (tpl.vertices * np.array(stretch)).astype(np.float32), tpl.triangles)
+        view = syn.render_view(other, az, el, width=512, height=384, focal_mm=35.0, fill=0.5)
+        inst = desc.instance_descriptor(view.mask, view.zdepth, float(view.camera.focal_px))
+        cand = list(range(len(library)))
+        sil = np.where(match._valid_views(library, cand), match.silhouette_scores(inst, library, cand), -np.inf)
+        kept = match.prune(sil + match.view_prior(library))
+        assert len(kept) == match.PRUNE_KEEP < len(library)
+        assert library.index(name) in kept, name
+        if name != "Can":  # a can is one of many cylinders
+            assert int(np.argmax(sil.max(axis=1))) == library.index(name), name
