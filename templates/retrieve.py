@@ -4,8 +4,8 @@
    them), ranks what is left by outline and depth (weighted by how far it can be trusted) over
    orientations with the upright prior, and refines the best poses (ICP): the coarse stages that
    keep the fits few.
-2. The ``FIT_CANDIDATES`` best rigid matches whose rigid score is within ``FIT_MARGIN`` of the best
-   get their lattice fitted (``fit.fit_match``).
+2. The best rigid match of each of the ``FIT_CANDIDATES`` leading categories, where its rigid
+   score is within ``FIT_MARGIN`` of the best, gets its lattice fitted (``fit.fit_match``).
 3. Each is scored on what the fit left, as the rigid match scores a pose (``match.fit_score``:
    silhouette IoU forgiving a pixel, minus the depth error weighted by the depth's trust, minus the
    roll penalty), minus a deformation-energy penalty: the RMS control point offset the best affine
@@ -33,7 +33,7 @@ from .match import Camera, MatchResult
 
 REFINE_TEMPLATES = 5  # templates whose best coarse view is refined (ICP) ...
 SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
-FIT_CANDIDATES = 3  # rigid matches fitted per object, at most
+FIT_CANDIDATES = 3  # rigid matches fitted per object, at most, one per category
 FIT_MARGIN = 0.25  # ... and only those whose rigid score is this close to the best
 RIGID_FLOOR = 0.45  # rigid score below which a match is not worth fitting
 DISPLACEMENT_WEIGHT = 1.5  # score lost per RMS non-affine control point offset (fraction of the template's size)
@@ -79,7 +79,7 @@ def retrieve(
     """
     t0 = time.perf_counter()
     threshold = threshold_for(trust) if threshold is None else threshold
-    rigid = tmatch.match_instance(mask, zdepth, camera, library, label, top=max(top, candidates),
+    rigid = tmatch.match_instance(mask, zdepth, camera, library, label, top=max(top, candidates, REFINE_TEMPLATES),
                                   refine_templates=REFINE_TEMPLATES, second_views=SECOND_VIEWS, extra_views=1,
                                   depth_scale=depth_scale, depth_trust=trust)
     timings = dict(rigid.timings)
@@ -87,7 +87,11 @@ def retrieve(
     if not rigid.matches:
         return result, []
     best = rigid.matches[0].score
-    chosen = [m for m in rigid.matches[:candidates] if m.score >= max(best - FIT_MARGIN, RIGID_FLOOR)]
+    chosen: list[tmatch.Match] = []
+    for m in rigid.matches:  # the best rigid match of each leading category: the rivals step 4 weighs
+        if len(chosen) < candidates and m.score >= max(best - FIT_MARGIN, RIGID_FLOOR) \
+                and m.category not in {c.category for c in chosen}:
+            chosen.append(m)
     t1 = time.perf_counter()
     inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
     window, object_size = tmatch.score_window(inst, mask, zdepth, camera)
