@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--modes", default="oracle", help="comma-separated: oracle, relative, classic")
     parser.add_argument("--objects", type=lambda s: s.split(","), default=None)
     parser.add_argument("--candidates", type=int, default=retrieve.FIT_CANDIDATES,
-                        help="rigid matches fitted per view (all reported, for tuning the score offline)")
+                        help="rigid matches fitted per view, one per category (calibrate_retrieval.py re-scores them)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quick" / "retrieval.json")
     args = parser.parse_args()
     lib = bundled_library()
