@@ -2,12 +2,14 @@
 
 Every mesh of ``../shared/bench-data/meshes/category`` (its folder names its category) and a set of
 objects outside the library (bunny, cow, teapot, suzanne, ...) is rendered with the numpy z-buffer
-from the 3D quality bench's three viewpoints, then matched and fitted the way the template blend
-does it (``match.match_instance`` + ``fit.fit_matches``) with exact depth (``oracle``) and with a
-relief squashed to a third plus noise (``relative``: depth scale fitted, trust of a relative map).
+from the 3D quality bench's three viewpoints, then retrieved the way the template blend does it
+(``retrieve.retrieve``) with exact depth (``oracle``), with a relief squashed to a third plus noise
+(``relative``: depth scale fitted, trust of a relative map) and with the classic engine's own
+inflated relief of the exact mask (``classic``: a guess from the silhouette, trusted as the classic
+engine's).
 A fast loop for tuning retrieval; ``bench_quality.py`` measures the shapes that come out.
 
-    .venv/bin/python bench/bench_retrieval.py [--modes oracle,relative] [--objects mug,cow]
+    .venv/bin/python bench/bench_retrieval.py [--modes oracle,relative,classic] [--objects mug,cow]
 
 Writes bench/results/quick/retrieval.json.
 """
@@ -32,6 +34,7 @@ VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # as bench_quality.py
 
 from bench_templates import load_obj  # noqa: E402
 
+from inference.engines.classic import inflate  # noqa: E402
 from templates import fit, match, retrieve, synthetic  # noqa: E402
 from templates.library import Template, bundled_library  # noqa: E402
 
@@ -84,12 +87,28 @@ def squash(z: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndar
     return np.where(mask, out, 0.0)
 
 
+def puffy(z: np.ndarray, mask: np.ndarray, focal_px: float) -> np.ndarray:
+    """The classic engine's relief for ``mask``: its inflation (pixels) as depth at the object's distance."""
+    med = float(np.median(z[mask]))
+    height = inflate(mask).astype(np.float64) * med / focal_px
+    return np.where(mask, med - height + float(height[mask].mean()), 0.0)
+
+
+def mode_depth(mode: str, view: synthetic.SyntheticView, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The depth one mode sees and the trust the template step gives it."""
+    if mode == "relative":
+        return squash(view.zdepth, view.mask, rng), fit.DEPTH_TRUST["relative"]
+    if mode == "classic":
+        return puffy(view.zdepth, view.mask, float(view.camera.focal_px)), fit.DEPTH_TRUST["classic"]
+    return view.zdepth, fit.DEPTH_TRUST["file"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modes", default="oracle", help="comma-separated: oracle, relative")
+    parser.add_argument("--modes", default="oracle", help="comma-separated: oracle, relative, classic")
     parser.add_argument("--objects", type=lambda s: s.split(","), default=None)
     parser.add_argument("--candidates", type=int, default=retrieve.FIT_CANDIDATES,
-                        help="rigid matches fitted per view (all reported, for tuning the score offline)")
+                        help="rigid matches fitted per view, one per category (calibrate_retrieval.py re-scores them)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quick" / "retrieval.json")
     args = parser.parse_args()
     lib = bundled_library()
@@ -104,9 +123,8 @@ def main() -> int:
         for az, el in VIEWS:
             view = synthetic.render_view(tpl, az, el, width=512, height=384, focal_mm=35.0, fill=0.5)
             for mode in args.modes.split(","):
-                relative = mode == "relative"
-                z = squash(view.zdepth, view.mask, rng) if relative else view.zdepth
-                trust = fit.DEPTH_TRUST["relative" if relative else "file"]
+                relative = mode != "oracle"
+                z, trust = mode_depth(mode, view, rng)
                 t = time.perf_counter()
                 res, fits = retrieve.retrieve(view.mask, z, view.camera, lib, "object", depth_scale=relative,
                                               trust=trust, top=args.candidates, candidates=args.candidates)
@@ -120,7 +138,8 @@ def main() -> int:
                              "verdict": verdict, "seconds": round(seconds, 3),
                              "top": [(m.template, m.category, round(m.score, 3), round(m.iou, 3),
                                       round(m.depth_error, 4), round(match.roll_degrees(m.pose.rotation), 2),
-                                      *retrieve.deformation(f, lib.get(m.template, m.source).size))
+                                      *retrieve.deformation(f, lib.get(m.template, m.source).size),
+                                      round(m.rigid_score or 0.0, 3), round(m.coarse_score, 3))
                                      for m, f in zip(res.matches, fits)],
                              "timings": {k: round(v, 3) for k, v in res.timings.items()}})
                 print(f"{path.stem:16s} {az:5.0f} {mode:8s} {verdict:6s} {seconds:5.2f}s  "

@@ -18,6 +18,7 @@ from . import render
 GRID = 48
 MARGIN = 0.06
 SUPERSAMPLE = 2
+STRETCH_GRID = 24  # side of the proportion-free silhouettes the library is pruned with
 VIEW_AZIMUTHS = tuple(range(0, 360, 30))
 VIEW_ELEVATIONS = (0, 10, 20, 30, 45, 60, 80)
 
@@ -143,6 +144,28 @@ def instance_descriptor(mask: np.ndarray, zdepth: np.ndarray, focal_px: float) -
     side_m = side * z_ref / focal_px
     rel = np.where(solid, (cells - z_ref) / side_m, np.nan).astype(np.float32)
     return InstanceDescriptor(cov.astype(np.float32), rel, (float(x0), float(y0), float(side)), z_ref, side_m)
+
+
+def stretched_silhouettes(coverage: np.ndarray, k: int = STRETCH_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, k*k)`` uint8 silhouettes resampled so their bounding box fills the grid, and ``(N,)``
+    log(height / width) of that box, from ``(N, G, G)`` coverage in [0, 1]: the outline's shape with
+    its proportions taken out, and the proportions, which a lattice fit can change cheaply."""
+    cov = np.asarray(coverage, dtype=np.float32)
+    n, g = len(cov), cov.shape[-1]
+    rows, cols = cov.max(axis=2), cov.max(axis=1)
+    aspect = np.log(np.maximum(rows.sum(axis=1), 1e-3) / np.maximum(cols.sum(axis=1), 1e-3))
+
+    def samples(profile: np.ndarray) -> np.ndarray:
+        occupied = profile > 0
+        lo = occupied.argmax(axis=1)
+        hi = g - occupied[:, ::-1].argmax(axis=1)
+        t = (np.arange(2 * k) + 0.5) / (2 * k)
+        return np.clip(np.floor(lo[:, None] + t * (hi - lo)[:, None]).astype(np.int64), 0, g - 1)
+
+    ri, ci = samples(rows), samples(cols)
+    fine = cov[np.arange(n)[:, None, None], ri[:, :, None], ci[:, None, :]]
+    pooled = fine.reshape(n, k, 2, k, 2).mean(axis=(2, 4))
+    return np.round(pooled * 255.0).astype(np.uint8).reshape(n, k * k), aspect.astype(np.float32)
 
 
 def quantize_depth(depth: np.ndarray) -> np.ndarray:

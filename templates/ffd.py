@@ -21,6 +21,7 @@ stays one, mirror planes stay mirror planes) and ``second_differences`` measures
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -133,9 +134,7 @@ class Lattice:
 
     def grid_indices(self) -> np.ndarray:
         """``(P, 3)`` integer (u, v, w) index of every point."""
-        nu, nv, nw = self.resolution
-        w, v, u = np.meshgrid(np.arange(nw), np.arange(nv), np.arange(nu), indexing="ij")
-        return np.stack([u.ravel(), v.ravel(), w.ravel()], axis=1)
+        return _grid_indices(tuple(self.resolution))
 
     def local_rest(self) -> np.ndarray:
         """Rest points in lattice space, the unit cube ``[-0.5, 0.5]^3`` (Blender's ``LatticePoint.co``)."""
@@ -226,6 +225,12 @@ def mirror_axes(vertices: np.ndarray, tolerance: float = 1e-3) -> tuple[int, ...
     return tuple(out)
 
 
+def _grid_indices(resolution: tuple[int, int, int]) -> np.ndarray:
+    nu, nv, nw = resolution
+    w, v, u = np.meshgrid(np.arange(nw), np.arange(nv), np.arange(nu), indexing="ij")
+    return np.stack([u.ravel(), v.ravel(), w.ravel()], axis=1)
+
+
 def is_revolution(symmetry: int) -> bool:
     return symmetry in (SYM_REVOLUTION, SYM_SPHERE)
 
@@ -260,7 +265,16 @@ def symmetry_basis(lattice: Lattice, revolution: bool = False, mirrors: tuple[in
             cols += [r.ravel(), h.ravel()]
         basis = np.stack(cols, axis=1)
         return basis / np.linalg.norm(basis, axis=0)
-    n = np.asarray(lattice.resolution)
+    return _mirror_basis(tuple(int(r) for r in lattice.resolution), tuple(mirrors)).copy()
+
+
+@lru_cache(maxsize=64)
+def _mirror_basis(resolution: tuple[int, int, int], mirrors: tuple[int, ...]) -> np.ndarray:
+    """The mirror-symmetric offsets of a lattice of ``resolution``: they depend on nothing else, and an
+    eigendecomposition per fitted template would cost more than the rest of its basis."""
+    n = np.asarray(resolution)
+    idx = _grid_indices(resolution)
+    p = len(idx)
     group = [np.eye(3 * p)]
     for a in mirrors:  # reflections commute: the group is every product of them
         flip = idx.copy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,15 @@ class TemplateLibrary:
     @property
     def names(self) -> list[str]:
         return [t.name for t in self.templates]
+
+    @cached_property
+    def silhouettes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, V, k*k)`` uint8 silhouettes of every view stretched to fill their box, and ``(T, V)``
+        log aspect ratios of the boxes (``descriptors.stretched_silhouettes``): what the coarse
+        stage compares first, proportions apart."""
+        t, v, g, _ = self.coverage.shape
+        sil, aspect = desc.stretched_silhouettes(self.coverage.reshape(t * v, g, g).astype(np.float32) / 255.0)
+        return sil.reshape(t, v, -1), aspect.reshape(t, v)
 
     def index(self, name: str) -> int:
         return self.names.index(name)

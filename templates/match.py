@@ -1,13 +1,16 @@
 """Find the templates that fit one segmented object, with their pose in camera space.
 
-1. Coarse: compare the instance's descriptor (mask + depth on a scale-free grid) with every
-   candidate template's library views: soft silhouette IoU, minus the spread of the depth
-   difference, plus a mild prior for upright objects seen from slightly above.
-2. Refine: the best (template, view) pairs start a scale + rigid ICP against the
+1. Prune: keep the ``PRUNE_KEEP`` candidates whose best view's outline is closest to the object's,
+   proportions apart (silhouettes stretched to fill their boxes, a mild penalty for a different
+   aspect ratio: the lattice fit changes proportions cheaply), with a mild prior for upright
+   objects seen from slightly above. The outline holds for every engine's depth.
+2. Coarse: add the depth term to the kept candidates' views: minus the spread of the depth
+   difference over the overlap (scale-free grid), weighted by the depth's trust.
+3. Refine: the best (template, view) pairs start a scale + rigid ICP against the
    reconstructed points; each step renders the posed template into the object's window, pairs
    pixels both cover along their ray (point-to-plane) and pulls the outlines together
    (nearest points where only one of them covers a pixel).
-3. Score: silhouette IoU of the posed template against the mask (forgiving one pixel), minus
+4. Score: silhouette IoU of the posed template against the mask (forgiving one pixel), minus
    its mean (saturating) depth error relative to the object's size, minus a penalty for roll.
    Below ``THRESHOLD`` no template is used.
 
@@ -41,6 +44,9 @@ ROBUST_SCALE = 0.02  # Cauchy scale of ICP residuals, fraction of the object siz
 MAX_TURN_DEG = 8.0  # largest rotation of one ICP step
 MAX_SCALE_STEP = 0.1  # largest relative scale change of one ICP step
 DEPTH_SCALE_RANGE = (1.0 / 3.0, 3.0)  # how far a relative depth map's relief may be stretched or squashed
+PRUNE_KEEP = 24  # templates the silhouette-only pass keeps for the full comparison
+ASPECT_WEIGHT = 0.5  # coarse score lost per unit of log aspect ratio between outlines ...
+ASPECT_FREE = 0.2  # ... beyond this much (a lattice fit changes proportions cheaply)
 REFINE_GRID = 48
 SCORE_GRID = 80
 WINDOW_GROW = 1.35  # refinement window side / descriptor window side
@@ -101,18 +107,21 @@ class Match:
     view: tuple[float, float]  # azimuth, elevation (degrees) of the library view it started from
     source: str = ""  # the template's .blend ("" = the bundled library)
     depth_scale: float = 1.0  # relief of the object's depth / relief of the posed template (1 for metric depth)
+    rigid_score: float | None = None  # the score of the rigid pose, where ``score`` is the fitted one
 
     def to_json(self) -> dict[str, Any]:
         return {"template": self.template, "category": self.category, "score": round(self.score, 4),
                 "iou": round(self.iou, 4), "depth_error": round(self.depth_error, 4), "pose": self.pose.to_json(),
                 "coarse_score": round(self.coarse_score, 4), "view": [float(v) for v in self.view],
-                "source": self.source, "depth_scale": round(self.depth_scale, 4)}
+                "source": self.source, "depth_scale": round(self.depth_scale, 4),
+                "rigid_score": None if self.rigid_score is None else round(self.rigid_score, 4)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Match:
         return cls(data["template"], data["category"], float(data["score"]), float(data["iou"]),
                    float(data["depth_error"]), Pose.from_json(data["pose"]), float(data["coarse_score"]),
-                   tuple(data["view"]), str(data.get("source", "")), float(data.get("depth_scale", 1.0)))
+                   tuple(data["view"]), str(data.get("source", "")), float(data.get("depth_scale", 1.0)),
+                   None if data.get("rigid_score") is None else float(data["rigid_score"]))
 
 
 @dataclass
@@ -123,10 +132,11 @@ class MatchResult:
     matches: list[Match] = field(default_factory=list)
     threshold: float = THRESHOLD
     timings: dict[str, float] = field(default_factory=dict)
+    ambiguous: bool = False  # a template of another category fits about as well: the shape cannot tell
 
     @property
     def accepted(self) -> bool:
-        return bool(self.matches) and self.matches[0].score >= self.threshold
+        return bool(self.matches) and self.matches[0].score >= self.threshold and not self.ambiguous
 
     @property
     def best(self) -> Match | None:
@@ -134,12 +144,12 @@ class MatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "accepted": self.accepted, "threshold": self.threshold,
-                "matches": [m.to_json() for m in self.matches]}
+                "ambiguous": self.ambiguous, "matches": [m.to_json() for m in self.matches]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MatchResult:
         return cls(str(data.get("label", "object")), [Match.from_json(m) for m in data.get("matches", [])],
-                   float(data.get("threshold", THRESHOLD)))
+                   float(data.get("threshold", THRESHOLD)), ambiguous=bool(data.get("ambiguous", False)))
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -260,17 +270,16 @@ def _valid_views(library: TemplateLibrary, cand: list[int]) -> np.ndarray:
 
 
 def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand: list[int],
-                  depth_scale: bool = False, depth_trust: float = 1.0) -> np.ndarray:
-    """(C, V) coarse fit of every candidate view (-inf for symmetric repeats).
-
-    The depth term is the spread of the depth difference over the overlap, in template units;
-    with ``depth_scale`` the object's relief is first rescaled by the factor that fits best.
+                  depth_scale: bool = False, depth_trust: float = 1.0, silhouette: np.ndarray | None = None,
+                  ) -> np.ndarray:
+    """(C, V) coarse fit of every candidate view (-inf for symmetric repeats): the outline, proportions
+    apart (``silhouette``, default ``silhouette_scores``), minus the depth term: the spread of the
+    depth difference over the overlap, in template units; with ``depth_scale`` the object's relief
+    is first rescaled by the factor that fits best.
     """
     g2 = desc.GRID * desc.GRID
     c, v = len(cand), library.angles.shape[0]
-    cov = library.coverage[cand].reshape(c * v, g2).astype(np.float32) / 255.0
-    a = inst.coverage.ravel()
-    iou = np.minimum(cov, a).sum(axis=1) / np.maximum(np.maximum(cov, a).sum(axis=1), 1e-6)
+    iou = (silhouette_scores(inst, library, cand) if silhouette is None else silhouette).ravel()
     dep = library.depth[cand].reshape(c * v, g2)
     b = inst.depth.ravel()
     both = (dep > 0) & np.isfinite(b)
@@ -286,10 +295,36 @@ def coarse_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand:
         k = np.clip(cab / np.maximum(caa, 1e-12), *DEPTH_SCALE_RANGE)
     rms = np.sqrt(np.maximum((caa - 2.0 * cab / k + cbb / k**2) / n, 0.0))
     rms = np.where(both.any(axis=1), rms, 1.0)
-    el = np.tile(library.angles[:, 1], c)
-    prior = -0.03 * ((el - 20.0) / 60.0) ** 2
-    score = (iou - COARSE_DEPTH_WEIGHT * depth_trust * rms + prior).reshape(c, v)
+    score = (iou - COARSE_DEPTH_WEIGHT * depth_trust * rms).reshape(c, v) + view_prior(library)
     return np.where(_valid_views(library, cand), score, -np.inf)
+
+
+def view_prior(library: TemplateLibrary) -> np.ndarray:
+    """(V,) score bonus of each library view: objects are mostly seen upright from slightly above."""
+    return -0.03 * ((library.angles[:, 1] - 20.0) / 60.0) ** 2
+
+
+def silhouette_scores(inst: desc.InstanceDescriptor, library: TemplateLibrary, cand: list[int]) -> np.ndarray:
+    """(C, V) how well each candidate view's outline fits the object's, proportions apart: IoU of the
+    silhouettes stretched to fill their boxes, minus ``ASPECT_WEIGHT`` per unit of log aspect ratio
+    beyond ``ASPECT_FREE`` (a lattice fit changes proportions cheaply, a shape not)."""
+    sil, aspect = library.silhouettes
+    sil, aspect = sil[cand], aspect[cand]
+    c, v, k2 = sil.shape
+    a8, a_aspect = desc.stretched_silhouettes(inst.coverage[None])
+    flat = sil.reshape(c * v, k2)
+    inter = np.minimum(flat, a8[0]).sum(axis=1, dtype=np.uint32)
+    union = np.maximum(flat, a8[0]).sum(axis=1, dtype=np.uint32)
+    iou = (inter / np.maximum(union, 1)).reshape(c, v)
+    return iou - ASPECT_WEIGHT * np.maximum(np.abs(aspect - a_aspect[0]) - ASPECT_FREE, 0.0)
+
+
+def prune(silhouette: np.ndarray, keep: int = PRUNE_KEEP) -> np.ndarray:
+    """Rows of ``silhouette`` (``silhouette_scores`` plus the view prior, -inf for repeated views)
+    whose best view is among the ``keep`` best, in their order."""
+    if len(silhouette) <= keep:
+        return np.arange(len(silhouette))
+    return np.sort(np.argsort(-silhouette.max(axis=1), kind="stable")[:keep])
 
 
 def relief_scale(raster: render.Raster, window: _Window) -> float:
@@ -541,12 +576,13 @@ def score_window(inst: desc.InstanceDescriptor, mask: np.ndarray, zdepth: np.nda
 def match_instance(
     mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
     top: int = 3, refine_templates: int = 6, second_views: int = 4, extra_views: int = 2, iterations: int = 10,
-    threshold: float = THRESHOLD, depth_scale: bool = False, depth_trust: float = 1.0,
+    threshold: float = THRESHOLD, depth_scale: bool = False, depth_trust: float = 1.0, prune_keep: int = PRUNE_KEEP,
 ) -> MatchResult:
     """The ``top`` best templates for one object (``mask`` (H, W) bool, ``zdepth`` (H, W) distances
     along the camera axis, ``camera`` with ``width``, ``height`` and ``focal_px``).
 
-    Candidates are the templates answering to ``label`` (all of them for an unknown label).
+    Candidates are the templates answering to ``label`` (all of them for an unknown label), of which
+    the ``prune_keep`` best by silhouette are compared in full.
     ``depth_scale``: the depth is relative (its relief has an unknown scale), fit that scale too.
     ``depth_trust`` (``templates.fit.DEPTH_TRUST``) weights every depth term against the silhouette.
     The best view of the ``refine_templates`` best candidates, and ``extra_views`` more views (at
@@ -564,7 +600,10 @@ def match_instance(
         return result
     inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
     cand = library.candidates(label)
-    scores = coarse_scores(inst, library, cand, depth_scale, depth_trust)
+    silhouette = np.where(_valid_views(library, cand), silhouette_scores(inst, library, cand), -np.inf)
+    kept = prune(silhouette + view_prior(library), prune_keep)
+    cand = [cand[i] for i in kept]
+    scores = coarse_scores(inst, library, cand, depth_scale, depth_trust, silhouette[kept])
     timings["coarse"] = time.perf_counter() - t0
 
     best_view = scores.argmax(axis=1)

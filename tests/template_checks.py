@@ -36,6 +36,30 @@ def bunny_template(templates_lib, bench_data: Path):  # noqa: ANN001 - the insta
     return templates_lib.Template("bunny", "bunny", ("bunny",), 1, v.astype(np.float32), f)
 
 
+def mesh_template(templates_lib, path: Path, category: str = ""):  # noqa: ANN001 - templates.library module
+    """A bench mesh file (PLY or OBJ, read by Blender's importers) as a template-like object: +Z up
+    (OBJ files are +Y up), base centre at the origin, longest side 1."""
+    import bpy
+
+    before = set(bpy.data.objects)
+    if path.suffix == ".obj":
+        bpy.ops.wm.obj_import(filepath=str(path))  # Y up in the file, Z up in Blender
+    else:
+        bpy.ops.wm.ply_import(filepath=str(path))
+    obj = next(o for o in bpy.data.objects if o not in before and o.type == "MESH")
+    mesh = obj.data
+    mesh.calc_loop_triangles()
+    v = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", v)
+    tris = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+    mesh.loop_triangles.foreach_get("vertices", tris)
+    v = v.reshape(-1, 3).astype(np.float64)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    v = (v - [0.5 * (lo[0] + hi[0]), 0.5 * (lo[1] + hi[1]), lo[2]]) / float((hi - lo).max())
+    return templates_lib.Template(path.stem, category or path.stem, (category or path.stem,), 1,
+                                  v.astype(np.float32), tris.reshape(-1, 3))
+
+
 def surface_distance(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Exact distance from each point to a triangle mesh (Blender's BVH tree)."""
     from mathutils.bvhtree import BVHTree

@@ -1,0 +1,112 @@
+"""Calibrate retrieval's acceptance rule on bench_retrieval.py's rows, and say how far it generalises.
+
+    .venv/bin/python bench/bench_retrieval.py --modes oracle,relative,classic --candidates 5
+    .venv/bin/python bench/calibrate_retrieval.py [bench/results/quick/retrieval.json] [--penalty 3]
+
+Each row holds the fitted candidates of one view with what their score is made of (IoU, depth
+error, roll, non-affine lattice offset, axis stretch). The rule ``templates.retrieve`` applies is
+re-scored over a grid of weights, thresholds (``THRESHOLD``, ``UNTRUSTED_MARGIN``) and ambiguity
+margins (``AMBIGUITY_MARGIN``), maximising right-category placements minus ``penalty`` times
+(wrong-category placements + placements on objects outside the library). Printed: the rule as it
+is, the best rule on all objects (in-sample) and leave-one-object-out counts (the rule picked
+without the object, applied to it), per mode as right / wrong / none and outside placed / views.
+Only fitted candidates count as rivals here, so a run with more candidates than the default
+shows more of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from templates import fit, retrieve  # noqa: E402
+
+TRUST = {"oracle": fit.DEPTH_TRUST["file"], "relative": fit.DEPTH_TRUST["relative"],
+         "classic": fit.DEPTH_TRUST["classic"]}
+WEIGHTS = list(itertools.product([1.0, 2.0, 3.0], [0.5, 1.0, 1.5], [0.2, 0.4, 0.8]))  # depth, displacement, stretch
+RULES = list(itertools.product(np.round(np.arange(0.80, 0.99, 0.01), 2), [0.0, 0.04, 0.08, 0.12],
+                               [0.0, 0.02, 0.05, 0.08, 0.12]))  # threshold, untrusted margin, ambiguity margin
+
+
+class Rows:
+    """The candidates' score terms as arrays: (views, candidates) per term."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        k = max(len(r["top"]) for r in rows)
+        self.n = len(rows)
+        self.terms = np.full((self.n, k, 5), np.nan)  # iou, depth error, roll, displacement, stretch
+        self.cats = np.full((self.n, k), "", dtype=object)
+        for i, r in enumerate(rows):
+            for j, c in enumerate(r["top"]):
+                self.terms[i, j] = c[3:8]
+                self.cats[i, j] = c[1]
+        self.trust = np.array([TRUST[r["mode"]] for r in rows])
+        self.truth = np.array([r["category"] or "" for r in rows], dtype=object)
+        self.object = np.array([r["object"] for r in rows])
+        self.mode = np.array([r["mode"] for r in rows])
+
+    def decide(self, weights: tuple[float, float, float], rule: tuple[float, float, float]) -> np.ndarray:
+        """(views,) 0 none, 1 right, 2 wrong category, 3 placed on an object outside the library."""
+        dw, mw, sw = weights
+        t = self.terms
+        roll = retrieve.tmatch.ROLL_WEIGHT * (t[..., 2] / 30.0) ** 2
+        score = (t[..., 0] - dw * self.trust[:, None] * t[..., 1] - roll - mw * t[..., 3]
+                 - sw * np.maximum(t[..., 4] - retrieve.STRETCH_FREE, 0.0))
+        score = np.where(np.isnan(score), -np.inf, score)
+        best = score.argmax(axis=1)
+        s1 = score[np.arange(self.n), best]
+        c1 = self.cats[np.arange(self.n), best]
+        rival = np.where(self.cats != c1[:, None], score, -np.inf).max(axis=1)
+        placed = (s1 >= rule[0] + rule[1] * (1.0 - self.trust)) & (s1 - rival >= rule[2])
+        return np.where(~placed, 0, np.where(self.truth == "", 3, np.where(c1 == self.truth, 1, 2)))
+
+
+def counts(verdict: np.ndarray, rows: Rows) -> str:
+    out = []
+    for mode in TRUST:
+        sel = rows.mode == mode
+        if not sel.any():
+            continue
+        cat, outside = sel & (rows.truth != ""), sel & (rows.truth == "")
+        out.append(f"{mode} {(verdict[cat] == 1).sum()}/{(verdict[cat] == 2).sum()}/{(verdict[cat] == 0).sum()}"
+                   f" outside {(verdict[outside] == 3).sum()}/{outside.sum()}")
+    return "; ".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("rows", nargs="?", type=Path, default=ROOT / "bench" / "results" / "quick" / "retrieval.json")
+    parser.add_argument("--penalty", type=float, default=3.0, help="cost of a wrong or outside placement")
+    args = parser.parse_args()
+    rows = Rows(json.loads(args.rows.read_text())["rows"])
+    grid = {(w, r): rows.decide(w, r) for w in WEIGHTS for r in RULES}
+
+    def gain(verdict: np.ndarray, sel: np.ndarray) -> float:
+        v = verdict[sel]
+        return float((v == 1).sum() - args.penalty * ((v == 2).sum() + (v == 3).sum()))
+
+    now = ((retrieve.tmatch.DEPTH_WEIGHT, retrieve.DISPLACEMENT_WEIGHT, retrieve.STRETCH_WEIGHT),
+           (retrieve.THRESHOLD, retrieve.UNTRUSTED_MARGIN, retrieve.AMBIGUITY_MARGIN))
+    print("as it is", now, ":", counts(rows.decide(*now), rows))
+    everyone = np.ones(rows.n, dtype=bool)
+    best = max(grid, key=lambda k: gain(grid[k], everyone))
+    print("best on all objects", best, ":", counts(grid[best], rows))
+    held_out = np.zeros(rows.n, dtype=np.int64)
+    for name in sorted(set(rows.object)):
+        held = rows.object == name
+        pick = max(grid, key=lambda k: gain(grid[k], ~held))
+        held_out[held] = grid[pick][held]
+    print("leave one object out:", counts(held_out, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
