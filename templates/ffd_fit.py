@@ -184,7 +184,8 @@ def _render(field: _MaskField, uv: np.ndarray, z: np.ndarray, triangles: np.ndar
     h, w = field.shape
     scale = max(h, w) / cells
     step = field.step * max(scale, 1.0)
-    shape = (int(np.ceil(h * field.step / step)), int(np.ceil(w * field.step / step)))
+    # rounded first: at a pixel size equal to the field's, h * step / step can land a hair above h
+    shape = (int(np.ceil(round(h * field.step / step, 6))), int(np.ceil(round(w * field.step / step, 6))))
     xy = (uv - field.x0) / step
     return render.rasterize(xy, z, triangles, shape), xy, step
 

@@ -210,3 +210,19 @@ def test_depth_trust(tmod):
     assert abs(got_trusted - want) < 0.02 * want, (got_trusted, want)
     assert abs(got_ignored - float(np.ptp(v[:, 1]))) < 0.02 * want, (got_ignored, want)
     assert trusted.depth_error < 0.01
+
+
+@pytest.mark.parametrize("step", [0.7, 1.3, 2.9, 4.1, 7.3])
+def test_fit_raster_matches_the_mask_field_at_its_own_pixel_size(tmod, step):
+    """The fit's report renders the template on the mask field's own grid and compares the two pixel
+    for pixel: the raster must have the field's shape for every pixel size (a float ceil once gave one
+    column more, and the report failed with a shape mismatch)."""
+    fit = tmod["ffd_fit"]
+    tris = np.array([[0, 1, 2]])
+    uv = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
+    z = np.full(3, 2.0)
+    for h in range(150, 420, 7):
+        for w in range(120, 400, 11):
+            field = type("Field", (), {"shape": (h, w), "step": step, "x0": np.zeros(2)})()
+            ras, _, px = fit._render(field, uv, z, tris, max(h, w))
+            assert ras.mask.shape == (h, w) and px == step
