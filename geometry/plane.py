@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -203,13 +204,13 @@ def build_object_mesh(
         cov_c, z_c, xa, ya = reduced
         binary, inside_c = False, cov_c >= 0.5
         area = int(np.count_nonzero(inside_c))  # in reduced pixels
-        camera = CameraModel(w / factor, h / factor, camera.focal_mm, camera.sensor_mm)  # the same rays
+        camera = CameraModel(w / factor, h / factor, camera.focal_mm, camera.sensor_mm)  # type: ignore[arg-type]  # the same rays: a fractional frame
     else:
         cov_c, binary = _coverage(raw[ya:yb, xa:xb], scale)
         inside_c = inside[ya:yb, xa:xb]
         z_c = depth[ya:yb, xa:xb]
         z_c = z_c if z_c.dtype == np.float32 else z_c.astype(np.float64)  # scene_depth gives float32
-    valid, pixels = _valid_depth(inside_c, z_c, area)
+    valid, valid_px = _valid_depth(inside_c, z_c, area)
     if not valid.any():
         raise ValueError("no valid depth inside the mask")
 
@@ -218,7 +219,7 @@ def build_object_mesh(
     clock.lap("outline")
     spacing = lattice_spacing(float(area), outline.length, settings.detail)
     tear = float(settings.tear_threshold)
-    sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf, pixels)
+    sampler = DepthSampler(z_c, valid, xa, ya, tear if tear > 0 else np.inf, valid_px)
     closed = settings.back == "closed"
     # Jobs that do not depend on the main line of work run on a second core while it goes on
     # (numpy releases the GIL): the depth on the lattice's nodes (it needs only the lattice's
@@ -244,8 +245,8 @@ def build_object_mesh(
             z_grid, z_flagged = sampler.sample_grid(xs, ys, at)
         z = z_lattice = _sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, z_flagged)
         clock.lap("depth")
-        base_job = pool.submit(_base_fields, z_c, valid, pixels, xa, ya, lat, z_lattice, xs, ys, at, closed)
-        sizes, loops, keep = _tear(lat, z, z_c, valid, pixels, xa, ya, tear,
+        base_job = pool.submit(_base_fields, z_c, valid, valid_px, xa, ya, lat, z_lattice, xs, ys, at, closed)
+        sizes, loops, keep = _tear(lat, z, z_c, valid, valid_px, xa, ya, tear,
                                    (z_grid, z_flagged) if at is None else None)
         kept = None
         if not (lat.all_used and keep.all()):
@@ -269,7 +270,7 @@ def build_object_mesh(
             order, renumber, inner = _seam_last(seam)
             # the worker takes the edge table from the front as it is, naming the vertices by their new numbers
             topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny, renumber, inner)
-            if renumber is not None:  # (the corners are renumbered as the closed mesh's are laid out)
+            if order is not None:  # (the corners are renumbered as the closed mesh's are laid out)
                 pixels, z, node = np.take(pixels, order, axis=0), np.take(z, order), np.take(node, order)
         else:
             topology_job = pool.submit(_topology, sizes, loops, node, lat.nx, lat.ny)
@@ -330,7 +331,7 @@ def build_object_mesh(
             edges, corner_edges = table if table is not None else mesh_edges(sizes, loops)
             clock.lap("edges")
         else:
-            assert inner is not None
+            assert inner is not None and inflation_grid is not None  # a closed back has both
             inflation = _sample_vertices(node[:inner], pixels[:inner], inflation_grid, base.sample_inflation)
             groups = _closed_back_vertices(vertices, texture.reshape(-1, 4), uvs, n, inner, rx, ry, base_depth,
                                            relief_amount,
@@ -559,6 +560,7 @@ def _quads_near(lat: LatticeMesh, nodes: np.ndarray) -> np.ndarray:
     cells around the ``nodes`` given (flat lattice indices; negative ones are skipped)."""
     nodes = nodes[nodes >= 0]
     if nodes.size == 0:
+        assert lat.near_quads is not None  # set by every lattice the builder makes
         return lat.near_quads
     cj, ci = cells_around(nodes, lat.nx, lat.ny)
     cj, ci = np.divmod(np.unique(cj * (lat.nx - 1) + ci), lat.nx - 1)
@@ -718,7 +720,8 @@ def _near_jump(lat: LatticeMesh, z_c: np.ndarray, valid: np.ndarray, pixels: tup
     return near[r, c]
 
 
-def _sample_vertices(node: np.ndarray, pixels: np.ndarray, grid: np.ndarray, at_points,
+def _sample_vertices(node: np.ndarray, pixels: np.ndarray, grid: np.ndarray,
+                     at_points: Callable[[np.ndarray], np.ndarray],
                      flagged: np.ndarray | None = None) -> np.ndarray:
     """A field at every vertex: read off its values on the lattice ``grid`` (ny, nx) for vertices
     on lattice nodes (separable, fast) and sampled point by point for the others (and for

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from .protocol import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Emitter, WorkerError
@@ -148,12 +149,10 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
         if args.command == "models":
             from .models import default_cache_dir, model_table
 
-            cache = args.cache_dir or str(default_cache_dir())
-            emit.emit("models", cache_dir=cache, models=model_table(cache))
+            cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+            emit.emit("models", cache_dir=str(cache), models=model_table(cache))
             return EXIT_OK
         if args.command == "download":
-            from pathlib import Path
-
             from .models import default_cache_dir, emit_download_progress, onnx_files, require_online, resolve
 
             require_online(f"download {args.model}")
@@ -178,11 +177,12 @@ def execute(args: argparse.Namespace, emit: Emitter) -> int:
                       runtime=engine.runtime())  # type: ignore[attr-defined]
             return EXIT_OK
         if args.command == "refine":
-            from .prompts import Correction, parse_box, parse_point
+            from .prompts import Correction, parse_point
+            from .prompts import parse_box as parse_prompt_box
             from .refine import refine
 
-            corr = Correction(args.action, [parse_point(p) for p in args.point], [parse_box(b) for b in args.box],
-                              args.strokes, list(args.target))
+            corr = Correction(args.action, [parse_point(p) for p in args.point],
+                              [parse_prompt_box(b) for b in args.box], args.strokes, list(args.target))
             learned = None
             if args.segmenter == "learned":
                 from .models import online_access

@@ -122,7 +122,7 @@ def _split(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
         if strokes is not None:
             region |= strokes[0]
         overlap = {i: int(np.count_nonzero(seg.mask(i) & region)) for i in seg.records}
-        ids = [max(overlap, key=overlap.get)] if overlap and max(overlap.values()) > 0 else []
+        ids = [max(overlap, key=lambda i: overlap[i])] if overlap and max(overlap.values()) > 0 else []
     if not ids:
         raise WorkerError("no_object_there", "The split names no object: draw the box or stroke on one.")
     target = ids[0]
@@ -179,7 +179,7 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     near = prompted.near(touched.astype(bool), reach)
     if not ids:
         overlap = {i: int(np.count_nonzero(seg.mask(i) & near)) for i in seg.records}
-        ids = [max(overlap, key=overlap.get)] if overlap and max(overlap.values()) > 0 else []
+        ids = [max(overlap, key=lambda i: overlap[i])] if overlap and max(overlap.values()) > 0 else []
     if not ids:
         raise WorkerError("no_object_there", "The strokes touch no object; paint on or next to the object's outline.")
     target = ids[0]

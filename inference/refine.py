@@ -170,7 +170,7 @@ def _inflated(mask: np.ndarray, work: int = 512) -> tuple[tuple[int, int, int, i
     s = min(1.0, work / max(ch, cw))
     small = cv2.resize(crop.astype(np.uint8), (max(1, round(cw * s)), max(1, round(ch * s))),
                        interpolation=cv2.INTER_AREA) > 0 if s < 1 else crop
-    height = inflate(small) / (max(h, w) * s)
+    height: np.ndarray = inflate(small) / (max(h, w) * s)
     if s < 1:
         height = cv2.resize(height, (cw, ch), interpolation=cv2.INTER_LINEAR)
     return (x0, y0, x1, y1), crop, (0.5 + 0.5 * y1 / h + height).astype(np.float32)

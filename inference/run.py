@@ -18,7 +18,7 @@ import numpy as np
 from . import SCHEMA_VERSION, memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import AUTO, DepthMap, Instance, create_engine
-from .imageio import load_image, load_scalar_map, resize_long_side
+from .imageio import LoadedImage, load_image, load_scalar_map, resize_long_side
 from .protocol import DISK_FULL, DISK_FULL_ERRNOS, Emitter, WorkerError
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
 
 
 def _write_results(
-    opts: RunOptions, out: Path, image, instances: list[Instance], depth: DepthMap, depth_full: np.ndarray,  # noqa: ANN001
+    opts: RunOptions, out: Path, image: LoadedImage, instances: list[Instance], depth: DepthMap, depth_full: np.ndarray,
     engine_settings: dict[str, Any],
 ) -> dict[str, Any]:
     """Masks and depth into ``out``; returns result.json's content (written by the caller)."""

@@ -94,7 +94,7 @@ class Lattice:
     origin: np.ndarray
     size: np.ndarray
     axes: np.ndarray = field(default_factory=lambda: np.eye(3))
-    offsets: np.ndarray | None = None
+    offsets: np.ndarray = None  # type: ignore[assignment]  # None: all zeros, set in __post_init__
     interpolation: tuple[str, str, str] = ("KEY_BSPLINE", "KEY_BSPLINE", "KEY_BSPLINE")
 
     def __post_init__(self) -> None:
@@ -134,7 +134,8 @@ class Lattice:
 
     def grid_indices(self) -> np.ndarray:
         """``(P, 3)`` integer (u, v, w) index of every point."""
-        return _grid_indices(tuple(self.resolution))
+        nu, nv, nw = self.resolution
+        return _grid_indices((nu, nv, nw))
 
     def local_rest(self) -> np.ndarray:
         """Rest points in lattice space, the unit cube ``[-0.5, 0.5]^3`` (Blender's ``LatticePoint.co``)."""
@@ -287,7 +288,7 @@ def _mirror_basis(resolution: tuple[int, int, int], mirrors: tuple[int, ...]) ->
         cols = (3 * np.arange(p)[:, None] + np.arange(3)).ravel()
         g[rows, cols] = np.tile(sign, p)
         group += [g @ h for h in group]
-    projector = sum(group) / len(group)
+    projector = np.asarray(sum(group)) / len(group)
     vals, vecs = np.linalg.eigh(0.5 * (projector + projector.T))
     return vecs[:, vals > 0.5]
 

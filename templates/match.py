@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 from . import descriptors as desc
 from . import render
 from .library import SYM_REVOLUTION, SYM_SPHERE, TemplateLibrary
+from .render import Raster
 
 THRESHOLD = 0.85
 COARSE_DEPTH_WEIGHT = 1.0
@@ -246,7 +247,7 @@ class _Window:
         xy, z = render.project_perspective(pose.apply(vertices), self.focal, self.cx, self.cy)
         return render.rasterize(xy, z, triangles, (self.n, self.n))
 
-    def backproject(self, raster: render.Raster) -> np.ndarray:
+    def backproject(self, raster: Raster) -> np.ndarray:
         ii, jj = np.nonzero(raster.mask)
         zz = raster.depth[ii, jj]
         return np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
@@ -635,7 +636,7 @@ def match_instance(
         score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale,
                                             depth_trust)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
-                  tuple(float(a) for a in library.angles[view]), tpl.source, relief)
+                  (float(library.angles[view][0]), float(library.angles[view][1])), tpl.source, relief)
         if ti not in best_per_template or score > best_per_template[ti].score:
             best_per_template[ti] = m
     timings["refine"] = time.perf_counter() - t1

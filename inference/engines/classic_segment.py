@@ -245,7 +245,7 @@ def _run_grabcut(rgb: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarr
     pixels = bgr.reshape(-1, 3).astype(np.float64)
     fgd, bgd = _gmm_model(pixels[fg.ravel()]), _gmm_model(pixels[~fg.ravel()])
     for _ in range(iterations):
-        cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_EVAL)
+        cv2.grabCut(bgr, mask, (0, 0, 0, 0), bgd, fgd, 1, cv2.GC_EVAL)  # (the rectangle is for GC_INIT_WITH_RECT)
         new = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         changed = int(np.count_nonzero(new != fg))
         fg = new

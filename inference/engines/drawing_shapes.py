@@ -59,7 +59,7 @@ def _bridge_gaps(outline: np.ndarray, lines: np.ndarray, skeleton: np.ndarray, w
     keep = (n <= max(3.0, GAP_WIDTHS * w)) | (on_ink >= 0.8)
     thickness = max(1, round(width))
     for (y0, x0), (y1, x1) in zip(p0[keep].astype(int), p1[keep].astype(int)):
-        cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), 1, thickness)
+        cv2.line(out, (int(x0), int(y0)), (int(x1), int(y1)), (1,), thickness)
     return out.astype(bool)
 
 
@@ -68,7 +68,7 @@ def _fill_holes(part: np.ndarray) -> np.ndarray:
     import cv2
 
     outside = np.pad(~part, 1, constant_values=True).astype(np.uint8)
-    cv2.floodFill(outside, None, (0, 0), 2)
+    cv2.floodFill(outside, None, (0, 0), (2,))
     return outside[1:-1, 1:-1] != 2
 
 

@@ -37,7 +37,8 @@ def _load(spec: str, cache_dir: str | None, online: bool | None, device: str | N
     key = (str(found.path), device)
     if key not in _MODELS:
         processor = transformers.SamProcessor.from_pretrained(found.path, local_files_only=True)
-        model = transformers.SamModel.from_pretrained(found.path, local_files_only=True).to(device).eval()
+        model = transformers.SamModel.from_pretrained(found.path, local_files_only=True)
+        model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to() for a model, not a device
         _MODELS[key] = (model, processor)
     return (*_MODELS[key], device)
 

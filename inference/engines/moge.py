@@ -149,7 +149,7 @@ def load_session(path: Path, spec: str, resolved: ResolvedModel | None, device: 
     return loaded
 
 
-def run_moge(loaded: _Session, rgb: np.ndarray, tokens: int) -> dict[str, np.ndarray]:
+def run_moge(loaded: _Session, rgb: np.ndarray, tokens: int) -> dict[str, Any]:
     """One forward pass: points (H, W, 3), mask (H, W) and metric_scale (a float) at ``rgb``'s size."""
     image = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
     image *= 1.0 / 255.0

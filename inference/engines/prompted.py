@@ -49,7 +49,7 @@ def stamp(labels: np.ndarray, points: list[tuple[float, float, bool]], origin: t
 
     ox, oy = origin
     for x, y, positive in points:
-        cv2.circle(labels, (int(round(x - ox)), int(round(y - oy))), radius, int(fg if positive else bg), -1)
+        cv2.circle(labels, (int(round(x - ox)), int(round(y - oy))), radius, (int(fg if positive else bg),), -1)
 
 
 def salient_part(rgb: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray | None:
