@@ -55,6 +55,8 @@ from ..templates.retrieve import retrieve
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
+from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
+from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
 from .template_library import drop_unused_library, linked_objects, mesh_arrays, template_library
 from .tracker import Created
@@ -85,6 +87,7 @@ class TemplateReport:
     seconds: float = 0.0
     fits: list[LatticeFit] = field(default_factory=list)  # one per match, same order
     depth_trust: float = 1.0
+    depth_scale: float = 1.0  # relief factor divided out of the reconstruction (``scene.template_depth``)
 
     def to_json(self) -> dict[str, Any]:
         data = self.result.to_json()
@@ -92,6 +95,7 @@ class TemplateReport:
         data["reconstruction"] = self.source.name
         data["seconds"] = round(self.seconds, 3)
         data["depth_trust"] = self.depth_trust
+        data["depth_from_template"] = round(self.depth_scale, 4)
         for match, fit in zip(data["matches"], self.fits):
             match["fit"] = {k: v for k, v in fit.to_json().items() if k != "lattice"}
         if self.fits:
@@ -121,18 +125,22 @@ class ResultMatches:
     fits: list[list[LatticeFit]]
     camera: CameraModel
     depth_trust: float
+    relative: bool = False  # the depth map's relief had no scale of its own (fitted by the match)
+    centres: list[float] = field(default_factory=list)  # each object's median depth (the relief's centre)
 
 
 def match_result(
     result_path: str | Path, settings: MeshSettings, *, focal_mm: float | None = None,
     library: tlib.TemplateLibrary | None = None, context: bpy.types.Context | None = None,
+    threshold: float | None = None,
 ) -> ResultMatches:
     """Match every object of a worker result against the template library (bundled + user), fitting
     the lattices of the best rigid matches and ranking them after the fit (``templates.retrieve``).
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
     space; with relative depth the relief's scale is fitted too, and the lattice fit sees the depth
-    rescaled by it, weighted by ``templates.fit.depth_trust``.
+    rescaled by it, weighted by ``templates.fit.depth_trust``; ``threshold`` overrides retrieval's
+    acceptance threshold (the benchmarks place the best template of a known category whatever it scores).
     """
     from ..geometry.depth import scene_depth
     from .build import camera_for_result
@@ -144,9 +152,12 @@ def match_result(
     lib = library if library is not None else template_library(context)
     relative = result.depth_kind != "metric"  # a relative map's relief has no known scale: fit it
     trust = depth_trust(result.depth_kind, result.depth_source)
-    found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust)
+    found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust,
+                      threshold=threshold)
              for rec, m in zip(result.instances, masks)]
-    return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust)
+    centres = [float(np.median(zdepth[m])) if m.any() else 0.0 for m in masks]
+    return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust,
+                         relative, centres)
 
 
 # --------------------------------------------------------------------------- template meshes
@@ -332,16 +343,20 @@ def blend_from_result(
     result_path: str | Path, settings: MeshSettings, objects: list[bpy.types.Object],
     camera_obj: bpy.types.Object, *, weight: float = DEFAULT_WEIGHT, focal_mm: float | None = None,
     context: bpy.types.Context | None = None, library: tlib.TemplateLibrary | None = None,
+    threshold: float | None = None, depth_from_template: bool = True,
 ) -> list[TemplateReport]:
     """Match the objects of a build (``BuildReport.objects`` and ``.camera``, same order as the
     result's instances) and blend a template over every one whose best match passes the threshold.
 
-    Objects without a good template are left as they are. On failure everything this call made
+    With ``depth_from_template`` and a relative depth map, each placed template's fitted relief
+    scale also sets its reconstruction's depth (``scene.template_depth``). Objects without a good
+    template are left as they are. On failure everything this call made
     is removed and ``BuildError`` is raised (the reconstruction itself is untouched).
     """
     t0 = time.perf_counter()
     lib = library if library is not None else template_library(context)
-    matched = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context)
+    matched = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context,
+                           threshold=threshold)
     if len(matched.results) != len(objects):
         raise BuildError("template_failed", "The build and the worker result list different objects.")
     fit_seconds = [sum(f.seconds for f in fits) for fits in matched.fits]
@@ -349,14 +364,18 @@ def blend_from_result(
     created = Created()
     reports = []
     with created.all_or_nothing("template_failed", "Placing a template failed ({})."):
-        for source, res, fits, fit_s in zip(objects, matched.results, matched.fits, fit_seconds):
+        for source, res, fits, fit_s, centre in zip(objects, matched.results, matched.fits, fit_seconds,
+                                                    matched.centres):
             t = time.perf_counter()
             obj = None
+            scale = 1.0
+            if res.accepted and depth_from_template and matched.relative:
+                scale = set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
             if res.accepted:
                 obj = place_template(source, camera_obj, res, matched.camera, library=lib, weight=weight,
                                      created=created, fits=fits, trust=matched.depth_trust)
             reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
-                                          matched.depth_trust))
+                                          matched.depth_trust, scale))
     return reports
 
 
@@ -402,6 +421,8 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
+        if wrap.target is not None and DEPTH_SCALE_PROP in wrap.target:  # its depth came from the template
+            set_template_depth(wrap.target, camera_obj, match.depth_scale)
     _write_weights(obj, weights)
     set_lattice(obj, fit.lattice, _lattice_name(match))
     obj[INDEX_PROP] = index

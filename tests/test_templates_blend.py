@@ -322,3 +322,49 @@ def test_weight_policy(mods):
         expr = tb.weight_expression(trust)
         for x in (0.0, 0.3, 0.6, 1.0):
             assert eval(expr, {"max": max}, {"s": x}) == pytest.approx(1 - policy.takeover(x, trust), abs=1e-3)
+
+
+@pytest.mark.parametrize("from_template", [True, False])
+def test_depth_from_template(ext_dir, mods, tmp_path, from_template):
+    """With relative depth the placed template's fitted relief scale sets the reconstruction's depth
+    extent (issue 20, part 4): squeezed into a Depth Range of 0.3 scene units, the chair comes back
+    about as deep as it really is; without the toggle the Depth Range stands."""
+    tb, build = mods["tb"], mods["build"]
+    view = mods["synthetic"].render_view(mods["library"].bundled_library().get("Chair Dining"), 30.0, 20.0,
+                                         width=W, height=H)
+    photo, mask, depth = write_photo(view, tmp_path)
+    np.save(depth, np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan).astype(np.float32))
+    out = tmp_path / "result"
+    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
+                                   "--depth", str(depth), "--depth-kind", "relative-inverse")
+    assert code == 0, (events, err)
+    settings = mods["geometry"].MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
+    report = build.build_from_result(out, settings, focal_mm=50.0)
+    recon, cam = report.objects[0], report.camera
+
+    to_cam = np.array(cam.matrix_world.inverted())
+
+    def front_extent() -> float:
+        """Depth extent of the reconstruction's front (camera distances, 1st to 99th percentile)."""
+        bpy.context.view_layer.update()
+        z = -(evaluated_world(recon) @ to_cam[:3, :3].T + to_cam[:3, 3])[:, 2]
+        front = np.zeros(len(recon.data.vertices), bool)
+        recon.data.attributes["front"].data.foreach_get("value", front)
+        return float(np.percentile(z[front], 99) - np.percentile(z[front], 1))
+
+    true_depth = view.zdepth[view.mask]
+    truth = float(np.percentile(true_depth, 99) - np.percentile(true_depth, 1))  # in the template's metres
+    before = front_extent()
+    rep = tb.blend_from_result(out, settings, report.objects, report.camera, weight=0.5, focal_mm=50.0,
+                               depth_from_template=from_template)[0]
+    assert rep.object is not None
+    after = front_extent()
+    pose_scale = rep.result.matches[0].pose.scale  # scene units per template metre
+    ratio = after / (truth * pose_scale)
+    if from_template:
+        assert rep.depth_scale == pytest.approx(rep.result.matches[0].depth_scale)
+        assert 0.85 < ratio < 1.15, (ratio, before / (truth * pose_scale))
+        assert abs(before / (truth * pose_scale) - 1.0) > 0.2  # the Depth Range alone was far off
+        assert json.loads(json.dumps(rep.to_json()))["depth_from_template"] == pytest.approx(rep.depth_scale, 1e-3)
+    else:
+        assert rep.depth_scale == 1.0 and after == pytest.approx(before, rel=1e-6)
