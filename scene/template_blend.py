@@ -59,6 +59,7 @@ from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
 from .template_library import drop_unused_library, linked_objects, mesh_arrays, template_library
+from .template_shell import SNAP_MODIFIER, add_snap_modifier, has_back, shell_mesh, snap_target
 from .tracker import Created
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ WRAP_MODIFIER = "Monocle Shrinkwrap"
 PROJECT_MODIFIER = "Monocle Photo Projection"
 WEIGHT_LEVELS = 256  # visibility weights are written in this many steps (one group.add per step)
 DEFAULT_WEIGHT = 0.5
+SHELL = True  # over a reconstruction with a back, blend the template resampled on its rays
 
 
 @dataclass
@@ -226,10 +228,20 @@ def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.Vert
 
 
 def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
-                photo_material: bpy.types.Material | None, trust: float = 0.0) -> tuple[bpy.types.Mesh, np.ndarray]:
-    """The densified template mesh with its materials (photo material on the faces the camera sees)
-    and a ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape."""
+                photo_material: bpy.types.Material | None, trust: float = 0.0,
+                source: bpy.types.Object | None = None, camera_obj: bpy.types.Object | None = None,
+                shell: bool = False) -> tuple[bpy.types.Mesh, np.ndarray]:
+    """The blend's mesh with its materials (photo material on the faces the camera sees) and a
+    ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape.
+
+    Over a reconstruction with a back (``source``, seen through ``camera_obj``) it is the fitted
+    template resampled on the reconstruction's rays (``scene.template_shell``); otherwise (an open
+    back, or ``SHELL`` off) the densified template itself."""
     from .ingest import mesh_from_arrays
+
+    if shell and source is not None and camera_obj is not None:
+        return shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
+                          tm.materials, tm.material_index)
 
     dense, parents = densify(tm.mesh)
     fitted = fit.lattice.deform(dense.vertices)
@@ -259,7 +271,7 @@ def weight_expression(trust: float) -> str:
 
 
 def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
-                   camera: CameraModel) -> None:
+                   camera: CameraModel, shell: bool = False) -> None:
     mix = obj.modifiers.new(MIX_MODIFIER, "VERTEX_WEIGHT_MIX")
     mix.vertex_group_a = VISIBLE_GROUP
     mix.mix_mode = "MUL"
@@ -268,11 +280,14 @@ def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: 
     mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
     add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]',
                    weight_expression(trust))
-    wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
-    wrap.target = target
-    wrap.wrap_method = "NEAREST_SURFACEPOINT"
-    wrap.wrap_mode = "ON_SURFACE"
-    wrap.vertex_group = VISIBLE_GROUP
+    if shell:  # vertex for vertex onto the reconstruction it was made from
+        add_snap_modifier(obj, target, VISIBLE_GROUP)
+    else:
+        wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
+        wrap.target = target
+        wrap.wrap_method = "NEAREST_SURFACEPOINT"
+        wrap.wrap_mode = "ON_SURFACE"
+        wrap.vertex_group = VISIBLE_GROUP
     proj = obj.modifiers.new(PROJECT_MODIFIER, "UV_PROJECT")
     proj.uv_layer = PHOTO_UV
     proj.projector_count = 1
@@ -311,7 +326,8 @@ def place_template(
         fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
-    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust)
+    shell = SHELL and has_back(source)
+    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, shell)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
     for coll in source.users_collection:
@@ -327,7 +343,7 @@ def place_template(
     ui = obj.id_properties_ui(WEIGHT_PROP)
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
               description=WEIGHT_DESCRIPTION)
-    _add_modifiers(obj, source, camera_obj, camera)
+    _add_modifiers(obj, source, camera_obj, camera, shell)
     store_fits(obj, fits)
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
     if hide_source:
@@ -382,8 +398,18 @@ def blend_from_result(
 # --------------------------------------------------------------------------- after placement
 
 def is_template(obj: bpy.types.Object | None) -> bool:
-    """Whether ``obj`` is a live template blend (it has matches and its Shrinkwrap)."""
-    return obj is not None and MATCHES_PROP in obj and obj.modifiers.get(WRAP_MODIFIER) is not None
+    """Whether ``obj`` is a live template blend (it has matches and its pull onto the reconstruction)."""
+    return obj is not None and MATCHES_PROP in obj and (
+        obj.modifiers.get(WRAP_MODIFIER) is not None or obj.modifiers.get(SNAP_MODIFIER) is not None)
+
+
+def reconstruction_of(obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The reconstruction a template blend is pulled onto."""
+    wrap = obj.modifiers.get(WRAP_MODIFIER)
+    if wrap is not None:
+        return wrap.target
+    snap = obj.modifiers.get(SNAP_MODIFIER)
+    return snap_target(snap) if snap is not None else None
 
 
 def template_matches(obj: bpy.types.Object) -> MatchResult:
@@ -403,8 +429,9 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     match = result.matches[index]
     lib = library if library is not None else template_library(context)
     camera = _camera_from_json(obj[CAMERA_PROP])
-    wrap = obj.modifiers[WRAP_MODIFIER]
-    photo = wrap.target.active_material if wrap.target is not None else None
+    source = reconstruction_of(obj)
+    shell = obj.modifiers.get(SNAP_MODIFIER) is not None
+    photo = source.active_material if source is not None else None
     try:
         template = lib.get(match.template, match.source)
     except KeyError:
@@ -412,17 +439,18 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     tm = load_template_mesh(template)
     fits = stored_fits(obj)
     fit = fits[index] if index < len(fits) else rest_fit(template)
-    mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)))
+    proj = obj.modifiers.get(PROJECT_MODIFIER)
+    camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
+    if camera_obj is not None and source is not None and DEPTH_SCALE_PROP in source:
+        set_template_depth(source, camera_obj, match.depth_scale)  # its depth came from the template
+    mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)), source,
+                                camera_obj, shell and source is not None and camera_obj is not None)
     old = obj.data
     obj.data = mesh
     if old.users == 0:
         bpy.data.meshes.remove(old)
-    proj = obj.modifiers.get(PROJECT_MODIFIER)
-    camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
-        if wrap.target is not None and DEPTH_SCALE_PROP in wrap.target:  # its depth came from the template
-            set_template_depth(wrap.target, camera_obj, match.depth_scale)
     _write_weights(obj, weights)
     set_lattice(obj, fit.lattice, _lattice_name(match))
     obj[INDEX_PROP] = index
