@@ -1,32 +1,38 @@
 """The template blend: a matched template placed over a reconstruction, pulled onto it where the
 camera saw it, with one live slider between the two.
 
-For each reconstructed object whose best template scores above the threshold, a new object
-holds a densified copy of the template in model space, its matrix the camera's world matrix times
-the matched pose (so it is upright in its own axes, origin at the template's base). Every match's
-FFD lattice is fitted to the object's mask and depth (``templates.fit``). Its modifiers:
+For each reconstructed object whose best template scores above the threshold, a new object is
+placed, its matrix the camera's world matrix times the matched pose (so it is upright in its own
+axes, origin at the template's base), its mesh in the template's model space. Every match's FFD
+lattice is fitted to the object's mask and depth (``templates.fit``). Over a reconstruction with a
+back (closed or solidified, the default) the mesh is the reconstruction's own, its vertices moved
+onto the template along the camera rays (``scene.template_shell``): the seen side is then exactly
+the reconstruction, the hidden side the fitted template, with no seam. Over an open reconstruction
+it is a densified copy of the template. Its modifiers:
 
 0. ``Monocle Lattice``: the fitted lattice as a real Lattice object parented to the template
    (``scene.template_lattice``); the **Fit** slider (``monocle_template_fit``) drives its strength,
    and the artist can reshape the template by editing the lattice's points.
 1. ``Monocle Template Weight`` (Vertex Weight Mix): multiplies the per-vertex visibility weights
-   of the ``Monocle Visible`` group by ``1 - takeover(weight, trust)`` (``templates.blend``); a
+   of the ``Monocle Visible`` group by ``1 - takeover(weight, trust)`` (``templates.policy``); a
    driver reads ``weight`` from the object's ``monocle_template_weight`` property (a simple
    expression with the depth trust's knee baked in: no Python, works with auto-run off), so moving
    the slider updates the mesh live.
-2. ``Monocle Shrinkwrap`` (nearest surface point, vertex group ``Monocle Visible``): pulls each
-   vertex onto the reconstruction by its weight. With trusted depth, weights up to the knee (the
-   default included) keep the reconstruction's surface on the seen side; above it the template
-   takes over, 1 giving the pure template. With the classic relief the knee is near 0, so the
-   slider is about the template's share of the seen side. The back (weight 0 in the group) always
-   keeps the fitted template.
+2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Side`` (geometry nodes,
+   vertex for vertex) on the ray-resampled mesh, ``Monocle Shrinkwrap`` (nearest surface point) on
+   the template copy. With trusted depth, weights up to the knee (the default included) keep the
+   reconstruction's surface on the seen side; above it the template takes over, 1 giving the pure
+   (fitted) template. With the classic relief the knee is near 0, so the slider is about the
+   template's share of the seen side. The back (weight 0 in the group) always keeps the fitted
+   template.
 3. ``Monocle Photo Projection`` (UV Project from the photo's camera): the ``Photo`` UV map, so the
    photo material shows the picture on the visible faces; the others keep the template's material.
 
-The reconstruction stays in the collection, hidden: it is the Shrinkwrap target. The top three
-matches and their fitted lattices are kept on the object as JSON, so ``swap_template`` cycles them
-(with a new lattice) without re-matching or re-fitting; ``apply_template`` bakes the modifiers into a
-plain mesh and removes the lattice.
+The reconstruction stays in the collection, hidden: it is what the pull reads. With a relative
+depth map it first takes its depth proportions from the placed template (``scene.template_depth``).
+The top three matches and their fitted lattices are kept on the object as JSON, so
+``swap_template`` cycles them (with a new lattice) without re-matching or re-fitting;
+``apply_template`` bakes the modifiers into a plain mesh and removes the lattice.
 """
 
 from __future__ import annotations
@@ -241,7 +247,7 @@ def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: Camera
 
     if shell and source is not None and camera_obj is not None:
         return shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
-                          tm.materials, tm.material_index)
+                          tm.materials, tm.material_index, trust)
 
     dense, parents = densify(tm.mesh)
     fitted = fit.lattice.deform(dense.vertices)

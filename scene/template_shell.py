@@ -8,8 +8,10 @@ Weight's Shrinkwrap pulls the front (weight 1 in ``Monocle Visible``) back onto 
 reconstruction, and the back (weight 0) keeps the fitted template. Where a ray misses the template
 (the mask reaches past its outline), on the seam, and where the template's back would come in
 front of the reconstruction, the vertex keeps the reconstruction's point and follows it like the
-front. So at the default weight the seen surface is the reconstruction's, vertex for vertex, the
-hidden side is the fitted template's, and the two meet on the reconstruction's seam without a gap.
+front; so do back copies whose front the template misses by more than ``AGREEMENT`` of its size
+(divided by the depth's trust: a guessed relief does not veto the template). So at the default
+weight the seen surface is the reconstruction's, vertex for vertex, the hidden side is the fitted
+template's, and the two meet on the reconstruction's seam without a gap.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from ..templates.mesh import densify
 from ..templates.ray_shell import resample
 
 GROUPS = ("front", "back", "seam")
+AGREEMENT = 0.02  # fraction of the template's size its front may lie off the reconstruction's for its back to count
+MIN_TRUST = 0.05  # ... divided by the depth's trust, at least this
 
 
 def _flags(mesh: bpy.types.Mesh, name: str) -> np.ndarray | None:
@@ -63,9 +67,10 @@ def _evaluated_camera_space(source: bpy.types.Object, camera_obj: bpy.types.Obje
 
 
 def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_vertices: np.ndarray,
-                 dense_triangles: np.ndarray, match: Match, fit: LatticeFit
+                 dense_triangles: np.ndarray, match: Match, fit: LatticeFit, trust: float = 1.0
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(model-space vertices, face sizes, corners, weights, hit triangle per vertex) of the shell."""
+    """(model-space vertices, face sizes, corners, weights, hit triangle per vertex) of the shell;
+    ``trust`` is the depth's (``templates.fit.depth_trust``)."""
     mesh = source.data
     points = _evaluated_camera_space(source, camera_obj)
     front = _flags(mesh, "front")
@@ -80,7 +85,15 @@ def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_v
     if pair.size and pair.min() >= 0 and pair.max() < n:
         floor[rows] = np.linalg.norm(points[pair], axis=1)
     fitted = match.pose.apply(fit.lattice.deform(np.asarray(dense_vertices, np.float64)))
-    rest, hit, tri = resample(points, front & ~seam, copies, fitted, dense_vertices, dense_triangles, floor)
+    rest, hit, tri, dist = resample(points, front & ~seam, copies, fitted, dense_vertices, dense_triangles, floor)
+    if pair.size and pair.min() >= 0 and pair.max() < n:
+        # the template's back only behind a front it agrees with: where its near side misses a
+        # trusted front, its far side is no better a guess than the reconstruction's own back (a
+        # guessed relief, the classic engine's, is no reason to doubt the template: the bar rises)
+        size = float(np.linalg.norm(np.ptp(fitted, axis=0)))
+        tolerance = AGREEMENT * size / max(float(trust), MIN_TRUST)
+        agree = hit[pair] & (np.abs(dist[pair] - floor[rows]) < tolerance)
+        hit[rows[~agree]] = False
     verts = np.where(hit[:, None], rest, match.pose.inverse_apply(points))
     weights = np.where(hit & copies, 0.0, 1.0)
     sizes = np.empty(len(mesh.polygons), np.int32)
@@ -92,7 +105,7 @@ def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_v
 
 def shell_mesh(name: str, source: bpy.types.Object, camera_obj: bpy.types.Object, template_mesh, match: Match,  # noqa: ANN001
                fit: LatticeFit, camera: CameraModel, photo_material: bpy.types.Material | None,
-               materials: list, material_index: np.ndarray) -> tuple[bpy.types.Mesh, np.ndarray]:
+               materials: list, material_index: np.ndarray, trust: float = 1.0) -> tuple[bpy.types.Mesh, np.ndarray]:
     """The shell as a Blender mesh with the template's materials on the hidden faces (each from the
     template face its vertices landed on), the photo's on the seen ones, and a ``Photo`` UV map;
     returns it with the per-vertex visibility weights."""
@@ -102,7 +115,7 @@ def shell_mesh(name: str, source: bpy.types.Object, camera_obj: bpy.types.Object
     del camera  # the rays come from the reconstruction's own vertices
     dense, parents = densify(template_mesh)
     tris = dense.triangles()
-    verts, sizes, loops, weights, tri = shell_arrays(source, camera_obj, dense.vertices, tris, match, fit)
+    verts, sizes, loops, weights, tri = shell_arrays(source, camera_obj, dense.vertices, tris, match, fit, trust)
     mesh = mesh_from_arrays(name, verts, sizes, loops)
     mesh.uv_layers.new(name=PHOTO_UV)
     for mat in materials or [None]:

@@ -51,7 +51,8 @@ def _intersect(rays: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) ->
 
 
 def resample(points: np.ndarray, front: np.ndarray, back: np.ndarray, fitted: np.ndarray, rest: np.ndarray,
-             triangles: np.ndarray, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             triangles: np.ndarray, floor: np.ndarray | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The template on the rays of a reconstruction's vertices.
 
     ``points`` (N, 3): the reconstruction's vertices in camera space (camera at the origin, looking
@@ -61,8 +62,9 @@ def resample(points: np.ndarray, front: np.ndarray, back: np.ndarray, fitted: np
     ``floor`` (N,): the distance along its ray a back hit must exceed (the reconstruction's front
     on that ray; default: the point's own distance).
 
-    Returns (rest-space points (N, 3), hit (N,) bool, hit triangle (N,) int, -1 for misses); a
-    miss's row is undefined (the caller keeps the reconstruction there).
+    Returns (rest-space points (N, 3), hit (N,) bool, hit triangle (N,) int, -1 for misses, the
+    hit's distance from the camera (N,)); a miss's rows are undefined (the caller keeps the
+    reconstruction there).
     """
     pts = np.asarray(points, np.float64)
     tris = np.asarray(triangles, np.int64)
@@ -71,9 +73,10 @@ def resample(points: np.ndarray, front: np.ndarray, back: np.ndarray, fitted: np
     out = np.zeros((n, 3))
     hit = np.zeros(n, bool)
     tri_of = np.full(n, -1, np.int64)
+    distance = np.zeros(n)
     want = np.asarray(front, bool) | np.asarray(back, bool)
     if not want.any() or tris.size == 0:
-        return out, hit, tri_of
+        return out, hit, tri_of, distance
     # one pinhole for both: unit focal length, the rays' directions as image coordinates
     zt = -fit[:, 2]
     zp = -pts[:, 2]
@@ -106,8 +109,9 @@ def resample(points: np.ndarray, front: np.ndarray, back: np.ndarray, fitted: np
             least = np.linalg.norm(pts[idx], axis=1) if floor is None else np.asarray(floor, np.float64)[idx]
             good &= dist > least + MIN_GAP * size
         idx, tri, bary = idx[good], tri[good], np.clip(bary[good], 0.0, None)
+        distance[idx] = dist[good]
         bary /= np.maximum(bary.sum(axis=1, keepdims=True), 1e-12)  # onto the triangle: the pixel's, not the ray's
         out[idx] = np.einsum("ij,ijk->ik", bary, rest[tri])
         hit[idx] = True
         tri_of[idx] = t[good]
-    return out, hit, tri_of
+    return out, hit, tri_of, distance
