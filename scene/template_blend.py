@@ -56,7 +56,7 @@ from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust
 from ..templates.match import Match, MatchResult
 from ..templates.mesh import PolyMesh, densify
-from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_knee
+from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
 from ..templates.retrieve import retrieve
 from .material import PHOTO_UV
 from .relief import add_own_driver
@@ -273,7 +273,7 @@ def weight_expression(trust: float) -> str:
     """The driver expression of the Mix modifier's factor (``1 - takeover``) for depth ``trust``:
     a simple expression, ``s`` the slider."""
     knee = takeover_knee(trust)
-    return f"1 - max(0, (s - {knee:.4f}) / {1.0 - knee:.4f})"
+    return f"1 - min(1, max(0, (s - {knee:.4f}) / {takeover_full(trust) - knee:.4f}))"
 
 
 def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
