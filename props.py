@@ -120,6 +120,12 @@ class MonocleMeshSettings:
         description=WEIGHT_DESCRIPTION,
         default=0.5, min=0.0, max=1.0, subtype="FACTOR",
     )
+    template_depth: BoolProperty(
+        name="Depth from Template",
+        description="With a relative depth map (no metric depth), give the object the depth of the template that "
+        "fits it instead of the Depth Range, so a mug comes out about as deep as it is wide",
+        default=True,
+    )
     focal_mode: EnumProperty(name="Focal Length", description="Where the camera's focal length comes from",
                              items=FOCAL_ITEMS, default="PHOTO")
     focal_mm: FloatProperty(

@@ -512,10 +512,34 @@ def _worker_seconds(result: dict, wall: float) -> dict:
             "worker_wall": round(wall, 3)}
 
 
-def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict) -> dict:
+def _true_category_library(modules: dict, category: str):  # noqa: ANN202 - the extension's TemplateLibrary
+    """The bundled library cut down to the templates of ``category`` (None when it has none)."""
+    lib = modules["library"]
+    keep = [i for i, t in enumerate(lib.templates) if t.category == category]
+    if not keep:
+        return None
+    return type(lib)([lib.templates[i] for i in keep], lib.coverage[keep], lib.depth[keep], lib.windows[keep],
+                     lib.angles)
+
+
+def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict,
+                 category: str | None = None) -> dict:
     """Build one worker result as the operator does, score it, then blend templates over the same build
     (the operator's ``apply_templates`` at the default weight) and score that, fitted (Fit 1, the
-    default) and rigid (Fit 0): {mode: scores}."""
+    default) and rigid (Fit 0): {mode: scores}. With ``modules["true_category"]`` and a known
+    ``category`` the blend's candidates are only that category's templates and the best is always placed
+    (``<engine>+truecat``: what a right template gives, apart from retrieval)."""
+    modes: dict = {}
+    blends = [] if modules.get("true_category") == "only" and category else [""]
+    if modules.get("true_category") and category:
+        blends.append(category)
+    for i, cat in enumerate(blends):
+        modes.update(_reconstruct_once(engine, out, result, wall, gt, view, modules, cat, with_plain=i == 0))
+    return modes
+
+
+def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict,
+                      category: str, with_plain: bool) -> dict:
     import bpy
 
     build, apply_templates = modules["build"], modules["apply_templates"]
@@ -530,10 +554,16 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
     plain = {"closed": closed, "objects": len(report.objects), "vertices": int(len(pred_v)), **scores,
              "seconds": {**base, "metrics": round(time.perf_counter() - t, 3)},
              "build_timings": {k: round(v, 4) for k, v in report.timings.items()}}
-    modes = {engine: plain}
+    modes = {engine: plain} if with_plain else {}
     t = time.perf_counter()
     try:
-        blended = apply_templates(bpy.context, out, report, settings, modules["weight"], LENS)
+        if category:
+            blended = modules["blend_from_result"](out, settings, report.objects, report.camera,
+                                                   weight=modules["weight"], focal_mm=LENS, context=bpy.context,
+                                                   library=_true_category_library(modules, category),
+                                                   threshold=-1.0)
+        else:
+            blended = apply_templates(bpy.context, out, report, settings, modules["weight"], LENS)
     except RuntimeError as exc:  # the operator reports it and keeps the reconstruction: so does the score
         blended, note = [], f"template blend failed: {exc}"
     else:
@@ -546,7 +576,9 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
                 **({"fit_iou": round(r.fits[0].iou, 4), "fit_displacement": round(r.fits[0].displacement, 4),
                     "fit_s": round(sum(f.seconds for f in r.fits), 3)} if r.fits else {})} for r in blended]
     placed = {r.source.name: r.object for r in blended if r.object is not None}
-    for mode, fit in ((f"{engine}+template", 1.0), (f"{engine}+rigid", 0.0)):
+    variants = (((f"{engine}+truecat", 1.0),) if category else
+                ((f"{engine}+template", 1.0), (f"{engine}+rigid", 0.0)))
+    for mode, fit in variants:
         tpl: dict = {"templates": matches, **({"note": note} if note else {})}
         if placed:
             for obj in placed.values():
@@ -570,7 +602,7 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
 def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, list[str]],
              meshes: Path = DATA / "meshes", sets: tuple[str, ...] = ("meshes", "templates"),
              weight: float | None = None, view_ids: list[int] | None = None,
-             objects: list[str] | None = None) -> dict:
+             objects: list[str] | None = None, true_category: str | None = None) -> dict:
     import blender_env
 
     PROFILES.append(blender_env.use_profile())  # a throw-away Blender profile (with the wheels: hundreds of MB)
@@ -587,6 +619,9 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "weight": float(bpy.context.scene.monocle.bl_rna.properties["template_weight"].default
                         if weight is None else weight),
         "fit_prop": importlib.import_module(module.__name__ + ".scene.template_lattice").FIT_PROP,
+        "blend_from_result": importlib.import_module(module.__name__ + ".scene.template_blend").blend_from_result,
+        "library": importlib.import_module(module.__name__ + ".templates.library").bundled_library(),
+        "true_category": true_category,
     }
     views = VIEWS[:1] if quick else VIEWS
     if view_ids:
@@ -637,7 +672,8 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
                         # out of its own mask get its background depth, far off, and would swamp a mean)
                         dm["mad_per_size"] = float(np.median(np.abs(aligned - view["z"])[view["mask"]])) / SIZE
                         item.setdefault("depth", {})[engine] = {k: round(dm[k], 4) for k in DEPTH_KEYS}
-                    item.update(_reconstruct(engine, folder / engine, result, wall, gt, view, modules))
+                    item.update(_reconstruct(engine, folder / engine, result, wall, gt, view, modules,
+                                             subject.get("category")))
                 except Exception as exc:  # noqa: BLE001 - a failed reconstruction is a result, reported
                     item[engine] = item[f"{engine}+template"] = {"error": str(exc)[:400]}
             items.append(item)
@@ -660,7 +696,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
 
 
 def _modes(items: list[dict]) -> list[str]:
-    order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in ("", "+rigid", "+template")]
+    order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in ("", "+rigid", "+template", "+truecat")]
     present = {k for i in items for k in i if k in order}
     return [m for m in order if m in present]
 
@@ -675,7 +711,7 @@ DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size")
 
 
 def _is_blend(mode: str) -> bool:
-    return mode.endswith(("+template", "+rigid"))
+    return mode.endswith(("+template", "+rigid", "+truecat"))
 
 
 def _category_counts(items: list[dict], mode: str) -> dict | None:
@@ -930,13 +966,17 @@ def main() -> int:
                              "with --quick)")
     parser.add_argument("--objects", type=lambda s: s.split(","), default=None,
                         help="3D subjects to keep, by name or category (comma-separated; default: all)")
+    parser.add_argument("--template-category", choices=("oracle", "only"), default=None,
+                        help="also blend with only the object's true category (its folder under meshes/category) as "
+                             "candidates, always placing the best (mode <engine>+truecat): shape quality apart from "
+                             "retrieval; 'only': that blend alone")
     parser.add_argument("--results", type=Path, default=None,
                         help="where quality.json/.md and the plots go (default: bench/results for a full run, "
                              "bench/results/quick for a --quick or --only run)")
     args = parser.parse_args()
     if args.results is None:
         partial = (args.quick or args.only or args.sets or args.meshes != DATA / "meshes"
-                   or args.template_weight is not None or args.views or args.objects)
+                   or args.template_weight is not None or args.views or args.objects or args.template_category)
         args.results = RESULTS / "quick" if partial else RESULTS
     parts = args.only or ["masks", "depth", "3d"]
     t0 = time.perf_counter()
@@ -958,7 +998,7 @@ def main() -> int:
                 else:
                     rep[part] = bench_3d(Path(tmp), args.quick, worker, engines, args.meshes.resolve(),
                                          tuple(args.sets or ("meshes", "templates")), args.template_weight,
-                                         args.views, args.objects)
+                                         args.views, args.objects, args.template_category)
                 rep[part]["seconds"] = round(time.perf_counter() - t, 1)
                 log(f"{part}: {rep[part]['seconds']} s")
         finally:

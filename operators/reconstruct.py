@@ -26,12 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
-                    focal_mm: float | None) -> list:
+                    focal_mm: float | None, depth_from_template: bool = True) -> list:
     """Blend library templates over a fresh build (shared by the button and the command line)."""
     from ..scene.template_blend import blend_from_result
 
     return blend_from_result(result_path, settings, report.objects, report.camera, weight=weight,
-                             focal_mm=focal_mm, context=context)
+                             focal_mm=focal_mm, context=context, depth_from_template=depth_from_template)
 
 
 class InputError(Exception):
@@ -147,7 +147,7 @@ class MONOCLE_OT_reconstruct(PollingOperator, Operator, MonocleMeshSettings):
         if self.use_templates:
             try:
                 blended = apply_templates(context, result_path, report, mesh_settings(self), self.template_weight,
-                                          focal)
+                                          focal, self.template_depth)
                 templates = f", {sum(1 for t in blended if t.object is not None)} template(s)"
             except RuntimeError as exc:  # the reconstruction stands on its own
                 log.warning("template blend failed: %s", exc)

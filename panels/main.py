@@ -115,6 +115,9 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
         row = layout.row()
         row.prop(settings, "template_weight", text="Weight (next build)")
         row.enabled = settings.use_templates
+        row = layout.row()
+        row.prop(settings, "template_depth")
+        row.enabled = settings.use_templates
         obj = context.active_object
         if is_template(obj):
             box = layout.box()

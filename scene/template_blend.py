@@ -1,32 +1,38 @@
 """The template blend: a matched template placed over a reconstruction, pulled onto it where the
 camera saw it, with one live slider between the two.
 
-For each reconstructed object whose best template scores above the threshold, a new object
-holds a densified copy of the template in model space, its matrix the camera's world matrix times
-the matched pose (so it is upright in its own axes, origin at the template's base). Every match's
-FFD lattice is fitted to the object's mask and depth (``templates.fit``). Its modifiers:
+For each reconstructed object whose best template scores above the threshold, a new object is
+placed, its matrix the camera's world matrix times the matched pose (so it is upright in its own
+axes, origin at the template's base), its mesh in the template's model space. Every match's FFD
+lattice is fitted to the object's mask and depth (``templates.fit``). Over a reconstruction with a
+back (closed or solidified, the default) the mesh is the reconstruction's own, its vertices moved
+onto the template along the camera rays (``scene.template_shell``): the seen side is then exactly
+the reconstruction, the hidden side the fitted template, with no seam. Over an open reconstruction
+it is a densified copy of the template. Its modifiers:
 
 0. ``Monocle Lattice``: the fitted lattice as a real Lattice object parented to the template
    (``scene.template_lattice``); the **Fit** slider (``monocle_template_fit``) drives its strength,
    and the artist can reshape the template by editing the lattice's points.
 1. ``Monocle Template Weight`` (Vertex Weight Mix): multiplies the per-vertex visibility weights
-   of the ``Monocle Visible`` group by ``1 - takeover(weight, trust)`` (``templates.blend``); a
+   of the ``Monocle Visible`` group by ``1 - takeover(weight, trust)`` (``templates.policy``); a
    driver reads ``weight`` from the object's ``monocle_template_weight`` property (a simple
    expression with the depth trust's knee baked in: no Python, works with auto-run off), so moving
    the slider updates the mesh live.
-2. ``Monocle Shrinkwrap`` (nearest surface point, vertex group ``Monocle Visible``): pulls each
-   vertex onto the reconstruction by its weight. With trusted depth, weights up to the knee (the
-   default included) keep the reconstruction's surface on the seen side; above it the template
-   takes over, 1 giving the pure template. With the classic relief the knee is near 0, so the
-   slider is about the template's share of the seen side. The back (weight 0 in the group) always
-   keeps the fitted template.
+2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Side`` (geometry nodes,
+   vertex for vertex) on the ray-resampled mesh, ``Monocle Shrinkwrap`` (nearest surface point) on
+   the template copy. With trusted depth, weights up to the knee (the default included) keep the
+   reconstruction's surface on the seen side; above it the template takes over, 1 giving the pure
+   (fitted) template. With the classic relief the knee is near 0, so the slider is about the
+   template's share of the seen side. The back (weight 0 in the group) always keeps the fitted
+   template.
 3. ``Monocle Photo Projection`` (UV Project from the photo's camera): the ``Photo`` UV map, so the
    photo material shows the picture on the visible faces; the others keep the template's material.
 
-The reconstruction stays in the collection, hidden: it is the Shrinkwrap target. The top three
-matches and their fitted lattices are kept on the object as JSON, so ``swap_template`` cycles them
-(with a new lattice) without re-matching or re-fitting; ``apply_template`` bakes the modifiers into a
-plain mesh and removes the lattice.
+The reconstruction stays in the collection, hidden: it is what the pull reads. With a relative
+depth map it first takes its depth proportions from the placed template (``scene.template_depth``).
+The top three matches and their fitted lattices are kept on the object as JSON, so
+``swap_template`` cycles them (with a new lattice) without re-matching or re-fitting;
+``apply_template`` bakes the modifiers into a plain mesh and removes the lattice.
 """
 
 from __future__ import annotations
@@ -50,13 +56,16 @@ from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust
 from ..templates.match import Match, MatchResult
 from ..templates.mesh import PolyMesh, densify
-from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_knee
+from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
 from ..templates.retrieve import retrieve
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
+from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
+from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
 from .template_library import drop_unused_library, linked_objects, mesh_arrays, template_library
+from .template_shell import SNAP_MODIFIER, add_snap_modifier, has_back, shell_mesh, snap_target
 from .tracker import Created
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,7 @@ WRAP_MODIFIER = "Monocle Shrinkwrap"
 PROJECT_MODIFIER = "Monocle Photo Projection"
 WEIGHT_LEVELS = 256  # visibility weights are written in this many steps (one group.add per step)
 DEFAULT_WEIGHT = 0.5
+SHELL = True  # over a reconstruction with a back, blend the template resampled on its rays
 
 
 @dataclass
@@ -85,6 +95,7 @@ class TemplateReport:
     seconds: float = 0.0
     fits: list[LatticeFit] = field(default_factory=list)  # one per match, same order
     depth_trust: float = 1.0
+    depth_scale: float = 1.0  # relief factor divided out of the reconstruction (``scene.template_depth``)
 
     def to_json(self) -> dict[str, Any]:
         data = self.result.to_json()
@@ -92,6 +103,7 @@ class TemplateReport:
         data["reconstruction"] = self.source.name
         data["seconds"] = round(self.seconds, 3)
         data["depth_trust"] = self.depth_trust
+        data["depth_from_template"] = round(self.depth_scale, 4)
         for match, fit in zip(data["matches"], self.fits):
             match["fit"] = {k: v for k, v in fit.to_json().items() if k != "lattice"}
         if self.fits:
@@ -121,18 +133,22 @@ class ResultMatches:
     fits: list[list[LatticeFit]]
     camera: CameraModel
     depth_trust: float
+    relative: bool = False  # the depth map's relief had no scale of its own (fitted by the match)
+    centres: list[float] = field(default_factory=list)  # each object's median depth (the relief's centre)
 
 
 def match_result(
     result_path: str | Path, settings: MeshSettings, *, focal_mm: float | None = None,
     library: tlib.TemplateLibrary | None = None, context: bpy.types.Context | None = None,
+    threshold: float | None = None,
 ) -> ResultMatches:
     """Match every object of a worker result against the template library (bundled + user), fitting
     the lattices of the best rigid matches and ranking them after the fit (``templates.retrieve``).
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
     space; with relative depth the relief's scale is fitted too, and the lattice fit sees the depth
-    rescaled by it, weighted by ``templates.fit.depth_trust``.
+    rescaled by it, weighted by ``templates.fit.depth_trust``; ``threshold`` overrides retrieval's
+    acceptance threshold (the benchmarks place the best template of a known category whatever it scores).
     """
     from ..geometry.depth import scene_depth
     from .build import camera_for_result
@@ -144,9 +160,12 @@ def match_result(
     lib = library if library is not None else template_library(context)
     relative = result.depth_kind != "metric"  # a relative map's relief has no known scale: fit it
     trust = depth_trust(result.depth_kind, result.depth_source)
-    found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust)
+    found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust,
+                      threshold=threshold)
              for rec, m in zip(result.instances, masks)]
-    return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust)
+    centres = [float(np.median(zdepth[m])) if m.any() else 0.0 for m in masks]
+    return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust,
+                         relative, centres)
 
 
 # --------------------------------------------------------------------------- template meshes
@@ -215,10 +234,20 @@ def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.Vert
 
 
 def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
-                photo_material: bpy.types.Material | None, trust: float = 0.0) -> tuple[bpy.types.Mesh, np.ndarray]:
-    """The densified template mesh with its materials (photo material on the faces the camera sees)
-    and a ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape."""
+                photo_material: bpy.types.Material | None, trust: float = 0.0,
+                source: bpy.types.Object | None = None, camera_obj: bpy.types.Object | None = None,
+                shell: bool = False) -> tuple[bpy.types.Mesh, np.ndarray]:
+    """The blend's mesh with its materials (photo material on the faces the camera sees) and a
+    ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape.
+
+    Over a reconstruction with a back (``source``, seen through ``camera_obj``) it is the fitted
+    template resampled on the reconstruction's rays (``scene.template_shell``); otherwise (an open
+    back, or ``SHELL`` off) the densified template itself."""
     from .ingest import mesh_from_arrays
+
+    if shell and source is not None and camera_obj is not None:
+        return shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
+                          tm.materials, tm.material_index, trust)
 
     dense, parents = densify(tm.mesh)
     fitted = fit.lattice.deform(dense.vertices)
@@ -244,11 +273,11 @@ def weight_expression(trust: float) -> str:
     """The driver expression of the Mix modifier's factor (``1 - takeover``) for depth ``trust``:
     a simple expression, ``s`` the slider."""
     knee = takeover_knee(trust)
-    return f"1 - max(0, (s - {knee:.4f}) / {1.0 - knee:.4f})"
+    return f"1 - min(1, max(0, (s - {knee:.4f}) / {takeover_full(trust) - knee:.4f}))"
 
 
 def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
-                   camera: CameraModel) -> None:
+                   camera: CameraModel, shell: bool = False) -> None:
     mix = obj.modifiers.new(MIX_MODIFIER, "VERTEX_WEIGHT_MIX")
     mix.vertex_group_a = VISIBLE_GROUP
     mix.mix_mode = "MUL"
@@ -257,11 +286,14 @@ def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: 
     mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
     add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]',
                    weight_expression(trust))
-    wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
-    wrap.target = target
-    wrap.wrap_method = "NEAREST_SURFACEPOINT"
-    wrap.wrap_mode = "ON_SURFACE"
-    wrap.vertex_group = VISIBLE_GROUP
+    if shell:  # vertex for vertex onto the reconstruction it was made from
+        add_snap_modifier(obj, target, VISIBLE_GROUP)
+    else:
+        wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
+        wrap.target = target
+        wrap.wrap_method = "NEAREST_SURFACEPOINT"
+        wrap.wrap_mode = "ON_SURFACE"
+        wrap.vertex_group = VISIBLE_GROUP
     proj = obj.modifiers.new(PROJECT_MODIFIER, "UV_PROJECT")
     proj.uv_layer = PHOTO_UV
     proj.projector_count = 1
@@ -300,7 +332,8 @@ def place_template(
         fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
-    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust)
+    shell = SHELL and has_back(source)
+    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, shell)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
     for coll in source.users_collection:
@@ -316,7 +349,7 @@ def place_template(
     ui = obj.id_properties_ui(WEIGHT_PROP)
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
               description=WEIGHT_DESCRIPTION)
-    _add_modifiers(obj, source, camera_obj, camera)
+    _add_modifiers(obj, source, camera_obj, camera, shell)
     store_fits(obj, fits)
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
     if hide_source:
@@ -332,16 +365,20 @@ def blend_from_result(
     result_path: str | Path, settings: MeshSettings, objects: list[bpy.types.Object],
     camera_obj: bpy.types.Object, *, weight: float = DEFAULT_WEIGHT, focal_mm: float | None = None,
     context: bpy.types.Context | None = None, library: tlib.TemplateLibrary | None = None,
+    threshold: float | None = None, depth_from_template: bool = True,
 ) -> list[TemplateReport]:
     """Match the objects of a build (``BuildReport.objects`` and ``.camera``, same order as the
     result's instances) and blend a template over every one whose best match passes the threshold.
 
-    Objects without a good template are left as they are. On failure everything this call made
+    With ``depth_from_template`` and a relative depth map, each placed template's fitted relief
+    scale also sets its reconstruction's depth (``scene.template_depth``). Objects without a good
+    template are left as they are. On failure everything this call made
     is removed and ``BuildError`` is raised (the reconstruction itself is untouched).
     """
     t0 = time.perf_counter()
     lib = library if library is not None else template_library(context)
-    matched = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context)
+    matched = match_result(result_path, settings, focal_mm=focal_mm, library=lib, context=context,
+                           threshold=threshold)
     if len(matched.results) != len(objects):
         raise BuildError("template_failed", "The build and the worker result list different objects.")
     fit_seconds = [sum(f.seconds for f in fits) for fits in matched.fits]
@@ -349,22 +386,36 @@ def blend_from_result(
     created = Created()
     reports = []
     with created.all_or_nothing("template_failed", "Placing a template failed ({})."):
-        for source, res, fits, fit_s in zip(objects, matched.results, matched.fits, fit_seconds):
+        for source, res, fits, fit_s, centre in zip(objects, matched.results, matched.fits, fit_seconds,
+                                                    matched.centres):
             t = time.perf_counter()
             obj = None
+            scale = 1.0
+            if res.accepted and depth_from_template and matched.relative:
+                scale = set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
             if res.accepted:
                 obj = place_template(source, camera_obj, res, matched.camera, library=lib, weight=weight,
                                      created=created, fits=fits, trust=matched.depth_trust)
             reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
-                                          matched.depth_trust))
+                                          matched.depth_trust, scale))
     return reports
 
 
 # --------------------------------------------------------------------------- after placement
 
 def is_template(obj: bpy.types.Object | None) -> bool:
-    """Whether ``obj`` is a live template blend (it has matches and its Shrinkwrap)."""
-    return obj is not None and MATCHES_PROP in obj and obj.modifiers.get(WRAP_MODIFIER) is not None
+    """Whether ``obj`` is a live template blend (it has matches and its pull onto the reconstruction)."""
+    return obj is not None and MATCHES_PROP in obj and (
+        obj.modifiers.get(WRAP_MODIFIER) is not None or obj.modifiers.get(SNAP_MODIFIER) is not None)
+
+
+def reconstruction_of(obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The reconstruction a template blend is pulled onto."""
+    wrap = obj.modifiers.get(WRAP_MODIFIER)
+    if wrap is not None:
+        return wrap.target
+    snap = obj.modifiers.get(SNAP_MODIFIER)
+    return snap_target(snap) if snap is not None else None
 
 
 def template_matches(obj: bpy.types.Object) -> MatchResult:
@@ -384,8 +435,9 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     match = result.matches[index]
     lib = library if library is not None else template_library(context)
     camera = _camera_from_json(obj[CAMERA_PROP])
-    wrap = obj.modifiers[WRAP_MODIFIER]
-    photo = wrap.target.active_material if wrap.target is not None else None
+    source = reconstruction_of(obj)
+    shell = obj.modifiers.get(SNAP_MODIFIER) is not None
+    photo = source.active_material if source is not None else None
     try:
         template = lib.get(match.template, match.source)
     except KeyError:
@@ -393,13 +445,16 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     tm = load_template_mesh(template)
     fits = stored_fits(obj)
     fit = fits[index] if index < len(fits) else rest_fit(template)
-    mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)))
+    proj = obj.modifiers.get(PROJECT_MODIFIER)
+    camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
+    if camera_obj is not None and source is not None and DEPTH_SCALE_PROP in source:
+        set_template_depth(source, camera_obj, match.depth_scale)  # its depth came from the template
+    mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)), source,
+                                camera_obj, shell and source is not None and camera_obj is not None)
     old = obj.data
     obj.data = mesh
     if old.users == 0:
         bpy.data.meshes.remove(old)
-    proj = obj.modifiers.get(PROJECT_MODIFIER)
-    camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
     _write_weights(obj, weights)

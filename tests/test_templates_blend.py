@@ -112,7 +112,7 @@ def test_blend_end_to_end(mods, mug_result):
     assert obj is not None and obj.users_collection[0] == report.collection
     assert recon.hide_render and recon.hide_get()
     assert json.loads(json.dumps(rep.to_json()))["object"] == obj.name
-    assert [m.type for m in obj.modifiers] == ["LATTICE", "VERTEX_WEIGHT_MIX", "SHRINKWRAP", "UV_PROJECT"]
+    assert [m.type for m in obj.modifiers] == ["LATTICE", "VERTEX_WEIGHT_MIX", "NODES", "UV_PROJECT"]
     lib = mods["library"].bundled_library()
     tpl = lib.get("Mug")
     size = float(np.linalg.norm(np.ptp(tpl.vertices, axis=0)))
@@ -120,7 +120,10 @@ def test_blend_end_to_end(mods, mug_result):
     visible = weights > 0.99
     assert 0.15 < visible.mean() < 0.6  # the side facing the camera, not the back
 
-    # weight 1, fit 0: the pure rigid template, where the match put it (the fit: test_templates_ffd.py)
+    # the blend is the reconstruction's mesh (its topology, one vertex per vertex) moved onto the template
+    assert len(obj.data.vertices) == len(recon.data.vertices) and len(obj.data.polygons) == len(recon.data.polygons)
+    # weight 1, fit 0: the rigid template, where the match put it (the fit: test_templates_ffd.py): the
+    # back (weight 0) and the front wherever its ray met the template lie on the template's surface
     obj["monocle_template_fit"] = 0.0
     _set_weight(obj, 1.0)
     posed, _ = _mesh_world(obj)
@@ -130,7 +133,9 @@ def test_blend_end_to_end(mods, mug_result):
     pose = rep.result.matches[0].pose
     expected = tpl.vertices.astype(np.float64) @ (cam[:3, :3] @ (pose.scale * pose.rotation)).T + (
         cam[:3, :3] @ pose.translation + cam[:3, 3])
-    assert np.abs(ev1[: len(tpl.vertices)] - expected).max() < 1e-5 * size  # original vertices come first
+    on_template = surface_distance(ev1, expected, tpl.triangles) < 1e-4 * size
+    assert on_template[weights == 0].all() and (weights == 0).mean() > 0.25
+    assert on_template.mean() > 0.8, float(on_template.mean())
     assert is_watertight(obj)
 
     # weight 0: the visible side lies on the reconstruction (within 1 % of the object's size)
@@ -159,6 +164,9 @@ def test_blend_end_to_end(mods, mug_result):
     assert np.abs(ev_h - ev0).max() < 1e-5 * size
     d = surface_distance(ev_h[weights > 0], rec_world, rec_tri)
     assert d.max() < 1e-3 * size, float(d.max() / size)  # every seen vertex lies on the reconstruction
+    # ... vertex for vertex: the seen side is the reconstruction's own surface, unchanged by the template
+    rec_ev = evaluated_world(recon)
+    assert np.abs(ev_h[weights > 0.99] - rec_ev[weights > 0.99]).max() < 1e-5 * size
     _set_weight(obj, 0.75)
     ev_q = evaluated_world(obj)
     assert np.allclose(ev_q, ev1 + 0.5 * (ev0 - ev1), atol=1e-5 * size)
@@ -308,11 +316,13 @@ def test_user_library(ext_dir, mods, tmp_path):
 
 def test_weight_policy(mods):
     """The slider's knee follows the depth's trust: trusted depth keeps the seen side up to the default
-    weight, the classic relief lets the template take over about as much as the weight, 1 is the template."""
+    weight, the classic relief gives the seen side to the template by the default weight, 1 is the template."""
     policy, tb = mods["policy"], mods["tb"]
     assert policy.takeover(tb.DEFAULT_WEIGHT, 1.0) == 0.0
     assert policy.takeover(0.75, 1.0) == pytest.approx(0.5)
-    assert policy.takeover(tb.DEFAULT_WEIGHT, 0.1) == pytest.approx(0.45 / 0.95)
+    # the classic relief (trust 0.1): at the default weight the seen side is (almost) the fitted template
+    assert policy.takeover(tb.DEFAULT_WEIGHT, 0.1) == pytest.approx(0.45 / 0.455)
+    assert policy.takeover(tb.DEFAULT_WEIGHT, 0.1) > 0.95 and policy.takeover(0.25, 0.1) < 0.5
     assert all(policy.takeover(1.0, t) == 1.0 for t in (0.0, 0.1, 0.5, 1.0))
     assert all(policy.takeover(0.0, t) == 0.0 for t in (0.0, 0.1, 0.5, 1.0))
     w = np.linspace(0, 1, 21)
@@ -321,4 +331,51 @@ def test_weight_policy(mods):
     for trust in (0.1, 0.5, 1.0):
         expr = tb.weight_expression(trust)
         for x in (0.0, 0.3, 0.6, 1.0):
-            assert eval(expr, {"max": max}, {"s": x}) == pytest.approx(1 - policy.takeover(x, trust), abs=1e-3)
+            factor = eval(expr, {"max": max, "min": min}, {"s": x})
+            assert factor == pytest.approx(1 - policy.takeover(x, trust), abs=1e-3)
+
+
+@pytest.mark.parametrize("from_template", [True, False])
+def test_depth_from_template(ext_dir, mods, tmp_path, from_template):
+    """With relative depth the placed template's fitted relief scale sets the reconstruction's depth
+    extent (issue 20, part 4): squeezed into a Depth Range of 0.3 scene units, the chair comes back
+    about as deep as it really is; without the toggle the Depth Range stands."""
+    tb, build = mods["tb"], mods["build"]
+    view = mods["synthetic"].render_view(mods["library"].bundled_library().get("Chair Dining"), 30.0, 20.0,
+                                         width=W, height=H)
+    photo, mask, depth = write_photo(view, tmp_path)
+    np.save(depth, np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan).astype(np.float32))
+    out = tmp_path / "result"
+    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
+                                   "--depth", str(depth), "--depth-kind", "relative-inverse")
+    assert code == 0, (events, err)
+    settings = mods["geometry"].MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
+    report = build.build_from_result(out, settings, focal_mm=50.0)
+    recon, cam = report.objects[0], report.camera
+
+    to_cam = np.array(cam.matrix_world.inverted())
+
+    def front_extent() -> float:
+        """Depth extent of the reconstruction's front (camera distances, 1st to 99th percentile)."""
+        bpy.context.view_layer.update()
+        z = -(evaluated_world(recon) @ to_cam[:3, :3].T + to_cam[:3, 3])[:, 2]
+        front = np.zeros(len(recon.data.vertices), bool)
+        recon.data.attributes["front"].data.foreach_get("value", front)
+        return float(np.percentile(z[front], 99) - np.percentile(z[front], 1))
+
+    true_depth = view.zdepth[view.mask]
+    truth = float(np.percentile(true_depth, 99) - np.percentile(true_depth, 1))  # in the template's metres
+    before = front_extent()
+    rep = tb.blend_from_result(out, settings, report.objects, report.camera, weight=0.5, focal_mm=50.0,
+                               depth_from_template=from_template)[0]
+    assert rep.object is not None
+    after = front_extent()
+    pose_scale = rep.result.matches[0].pose.scale  # scene units per template metre
+    ratio = after / (truth * pose_scale)
+    if from_template:
+        assert rep.depth_scale == pytest.approx(rep.result.matches[0].depth_scale)
+        assert 0.85 < ratio < 1.15, (ratio, before / (truth * pose_scale))
+        assert abs(before / (truth * pose_scale) - 1.0) > 0.2  # the Depth Range alone was far off
+        assert json.loads(json.dumps(rep.to_json()))["depth_from_template"] == pytest.approx(rep.depth_scale, 1e-3)
+    else:
+        assert rep.depth_scale == 1.0 and after == pytest.approx(before, rel=1e-6)

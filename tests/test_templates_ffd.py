@@ -77,14 +77,14 @@ def test_depth_trust_table(mods, squat_mug):
 
 def test_lattice_object_and_fit_slider(mods, squat_mug):
     """The placed template carries its fitted lattice as a Lattice object (a child of the template,
-    named after it) and a Lattice modifier before the Shrinkwrap; at Fit 1 Blender's evaluated mesh
+    named after it) and a Lattice modifier before the pull onto the reconstruction; at Fit 1 Blender's evaluated mesh
     is the numpy ``Lattice.deform`` of the posed template, at Fit 0 the rigid template, in between the
     straight mix, with no re-fit; the fitted template matches the photo better than the rigid one."""
     tb, tlat = mods["tb"], mods["tlat"]
     rep = _place(mods, squat_mug)
     obj = rep.object
     kinds = [m.type for m in obj.modifiers]
-    assert kinds.index("LATTICE") < kinds.index("SHRINKWRAP")
+    assert kinds.index("LATTICE") < kinds.index("NODES")  # before the pull onto the reconstruction
     lat_obj = obj.modifiers[tlat.LATTICE_MODIFIER].object
     assert lat_obj is not None and lat_obj.type == "LATTICE" and lat_obj.parent == obj
     assert lat_obj.name.startswith(rep.result.matches[0].template) and lat_obj.hide_render
