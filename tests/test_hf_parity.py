@@ -82,7 +82,9 @@ def _reference(folder: Path, processor_cls=None):
 
 
 def test_every_advertised_model_has_a_fixture():
-    advertised = {m.id for m in models.known_models()}
+    # MoGe runs as an ONNX export through onnxruntime, not transformers: its fixture is the ONNX graph
+    # tests/moge_fixtures.py builds with the export's inputs and outputs (tests/test_moge.py)
+    advertised = {m.id for m in models.known_models() if not models.is_moge_model(m.id)}
     fixtures = {fixture_info(p.name)["id"]: p.name for p in HF_CONFIGS.iterdir() if (p / "fixture.json").is_file()}
     assert advertised <= set(fixtures), advertised - set(fixtures)
     for name in NOT_ADVERTISED:
