@@ -42,11 +42,14 @@ bench: venv
 	$(PY) bench/bench_learned.py
 	$(PY) bench/bench_warm.py
 	$(PY) bench/bench_correct.py
+	$(PY) bench/bench_drawing.py
+	$(PY) bench/bench_backdrop.py
 	$(PY) bench/bench_templates.py
 	$(PY) tools/update_bench_docs.py
 
 bench-quality: venv
 	$(PY) bench/bench_quality.py $(if $(QUICK),--quick,)
+	$(PY) bench/bench_quality.py --category $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(PY) tools/update_bench_docs.py)
 
 clean:

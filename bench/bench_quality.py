@@ -898,7 +898,7 @@ def markdown(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def plots(rep: dict, results: Path) -> None:
+def plots(rep: dict, results: Path, stem: str = "quality") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -921,7 +921,7 @@ def plots(rep: dict, results: Path) -> None:
             ax.set_title(f"{s}: visible-surface F@0.1 per object (mean over views)", fontsize=9)
         axes[0, 0].legend(fontsize=7, ncol=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.08))
         fig.tight_layout()
-        fig.savefig(results / "quality_fscore.png", dpi=100)
+        fig.savefig(results / f"{stem}_fscore.png", dpi=100)
         plt.close(fig)
     dd = rep.get("depth")
     if dd:
@@ -947,7 +947,7 @@ def plots(rep: dict, results: Path) -> None:
             ax.set_title(f"{title}: depth error (lower is better)", fontsize=9)
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(results / "quality_depth.png", dpi=100)
+        fig.savefig(results / f"{stem}_depth.png", dpi=100)
         plt.close(fig)
 
 
@@ -970,13 +970,24 @@ def main() -> int:
                         help="also blend with only the object's true category (its folder under meshes/category) as "
                              "candidates, always placing the best (mode <engine>+truecat): shape quality apart from "
                              "retrieval; 'only': that blend alone")
+    parser.add_argument("--category", action="store_true",
+                        help="the template benchmark on real objects: --only 3d --meshes ../shared/bench-data/meshes/"
+                             "category --set meshes --template-category oracle, a full run of which is written as "
+                             "quality_category.* beside the main results (make bench-quality runs both)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where quality.json/.md and the plots go (default: bench/results for a full run, "
                              "bench/results/quick for a --quick or --only run)")
     args = parser.parse_args()
+    stem = "quality"
+    if args.category:
+        args.only, args.meshes, args.sets = ["3d"], DATA / "meshes" / "category", ["meshes"]
+        args.template_category = args.template_category or "oracle"
+        stem = "quality_category"
     if args.results is None:
         partial = (args.quick or args.only or args.sets or args.meshes != DATA / "meshes"
                    or args.template_weight is not None or args.views or args.objects or args.template_category)
+        if args.category:
+            partial = args.quick or args.template_weight is not None or args.views or args.objects
         args.results = RESULTS / "quick" if partial else RESULTS
     parts = args.only or ["masks", "depth", "3d"]
     t0 = time.perf_counter()
@@ -1006,10 +1017,12 @@ def main() -> int:
     rep["total_s"] = round(time.perf_counter() - t0, 1)
     rep["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "quality.json").write_text(json.dumps(rep, indent=1, default=float))
+    (args.results / f"{stem}.json").write_text(json.dumps(rep, indent=1, default=float))
     md = markdown(rep)
-    (args.results / "quality.md").write_text(md)
-    plots(rep, args.results)
+    if stem != "quality":  # its plots beside the main results' under their own names
+        md = md.replace("](quality_", f"]({stem}_")
+    (args.results / f"{stem}.md").write_text(md)
+    plots(rep, args.results, stem)
     print(md)
     import blender_env
 
