@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,11 @@ from ..templates.blend import visibility_weights
 from ..templates.ffd import lattice_for
 from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust
-from ..templates.match import Match, MatchResult
+from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import PolyMesh, densify
 from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
 from ..templates.retrieve import retrieve
+from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
@@ -391,6 +392,7 @@ def blend_from_result(
             t = time.perf_counter()
             obj = None
             scale = 1.0
+            res, centre = _on_ground(source, res, centre)
             if res.accepted and depth_from_template and matched.relative:
                 scale = set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
             if res.accepted:
@@ -399,6 +401,16 @@ def blend_from_result(
             reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
                                           matched.depth_trust, scale))
     return reports
+
+
+def _on_ground(source: bpy.types.Object, res: MatchResult, centre: float) -> tuple[MatchResult, float]:
+    """The matches (made from the depth map) moved as Stand on Ground moved ``source``: scaled about
+    the camera by its ground scale, so the template stands where the object now stands."""
+    g = float(source.get(GROUND_SCALE_PROP, 1.0))
+    if g == 1.0:
+        return res, centre
+    moved = [replace(m, pose=Pose(m.pose.rotation, g * m.pose.translation, g * m.pose.scale)) for m in res.matches]
+    return replace(res, matches=moved), g * centre
 
 
 # --------------------------------------------------------------------------- after placement

@@ -196,3 +196,22 @@ def test_cli_backdrop_and_ground_report(monocle, banana, tmp_path):
     co = np.empty(len(backdrop.data.vertices) * 3, np.float32)
     backdrop.data.vertices.foreach_get("co", co)
     assert np.ptp(co.reshape(-1, 3)[:, 2]) < 1e-4  # a plane: flat in its (camera-aligned) space
+
+
+def test_a_template_stands_where_its_object_was_stood(monocle):
+    """Stand on Ground scales an object about the camera; its template matches (made from the depth
+    map) move with it, so the template is placed, shell-fitted and depth-scaled where the object now is."""
+    blend = importlib.import_module(monocle.__name__ + ".scene.template_blend")
+    match = importlib.import_module(monocle.__name__ + ".templates.match")
+    rot = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    pose = match.Pose(rot, np.array([0.3, -0.2, -4.0]), 0.7)
+    res = match.MatchResult("cup", [match.Match("Cup", "cup", 0.9, 0.9, 0.01, pose, 0.8, (0.0, 10.0))])
+    obj = bpy.data.objects.new("Cup", bpy.data.meshes.new("Cup"))
+    pts = np.random.default_rng(1).normal(size=(20, 3))
+    same, centre = blend._on_ground(obj, res, 4.0)
+    assert same is res and centre == 4.0  # not stood: nothing moves
+    obj["monocle_ground_scale"] = 1.06
+    moved, centre = blend._on_ground(obj, res, 4.0)
+    assert centre == pytest.approx(4.24)
+    assert np.allclose(moved.matches[0].pose.apply(pts), 1.06 * pose.apply(pts))
+    assert res.matches[0].pose is pose  # the stored result is not changed in place
