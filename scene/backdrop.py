@@ -23,6 +23,7 @@ from .tracker import Created
 
 log = logging.getLogger(__name__)
 COLOUR_FILE = "backdrop.png"
+GUESSED_DEPTH = ("classic", "drawing")  # engines whose depth is drawn from the masks, not measured
 SCALE_PROP = "monocle_ground_scale"  # on a standing object: the scale about the camera that stood it
 
 
@@ -47,6 +48,12 @@ def plan(result: WorkerResult, settings: MeshSettings, camera: CameraModel, mesh
     """
     mode = getattr(settings, "backdrop", "none")
     use_ground = bool(getattr(settings, "ground", False))
+    if use_ground and result.depth_source in GUESSED_DEPTH:
+        # their depth off the objects is a rule (lower in the frame is nearer), not a measurement: a
+        # plane fitted to it would move every object by a guess (on single-object renders it cost
+        # the classic engine most of its visible F@0.1, see bench/bench_quality.py)
+        log.info("no ground from the %s engine's depth: it is not measured", result.depth_source)
+        use_ground = False
     extras = Extras(meshes=list(meshes))
     if mode == "none" and not use_ground:
         return extras

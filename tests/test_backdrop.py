@@ -20,6 +20,7 @@ import pytest
 from conftest import run_worker
 from floor_scene import camera, flat_render, floor, light, psnr, render_floor_scene, stand
 from mathutils import Vector
+from PIL import Image
 
 W, H = 160, 120
 LENS = 35.0
@@ -215,3 +216,21 @@ def test_a_template_stands_where_its_object_was_stood(monocle):
     assert centre == pytest.approx(4.24)
     assert np.allclose(moved.matches[0].pose.apply(pts), 1.06 * pose.apply(pts))
     assert res.matches[0].pose is pose  # the stored result is not changed in place
+
+
+def test_no_ground_from_the_classic_engines_guessed_depth(monocle, ext_dir, tmp_path):
+    """The classic engine's depth off the objects is its floor rule, not a measurement: Stand on Ground
+    finds no plane in it and leaves the objects where the build put them (the backdrop is still made)."""
+    yy, xx = np.mgrid[0:240, 0:320]
+    rgb = np.full((240, 320, 3), 200, np.uint8)
+    rgb[(yy - 120) ** 2 + (xx - 160) ** 2 < 60**2] = (30, 90, 200)  # a blue disc on grey: one object
+    Image.fromarray(rgb).save(tmp_path / "disc.png")
+    out = tmp_path / "result"
+    code, _, stderr = run_worker(ext_dir, "run", "--image", str(tmp_path / "disc.png"), "--out", str(out),
+                                 "--engine", "classic")
+    assert code == 0, stderr
+    build = importlib.import_module(monocle.__name__ + ".scene.build")
+    settings = monocle.geometry.MeshSettings(detail=2000, backdrop="plane", ground=True)
+    report = build.build_from_result(out, settings)
+    assert report.ground is None and report.backdrop is not None
+    assert not any("monocle_ground_scale" in o for o in report.objects)
