@@ -20,7 +20,7 @@ def geo(monocle):
 
     return SimpleNamespace(
         core=mod(""), camera=mod(".camera"), depth=mod(".depth"), plane=mod(".plane"), check=mod(".check"),
-        topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"),
+        topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"), backs=mod(".backs"),
     )
 
 
@@ -803,15 +803,15 @@ def test_closed_seam_faces_found_from_the_lattice_are_every_seam_face(geo, monke
     yy, xx = np.mgrid[0:h, 0:w]
     cam = geo.camera.camera_from_result(w, h, None)
     plane = geo.plane
-    split = plane._split_for_closed_back
+    split = geo.backs._split_for_closed_back
     for jump in (0.0, 1.0):
         z = (4 + 0.002 * xx + 0.2 * np.sin(yy / 13)).astype(np.float32)
         z[:, 200:] += jump
         settings = geo.core.MeshSettings(back="closed", detail=8000)
         calls = []
-        monkeypatch.setattr(plane, "_split_for_closed_back", lambda *a: calls.append(a[6]) or split(*a))
+        monkeypatch.setattr(geo.backs, "_split_for_closed_back", lambda *a: calls.append(a[6]) or split(*a))
         fast = plane.build_object_mesh(mask > 0, z, cam, settings)
-        monkeypatch.setattr(plane, "_split_for_closed_back", lambda *a: split(*a[:6]))
+        monkeypatch.setattr(geo.backs, "_split_for_closed_back", lambda *a: split(*a[:6]))
         full = plane.build_object_mesh(mask > 0, z, cam, settings)
         monkeypatch.undo()
         assert (calls[0] is None) == (jump > 0)  # torn faces: the lattice's faces are not as built
