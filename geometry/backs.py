@@ -122,8 +122,7 @@ class OpenBack:
         clock.lap("relief")
         edge_table, corner_edges = edges.result()
         clock.lap("edges")
-        front_rows = np.zeros(out.vertices.shape[0], dtype=bool)
-        front_rows[:] = True
+        front_rows = np.ones(out.vertices.shape[0], dtype=bool)  # every vertex: there is no back
         groups = {"front": front_rows, "back": ~front_rows}
         return Finished(groups, texture, relief_uvs, front.sizes, front.loops, edge_table, corner_edges)
 
