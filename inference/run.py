@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +15,8 @@ from . import SCHEMA_VERSION, memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import AUTO, DepthMap, Instance, create_engine
 from .imageio import LoadedImage, load_image, load_scalar_map, resize_long_side
-from .protocol import DISK_FULL, DISK_FULL_ERRNOS, Emitter, WorkerError
+from .protocol import Emitter, WorkerError
+from .resultfiles import write_json, write_label_map, write_mask, writing
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +272,7 @@ def _write_engine_extras(result: dict[str, Any], engine: Any, out: Path, image: 
     """The engine's own label maps (written beside the masks) and its runtime, into ``result``."""
     maps = getattr(engine, "maps", None)
     for name, (values, meta) in (maps(scale) if maps is not None else {}).items():
-        _write_label_map(out, name, values, (image.width, image.height))
+        write_label_map(out, name, values, (image.width, image.height))
         result[Path(name).stem] = {"file": name, **meta}
     runtime = getattr(engine, "runtime", None)
     if runtime is not None:
@@ -361,22 +358,6 @@ def camera_record(focal_35mm: float | None, model_focal_px: float | None, width:
     return record
 
 
-def write_mask(out: Path, name: str, mask: np.ndarray) -> None:
-    """A bool mask as a one-bit PNG ``out / name``: a 12 MP one decodes in a third of the time
-    an 8-bit one takes."""
-    import cv2
-
-    with writing(out, name, mask.size // 8):
-        ok, png = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
-        if not ok:
-            raise OSError(f"OpenCV could not encode {name}")
-        # written by Python, not cv2.imwrite: OpenCV cannot open non-ASCII paths on Windows
-        # and crashes on undecodable ones elsewhere; a new file, never into a hard link's
-        tmp = out / (name + ".tmp")
-        tmp.write_bytes(png.tobytes())
-        os.replace(tmp, out / name)
-
-
 def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:
     """``--engine auto``: the drawing engine for line art, the classic engine for anything else."""
     from .engines.drawing_lines import line_art_verdict
@@ -386,53 +367,3 @@ def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:
     message = ("Line art: using the drawing engine" if is_drawing else "A photo: using the classic engine") + \
         f" ({reason})"
     return chosen, {"requested": AUTO, "chosen": chosen, "reason": reason, "message": message}
-
-
-def _write_label_map(out: Path, name: str, values: np.ndarray, size: tuple[int, int]) -> None:
-    """A small-integer map at input resolution as an 8-bit PNG (nearest neighbour: values are labels)."""
-    import cv2
-
-    if values.shape != (size[1], size[0]):
-        values = cv2.resize(values, size, interpolation=cv2.INTER_NEAREST)
-    with writing(out, name, values.size):
-        ok, png = cv2.imencode(".png", values.astype(np.uint8))
-        if not ok:
-            raise OSError(f"OpenCV could not encode {name}")
-        (out / name).write_bytes(png.tobytes())
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``path`` whole or not at all."""
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path.parent, tmp.name, 1 << 16):
-        tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-@contextmanager
-def writing(out: Path, name: str, needed: int) -> Iterator[None]:
-    """Turn a failed write of ``out / name`` (about ``needed`` bytes) into a WorkerError:
-    ``disk_full`` when the disk has no room for it, else ``output_unwritable``. The partial
-    file is removed."""
-    try:
-        yield
-    except OSError as exc:
-        with suppress(OSError):
-            (out / name).unlink(missing_ok=True)
-        if _disk_full(exc, out, needed):
-            raise WorkerError(
-                DISK_FULL, f"The disk holding {str(out)!r} is full; free some space and run again."
-            ) from None
-        reason = f" ({exc.strerror})" if exc.strerror else ""
-        raise WorkerError("output_unwritable", f"Could not write {name} into {str(out)!r}{reason}.") from None
-
-
-def _disk_full(exc: OSError, out: Path, needed: int) -> bool:
-    """By errno, or by the free space left when there is none: numpy and OpenCV report a
-    short write without one."""
-    if exc.errno is not None:
-        return exc.errno in DISK_FULL_ERRNOS
-    try:
-        return shutil.disk_usage(out).free < max(needed, 1 << 20)
-    except OSError:
-        return False
