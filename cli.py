@@ -139,39 +139,15 @@ def _absolute(path: str | None) -> str | None:
 
 def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
     """Validate the parsed command line; returns the batch options and this run's inputs."""
-    formats = list(dict.fromkeys(f.strip().lower() for f in args.format.split(",") if f.strip()))
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise UsageError(f"unknown format {','.join(bad) or args.format!r}; choose from {', '.join(FORMATS)}")
+    formats = _formats(args.format)
     validate_numbers(args)
-    k_n = None
-    if args.shard:
-        try:
-            k_n = parse_shard(args.shard)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    k_n = _shard_of(args.shard)
     for flag, value in (("--mask", args.mask), ("--depth", args.depth)):
         if value and not os.path.isfile(value):
             raise UsageError(f"{flag} {value!r} is not a file")
-    outdir = Path(os.path.abspath(args.output))
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        files.check_writable_file(outdir / ".monocle-write-test")
-    except (OSError, files.OutputError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise UsageError(f"cannot write to the output folder {str(outdir)!r} ({reason})") from None
-    report = Path(os.path.abspath(args.report)) if args.report else None
-    if report is not None:
-        try:
-            files.check_writable_file(report)
-        except files.OutputError as exc:
-            raise UsageError(str(exc)) from None
-    try:
-        sources = collect(args.inputs)
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
-    if not sources:
-        raise UsageError("no input images found")
+    outdir = _output_folder(args.output)
+    report = _report_file(args.report)
+    sources = _sources(args.inputs)
     total = len(sources)
     if k_n is not None:
         sources = shard(sources, *k_n)
@@ -198,6 +174,60 @@ def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
         cache_max_mb=args.cache_max_mb,
     )
     return options, sources
+
+
+def _formats(text: str) -> list[str]:
+    """The ``--format`` list, deduplicated in order; refused when empty or naming an unknown format."""
+    formats = list(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise UsageError(f"unknown format {','.join(bad) or text!r}; choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def _shard_of(text: str | None) -> tuple[int, int] | None:
+    """``--shard K/N`` as (K, N), or None without it."""
+    if not text:
+        return None
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _output_folder(path: str) -> Path:
+    """The output folder, absolute, created and checked writable."""
+    outdir = Path(os.path.abspath(path))
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        files.check_writable_file(outdir / ".monocle-write-test")
+    except (OSError, files.OutputError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UsageError(f"cannot write to the output folder {str(outdir)!r} ({reason})") from None
+    return outdir
+
+
+def _report_file(path: str | None) -> Path | None:
+    """The ``--report`` file, absolute and checked writable, or None without it."""
+    if not path:
+        return None
+    report = Path(os.path.abspath(path))
+    try:
+        files.check_writable_file(report)
+    except files.OutputError as exc:
+        raise UsageError(str(exc)) from None
+    return report
+
+
+def _sources(inputs: list[str]) -> list:
+    """The input images the arguments name (files and folders); refused when there is none."""
+    try:
+        sources = collect(inputs)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    if not sources:
+        raise UsageError("no input images found")
+    return sources
 
 
 def main(argv: list[str]) -> int:

@@ -813,6 +813,7 @@ def _placed_cell(m: dict, mode: str) -> str:
 
 
 def markdown(rep: dict) -> str:
+    """The scoreboard's Markdown: what was run, then one section per benchmark that ran."""
     lines = ["## Quality scoreboard", "",
              f"`make bench-quality{' QUICK=1' if rep['quick'] else ''}` on {rep['machine']['cpus']} CPUs "
              f"(load average {rep['machine']['load_average_before'][0]:.1f} before the run), "
@@ -825,77 +826,107 @@ def markdown(rep: dict) -> str:
              "lattice (Fit 1, the default), *+rigid* = the same blend with Fit 0; both scored on what the artist "
              "sees (the blended template where one was placed, else the reconstruction). *templates placed*: "
              "views with a template (right / wrong category / none where the object's category is known).", ""]
-    d3 = rep.get("3d")
-    if d3:
-        modes = d3["modes"]
-        engines = [m for m in modes if "+" not in m and m != "oracle"]
-        titles = {"meshes": f"third-party meshes (`{d3.get('meshes', DATA / 'meshes')}`)",
-                  "templates": "the bundled templates (`assets/templates.blend`; retrieving itself is the easy case)"}
-        lines += ["### 3D reconstruction (Cycles renders, 3 views each)", "",
-                  "Means per mode. Oracle = GT mask and Z pass through the real worker and builder.", "",
-                  "| objects | mode | align | vis F@0.1 | min vis F@0.1 | vis F@0.3 | vis CD-L1 | vis NC | full F@0.1 "
-                  "| full CD-L1 | vol IoU | templates placed |", "|---" * 12 + "|"]
-        for s, m in d3["mean"].items():
-            for mode in modes:
-                for align in ("raw", "icp"):
-                    r = m[f"{mode}.{align}"]
-                    lines.append(f"| {s} ({m['count']}) | **{mode}** | {align} | " + " | ".join(_fmt(r[k]) for k in (
-                        "visible.f@0.1", "min.visible.f@0.1", "visible.f@0.3", "visible.chamfer_l1",
-                        "visible.normal_consistency", "full.f@0.1", "full.chamfer_l1", "volumetric_iou"))
-                        + f" | {_placed_cell(m, mode)} |")
-        lines += ["", "Seconds per image (mean over every view). *worker* = the warm serve worker's whole request "
-                  "(of which *segment* and *depth*), *build* = `build_from_result`, *template* = matching and "
-                  "placing (`apply_templates`), *total* = worker + build + template, what the artist waits for; "
-                  "rendering the test image and scoring are the benchmark's own costs:", "",
-                  "| objects | mode | segment | depth | worker | build | template | **total** | (render) | (metrics) |",
-                  "|---" * 10 + "|"]
-        for s, m in d3["mean"].items():
-            for mode in modes:
-                sec = m[f"{mode}.seconds"]
-                total = sum(sec[k] or 0.0 for k in ("worker_wall", "build", "template"))
-                lines.append(f"| {s} | {mode} | " + " | ".join(
-                    _fmt(sec[k], 2) for k in ("worker.segment", "worker.depth", "worker_wall", "build", "template"))
-                    + f" | **{total:.2f}** | {_fmt(m['render_s'], 2)} | {_fmt(sec['metrics'], 2)} |")
-        for s, rows in d3["per_object"].items():
-            lines += ["", f"Visible F@0.1 per object on {titles[s]} (mean over views; oracle min = its lowest view):",
-                      ""] + _object_table(rows, modes, engines, s == "templates")
-        lines += ["", "![F-score per object](quality_fscore.png)", ""]
-    dd = rep.get("depth")
-    if dd:
-        engines = list(dd["mean"])
-        lines += ["### Depth (scale-and-shift fit in inverse depth)", "",
-                  "| frame | " + " | ".join(f"{e} AbsRel | {e} δ1" for e in engines) + " |",
-                  "|---" * (1 + 2 * len(engines)) + "|"]
-        for it in dd["items"]:
-            cells = []
-            for e in engines:
-                r = it.get(e, {})
-                cells += ["error", ""] if "error" in r else [_fmt(r.get("abs_rel")), _fmt(r.get("delta1"))]
-            lines.append(f"| {it['frame']} | " + " | ".join(cells) + " |")
-        lines.append("| **mean of the frames** | " + " | ".join(
-            f"**{_fmt(dd['mean'][e]['abs_rel'])}** | **{_fmt(dd['mean'][e]['delta1'])}**" for e in engines) + " |")
-        for s, m in (d3 or {}).get("mean", {}).items():
-            lines.append(f"| Cycles renders, {s} (mean of {m['count']}, inside the object's mask) | " + " | ".join(
-                f"{_fmt(m.get(f'{e}.depth', {}).get('abs_rel'))} | {_fmt(m.get(f'{e}.depth', {}).get('delta1'))}"
-                for e in engines) + " |")
-        if d3:
-            lines += ["", "On the renders an object 2 units across sits about 5 units away, so depth varies by only "
-                      "a few tens of percent inside its mask and AbsRel / δ1 are forgiving; the per-object tables add "
-                      "the aligned depth's median absolute error divided by the object's size (MedAE÷size), which "
-                      "shows how far the relief is off."]
-        lines.append("")
-        for e, why in dd["absent"].items():
-            lines.append(f"{e} engine: {why}. For scale, Depth Anything V2 Small reports NYU AbsRel 0.053 / "
-                         "δ1 0.973 zero-shot (METRICS.md).")
-        lines += ["", "![depth error](quality_depth.png)", ""]
-    dm = rep.get("masks")
-    if dm:
-        lines += ["### Masks (classic engine, GrabCut photos)", "",
-                  "| photo | IoU no hint | IoU box |", "|---|---|---|"]
-        for it in dm["items"]:
-            lines.append(f"| {it['image']} | {it['none']['iou']:.3f} | {it['box']['iou']:.3f} |")
-        lines += [f"| **mean** | **{_fmt(dm['mean']['none']['iou'])}** | **{_fmt(dm['mean']['box']['iou'])}** |", ""]
+    if rep.get("3d"):
+        lines += _markdown_3d(rep["3d"])
+    if rep.get("depth"):
+        lines += _markdown_depth(rep["depth"], rep.get("3d"))
+    if rep.get("masks"):
+        lines += _markdown_masks(rep["masks"])
     return "\n".join(lines)
+
+
+def _markdown_3d(d3: dict) -> list[str]:
+    """The 3D reconstruction section: scores per mode, seconds per image, scores per object."""
+    lines = _quality_table_3d(d3) + _seconds_table_3d(d3)
+    modes = d3["modes"]
+    engines = [m for m in modes if "+" not in m and m != "oracle"]
+    titles = {"meshes": f"third-party meshes (`{d3.get('meshes', DATA / 'meshes')}`)",
+              "templates": "the bundled templates (`assets/templates.blend`; retrieving itself is the easy case)"}
+    for s, rows in d3["per_object"].items():
+        lines += ["", f"Visible F@0.1 per object on {titles[s]} (mean over views; oracle min = its lowest view):",
+                  ""] + _object_table(rows, modes, engines, s == "templates")
+    lines += ["", "![F-score per object](quality_fscore.png)", ""]
+    return lines
+
+
+def _quality_table_3d(d3: dict) -> list[str]:
+    """Mean shape scores per object set, mode and alignment."""
+    modes = d3["modes"]
+    lines = ["### 3D reconstruction (Cycles renders, 3 views each)", "",
+              "Means per mode. Oracle = GT mask and Z pass through the real worker and builder.", "",
+              "| objects | mode | align | vis F@0.1 | min vis F@0.1 | vis F@0.3 | vis CD-L1 | vis NC | full F@0.1 "
+              "| full CD-L1 | vol IoU | templates placed |", "|---" * 12 + "|"]
+    for s, m in d3["mean"].items():
+        for mode in modes:
+            for align in ("raw", "icp"):
+                r = m[f"{mode}.{align}"]
+                lines.append(f"| {s} ({m['count']}) | **{mode}** | {align} | " + " | ".join(_fmt(r[k]) for k in (
+                    "visible.f@0.1", "min.visible.f@0.1", "visible.f@0.3", "visible.chamfer_l1",
+                    "visible.normal_consistency", "full.f@0.1", "full.chamfer_l1", "volumetric_iou"))
+                    + f" | {_placed_cell(m, mode)} |")
+    return lines
+
+
+def _seconds_table_3d(d3: dict) -> list[str]:
+    """Mean seconds per image per object set and mode."""
+    modes = d3["modes"]
+    lines = ["", "Seconds per image (mean over every view). *worker* = the warm serve worker's whole request "
+              "(of which *segment* and *depth*), *build* = `build_from_result`, *template* = matching and "
+              "placing (`apply_templates`), *total* = worker + build + template, what the artist waits for; "
+              "rendering the test image and scoring are the benchmark's own costs:", "",
+              "| objects | mode | segment | depth | worker | build | template | **total** | (render) | (metrics) |",
+              "|---" * 10 + "|"]
+    for s, m in d3["mean"].items():
+        for mode in modes:
+            sec = m[f"{mode}.seconds"]
+            total = sum(sec[k] or 0.0 for k in ("worker_wall", "build", "template"))
+            lines.append(f"| {s} | {mode} | " + " | ".join(
+                _fmt(sec[k], 2) for k in ("worker.segment", "worker.depth", "worker_wall", "build", "template"))
+                + f" | **{total:.2f}** | {_fmt(m['render_s'], 2)} | {_fmt(sec['metrics'], 2)} |")
+    return lines
+
+
+def _markdown_depth(dd: dict, d3: dict | None) -> list[str]:
+    """The depth section: AbsRel and δ1 per frame and engine (and on the renders, when run)."""
+    lines: list[str] = []
+    engines = list(dd["mean"])
+    lines += ["### Depth (scale-and-shift fit in inverse depth)", "",
+              "| frame | " + " | ".join(f"{e} AbsRel | {e} δ1" for e in engines) + " |",
+              "|---" * (1 + 2 * len(engines)) + "|"]
+    for it in dd["items"]:
+        cells = []
+        for e in engines:
+            r = it.get(e, {})
+            cells += ["error", ""] if "error" in r else [_fmt(r.get("abs_rel")), _fmt(r.get("delta1"))]
+        lines.append(f"| {it['frame']} | " + " | ".join(cells) + " |")
+    lines.append("| **mean of the frames** | " + " | ".join(
+        f"**{_fmt(dd['mean'][e]['abs_rel'])}** | **{_fmt(dd['mean'][e]['delta1'])}**" for e in engines) + " |")
+    for s, m in (d3 or {}).get("mean", {}).items():
+        lines.append(f"| Cycles renders, {s} (mean of {m['count']}, inside the object's mask) | " + " | ".join(
+            f"{_fmt(m.get(f'{e}.depth', {}).get('abs_rel'))} | {_fmt(m.get(f'{e}.depth', {}).get('delta1'))}"
+            for e in engines) + " |")
+    if d3:
+        lines += ["", "On the renders an object 2 units across sits about 5 units away, so depth varies by only "
+                  "a few tens of percent inside its mask and AbsRel / δ1 are forgiving; the per-object tables add "
+                  "the aligned depth's median absolute error divided by the object's size (MedAE÷size), which "
+                  "shows how far the relief is off."]
+    lines.append("")
+    for e, why in dd["absent"].items():
+        lines.append(f"{e} engine: {why}. For scale, Depth Anything V2 Small reports NYU AbsRel 0.053 / "
+                     "δ1 0.973 zero-shot (METRICS.md).")
+    lines += ["", "![depth error](quality_depth.png)", ""]
+    return lines
+
+
+def _markdown_masks(dm: dict) -> list[str]:
+    """The masks section: IoU per photo without and with a box."""
+    lines: list[str] = []
+    lines += ["### Masks (classic engine, GrabCut photos)", "",
+              "| photo | IoU no hint | IoU box |", "|---|---|---|"]
+    for it in dm["items"]:
+        lines.append(f"| {it['image']} | {it['none']['iou']:.3f} | {it['box']['iou']:.3f} |")
+    lines += [f"| **mean** | **{_fmt(dm['mean']['none']['iou'])}** | **{_fmt(dm['mean']['box']['iou'])}** |", ""]
+    return lines
 
 
 def plots(rep: dict, results: Path, stem: str = "quality") -> None:

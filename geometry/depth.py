@@ -98,26 +98,41 @@ def scene_depth(
     kind = kind.replace("-", "_")
     if kind not in DEPTH_KINDS:
         raise ValueError(f"unknown depth kind {kind!r}; expected one of {DEPTH_KINDS}")
-    if kind == "metric" and values.size:
+    if kind == "metric":
+        return _metric_depth(values, masks)
+    return _relative_depth(values, masks, settings)
+
+
+def _metric_depth(values: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray | None) -> np.ndarray:
+    """A metric map with its holes, background and near-zero values filled (float32)."""
+    if values.size:
         clean = _clean_metric(values, masks)
         if clean is not None:
             return clean
-    if kind == "metric":
-        # non-positive values are holes; renderers write ~1e10 for "nothing here" (Blender's Z pass)
-        valid = values > 0  # False on NaN too
-        valid &= values < METRIC_BACKGROUND  # and on infinities
-        inside = valid & _union(masks, values.shape)
-        where = inside if inside.any() else valid
-        if where.any():  # near-zero distances are sensor garbage that would put vertices on the camera
-            valid &= values > METRIC_FLOOR * float(values.max(where=where, initial=-np.inf))
-    else:
-        valid = np.isfinite(values)
+    # non-positive values are holes; renderers write ~1e10 for "nothing here" (Blender's Z pass)
+    valid = values > 0  # False on NaN too
+    valid &= values < METRIC_BACKGROUND  # and on infinities
+    inside = valid & _union(masks, values.shape)
+    where = inside if inside.any() else valid
+    if where.any():  # near-zero distances are sensor garbage that would put vertices on the camera
+        valid &= values > METRIC_FLOOR * float(values.max(where=where, initial=-np.inf))
+    return _filled(values, valid).astype(np.float32, copy=False)
+
+
+def _filled(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``values`` with the pixels not ``valid`` filled from their neighbours; ValueError when none is."""
     if not valid.any():
         raise ValueError("the depth map holds no valid values")
-    values = _fill_invalid(values, valid)
-    if kind == "metric":
-        return values.astype(np.float32, copy=False)
+    return _fill_invalid(values, valid)
 
+
+def _relative_depth(
+    values: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray | None, settings: MeshSettings,
+) -> np.ndarray:
+    """A relative inverse-depth map mapped affinely in ``1 / z`` onto the settings' depth span
+    (see ``scene_depth``)."""
+    valid = np.isfinite(values)
+    values = _filled(values, valid)
     near = float(settings.distance)
     if not np.isfinite(near) or near <= 0:
         raise ValueError(f"settings.distance must be positive, got {settings.distance}")

@@ -153,7 +153,7 @@ def solidify_edges(
     face_sizes: np.ndarray, edges: np.ndarray, corner_edges: np.ndarray, n: int,
     wall_a: np.ndarray, wall_b: np.ndarray, wall_corner: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Edge table of the solidified mesh from the front's (see ``plane._solidify_faces``):
+    """Edge table of the solidified mesh from the front's (see ``backs._solidify_faces``):
     front faces, their reversed copies on vertices ``+ n``, then one wall quad
     ``(b, a, a + n, b + n)`` per outline edge ``a -> b`` of front corner ``wall_corner``.
 

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,95 +135,120 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _engines(args: argparse.Namespace, emit: Emitter) -> int:
+    from .engines import list_engines
+
+    emit.emit("engines", engines=list_engines())
+    return EXIT_OK
+
+
+def _setup_env(args: argparse.Namespace, emit: Emitter) -> int:
+    from .setup_env import main as setup_env
+
+    return setup_env(args, emit)
+
+
+def _models(args: argparse.Namespace, emit: Emitter) -> int:
+    from .models import default_cache_dir, model_table
+
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    emit.emit("models", cache_dir=str(cache), models=model_table(cache))
+    return EXIT_OK
+
+
+def _download(args: argparse.Namespace, emit: Emitter) -> int:
+    from .models import default_cache_dir, emit_download_progress, onnx_files, require_online, resolve
+
+    require_online(f"download {args.model}")
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    found = resolve(args.model, cache_dir=cache, online=True, revision=args.revision,
+                    on_progress=emit_download_progress(emit, args.model))
+    main_file = found.path / "config.json"
+    if not main_file.is_file() and onnx_files(found.path):  # an ONNX export (MoGe) has no config
+        main_file = onnx_files(found.path)[0]
+    emit.emit("result", path=str(main_file), model=args.model, revision=found.revision,
+              folder=str(found.path), source=found.source)
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace, emit: Emitter) -> int:
+    import time
+
+    from .engines import create_engine
+
+    t = time.perf_counter()
+    engine = create_engine("transformers", {**_learned_options(args), "emit": emit})
+    engine.prepare(True, True, emit.progress)  # type: ignore[attr-defined]
+    emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
+              runtime=engine.runtime())  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+def _refine(args: argparse.Namespace, emit: Emitter) -> int:
+    from .prompts import Correction, parse_point
+    from .prompts import parse_box as parse_prompt_box
+    from .refine import refine
+
+    corr = Correction(args.action, [parse_point(p) for p in args.point],
+                      [parse_prompt_box(b) for b in args.box], args.strokes, list(args.target))
+    learned = None
+    if args.segmenter == "learned":
+        from .models import online_access
+
+        learned = {"model": args.segmenter_model, "device": args.device, "cache_dir": args.cache_dir,
+                   "online": online_access(args.online)}
+    emit.result(str(refine(args.base, args.out, [corr], args.image, emit, learned)))
+    return EXIT_OK
+
+
+def _run_engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``run`` hands to the chosen engine."""
+    if args.engine in ("classic", "auto"):
+        return {"relief": args.relief}
+    if args.engine in ("transformers", "moge"):
+        return _learned_options(args)
+    return {}
+
+
+def _run(args: argparse.Namespace, emit: Emitter) -> int:
+    from .run import RunOptions, parse_box, run
+
+    opts = RunOptions(
+        image=args.image,
+        out=args.out,
+        engine=args.engine,
+        objects=args.objects,
+        box=parse_box(args.box),
+        max_size=args.max_size,
+        mask=args.mask,
+        depth=args.depth,
+        depth_kind=args.depth_kind,
+        engine_options=_run_engine_options(args),
+    )
+    corrections = None
+    if args.corrections:
+        from .prompts import read_corrections
+
+        corrections = read_corrections(args.corrections)  # refused before the long run
+    path = run(opts, emit)
+    if corrections:
+        from .refine import refine
+
+        path = refine(args.out, args.out, corrections, args.image, emit)
+    emit.result(str(path))
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Emitter], int]] = {
+    "engines": _engines, "setup-env": _setup_env, "models": _models, "download": _download, "load": _load,
+    "refine": _refine, "run": _run,
+}
+
+
 def execute(args: argparse.Namespace, emit: Emitter) -> int:
     """Run one parsed command (not ``serve``), reporting every failure as an error event; returns the exit code."""
     try:
-        if args.command == "engines":
-            from .engines import list_engines
-
-            emit.emit("engines", engines=list_engines())
-            return EXIT_OK
-        if args.command == "setup-env":
-            from .setup_env import main as setup_env
-
-            return setup_env(args, emit)
-        if args.command == "models":
-            from .models import default_cache_dir, model_table
-
-            cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-            emit.emit("models", cache_dir=str(cache), models=model_table(cache))
-            return EXIT_OK
-        if args.command == "download":
-            from .models import default_cache_dir, emit_download_progress, onnx_files, require_online, resolve
-
-            require_online(f"download {args.model}")
-            cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-            found = resolve(args.model, cache_dir=cache, online=True, revision=args.revision,
-                            on_progress=emit_download_progress(emit, args.model))
-            main_file = found.path / "config.json"
-            if not main_file.is_file() and onnx_files(found.path):  # an ONNX export (MoGe) has no config
-                main_file = onnx_files(found.path)[0]
-            emit.emit("result", path=str(main_file), model=args.model, revision=found.revision,
-                      folder=str(found.path), source=found.source)
-            return EXIT_OK
-        if args.command == "load":
-            import time
-
-            from .engines import create_engine
-
-            t = time.perf_counter()
-            engine = create_engine("transformers", {**_learned_options(args), "emit": emit})
-            engine.prepare(True, True, emit.progress)  # type: ignore[attr-defined]
-            emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
-                      runtime=engine.runtime())  # type: ignore[attr-defined]
-            return EXIT_OK
-        if args.command == "refine":
-            from .prompts import Correction, parse_point
-            from .prompts import parse_box as parse_prompt_box
-            from .refine import refine
-
-            corr = Correction(args.action, [parse_point(p) for p in args.point],
-                              [parse_prompt_box(b) for b in args.box], args.strokes, list(args.target))
-            learned = None
-            if args.segmenter == "learned":
-                from .models import online_access
-
-                learned = {"model": args.segmenter_model, "device": args.device, "cache_dir": args.cache_dir,
-                           "online": online_access(args.online)}
-            emit.result(str(refine(args.base, args.out, [corr], args.image, emit, learned)))
-            return EXIT_OK
-        from .run import RunOptions, parse_box, run
-
-        if args.engine in ("classic", "auto"):
-            engine_options: dict[str, Any] = {"relief": args.relief}
-        elif args.engine in ("transformers", "moge"):
-            engine_options = _learned_options(args)
-        else:
-            engine_options = {}
-        opts = RunOptions(
-            image=args.image,
-            out=args.out,
-            engine=args.engine,
-            objects=args.objects,
-            box=parse_box(args.box),
-            max_size=args.max_size,
-            mask=args.mask,
-            depth=args.depth,
-            depth_kind=args.depth_kind,
-            engine_options=engine_options,
-        )
-        corrections = None
-        if args.corrections:
-            from .prompts import read_corrections
-
-            corrections = read_corrections(args.corrections)  # refused before the long run
-        path = run(opts, emit)
-        if corrections:
-            from .refine import refine
-
-            path = refine(args.out, args.out, corrections, args.image, emit)
-        emit.result(str(path))
-        return EXIT_OK
+        return _COMMANDS.get(args.command, _run)(args, emit)
     except WorkerError as exc:
         logging.getLogger("inference").info("error %s: %s", exc.code, exc.message)
         emit.error(exc.code, exc.message)

@@ -7,6 +7,8 @@ learned promptable segmenter for clicks and boxes when it is asked for and insta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import memo
@@ -16,6 +18,9 @@ from .protocol import WorkerError
 from .segments import Segments, read_strokes
 from .segments import bbox as _bbox
 from .segments import full as _full
+
+if TYPE_CHECKING:
+    from .imageio import LoadedImage
 
 PAINT_LITERAL = 0.3  # a paint-in stroke the cut keeps less of than this is taken as painted
 PAINT_REACH = 0.03  # strokes this near an object paint it, share of the long side
@@ -226,7 +231,22 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
 def apply(seg: Segments, corr: Correction, image: str | None) -> None:
     """Apply one correction to ``seg`` (the photo ``image`` is read for the actions that cut)."""
     corr.check()
-    h, w = seg.shape
+    _check_inside(corr, seg.shape)
+    if corr.action == "remove":
+        for i in _picked(seg, corr):
+            seg.drop(i)
+        return
+    if corr.action == "merge":
+        _merge(seg, _picked(seg, corr))
+        return
+    photo = _photo(seg, corr, image)
+    strokes = read_strokes(corr.strokes, seg.shape) if corr.strokes else None
+    {"add": _add, "split": _split, "paint": _paint}[corr.action](seg, corr, photo.rgb, strokes)
+
+
+def _check_inside(corr: Correction, shape: tuple[int, int]) -> None:
+    """Refuse a correction whose points or boxes miss the image."""
+    h, w = shape
     for x, y, _ in corr.points:
         if not (0 <= x < w and 0 <= y < h):
             raise WorkerError("bad_argument", f"The point ({x:g}, {y:g}) lies outside the {w}x{h} image.")
@@ -234,23 +254,31 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
         if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
             raise WorkerError("bad_argument", f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the {w}x{h} "
                               "image.")
-    if corr.action in ("remove", "merge"):
-        ids = seg.picked(corr)
-        if not ids:
-            raise WorkerError("no_object_there", "There is no object under the point.")
-        if corr.action == "remove":
-            for i in ids:
-                seg.drop(i)
-            return
-        if len(ids) < 2:
-            raise WorkerError("no_object_there", "Merging needs two different objects under the points.")
-        union = np.zeros(seg.shape, bool)
-        for i in ids:
-            union |= seg.mask(i)
-        for i in ids[1:]:
-            seg.drop(i)
-        seg.set(ids[0], union)
-        return
+
+
+def _picked(seg: Segments, corr: Correction) -> list[int]:
+    """The objects the correction's points pick; refused when there is none."""
+    ids = seg.picked(corr)
+    if not ids:
+        raise WorkerError("no_object_there", "There is no object under the point.")
+    return ids
+
+
+def _merge(seg: Segments, ids: list[int]) -> None:
+    """The picked objects become the first of them."""
+    if len(ids) < 2:
+        raise WorkerError("no_object_there", "Merging needs two different objects under the points.")
+    union = np.zeros(seg.shape, bool)
+    for i in ids:
+        union |= seg.mask(i)
+    for i in ids[1:]:
+        seg.drop(i)
+    seg.set(ids[0], union)
+
+
+def _photo(seg: Segments, corr: Correction, image: str | None) -> LoadedImage:
+    """The photo the cutting actions read (memoised across a warm worker's requests), checked
+    to be the one the result was made from."""
     if not image:
         raise WorkerError("bad_argument", f"The {corr.action!r} correction needs the photo (--image).")
     from .imageio import load_image
@@ -261,6 +289,4 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
     if (photo.height, photo.width) != seg.shape:
         raise WorkerError("bad_argument", f"The photo is {photo.width}x{photo.height} but the result was made from "
                           f"a {seg.shape[1]}x{seg.shape[0]} image.")
-    strokes = read_strokes(corr.strokes, seg.shape) if corr.strokes else None
-    {"add": _add, "split": _split, "paint": _paint}[corr.action](seg, corr, photo.rgb, strokes)
-
+    return photo

@@ -33,7 +33,7 @@ from .corrections import apply
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, OFFSET_ARRAY, save_depth_file
 from .prompts import Correction
 from .protocol import Emitter, WorkerError
-from .run import write_json, write_mask, writing
+from .resultfiles import write_json, write_mask, writing
 from .segments import Segments
 from .segments import bbox as _bbox
 

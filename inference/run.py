@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +15,8 @@ from . import SCHEMA_VERSION, memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import AUTO, DepthMap, Instance, create_engine
 from .imageio import LoadedImage, load_image, load_scalar_map, resize_long_side
-from .protocol import DISK_FULL, DISK_FULL_ERRNOS, Emitter, WorkerError
+from .protocol import Emitter, WorkerError
+from .resultfiles import write_json, write_label_map, write_mask, writing
 
 log = logging.getLogger(__name__)
 
@@ -109,40 +106,92 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
     def progress(stage: str, fraction: float, message: str = "") -> None:
         emit.progress(stage, fraction, message)
 
+    _check_options(opts)
+    out = _output_folder(opts.out)
+
+    t = time.perf_counter()
+    progress("load", 0.0, "Reading image")
+    image, work_rgb, work_alpha, scale, box = _working_image(opts)
+    timings["load"] = time.perf_counter() - t
+
+    engine, engine_name, auto_choice = _prepared_engine(opts, work_rgb, emit, progress, timings)
+
+    t = time.perf_counter()
+    instances = _segment(opts, engine, image, work_rgb, work_alpha, box, progress)
+    timings["segment"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    depth, depth_full = _depth(opts, engine, image, work_rgb, instances, progress)
+    timings["depth"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    progress("write", 0.0, "Writing results")
+    if depth.focal_px is not None and not opts.depth:
+        depth.focal_px = float(depth.focal_px) / scale  # the model saw the working image; result.json is full size
+    result = _write_results(opts, out, image, instances, depth, depth_full.astype(np.float32), engine.settings())
+    result["engine"]["name"] = engine_name
+    if auto_choice is not None:
+        result["engine"]["auto_choice"] = auto_choice
+    _write_engine_extras(result, engine, out, image, scale)
+    timings["write"] = time.perf_counter() - t
+    _finish_timings(timings, engine, t_start)
+    result["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    path = out / "result.json"
+    write_json(path, result)
+    progress("write", 1.0, "Done")
+    return path
+
+
+def _check_options(opts: RunOptions) -> None:
+    """Reject options no run can use, before anything is read or loaded."""
     if opts.max_size < 16:
         raise WorkerError("bad_argument", "--max-size must be at least 16 pixels.")
     if opts.objects not in ("all", "largest"):
         raise WorkerError("bad_argument", "--objects must be 'all' or 'largest'.")
     if opts.depth_kind not in DEPTH_KINDS:
         raise WorkerError("bad_argument", "--depth-kind must be 'metric' or 'relative-inverse'.")
-    out = Path(opts.out)
+
+
+def _output_folder(folder: str | Path) -> Path:
+    """The output folder, created if needed."""
+    out = Path(folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WorkerError(
             "output_unwritable", f"Cannot write to the output folder {str(out)!r} ({exc.strerror})."
         ) from None
+    return out
 
-    t = time.perf_counter()
-    progress("load", 0.0, "Reading image")
+
+def _working_image(
+    opts: RunOptions,
+) -> tuple[LoadedImage, np.ndarray, np.ndarray | None, float, tuple[int, int, int, int] | None]:
+    """The photo, its RGB and alpha scaled to ``--max-size``, the scale, and the box in working pixels."""
     image = load_image(opts.image)
     memo.remember(opts.image, "photo", image)  # a warm worker's corrections of this photo start decoded
-    full_w, full_h = image.width, image.height
     work_rgb, scale = resize_long_side(image.rgb, opts.max_size)
     work_alpha = None
     if image.alpha is not None:
         work_alpha, _ = resize_long_side(image.alpha, opts.max_size)
-    wh, ww = work_rgb.shape[:2]
-    box = opts.box
-    if box is not None:
-        x0, y0, x1, y1 = box
-        x0, x1 = np.clip([x0, x1], 0, full_w)
-        y0, y1 = np.clip([y0, y1], 0, full_h)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            raise WorkerError("bad_argument", f"The box lies outside the {full_w}x{full_h} image.")
-        box = tuple(int(round(v * scale)) for v in (x0, y0, x1, y1))  # type: ignore[assignment]
-    timings["load"] = time.perf_counter() - t
+    box = _working_box(opts.box, image.width, image.height, scale) if opts.box is not None else None
+    return image, work_rgb, work_alpha, scale, box
 
+
+def _working_box(box: tuple[int, int, int, int], full_w: int, full_h: int, scale: float) -> tuple[int, int, int, int]:
+    """A photo-pixel box clipped to the photo and scaled to the working image."""
+    x0, y0, x1, y1 = box
+    x0, x1 = np.clip([x0, x1], 0, full_w)
+    y0, y1 = np.clip([y0, y1], 0, full_h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise WorkerError("bad_argument", f"The box lies outside the {full_w}x{full_h} image.")
+    return tuple(int(round(v * scale)) for v in (x0, y0, x1, y1))  # type: ignore[return-value]
+
+
+def _prepared_engine(
+    opts: RunOptions, work_rgb: np.ndarray, emit: Emitter, progress: Any, timings: dict[str, float],
+) -> tuple[Any, str, dict[str, Any] | None]:
+    """The engine (chosen for the photo when ``auto``), with its models loaded: (engine, name, auto choice)."""
     engine_name, auto_choice = opts.engine, None
     if opts.engine == AUTO:
         t = time.perf_counter()
@@ -159,13 +208,20 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         t = time.perf_counter()
         prepare(not opts.mask, not opts.depth, progress)
         timings["prepare"] = time.perf_counter() - t
+    return engine, engine_name, auto_choice
 
-    t = time.perf_counter()
+
+def _segment(
+    opts: RunOptions, engine: Any, image: LoadedImage, work_rgb: np.ndarray, work_alpha: np.ndarray | None,
+    box: tuple[int, int, int, int] | None, progress: Any,
+) -> list[Instance]:
+    """The objects, from the user's mask file or the engine, at the working image's size."""
+    wh, ww = work_rgb.shape[:2]
     if opts.mask:
         progress("segment", 0.0, "Reading mask")
         instances = [
             Instance(mask=_resize_mask(inst.mask, (ww, wh)), label=inst.label, score=inst.score)
-            for inst in _instances_from_mask_file(opts.mask, (full_h, full_w))
+            for inst in _instances_from_mask_file(opts.mask, (image.height, image.width))
         ]
         instances = [i for i in instances if i.mask.any()]
         if opts.objects == "largest":
@@ -176,9 +232,15 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
     if not instances:
         raise WorkerError("no_object", f"No object was found in {Path(opts.image).name}.")
     progress("segment", 1.0, f"Found {len(instances)} object(s)")
-    timings["segment"] = time.perf_counter() - t
+    return instances
 
-    t = time.perf_counter()
+
+def _depth(
+    opts: RunOptions, engine: Any, image: LoadedImage, work_rgb: np.ndarray, instances: list[Instance],
+    progress: Any,
+) -> tuple[DepthMap, np.ndarray]:
+    """The depth map, from the user's file or the engine, and its values at the photo's size."""
+    full_w, full_h = image.width, image.height
     if opts.depth:
         progress("depth", 0.0, "Reading depth map")
         import cv2
@@ -193,6 +255,7 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         progress("depth", 0.0, "Estimating depth")
         known_focal = getattr(engine, "known_focal", None)
         if known_focal is not None and image.focal_35mm:  # a model that can use the photo's focal length
+            wh, ww = work_rgb.shape[:2]
             known_focal(float(image.focal_35mm) / SENSOR_MM * max(ww, wh))
         depth = engine.depth(work_rgb, instances, progress)
         if depth.values.shape != (full_h, full_w):
@@ -202,34 +265,27 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
         else:
             depth_full = depth.values
     progress("depth", 1.0, "Depth ready")
-    timings["depth"] = time.perf_counter() - t
+    return depth, depth_full
 
-    t = time.perf_counter()
-    progress("write", 0.0, "Writing results")
-    if depth.focal_px is not None and not opts.depth:
-        depth.focal_px = float(depth.focal_px) / scale  # the model saw the working image; result.json is full size
-    result = _write_results(opts, out, image, instances, depth, depth_full.astype(np.float32), engine.settings())
-    result["engine"]["name"] = engine_name
-    if auto_choice is not None:
-        result["engine"]["auto_choice"] = auto_choice
+
+def _write_engine_extras(result: dict[str, Any], engine: Any, out: Path, image: LoadedImage, scale: float) -> None:
+    """The engine's own label maps (written beside the masks) and its runtime, into ``result``."""
     maps = getattr(engine, "maps", None)
     for name, (values, meta) in (maps(scale) if maps is not None else {}).items():
-        _write_label_map(out, name, values, (image.width, image.height))
+        write_label_map(out, name, values, (image.width, image.height))
         result[Path(name).stem] = {"file": name, **meta}
     runtime = getattr(engine, "runtime", None)
     if runtime is not None:
         result["engine"]["runtime"] = runtime()
-    timings["write"] = time.perf_counter() - t
+
+
+def _finish_timings(timings: dict[str, float], engine: Any, t_start: float) -> None:
+    """Add the engine's own stage timings, the total, and the total without model loading."""
     if hasattr(engine, "timings"):
         timings.update(engine.timings())
     timings["total"] = time.perf_counter() - t_start
     if "prepare" in timings:
         timings["warm_total"] = timings["total"] - timings["prepare"]  # what the run costs with models loaded
-    result["timings"] = {k: round(v, 4) for k, v in timings.items()}
-    path = out / "result.json"
-    write_json(path, result)
-    progress("write", 1.0, "Done")
-    return path
 
 
 def _write_results(
@@ -302,22 +358,6 @@ def camera_record(focal_35mm: float | None, model_focal_px: float | None, width:
     return record
 
 
-def write_mask(out: Path, name: str, mask: np.ndarray) -> None:
-    """A bool mask as a one-bit PNG ``out / name``: a 12 MP one decodes in a third of the time
-    an 8-bit one takes."""
-    import cv2
-
-    with writing(out, name, mask.size // 8):
-        ok, png = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
-        if not ok:
-            raise OSError(f"OpenCV could not encode {name}")
-        # written by Python, not cv2.imwrite: OpenCV cannot open non-ASCII paths on Windows
-        # and crashes on undecodable ones elsewhere; a new file, never into a hard link's
-        tmp = out / (name + ".tmp")
-        tmp.write_bytes(png.tobytes())
-        os.replace(tmp, out / name)
-
-
 def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:
     """``--engine auto``: the drawing engine for line art, the classic engine for anything else."""
     from .engines.drawing_lines import line_art_verdict
@@ -327,53 +367,3 @@ def choose_engine(rgb: np.ndarray) -> tuple[str, dict[str, Any]]:
     message = ("Line art: using the drawing engine" if is_drawing else "A photo: using the classic engine") + \
         f" ({reason})"
     return chosen, {"requested": AUTO, "chosen": chosen, "reason": reason, "message": message}
-
-
-def _write_label_map(out: Path, name: str, values: np.ndarray, size: tuple[int, int]) -> None:
-    """A small-integer map at input resolution as an 8-bit PNG (nearest neighbour: values are labels)."""
-    import cv2
-
-    if values.shape != (size[1], size[0]):
-        values = cv2.resize(values, size, interpolation=cv2.INTER_NEAREST)
-    with writing(out, name, values.size):
-        ok, png = cv2.imencode(".png", values.astype(np.uint8))
-        if not ok:
-            raise OSError(f"OpenCV could not encode {name}")
-        (out / name).write_bytes(png.tobytes())
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``path`` whole or not at all."""
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path.parent, tmp.name, 1 << 16):
-        tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-@contextmanager
-def writing(out: Path, name: str, needed: int) -> Iterator[None]:
-    """Turn a failed write of ``out / name`` (about ``needed`` bytes) into a WorkerError:
-    ``disk_full`` when the disk has no room for it, else ``output_unwritable``. The partial
-    file is removed."""
-    try:
-        yield
-    except OSError as exc:
-        with suppress(OSError):
-            (out / name).unlink(missing_ok=True)
-        if _disk_full(exc, out, needed):
-            raise WorkerError(
-                DISK_FULL, f"The disk holding {str(out)!r} is full; free some space and run again."
-            ) from None
-        reason = f" ({exc.strerror})" if exc.strerror else ""
-        raise WorkerError("output_unwritable", f"Could not write {name} into {str(out)!r}{reason}.") from None
-
-
-def _disk_full(exc: OSError, out: Path, needed: int) -> bool:
-    """By errno, or by the free space left when there is none: numpy and OpenCV report a
-    short write without one."""
-    if exc.errno is not None:
-        return exc.errno in DISK_FULL_ERRNOS
-    try:
-        return shutil.disk_usage(out).free < max(needed, 1 << 20)
-    except OSError:
-        return False

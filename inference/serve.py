@@ -163,51 +163,64 @@ def _parse_request(line: str) -> tuple[str, Any, Any]:
     return "request", request_id, request
 
 
-def serve(stdin: IO[str], stdout: IO[str], handler: Handler, idle_timeout: float = 600.0) -> int:
-    """Answer requests from ``stdin`` until idle, shut down or stdin closes; returns the exit code (0)."""
-    base = Emitter(stdout)
-    lock = base._lock
-    inbox: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
-    active = _Active()
-    closed = threading.Event()
+class _Intake:
+    """Reads the requests from stdin on its own thread: a cancel is acted on at once (even while
+    a request runs); requests, unreadable lines and the end of stdin are queued on ``inbox``."""
 
-    def handle_line(line: str | None) -> None:
+    def __init__(self, stdin: IO[str], stdout: IO[str], lock: Any, active: _Active) -> None:
+        self.stdin, self.stdout, self.lock, self.active = stdin, stdout, lock, active
+        self.inbox: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
+        self.closed = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._read, name="monocle-serve-stdin", daemon=True).start()
+
+    def _take(self, line: str | None) -> None:
         if line is None:
-            inbox.put(("bad", None, f"A serve request must be one line of UTF-8 JSON of at most {MAX_LINE} bytes."))
+            message = f"A serve request must be one line of UTF-8 JSON of at most {MAX_LINE} bytes."
+            self.inbox.put(("bad", None, message))
             return
         line = line.strip()
         if not line:
             return
         kind, request_id, payload = _parse_request(line)
         if kind == "cancel":  # acted on at once, even while a request runs
-            if not active.cancel(payload):
-                RequestEmitter(stdout, lock, request_id, threading.Event(), closed).warning(
+            if not self.active.cancel(payload):
+                RequestEmitter(self.stdout, self.lock, request_id, threading.Event(), self.closed).warning(
                     "cancel_unknown", f"There is no queued or running request {payload!r} to cancel."
                 )
             return
         if kind == "request":
-            payload = (payload, active.add(request_id))
-        inbox.put((kind, request_id, payload))
+            payload = (payload, self.active.add(request_id))
+        self.inbox.put((kind, request_id, payload))
 
-    def read() -> None:
+    def _read(self) -> None:
         try:
-            for line in _read_lines(stdin):
+            for line in _read_lines(self.stdin):
                 try:
-                    handle_line(line)
+                    self._take(line)
                 except Exception:  # one request must never silence the worker
                     log.exception("serve: could not take a request")
-                    inbox.put(("bad", None, "The serve worker could not read this request."))
+                    self.inbox.put(("bad", None, "The serve worker could not read this request."))
         except Exception:
             log.exception("serve: reading stdin failed")
-        closed.set()
-        inbox.put(("eof", None, None))
+        self.closed.set()
+        self.inbox.put(("eof", None, None))
 
-    threading.Thread(target=read, name="monocle-serve-stdin", daemon=True).start()
+
+def serve(stdin: IO[str], stdout: IO[str], handler: Handler, idle_timeout: float = 600.0) -> int:
+    """Answer requests from ``stdin`` until idle, shut down or stdin closes; returns the exit code (0)."""
+    base = Emitter(stdout)
+    lock = base._lock
+    active = _Active()
+    intake = _Intake(stdin, stdout, lock, active)
+    intake.start()
     base.emit("ready", protocol=PROTOCOL, pid=os.getpid())
     served = 0
+    timeout = idle_timeout if idle_timeout and idle_timeout > 0 else None
     while True:
         try:
-            kind, request_id, payload = inbox.get(timeout=idle_timeout if idle_timeout and idle_timeout > 0 else None)
+            kind, request_id, payload = intake.inbox.get(timeout=timeout)
         except queue.Empty:
             base.emit("exit", reason="idle")
             return 0
@@ -218,21 +231,27 @@ def serve(stdin: IO[str], stdout: IO[str], handler: Handler, idle_timeout: float
             base.emit("error", id=request_id, code="bad_request", message=payload)
             continue
         request, cancelled = payload
-        emit = RequestEmitter(stdout, lock, request_id, cancelled, closed)
+        emit = RequestEmitter(stdout, lock, request_id, cancelled, intake.closed)
         if request.get("shutdown"):
             emit.emit("done", exit_code=0, seconds=0.0, loaded=0, model_loads=_model_loads(), requests=served)
             base.emit("exit", reason="shutdown")
             return 0
-        t = time.perf_counter()
-        before = _model_loads()
-        try:
-            code = _handle(request, emit, handler)
-        finally:
-            active.remove(request_id, cancelled)
-        served += 1
-        after = _model_loads()
-        emit.emit("done", exit_code=code, seconds=round(time.perf_counter() - t, 4), loaded=after - before,
-                  model_loads=after, requests=served)
+        served = _answer(request, emit, handler, active, served)
+
+
+def _answer(request: dict[str, Any], emit: RequestEmitter, handler: Handler, active: _Active, served: int) -> int:
+    """Run one request and report it done (with its time and model loads); returns the count served."""
+    t = time.perf_counter()
+    before = _model_loads()
+    try:
+        code = _handle(request, emit, handler)
+    finally:
+        active.remove(emit.request_id, emit.cancelled)
+    served += 1
+    after = _model_loads()
+    emit.emit("done", exit_code=code, seconds=round(time.perf_counter() - t, 4), loaded=after - before,
+              model_loads=after, requests=served)
+    return served
 
 
 def _handle(request: dict[str, Any], emit: RequestEmitter, handler: Handler) -> int:

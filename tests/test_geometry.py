@@ -20,7 +20,8 @@ def geo(monocle):
 
     return SimpleNamespace(
         core=mod(""), camera=mod(".camera"), depth=mod(".depth"), plane=mod(".plane"), check=mod(".check"),
-        topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"),
+        topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"), backs=mod(".backs"),
+        tears=mod(".tears"),
     )
 
 
@@ -783,8 +784,8 @@ def test_steep_faces_from_the_lattice_grid_match_their_corners(geo):
     z_grid, flagged = sampler.sample_grid(xs, ys)
     zv = plane._sample_vertices(lat.node, lat.pixels, z_grid, sampler.sample, flagged)
     assert flagged.any()
-    by_grid = plane._steep_faces(lat, zv, 0.05, (z_grid, flagged))
-    by_corners = plane._steep_faces(lat, zv, 0.05, None)
+    by_grid = geo.tears.steep_faces(lat, zv, 0.05, (z_grid, flagged))
+    by_corners = geo.tears.steep_faces(lat, zv, 0.05, None)
     assert 0 < np.count_nonzero(by_corners) < by_corners.size // 2
     assert np.array_equal(by_grid, by_corners)
 
@@ -803,15 +804,15 @@ def test_closed_seam_faces_found_from_the_lattice_are_every_seam_face(geo, monke
     yy, xx = np.mgrid[0:h, 0:w]
     cam = geo.camera.camera_from_result(w, h, None)
     plane = geo.plane
-    split = plane._split_for_closed_back
+    split = geo.backs.split_for_closed_back
     for jump in (0.0, 1.0):
         z = (4 + 0.002 * xx + 0.2 * np.sin(yy / 13)).astype(np.float32)
         z[:, 200:] += jump
         settings = geo.core.MeshSettings(back="closed", detail=8000)
         calls = []
-        monkeypatch.setattr(plane, "_split_for_closed_back", lambda *a: calls.append(a[6]) or split(*a))
+        monkeypatch.setattr(geo.backs, "split_for_closed_back", lambda *a: calls.append(a[6]) or split(*a))
         fast = plane.build_object_mesh(mask > 0, z, cam, settings)
-        monkeypatch.setattr(plane, "_split_for_closed_back", lambda *a: split(*a[:6]))
+        monkeypatch.setattr(geo.backs, "split_for_closed_back", lambda *a: split(*a[:6]))
         full = plane.build_object_mesh(mask > 0, z, cam, settings)
         monkeypatch.undo()
         assert (calls[0] is None) == (jump > 0)  # torn faces: the lattice's faces are not as built
