@@ -126,8 +126,7 @@ def _split(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
             region[int(by0):int(np.ceil(by1)), int(bx0):int(np.ceil(bx1))] = True
         if strokes is not None:
             region |= strokes[0]
-        overlap = {i: int(np.count_nonzero(seg.mask(i) & region)) for i in seg.records}
-        ids = [max(overlap, key=lambda i: overlap[i])] if overlap and max(overlap.values()) > 0 else []
+        ids = _most_overlapped(seg, region)
     if not ids:
         raise WorkerError("no_object_there", "The split names no object: draw the box or stroke on one.")
     target = ids[0]
@@ -183,8 +182,7 @@ def _paint(seg: Segments, corr: Correction, rgb: np.ndarray, strokes: tuple[np.n
     reach = max(3, int(PAINT_REACH * max(shape)))  # strokes this near an object belong to it
     near = prompted.near(touched.astype(bool), reach)
     if not ids:
-        overlap = {i: int(np.count_nonzero(seg.mask(i) & near)) for i in seg.records}
-        ids = [max(overlap, key=lambda i: overlap[i])] if overlap and max(overlap.values()) > 0 else []
+        ids = _most_overlapped(seg, near)
     if not ids:
         raise WorkerError("no_object_there", "The strokes touch no object; paint on or next to the object's outline.")
     target = ids[0]
@@ -243,6 +241,12 @@ def apply(seg: Segments, corr: Correction, image: str | None) -> None:
     strokes = read_strokes(corr.strokes, seg.shape) if corr.strokes else None
     {"add": _add, "split": _split, "paint": _paint}[corr.action](seg, corr, photo.rgb, strokes)
 
+
+
+def _most_overlapped(seg: Segments, region: np.ndarray) -> list[int]:
+    """The id of the object covering most of ``region``, as a list; empty when none touches it."""
+    overlap = {i: int(np.count_nonzero(seg.mask(i) & region)) for i in seg.records}
+    return [max(overlap, key=lambda i: overlap[i])] if overlap and max(overlap.values()) > 0 else []
 
 def _check_inside(corr: Correction, shape: tuple[int, int]) -> None:
     """Refuse a correction whose points or boxes miss the image."""
