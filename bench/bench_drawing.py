@@ -27,6 +27,7 @@ import io
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -100,14 +101,17 @@ def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bo
     return best.category, best.template, bool(found.accepted)
 
 
-def freestyle_rows(work: Path, quick: bool, keep: Path | None = None) -> list[dict]:
-    """Render, run and score every Freestyle drawing."""
+def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str = "") -> list[dict]:
+    """Render, run and score every Freestyle drawing (those whose subject matches the regular
+    expression ``only``, when given)."""
     library = bundled_library()
     rows = []
     scene = dr.setup_scene(*SIZE, xray=True)
     hidden = scene.view_layers[0].freestyle_settings.linesets["hidden"]
 
     def score(ob, kind: str, category: str, view: tuple[float, float], xray: bool) -> None:  # noqa: ANN001
+        if only and not re.search(only, ob.name, re.IGNORECASE):
+            return
         scene.collection.objects.link(ob)
         hidden.show_render = xray
         dr.aim(scene, ob, *view)
@@ -130,6 +134,8 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None) -> list[di
         print(json.dumps(row), flush=True)
         if keep is not None:
             cv2.imwrite(str(keep / (tag + ".png")), rgb[..., ::-1])
+            cv2.imwrite(str(keep / (tag + "_truth.png")), truth.astype(np.uint8) * 255)
+            cv2.imwrite(str(keep / (tag + "_mask.png")), best.astype(np.uint8) * 255)
 
     meshes = sorted((MESHES / "category").rglob("*.ply")) + sorted(
         p for p in (MESHES / "common3d").glob("*") if p.stem in COMMON)
@@ -280,13 +286,22 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few subjects, into bench/results/quick/")
-    parser.add_argument("--keep", type=Path, default=None, help="save the Freestyle drawings into this folder")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="save the Freestyle drawings (with their true and found masks) into this folder")
+    parser.add_argument("--only", default="", help="only the Freestyle drawings of subjects whose name matches "
+                        "this regular expression ('.': all; no sheets, no speed, no result files: "
+                        "a loop for looking at failures)")
     args = parser.parse_args()
     import bpy
 
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
 
+    if args.only:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = freestyle_rows(Path(tmp), False, args.keep, args.only)
+        print(f"mean IoU {np.mean([r['iou'] for r in rows]):.4f} over {len(rows)} drawings")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         speed = a4_speed(work)
