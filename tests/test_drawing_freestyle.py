@@ -18,6 +18,11 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets" / "templates.blend"
 @pytest.mark.parametrize(("template", "view", "xray"), [
     ("Mug", (-35.0, 15.0), False),
     ("Pan Saucepan", (40.0, 25.0), True),
+    # dense detail (keys) merges into blobs of ink heavier than the outline: still one object, and line art
+    ("Keyboard", (160.0, 10.0), False),
+    ("Remote", (160.0, 10.0), True),
+    # a face drawn as its own loop of outline (a microwave oven's door window) is on the object, not a hole through it
+    ("Microwave Compact", (40.0, 25.0), False),
 ])
 def test_freestyle_drawing_gives_one_object(ext_dir, tmp_path, template, view, xray):
     scene = dr.setup_scene(640, 480, xray=xray)
@@ -26,7 +31,7 @@ def test_freestyle_drawing_gives_one_object(ext_dir, tmp_path, template, view, x
     ob.location = (0.0, 0.0, 0.0)
     dr.aim(scene, ob, *view)
     rgb, truth = dr.render_drawing(scene)
-    assert 0.03 < truth.mean() < 0.5
+    assert 0.01 < truth.mean() < 0.5
     ink = (rgb.min(axis=2) < 128).mean()
     assert 0.002 < ink < 0.1  # a line drawing: a few percent of the paper is ink
     cv2.imwrite(str(tmp_path / "drawing.png"), rgb[..., ::-1])

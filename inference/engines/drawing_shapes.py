@@ -16,7 +16,8 @@ from .drawing_lines import ANNOTATION, INTERNAL, OUTLINE, LineAnalysis
 GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
 INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
 MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
-HOLE_OUTLINE = 0.9  # paper inside an object ringed by this share of outline strokes is a hole
+HOLE_OUTLINE = 0.9  # paper inside an object ringed by this share of outline strokes is a hole ...
+HOLE_ATTACHED = 0.5  # ... when this share of them joins the outer outline
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
@@ -91,7 +92,13 @@ def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width
     heavy = np.bincount(ring[on], weights=(classes[on] == OUTLINE), minlength=n)
     rim = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1] <= width + 2.0
     outer = np.bincount(ring[on & rim], minlength=n)
-    hole = big & (total > 0) & (heavy >= HOLE_OUTLINE * np.maximum(total, 1)) & (outer == 0)
+    # a hole is seen between parts whose outlines run on into the object's outer outline; a loop
+    # of outline drawn apart from it (a screen, a drawer, a window) is a face on the object
+    _, strokes = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    joined = np.isin(strokes, np.unique(strokes[ink & rim]))
+    attached = np.bincount(ring[on], weights=joined[on], minlength=n)
+    hole = (big & (total > 0) & (heavy >= HOLE_OUTLINE * np.maximum(total, 1)) & (outer == 0)
+            & (attached >= HOLE_ATTACHED * np.maximum(total, 1)))
     return hole[labels]
 
 
