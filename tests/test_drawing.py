@@ -159,3 +159,25 @@ def test_drawing_engine_by_name_and_largest(ext_dir, tmp_path):
     assert _iou(mask, largest) >= 0.9
     lines = cv2.imread(str(out / "r" / "lines.png"), cv2.IMREAD_GRAYSCALE)
     assert {OUTLINE, INTERNAL, CONTOUR, ANNOTATION} <= set(np.unique(lines).tolist())
+
+
+def test_mask_edge_on_the_outline_centre(ext_dir, tmp_path):
+    """The outline is drawn centred on the object's edge (as Freestyle and a designer's pen draw it):
+    the mask's edge lies on the stroke's centre line, not a fraction of a pixel outside it, which
+    on thin parts (legs, handles, straps) costs a large share of their area."""
+    ss, size = 8, (480, 320)
+    truth_big = np.zeros((size[1] * ss, size[0] * ss), np.uint8)
+    legs = [((60, 60), (420, 90)), ((80, 90), (100, 280)), ((380, 90), (400, 280)), ((230, 90), (242, 260))]
+    for (x0, y0), (x1, y1) in legs:  # a table: a top and three thin legs, as one silhouette
+        cv2.rectangle(truth_big, (x0 * ss, y0 * ss), (x1 * ss - 1, y1 * ss - 1), (255,), -1)
+    contours, _ = cv2.findContours(truth_big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    ink = np.zeros_like(truth_big)
+    cv2.drawContours(ink, contours, -1, (255,), 4 * ss)  # a 4 px stroke centred on the edge
+    rgb = np.repeat(255 - cv2.resize(ink, size, interpolation=cv2.INTER_AREA)[..., None], 3, axis=2)
+    truth = cv2.resize(truth_big, size, interpolation=cv2.INTER_AREA) >= 128
+    result, _ = _run(ext_dir, tmp_path, rgb, "table.png", engine="drawing")
+    (mask,) = _masks(result, tmp_path / "result")
+    perimeter = int((truth & ~cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)).sum())
+    offset = (int(mask.sum()) - int(truth.sum())) / perimeter  # mean outward shift of the edge, in pixels
+    assert abs(offset) <= 0.25, offset
+    assert _iou(mask, truth) >= 0.97

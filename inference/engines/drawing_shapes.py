@@ -102,6 +102,16 @@ def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width
     return hole[labels]
 
 
+def _to_centre(filled: np.ndarray, width: float) -> np.ndarray:
+    """``filled`` taken in to its outline's centre line: the outer half of the stroke is ink, not
+    object. A pixel's distance to the paper is measured from its centre to the edge between them,
+    half a pixel less than the distance transform's count."""
+    import cv2
+
+    dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return dist[1:-1, 1:-1] - 0.5 > 0.5 * width
+
+
 def _is_frame(filled: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
     x, y, w, h = box
     fill = float(filled.sum()) / max(w * h, 1)
@@ -134,9 +144,7 @@ def find_objects(lines: LineAnalysis) -> list[np.ndarray]:
             continue
         box = (slice(y, y + h), slice(x, x + w))
         filled &= ~_see_through(filled, lines.lines[box], lines.classes[box], width, min_side)
-        # to the outline's centre line: the outer half of the stroke is ink, not object
-        dist = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        core = dist[1:-1, 1:-1] > 0.5 * width
+        core = _to_centre(filled, width)
         area = int(core.sum())
         if any(_overlap(box, core, b, m) > 0.5 * area for _, b, m in found):
             continue  # drawn inside an object already found (a detail in outline weight)
