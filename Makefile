@@ -32,6 +32,7 @@ demo: venv
 
 picture: venv
 	$(PY) tools/render_readme_picture.py
+	$(PY) tools/render_drawing_picture.py
 
 bench: venv
 	$(PY) bench/bench_masks.py
