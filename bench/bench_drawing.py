@@ -44,6 +44,7 @@ MESHES = ROOT.parent / "shared" / "bench-data" / "meshes"
 COMMON = ("teapot", "cow", "stanford-bunny", "spot", "fandisk", "suzanne")
 VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # as bench_retrieval.py and bench_quality.py
 SIZE = (800, 600)
+WORST = 8  # the lowest-IoU drawings listed by name
 GOALS = {"freestyle_iou": 0.95, "sheet_iou": 0.90, "spurious": 0, "template_top1": 0.80, "a4_seconds": 1.0}
 
 import drawing_render as dr  # noqa: E402
@@ -219,6 +220,7 @@ def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
     tpl = [r for r in free if r["kind"] == "template"]
     s = {
         "freestyle_iou": round(float(np.mean([r["iou"] for r in free])), 4) if free else None,
+        "freestyle_iou_min": round(float(np.min([r["iou"] for r in free])), 4) if free else None,
         "freestyle_iou_meshes": round(float(np.mean([r["iou"] for r in mesh])), 4) if mesh else None,
         "freestyle_iou_templates": round(float(np.mean([r["iou"] for r in tpl])), 4) if tpl else None,
         "freestyle_iou_xray": round(float(np.mean([r["iou"] for r in free if r["xray"]])), 4) if free else None,
@@ -257,6 +259,7 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|",
         f"| instance mask IoU, Freestyle drawings (mean) | {s['freestyle_iou']} | >= {GOALS['freestyle_iou']} | "
         f"{ok['freestyle_iou']} |",
+        f"| ... lowest | {s['freestyle_iou_min']} | | |",
         f"| ... meshes / templates / X-ray ones | {s['freestyle_iou_meshes']} / {s['freestyle_iou_templates']} / "
         f"{s['freestyle_iou_xray']} | | |",
         f"| drawings giving exactly one instance | {s['freestyle_one_instance']} | | |",
@@ -279,6 +282,12 @@ def markdown(report: dict) -> str:
     ]
     lines += [f"| {r['sheet']} | {r['size'][0]}x{r['size'][1]} | {r['objects']} | {r['instances']} | "
               f"{r['iou_mean']} | {r['iou_min']} | {r['spurious']} |" for r in report["sheets"]]
+    worst = sorted(report["freestyle"], key=lambda r: r["iou"])[:WORST]
+    lines += ["", f"The {len(worst)} Freestyle drawings with the lowest IoU (min {worst[0]['iou'] if worst else '-'}; "
+              "look at them with `--only NAME --keep DIR`):", "",
+              "| drawing | view | X-ray | instances | IoU |", "|---|---|---|---|---|"]
+    lines += [f"| {r['subject']} | {r['view'][0]:g} | {'yes' if r['xray'] else ''} | {r['instances']} | {r['iou']} |"
+              for r in worst]
     lines += ["", f"Machine: {report['machine']}. `.venv/bin/python bench/bench_drawing.py`.", ""]
     return "\n".join(lines)
 
