@@ -76,8 +76,9 @@ def _fill_holes(part: np.ndarray) -> np.ndarray:
 def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width: float,
                  min_side: float) -> np.ndarray:
     """Paper inside an object ringed by outline strokes alone, away from the object's own outer
-    outline: a hole seen through the object (between a chair's legs, inside a handle). Faces are
-    ringed by internal lines at least in part, or by the outer outline."""
+    outline, that run on into that outer outline: a hole seen through the object (between a chair's
+    legs, inside a handle). Faces are ringed by internal lines at least in part, by the outer
+    outline, or by a loop of outline of their own."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats((filled & ~ink).astype(np.uint8), connectivity=4)
