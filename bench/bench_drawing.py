@@ -15,7 +15,7 @@
 3. Speed: the engine on the A4 sheet (1754x1240, its full resolution), best of three in process,
    and one whole worker run in a subprocess.
 
-    .venv/bin/python bench/bench_drawing.py [--quick]
+    .venv/bin/python bench/bench_drawing.py [--quick] [--only REGEX] [--keep DIR]
 
 Writes bench/results/drawing.json and drawing.md (``--quick``: a few subjects, into bench/results/quick/).
 """
