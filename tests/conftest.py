@@ -54,6 +54,16 @@ def bench_data() -> Path:
     return BENCH_DATA
 
 
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """A folder of generated photos (tests/photos.py): fruit.jpg, box.jpg and toy.jpg, one object each."""
+    from photos import write_photos
+
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def fresh_file():
     """Every test starts from a fresh empty file (the add-on stays enabled)."""

@@ -35,11 +35,11 @@ def pool():
 
 
 @pytest.fixture
-def photos(bench_data, tmp_path):
+def photos(photo_dir, tmp_path):
     out = []
-    for name in ("banana1", "book", "llama"):
+    for name in ("fruit", "box", "toy"):
         dst = tmp_path / f"{name}.jpg"
-        shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / f"{name}.jpg", dst)
+        shutil.copy(photo_dir / f"{name}.jpg", dst)
         out.append(dst)
     return out
 
@@ -138,7 +138,7 @@ def test_worker_exits_when_blender_is_killed(photos, tmp_path):
     assert not _alive(pid)
 
 
-def test_learned_models_load_once(pool, bench_data, tmp_path):
+def test_learned_models_load_once(pool, photo_dir, tmp_path):
     pytest.importorskip("torch")
     from hf_fixtures import build_depth_anything, build_mask2former
 
@@ -146,9 +146,9 @@ def test_learned_models_load_once(pool, bench_data, tmp_path):
     seg = build_mask2former(tmp_path / "seg", favour="cup")
     pipe, _ = _mods()
     runs = []
-    for name in ("banana1", "book", "llama"):
+    for name in ("fruit", "box", "toy"):
         photo = tmp_path / f"{name}.jpg"
-        shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / f"{name}.jpg", photo)
+        shutil.copy(photo_dir / f"{name}.jpg", photo)
         runs.append(_run(pipe, photo, engine="transformers", depth_model=str(depth), seg_model=str(seg)))
     (worker,) = pool.workers()
     assert {inf.job.pid for inf, _ in runs} == {worker.pid}
