@@ -14,6 +14,7 @@ from .bridge.cache import ResultCache, cache_key, file_digest
 from .bridge.warm import POOL
 from .bridge.worker import EventJob, WorkerJob, WorkerRunError
 from .geometry.preload import preload
+from .inference import options
 from .inference.models import is_moge_model
 
 
@@ -22,16 +23,16 @@ class InferenceRequest:
     """Everything that changes the worker's output, and so the cache key."""
 
     image: str
-    engine: str = "auto"
-    objects: str = "all"
-    max_size: int = 1024
+    engine: str = options.ENGINE.value
+    objects: str = options.Objects.ALL.value
+    max_size: int = options.MAX_SIZE
     mask_file: str | None = None
     depth_file: str | None = None
-    depth_kind: str = "relative-inverse"
+    depth_kind: str = options.DepthKind.RELATIVE_INVERSE.value
     # transformers engine ("" = the engine's default model)
     depth_model: str = ""
     seg_model: str = ""
-    seg_mode: str = "labels"
+    seg_mode: str = options.SegMode.LABELS.value
     prompt: str = ""
     corrections_file: str | None = None  # a sidecar of segment corrections, applied after the run
 
@@ -54,11 +55,12 @@ class InferenceRequest:
             args += ["--mask", self.mask_file]
         if self.depth_file:
             args += ["--depth", self.depth_file, "--depth-kind", self.depth_kind]
-        if self.engine == "moge" and is_moge_model(self.depth_model):  # else the engine's own MoGe model
+        # MoGe takes a MoGe model only, else it runs its own
+        if self.engine == options.EngineName.MOGE and is_moge_model(self.depth_model):
             args += ["--depth-model", self.depth_model]
         if self.corrections_file:
             args += ["--corrections", self.corrections_file]
-        if self.engine == "transformers":
+        if self.engine == options.EngineName.TRANSFORMERS:
             if self.depth_model:
                 args += ["--depth-model", self.depth_model]
             if self.seg_model:

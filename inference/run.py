@@ -15,12 +15,12 @@ from . import SCHEMA_VERSION, memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
 from .engines import AUTO, DepthMap, Instance, create_engine
 from .imageio import LoadedImage, load_image, load_scalar_map, resize_long_side
+from .options import MAX_SIZE, MIN_MAX_SIZE, WORKER_ENGINE, DepthKind, Objects
 from .protocol import Emitter, WorkerError
 from .resultfiles import write_json, write_label_map, write_mask, writing
 
 log = logging.getLogger(__name__)
 
-DEPTH_KINDS = {"metric": "metric", "relative-inverse": "relative_inverse", "relative_inverse": "relative_inverse"}
 MAX_LABELS = 64
 ASPECT_TOLERANCE = 0.02  # width/height of a user's mask or depth map may differ this much from the image's
 # The camera Blender builds (geometry.CameraModel): a 36 mm sensor on the long side, 50 mm when nothing says more.
@@ -32,13 +32,13 @@ DEFAULT_FOCAL_MM = 50.0
 class RunOptions:
     image: str
     out: str
-    engine: str = "classic"
-    objects: str = "all"
+    engine: str = WORKER_ENGINE.value
+    objects: str = Objects.ALL.value
     box: tuple[int, int, int, int] | None = None
-    max_size: int = 1024
+    max_size: int = MAX_SIZE
     mask: str | None = None
     depth: str | None = None
-    depth_kind: str = "relative_inverse"
+    depth_kind: str = DepthKind.RELATIVE_INVERSE.value
     engine_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,12 +144,12 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
 
 def _check_options(opts: RunOptions) -> None:
     """Reject options no run can use, before anything is read or loaded."""
-    if opts.max_size < 16:
-        raise WorkerError("bad_argument", "--max-size must be at least 16 pixels.")
-    if opts.objects not in ("all", "largest"):
+    if opts.max_size < MIN_MAX_SIZE:
+        raise WorkerError("bad_argument", f"--max-size must be at least {MIN_MAX_SIZE} pixels.")
+    if opts.objects not in set(Objects):
         raise WorkerError("bad_argument", "--objects must be 'all' or 'largest'.")
-    if opts.depth_kind not in DEPTH_KINDS:
-        raise WorkerError("bad_argument", "--depth-kind must be 'metric' or 'relative-inverse'.")
+    if opts.depth_kind not in set(DepthKind):
+        raise WorkerError("bad_argument", "--depth-kind must be 'metric' or 'relative_inverse'.")
 
 
 def _output_folder(folder: str | Path) -> Path:
@@ -249,7 +249,7 @@ def _depth(
         if not np.isfinite(values).any():
             raise WorkerError("depth_unreadable", f"The depth file {Path(opts.depth).name} holds no valid values.")
         values = _fit_user_map(values, (full_h, full_w), opts.depth, "depth map", "depth_unreadable", cv2.INTER_LINEAR)
-        depth = DepthMap(values.astype(np.float32), kind=DEPTH_KINDS[opts.depth_kind], extra={"source": "file"})
+        depth = DepthMap(values.astype(np.float32), kind=DepthKind(opts.depth_kind).value, extra={"source": "file"})
         depth_full = depth.values
     else:
         progress("depth", 0.0, "Estimating depth")
