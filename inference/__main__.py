@@ -181,9 +181,8 @@ def _load(args: argparse.Namespace, emit: Emitter) -> int:
 
     t = time.perf_counter()
     engine = create_engine("transformers", {**_learned_options(args), "emit": emit})
-    engine.prepare(True, True, emit.progress)  # type: ignore[attr-defined]
-    emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
-              runtime=engine.runtime())  # type: ignore[attr-defined]
+    engine.prepare(True, True, emit.progress)
+    emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(), runtime=engine.runtime())
     return EXIT_OK
 
 

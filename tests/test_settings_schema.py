@@ -47,7 +47,8 @@ def test_command_line_choices_come_from_the_schema(schema):
                          ("drawing_material", mesh.DrawingMaterial)):
         assert tuple(actions[dest].choices) == tuple(str(m) for m in choice), dest
     args = rec.parse_args(["x.png", "-o", "out", "--depth-kind", "relative-inverse"])
-    assert args.depth_kind == "relative_inverse" and rec.parse_args(["x.png", "-o", "o"]).detail == mesh.MeshSettings.detail
+    assert args.depth_kind == "relative_inverse"
+    assert rec.parse_args(["x.png", "-o", "o"]).detail == mesh.MeshSettings.detail
 
 
 def test_worker_reads_either_spelling_of_the_depth_kind_and_refuses_others(ext_dir, tmp_path):
