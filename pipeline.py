@@ -13,6 +13,7 @@ from . import prefs
 from .bridge.cache import ResultCache, cache_key, file_digest
 from .bridge.warm import POOL
 from .bridge.worker import EventJob, WorkerJob, WorkerRunError
+from .geometry import MeshSettings
 from .geometry.preload import preload
 from .inference import options
 from .inference.models import is_moge_model
@@ -213,3 +214,12 @@ class Inference:
     def discard(self) -> None:
         ResultCache.discard(self.scratch)
         self.scratch = None
+
+
+def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
+                    focal_mm: float | None, depth_from_template: bool = True) -> list:
+    """Blend library templates over a fresh build (shared by the button and the command line)."""
+    from .scene.template_blend import blend_from_result
+
+    return blend_from_result(result_path, settings, report.objects, report.camera, weight=weight,
+                             focal_mm=focal_mm, context=context, depth_from_template=depth_from_template)
