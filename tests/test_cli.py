@@ -14,15 +14,12 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from conftest import MODULE, ROOT
+from conftest import ROOT
+from monocle import cli
 from PIL import Image
 from scene_checks import evaluated_world
 
 PHOTOS = ("fruit", "box", "toy")  # tests/photos.py
-
-
-def cli():
-    return __import__(MODULE + ".cli", fromlist=["main"])
 
 
 @pytest.fixture
@@ -58,7 +55,7 @@ def test_mixed_folder(photos, tmp_path):
     rgba[..., 3] = np.where(disk, 255, 0)
     Image.fromarray(rgba).save(photos / "cutout.png")
     out, report = tmp_path / "out", tmp_path / "report.json"
-    code = cli().main(["reconstruct", str(photos), "-o", str(out), "--detail", "4000", "--report", str(report)])
+    code = cli.main(["reconstruct", str(photos), "-o", str(out), "--detail", "4000", "--report", str(report)])
     assert code == 1
     data = json.loads(report.read_text())
     items = {Path(i["input"]).name: i for i in data["items"]}
@@ -80,7 +77,7 @@ def test_mixed_folder(photos, tmp_path):
 
 def test_glb_carries_the_photo_texture(photos, tmp_path):
     out = tmp_path / "out"
-    assert cli().main(["reconstruct", str(photos / "box.jpg"), "-o", str(out), "--detail", "3000"]) == 0
+    assert cli.main(["reconstruct", str(photos / "box.jpg"), "-o", str(out), "--detail", "3000"]) == 0
     meshes = _import_glb(out / "box.glb")
     assert meshes
     images = [img for img in bpy.data.images if img.size[0] > 0]
@@ -91,8 +88,8 @@ def test_glb_carries_the_photo_texture(photos, tmp_path):
 
 def test_jobs_2_matches_jobs_1(photos, tmp_path):
     args = ["reconstruct", str(photos), "--detail", "3000", "--overwrite"]
-    assert cli().main([*args, "-o", str(tmp_path / "a"), "--jobs", "1"]) == 0
-    assert cli().main([*args, "-o", str(tmp_path / "b"), "--jobs", "2"]) == 0
+    assert cli.main([*args, "-o", str(tmp_path / "a"), "--jobs", "1"]) == 0
+    assert cli.main([*args, "-o", str(tmp_path / "b"), "--jobs", "2"]) == 0
     for name in PHOTOS[:2]:
         a = _import_glb(tmp_path / "a" / f"{name}.glb")
         va = [evaluated_world(o) for o in sorted(a, key=lambda o: o.name)]
@@ -104,15 +101,15 @@ def test_jobs_2_matches_jobs_1(photos, tmp_path):
 
 
 def test_usage_errors_and_help(tmp_path):
-    assert cli().main(["reconstruct", "--help"]) == 0
-    assert cli().main(["reconstruct", str(tmp_path / "empty-folder-that-is-missing*.png"), "-o",
+    assert cli.main(["reconstruct", "--help"]) == 0
+    assert cli.main(["reconstruct", str(tmp_path / "empty-folder-that-is-missing*.png"), "-o",
                        str(tmp_path / "o")]) in (1, 2)
     (tmp_path / "nothing").mkdir()
-    assert cli().main(["reconstruct", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")]) == 2
-    assert cli().main(["reconstruct", "x.png", "-o", str(tmp_path / "o"), "--frobnicate"]) == 2
+    assert cli.main(["reconstruct", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")]) == 2
+    assert cli.main(["reconstruct", "x.png", "-o", str(tmp_path / "o"), "--frobnicate"]) == 2
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert cli().main(["reconstruct", "x.png", "-o", str(blocker / "sub")]) == 2
+    assert cli.main(["reconstruct", "x.png", "-o", str(blocker / "sub")]) == 2
 
 
 def test_script_entry_point_killed_and_resumed(photo_dir, tmp_path):
@@ -147,7 +144,7 @@ def test_script_entry_point_killed_and_resumed(photo_dir, tmp_path):
 def test_outline_alpha_reaches_the_saved_file(photos, tmp_path):
     out = tmp_path / "out"
     args = ["reconstruct", str(photos / "box.jpg"), "-o", str(out), "--detail", "2000", "--format", "blend"]
-    assert cli().main([*args, "--outline-alpha"]) == 0
+    assert cli.main([*args, "--outline-alpha"]) == 0
     bpy.ops.wm.open_mainfile(filepath=str(out / "box.blend"))
     meshes = [o for o in bpy.data.objects if o.type == "MESH"]
     assert meshes

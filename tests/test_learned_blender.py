@@ -9,6 +9,7 @@ import bpy
 import pytest
 from conftest import MODULE
 from hf_fixtures import build_depth_anything, build_mask2former
+from monocle import cli, prefs
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,6 @@ def test_operator_with_local_models(models, photo_dir, tmp_path):
 
 
 def test_cli_with_local_models(models, photo_dir, tmp_path):
-    cli = __import__(MODULE + ".cli", fromlist=["main"])
     photo = photo_dir / "box.jpg"
     code = cli.main(["reconstruct", str(photo), "-o", str(tmp_path / "out"), "--engine", "transformers",
                      "--depth-model", str(models["depth"]), "--seg-model", str(models["seg"]), "--detail", "2000",
@@ -58,7 +58,6 @@ def test_offline_and_missing_model_greys_out_the_button(tmp_path):
 
 
 def test_worker_environment_passes_online_flag_and_cache():
-    prefs = __import__(MODULE + ".prefs", fromlist=["worker_environment"])
     env = prefs.worker_environment()
     assert env["MONOCLE_ONLINE"] == "0"
     assert env["MONOCLE_MODEL_CACHE"].startswith(bpy.utils.extension_path_user(MODULE))
