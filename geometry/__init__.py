@@ -2,7 +2,7 @@
 
 The contract between the geometry layer and the Blender layer lives here:
 ``CameraModel`` (pinhole camera of the photo), ``MeshSettings`` (what the artist
-controls) and ``MeshData`` (arrays ready for ``foreach_set``).
+controls, with its choices, in ``settings.py``) and ``MeshData`` (arrays ready for ``foreach_set``).
 
 Conventions
 - Pixel coordinates: x to the right, y down, origin at the top-left corner of the
