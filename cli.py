@@ -20,9 +20,10 @@ import bpy
 from .batch import files
 from .batch.inputs import InputError, collect, parse_shard, shard
 from .batch.run import Batch, BatchOptions, cpu_and_memory_jobs
-from .geometry import DRAWING_MATERIALS, MeshSettings
-from .geometry.backdrop import BACKDROP_NAMES
+from .geometry.settings import RELIEF_STRENGTH, Back, Backdrop, DrawingMaterial, MeshSettings
+from .inference import options
 from .inference.learned_env import DEVICES
+from .inference.options import DepthKind, EngineName, Objects, SegMode
 
 FORMATS = ("glb", "obj", "fbx", "usd", "blend")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -56,32 +57,33 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively), globs")
     rec.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results")
     rec.add_argument("--format", default="glb", help="glb, obj, fbx, usd or blend; several with commas (glb,blend)")
-    rec.add_argument("--engine", default="auto",
+    rec.add_argument("--engine", default=options.ENGINE.value, choices=options.values(EngineName),
                      help="auto (drawing for line art, else classic), classic, drawing, transformers or moge")
-    rec.add_argument("--objects", choices=("all", "largest"), default="all")
+    rec.add_argument("--objects", choices=options.values(Objects), default=Objects.ALL.value)
     rec.add_argument("--detail", type=int, default=MeshSettings.detail, help="target vertices per object")
-    rec.add_argument("--back", choices=("open", "solidify", "closed"), default=MeshSettings.back)
+    rec.add_argument("--back", choices=options.values(Back), default=MeshSettings.back)
     rec.add_argument("--thickness", type=float, default=MeshSettings.thickness, help="solidify thickness")
     rec.add_argument("--outline-alpha", action="store_true",
                      help="the photo material takes its alpha from each object's mask (soft outline)")
-    rec.add_argument("--backdrop", choices=BACKDROP_NAMES, default=MeshSettings.backdrop,
+    rec.add_argument("--backdrop", choices=options.values(Backdrop), default=MeshSettings.backdrop,
                      help="the rest of the photo as one mesh behind the objects: flat (plane) or displaced (relief)")
     rec.add_argument("--no-ground", dest="ground", action="store_false",
                      help="leave the objects where the depth puts them instead of standing them on the ground found")
-    rec.add_argument("--drawing-material", choices=[m[0] for m in DRAWING_MATERIALS],
+    rec.add_argument("--drawing-material", choices=options.values(DrawingMaterial),
                      default=MeshSettings.drawing_material, help="how a drawing's objects are shaded")
-    rec.add_argument("--depth-strength", type=float, default=1.0, help="strength of the depth relief")
+    rec.add_argument("--depth-strength", type=float, default=RELIEF_STRENGTH, help="strength of the depth relief")
     rec.add_argument("--distance", type=float, default=MeshSettings.distance)
     rec.add_argument("--depth-range", type=float, default=MeshSettings.depth_range)
     rec.add_argument("--tear-threshold", type=float, default=MeshSettings.tear_threshold)
     rec.add_argument("--focal-mm", type=float, default=None, help="focal length (36 mm sensor) when the photo has none")
-    rec.add_argument("--max-size", type=int, default=1024, help="long side the photo is analysed at")
+    rec.add_argument("--max-size", type=int, default=options.MAX_SIZE, help="long side the photo is analysed at")
     rec.add_argument("--mask", default=None, help="mask or label map to use instead of segmentation")
     rec.add_argument("--depth", default=None, help="depth map to use instead of estimating one")
-    rec.add_argument("--depth-kind", choices=("metric", "relative-inverse"), default="relative-inverse")
+    rec.add_argument("--depth-kind", type=options.argument(DepthKind), default=DepthKind.RELATIVE_INVERSE,
+                     help="metric or relative_inverse (larger is nearer)")
     rec.add_argument("--depth-model", default="", help="transformers engine: depth model id or local folder")
     rec.add_argument("--seg-model", default="", help="transformers engine: segmentation model id or local folder")
-    rec.add_argument("--seg-mode", choices=("labels", "foreground"), default="labels")
+    rec.add_argument("--seg-mode", choices=options.values(SegMode), default=SegMode.LABELS.value)
     rec.add_argument("--prompt", default="", help="transformers engine: only objects these words name")
     rec.add_argument("--template-weight", type=float, default=None, metavar="W",
                      help="blend a matching library template at this weight (0 = reconstruction, 1 = template)")
@@ -164,16 +166,16 @@ def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
     )
     request = dict(
         engine=args.engine, objects=args.objects, max_size=args.max_size, mask_file=_absolute(args.mask),
-        depth_file=_absolute(args.depth), depth_kind=args.depth_kind, depth_model=args.depth_model,
+        depth_file=_absolute(args.depth), depth_kind=str(args.depth_kind), depth_model=args.depth_model,
         seg_model=args.seg_model, seg_mode=args.seg_mode, prompt=args.prompt,
     )
-    options = BatchOptions(
+    batch = BatchOptions(
         outdir=outdir, formats=formats, settings=settings, request=request, depth_strength=args.depth_strength,
         focal_mm=args.focal_mm, template_weight=args.template_weight, report=report, jobs=jobs,
         overwrite=args.overwrite, cold_worker=args.cold_worker, shard=k_n, total_inputs=total,
         cache_max_mb=args.cache_max_mb,
     )
-    return options, sources
+    return batch, sources
 
 
 def _formats(text: str) -> list[str]:
@@ -239,10 +241,10 @@ def main(argv: list[str]) -> int:
             from .operators.ml_env import run_headless
 
             return run_headless(args.dir, args.device, echo=lambda line: print(line, file=sys.stderr, flush=True))
-        options, sources = options_from_args(args)
-        if options.shard and not sources:
-            print(f"monocle: shard {args.shard} of {options.total_inputs} inputs is empty", file=sys.stderr)
-        return Batch(sources, options).run()
+        batch, sources = options_from_args(args)
+        if batch.shard and not sources:
+            print(f"monocle: shard {args.shard} of {batch.total_inputs} inputs is empty", file=sys.stderr)
+        return Batch(sources, batch).run()
     except UsageError as exc:
         print(f"monocle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

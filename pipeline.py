@@ -13,7 +13,9 @@ from . import prefs
 from .bridge.cache import ResultCache, cache_key, file_digest
 from .bridge.warm import POOL
 from .bridge.worker import EventJob, WorkerJob, WorkerRunError
+from .geometry import MeshSettings
 from .geometry.preload import preload
+from .inference import options
 from .inference.models import is_moge_model
 
 
@@ -22,16 +24,16 @@ class InferenceRequest:
     """Everything that changes the worker's output, and so the cache key."""
 
     image: str
-    engine: str = "auto"
-    objects: str = "all"
-    max_size: int = 1024
+    engine: str = options.ENGINE.value
+    objects: str = options.Objects.ALL.value
+    max_size: int = options.MAX_SIZE
     mask_file: str | None = None
     depth_file: str | None = None
-    depth_kind: str = "relative-inverse"
+    depth_kind: str = options.DepthKind.RELATIVE_INVERSE.value
     # transformers engine ("" = the engine's default model)
     depth_model: str = ""
     seg_model: str = ""
-    seg_mode: str = "labels"
+    seg_mode: str = options.SegMode.LABELS.value
     prompt: str = ""
     corrections_file: str | None = None  # a sidecar of segment corrections, applied after the run
 
@@ -54,11 +56,12 @@ class InferenceRequest:
             args += ["--mask", self.mask_file]
         if self.depth_file:
             args += ["--depth", self.depth_file, "--depth-kind", self.depth_kind]
-        if self.engine == "moge" and is_moge_model(self.depth_model):  # else the engine's own MoGe model
+        # MoGe takes a MoGe model only, else it runs its own
+        if self.engine == options.EngineName.MOGE and is_moge_model(self.depth_model):
             args += ["--depth-model", self.depth_model]
         if self.corrections_file:
             args += ["--corrections", self.corrections_file]
-        if self.engine == "transformers":
+        if self.engine == options.EngineName.TRANSFORMERS:
             if self.depth_model:
                 args += ["--depth-model", self.depth_model]
             if self.seg_model:
@@ -211,3 +214,12 @@ class Inference:
     def discard(self) -> None:
         ResultCache.discard(self.scratch)
         self.scratch = None
+
+
+def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
+                    focal_mm: float | None, depth_from_template: bool = True) -> list:
+    """Blend library templates over a fresh build (shared by the button and the command line)."""
+    from .scene.template_blend import blend_from_result
+
+    return blend_from_result(result_path, settings, report.objects, report.camera, weight=weight,
+                             focal_mm=focal_mm, context=context, depth_from_template=depth_from_template)

@@ -14,40 +14,28 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
-from .geometry import DRAWING_MATERIALS, MeshSettings
-from .geometry.backdrop import BACKDROPS
+from .geometry import DEFAULT_FOCAL_MM
+from .geometry.settings import BACK_TEXTS, BACKDROP_TEXTS, DRAWING_MATERIAL_TEXTS, RELIEF_STRENGTH, MeshSettings
+from .inference import options
 from .templates.policy import WEIGHT_DESCRIPTION
 
-BACK_ITEMS = (
-    ("OPEN", "Open", "Only the surface the camera sees (a relief shell)"),
-    ("SOLIDIFY", "Solidify", "The visible surface with a constant thickness behind it"),
-    ("CLOSED", "Closed", "A mirrored back stitched to the front: a closed, watertight object"),
-)
-OBJECTS_ITEMS = (
-    ("ALL", "All Objects", "Make one object for every object found in the photo"),
-    ("LARGEST", "Largest Object", "Make only the biggest object in the photo"),
-)
+
+def enum_items(texts: dict, upper: bool = False) -> tuple[tuple[str, str, str], ...]:
+    """``EnumProperty`` items from a choice's (name, description) table; ``upper`` gives the upper-case
+    identifiers the older properties store in saved files."""
+    return tuple((m.upper() if upper else str(m), name, text) for m, (name, text) in texts.items())
+
+
+BACK_ITEMS = enum_items(BACK_TEXTS, upper=True)
+OBJECTS_ITEMS = enum_items(options.OBJECTS_TEXTS, upper=True)
 SOURCE_ITEMS = (
     ("FILE", "File", "Use an image file on disk"),
     ("IMAGE", "Blender Image", "Use an image already loaded in this .blend file"),
 )
-ENGINE_ITEMS = (
-    ("auto", "Automatic", "The drawing engine for line art (drawings, scans, photos of paper), the classic engine "
-     "for photos"),
-    ("classic", "Classic (offline)", "Works everywhere with no downloads: automatic cut-out and rounded depth"),
-    ("drawing", "Drawing (line art)",
-     "Industrial-design drawings: one object per outlined shape, rounded and creased along the internal lines"),
-    ("transformers", "Learned (transformers)",
-     "Learned depth and object detection models (needs an inference Python with torch and transformers)"),
-    ("moge", "Metric (MoGe)",
-     "Real proportions from one photo: depth in metres and the camera's focal length (MoGe-2 with onnxruntime), "
-     "with the classic cut-out"),
-)
-SEG_MODE_ITEMS = (
-    ("labels", "Labelled Objects", "Find objects of known kinds (chair, cup, car...) and name them"),
-    ("foreground", "Any Object", "Cut out whatever stands out, whatever it is"),
-)
-BACKDROP_ITEMS = tuple((key.upper(), name, description) for key, name, description in BACKDROPS)
+ENGINE_ITEMS = enum_items(options.ENGINE_TEXTS)
+SEG_MODE_ITEMS = enum_items(options.SEG_MODE_TEXTS)
+BACKDROP_ITEMS = enum_items(BACKDROP_TEXTS, upper=True)
+DRAWING_MATERIAL_ITEMS = enum_items(DRAWING_MATERIAL_TEXTS)
 FOCAL_ITEMS = (
     ("PHOTO", "From Photo", "Use the focal length the camera stored in the photo, else the one the depth model "
      "estimates (MoGe), else the manual value"),
@@ -61,53 +49,53 @@ class MonocleMeshSettings:
     detail: IntProperty(
         name="Detail",
         description="Target number of vertices on the visible surface of each object. More is finer and slower",
-        default=20_000, min=500, max=1_000_000, soft_max=200_000,
+        default=MeshSettings.detail, min=500, max=1_000_000, soft_max=200_000,
     )
     relief_strength: FloatProperty(
         name="Depth Strength",
         description="How strongly the estimated depth pushes the surface in and out (1 = as estimated)",
-        default=1.0, min=0.0, soft_max=3.0,
+        default=RELIEF_STRENGTH, min=0.0, soft_max=3.0,
     )
     distance: FloatProperty(
         name="Distance",
         description="How far from the camera the nearest object is placed when the depth has no real scale",
-        default=5.0, min=0.01, soft_max=100.0, unit="LENGTH",
+        default=MeshSettings.distance, min=0.01, soft_max=100.0, unit="LENGTH",
     )
     depth_range: FloatProperty(
         name="Depth Range",
         description="How deep the whole scene is, front to back, when the depth has no real scale",
-        default=1.0, min=0.0, soft_max=20.0, unit="LENGTH",
+        default=MeshSettings.depth_range, min=0.0, soft_max=20.0, unit="LENGTH",
     )
     back: EnumProperty(name="Back", description="What to build behind the visible surface", items=BACK_ITEMS,
-                       default="CLOSED")
+                       default=MeshSettings.back.upper())
     thickness: FloatProperty(
-        name="Thickness", description="Thickness of the Solidify back", default=0.1, min=0.0, soft_max=2.0,
-        unit="LENGTH",
+        name="Thickness", description="Thickness of the Solidify back", default=MeshSettings.thickness, min=0.0,
+        soft_max=2.0, unit="LENGTH",
     )
     outline_alpha: BoolProperty(
         name="Outline Alpha",
         description="Cut each object out along the soft edge of its mask: the material becomes transparent "
         "where the mask is empty, so the outline is as smooth as the mask instead of the mesh's polygons",
-        default=False,
+        default=MeshSettings.outline_alpha,
     )
     drawing_material: EnumProperty(
         name="Drawing Material", description="How the objects of a drawing (line art) are shaded",
-        items=DRAWING_MATERIALS, default=MeshSettings.drawing_material,
+        items=DRAWING_MATERIAL_ITEMS, default=MeshSettings.drawing_material,
     )
     tear_threshold: FloatProperty(
         name="Tear Threshold",
         description="Cut the surface where the depth jumps by more than this fraction of the distance, so objects "
         "never stretch across to what is behind them",
-        default=0.05, min=0.001, max=1.0, subtype="FACTOR",
+        default=MeshSettings.tear_threshold, min=0.001, max=1.0, subtype="FACTOR",
     )
     backdrop: EnumProperty(name="Backdrop", description="What to make of the rest of the photo (table, floor, "
                            "wall): one mesh behind the objects, filled in where they hide it", items=BACKDROP_ITEMS,
-                           default="NONE")
+                           default=MeshSettings.backdrop.upper())
     ground: BoolProperty(
         name="Stand on Ground",
         description="Find the floor or table the objects stand on and move each one along the camera's rays until "
         "it touches it (the view through the camera does not change). Nothing moves when no ground is found",
-        default=True,
+        default=MeshSettings.ground,
     )
     use_templates: BoolProperty(
         name="Use Templates",
@@ -130,7 +118,7 @@ class MonocleMeshSettings:
                              items=FOCAL_ITEMS, default="PHOTO")
     focal_mm: FloatProperty(
         name="Focal Length", description="Focal length of the photo's camera on a 36 mm sensor",
-        default=50.0, min=1.0, max=5000.0, unit="CAMERA",
+        default=DEFAULT_FOCAL_MM, min=1.0, max=5000.0, unit="CAMERA",
     )
 
 
@@ -146,8 +134,9 @@ class MonocleSettings(PropertyGroup, MonocleMeshSettings):
     )
     image: PointerProperty(name="Image", description="An image already loaded in Blender", type=bpy.types.Image)
     engine: EnumProperty(name="Engine", description="How objects and depth are found", items=ENGINE_ITEMS,
-                         default="auto")
-    objects: EnumProperty(name="Objects", description="Which objects to rebuild", items=OBJECTS_ITEMS, default="ALL")
+                         default=options.ENGINE.value)
+    objects: EnumProperty(name="Objects", description="Which objects to rebuild", items=OBJECTS_ITEMS,
+                          default=options.Objects.ALL.upper())
     depth_model: StringProperty(
         name="Depth Model",
         description="Hugging Face model id or local folder of a depth model. Empty uses Depth Anything V2 Small",
@@ -159,7 +148,7 @@ class MonocleSettings(PropertyGroup, MonocleMeshSettings):
         default="",
     )
     seg_mode: EnumProperty(name="Find", description="What the learned engine looks for", items=SEG_MODE_ITEMS,
-                           default="labels")
+                           default=options.SegMode.LABELS.value)
     prompt: StringProperty(
         name="Prompt",
         description="Only rebuild what these words name (for example \"chair\"). Empty finds every object",
@@ -168,7 +157,7 @@ class MonocleSettings(PropertyGroup, MonocleMeshSettings):
     max_size: IntProperty(
         name="Analysis Size",
         description="Long side, in pixels, the photo is analysed at. Results always come back at full size",
-        default=1024, min=64, max=8192,
+        default=options.MAX_SIZE, min=64, max=8192,
     )
 
 

@@ -35,7 +35,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def least_layout(mask: np.ndarray, depth: np.ndarray, focal_px: float, front_vertices: int,

@@ -29,7 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def _points(*xy_sign: tuple[float, float, bool]) -> list[dict]:
@@ -64,9 +63,7 @@ def main() -> None:
     import bpy
     from segment_scene import write_scene
 
-    module = blender_env.install_extension()
-    pool = __import__(module.__name__ + ".bridge.warm", fromlist=["POOL"]).POOL
-    prefs = bpy.context.preferences.addons[module.__name__].preferences
+    _, pool, prefs = blender_env.installed_with_pool()
     prefs.keep_worker_warm = True
     tmp = Path(tempfile.mkdtemp(prefix="monocle-bench-correct-"))
     w, h = args.width, args.height

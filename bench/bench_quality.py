@@ -15,7 +15,7 @@ protocol) from this checkout; every build through the installed extension in ``b
   modes: ``oracle`` (GT mask + Z pass as metric depth: the mesh builder alone), each available
   engine (``classic``; ``transformers`` when a depth model is in the local model cache), and each of
   those followed by the template blend at the panel's default weight (``<mode>+template``: the
-  operator's own ``apply_templates`` after ``build_from_result``, its fitted lattice at Fit 1) and
+  pipeline's ``apply_templates`` after ``build_from_result``, its fitted lattice at Fit 1) and
   the same blend with the template rigid (``<mode>+rigid``: Fit 0). Scored in the GT-10 frame
   (bench/metrics.py), with and without a scale + rigid ICP alignment. Templates are reported apart
   from the third-party meshes: a template retrieving itself is the easy case.
@@ -613,7 +613,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
     geometry = importlib.import_module(module.__name__ + ".geometry")
     modules = {
         "build": importlib.import_module(module.__name__ + ".scene.build"),
-        "apply_templates": importlib.import_module(module.__name__ + ".operators.reconstruct").apply_templates,
+        "apply_templates": importlib.import_module(module.__name__ + ".pipeline").apply_templates,
         "settings": geometry.MeshSettings(),
         # the panel's default, read from the registered property, unless told otherwise
         "weight": float(bpy.context.scene.monocle.bl_rna.properties["template_weight"].default

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT.parent / "shared" / "bench-data" / "masks" / "grabcut" / "imgs"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def press(bpy, photo: Path, engine: str, models: dict[str, Path]) -> dict[str, float]:  # noqa: ANN001
@@ -57,9 +56,7 @@ def main() -> None:
     profile = blender_env.use_profile()
     import bpy
 
-    module = blender_env.install_extension()
-    pool = __import__(module.__name__ + ".bridge.warm", fromlist=["POOL"]).POOL
-    prefs = bpy.context.preferences.addons[module.__name__].preferences
+    _, pool, prefs = blender_env.installed_with_pool()
     from bench_learned import build_models
 
     tmp = Path(tempfile.mkdtemp(prefix="monocle-bench-warm-"))

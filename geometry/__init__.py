@@ -2,7 +2,7 @@
 
 The contract between the geometry layer and the Blender layer lives here:
 ``CameraModel`` (pinhole camera of the photo), ``MeshSettings`` (what the artist
-controls) and ``MeshData`` (arrays ready for ``foreach_set``).
+controls, with its choices, in ``settings.py``) and ``MeshData`` (arrays ready for ``foreach_set``).
 
 Conventions
 - Pixel coordinates: x to the right, y down, origin at the top-left corner of the
@@ -16,6 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .settings import DRAWING_MATERIAL_TEXTS, Back, Backdrop, DrawingMaterial, MeshSettings
+
+__all__ = ["Back", "Backdrop", "CameraModel", "DrawingMaterial", "MeshData", "MeshSettings"]
 
 DEFAULT_SENSOR_MM = 36.0
 DEFAULT_FOCAL_MM = 50.0
@@ -53,27 +57,8 @@ class CameraModel:
         return np.stack([0.5 * self.width + f * p[:, 0] / z, 0.5 * self.height - f * p[:, 1] / z], axis=1)
 
 
-# How a drawing's objects are shaded (id, name, description): the one source for the panel, F9 and the CLI.
-DRAWING_MATERIALS = (
-    ("clay_lines", "Clay with Lines", "Light clay with the drawing's outline, internal and contour lines drawn dark"),
-    ("photo", "Photo Texture", "The drawing itself as the texture, like a photo"),
-)
-
-
-@dataclass
-class MeshSettings:
-    """Artist-facing mesh settings (see the sidebar panel for their meaning)."""
-
-    detail: int = 20_000  # target number of front-surface vertices per object
-    distance: float = 5.0  # distance from the camera to the nearest object, scene units (relative depth only)
-    depth_range: float = 1.0  # depth extent of the scene for relative depth, scene units
-    tear_threshold: float = 0.05  # a face spanning a depth jump above this fraction of its distance is removed
-    back: str = "closed"  # "open" | "solidify" | "closed"
-    thickness: float = 0.1  # solidify thickness, scene units
-    outline_alpha: bool = False  # the photo material takes its alpha from the object's mask (Blender layer only)
-    backdrop: str = "none"  # "none" | "plane" | "relief": the rest of the photo behind the objects (backdrop.py)
-    ground: bool = True  # objects stand on the ground plane when one is found (ground.py)
-    drawing_material: str = "clay_lines"  # a DRAWING_MATERIALS id: how a drawing's objects are shaded (Blender layer)
+# How a drawing's objects are shaded (id, name, description), for the EnumProperty and the command line.
+DRAWING_MATERIALS = tuple((str(m), name, text) for m, (name, text) in DRAWING_MATERIAL_TEXTS.items())
 
 
 @dataclass

@@ -17,15 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CameraModel, MeshData, MeshSettings
+from . import Back, Backdrop, CameraModel, MeshData, MeshSettings
 
 # (identifier, name, description): the one source of the setting for the panel, F9 and the command line
-BACKDROPS = (
-    ("none", "None", "Only the objects: the rest of the photo is left out"),
-    ("plane", "Plane", "The rest of the photo on one flat plane behind the objects"),
-    ("relief", "Relief", "The rest of the photo as a surface displaced by its depth, behind the objects"),
-)
-BACKDROP_NAMES = tuple(item[0] for item in BACKDROPS)
 INPAINT_MAX_SIZE = 1024  # holes are filled at most at this long side, then scaled up into the holes alone
 INPAINT_RADIUS = 3  # pixels at the inpainting size
 DEPTH_MARGIN_PX = 3  # object-edge depths are mixed: they are refilled from the backdrop too
@@ -136,13 +130,13 @@ def backdrop_mesh(mode: str, filled: np.ndarray, union: np.ndarray, camera: Came
                   far: float) -> MeshData:
     """The backdrop's mesh over the whole frame (``mode`` ``plane`` or ``relief``), from the
     filled depth of ``fill_depth``; ``far`` is the farthest object point's depth."""
-    if mode not in BACKDROP_NAMES or mode == "none":
+    if mode not in (Backdrop.PLANE, Backdrop.RELIEF):
         raise ValueError(f"unknown backdrop {mode!r}; expected plane or relief")
-    if mode == "plane":
+    if mode == Backdrop.PLANE:
         z = np.full(filled.shape, plane_depth(filled, union, far), dtype=np.float32)
     else:
         z = filled
-    flat = replace(settings, back="open", tear_threshold=NO_TEAR, outline_alpha=False)
+    flat = replace(settings, back=Back.OPEN, tear_threshold=NO_TEAR, outline_alpha=False)
     return build_object_mesh_full(z, camera, flat)
 
 

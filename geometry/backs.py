@@ -24,6 +24,7 @@ import numpy as np
 from .edges import closed_back_edges, lattice_mesh_edges, mesh_edges, solidify_edges
 from .lattice import LatticeMesh
 from .seam import seam_last, split_for_closed_back
+from .settings import Back as BackMode
 from .texels import texel_layout, texel_texture, written_layout
 from .topology import directed_edges
 
@@ -209,11 +210,11 @@ class ClosedBack:
 
 
 BACK_UNITS: dict[str, Callable[[float], Back]] = {
-    "open": lambda thickness: OpenBack(),
-    "solidify": SolidifyBack,
-    "closed": ClosedBack,
+    BackMode.OPEN: lambda thickness: OpenBack(),
+    BackMode.SOLIDIFY: SolidifyBack,
+    BackMode.CLOSED: ClosedBack,
 }
-BACKS = tuple(BACK_UNITS)
+BACKS = tuple(str(m) for m in BackMode)
 
 
 def back_unit(name: str, thickness: float) -> Back:

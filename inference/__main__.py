@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import options
+from .options import DepthKind, Objects, SegMode
 from .protocol import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Emitter, WorkerError
 
 
@@ -37,7 +39,7 @@ def _add_learned_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--seg-model", default=None, help="segmentation model: Hugging Face id, local folder, or 'classic'"
     )
-    g.add_argument("--seg-mode", choices=("labels", "foreground"), default="labels",
+    g.add_argument("--seg-mode", choices=options.values(SegMode), default=SegMode.LABELS.value,
                    help="labels: objects with class names; foreground: any object, class ignored")
     g.add_argument("--prompt", default=None, help="segment what this text names (text-promptable model)")
     g.add_argument("--prompt-model", default=None, help="text-promptable segmentation model id or folder")
@@ -84,15 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="segment an image and estimate its depth")
     run.add_argument("--image", required=True)
     run.add_argument("--out", required=True, help="result folder (created)")
-    run.add_argument("--engine", default="classic",
+    run.add_argument("--engine", default=options.WORKER_ENGINE.value,
                      help="classic, drawing (line art), transformers, moge (metric depth), or auto (drawing for "
                           "line art, else classic)")
-    run.add_argument("--objects", choices=("all", "largest"), default="all")
+    run.add_argument("--objects", choices=options.values(Objects), default=Objects.ALL.value)
     run.add_argument("--box", default=None, help="optional hint X0,Y0,X1,Y1 in input pixels")
-    run.add_argument("--max-size", type=int, default=1024, help="long side used for processing")
+    run.add_argument("--max-size", type=int, default=options.MAX_SIZE, help="long side used for processing")
     run.add_argument("--mask", default=None, help="use this mask or label map instead of segmentation")
     run.add_argument("--depth", default=None, help="use this depth map instead of estimating one")
-    run.add_argument("--depth-kind", default="relative-inverse", choices=("metric", "relative-inverse"))
+    run.add_argument("--depth-kind", type=options.argument(DepthKind), default=DepthKind.RELATIVE_INVERSE,
+                     help="metric or relative_inverse (larger is nearer)")
     run.add_argument("--relief", type=float, default=0.0, help="classic engine: fine relief from image detail")
     run.add_argument("--corrections", default=None,
                      help="JSON file of corrections applied after segmentation (see `refine`), e.g. a sidecar")
@@ -178,9 +181,8 @@ def _load(args: argparse.Namespace, emit: Emitter) -> int:
 
     t = time.perf_counter()
     engine = create_engine("transformers", {**_learned_options(args), "emit": emit})
-    engine.prepare(True, True, emit.progress)  # type: ignore[attr-defined]
-    emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(),  # type: ignore
-              runtime=engine.runtime())  # type: ignore[attr-defined]
+    engine.prepare(True, True, emit.progress)
+    emit.emit("loaded", seconds=round(time.perf_counter() - t, 4), timings=engine.timings(), runtime=engine.runtime())
     return EXIT_OK
 
 
@@ -222,7 +224,7 @@ def _run(args: argparse.Namespace, emit: Emitter) -> int:
         max_size=args.max_size,
         mask=args.mask,
         depth=args.depth,
-        depth_kind=args.depth_kind,
+        depth_kind=DepthKind(args.depth_kind),
         engine_options=_run_engine_options(args),
     )
     corrections = None

@@ -13,14 +13,14 @@ import numpy as np
 
 from . import SCHEMA_VERSION, memo
 from .depthfile import DEPTH_ARRAY, DEPTH_FILE, save_depth_file, storable_depth
-from .engines import AUTO, DepthMap, Instance, create_engine
+from .engines import AUTO, DepthMap, Engine, Instance, create_engine
 from .imageio import LoadedImage, load_image, load_scalar_map, resize_long_side
+from .options import MAX_SIZE, MIN_MAX_SIZE, WORKER_ENGINE, DepthKind, Objects
 from .protocol import Emitter, WorkerError
 from .resultfiles import write_json, write_label_map, write_mask, writing
 
 log = logging.getLogger(__name__)
 
-DEPTH_KINDS = {"metric": "metric", "relative-inverse": "relative_inverse", "relative_inverse": "relative_inverse"}
 MAX_LABELS = 64
 ASPECT_TOLERANCE = 0.02  # width/height of a user's mask or depth map may differ this much from the image's
 # The camera Blender builds (geometry.CameraModel): a 36 mm sensor on the long side, 50 mm when nothing says more.
@@ -32,13 +32,13 @@ DEFAULT_FOCAL_MM = 50.0
 class RunOptions:
     image: str
     out: str
-    engine: str = "classic"
-    objects: str = "all"
+    engine: str = WORKER_ENGINE.value
+    objects: str = Objects.ALL.value
     box: tuple[int, int, int, int] | None = None
-    max_size: int = 1024
+    max_size: int = MAX_SIZE
     mask: str | None = None
     depth: str | None = None
-    depth_kind: str = "relative_inverse"
+    depth_kind: str = DepthKind.RELATIVE_INVERSE.value
     engine_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,12 +144,12 @@ def run(opts: RunOptions, emit: Emitter) -> Path:
 
 def _check_options(opts: RunOptions) -> None:
     """Reject options no run can use, before anything is read or loaded."""
-    if opts.max_size < 16:
-        raise WorkerError("bad_argument", "--max-size must be at least 16 pixels.")
-    if opts.objects not in ("all", "largest"):
+    if opts.max_size < MIN_MAX_SIZE:
+        raise WorkerError("bad_argument", f"--max-size must be at least {MIN_MAX_SIZE} pixels.")
+    if opts.objects not in set(Objects):
         raise WorkerError("bad_argument", "--objects must be 'all' or 'largest'.")
-    if opts.depth_kind not in DEPTH_KINDS:
-        raise WorkerError("bad_argument", "--depth-kind must be 'metric' or 'relative-inverse'.")
+    if opts.depth_kind not in set(DepthKind):
+        raise WorkerError("bad_argument", "--depth-kind must be 'metric' or 'relative_inverse'.")
 
 
 def _output_folder(folder: str | Path) -> Path:
@@ -190,7 +190,7 @@ def _working_box(box: tuple[int, int, int, int], full_w: int, full_h: int, scale
 
 def _prepared_engine(
     opts: RunOptions, work_rgb: np.ndarray, emit: Emitter, progress: Any, timings: dict[str, float],
-) -> tuple[Any, str, dict[str, Any] | None]:
+) -> tuple[Engine, str, dict[str, Any] | None]:
     """The engine (chosen for the photo when ``auto``), with its models loaded: (engine, name, auto choice)."""
     engine_name, auto_choice = opts.engine, None
     if opts.engine == AUTO:
@@ -198,21 +198,17 @@ def _prepared_engine(
         engine_name, auto_choice = choose_engine(work_rgb)
         timings["auto"] = time.perf_counter() - t
         progress("load", 1.0, auto_choice["message"])
-    engine_options = dict(opts.engine_options)
-    if engine_name in ("transformers", "moge"):
-        engine_options["emit"] = emit  # warnings (device, fallbacks) and download progress
-    engine = create_engine(engine_name, engine_options)
-    prepare = getattr(engine, "prepare", None)
-    if prepare is not None:
-        # imports, downloads and model loads are timed apart from inference: cold vs warm
-        t = time.perf_counter()
-        prepare(not opts.mask, not opts.depth, progress)
+    # emit: warnings (device, fallbacks) and download progress
+    engine = create_engine(engine_name, {**opts.engine_options, "emit": emit})
+    t = time.perf_counter()
+    engine.prepare(not opts.mask, not opts.depth, progress)
+    if engine.loads_models:  # imports, downloads and model loads are timed apart from inference: cold vs warm
         timings["prepare"] = time.perf_counter() - t
     return engine, engine_name, auto_choice
 
 
 def _segment(
-    opts: RunOptions, engine: Any, image: LoadedImage, work_rgb: np.ndarray, work_alpha: np.ndarray | None,
+    opts: RunOptions, engine: Engine, image: LoadedImage, work_rgb: np.ndarray, work_alpha: np.ndarray | None,
     box: tuple[int, int, int, int] | None, progress: Any,
 ) -> list[Instance]:
     """The objects, from the user's mask file or the engine, at the working image's size."""
@@ -236,7 +232,7 @@ def _segment(
 
 
 def _depth(
-    opts: RunOptions, engine: Any, image: LoadedImage, work_rgb: np.ndarray, instances: list[Instance],
+    opts: RunOptions, engine: Engine, image: LoadedImage, work_rgb: np.ndarray, instances: list[Instance],
     progress: Any,
 ) -> tuple[DepthMap, np.ndarray]:
     """The depth map, from the user's file or the engine, and its values at the photo's size."""
@@ -249,14 +245,13 @@ def _depth(
         if not np.isfinite(values).any():
             raise WorkerError("depth_unreadable", f"The depth file {Path(opts.depth).name} holds no valid values.")
         values = _fit_user_map(values, (full_h, full_w), opts.depth, "depth map", "depth_unreadable", cv2.INTER_LINEAR)
-        depth = DepthMap(values.astype(np.float32), kind=DEPTH_KINDS[opts.depth_kind], extra={"source": "file"})
+        depth = DepthMap(values.astype(np.float32), kind=DepthKind(opts.depth_kind).value, extra={"source": "file"})
         depth_full = depth.values
     else:
         progress("depth", 0.0, "Estimating depth")
-        known_focal = getattr(engine, "known_focal", None)
-        if known_focal is not None and image.focal_35mm:  # a model that can use the photo's focal length
+        if image.focal_35mm:  # for a model that can use the photo's focal length
             wh, ww = work_rgb.shape[:2]
-            known_focal(float(image.focal_35mm) / SENSOR_MM * max(ww, wh))
+            engine.known_focal(float(image.focal_35mm) / SENSOR_MM * max(ww, wh))
         depth = engine.depth(work_rgb, instances, progress)
         if depth.values.shape != (full_h, full_w):
             import cv2
@@ -268,21 +263,19 @@ def _depth(
     return depth, depth_full
 
 
-def _write_engine_extras(result: dict[str, Any], engine: Any, out: Path, image: LoadedImage, scale: float) -> None:
+def _write_engine_extras(result: dict[str, Any], engine: Engine, out: Path, image: LoadedImage, scale: float) -> None:
     """The engine's own label maps (written beside the masks) and its runtime, into ``result``."""
-    maps = getattr(engine, "maps", None)
-    for name, (values, meta) in (maps(scale) if maps is not None else {}).items():
+    for name, (values, meta) in engine.maps(scale).items():
         write_label_map(out, name, values, (image.width, image.height))
         result[Path(name).stem] = {"file": name, **meta}
-    runtime = getattr(engine, "runtime", None)
+    runtime = engine.runtime()
     if runtime is not None:
-        result["engine"]["runtime"] = runtime()
+        result["engine"]["runtime"] = runtime
 
 
-def _finish_timings(timings: dict[str, float], engine: Any, t_start: float) -> None:
+def _finish_timings(timings: dict[str, float], engine: Engine, t_start: float) -> None:
     """Add the engine's own stage timings, the total, and the total without model loading."""
-    if hasattr(engine, "timings"):
-        timings.update(engine.timings())
+    timings.update(engine.timings())
     timings["total"] = time.perf_counter() - t_start
     if "prepare" in timings:
         timings["warm_total"] = timings["total"] - timings["prepare"]  # what the run costs with models loaded

@@ -17,21 +17,12 @@ from .. import prefs
 from ..bridge.worker import WorkerRunError
 from ..geometry import MeshSettings
 from ..geometry.camera import photo_focal_known
-from ..pipeline import Inference, InferenceRequest
+from ..pipeline import Inference, InferenceRequest, apply_templates
 from ..props import MonocleMeshSettings, copy_mesh_settings
 from .progress import PollingOperator, clear_progress, show_progress
 
 log = logging.getLogger(__name__)
 
-
-
-def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
-                    focal_mm: float | None, depth_from_template: bool = True) -> list:
-    """Blend library templates over a fresh build (shared by the button and the command line)."""
-    from ..scene.template_blend import blend_from_result
-
-    return blend_from_result(result_path, settings, report.objects, report.camera, weight=weight,
-                             focal_mm=focal_mm, context=context, depth_from_template=depth_from_template)
 
 
 class InputError(Exception):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from bpy.types import Operator
 
 from .segment_fix import BoxProps, SegmentFix
@@ -15,12 +12,6 @@ class MONOCLE_OT_segment_add(SegmentFix, BoxProps, Operator):
     bl_label = "Add Object"
     bl_description = "Make an object of a thing the reconstruction missed, from a click on it or a box around it"
     action = "add"
-
-    def correction(self, size: tuple[int, int], folder: Path) -> dict[str, Any]:
-        corr: dict[str, Any] = {"action": "add", "points": self.pixel_points(size)}
-        if self.use_box:
-            corr["boxes"] = [self.pixel_box(size)]
-        return corr
 
 
 classes = (MONOCLE_OT_segment_add,)

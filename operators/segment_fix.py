@@ -120,7 +120,15 @@ class SegmentFix(PollingOperator):
         return str(path)
 
     def correction(self, size: tuple[int, int], folder: Path) -> dict[str, Any]:
-        raise NotImplementedError
+        """The correction for the worker: the action and the clicks in photo pixels, with the box
+        (``BoxProps``) when it is used and the stroke mask (``StrokeProps``) when one is drawn."""
+        corr: dict[str, Any] = {"action": self.action, "points": self.pixel_points(size)}
+        if getattr(self, "use_box", False):
+            corr["boxes"] = [self.pixel_box(size)]
+        strokes = self.stroke_file(size, folder)
+        if strokes:
+            corr["strokes"] = strokes
+        return corr
 
     # -- run the worker, rebuild what changed --------------------------------------------------------
     def _start(self, context: bpy.types.Context) -> tuple[bpy.types.Collection, Any] | None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from bpy.types import Operator
 
 from .segment_fix import SegmentFix
@@ -15,9 +12,6 @@ class MONOCLE_OT_segment_merge(SegmentFix, Operator):
     bl_label = "Merge Objects"
     bl_description = "Make one object of the objects under the clicks"
     action = "merge"
-
-    def correction(self, size: tuple[int, int], folder: Path) -> dict[str, Any]:
-        return {"action": "merge", "points": self.pixel_points(size)}
 
 
 classes = (MONOCLE_OT_segment_merge,)

@@ -17,14 +17,11 @@ class MONOCLE_OT_segment_paint(SegmentFix, StrokeProps, Operator):
     action = "paint"
 
     def correction(self, size: tuple[int, int], folder: Path) -> dict[str, Any]:
-        corr: dict[str, Any] = {"action": "paint", "points": self.pixel_points(size)}
+        corr = super().correction(size, folder)
         if not corr["points"] and self.target < 0 and len(self.stroke):
             # the stroke starts on the object it paints
             sx, sy = self._scale(size)
             corr["points"] = [[self.stroke[0].x * sx, self.stroke[0].y * sy, 1]]
-        strokes = self.stroke_file(size, folder)
-        if strokes:
-            corr["strokes"] = strokes
         return corr
 
 

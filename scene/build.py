@@ -20,8 +20,6 @@ function calls no operator, so an operator that calls it is one undo step.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,8 +33,9 @@ from mathutils import Matrix
 from ..geometry import CameraModel, MeshData, MeshSettings
 from . import backdrop as backdrop_mod
 from . import camera as cam_mod
+from .build_materials import blender_readable, load_photo, object_materials
 from .ingest import add_point_flags, check_edges, check_topology, mesh_from_arrays
-from .material import PHOTO_UV, make_clay_lines_material, make_line_ink_image, make_photo_material
+from .material import PHOTO_UV, make_photo_material
 from .relief import RELIEF_UV, add_relief_modifier, make_relief_image, make_relief_texture, relief_layout
 from .result import BuildError, WorkerResult, load_depth, load_mask, read_result
 from .tags import OBJECT_ID, tag_result
@@ -262,81 +261,6 @@ def per_corner(values: np.ndarray, loops: np.ndarray) -> np.ndarray:
     return words[loops].view(np.float32).reshape(-1, 2)
 
 
-def blender_readable(path: Path, folder: Path) -> Path:
-    """``path``, or a copy of it in ``folder`` when Blender cannot open it by name.
-
-    Blender takes file paths as UTF-8 and a backslash as a folder separator, so a photo
-    named with undecodable bytes, or with a backslash on Linux or macOS, is read from a
-    copy (the result's folder belongs to that photo's content, so the copy is shared safely).
-    """
-    text = str(path)
-    try:
-        text.encode("utf-8")
-        odd = os.sep == "/" and "\\" in text
-    except UnicodeEncodeError:
-        odd = True
-    if not odd or not path.is_file():
-        return path
-    copy = folder / f"photo{path.suffix.lower() if path.suffix.isascii() else ''}"
-    if not copy.is_file() or copy.stat().st_size != path.stat().st_size:
-        shutil.copyfile(path, copy)
-    return copy
-
-
-def _load_photo(path: Path, created: Created) -> bpy.types.Image:
-    before = {img.as_pointer() for img in bpy.data.images}
-    try:
-        photo = bpy.data.images.load(str(path), check_existing=True)
-    except RuntimeError:
-        raise BuildError("image_missing", f"Cannot read the photo {str(path)!r}; nothing was built.") from None
-    if photo.as_pointer() not in before:
-        created.add("images", photo)
-    return photo
-
-
-def _load_mask(path: Path, created: Created) -> bpy.types.Image:
-    """The object's mask as an image of data values, packed so the .blend keeps its alpha
-    when the inference cache is cleared."""
-    try:
-        mask = created.add("images", bpy.data.images.load(str(path), check_existing=False))
-    except RuntimeError:
-        raise BuildError("result_unreadable", f"Cannot read the mask {path.name}; nothing was built.") from None
-    mask.colorspace_settings.is_data = True
-    mask.pack()
-    return mask
-
-
-def _materials(
-    name: str, photo: bpy.types.Image, prepared: list[_Prepared], settings: MeshSettings,
-    mask_paths: Sequence[str | Path | None] | None, created: Created, lines_path: str | Path | None = None,
-) -> list[bpy.types.Material]:
-    """One material per object: the shared photo material, or with ``settings.outline_alpha``
-    a copy per object whose alpha is that object's mask (objects without a mask share the plain one);
-    for a drawing (``lines_path``) with ``settings.drawing_material`` "clay_lines" one shared clay
-    material with the drawing's lines."""
-    if lines_path is not None and settings.drawing_material == "clay_lines":
-        try:
-            ink = created.add("images", make_line_ink_image(f"{name} Lines", lines_path))
-        except RuntimeError:
-            raise BuildError("result_unreadable",
-                             f"Cannot read the line map {Path(lines_path).name}; nothing was built.") from None
-        clay = created.add("materials", make_clay_lines_material(f"{name} Clay", ink))
-        return [clay] * len(prepared)
-    masks = list(mask_paths) if settings.outline_alpha and mask_paths is not None else []
-    masks += [None] * (len(prepared) - len(masks))
-    shared = None
-    out = []
-    for p, mask_path in zip(prepared, masks):
-        if mask_path is not None:
-            mask = _load_mask(Path(mask_path), created)
-            out.append(created.add("materials", make_photo_material(f"{p.label} Photo", photo, mask)))
-            continue
-        if shared is None:
-            shared = created.add("materials", make_photo_material(f"{name} Photo", photo))
-        out.append(shared)
-    return out
-
-
 def build_scene(
     meshes: list[tuple[str, MeshData]],
     camera: CameraModel,
@@ -388,7 +312,7 @@ def _build_scene(
     created = Created()
     timings = {"prepare": t_prepare, "mesh": 0.0, "attributes": 0.0, "relief": 0.0}
     with created.all_or_nothing("build_failed", "Building the objects failed ({}); nothing was built."):
-        photo = _load_photo(Path(photo_path), created)
+        photo = load_photo(Path(photo_path), created)
         collection = created.add("collections", bpy.data.collections.new(name))
         scene.collection.children.link(collection)
         cam_data = created.add("cameras", cam_mod.make_camera_data(f"{name} Camera", camera, photo, 4.0 * far))
@@ -397,7 +321,8 @@ def _build_scene(
         collection.objects.link(cam_obj)
         cam_mod.set_render_size(scene, camera, created.set)
         created.set(scene, "camera", cam_obj)
-        materials = _materials(name, photo, prepared, settings, mask_paths, created, lines_path)
+        materials = object_materials(name, photo, [p.label for p in prepared], settings, mask_paths, created,
+                                     lines_path)
         objects = [
             _make_object(p, cam_matrix, material, settings, relief_strength, collection, created, timings)
             for p, material in zip(prepared, materials)

@@ -17,7 +17,8 @@ from pathlib import Path
 import bpy
 
 from ..geometry import CameraModel, MeshSettings
-from .build import _load_photo, _make_object, _materials, _prepare, _select, meshes_from_result
+from .build import _make_object, _prepare, _select, meshes_from_result
+from .build_materials import load_photo, object_materials
 from .result import BuildError, read_result
 from .tags import OBJECT_ID, RESULT_FOLDER, RESULT_PHOTO, camera_matrix
 from .tracker import Created
@@ -101,9 +102,10 @@ def _shared_materials(
                 mat = obj.data.materials[0]
                 if mat is not None and not _has_mask(mat):
                     return [mat] * len(prepared)
-    photo = _load_photo(photo_path, created)
+    photo = load_photo(photo_path, created)
     name = photo_path.stem or "Monocle"
-    return _materials(name, photo, prepared, settings, [rec.mask_path for rec in records], created)
+    return object_materials(name, photo, [p.label for p in prepared], settings, [rec.mask_path for rec in records],
+                            created)
 
 
 def _has_mask(material: bpy.types.Material) -> bool:

@@ -8,11 +8,15 @@ import time of this module.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -27,6 +31,32 @@ import bpy  # noqa: E402
 
 MODULE = blender_env.MODULE
 EXT_DIR = Path(blender_env.install_extension().__file__).parent
+ALIAS = "monocle"
+
+
+class _InstalledAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import monocle.x`` gives the installed extension's module ``MODULE.x`` itself (one module, two names),
+    so tests import the extension like any package while Blender loads it under its ``bl_ext`` name."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        if fullname != ALIAS and not fullname.startswith(ALIAS + "."):
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def __init__(self) -> None:
+        self.specs: dict[str, ModuleSpec | None] = {}
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        module = importlib.import_module(MODULE + spec.name[len(ALIAS):])
+        self.specs[spec.name] = module.__spec__
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        assert module.__spec__ is not None
+        module.__spec__ = self.specs.pop(module.__spec__.name)  # the import machinery gave it the alias's spec
+
+
+sys.meta_path.insert(0, _InstalledAlias())
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +84,16 @@ def bench_data() -> Path:
     return BENCH_DATA
 
 
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """A folder of generated photos (tests/photos.py): fruit.jpg, box.jpg and toy.jpg, one object each."""
+    from photos import write_photos
+
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def fresh_file():
     """Every test starts from a fresh empty file (the add-on stays enabled)."""
@@ -78,7 +118,9 @@ def tiny_disk(tmp_path):
 
 def read_depth(path: Path):
     """A result's depth map through the extension's own reader (an estimate is stored as float16 about an offset)."""
-    return importlib.import_module(MODULE + ".inference.depthfile").load_depth_file(path)
+    from monocle.inference.depthfile import load_depth_file
+
+    return load_depth_file(path)
 
 
 def worker_env(ext: Path, **extra: str) -> dict[str, str]:

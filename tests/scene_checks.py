@@ -3,8 +3,10 @@ small hand-made mesh generator, shared by the scene and render round-trip tests.
 
 from __future__ import annotations
 
+import bmesh
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 
 def evaluated_world(obj: bpy.types.Object) -> np.ndarray:
@@ -138,3 +140,14 @@ def grid_mesh(mdl, camera, mask: np.ndarray, depth: float, bump: float = 0.0, cl
         face_sizes=np.full(len(faces), 4, np.int32), loops=faces.ravel().astype(np.int32), groups=groups,
         relief_texture=tex, relief_uvs=None if tex_uv is None else tex_uv.astype(np.float32),
     )
+
+
+def add_bmesh_object(scene: bpy.types.Scene, name: str, bm: bmesh.types.BMesh, matrix: Matrix) -> bpy.types.Object:
+    """A mesh object made from ``bm`` (freed here), placed at ``matrix`` and linked into the scene."""
+    mesh = bpy.data.meshes.new(name)
+    bm.to_mesh(mesh)
+    bm.free()
+    obj = bpy.data.objects.new(name, mesh)
+    obj.matrix_world = matrix
+    scene.collection.objects.link(obj)
+    return obj

@@ -154,21 +154,21 @@ def test_backdrop_reproduces_the_photo_and_objects_stand(monocle, ext_dir, tmp_p
 
 
 @pytest.fixture
-def banana(bench_data, tmp_path):
-    dst = tmp_path / "banana1.jpg"
-    shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / "banana1.jpg", dst)
+def fruit(photo_dir, tmp_path):
+    dst = tmp_path / "fruit.jpg"
+    shutil.copy(photo_dir / "fruit.jpg", dst)
     return dst
 
 
-def test_operator_backdrop_setting_and_redo(banana):
+def test_operator_backdrop_setting_and_redo(fruit):
     props = bpy.ops.monocle.reconstruct.get_rna_type().properties
     assert props["backdrop"].default == "NONE" and props["ground"].default is True  # F9 shows both
     assert {i.identifier for i in props["backdrop"].enum_items} == {"NONE", "PLANE", "RELIEF"}
     settings = bpy.context.scene.monocle
-    settings.image_path, settings.detail = str(banana), 2000
+    settings.image_path, settings.detail = str(fruit), 2000
     assert bpy.ops.monocle.reconstruct(backdrop="RELIEF") == {"FINISHED"}
-    coll = bpy.data.collections["banana1"]
-    backdrop = coll.objects["banana1 Backdrop"]
+    coll = bpy.data.collections["fruit"]
+    backdrop = coll.objects["fruit Backdrop"]
     texture = next(n for n in backdrop.active_material.node_tree.nodes if n.type == "TEX_IMAGE").image
     assert texture.packed_file is not None and texture.size[:] == (640, 480)  # the inpainted photo, kept in the file
     # the backdrop covers the whole frame: its vertices' photo UVs reach every edge
@@ -178,22 +178,22 @@ def test_operator_backdrop_setting_and_redo(banana):
     assert not backdrop.select_get() and all(o.select_get() for o in coll.objects if o.type == "MESH" and o != backdrop)
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
     settings = bpy.context.scene.monocle
-    settings.image_path, settings.detail = str(banana), 2000
+    settings.image_path, settings.detail = str(fruit), 2000
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}  # none by default
     assert not any(o.name.endswith("Backdrop") for o in bpy.data.objects)
 
 
-def test_cli_backdrop_and_ground_report(monocle, banana, tmp_path):
+def test_cli_backdrop_and_ground_report(monocle, fruit, tmp_path):
     cli = importlib.import_module(monocle.__name__ + ".cli")
     out, report = tmp_path / "out", tmp_path / "report.json"
-    args = ["reconstruct", str(banana), "-o", str(out), "--detail", "2000", "--format", "blend",
+    args = ["reconstruct", str(fruit), "-o", str(out), "--detail", "2000", "--format", "blend",
             "--report", str(report)]
     assert cli.main([*args, "--backdrop", "wall"]) == 2  # not one of none, plane, relief
     assert cli.main([*args, "--backdrop", "plane"]) == 0
     item = json.loads(report.read_text())["items"][0]
     assert "ground" in item  # the plane the objects stand on, or None when the photo shows none
-    bpy.ops.wm.open_mainfile(filepath=str(out / "banana1.blend"))
-    backdrop = bpy.data.objects["banana1 Backdrop"]
+    bpy.ops.wm.open_mainfile(filepath=str(out / "fruit.blend"))
+    backdrop = bpy.data.objects["fruit Backdrop"]
     co = np.empty(len(backdrop.data.vertices) * 3, np.float32)
     backdrop.data.vertices.foreach_get("co", co)
     assert np.ptp(co.reshape(-1, 3)[:, 2]) < 1e-4  # a plane: flat in its (camera-aligned) space

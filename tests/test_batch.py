@@ -14,20 +14,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from conftest import MODULE, ROOT
+from conftest import ROOT
+from monocle import cli
+from monocle.batch import files, inputs
 from PIL import Image
-
-
-def cli():
-    return __import__(MODULE + ".cli", fromlist=["main"])
-
-
-def inputs_mod():
-    return __import__(MODULE + ".batch.inputs", fromlist=["collect"])
-
-
-def files_mod():
-    return __import__(MODULE + ".batch.files", fromlist=["publish"])
 
 
 def photo(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> Path:
@@ -42,7 +32,7 @@ def photo(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (96,
 
 
 def run(*args: str) -> int:
-    return cli().main(["reconstruct", *args, "--detail", "600"])
+    return cli.main(["reconstruct", *args, "--detail", "600"])
 
 
 def report(path: Path) -> dict:
@@ -183,7 +173,6 @@ def test_linked_texture_folder_is_not_followed(tmp_path):
 
 
 def test_only_this_hosts_dead_temp_folders_are_removed(tmp_path):
-    files = files_mod()
     out = tmp_path / "out"
     out.mkdir()
     other = out / ".monocle-tmp-render-node-7_1_abc"  # another machine's export in progress
@@ -212,7 +201,7 @@ def test_only_this_hosts_dead_temp_folders_are_removed(tmp_path):
 ])
 def test_nonsense_numbers_are_refused(tmp_path, capsys, option, value):
     src = photo(tmp_path / "in" / "p.png", (50, 50, 50))
-    assert cli().main(["reconstruct", str(src), "-o", str(tmp_path / "out"), option, value]) == 2
+    assert cli.main(["reconstruct", str(src), "-o", str(tmp_path / "out"), option, value]) == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err
     assert not list((tmp_path / "out").glob("*.*"))
@@ -245,7 +234,7 @@ def test_disk_full_is_reported_and_leaves_nothing(tmp_path, tiny_disk):
     rep = tmp_path / "r.json"
     free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
     (tiny_disk / "filler").write_bytes(b"\0" * max(0, free - 64 * 1024))  # 64 KB left: too little for the .glb
-    assert cli().main(["reconstruct", str(src), "-o", str(tiny_disk), "--detail", "20000", "--format", "glb,obj",
+    assert cli.main(["reconstruct", str(src), "-o", str(tiny_disk), "--detail", "20000", "--format", "glb,obj",
                        "--report", str(rep)]) == 1
     item = report(rep)["items"][0]
     assert item["status"] == "failed" and item["code"] == "disk_full", item
@@ -299,7 +288,7 @@ def test_glob_does_not_follow_a_link_loop(tmp_path, monkeypatch):
     photo(loop / "y.png", (10, 100, 100))
     os.symlink("..", loop / "a" / "back")
     monkeypatch.chdir(tmp_path)
-    sources = inputs_mod().collect(["loop/**/*.png"])
+    sources = inputs.collect(["loop/**/*.png"])
     assert [str(s.rel) for s in sources] == ["a/x", "y"]
     assert run("loop/**/*.png", "-o", "out") == 0
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.glb")) == [
@@ -308,7 +297,6 @@ def test_glob_does_not_follow_a_link_loop(tmp_path, monkeypatch):
 
 # -- farms: --shard K/N ------------------------------------------------------------------------------
 def test_shards_are_disjoint_cover_everything_and_are_stable(tmp_path):
-    inputs = inputs_mod()
     root = tmp_path / "in"
     for n in range(7):
         (root / f"d{n % 3}").mkdir(parents=True, exist_ok=True)
@@ -341,5 +329,5 @@ def test_shard_runs_only_its_slice(tmp_path):
 def test_setup_env_command_respects_online_access(tmp_path, capsys):
     """``blender -b -c monocle setup-env`` downloads nothing unless Blender runs with online access."""
     assert not bpy.app.online_access
-    assert cli().main(["setup-env", str(tmp_path / "env")]) == 1
+    assert cli.main(["setup-env", str(tmp_path / "env")]) == 1
     assert "--online-mode" in capsys.readouterr().err and not (tmp_path / "env").exists()

@@ -34,18 +34,18 @@ def _fill(disk: Path, leave: int) -> None:
         fh.write(b"\0" * max(0, free - leave))
 
 
-def _photo(bench_data: Path, folder: Path, name: str) -> Path:
+def _photo(photo_dir: Path, folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    Image.open(bench_data / "masks" / "grabcut" / "imgs" / "book.jpg").save(path)
+    Image.open(photo_dir / "box.jpg").save(path)
     return path
 
 
 # -- the current file names and textures the build (issue 23 #5) ---------------------------------
 
 
-def test_a_cached_result_is_built_for_the_current_file(bench_data, tmp_path):
-    x = _photo(bench_data, tmp_path / "cp1", "x.png")
+def test_a_cached_result_is_built_for_the_current_file(photo_dir, tmp_path):
+    x = _photo(photo_dir, tmp_path / "cp1", "x.png")
     y = tmp_path / "cp2" / "y.png"
     y.parent.mkdir()
     shutil.copy(x, y)
@@ -85,9 +85,9 @@ def _check_blend(path: Path, photo: Path) -> None:
     assert names and not [n for n in names if n.startswith("x")]
 
 
-def test_result_file_names_stay_inside_the_folder(monocle, ext_dir, bench_data, tmp_path):
+def test_result_file_names_stay_inside_the_folder(monocle, ext_dir, photo_dir, tmp_path):
     result = _mod("scene.result")
-    photo = _photo(bench_data, tmp_path, "book.png")
+    photo = _photo(photo_dir, tmp_path, "box.png")
     rc, _, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(tmp_path / "out"))
     assert rc == 0, err
     path = tmp_path / "out" / "result.json"
@@ -108,10 +108,10 @@ def test_result_file_names_stay_inside_the_folder(monocle, ext_dir, bench_data, 
 # -- depth storage ---------------------------------------------------------------------------------
 
 
-def test_depth_is_stored_compressed_and_old_results_still_build(monocle, ext_dir, bench_data, tmp_path):
+def test_depth_is_stored_compressed_and_old_results_still_build(monocle, ext_dir, photo_dir, tmp_path):
     build, result_mod = _mod("scene.build"), _mod("scene.result")
     geometry = _mod("geometry")
-    photo = _photo(bench_data, tmp_path, "book.png")
+    photo = _photo(photo_dir, tmp_path, "box.png")
     out = tmp_path / "out"
     rc, _, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out))
     assert rc == 0, err
@@ -216,10 +216,10 @@ def test_commit_drops_input_paths(tmp_path):
     assert data["image"]["path"] is None and data["engine"]["settings"]["mask_file"] is None
 
 
-def test_cap_comes_from_the_preference_or_the_caller(monocle, bench_data, tmp_path):
+def test_cap_comes_from_the_preference_or_the_caller(monocle, photo_dir, tmp_path):
     pipeline, prefs = _mod("pipeline"), _mod("prefs")
     assert prefs.get_prefs().cache_max_mb == 2048
-    photo = _photo(bench_data, tmp_path, "cap.png")
+    photo = _photo(photo_dir, tmp_path, "cap.png")
     request = pipeline.InferenceRequest(image=str(photo))
     pipeline.Inference(request, warm=False).wait()  # committed: the next ones are hits
     assert pipeline.Inference(request, warm=False).cache.max_bytes == 2048 * 1024 * 1024
@@ -232,8 +232,8 @@ def test_cap_comes_from_the_preference_or_the_caller(monocle, bench_data, tmp_pa
 # -- a full disk ---------------------------------------------------------------------------------
 
 
-def test_worker_reports_a_full_disk(ext_dir, bench_data, tiny_disk, tmp_path):
-    photo = _photo(bench_data, tmp_path, "book.png")
+def test_worker_reports_a_full_disk(ext_dir, photo_dir, tiny_disk, tmp_path):
+    photo = _photo(photo_dir, tmp_path, "box.png")
     out = tiny_disk / "out"
     out.mkdir()
     _fill(tiny_disk, 8192)

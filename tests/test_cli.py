@@ -14,22 +14,20 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from conftest import MODULE, ROOT
+from conftest import ROOT
+from monocle import cli
 from PIL import Image
+from scene_checks import evaluated_world
 
-GRABCUT = ("banana1", "book", "teddy")
-
-
-def cli():
-    return __import__(MODULE + ".cli", fromlist=["main"])
+PHOTOS = ("fruit", "box", "toy")  # tests/photos.py
 
 
 @pytest.fixture
-def photos(bench_data, tmp_path):
+def photos(photo_dir, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in GRABCUT[:2]:
-        shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / f"{name}.jpg", folder / f"{name}.jpg")
+    for name in PHOTOS[:2]:
+        shutil.copy(photo_dir / f"{name}.jpg", folder / f"{name}.jpg")
     return folder
 
 
@@ -57,15 +55,15 @@ def test_mixed_folder(photos, tmp_path):
     rgba[..., 3] = np.where(disk, 255, 0)
     Image.fromarray(rgba).save(photos / "cutout.png")
     out, report = tmp_path / "out", tmp_path / "report.json"
-    code = cli().main(["reconstruct", str(photos), "-o", str(out), "--detail", "4000", "--report", str(report)])
+    code = cli.main(["reconstruct", str(photos), "-o", str(out), "--detail", "4000", "--report", str(report)])
     assert code == 1
     data = json.loads(report.read_text())
     items = {Path(i["input"]).name: i for i in data["items"]}
-    assert set(items) == {"banana1.jpg", "book.jpg", "corrupt.jpg", "notes.png", "deep16.png", "cutout.png"}
+    assert set(items) == {"fruit.jpg", "box.jpg", "corrupt.jpg", "notes.png", "deep16.png", "cutout.png"}
     assert items["corrupt.jpg"]["status"] == "failed" and items["corrupt.jpg"]["code"] == "image_unreadable"
     assert items["notes.png"]["status"] == "failed" and items["notes.png"]["code"] == "image_unreadable"
     assert data["totals"]["ok"] == 4 and data["totals"]["failed"] == 2
-    for name in ("banana1", "book", "deep16", "cutout"):
+    for name in ("fruit", "box", "deep16", "cutout"):
         item = items[next(k for k in items if k.startswith(name))]
         assert item["status"] == "ok" and item["objects"]
         meshes = _import_glb(out / f"{name}.glb")
@@ -79,8 +77,8 @@ def test_mixed_folder(photos, tmp_path):
 
 def test_glb_carries_the_photo_texture(photos, tmp_path):
     out = tmp_path / "out"
-    assert cli().main(["reconstruct", str(photos / "book.jpg"), "-o", str(out), "--detail", "3000"]) == 0
-    meshes = _import_glb(out / "book.glb")
+    assert cli.main(["reconstruct", str(photos / "box.jpg"), "-o", str(out), "--detail", "3000"]) == 0
+    meshes = _import_glb(out / "box.glb")
     assert meshes
     images = [img for img in bpy.data.images if img.size[0] > 0]
     assert any(tuple(img.size) == (640, 480) for img in images)
@@ -90,35 +88,35 @@ def test_glb_carries_the_photo_texture(photos, tmp_path):
 
 def test_jobs_2_matches_jobs_1(photos, tmp_path):
     args = ["reconstruct", str(photos), "--detail", "3000", "--overwrite"]
-    assert cli().main([*args, "-o", str(tmp_path / "a"), "--jobs", "1"]) == 0
-    assert cli().main([*args, "-o", str(tmp_path / "b"), "--jobs", "2"]) == 0
-    for name in GRABCUT[:2]:
+    assert cli.main([*args, "-o", str(tmp_path / "a"), "--jobs", "1"]) == 0
+    assert cli.main([*args, "-o", str(tmp_path / "b"), "--jobs", "2"]) == 0
+    for name in PHOTOS[:2]:
         a = _import_glb(tmp_path / "a" / f"{name}.glb")
-        va = [np.array([v.co[:] for v in o.data.vertices]) for o in sorted(a, key=lambda o: o.name)]
+        va = [evaluated_world(o) for o in sorted(a, key=lambda o: o.name)]
         b = _import_glb(tmp_path / "b" / f"{name}.glb")
-        vb = [np.array([v.co[:] for v in o.data.vertices]) for o in sorted(b, key=lambda o: o.name)]
+        vb = [evaluated_world(o) for o in sorted(b, key=lambda o: o.name)]
         assert len(va) == len(vb)
         for x, y in zip(va, vb):
             np.testing.assert_array_equal(x, y)
 
 
 def test_usage_errors_and_help(tmp_path):
-    assert cli().main(["reconstruct", "--help"]) == 0
-    assert cli().main(["reconstruct", str(tmp_path / "empty-folder-that-is-missing*.png"), "-o",
+    assert cli.main(["reconstruct", "--help"]) == 0
+    assert cli.main(["reconstruct", str(tmp_path / "empty-folder-that-is-missing*.png"), "-o",
                        str(tmp_path / "o")]) in (1, 2)
     (tmp_path / "nothing").mkdir()
-    assert cli().main(["reconstruct", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")]) == 2
-    assert cli().main(["reconstruct", "x.png", "-o", str(tmp_path / "o"), "--frobnicate"]) == 2
+    assert cli.main(["reconstruct", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")]) == 2
+    assert cli.main(["reconstruct", "x.png", "-o", str(tmp_path / "o"), "--frobnicate"]) == 2
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert cli().main(["reconstruct", "x.png", "-o", str(blocker / "sub")]) == 2
+    assert cli.main(["reconstruct", "x.png", "-o", str(blocker / "sub")]) == 2
 
 
-def test_script_entry_point_killed_and_resumed(bench_data, tmp_path):
+def test_script_entry_point_killed_and_resumed(photo_dir, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in GRABCUT:
-        shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / f"{name}.jpg", folder / f"{name}.jpg")
+    for name in PHOTOS:
+        shutil.copy(photo_dir / f"{name}.jpg", folder / f"{name}.jpg")
     profile, out = tmp_path / "profile", tmp_path / "out"
     help_run = _script("reconstruct", "--help", profile=profile)
     assert help_run.returncode == 0 and "--jobs" in help_run.stdout
@@ -136,18 +134,18 @@ def test_script_entry_point_killed_and_resumed(bench_data, tmp_path):
                     str(tmp_path / "r.json"), profile=profile)
     assert rerun.returncode == 0, rerun.stderr
     statuses = {Path(i["input"]).stem: i["status"] for i in json.loads((tmp_path / "r.json").read_text())["items"]}
-    assert sorted(p.name for p in out.glob("*.glb")) == [f"{n}.glb" for n in sorted(GRABCUT)]
+    assert sorted(p.name for p in out.glob("*.glb")) == [f"{n}.glb" for n in sorted(PHOTOS)]
     for name, mtime in done.items():
         assert (out / name).stat().st_mtime_ns == mtime and statuses[Path(name).stem] == "skipped"
     assert "ok" in statuses.values()
-    assert sorted(f.name for f in out.iterdir()) == [f"{n}.glb" for n in sorted(GRABCUT)]  # no temp leftovers
+    assert sorted(f.name for f in out.iterdir()) == [f"{n}.glb" for n in sorted(PHOTOS)]  # no temp leftovers
 
 
 def test_outline_alpha_reaches_the_saved_file(photos, tmp_path):
     out = tmp_path / "out"
-    args = ["reconstruct", str(photos / "book.jpg"), "-o", str(out), "--detail", "2000", "--format", "blend"]
-    assert cli().main([*args, "--outline-alpha"]) == 0
-    bpy.ops.wm.open_mainfile(filepath=str(out / "book.blend"))
+    args = ["reconstruct", str(photos / "box.jpg"), "-o", str(out), "--detail", "2000", "--format", "blend"]
+    assert cli.main([*args, "--outline-alpha"]) == 0
+    bpy.ops.wm.open_mainfile(filepath=str(out / "box.blend"))
     meshes = [o for o in bpy.data.objects if o.type == "MESH"]
     assert meshes
     for obj in meshes:

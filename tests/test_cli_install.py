@@ -33,14 +33,14 @@ def _install_state(profile: Path) -> tuple[int, int, int]:
     return ext.stat().st_ino, (ext / "cli.py").stat().st_ino, (profile / "monocle-install.key").stat().st_mtime_ns
 
 
-def test_concurrent_runs_install_once_and_later_runs_reuse_it(bench_data, tmp_path):
-    image = bench_data / "masks" / "grabcut" / "imgs" / "book.jpg"
+def test_concurrent_runs_install_once_and_later_runs_reuse_it(photo_dir, tmp_path):
+    image = photo_dir / "box.jpg"
     profile = tmp_path / "profile"  # fresh: both runs find no install
     outs = [tmp_path / "out-a", tmp_path / "out-b", tmp_path / "out-c"]
     runs = [_script(profile, "reconstruct", str(image), "-o", str(out), "--detail", "2000") for out in outs[:2]]
     logs = [_finish(run) for run in runs]
     assert sum(log.count(INSTALLING) for log in logs) == 1, logs
-    glbs = [(out / "book.glb").read_bytes() for out in outs[:2]]
+    glbs = [(out / "box.glb").read_bytes() for out in outs[:2]]
     assert glbs[0][:4] == b"glTF" and len(glbs[0]) > 10_000
     assert glbs[0] == glbs[1]  # same code, same input: the waiting run used the same install
 
@@ -48,7 +48,7 @@ def test_concurrent_runs_install_once_and_later_runs_reuse_it(bench_data, tmp_pa
     log = _finish(_script(profile, "reconstruct", str(image), "-o", str(outs[2]), "--detail", "2000"))
     assert INSTALLING not in log
     assert _install_state(profile) == before  # not unpacked again
-    assert (outs[2] / "book.glb").read_bytes() == glbs[0]
+    assert (outs[2] / "box.glb").read_bytes() == glbs[0]
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -121,8 +121,8 @@ def test_relief_rounded_and_creased(runs):
     assert float(np.median(curvature[crease])) > 5.0 * abs(float(np.median(curvature[away])))
 
 
-def test_auto_picks_classic_for_photos(ext_dir, bench_data, tmp_path):
-    photos = sorted((bench_data / "masks" / "grabcut" / "imgs").glob("*.jpg"))[:3]
+def test_auto_picks_classic_for_photos(ext_dir, photo_dir, tmp_path):
+    photos = sorted(photo_dir.glob("*.jpg"))
     assert photos
     for photo in photos:
         out = tmp_path / photo.stem

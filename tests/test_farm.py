@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import MODULE, ROOT
+from conftest import ROOT
+from monocle import cli
 
 JOB_TYPE_JS = ROOT / "farm" / "flamenco" / "monocle_reconstruct.js"
 HARNESS_JS = ROOT / "tests" / "flamenco" / "harness.js"
@@ -154,7 +155,6 @@ def test_flamenco_rejects_bad_settings(settings, message):
 
 @needs_node
 def test_flamenco_command_parses_with_monocle_own_parser():
-    cli = __import__(MODULE + ".cli", fromlist=["build_parser"])
     parser = cli.build_parser()
     try:
         parser.parse_args(["reconstruct", "x.png", "-o", "out", "--shard", "1/2"])

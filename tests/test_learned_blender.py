@@ -9,6 +9,7 @@ import bpy
 import pytest
 from conftest import MODULE
 from hf_fixtures import build_depth_anything, build_mask2former
+from monocle import cli, prefs
 
 
 @pytest.fixture(scope="module")
@@ -20,21 +21,20 @@ def models(tmp_path_factory):
     }
 
 
-def test_operator_with_local_models(models, bench_data, tmp_path):
-    photo = tmp_path / "llama.jpg"
-    shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / "llama.jpg", photo)
+def test_operator_with_local_models(models, photo_dir, tmp_path):
+    photo = tmp_path / "toy.jpg"
+    shutil.copy(photo_dir / "toy.jpg", photo)
     s = bpy.context.scene.monocle
     s.image_path, s.engine, s.detail = str(photo), "transformers", 3000
     s.depth_model, s.seg_model = str(models["depth"]), str(models["seg"])
     assert bpy.ops.monocle.reconstruct.poll()
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
-    meshes = [o for o in bpy.data.collections["llama"].all_objects if o.type == "MESH"]
+    meshes = [o for o in bpy.data.collections["toy"].all_objects if o.type == "MESH"]
     assert meshes and all(o.name.split(".")[0] == "table" for o in meshes)
 
 
-def test_cli_with_local_models(models, bench_data, tmp_path):
-    cli = __import__(MODULE + ".cli", fromlist=["main"])
-    photo = bench_data / "masks" / "grabcut" / "imgs" / "book.jpg"
+def test_cli_with_local_models(models, photo_dir, tmp_path):
+    photo = photo_dir / "box.jpg"
     code = cli.main(["reconstruct", str(photo), "-o", str(tmp_path / "out"), "--engine", "transformers",
                      "--depth-model", str(models["depth"]), "--seg-model", str(models["seg"]), "--detail", "2000",
                      "--report", str(tmp_path / "r.json")])
@@ -58,7 +58,6 @@ def test_offline_and_missing_model_greys_out_the_button(tmp_path):
 
 
 def test_worker_environment_passes_online_flag_and_cache():
-    prefs = __import__(MODULE + ".prefs", fromlist=["worker_environment"])
     env = prefs.worker_environment()
     assert env["MONOCLE_ONLINE"] == "0"
     assert env["MONOCLE_MODEL_CACHE"].startswith(bpy.utils.extension_path_user(MODULE))

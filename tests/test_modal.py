@@ -12,14 +12,11 @@ import bpy
 import numpy as np
 import pytest
 from conftest import MODULE
+from monocle import pipeline as pipe
+from monocle import prefs
+from monocle.bridge.warm import POOL
+from monocle.operators import reconstruct as rec
 from PIL import Image
-
-
-def _mods():
-    rec = __import__(MODULE + ".operators.reconstruct", fromlist=["ModalRun"])
-    pipe = __import__(MODULE + ".pipeline", fromlist=["Inference"])
-    prefs = __import__(MODULE + ".prefs", fromlist=["cache_root"])
-    return rec, pipe, prefs
 
 
 @pytest.fixture
@@ -53,7 +50,7 @@ def _alive(pid: int) -> bool:
 def warm(request):
     """Every test runs with a warm (serve) worker and with a one-shot worker."""
     p = bpy.context.preferences.addons[MODULE].preferences
-    pool = __import__(MODULE + ".bridge.warm", fromlist=["POOL"]).POOL
+    pool = POOL
     p.keep_worker_warm = request.param
     yield request.param
     p.keep_worker_warm = True
@@ -71,7 +68,6 @@ def _start(pipe, photo, max_size=4096):
 
 
 def test_progress_then_cancel_mid_run(big_photo, warm):
-    rec, pipe, prefs = _mods()
     inference = _start(pipe, big_photo)
     assert not inference.cached and inference.job is not None
     run = rec.ModalRun(inference, bpy.context)
@@ -97,7 +93,6 @@ def test_progress_then_cancel_mid_run(big_photo, warm):
 
 
 def test_worker_killed_from_outside(big_photo):
-    rec, pipe, prefs = _mods()
     inference = _start(pipe, big_photo, max_size=4000)
     run = rec.ModalRun(inference, bpy.context)
     status = bpy.context.window_manager.monocle_status
@@ -123,7 +118,6 @@ def test_worker_killed_from_outside(big_photo):
 
 def test_worker_printing_garbage(tmp_path, big_photo):
     """An interpreter whose 'worker' prints non-JSON on stdout gives a clear error."""
-    rec, pipe, prefs = _mods()
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho 'Hello from a broken environment'\necho '<html>oops</html>'\nexit 0\n")
     fake.chmod(0o755)

@@ -24,7 +24,7 @@ from conftest import run_worker
 from mathutils import Matrix, Vector
 from PIL import Image
 from render_util import render_rgba_depth, use_cycles
-from scene_checks import evaluated_world
+from scene_checks import add_bmesh_object, evaluated_world
 
 W, H = 480, 360
 LENS = 26.0
@@ -43,13 +43,7 @@ def _scene() -> bpy.types.Scene:
     scene.collection.objects.link(cam)
     scene.camera = cam
     for name, make in (("Box", _box), ("Cylinder", _cylinder)):
-        bm, matrix = make()
-        mesh = bpy.data.meshes.new(name)
-        bm.to_mesh(mesh)
-        bm.free()
-        obj = bpy.data.objects.new(name, mesh)
-        obj.matrix_world = matrix
-        scene.collection.objects.link(obj)
+        add_bmesh_object(scene, name, *make())
     light = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
     scene.collection.objects.link(light)
     bpy.context.view_layer.update()

@@ -10,10 +10,9 @@ from conftest import MODULE
 
 
 @pytest.fixture
-def photo(bench_data, tmp_path):
-    src = bench_data / "masks" / "grabcut" / "imgs" / "banana1.jpg"
-    dst = tmp_path / "banana1.jpg"
-    shutil.copy(src, dst)
+def photo(photo_dir, tmp_path):
+    dst = tmp_path / "fruit.jpg"
+    shutil.copy(photo_dir / "fruit.jpg", dst)
     return dst
 
 
@@ -33,7 +32,7 @@ def test_reconstruct_builds_objects_and_reuses_cache(photo, prefs):
     settings.image_path = str(photo)
     settings.detail = 5000
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
-    coll = bpy.data.collections["banana1"]
+    coll = bpy.data.collections["fruit"]
     meshes = [o for o in coll.all_objects if o.type == "MESH"]
     cams = [o for o in coll.all_objects if o.type == "CAMERA"]
     assert len(meshes) >= 1 and len(cams) == 1
@@ -52,7 +51,7 @@ def test_reconstruct_builds_objects_and_reuses_cache(photo, prefs):
     settings.detail = 20000
     prefs.python_path = "/nonexistent/python"
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
-    meshes2 = [o for o in bpy.data.collections["banana1"].all_objects if o.type == "MESH"]
+    meshes2 = [o for o in bpy.data.collections["fruit"].all_objects if o.type == "MESH"]
     assert len(meshes2) == len(meshes)
     assert sum(len(o.data.vertices) for o in meshes2) > 2 * total
     assert "cached" in bpy.context.window_manager.monocle_status.summary
@@ -103,11 +102,11 @@ def test_outline_alpha_setting_reaches_the_material(photo):
     settings = bpy.context.scene.monocle
     settings.image_path, settings.detail = str(photo), 2000
     assert bpy.ops.monocle.reconstruct(outline_alpha=True) == {"FINISHED"}
-    meshes = [o for o in bpy.data.collections["banana1"].all_objects if o.type == "MESH"]
+    meshes = [o for o in bpy.data.collections["fruit"].all_objects if o.type == "MESH"]
     assert meshes and all("Outline Alpha" in o.active_material.node_tree.nodes for o in meshes)
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
     settings = bpy.context.scene.monocle
     settings.image_path, settings.detail = str(photo), 2000
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}  # off by default
-    meshes = [o for o in bpy.data.collections["banana1"].all_objects if o.type == "MESH"]
+    meshes = [o for o in bpy.data.collections["fruit"].all_objects if o.type == "MESH"]
     assert meshes and not any("Outline Alpha" in o.active_material.node_tree.nodes for o in meshes)

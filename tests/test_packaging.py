@@ -102,7 +102,7 @@ def _isolated_env(pythonpath: list[Path]) -> dict[str, str]:
 
 
 @pytest.mark.skipif(PLATFORM != "linux-x64", reason="runs the bundled linux-x64 wheels")
-def test_worker_runs_on_bundled_wheels_and_blender_numpy(platform_zip, tmp_path, bench_data):
+def test_worker_runs_on_bundled_wheels_and_blender_numpy(platform_zip, tmp_path, photo_dir):
     ext = _unpack(platform_zip, tmp_path / "ext")
     site = tmp_path / "site"
     with zipfile.ZipFile(platform_zip) as zf:
@@ -132,7 +132,7 @@ def test_worker_runs_on_bundled_wheels_and_blender_numpy(platform_zip, tmp_path,
     for module in ("cv2", "PIL", "scipy", "skimage"):
         assert Path(info["files"][module]).is_relative_to(site), (module, info["files"][module])
 
-    image = bench_data / "masks" / "grabcut" / "imgs" / "banana1.jpg"
+    image = photo_dir / "fruit.jpg"
     out = tmp_path / "out"
     proc = subprocess.run(
         [*python, "-m", "inference", "run", "--image", str(image), "--out", str(out)],

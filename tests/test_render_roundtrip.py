@@ -21,7 +21,7 @@ from conftest import run_worker
 from mathutils import Euler, Matrix, Vector
 from PIL import Image
 from render_util import render_rgba_depth, use_cycles
-from scene_checks import evaluated_world, is_watertight, reprojection_error
+from scene_checks import add_bmesh_object, evaluated_world, is_watertight, reprojection_error
 
 W, H = 160, 120
 LENS = 35.0
@@ -60,12 +60,7 @@ def _camera(scene: bpy.types.Scene) -> bpy.types.Object:
 
 
 def _add_mesh(scene, name: str, bm: bmesh.types.BMesh, matrix: Matrix) -> bpy.types.Object:
-    mesh = bpy.data.meshes.new(name)
-    bm.to_mesh(mesh)
-    bm.free()
-    obj = bpy.data.objects.new(name, mesh)
-    obj.matrix_world = matrix
-    scene.collection.objects.link(obj)
+    obj = add_bmesh_object(scene, name, bm, matrix)
     light = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
     light.rotation_euler = (0.6, 0.2, 0.4)
     scene.collection.objects.link(light)

@@ -226,7 +226,7 @@ def _user_result(ext_dir, tmp_path, labels: np.ndarray, depth: np.ndarray, kind:
     Image.fromarray(labels.astype(np.uint8)).save(tmp_path / "labels.png")
     np.save(tmp_path / "depth.npy", depth.astype(np.float32))
     return _worker(ext_dir, photo, tmp_path / "result", "--mask", tmp_path / "labels.png", "--depth",
-                   tmp_path / "depth.npy", "--depth-kind", "metric" if kind == "metric" else "relative-inverse")
+                   tmp_path / "depth.npy", "--depth-kind", kind)
 
 
 def _check_all_strengths(report):

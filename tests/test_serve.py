@@ -31,20 +31,20 @@ def worker(ext_dir):
         yield start
 
 
-def _run_args(bench_data: Path, out: Path, models: dict[str, Path], image: str, depth: str = "depth") -> list[str]:
+def _run_args(photo_dir: Path, out: Path, models: dict[str, Path], image: str, depth: str = "depth") -> list[str]:
     return ["run", "--engine", "transformers", "--device", "cpu", "--image",
-            str(bench_data / "masks" / "grabcut" / "imgs" / image), "--out", str(out),
+            str(photo_dir / image), "--out", str(out),
             "--depth-model", str(models[depth]), "--seg-model", str(models["seg"])]
 
 
-def test_several_requests_one_model_load(worker, serve_models, bench_data, tmp_path):
+def test_several_requests_one_model_load(worker, serve_models, photo_dir, tmp_path):
     w = worker("--idle-timeout", "300")
     ready = w.events(lambda e: True)[0]
     assert ready["event"] == "ready" and ready["protocol"] == 1 and ready["pid"] == w.proc.pid
 
     results, dones = [], []
-    for i, image in enumerate(("llama.jpg", "banana2.jpg", "flower.jpg")):
-        events = w.request(f"r{i}", _run_args(bench_data, tmp_path / f"out{i}", serve_models, image))
+    for i, image in enumerate(("toy.jpg", "fruit.jpg", "box.jpg")):
+        events = w.request(f"r{i}", _run_args(photo_dir, tmp_path / f"out{i}", serve_models, image))
         assert all(e["id"] == f"r{i}" for e in events)  # every event says which request it answers
         assert [e["event"] for e in events][-2:] == ["result", "done"]
         dones.append(events[-1])
@@ -69,16 +69,16 @@ def test_several_requests_one_model_load(worker, serve_models, bench_data, tmp_p
     assert w.proc.wait(timeout=30) == 0
 
 
-def test_changing_a_model_reloads_only_that_model(worker, serve_models, bench_data, tmp_path):
+def test_changing_a_model_reloads_only_that_model(worker, serve_models, photo_dir, tmp_path):
     w = worker()
-    first = w.request("a", _run_args(bench_data, tmp_path / "a", serve_models, "llama.jpg"))[-1]
-    second = w.request("b", _run_args(bench_data, tmp_path / "b", serve_models, "llama.jpg", depth="depth2"))[-1]
+    first = w.request("a", _run_args(photo_dir, tmp_path / "a", serve_models, "toy.jpg"))[-1]
+    second = w.request("b", _run_args(photo_dir, tmp_path / "b", serve_models, "toy.jpg", depth="depth2"))[-1]
     assert (first["loaded"], second["loaded"], second["model_loads"]) == (2, 1, 3)
     result = json.loads((tmp_path / "b" / "result.json").read_text())
     assert result["depth"]["extra"]["model"] == str(serve_models["depth2"])
 
 
-def test_bad_requests_and_shutdown(worker, serve_models, bench_data, tmp_path):
+def test_bad_requests_and_shutdown(worker, serve_models, photo_dir, tmp_path):
     w = worker()
     w.send("this is not json")
     event = w.events(lambda e: e["event"] == "error")[-1]
@@ -90,7 +90,7 @@ def test_bad_requests_and_shutdown(worker, serve_models, bench_data, tmp_path):
     events = w.request("3", ["run", "--engine", "transformers"])  # argparse: --image and --out missing
     assert events[0]["event"] == "error" and events[0]["code"] == "bad_argument" and events[0]["id"] == "3"
     assert events[-1]["exit_code"] == 2
-    events = w.request("4", _run_args(bench_data, tmp_path / "o", serve_models, "nope.jpg"))
+    events = w.request("4", _run_args(photo_dir, tmp_path / "o", serve_models, "nope.jpg"))
     assert events[-2]["code"] == "image_missing" and events[-1]["exit_code"] == 2
     # the worker still answers after all that
     events = w.request("5", ["models"])
@@ -101,15 +101,15 @@ def test_bad_requests_and_shutdown(worker, serve_models, bench_data, tmp_path):
     assert w.proc.wait(timeout=30) == 0
 
 
-def test_cancel_stops_a_request_and_keeps_the_worker(worker, serve_models, bench_data, tmp_path):
+def test_cancel_stops_a_request_and_keeps_the_worker(worker, serve_models, photo_dir, tmp_path):
     w = worker()
-    w.send({"id": "slow", "args": _run_args(bench_data, tmp_path / "a", serve_models, "llama.jpg")})
+    w.send({"id": "slow", "args": _run_args(photo_dir, tmp_path / "a", serve_models, "toy.jpg")})
     w.send({"id": "x", "cancel": "slow"})
     events = w.events(lambda e: e["event"] == "done")
     assert events[-2]["event"] == "error" and events[-2]["code"] == "cancelled"
     assert events[-1]["id"] == "slow" and events[-1]["exit_code"] == 1
     assert not (tmp_path / "a" / "result.json").exists()
-    done = w.request("next", _run_args(bench_data, tmp_path / "b", serve_models, "llama.jpg"))[-1]
+    done = w.request("next", _run_args(photo_dir, tmp_path / "b", serve_models, "toy.jpg"))[-1]
     assert done["exit_code"] == 0
 
 

@@ -146,12 +146,12 @@ def test_nothing_more_is_installed(learned):
     assert "torchvision" not in sets["installed"] and "scikit-image" not in sets["installed"]
 
 
-def test_photo_reconstructs_through_the_new_environment(learned, ext_dir, bench_data, tmp_path):
+def test_photo_reconstructs_through_the_new_environment(learned, ext_dir, photo_dir, tmp_path):
     """A real photo, random-weight Depth Anything and Mask2Former, through the new interpreter: the same
     result as the development environment's."""
     depth = build_depth_anything(tmp_path / "depth")
     seg = build_mask2former(tmp_path / "seg", favour="dining table")
-    image = bench_data / "masks" / "grabcut" / "imgs" / "llama.jpg"
+    image = photo_dir / "toy.jpg"
     args = ["run", "--engine", "transformers", "--image", str(image), "--device", "cpu",
             "--depth-model", str(depth), "--seg-model", str(seg)]
     code, events, stderr = _run_in(learned["python"], ext_dir, *args, "--out", str(tmp_path / "new"))

@@ -7,7 +7,8 @@ import json
 
 import bpy
 import numpy as np
-from conftest import MODULE
+from monocle import cli
+from monocle.scene import template_blend as tb
 from PIL import Image
 
 
@@ -24,7 +25,6 @@ def _bowl_photo(tmp_path):
 
 
 def test_operator_blends_a_template_and_the_controls_work(tmp_path):
-    tb = __import__(MODULE + ".scene.template_blend", fromlist=["is_template"])
     s = bpy.context.scene.monocle
     s.image_path, s.detail, s.use_templates, s.template_weight = str(_bowl_photo(tmp_path)), 3000, True, 0.7
     assert bpy.ops.monocle.reconstruct() == {"FINISHED"}
@@ -48,7 +48,6 @@ def test_swap_and_apply_need_a_template():
 
 
 def test_cli_reports_templates(tmp_path):
-    cli = __import__(MODULE + ".cli", fromlist=["main"])
     photo = _bowl_photo(tmp_path)
     report = tmp_path / "r.json"
     assert cli.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--template-weight", "1.5"]) == 2

@@ -59,8 +59,8 @@ def hf_models(tmp_path_factory) -> dict[str, Path]:
     return m
 
 
-def _photo(bench_data: Path, name: str = "llama.jpg") -> str:
-    return str(bench_data / "masks" / "grabcut" / "imgs" / name)
+def _photo(photo_dir: Path, name: str = "toy.jpg") -> str:
+    return str(photo_dir / name)
 
 
 def _run(ext_dir, hf_models, out, *extra: str, image: str, depth: str = "depth", seg: str = "seg_table", **env: str):
@@ -91,8 +91,8 @@ def test_engines_reports_transformers_ready(ext_dir):
     assert t["message"].startswith("Ready")
 
 
-def test_labels_from_local_folders(ext_dir, hf_models, bench_data, tmp_path):
-    image = _photo(bench_data)
+def test_labels_from_local_folders(ext_dir, hf_models, photo_dir, tmp_path):
+    image = _photo(photo_dir)
     code, events, stderr = _run(ext_dir, hf_models, tmp_path, image=image)
     assert code == 0, stderr
     assert all(e["event"] in EVENTS for e in events) and events[-1]["event"] == "result"
@@ -125,8 +125,9 @@ def test_labels_from_local_folders(ext_dir, hf_models, bench_data, tmp_path):
     assert d["kind"] == "relative_inverse"
     assert d["extra"]["model_type"] == "depth_anything" and d["extra"]["model"] == str(hf_models["depth"])
     iw, ih = d["extra"]["input_size"]
-    assert max(iw, ih) == 518 and iw % 14 == 0 and ih % 14 == 0
-    assert abs(iw / ih - w / h) < 0.05  # aspect ratio kept, long side at 518
+    # the processor keeps the aspect ratio and brings to 518 the side whose scale is nearer 1
+    assert 518 in (iw, ih) and iw % 14 == 0 and ih % 14 == 0
+    assert abs(iw / ih - w / h) < 0.05
     assert result["camera"]["focal_source"] == "default"  # no EXIF and a model that gives no focal length
 
     t = result["timings"]
@@ -135,8 +136,8 @@ def test_labels_from_local_folders(ext_dir, hf_models, bench_data, tmp_path):
     assert abs(t["warm_total"] - (t["total"] - t["prepare"])) < 1e-3
 
 
-def test_metric_depth_is_recorded(ext_dir, hf_models, bench_data, tmp_path):
-    code, _, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(bench_data, "flower.jpg"), depth="depth_metric")
+def test_metric_depth_is_recorded(ext_dir, hf_models, photo_dir, tmp_path):
+    code, _, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(photo_dir, "fruit.jpg"), depth="depth_metric")
     assert code == 0, stderr
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["depth"]["kind"] == "metric"
@@ -144,8 +145,8 @@ def test_metric_depth_is_recorded(ext_dir, hf_models, bench_data, tmp_path):
     assert 0.0 < float(depth.min()) and float(depth.max()) <= 20.0  # sigmoid * max_depth of the config
 
 
-def test_nothing_found_falls_back_to_classic(ext_dir, hf_models, bench_data, tmp_path):
-    code, events, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(bench_data), seg="seg_nothing")
+def test_nothing_found_falls_back_to_classic(ext_dir, hf_models, photo_dir, tmp_path):
+    code, events, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(photo_dir), seg="seg_nothing")
     assert code == 0, stderr
     assert "segmentation_fallback" in _codes(events, "warning")
     result = json.loads((tmp_path / "result.json").read_text())
@@ -153,15 +154,15 @@ def test_nothing_found_falls_back_to_classic(ext_dir, hf_models, bench_data, tmp
     assert result["instances"] and {i["label"] for i in result["instances"]} == {"object"}
 
 
-def test_background_classes_are_not_objects(ext_dir, hf_models, bench_data, tmp_path):
+def test_background_classes_are_not_objects(ext_dir, hf_models, photo_dir, tmp_path):
     # the model is sure everything is "wall-other-merged": a COCO stuff class, never an object
-    code, events, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(bench_data), seg="seg_stuff")
+    code, events, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(photo_dir), seg="seg_stuff")
     assert code == 0, stderr
     assert "segmentation_fallback" in _codes(events, "warning")
 
 
-def test_foreground_mode_and_largest(ext_dir, hf_models, bench_data, tmp_path):
-    image = _photo(bench_data, "banana1.jpg")
+def test_foreground_mode_and_largest(ext_dir, hf_models, photo_dir, tmp_path):
+    image = _photo(photo_dir, "fruit.jpg")
     code, events, stderr = _run(ext_dir, hf_models, tmp_path / "labels", image=image)
     assert code == 0, stderr
     code, fg_events, stderr = _run(ext_dir, hf_models, tmp_path / "fg", "--seg-mode", "foreground", image=image)
@@ -188,8 +189,8 @@ def test_foreground_mode_and_largest(ext_dir, hf_models, bench_data, tmp_path):
     assert big["instances"][0]["area"] == max(i["area"] for i in labels["instances"])
 
 
-def test_prompt_segments_what_it_names(ext_dir, hf_models, bench_data, tmp_path):
-    image = _photo(bench_data, "book.jpg")
+def test_prompt_segments_what_it_names(ext_dir, hf_models, photo_dir, tmp_path):
+    image = _photo(photo_dir, "box.jpg")
     args = ["--prompt", "a chair", "--prompt-model", str(hf_models["clip_hit"])]
     code, _, stderr = _run(ext_dir, hf_models, tmp_path, *args, image=image, seg="", depth="depth")
     assert code == 0, stderr
@@ -202,9 +203,9 @@ def test_prompt_segments_what_it_names(ext_dir, hf_models, bench_data, tmp_path)
     assert inst["label"] == "chair" and inst["area"] == w * h  # this model's mask logit is +5 everywhere
 
 
-def test_prompt_without_match_is_no_object(ext_dir, hf_models, bench_data, tmp_path):
+def test_prompt_without_match_is_no_object(ext_dir, hf_models, photo_dir, tmp_path):
     args = ["--prompt", "chair", "--prompt-model", str(hf_models["clip_miss"])]
-    code, events, _ = _run(ext_dir, hf_models, tmp_path, *args, image=_photo(bench_data, "book.jpg"), seg="")
+    code, events, _ = _run(ext_dir, hf_models, tmp_path, *args, image=_photo(photo_dir, "box.jpg"), seg="")
     assert code == 2
     assert events[-1]["event"] == "error" and events[-1]["code"] == "no_object"
     assert "'chair'" in events[-1]["message"]
@@ -215,8 +216,8 @@ def test_prompt_without_match_is_no_object(ext_dir, hf_models, bench_data, tmp_p
     __import__("torch").cuda.is_available() or __import__("torch").backends.mps.is_available(),
     reason="this machine has a GPU",
 )
-def test_device_selection_on_cpu(ext_dir, hf_models, bench_data, tmp_path):
-    image = _photo(bench_data, "flower.jpg")
+def test_device_selection_on_cpu(ext_dir, hf_models, photo_dir, tmp_path):
+    image = _photo(photo_dir, "fruit.jpg")
     base = ["run", "--engine", "transformers", "--image", image, "--depth-model", str(hf_models["depth"]),
             "--seg-model", str(hf_models["seg_table"])]
     code, events, stderr = run_worker(ext_dir, *base, "--out", str(tmp_path / "a"), "--device", "cuda", timeout=300)
@@ -231,8 +232,8 @@ def test_device_selection_on_cpu(ext_dir, hf_models, bench_data, tmp_path):
     assert result["engine"]["settings"]["device"] == "auto" and result["engine"]["runtime"]["device"] == "cpu"
 
 
-def test_hub_ids_load_from_the_cache_offline(ext_dir, hf_models, bench_data, tmp_path):
-    args = ["run", "--engine", "transformers", "--image", _photo(bench_data), "--out", str(tmp_path),
+def test_hub_ids_load_from_the_cache_offline(ext_dir, hf_models, photo_dir, tmp_path):
+    args = ["run", "--engine", "transformers", "--image", _photo(photo_dir), "--out", str(tmp_path),
             "--depth-model", DEPTH_ID, "--seg-model", SEG_ID, "--cache-dir", str(hf_models["cache"]), "--offline"]
     code, _, stderr = run_worker(ext_dir, *args, timeout=300)
     assert code == 0, stderr
@@ -243,9 +244,9 @@ def test_hub_ids_load_from_the_cache_offline(ext_dir, hf_models, bench_data, tmp
     assert (result["depth"]["extra"]["model"], result["depth"]["extra"]["revision"]) == (DEPTH_ID, COMMIT)
 
 
-def test_offline_missing_model_is_a_clear_error(ext_dir, hf_models, bench_data, tmp_path):
+def test_offline_missing_model_is_a_clear_error(ext_dir, hf_models, photo_dir, tmp_path):
     # no --online/--offline flag: offline unless the Blender side says online access is on
-    args = ["run", "--engine", "transformers", "--image", _photo(bench_data), "--out", str(tmp_path),
+    args = ["run", "--engine", "transformers", "--image", _photo(photo_dir), "--out", str(tmp_path),
             "--depth-model", DEPTH_ID, "--seg-model", "classic", "--cache-dir", str(hf_models["empty_cache"])]
     code, events, _ = run_worker(ext_dir, *args, timeout=300, MONOCLE_ONLINE="0")
     assert code == 1  # a missing model is a setup problem, like missing packages, not a bad input
@@ -256,8 +257,8 @@ def test_offline_missing_model_is_a_clear_error(ext_dir, hf_models, bench_data, 
     assert not any((hf_models["empty_cache"]).iterdir())  # nothing was fetched or created
 
 
-def test_bad_model_folders(ext_dir, hf_models, bench_data, tmp_path):
-    base = ["run", "--engine", "transformers", "--image", _photo(bench_data), "--out", str(tmp_path),
+def test_bad_model_folders(ext_dir, hf_models, photo_dir, tmp_path):
+    base = ["run", "--engine", "transformers", "--image", _photo(photo_dir), "--out", str(tmp_path),
             "--seg-model", "classic"]
     code, events, _ = run_worker(ext_dir, *base, "--depth-model", str(tmp_path / "nowhere" / "model"))
     assert code == 1 and events[-1]["code"] == "model_missing"
@@ -269,9 +270,9 @@ def test_bad_model_folders(ext_dir, hf_models, bench_data, tmp_path):
     assert code == 1 and events[-1]["code"] == "model_invalid"
 
 
-def test_online_download_failure_is_reported(ext_dir, hf_models, bench_data, tmp_path):
+def test_online_download_failure_is_reported(ext_dir, hf_models, photo_dir, tmp_path):
     cache = tmp_path / "hub"
-    args = ["run", "--engine", "transformers", "--image", _photo(bench_data), "--out", str(tmp_path / "out"),
+    args = ["run", "--engine", "transformers", "--image", _photo(photo_dir), "--out", str(tmp_path / "out"),
             "--depth-model", "someone/some-depth-model", "--seg-model", "classic", "--cache-dir", str(cache),
             "--online"]
     # nothing listens on port 9: the hub is unreachable, as on a machine without internet
@@ -281,10 +282,10 @@ def test_online_download_failure_is_reported(ext_dir, hf_models, bench_data, tmp
     assert events[-1]["code"] == "download_failed" and "someone/some-depth-model" in events[-1]["message"]
 
 
-def test_online_download_streams_progress(ext_dir, hf_models, bench_data, tmp_path):
+def test_online_download_streams_progress(ext_dir, hf_models, photo_dir, tmp_path):
     repo, cache = "monocle-test/tiny-depth", tmp_path / "hub"
     files = {f.name: f.stat().st_size for f in hf_models["depth"].iterdir()}
-    base = ["run", "--engine", "transformers", "--image", _photo(bench_data), "--seg-model", "classic",
+    base = ["run", "--engine", "transformers", "--image", _photo(photo_dir), "--seg-model", "classic",
             "--cache-dir", str(cache)]
     with FakeHub({repo: hf_models["depth"]}, COMMIT, bytes_per_second=400_000) as hub:
         code, events, stderr = run_worker(ext_dir, *base, "--out", str(tmp_path / "a"), "--depth-model", repo,
@@ -343,8 +344,8 @@ def test_models_command_lists_licences_and_cache(ext_dir, hf_models):
     assert all(m["download_mb"] > 0 and m["licence"] for m in event["models"])
 
 
-def test_user_mask_and_depth_load_no_model(ext_dir, bench_data, tmp_path):
-    image = _photo(bench_data, "book.jpg")
+def test_user_mask_and_depth_load_no_model(ext_dir, photo_dir, tmp_path):
+    image = _photo(photo_dir, "box.jpg")
     w, h = Image.open(image).size
     mask = np.zeros((h, w), np.uint8)
     mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 255
@@ -360,8 +361,8 @@ def test_user_mask_and_depth_load_no_model(ext_dir, bench_data, tmp_path):
     assert result["instances"][0]["area"] == int((mask > 0).sum())
 
 
-def test_transparent_image_uses_its_alpha(ext_dir, hf_models, bench_data, tmp_path):
-    rgb = np.asarray(Image.open(_photo(bench_data, "flower.jpg")).convert("RGB"))
+def test_transparent_image_uses_its_alpha(ext_dir, hf_models, photo_dir, tmp_path):
+    rgb = np.asarray(Image.open(_photo(photo_dir, "fruit.jpg")).convert("RGB"))
     h, w = rgb.shape[:2]
     alpha = np.zeros((h, w), np.uint8)
     alpha[h // 3: 2 * h // 3, w // 3: 2 * w // 3] = 255
@@ -373,10 +374,10 @@ def test_transparent_image_uses_its_alpha(ext_dir, hf_models, bench_data, tmp_pa
     assert result["instances"][0]["area"] == int((alpha > 0).sum())
 
 
-def test_classic_engine_never_imports_torch(ext_dir, bench_data, tmp_path):
+def test_classic_engine_never_imports_torch(ext_dir, photo_dir, tmp_path):
     script = (
         "import sys; from inference.__main__ import main; "
-        f"code = main(['run', '--image', {_photo(bench_data)!r}, '--out', {str(tmp_path)!r}]); "
+        f"code = main(['run', '--image', {_photo(photo_dir)!r}, '--out', {str(tmp_path)!r}]); "
         "sys.stderr.write('TORCH=%s CODE=%s' % ('torch' in sys.modules, code))"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ext_dir, env=worker_env(ext_dir), capture_output=True,

@@ -16,18 +16,14 @@ import time
 import bpy
 import pytest
 from conftest import MODULE, ROOT
+from monocle import pipeline as pipe
+from monocle.bridge import warm
 from test_modal import _alive
-
-
-def _mods():
-    pipe = __import__(MODULE + ".pipeline", fromlist=["Inference"])
-    warm = __import__(MODULE + ".bridge.warm", fromlist=["POOL"])
-    return pipe, warm.POOL
 
 
 @pytest.fixture
 def pool():
-    _, pool = _mods()
+    pool = warm.POOL
     pool.shutdown_all()
     bpy.ops.monocle.clear_cache()  # every run here must reach a worker
     yield pool
@@ -35,11 +31,11 @@ def pool():
 
 
 @pytest.fixture
-def photos(bench_data, tmp_path):
+def photos(photo_dir, tmp_path):
     out = []
-    for name in ("banana1", "book", "llama"):
+    for name in ("fruit", "box", "toy"):
         dst = tmp_path / f"{name}.jpg"
-        shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / f"{name}.jpg", dst)
+        shutil.copy(photo_dir / f"{name}.jpg", dst)
         out.append(dst)
     return out
 
@@ -52,7 +48,6 @@ def _run(pipe, photo, **request):
 
 
 def test_one_worker_answers_every_run(pool, photos):
-    pipe, _ = _mods()
     pids = []
     for photo in photos:
         inference, result = _run(pipe, photo)
@@ -64,7 +59,6 @@ def test_one_worker_answers_every_run(pool, photos):
 
 
 def test_killed_worker_is_replaced(pool, photos):
-    pipe, _ = _mods()
     first, _ = _run(pipe, photos[0])
     os.kill(first.job.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -76,7 +70,6 @@ def test_killed_worker_is_replaced(pool, photos):
 
 
 def test_changed_settings_retire_the_old_worker(pool, photos):
-    pipe, _ = _mods()
     prefs = bpy.context.preferences.addons[MODULE].preferences
     first, _ = _run(pipe, photos[0])
     prefs.device = "CPU"
@@ -90,7 +83,6 @@ def test_changed_settings_retire_the_old_worker(pool, photos):
 
 
 def test_cold_preference_starts_a_process_per_run(pool, photos):
-    pipe, _ = _mods()
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.keep_worker_warm = False
     try:
@@ -103,7 +95,6 @@ def test_cold_preference_starts_a_process_per_run(pool, photos):
 
 
 def test_disabling_the_extension_stops_the_worker(pool, photos):
-    pipe, _ = _mods()
     first, _ = _run(pipe, photos[0])
     assert _alive(first.job.pid)
     bpy.ops.preferences.addon_disable(module=MODULE)
@@ -138,17 +129,16 @@ def test_worker_exits_when_blender_is_killed(photos, tmp_path):
     assert not _alive(pid)
 
 
-def test_learned_models_load_once(pool, bench_data, tmp_path):
+def test_learned_models_load_once(pool, photo_dir, tmp_path):
     pytest.importorskip("torch")
     from hf_fixtures import build_depth_anything, build_mask2former
 
     depth = build_depth_anything(tmp_path / "depth")
     seg = build_mask2former(tmp_path / "seg", favour="cup")
-    pipe, _ = _mods()
     runs = []
-    for name in ("banana1", "book", "llama"):
+    for name in ("fruit", "box", "toy"):
         photo = tmp_path / f"{name}.jpg"
-        shutil.copy(bench_data / "masks" / "grabcut" / "imgs" / f"{name}.jpg", photo)
+        shutil.copy(photo_dir / f"{name}.jpg", photo)
         runs.append(_run(pipe, photo, engine="transformers", depth_model=str(depth), seg_model=str(seg)))
     (worker,) = pool.workers()
     assert {inf.job.pid for inf, _ in runs} == {worker.pid}
@@ -167,7 +157,6 @@ def test_preferences_and_panel_show_the_worker(pool, photos):
     prefs = bpy.context.preferences.addons[MODULE].preferences
     idle = {entry[1] for entry in _draw(type(prefs), prefs)}
     assert {"keep_worker_warm", "worker_idle_minutes", "No warm worker running"} <= idle
-    pipe, _ = _mods()
     inference, _ = _run(pipe, photos[0])
     busy = {entry[1] for entry in _draw(type(prefs), prefs)}
     assert "monocle.stop_workers" in busy

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "user_default"
@@ -132,3 +133,13 @@ def install_extension(dist_dir: Path | None = None) -> ModuleType:
                 fh.write(key)
             os.replace(tmp, stamp)
     return importlib.import_module(MODULE)
+
+
+def installed_with_pool() -> tuple[ModuleType, Any, Any]:
+    """The installed extension (see ``install_extension``), its warm-worker pool and its preferences,
+    for the benchmarks that time clicks against a warm worker."""
+    import bpy
+
+    module = install_extension()
+    pool = importlib.import_module(MODULE + ".bridge.warm").POOL
+    return module, pool, bpy.context.preferences.addons[MODULE].preferences

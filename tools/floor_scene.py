@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 from mathutils import Vector
 from PIL import Image
-from render_util import use_cycles
+from render_util import render_passes, use_cycles
 
 FLOOR_SIZE = 200.0
 
@@ -102,35 +102,12 @@ def render_floor_scene(scene: bpy.types.Scene, objects: list[bpy.types.Object], 
     scene.view_settings.view_transform = "Standard"
     for k, obj in enumerate(objects, start=1):
         obj.pass_index = k
-    layer = scene.view_layers[0]
-    layer.use_pass_z = True
-    layer.use_pass_object_index = True
-    scene.use_nodes = True
-    tree = scene.node_tree
-    tree.nodes.clear()
-    rl = tree.nodes.new("CompositorNodeRLayers")
-    out = tree.nodes.new("CompositorNodeOutputFile")
-    out.base_path = str(folder)
-    out.format.file_format = "OPEN_EXR"
-    out.format.color_depth = "32"
-    while len(out.file_slots):
-        out.file_slots.remove(out.inputs[0])
-    for k, (slot, socket) in enumerate((("depth", "Depth"), ("index", "IndexOB"))):
-        out.file_slots.new(slot)
-        tree.links.new(rl.outputs[socket], out.inputs[k])
-    tree.links.new(rl.outputs["Image"], tree.nodes.new("CompositorNodeComposite").inputs[0])
+    scene.view_layers[0].use_pass_object_index = True
     scene.render.filepath = str(folder / "render.png")
     scene.render.image_settings.file_format = "PNG"
-    bpy.ops.render.render(write_still=True)
-    frame = f"{scene.frame_current:04d}"
+    planes = render_passes(scene, folder, {"depth": "Depth", "index": "IndexOB"}, write_still=True)
+    planes = {name: values[..., 0] for name, values in planes.items()}
     rgb = np.asarray(Image.open(folder / "render.png").convert("RGB"))
-    planes = {}
-    for name in ("depth", "index"):
-        img = bpy.data.images.load(str(folder / f"{name}{frame}.exr"))
-        px = np.empty(width * height * 4, np.float32)
-        img.pixels.foreach_get(px)
-        planes[name] = px.reshape(height, width, 4)[::-1, :, 0].copy()
-        bpy.data.images.remove(img)
     labels = np.rint(planes["index"]).astype(np.uint8)
     depth = planes["depth"].astype(np.float32)
     Image.fromarray(rgb).save(folder / "photo.png")

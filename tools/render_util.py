@@ -21,11 +21,13 @@ def use_cycles(scene: bpy.types.Scene, width: int, height: int, samples: int) ->
     scene.render.resolution_percentage = 100
 
 
-def render_rgba_depth(scene: bpy.types.Scene, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Render through the compositor's file output; returns (RGBA (H, W, 4), Z (H, W)), top row first.
+def render_passes(scene: bpy.types.Scene, folder: Path, passes: dict[str, str], write_still: bool = False,
+                  ) -> dict[str, np.ndarray]:
+    """Render the scene camera through the compositor's file output; returns {slot: (H, W, 4) float32},
+    top row first, for each ``slot: render layer socket`` of ``passes`` (``Depth``, ``Image``, ``IndexOB``...).
 
-    Leaves ``depth<frame>.exr`` (Cycles' Z pass: distance along the camera axis, 1e10 on the
-    background) and ``rgba<frame>.exr`` in ``folder``.
+    Leaves ``<slot><frame>.exr`` in ``folder``; ``write_still`` also writes the render to
+    ``scene.render.filepath``. Turn on the view layer's passes the sockets need first (Z is turned on here).
     """
     scene.view_layers[0].use_pass_z = True
     scene.use_nodes = True
@@ -39,19 +41,28 @@ def render_rgba_depth(scene: bpy.types.Scene, folder: Path) -> tuple[np.ndarray,
     out.format.color_mode = "RGBA"
     while len(out.file_slots):
         out.file_slots.remove(out.inputs[0])
-    out.file_slots.new("depth")
-    out.file_slots.new("rgba")
-    tree.links.new(layers.outputs["Depth"], out.inputs[0])
-    tree.links.new(layers.outputs["Image"], out.inputs[1])
+    for k, (slot, socket) in enumerate(passes.items()):
+        out.file_slots.new(slot)
+        tree.links.new(layers.outputs[socket], out.inputs[k])
     tree.links.new(layers.outputs["Image"], tree.nodes.new("CompositorNodeComposite").inputs[0])
-    bpy.ops.render.render(write_still=False)
+    bpy.ops.render.render(write_still=write_still)
     w = scene.render.resolution_x * scene.render.resolution_percentage // 100
     h = scene.render.resolution_y * scene.render.resolution_percentage // 100
     arrays = {}
-    for name in ("depth", "rgba"):
+    for name in passes:
         img = bpy.data.images.load(str(Path(folder) / f"{name}{scene.frame_current:04d}.exr"))
         px = np.empty(w * h * 4, np.float32)
         img.pixels.foreach_get(px)
         arrays[name] = px.reshape(h, w, 4)[::-1].copy()
         bpy.data.images.remove(img)
+    return arrays
+
+
+def render_rgba_depth(scene: bpy.types.Scene, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Render the scene camera; returns (RGBA (H, W, 4), Z (H, W)), top row first.
+
+    Leaves ``depth<frame>.exr`` (Cycles' Z pass: distance along the camera axis, 1e10 on the
+    background) and ``rgba<frame>.exr`` in ``folder``.
+    """
+    arrays = render_passes(scene, folder, {"depth": "Depth", "rgba": "Image"})
     return arrays["rgba"], arrays["depth"][..., 0]

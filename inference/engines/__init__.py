@@ -13,10 +13,11 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from ..learned_env import PINS
+from ..options import EngineName
 
 ProgressFn = Callable[[str, float, str], None]
-AUTO = "auto"  # not an engine: the worker picks drawing for line art, classic for anything else
-ENGINE_NAMES = (AUTO, "classic", "drawing", "transformers", "moge")
+AUTO = EngineName.AUTO.value  # not an engine: the worker picks drawing for line art, classic for anything else
+ENGINE_NAMES = tuple(str(m) for m in EngineName)
 
 
 @dataclass
@@ -43,8 +44,14 @@ class DepthMap:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+LabelMaps = dict[str, tuple[np.ndarray, dict[str, Any]]]
+
+
 class Engine(Protocol):
+    """What ``run`` calls on an engine. ``EngineHooks`` gives the optional hooks a default."""
+
     name: str
+    loads_models: bool  # whether ``prepare`` loads models (timed apart from inference: cold vs warm runs)
 
     def segment(
         self, rgb: np.ndarray, alpha: np.ndarray | None, box: tuple[int, int, int, int] | None, objects: str,
@@ -54,6 +61,42 @@ class Engine(Protocol):
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap: ...
 
     def settings(self) -> dict[str, Any]: ...
+
+    def prepare(self, segment: bool, depth: bool, progress: ProgressFn) -> None:
+        """Import, download and load what segmenting and/or depth need, before the run."""
+
+    def known_focal(self, focal_px: float) -> None:
+        """The photo's focal length in working pixels (EXIF), for a model that can use it."""
+
+    def runtime(self) -> dict[str, Any] | None:
+        """result.json's ``engine.runtime`` (device, models, warm), or None for none."""
+
+    def timings(self) -> dict[str, float]:
+        """The engine's own stage timings, added to result.json's ``timings``."""
+
+    def maps(self, scale: float) -> LabelMaps:
+        """Label maps to write beside the masks: file name -> (values, result.json record)."""
+
+
+class EngineHooks:
+    """The optional hooks' defaults, for engines that load nothing and add nothing to result.json."""
+
+    loads_models = False
+
+    def prepare(self, segment: bool, depth: bool, progress: ProgressFn) -> None:
+        return None
+
+    def known_focal(self, focal_px: float) -> None:
+        return None
+
+    def runtime(self) -> dict[str, Any] | None:
+        return None
+
+    def timings(self) -> dict[str, float]:
+        return {}
+
+    def maps(self, scale: float) -> LabelMaps:
+        return {}
 
 
 # Import name -> distribution, for naming what is missing in words a user can pip-install.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import DepthMap, Instance, ProgressFn
+from . import DepthMap, EngineHooks, Instance, ProgressFn
 from .classic_segment import segment as classic_segment
 
 
@@ -49,7 +49,7 @@ def inflate(mask: np.ndarray) -> np.ndarray:
     return _smooth_inside(h, mask, sigma=max(0.0, 0.15 * r))
 
 
-class ClassicEngine:
+class ClassicEngine(EngineHooks):
     name = "classic"
 
     def __init__(self, relief: float = 0.0, **_: Any) -> None:

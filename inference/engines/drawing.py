@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from . import DepthMap, Instance, ProgressFn
+from . import DepthMap, EngineHooks, Instance, ProgressFn
 from .drawing_lines import CLASS_NAMES, INTERNAL, LineAnalysis, analyse_lines
 from .drawing_shapes import annotate, find_objects, relief
 
 LINES_FILE = "lines.png"
 
 
-class DrawingEngine:
+class DrawingEngine(EngineHooks):
     name = "drawing"
 
     def __init__(self, **_: Any) -> None:

@@ -45,7 +45,7 @@ from ..models import (
     resolve,
 )
 from ..protocol import WorkerError
-from . import DepthMap, Instance, ProgressFn, hf_depth
+from . import DepthMap, EngineHooks, Instance, ProgressFn, hf_depth
 from . import hf_segment as seg
 from .classic_segment import segment as classic_segment
 from .moge import MogeDepth
@@ -168,8 +168,9 @@ def _all_finite(out: Any) -> bool:
     )
 
 
-class TransformersEngine:
+class TransformersEngine(EngineHooks):
     name = "transformers"
+    loads_models = True
 
     def __init__(
         self,

@@ -34,7 +34,7 @@ from ..models import (
     resolve,
 )
 from ..protocol import WorkerError
-from . import DepthMap, Instance, ProgressFn
+from . import DepthMap, EngineHooks, Instance, ProgressFn
 from .classic_segment import segment as classic_segment
 from .moge_geometry import metric_depth, pixels_to_focal
 
@@ -236,10 +236,11 @@ class MogeDepth:
         return {**info, "path": str(self.loaded.path), "load_seconds": round(self.loaded.seconds, 4)}
 
 
-class MogeEngine:
+class MogeEngine(EngineHooks):
     """Classic segmentation with MoGe-2 metric depth and focal length."""
 
     name = "moge"
+    loads_models = True
 
     def __init__(self, depth_model: str | None = None, moge_tokens: int | None = None, device: str | None = None,
                  online: bool | None = None, cache_dir: str | None = None, emit: Any = None, **_: Any) -> None:

@@ -1,5 +1,5 @@
 """A photo with two plain objects on a noisy gradient, and the true mask of each: the ground
-truth the segment-correction tests measure against."""
+truth the segment-correction tests and bench_correct.py measure against."""
 
 from __future__ import annotations
 
