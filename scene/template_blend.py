@@ -53,7 +53,7 @@ from ..templates import library as tlib
 from ..templates.blend import visibility_weights
 from ..templates.ffd import lattice_for
 from ..templates.ffd_fit import LatticeFit
-from ..templates.fit import depth_trust
+from ..templates.fit import depth_trust, refine_matches
 from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import PolyMesh, densify
 from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
@@ -148,7 +148,8 @@ def match_result(
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
     space; with relative depth the relief's scale is fitted too, and the lattice fit sees the depth
-    rescaled by it, weighted by ``templates.fit.depth_trust``; ``threshold`` overrides retrieval's
+    rescaled by it, weighted by ``templates.fit.depth_trust``; trusted depth also refines the accepted
+    matches' poses on the visible surface (``templates.fit.refine_matches``); ``threshold`` overrides retrieval's
     acceptance threshold (the benchmarks place the best template of a known category whatever it scores).
     """
     from ..geometry.depth import scene_depth
@@ -164,6 +165,8 @@ def match_result(
     found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust,
                       threshold=threshold)
              for rec, m in zip(result.instances, masks)]
+    found = [refine_matches(r, f, lib, camera, m, zdepth, trust) if r.accepted else (r, f)
+             for (r, f), m in zip(found, masks)]
     centres = [float(np.median(zdepth[m])) if m.any() else 0.0 for m in masks]
     return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust,
                          relative, centres)
