@@ -4,7 +4,9 @@ camera saw it, with one live slider between the two.
 For each reconstructed object whose best template scores above the threshold, a new object is
 placed, its matrix the camera's world matrix times the matched pose (so it is upright in its own
 axes, origin at the template's base), its mesh in the template's model space. Every match's FFD
-lattice is fitted to the object's mask and depth (``templates.fit``). Over a reconstruction with a
+lattice is fitted to the object's mask and depth (``templates.fit``); with trusted depth (metric, the
+user's map) the accepted matches' poses are first refined on the visible surface and their stretch
+handed to the lattice (``templates.fit.refine_matches``). Over a reconstruction with a
 back (closed or solidified, the default) the mesh is the reconstruction's own, its vertices moved
 onto the template along the camera rays (``scene.template_shell``): the seen side is then exactly
 the reconstruction, the hidden side the fitted template, with no seam. Over an open reconstruction
