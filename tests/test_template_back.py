@@ -37,11 +37,15 @@ def test_poor_fit_keeps_the_reconstructions_back(mods, can_result):
     settings = mods["geometry"].MeshSettings(detail=20_000, back="closed")
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
     report = mods["build"].build_from_result(can_result, settings, focal_mm=50.0)
-    matched = mods["tb"].match_result(can_result, settings, focal_mm=50.0, threshold=-1.0)
+    lib = mods["library"].bundled_library()
+    keep = [i for i, t in enumerate(lib.templates) if t.category == "can"]  # retrieval apart: the can's templates
+    cans = type(lib)([lib.templates[i] for i in keep], lib.coverage[keep], lib.depth[keep], lib.windows[keep],
+                     lib.angles)
+    matched = mods["tb"].match_result(can_result, settings, focal_mm=50.0, library=cans, threshold=-1.0)
     assert matched.depth_trust == 1.0
     match, fit = matched.results[0].matches[0], matched.fits[0][0]
     assert match.category == "can" and fit.iou >= mods["policy"].MIN_FIT_IOU
-    tpl = mods["tb"].load_template_mesh(mods["library"].bundled_library().get(match.template))
+    tpl = mods["tb"].load_template_mesh(lib.get(match.template))
     dense, _ = mods["mesh"].densify(tpl.mesh)
     source = report.objects[0]
     args = (source, report.camera, dense.vertices, dense.triangles(), match)
