@@ -103,11 +103,13 @@ def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: F
 
 
 def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
-                 zdepth: np.ndarray, trust: float, settings: FitSettings | None = None) -> tuple[Match, LatticeFit]:
+                 zdepth: np.ndarray, trust: float, settings: FitSettings | None = None,
+                 turns: tuple[float, ...] = POSE_TURNS) -> tuple[Match, LatticeFit]:
     """``match`` with its pose refined on the object's visible surface (its stretch handed to the
     lattice, ``stretch_lattice``) and its lattice fitted again from there, for depth trusted at least
     ``POSE_TRUST``; ``match`` and its ``fit`` as they were otherwise, or when the refined template fits
-    the outline worse (by more than ``IOU_SLACK``)."""
+    the outline worse (by more than ``IOU_SLACK``). The refinement starts from the pose turned about the
+    template's up axis by each of ``turns`` (degrees; a surface of revolution needs no turn)."""
     if trust < POSE_TRUST:
         return match, fit
     t0 = time.perf_counter()
@@ -116,7 +118,7 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
     depth = rescaled_depth(zdepth, mask, match.depth_scale)
     revolution = is_revolution(tpl.symmetry)
     pose, err = refine_pose(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, revolution,
-                            turns=(0.0,) if revolution else POSE_TURNS)
+                            turns=(0.0,) if revolution else turns)
     if not np.isfinite(err):
         return match, fit
     sim, start = stretch_lattice(tpl.vertices, tpl.symmetry, pose, cfg)
@@ -129,8 +131,10 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
 
 def refine_matches(result: MatchResult, fits: list[LatticeFit], library: TemplateLibrary, camera: Camera,
                    mask: np.ndarray, zdepth: np.ndarray, trust: float) -> tuple[MatchResult, list[LatticeFit]]:
-    """Every match of ``result`` refined as by ``refine_match`` (same order; the ranking stays)."""
+    """Every match of ``result`` refined as by ``refine_match`` (same order; the ranking stays): the
+    best from every turn of ``POSE_TURNS``, the others (Swap Template's) from their own pose only."""
     if trust < POSE_TRUST or not fits:
         return result, fits
-    pairs = [refine_match(m, f, library, camera, mask, zdepth, trust) for m, f in zip(result.matches, fits)]
+    pairs = [refine_match(m, f, library, camera, mask, zdepth, trust, turns=POSE_TURNS if k == 0 else (0.0,))
+             for k, (m, f) in enumerate(zip(result.matches, fits))]
     return replace(result, matches=[m for m, _ in pairs]), [f for _, f in pairs]
