@@ -530,11 +530,51 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
     ``category`` the blend's candidates are only that category's templates and the best is always placed
     (``<engine>+truecat``: what a right template gives, apart from retrieval)."""
     modes: dict = {}
+    if modules.get("true_category") == "gt":
+        return _reconstruct_gt(engine, out, result, wall, gt, view, modules)
     blends = [] if modules.get("true_category") == "only" and category else [""]
     if modules.get("true_category") and category:
         blends.append(category)
     for i, cat in enumerate(blends):
         modes.update(_reconstruct_once(engine, out, result, wall, gt, view, modules, cat, with_plain=i == 0))
+    return modes
+
+
+def _reconstruct_gt(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict) -> dict:
+    """The bound of the template blend's shape: the build, then the blend's shell made with the GT mesh
+    itself, posed exactly, as the fitted template (``<engine>+gtshell``)."""
+    import bpy
+
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    settings = modules["settings"]
+    report = modules["build"].build_from_result(out, settings, context=bpy.context, focal_mm=LENS)
+    to_gt = view["cam"] @ np.linalg.inv(np.array(report.camera.matrix_world, np.float64))
+    pred_v, sizes, loops, closed = _collect(report.objects, to_gt)
+    base = {**_worker_seconds(result, wall), "build": round(report.timings.get("total", 0.0), 3)}
+    modes = {engine: {"closed": closed, **_score(pred_v, sizes, loops, closed, gt, view), "seconds": base}}
+    shell, match_mod, ffd = modules["template_shell"], modules["match"], modules["ffd"]
+    gt_cam = metrics.apply(view["world_to_cam"], gt["v"] / gt["scale"] + gt["centre"])
+    pose = match_mod.Pose(np.eye(3), np.zeros(3), 1.0)
+    match = match_mod.Match("GT", "", 1.0, 1.0, 0.0, pose, 1.0, (0.0, 0.0))
+    lattice = ffd.Lattice.around(gt_cam, (2, 2, 2))
+    fit = modules["ffd_fit"].LatticeFit(lattice, 1.0, 0.0, 0.0, 0.0, 0.0, np.zeros(lattice.num_points))
+    vs, ss, ls, off = [], [], [], 0
+    t = time.perf_counter()
+    for o in report.objects:
+        if shell.has_back(o):
+            v, s, lp, _, _ = shell.shell_arrays(o, report.camera, gt_cam, gt["tris"], match, fit, 1.0)
+            v = metrics.apply(view["cam"], v)
+        else:
+            v, s, lp = _evaluated(o)
+            v = metrics.apply(to_gt, v)
+        vs.append(v)
+        ss.append(s)
+        ls.append(lp.astype(np.int64) + off)
+        off += len(v)
+    t_shell = time.perf_counter() - t
+    modes[f"{engine}+gtshell"] = {"closed": closed, **_score(np.concatenate(vs), np.concatenate(ss),
+                                                             np.concatenate(ls), closed, gt, view),
+                                  "seconds": {**base, "template": round(t_shell, 3)}}
     return modes
 
 
@@ -622,6 +662,10 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "blend_from_result": importlib.import_module(module.__name__ + ".scene.template_blend").blend_from_result,
         "library": importlib.import_module(module.__name__ + ".templates.library").bundled_library(),
         "true_category": true_category,
+        "template_shell": importlib.import_module(module.__name__ + ".scene.template_shell"),
+        "match": importlib.import_module(module.__name__ + ".templates.match"),
+        "ffd": importlib.import_module(module.__name__ + ".templates.ffd"),
+        "ffd_fit": importlib.import_module(module.__name__ + ".templates.ffd_fit"),
     }
     views = VIEWS[:1] if quick else VIEWS
     if view_ids:
@@ -696,7 +740,8 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
 
 
 def _modes(items: list[dict]) -> list[str]:
-    order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in ("", "+rigid", "+template", "+truecat")]
+    blends = ("", "+rigid", "+template", "+truecat", "+gtshell")
+    order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in blends]
     present = {k for i in items for k in i if k in order}
     return [m for m in order if m in present]
 
@@ -711,7 +756,7 @@ DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size")
 
 
 def _is_blend(mode: str) -> bool:
-    return mode.endswith(("+template", "+rigid", "+truecat"))
+    return mode.endswith(("+template", "+rigid", "+truecat", "+gtshell"))
 
 
 def _category_counts(items: list[dict], mode: str) -> dict | None:
@@ -997,10 +1042,11 @@ def main() -> int:
                              "with --quick)")
     parser.add_argument("--objects", type=lambda s: s.split(","), default=None,
                         help="3D subjects to keep, by name or category (comma-separated; default: all)")
-    parser.add_argument("--template-category", choices=("oracle", "only"), default=None,
+    parser.add_argument("--template-category", choices=("oracle", "only", "gt"), default=None,
                         help="also blend with only the object's true category (its folder under meshes/category) as "
                              "candidates, always placing the best (mode <engine>+truecat): shape quality apart from "
-                             "retrieval; 'only': that blend alone")
+                             "retrieval; 'only': that blend alone; 'gt': the blend's shell with the GT mesh itself, "
+                             "posed exactly, as the template (mode <engine>+gtshell: the bound of the representation)")
     parser.add_argument("--category", action="store_true",
                         help="the template benchmark on real objects: --only 3d --meshes ../shared/bench-data/meshes/"
                              "category --set meshes --template-category oracle, a full run of which is written as "

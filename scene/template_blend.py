@@ -4,7 +4,9 @@ camera saw it, with one live slider between the two.
 For each reconstructed object whose best template scores above the threshold, a new object is
 placed, its matrix the camera's world matrix times the matched pose (so it is upright in its own
 axes, origin at the template's base), its mesh in the template's model space. Every match's FFD
-lattice is fitted to the object's mask and depth (``templates.fit``). Over a reconstruction with a
+lattice is fitted to the object's mask and depth (``templates.fit``); with trusted depth (metric, the
+user's map) the accepted matches' poses are first refined on the visible surface and their stretch
+handed to the lattice (``templates.fit.refine_matches``). Over a reconstruction with a
 back (closed or solidified, the default) the mesh is the reconstruction's own, its vertices moved
 onto the template along the camera rays (``scene.template_shell``): the seen side is then exactly
 the reconstruction, the hidden side the fitted template, with no seam. Over an open reconstruction
@@ -53,7 +55,7 @@ from ..templates import library as tlib
 from ..templates.blend import visibility_weights
 from ..templates.ffd import lattice_for
 from ..templates.ffd_fit import LatticeFit
-from ..templates.fit import depth_trust
+from ..templates.fit import depth_trust, refine_matches
 from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import PolyMesh, densify
 from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
@@ -148,7 +150,8 @@ def match_result(
 
     Reads the masks and depth the same way the build does, so poses are in the build's camera
     space; with relative depth the relief's scale is fitted too, and the lattice fit sees the depth
-    rescaled by it, weighted by ``templates.fit.depth_trust``; ``threshold`` overrides retrieval's
+    rescaled by it, weighted by ``templates.fit.depth_trust``; trusted depth also refines the accepted
+    matches' poses on the visible surface (``templates.fit.refine_matches``); ``threshold`` overrides retrieval's
     acceptance threshold (the benchmarks place the best template of a known category whatever it scores).
     """
     from ..geometry.depth import scene_depth
@@ -164,6 +167,8 @@ def match_result(
     found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust,
                       threshold=threshold)
              for rec, m in zip(result.instances, masks)]
+    found = [refine_matches(r, f, lib, camera, m, zdepth, trust) if r.accepted else (r, f)
+             for (r, f), m in zip(found, masks)]
     centres = [float(np.median(zdepth[m])) if m.any() else 0.0 for m in masks]
     return ResultMatches([r for r, _ in found], [f if r.accepted else [] for r, f in found], camera, trust,
                          relative, centres)

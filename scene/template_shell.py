@@ -9,7 +9,9 @@ reconstruction, and the back (weight 0) keeps the fitted template. Where a ray m
 (the mask reaches past its outline), on the seam, and where the template's back would come in
 front of the reconstruction, the vertex keeps the reconstruction's point and follows it like the
 front; so do back copies whose front the template misses by more than ``AGREEMENT`` of its size
-(divided by the depth's trust: a guessed relief does not veto the template). So at the default
+(divided by the depth's trust: a guessed relief does not veto the template), and all of them where
+the fitted template matches the mask too poorly for trusted depth to be given up
+(``templates.policy.template_back``). So at the default
 weight the seen surface is the reconstruction's, vertex for vertex, the hidden side is the fitted
 template's, and the two meet on the reconstruction's seam without a gap.
 """
@@ -23,6 +25,7 @@ from ..geometry import CameraModel
 from ..templates.ffd_fit import LatticeFit
 from ..templates.match import Match
 from ..templates.mesh import densify
+from ..templates.policy import template_back
 from ..templates.ray_shell import resample
 
 GROUPS = ("front", "back", "seam")
@@ -92,9 +95,11 @@ def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_v
         # guessed relief, the classic engine's, is no reason to doubt the template: the bar rises)
         size = float(np.linalg.norm(np.ptp(fitted, axis=0)))
         tolerance = AGREEMENT * size / max(float(trust), MIN_TRUST)
-        agree = hit[pair] & (np.abs(dist[pair] - floor[rows]) < tolerance)
+        agree = hit[pair] & (np.abs(dist[pair] - floor[rows]) < tolerance) & template_back(fit.iou, trust)
         hit[rows[~agree]] = False
-    verts = np.where(hit[:, None], rest, match.pose.inverse_apply(points))
+    # the pose's matrix may hold a stretch along the model's axes (``templates.pose_fit``): solve, not transpose
+    model = np.linalg.solve(match.pose.scale * match.pose.rotation, (points - match.pose.translation).T).T
+    verts = np.where(hit[:, None], rest, model)
     weights = np.where(hit & copies, 0.0, 1.0)
     sizes = np.empty(len(mesh.polygons), np.int32)
     mesh.polygons.foreach_get("loop_total", sizes)

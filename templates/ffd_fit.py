@@ -228,7 +228,8 @@ def fit_lattice(
     along the camera axis in the pose's units, 0 or non-finite where unknown), the depth weighted by
     ``depth_trust`` in [0, 1] (0 ignores it). ``symmetry`` is the template's library code; mirror
     planes are detected. ``lattice`` gives the rest lattice (default: ``lattice_for``, whose layout the
-    symmetry bases assume). With (almost) no mask the rest lattice comes back with IoU 0."""
+    symmetry bases assume); the fit starts from its offsets (as far as they keep the symmetry). With
+    (almost) no mask the rest lattice comes back with IoU 0."""
     t0 = time.perf_counter()
     cfg = settings or FitSettings()
     v0 = np.asarray(vertices, dtype=np.float64)
@@ -253,7 +254,7 @@ def fit_lattice(
     if depth is not None and trust > 0.0:
         zmap = np.asarray(depth, dtype=np.float64)
         zmap = np.where(np.isfinite(zmap) & (zmap > 0) & np.asarray(mask, dtype=bool), zmap, 0.0)
-    theta = np.zeros(basis.shape[1])
+    theta = np.linalg.lstsq(basis, lat.offsets.ravel(), rcond=None)[0]  # from the given lattice's shape
     support = np.zeros(lat.num_points)
     it = 0
     for it in range(1, cfg.iterations + 1):  # Gauss-Newton steps with fresh correspondences

@@ -5,15 +5,25 @@ How far the object's depth map may pull the template depends on where the depth 
 (``DEPTH_TRUST``): a metric map or the user's own file is trusted fully, a learned relative map
 (after the match fitted its relief scale) half, the classic and drawing engines' reliefs (guesses from the
 silhouette) barely; the outline of the mask always counts fully.
+
+Depth trusted at least ``POSE_TRUST`` (a metric map, the user's own) also refines the placed
+template's pose on the object's visible surface (``templates.pose_fit``: turned, moved and
+stretched along its own axes) before its lattice is fitted again: the rigid match's pose is a
+coarse one, and the lattice cannot turn a template or move its axis.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 
+from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, symmetry_basis
 from .ffd_fit import FitSettings, LatticeFit, fit_lattice
 from .library import TemplateLibrary
-from .match import Camera, Match, MatchResult
+from .match import Camera, Match, MatchResult, Pose
+from .pose_fit import refine_pose
 
 # Where the depth came from -> weight of the depth term in the lattice fit (the outline's is 1).
 DEPTH_TRUST = {
@@ -29,6 +39,11 @@ DEPTH_TRUST = {
 # one (a revolution or mirror lattice cannot move the template's axis, so an outline that disagrees
 # with the rigid pose would otherwise pull the seen front off the depth map).
 FIT_SETTINGS = FitSettings(depth_weight=5.0)
+
+
+POSE_TRUST = 0.75  # depth trusted at least this much refines the pose on the visible surface
+POSE_TURNS = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)  # starts about the up axis (not for revolution)
+IOU_SLACK = 0.02  # a refined pose may lose this much silhouette IoU (it gains the depth)
 
 
 def depth_trust(depth_kind: str, depth_source: str = "") -> float:
@@ -64,3 +79,62 @@ def fit_matches(result: MatchResult, library: TemplateLibrary, camera: Camera, m
                 zdepth: np.ndarray, trust: float, settings: FitSettings | None = None) -> list[LatticeFit]:
     """One fitted lattice per match of ``result`` (best first), so Swap Template needs no refit."""
     return [fit_match(m, library, camera, mask, zdepth, trust, settings) for m in result.matches]
+
+
+def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: FitSettings | None = None,
+                    ) -> tuple[Pose, Lattice]:
+    """A pose whose matrix holds a stretch along the model's axes (``templates.pose_fit``) split into a
+    similarity and the rest lattice's offsets that stretch the template alike: the Fit slider then
+    scales the stretch with the rest of the fit (0 = the library's proportions). The lattice reproduces
+    the stretch at the vertices as closely as its interpolation allows (exactly away from its ends)."""
+    cfg = settings or FIT_SETTINGS
+    v = np.asarray(vertices, np.float64)
+    lat = lattice_for(v, symmetry, cfg.resolution, cfg.margin)
+    d = np.linalg.norm(pose.rotation, axis=0)
+    rot = pose.rotation / d[None, :]
+    c = lat.origin
+    sim = Pose(rot, pose.translation + pose.scale * rot @ ((d - 1.0) * c), pose.scale)
+    revolution = is_revolution(symmetry)
+    basis = symmetry_basis(lat, revolution, () if revolution else mirror_axes(v, cfg.mirror_tolerance))
+    w = lat.weights(v)
+    fields = np.stack([(w @ b.reshape(-1, 3)).ravel() for b in basis.T], axis=1)  # each basis offset at the vertices
+    theta = np.linalg.lstsq(fields, ((d - 1.0) * (v - c)).ravel(), rcond=None)[0]
+    return sim, lat.with_offsets((basis @ theta).reshape(-1, 3))
+
+
+def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
+                 zdepth: np.ndarray, trust: float, settings: FitSettings | None = None,
+                 turns: tuple[float, ...] = POSE_TURNS) -> tuple[Match, LatticeFit]:
+    """``match`` with its pose refined on the object's visible surface (its stretch handed to the
+    lattice, ``stretch_lattice``) and its lattice fitted again from there, for depth trusted at least
+    ``POSE_TRUST``; ``match`` and its ``fit`` as they were otherwise, or when the refined template fits
+    the outline worse (by more than ``IOU_SLACK``). The refinement starts from the pose turned about the
+    template's up axis by each of ``turns`` (degrees; a surface of revolution needs no turn)."""
+    if trust < POSE_TRUST:
+        return match, fit
+    t0 = time.perf_counter()
+    cfg = settings or FIT_SETTINGS
+    tpl = library.get(match.template, match.source)
+    depth = rescaled_depth(zdepth, mask, match.depth_scale)
+    revolution = is_revolution(tpl.symmetry)
+    pose, err = refine_pose(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, revolution,
+                            turns=(0.0,) if revolution else turns)
+    if not np.isfinite(err):
+        return match, fit
+    sim, start = stretch_lattice(tpl.vertices, tpl.symmetry, pose, cfg)
+    new = fit_lattice(tpl.vertices, tpl.triangles, sim, camera, mask, depth, trust, tpl.symmetry, settings=cfg,
+                      lattice=start)
+    if not new.iou >= fit.iou - IOU_SLACK:
+        return match, fit
+    return replace(match, pose=sim), replace(new, seconds=fit.seconds + time.perf_counter() - t0)
+
+
+def refine_matches(result: MatchResult, fits: list[LatticeFit], library: TemplateLibrary, camera: Camera,
+                   mask: np.ndarray, zdepth: np.ndarray, trust: float) -> tuple[MatchResult, list[LatticeFit]]:
+    """Every match of ``result`` refined as by ``refine_match`` (same order; the ranking stays): the
+    best from every turn of ``POSE_TURNS``, the others (Swap Template's) from their own pose only."""
+    if trust < POSE_TRUST or not fits:
+        return result, fits
+    pairs = [refine_match(m, f, library, camera, mask, zdepth, trust, turns=POSE_TURNS if k == 0 else (0.0,))
+             for k, (m, f) in enumerate(zip(result.matches, fits))]
+    return replace(result, matches=[m for m, _ in pairs]), [f for _, f in pairs]

@@ -11,12 +11,27 @@ bench/bench_quality.py on meshes/category scores closer to the object than any m
 
 from __future__ import annotations
 
+import math
+
 TRUSTED_KNEE = 0.5  # slider weight below which fully trusted depth keeps the whole seen side
 WEIGHT_DESCRIPTION = (
     "How far the template takes over the side the camera saw (the unseen side is always the fitted template). "
     f"With trusted depth (metric or your own map) the photo's shape stays up to {TRUSTED_KNEE:g} and the "
     "template takes over above it; with a guessed relief (classic engine) the template takes over from about 0 "
     f"and fully at about {TRUSTED_KNEE:g}; 1: the pure template")
+
+
+# With depth trusted at least this much the reconstruction's own back is a fair guess already: the
+# template's replaces it only where the fitted template matches the mask at least this well (a chair
+# template on an armchair, a round bottle on a flat one: their far sides are no better than it).
+BACK_TRUST = 0.75
+MIN_FIT_IOU = 0.9
+
+
+def template_back(fit_iou: float, trust: float) -> bool:
+    """Whether the fitted template (its silhouette IoU ``fit_iou`` against the mask; NaN when not
+    fitted) gives the hidden side, for depth trusted ``trust``."""
+    return float(trust) < BACK_TRUST or math.isnan(fit_iou) or fit_iou >= MIN_FIT_IOU
 
 
 def takeover_knee(trust: float) -> float:

@@ -1,0 +1,80 @@
+"""The placed template's pose refined on the visible surface (issue 20, part 1, trusted depth): a
+template photographed turned, moved and stretched is recovered from a pose off by all three, and a
+surface of revolution stays one."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+
+@pytest.fixture(scope="module")
+def tmod(monocle):
+    names = ("pose_fit", "library", "match", "synthetic", "fit", "ffd")
+    return {n: importlib.import_module(f"{monocle.__name__}.templates.{n}") for n in names}
+
+
+def _turn(degrees: float) -> np.ndarray:
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+
+
+def _apart(tmod, tpl, a, b) -> np.ndarray:
+    """Distances between the template's surface placed by poses ``a`` and ``b``, both ways (a symmetric
+    template turned onto itself is the same shape)."""
+    pts, _ = tmod["pose_fit"].surface_samples(tpl.vertices, tpl.triangles, 5000)
+    pa, pb = a.apply(pts), b.apply(pts)
+    return np.concatenate([cKDTree(pb).query(pa)[0], cKDTree(pa).query(pb)[0]])
+
+
+def _photo(tmod, name: str, stretch: np.ndarray, azimuth: float = 35.0, elevation: float = 20.0):
+    lib = tmod["library"]
+    tpl = lib.bundled_library().get(name)
+    shown = lib.Template(name, tpl.category, tpl.labels, tpl.symmetry, (tpl.vertices * stretch).astype(np.float32),
+                         tpl.triangles)
+    view = tmod["synthetic"].render_view(shown, azimuth, elevation, width=320, height=240, fill=0.55)
+    truth = tmod["match"].Pose(view.rotation * stretch[None, :], view.translation, 1.0)
+    return tpl, view, truth
+
+
+@pytest.mark.parametrize("name, stretch, turn", [("Box Shoebox", (1.3, 0.8, 1.2), 40.0),
+                                                 ("Chair Dining", (1.15, 0.9, 1.1), -30.0)])
+def test_recovers_turned_moved_stretched_pose(tmod, name, stretch, turn):
+    stretch = np.asarray(stretch)
+    tpl, view, truth = _photo(tmod, name, stretch)
+    v = tpl.vertices.astype(np.float64)
+    size = float(np.linalg.norm(np.ptp(truth.apply(v), axis=0)))
+    start = tmod["match"].Pose(view.rotation @ _turn(turn), view.translation + np.array([0.04, -0.03, 0.05]) * size,
+                               1.0)
+    assert np.abs(start.apply(v) - truth.apply(v)).max() > 0.15 * size  # far off to begin with
+    pose, err = tmod["pose_fit"].refine_pose(v, tpl.triangles, start, view.camera, view.mask, view.zdepth,
+                                             turns=tmod["fit"].POSE_TURNS)
+    off = _apart(tmod, tpl, pose, truth)
+    assert err < 0.01
+    assert np.median(off) < 0.01 * size and np.quantile(off, 0.99) < 0.03 * size, (np.median(off) / size,
+                                                                                  np.quantile(off, 0.99) / size)
+
+
+def test_revolution_stays_revolution(tmod):
+    stretch = np.array([1.25, 1.25, 0.85])
+    tpl, view, truth = _photo(tmod, "Can", stretch, azimuth=10.0)
+    v = tpl.vertices.astype(np.float64)
+    size = float(np.linalg.norm(np.ptp(truth.apply(v), axis=0)))
+    start = tmod["match"].Pose(view.rotation, view.translation + np.array([0.03, 0.02, -0.04]) * size, 1.0)
+    pose, _ = tmod["pose_fit"].refine_pose(v, tpl.triangles, start, view.camera, view.mask, view.zdepth,
+                                           revolution=True)
+    columns = np.linalg.norm(pose.rotation, axis=0)
+    assert columns[0] == pytest.approx(columns[1], rel=1e-9)  # the same radial scale across the axis
+    off = _apart(tmod, tpl, pose, truth)
+    assert np.median(off) < 0.01 * size, np.median(off) / size
+
+
+def test_too_little_seen_keeps_the_pose(tmod):
+    tpl, view, _ = _photo(tmod, "Can", np.ones(3))
+    start = tmod["match"].Pose(view.rotation, view.translation, 1.0)
+    pose, err = tmod["pose_fit"].refine_pose(tpl.vertices, tpl.triangles, start, view.camera,
+                                             np.zeros_like(view.mask), view.zdepth)
+    assert pose is start and err == float("inf")
