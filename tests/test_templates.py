@@ -304,3 +304,18 @@ def test_third_party_objects_get_their_category_or_none(library, tmod, bench_dat
             for trust in (1.0, 0.1):
                 res, _ = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object", trust=trust)
                 assert res.matches and not res.accepted, (path, az, trust, [(m.template, m.score) for m in res.matches])
+
+
+def test_a_rigid_fit_is_not_lost_to_a_wandering_lattice(library, tmod, bench_data):
+    """A third-party plate (exact depth) fits the Plate template rigidly; its lattice fit, pulled about
+    by the thin rim's depth, would score far less. Retrieval keeps the rigid score, places the plate and
+    reports the rigid score beside it; no fitted score is below its rigid one."""
+    syn, retrieve, lib = tmod["synthetic"], tmod["retrieve"], tmod["library"]
+    plate = mesh_template(lib, bench_data / "meshes" / "category" / "plate" / "plate_03.ply", "plate")
+    view = syn.render_view(plate, -35.0, 15.0, width=512, height=384, focal_mm=35.0, fill=0.5)
+    res, fits = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object")
+    got = [(m.template, m.category, round(m.score, 3), m.rigid_score) for m in res.matches]
+    assert res.accepted and res.matches[0].category == "plate", got
+    assert res.matches[0].score == pytest.approx(res.matches[0].rigid_score), got
+    assert all(m.rigid_score is not None and m.score >= m.rigid_score for m in res.matches), got
+    assert len(fits) == len(res.matches)
