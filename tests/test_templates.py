@@ -319,3 +319,20 @@ def test_a_rigid_fit_is_not_lost_to_a_wandering_lattice(library, tmod, bench_dat
     assert res.matches[0].score == pytest.approx(res.matches[0].rigid_score), got
     assert all(m.rigid_score is not None and m.score >= m.rigid_score for m in res.matches), got
     assert len(fits) == len(res.matches)
+
+
+def test_no_fit_where_none_could_reach_the_threshold(library, tmod, bench_data):
+    """When even the best rigid match plus the most a fit may add misses the threshold, retrieval fits
+    nothing: the bunny seen with the classic engine's trust comes back rigid (unfitted lattices, each
+    score its rigid score); asked to place whatever it finds (threshold -inf), the same view is fitted."""
+    syn, retrieve, lib = tmod["synthetic"], tmod["retrieve"], tmod["library"]
+    view = syn.render_view(bunny_template(lib, bench_data), 30.0, 20.0)
+    res, fits = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object", trust=0.1)
+    assert res.matches and not res.accepted and len(fits) == len(res.matches)
+    assert res.matches[0].rigid_score + retrieve.MAX_FIT_GAIN < res.threshold
+    assert all(m.score == m.rigid_score for m in res.matches)
+    assert all(np.array_equal(f.lattice.points(), f.lattice.rest_points()) for f in fits)
+    forced, fitted = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object", trust=0.1,
+                                       threshold=-np.inf)
+    assert forced.accepted and any(not np.allclose(f.lattice.points(), f.lattice.rest_points()) for f in fitted)
+    assert all(m.rigid_score <= m.score <= m.rigid_score + retrieve.MAX_FIT_GAIN for m in forced.matches)
