@@ -5,7 +5,8 @@
    orientations with the upright prior, and refines the best poses (ICP): the coarse stages that
    keep the fits few.
 2. The best rigid match of each of the ``FIT_CANDIDATES`` leading categories, where its rigid
-   score is within ``FIT_MARGIN`` of the best, gets its lattice fitted (``fit.fit_match``).
+   score is within ``FIT_MARGIN`` of the best, gets its lattice fitted (``fit.fit_match``): the
+   matches a fit could still make win or tie; none when no fit could reach the threshold.
 3. Each is scored on what the fit left, as the rigid match scores a pose (``match.fit_score``:
    silhouette IoU forgiving a pixel, minus the depth error weighted by the depth's trust, minus the
    roll penalty), minus a deformation-energy penalty: the RMS control point offset the best affine
