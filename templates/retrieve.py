@@ -5,8 +5,8 @@
    orientations with the upright prior, and refines the best poses (ICP): the coarse stages that
    keep the fits few.
 2. The best rigid match of each of the ``FIT_CANDIDATES`` leading categories, where its rigid
-   score is within ``FIT_MARGIN`` of the best, gets its lattice fitted (``fit.fit_match``): the
-   matches a fit could still make win or tie; none when no fit could reach the threshold.
+   score is within ``FIT_MARGIN`` of the best, gets its lattice fitted (``fit.fit_match``), so
+   Swap Template needs no refit; none when no fit could lift the best to the threshold.
 3. Each is scored on what the fit left, as the rigid match scores a pose (``match.fit_score``:
    silhouette IoU forgiving a pixel, minus the depth error weighted by the depth's trust, minus the
    roll penalty), minus a deformation-energy penalty: the RMS control point offset the best affine
@@ -53,12 +53,11 @@ MAX_FIT_GAIN = 0.08  # most a fit may add to a template's rigid score
 THRESHOLD = 0.88
 UNTRUSTED_MARGIN = 0.10
 AMBIGUITY_MARGIN = 0.06  # score the best template must lead every other fitted category's by
-# Fits that cannot change the decision are skipped: a match whose rigid score is further than this below
-# the best can neither win nor come within the ambiguity margin of the winner (its fit adds at most
-# MAX_FIT_GAIN) ...
-FIT_MARGIN = MAX_FIT_GAIN + AMBIGUITY_MARGIN
-# ... and when even the best rigid score plus MAX_FIT_GAIN misses the threshold, nothing is fitted
-# (the matches come back rigid, with unfitted lattices).
+# The matches fitted: those whose rigid score is this close to the best (the ones that could still win
+# or tie, MAX_FIT_GAIN + AMBIGUITY_MARGIN, and a few more for Swap Template) ...
+FIT_MARGIN = 0.25
+# ... unless even the best rigid score plus MAX_FIT_GAIN misses the threshold: then nothing is placed
+# whatever a fit does, and nothing is fitted (the matches come back rigid, with unfitted lattices).
 SKIP_HOPELESS = True
 
 
@@ -136,7 +135,7 @@ def retrieve(
     timings["fit"] = time.perf_counter() - t1
     scored.sort(key=lambda mf: -mf[0].score)
     result.matches = [m for m, _ in scored[:top]]
-    # the matches left out rank FIT_MARGIN below the best: they cannot come within the margin
+    # the matches left out rank FIT_MARGIN below the best: their fits could not bring them within the margin
     rivals = [m.score for m, _ in scored[1:] if m.category != scored[0][0].category]
     result.ambiguous = bool(rivals) and scored[0][0].score - max(rivals) < AMBIGUITY_MARGIN
     timings["total"] = time.perf_counter() - t0
