@@ -4,7 +4,8 @@
     .venv/bin/python bench/calibrate_retrieval.py [bench/results/quick/retrieval.json] [--penalty 3]
 
 Each row holds the fitted candidates of one view with what their score is made of (IoU, depth
-error, roll, non-affine lattice offset, axis stretch). The rule ``templates.retrieve`` applies is
+error, roll, non-affine lattice offset, axis stretch, and the rigid score it never falls below,
+nor rises above by more than ``MAX_FIT_GAIN``). The rule ``templates.retrieve`` applies is
 re-scored over a grid of weights, thresholds (``THRESHOLD``, ``UNTRUSTED_MARGIN``) and ambiguity
 margins (``AMBIGUITY_MARGIN``), maximising right-category placements minus ``penalty`` times
 (wrong-category placements + placements on objects outside the library). Printed: the rule as it
@@ -32,8 +33,8 @@ from templates import fit, retrieve  # noqa: E402
 TRUST = {"oracle": fit.DEPTH_TRUST["file"], "relative": fit.DEPTH_TRUST["relative"],
          "classic": fit.DEPTH_TRUST["classic"]}
 WEIGHTS = list(itertools.product([1.0, 2.0, 3.0], [0.5, 1.0, 1.5], [0.2, 0.4, 0.8]))  # depth, displacement, stretch
-RULES = list(itertools.product(np.round(np.arange(0.80, 0.99, 0.01), 2), [0.0, 0.04, 0.08, 0.12],
-                               [0.0, 0.02, 0.05, 0.08, 0.12]))  # threshold, untrusted margin, ambiguity margin
+RULES = list(itertools.product(np.round(np.arange(0.80, 0.99, 0.01), 2), [0.0, 0.04, 0.08, 0.12, 0.16],
+                               [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12]))  # threshold, untrusted margin, ambiguity
 
 
 class Rows:
@@ -43,10 +44,12 @@ class Rows:
         k = max(len(r["top"]) for r in rows)
         self.n = len(rows)
         self.terms = np.full((self.n, k, 5), np.nan)  # iou, depth error, roll, displacement, stretch
+        self.rigid = np.full((self.n, k), -np.inf)  # the rigid pose's score, which a fit never lowers
         self.cats = np.full((self.n, k), "", dtype=object)
         for i, r in enumerate(rows):
             for j, c in enumerate(r["top"]):
                 self.terms[i, j] = c[3:8]
+                self.rigid[i, j] = c[8]
                 self.cats[i, j] = c[1]
         self.trust = np.array([TRUST[r["mode"]] for r in rows])
         self.truth = np.array([r["category"] or "" for r in rows], dtype=object)
@@ -60,6 +63,7 @@ class Rows:
         roll = retrieve.tmatch.ROLL_WEIGHT * (t[..., 2] / 30.0) ** 2
         score = (t[..., 0] - dw * self.trust[:, None] * t[..., 1] - roll - mw * t[..., 3]
                  - sw * np.maximum(t[..., 4] - retrieve.STRETCH_FREE, 0.0))
+        score = np.maximum(np.minimum(score, self.rigid + retrieve.MAX_FIT_GAIN), self.rigid)
         score = np.where(np.isnan(score), -np.inf, score)
         best = score.argmax(axis=1)
         s1 = score[np.arange(self.n), best]
