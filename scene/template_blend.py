@@ -53,13 +53,12 @@ from mathutils import Matrix
 from ..geometry import CameraModel, MeshSettings
 from ..templates import library as tlib
 from ..templates.blend import visibility_weights
-from ..templates.ffd import lattice_for
 from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust, refine_matches
 from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import PolyMesh, densify
 from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
-from ..templates.retrieve import retrieve
+from ..templates.retrieve import retrieve, unfitted
 from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
 from .relief import add_own_driver
@@ -315,9 +314,7 @@ def _set_pose(obj: bpy.types.Object, camera_obj: bpy.types.Object, match: Match)
 
 def rest_fit(template: tlib.Template) -> LatticeFit:
     """The unfitted lattice of a template (Fit does nothing): for matches placed without a fit."""
-    lattice = lattice_for(template.vertices, template.symmetry)
-    nan = float("nan")
-    return LatticeFit(lattice, nan, nan, nan, 0.0, 0.0, np.zeros(lattice.num_points))
+    return unfitted(template)
 
 
 def _lattice_name(match: Match) -> str:
