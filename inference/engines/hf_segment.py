@@ -1,8 +1,9 @@
 """Objects from a segmentation model's outputs, the way the model's own processor reads them.
 
 Labels mode keeps transformers' reference post-processing (the processor's
-``post_process_instance_segmentation`` or ``post_process_panoptic_segmentation``) and then
-applies Monocle's rules, in this order:
+``post_process_instance_segmentation`` or ``post_process_panoptic_segmentation``; the instance one
+is given only the queries that can pass its threshold, which gives the same result without
+resizing every query's mask) and then applies Monocle's rules, in this order:
 
 1. background ("stuff") classes are not objects and are dropped;
 2. most confident first, each object keeps the pixels no more confident object took; one
@@ -113,6 +114,24 @@ def is_panoptic(labels: dict[int, str]) -> bool:
     return any(is_background(name) for name in labels.values())
 
 
+def confident_queries(out: Any, threshold: float) -> Any:
+    """``out`` with only the queries whose best class reaches ``threshold``: the instance post-processing
+    then gives exactly what it gives for all queries (a segment's score is its class probability times
+    its mask's, so no other query can pass), without resizing every query's mask to the photo.
+
+    Exact for ``threshold`` >= 0.5, where a query has at most one such class and so the post-processing's
+    top-k over (query, class) pairs keeps them all; below that ``out`` is returned as it is."""
+    logits = out.class_queries_logits
+    if threshold < 0.5 or logits.shape[0] != 1:
+        return out
+    keep = logits[0].softmax(-1)[:, :-1].max(-1).values >= threshold
+    if bool(keep.all()):
+        return out
+    if not bool(keep.any()):
+        keep[int(logits[0].softmax(-1)[:, :-1].max(-1).values.argmax())] = True  # one query: an empty result
+    return type(out)(class_queries_logits=logits[:, keep], masks_queries_logits=out.masks_queries_logits[:, keep])
+
+
 def reference_segments(processor: Any, out: Any, shape: tuple[int, int], threshold: float,
                        panoptic: bool) -> list[dict[str, Any]]:
     """transformers' own post-processing: ``[{"mask", "label_id", "score"}]`` at ``shape``, in its order."""
@@ -126,7 +145,7 @@ def reference_segments(processor: Any, out: Any, shape: tuple[int, int], thresho
             for s in result["segments_info"]
         ]
     result = processor.post_process_instance_segmentation(
-        out, threshold=threshold, target_sizes=[shape], return_binary_maps=True
+        confident_queries(out, threshold), threshold=threshold, target_sizes=[shape], return_binary_maps=True
     )[0]
     infos = result["segments_info"]
     if not infos:
