@@ -3,8 +3,9 @@
 A relative model (Depth Anything V2) gives inverse depth up to an unknown scale and shift,
 often with finer detail than a metric model (MoGe-2); the metric model gives metres. Inside one
 object both describe the same surface, so the relative map is fitted to the metric one there:
-``1 / metric ~ a * relative + b`` by least squares on inverse depth (one trimmed refit drops the
-worst residuals: edges, where the two maps disagree most), and the object's depth becomes
+``1 / metric ~ a * relative + b`` by least squares on inverse depth over the mask's interior (the
+rim is left out: both maps blur an object into what is behind it there; one trimmed refit drops
+the worst residuals), and the object's depth becomes
 ``1 / (a * relative + b)``. Outside the masks the metric map is kept.
 
 A mask where the fit cannot be trusted keeps its metric depth: too few pixels, a non-positive
@@ -23,6 +24,7 @@ import numpy as np
 
 MIN_PIXELS = 64
 TRIM = 0.1  # share of the worst residuals left out of the refit
+INTERIOR = 0.2  # the fit skips a rim of this share of the mask's radius: both maps blur edges, the metric one most
 
 
 @dataclass
@@ -43,9 +45,21 @@ def _solve(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
+def interior(mask: np.ndarray, share: float = INTERIOR) -> np.ndarray:
+    """``mask`` eroded by ``share`` of its equivalent radius (itself when too little would be left)."""
+    import cv2
+
+    radius = int(round(share * np.sqrt(float(mask.sum()) / np.pi)))
+    if radius < 1:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    inner = cv2.erode(mask.astype(np.uint8), kernel).astype(bool)
+    return inner if int(inner.sum()) >= MIN_PIXELS else mask
+
+
 def fit_mask(relative: np.ndarray, metric: np.ndarray, mask: np.ndarray) -> Fit:
-    """The affine fit of ``relative`` (inverse, larger = nearer) to ``1 / metric`` over ``mask``."""
-    valid = mask & np.isfinite(relative) & np.isfinite(metric) & (metric > 0)
+    """The affine fit of ``relative`` (inverse, larger = nearer) to ``1 / metric`` over ``mask``'s interior."""
+    valid = interior(mask) & np.isfinite(relative) & np.isfinite(metric) & (metric > 0)
     n = int(valid.sum())
     if n < MIN_PIXELS:
         return Fit(0.0, 0.0, n, 0.0, False, "too few pixels")
