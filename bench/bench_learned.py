@@ -88,6 +88,9 @@ def spawn(args: list[str], next_request: Callable[[dict | None], dict | None] | 
     err_lines: list[str] = []
     reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
     reader.start()
+    peak = {"kb": 0}
+    watcher = threading.Thread(target=_watch_peak, args=(proc, peak), daemon=True)
+    watcher.start()
     events = []
 
     def send(request: dict | None) -> None:
@@ -111,8 +114,28 @@ def spawn(args: list[str], next_request: Callable[[dict | None], dict | None] | 
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
     reader.join(timeout=5)
+    watcher.join(timeout=5)
     events.append({"event": "rusage", "cpu_s": usage.ru_utime + usage.ru_stime})
-    return wall, proc.returncode, events, usage.ru_maxrss / 1024.0, "".join(err_lines)
+    # the kernel's ru_maxrss of a child also counts this process's memory at the fork, so the child's own
+    # high-water mark (VmHWM, read while it runs) is the number where /proc has it
+    rss_kb = peak["kb"] or usage.ru_maxrss
+    return wall, proc.returncode, events, rss_kb / 1024.0, "".join(err_lines)
+
+
+def _watch_peak(proc: subprocess.Popen, peak: dict[str, int]) -> None:
+    """Keep the child's own peak resident memory (kB, /proc/PID/status VmHWM) in ``peak`` until it exits."""
+    status = Path(f"/proc/{proc.pid}/status")  # never poll() here: the caller reaps the child with wait4
+    while True:
+        try:
+            text = status.read_text()
+        except OSError:
+            return
+        if "\nState:\tZ" in text or "\nState:\tX" in text:
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak["kb"] = max(peak["kb"], int(line.split()[1]))
+        time.sleep(0.02)
 
 
 def process_cpu(pid: int) -> float | None:

@@ -206,9 +206,11 @@ def per_model(device: str, photo: Path, only: str | None = None) -> list[dict]:
                 row["weights"] = "random, published full-size config"
                 row["build_s"] = round(time.perf_counter() - t, 1)
             if folder is None:
+                why = ("MoGe-2's network is not in transformers and its config ships inside the checkpoint"
+                       if is_moge_model(model.id) else "no published config in tests/data/hf_configs")
                 row.update(measured=False, weights=None,
-                           why=f"not on disk here (looked in {looked}) and no published config in "
-                               "tests/data/hf_configs to build it from")
+                           why=f"not on disk here (looked in {looked}), and a full-size random copy cannot be built: "
+                               f"{why}")
             else:
                 row["size_on_disk_mb"] = round(sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
                                                / 1e6, 1)
@@ -230,8 +232,9 @@ def markdown(rows: list[dict], device: str, photo: Path, size: tuple[int, int] |
         "architecture (its config.json and preprocessor_config.json as published): speed and memory are the "
         "released model's, which the architecture and input size set; quality is not measured. Cold: one worker "
         "process, spawn to exit, default torch threads. Warm: the second request to a serve worker running one "
-        "torch thread (`MONOCLE_THREADS=1`), whose CPU seconds are the model's work whatever else runs on the "
-        "machine; with two idle cores the wall time is about half. CPU share: CPU time / wall time / CPUs. "
+        "torch thread (`MONOCLE_THREADS=1`): its CPU seconds are the model's work, little changed by other jobs "
+        "(they still slow a thread that shares its core), so compare models by them. CPU share: CPU time / wall "
+        "time / CPUs (1.0: the whole machine). "
         "GFLOP: matmul, attention and convolution work of one forward pass (torch's FlopCounterMode), which no "
         "other job can change.",
         "",
