@@ -180,10 +180,11 @@ def long_side_518(image: Path) -> int:
 
 
 def run_args(image: Path, out: Path, models: dict[str, Path], device: str, mask: Path | None,
-             depth_size: int = 0) -> list[str]:
+             depth_size: int | None = 0) -> list[str]:
+    """The worker command line; ``depth_size`` 0 or None: the processor's own input size."""
     args = ["run", "--engine", "transformers", "--image", str(image), "--out", str(out), "--device", device,
             "--depth-model", str(models["depth"]), "--seg-model", str(models["seg"]), "--offline",
-            "--depth-size", str(depth_size)]
+            "--depth-size", str(depth_size or 0)]
     return args + (["--mask", str(mask)] if mask else [])
 
 
