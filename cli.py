@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--distance", type=float, default=MeshSettings.distance)
     rec.add_argument("--depth-range", type=float, default=MeshSettings.depth_range)
     rec.add_argument("--tear-threshold", type=float, default=MeshSettings.tear_threshold)
-    rec.add_argument("--focal-mm", type=float, default=None, help="focal length (36 mm sensor) when the photo has none")
+    rec.add_argument("--focal-mm", type=float, default=None, metavar="MM",
+                     help="the camera's focal length in mm on a 36 mm sensor, for every input; it wins over the "
+                     "photo's EXIF and the depth model's estimate (without it: EXIF, else the model's estimate, "
+                     "else 50 mm)")
     rec.add_argument("--max-size", type=int, default=options.MAX_SIZE, help="long side the photo is analysed at")
     rec.add_argument("--mask", default=None, help="mask or label map to use instead of segmentation")
     rec.add_argument("--depth", default=None, help="depth map to use instead of estimating one")

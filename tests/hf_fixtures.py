@@ -164,11 +164,14 @@ def fixture_info(name: str) -> dict:
     return json.loads((HF_CONFIGS / name / "fixture.json").read_text())
 
 
-def build_from_fixture(name: str, folder: Path, seed: int = 0, prompt_bias: float = -6.0) -> Path:
+def build_from_fixture(name: str, folder: Path, seed: int = 0, prompt_bias: float = -6.0, full: bool = False,
+                       favour: str | None = None) -> Path:
     """A random-weight model made from a published config (scaled down as its fixture says) in ``folder``.
 
     The processor files are the published ones, copied unchanged, so the engine and the
-    reference path read the same values a user's download holds.
+    reference path read the same values a user's download holds. ``full`` keeps the published
+    architecture at its own size (the released model's compute, for timing); ``favour``: a
+    segmentation class every query predicts, so a timed run never falls back to the classic cut-out.
     """
     import json
 
@@ -177,12 +180,18 @@ def build_from_fixture(name: str, folder: Path, seed: int = 0, prompt_bias: floa
 
     src = HF_CONFIGS / name
     info = fixture_info(name)
-    values = _merge(json.loads((src / "config.json").read_text()), info.get("tiny", {}))
+    values = json.loads((src / "config.json").read_text())
+    if not full:
+        values = _merge(values, info.get("tiny", {}))
     model_type = values.pop("model_type")
     torch.manual_seed(seed)
     config = tf.AutoConfig.for_model(model_type, **values)
     model = getattr(tf, values["architectures"][0])(config).eval()
     _liven(model, info["task"], prompt_bias)
+    if favour is not None:
+        with torch.no_grad():
+            model.class_predictor.bias.fill_(-10.0)
+            model.class_predictor.bias[int(config.label2id[favour])] = 10.0
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     shutil.copy(src / "preprocessor_config.json", folder / "preprocessor_config.json")

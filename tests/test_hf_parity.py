@@ -272,3 +272,29 @@ def test_empty_model_folder_reuses_the_hugging_face_cache(built, tmp_path, monke
     with pytest.raises(protocol.WorkerError) as err:
         models.resolve(repo, cache_dir=own, online=False)
     assert err.value.code == "model_missing"
+
+
+@pytest.mark.parametrize("confident", [(0, 3, 7), (), tuple(range(10))])
+def test_instance_post_processing_of_the_confident_queries_only_is_the_reference(confident, built, photo):
+    folder = built("mask2former-swin-tiny-coco-instance")
+    model, processor = _reference(folder)
+    with torch.no_grad():
+        out = model(**processor(images=photo, return_tensors="pt"))
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(out.class_queries_logits.shape, generator=gen)  # no class near 0.5: none passes
+    for q in confident:  # a clear class for these queries; some masks may still score under the threshold
+        logits[0, q, (7 * q) % 80] = 9.0
+    out.class_queries_logits = logits
+    out.masks_queries_logits = out.masks_queries_logits.float() * 8.0
+    shape = photo.shape[:2]
+    result = processor.post_process_instance_segmentation(out, threshold=0.5, target_sizes=[shape],
+                                                          return_binary_maps=True)[0]
+    ref = sorted(((s["score"], s["label_id"], result["segmentation"][i].numpy() > 0.5)
+                  for i, s in enumerate(result["segments_info"])), key=lambda r: -r[0])
+    pruned = seg.confident_queries(out, 0.5)
+    assert pruned.class_queries_logits.shape[1] == max(1, len(confident))
+    got = sorted(((s["score"], s["label_id"], s["mask"])
+                  for s in seg.reference_segments(processor, out, shape, 0.5, panoptic=False)), key=lambda r: -r[0])
+    assert len(got) == len(ref) and (len(ref) > 0) == bool(confident)
+    for (gs, gl, gm), (rs, rl, rm) in zip(got, ref):
+        assert gl == rl and abs(gs - rs) <= SCORE_ATOL and np.array_equal(gm, rm)

@@ -14,9 +14,14 @@ which is faster on a CPU at some cost in detail.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import DepthMap, ProgressFn
+
+if TYPE_CHECKING:
+    from .hf_runtime import Models
 
 # Model types whose transformers reference path needs torchvision, which Monocle's environment does not install
 # (no torchvision build matches its pinned torch on every platform): they cannot be run as their reference runs.
@@ -91,3 +96,27 @@ def post_process(processor: Any, out: Any, shape: tuple[int, int]) -> tuple[np.n
             out["predicted_depth"][:, None], size=shape, mode="bicubic", align_corners=False
         )[0, 0]
     return values.float().reshape(shape).cpu().numpy().astype(np.float32), focal
+
+
+def estimate(models: Models, rgb: np.ndarray, depth_size: int | None, progress: ProgressFn) -> DepthMap:
+    """The depth model's map of ``rgb`` at its resolution, with its kind and the model's focal length if any."""
+    lm = models.get("depth", progress)
+    h, w = rgb.shape[:2]
+    pixel_inputs = inputs(lm.processor, rgb, depth_size)
+    progress("depth", 0.2, "Estimating depth")
+    out = models.run("depth", pixel_inputs)
+    progress("depth", 0.8, "Resampling depth")
+    values, focal = post_process(lm.processor, out, (int(h), int(w)))
+    kind = depth_kind(lm.config)
+    if kind == "relative_inverse":
+        values = np.maximum(values, 0.0)  # bicubic resampling overshoots below zero at edges
+    extra = {
+        **lm.resolved.describe(),
+        "model_type": getattr(lm.config, "model_type", None),
+        "input_size": [int(pixel_inputs["pixel_values"].shape[-1]), int(pixel_inputs["pixel_values"].shape[-2])],
+        "device": lm.device,
+    }
+    extra.pop("path", None)
+    if focal is not None:
+        extra["focal_px_working"] = round(focal, 3)
+    return DepthMap(values, kind=kind, focal_px=focal, extra=extra)

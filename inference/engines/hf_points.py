@@ -29,7 +29,7 @@ def _load(spec: str, cache_dir: str | None, online: bool | None, device: str | N
     import transformers
 
     from ..models import resolve
-    from .hf import pick_device
+    from .hf_runtime import pick_device
 
     found = resolve(spec, cache_dir=Path(cache_dir) if cache_dir else None, online=bool(online),
                     role="point-prompt segmentation")

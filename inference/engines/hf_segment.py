@@ -1,8 +1,9 @@
 """Objects from a segmentation model's outputs, the way the model's own processor reads them.
 
 Labels mode keeps transformers' reference post-processing (the processor's
-``post_process_instance_segmentation`` or ``post_process_panoptic_segmentation``) and then
-applies Monocle's rules, in this order:
+``post_process_instance_segmentation`` or ``post_process_panoptic_segmentation``; the instance one
+is given only the queries that can pass its threshold, which gives the same result without
+resizing every query's mask) and then applies Monocle's rules, in this order:
 
 1. background ("stuff") classes are not objects and are dropped;
 2. most confident first, each object keeps the pixels no more confident object took; one
@@ -17,11 +18,15 @@ torch is imported inside the functions, as everywhere in the learned engine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import Instance
+from ..protocol import WorkerError
+from . import Instance, ProgressFn
+
+if TYPE_CHECKING:
+    from .hf_runtime import Loaded, Models
 
 MIN_AREA_FRACTION = 0.002  # smaller parts of a mask are noise
 OVERLAP_KEEP = 0.5  # an object left with less than this share of its mask by more confident ones is dropped
@@ -109,6 +114,24 @@ def is_panoptic(labels: dict[int, str]) -> bool:
     return any(is_background(name) for name in labels.values())
 
 
+def confident_queries(out: Any, threshold: float) -> Any:
+    """``out`` with only the queries whose best class reaches ``threshold``: the instance post-processing
+    then gives exactly what it gives for all queries (a segment's score is its class probability times
+    its mask's, so no other query can pass), without resizing every query's mask to the photo.
+
+    Exact for ``threshold`` >= 0.5, where a query has at most one such class and so the post-processing's
+    top-k over (query, class) pairs keeps them all; below that ``out`` is returned as it is."""
+    logits = out.class_queries_logits
+    if threshold < 0.5 or logits.shape[0] != 1:
+        return out
+    keep = logits[0].softmax(-1)[:, :-1].max(-1).values >= threshold
+    if bool(keep.all()):
+        return out
+    if not bool(keep.any()):
+        keep[int(logits[0].softmax(-1)[:, :-1].max(-1).values.argmax())] = True  # one query: an empty result
+    return type(out)(class_queries_logits=logits[:, keep], masks_queries_logits=out.masks_queries_logits[:, keep])
+
+
 def reference_segments(processor: Any, out: Any, shape: tuple[int, int], threshold: float,
                        panoptic: bool) -> list[dict[str, Any]]:
     """transformers' own post-processing: ``[{"mask", "label_id", "score"}]`` at ``shape``, in its order."""
@@ -122,7 +145,7 @@ def reference_segments(processor: Any, out: Any, shape: tuple[int, int], thresho
             for s in result["segments_info"]
         ]
     result = processor.post_process_instance_segmentation(
-        out, threshold=threshold, target_sizes=[shape], return_binary_maps=True
+        confident_queries(out, threshold), threshold=threshold, target_sizes=[shape], return_binary_maps=True
     )[0]
     infos = result["segments_info"]
     if not infos:
@@ -235,3 +258,68 @@ def from_prompt(prob: np.ndarray, prompt: str) -> list[Instance]:
         Instance(mask=m, label=label, score=float(prob[m].mean()), extra={"prompt": prompt})
         for m in components(prob >= prompt_threshold(prob), min_area(prob.shape))
     ]
+
+
+# -- running the models ----------------------------------------------------------------------------
+def model_inputs(lm: Loaded, rgb: np.ndarray, seg_size: int | None) -> dict[str, Any]:
+    """Processor inputs at the model's reference size, or (``seg_size``) the long side at that size."""
+    kwargs: dict[str, Any] = {}
+    if seg_size:
+        divisor = int(getattr(lm.processor, "size_divisor", None) or 32)
+        h, w = rgb.shape[:2]
+        f = seg_size / max(h, w)
+        kwargs["size"] = {"height": max(divisor, round(h * f / divisor) * divisor),
+                          "width": max(divisor, round(w * f / divisor) * divisor)}
+    return dict(lm.processor(images=rgb, return_tensors="pt", **kwargs))
+
+
+def with_model(models: Models, rgb: np.ndarray, threshold: float, foreground: bool, seg_size: int | None,
+               progress: ProgressFn) -> list[Instance]:
+    """Objects the segmentation model finds in ``rgb``: query models through their reference
+    post-processing (labels mode) or scored as any object (foreground mode); per-pixel models by class."""
+    lm = models.get("segmentation", progress)
+    inputs = model_inputs(lm, rgb, seg_size)
+    out = models.run("segmentation", {k: v for k, v in inputs.items() if k in ("pixel_values", "pixel_mask")})
+    progress("segment", 0.7, "Reading the masks")
+    shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+    labels = {int(k): v for k, v in (getattr(lm.config, "id2label", {}) or {}).items()}
+    if getattr(out, "class_queries_logits", None) is not None and getattr(out, "masks_queries_logits", None) \
+            is not None:
+        out.class_queries_logits = out.class_queries_logits.float()
+        out.masks_queries_logits = out.masks_queries_logits.float()
+        if foreground:
+            return foreground_from_queries(out.class_queries_logits[0], out.masks_queries_logits[0], shape,
+                                           threshold, labels)
+        if hasattr(lm.processor, "post_process_instance_segmentation"):
+            segments = reference_segments(lm.processor, out, shape, threshold, panoptic=is_panoptic(labels))
+            return objects_from_segments(segments, labels, shape)
+    logits = getattr(out, "logits", None)
+    if logits is not None and logits.ndim == 4:
+        return from_semantic(logits[0], shape, threshold, labels, foreground)
+    raise WorkerError("model_invalid", f"The model {lm.resolved.spec} gives no masks Monocle can read.")
+
+
+def with_prompt(models: Models, rgb: np.ndarray, prompt: str, progress: ProgressFn) -> list[Instance]:
+    """Objects a text-promptable model (CLIPSeg) finds for ``prompt``."""
+    lm = models.get("prompt", progress)
+    try:
+        inputs = lm.processor(text=[prompt], images=[rgb], return_tensors="pt", padding=True)
+    except TypeError:
+        raise WorkerError(
+            "model_invalid", f"The model {lm.resolved.spec} does not take a text prompt; choose CLIPSeg."
+        ) from None
+    out = models.run("prompt", dict(inputs))
+    prob = prompt_probability(out.logits, (int(rgb.shape[0]), int(rgb.shape[1])))
+    return from_prompt(prob, prompt)
+
+
+def inside_box(instances: list[Instance], box: tuple[int, int, int, int]) -> list[Instance]:
+    """The objects with at least half their mask inside ``box``."""
+    x0, y0, x1, y1 = box
+    kept = []
+    for inst in instances:
+        area = int(inst.mask.sum())
+        inside = int(inst.mask[y0:y1, x0:x1].sum())
+        if area and inside >= 0.5 * area:
+            kept.append(inst)
+    return kept
