@@ -216,7 +216,7 @@ class Inference:
         self.scratch = None
 
 
-def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,  # noqa: ANN001
+def apply_templates(context, result_path, report, settings: MeshSettings, weight: float,
                     focal_mm: float | None, depth_from_template: bool = True) -> list:
     """Blend library templates over a fresh build (shared by the button and the command line)."""
     from .scene.template_blend import blend_from_result

@@ -74,7 +74,7 @@ def model_downloaded(model: str, context: bpy.types.Context | None = None) -> bo
     return False
 
 
-def model_problem(settings, context: bpy.types.Context | None = None) -> str | None:  # noqa: ANN001
+def model_problem(settings, context: bpy.types.Context | None = None) -> str | None:
     """Why the chosen learned engine cannot run offline: the first model it needs that is not on disk (None:
     nothing missing, online access on, or an engine without models)."""
     if settings.engine not in ("transformers", "moge") or bpy.app.online_access:

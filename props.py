@@ -122,7 +122,7 @@ class MonocleMeshSettings:
     )
 
 
-def copy_mesh_settings(src, dst) -> None:  # noqa: ANN001 - any holder of MonocleMeshSettings
+def copy_mesh_settings(src, dst) -> None:
     for name in MonocleMeshSettings.__annotations__:
         setattr(dst, name, getattr(src, name))
 

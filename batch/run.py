@@ -162,7 +162,7 @@ class Batch:
         self._previous_handlers: dict[int, Any] = {}
 
     # -- signals -------------------------------------------------------------------------------
-    def _on_signal(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+    def _on_signal(self, signum: int, frame: Any) -> None:
         if self.stop_signal is not None:
             raise KeyboardInterrupt  # asked twice: stop the current step too
         self.stop_signal = signum

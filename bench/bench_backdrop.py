@@ -127,7 +127,7 @@ def bench_photo(tmp: Path, worker: bq.ServeWorker, mod: dict) -> dict:
 # --------------------------------------------------------------------------- ground
 
 
-def _import_mesh(scene, path: Path):  # noqa: ANN001, ANN202
+def _import_mesh(scene, path: Path):
     import bpy
 
     before = set(scene.objects)
@@ -143,7 +143,7 @@ def _import_mesh(scene, path: Path):  # noqa: ANN001, ANN202
     return new[0]
 
 
-def _world_points(obj) -> np.ndarray:  # noqa: ANN001
+def _world_points(obj) -> np.ndarray:
     return bq._evaluated(obj)[0]
 
 

@@ -75,7 +75,7 @@ def make_result(folder: Path, width: int, height: int, shape: str = "ellipse") -
     return out
 
 
-def push_grid(bpy, n_vertices: int, parts: dict[str, list[float]] | None = None) -> float:  # noqa: ANN001
+def push_grid(bpy, n_vertices: int, parts: dict[str, list[float]] | None = None) -> float:
     """The floor: a grid of ``n_vertices`` quads pushed with the fastest foreach_set path.
     With ``parts`` each step's seconds are appended under its name."""
     side = int(round(np.sqrt(n_vertices)))

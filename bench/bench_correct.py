@@ -35,7 +35,7 @@ def _points(*xy_sign: tuple[float, float, bool]) -> list[dict]:
     return [{"name": "", "x": x, "y": y, "positive": s} for x, y, s in xy_sign]
 
 
-def press(bpy, op: str, **props) -> dict[str, float]:  # noqa: ANN001
+def press(bpy, op: str, **props) -> dict[str, float]:
     """One correction; returns its wall seconds and the worker's and the rebuild's parts."""
     coll = next(c for c in bpy.data.collections if "monocle_result" in c)
     t, c = time.perf_counter(), time.process_time()

@@ -83,7 +83,7 @@ def run_engine(rgb: np.ndarray, folder: Path, name: str, max_size: int = 1024) -
     return result, masks
 
 
-def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool]:  # noqa: ANN001
+def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool]:
     """(category of the top-1 template, its name, whether retrieval accepts it) for the drawing's object,
     with the mask and relief depth the build reads and the template blend's retrieve."""
     camera = camera_from_result_json(result, fallback_focal_mm=dr.FOCAL_MM)
@@ -110,7 +110,7 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str 
     scene = dr.setup_scene(*SIZE, xray=True)
     hidden = scene.view_layers[0].freestyle_settings.linesets["hidden"]
 
-    def score(ob, kind: str, category: str, view: tuple[float, float], xray: bool) -> None:  # noqa: ANN001
+    def score(ob, kind: str, category: str, view: tuple[float, float], xray: bool) -> None:
         if only and not re.search(only, ob.name, re.IGNORECASE):
             return
         scene.collection.objects.link(ob)

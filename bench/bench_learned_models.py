@@ -120,7 +120,7 @@ def gflops(folder: Path, task: str, size: tuple[int, int]) -> float:
     return round(counter.get_total_flops() / 1e9, 1)
 
 
-def model_args(model, photo: Path, out: Path, folder: Path, device: str, mask: Path, depth: Path) -> list[str]:  # noqa: ANN001
+def model_args(model, photo: Path, out: Path, folder: Path, device: str, mask: Path, depth: Path) -> list[str]:
     """The worker command line that runs ``model`` (a KnownModel) and nothing else learned."""
     args = ["run", "--image", str(photo), "--out", str(out), "--device", device, "--offline"]
     if model.task == "depth":
@@ -132,7 +132,7 @@ def model_args(model, photo: Path, out: Path, folder: Path, device: str, mask: P
     return args + ["--seg-model", str(folder)]
 
 
-def measure(model, folder: Path, photo: Path, tmp: Path, device: str) -> dict:  # noqa: ANN001
+def measure(model, folder: Path, photo: Path, tmp: Path, device: str) -> dict:
     import numpy as np
     from PIL import Image
 

@@ -29,7 +29,7 @@ from bench_learned import IMAGES, RESULTS  # noqa: E402
 from inference.engines import hf_segment  # noqa: E402
 
 
-def best_cpu(fn, repeat: int) -> tuple[float, object]:  # noqa: ANN001
+def best_cpu(fn, repeat: int) -> tuple[float, object]:
     best, out = float("inf"), None
     for _ in range(repeat):
         t = time.process_time()
@@ -66,9 +66,9 @@ def main() -> None:
     rows = []
     h, w = rgb.shape[:2]
     for shape in ((h, w), (round(h * 1024 / max(h, w)), round(w * 1024 / max(h, w)))):
-        ref_s, ref = best_cpu(lambda: processor.post_process_instance_segmentation(  # noqa: B023
+        ref_s, ref = best_cpu(lambda: processor.post_process_instance_segmentation(
             out, threshold=0.5, target_sizes=[shape], return_binary_maps=True)[0], args.repeat)
-        own_s, own = best_cpu(lambda: hf_segment.reference_segments(processor, out, shape, 0.5, False),  # noqa: B023
+        own_s, own = best_cpu(lambda: hf_segment.reference_segments(processor, out, shape, 0.5, False),
                               args.repeat)
         same = sorted((round(s["score"], 5), s["label_id"]) for s in ref["segments_info"]) == \
             sorted((round(s["score"], 5), s["label_id"]) for s in own)

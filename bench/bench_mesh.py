@@ -52,7 +52,7 @@ def scene_for(size: int) -> tuple[np.ndarray, np.ndarray, object]:
     return mask, depth.astype(np.float32), cam
 
 
-def measure(mask: np.ndarray, depth: np.ndarray, cam, settings, repeat: int) -> dict:  # noqa: ANN001
+def measure(mask: np.ndarray, depth: np.ndarray, cam, settings, repeat: int) -> dict:
     plane.build_object_mesh(mask, depth, cam, settings)  # warm-up (imports, allocator)
     best, best_cpu, best_stages, data = float("inf"), float("inf"), {}, None
     for _ in range(repeat):

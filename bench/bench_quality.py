@@ -100,7 +100,7 @@ class ServeWorker:
 
     def __init__(self, log_path: Path) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in close()
+        self._log = open(log_path, "w")
         self.log_path = log_path
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inference", "serve", "--idle-timeout", "0"], cwd=ROOT, env=env,
@@ -286,7 +286,7 @@ def _mesh_category(path: Path) -> str | None:
     return path.parent.name if path.parent.parent.name == "category" else None
 
 
-def subjects(quick: bool, module, meshes: Path = DATA / "meshes",  # noqa: ANN001 - the installed extension
+def subjects(quick: bool, module, meshes: Path = DATA / "meshes",
              sets: tuple[str, ...] = ("meshes", "templates")) -> list[dict]:
     """The test objects: the bench meshes (files under ``meshes``), then the bundled templates (polygon
     arrays read from assets/templates.blend the way the template blend reads them)."""
@@ -309,7 +309,7 @@ def subjects(quick: bool, module, meshes: Path = DATA / "meshes",  # noqa: ANN00
     return out
 
 
-def _evaluated(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+def _evaluated(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World vertices, face sizes and flat corner list of an object after its modifiers."""
     import bpy
 
@@ -328,7 +328,7 @@ def _evaluated(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN00
     return co.reshape(-1, 3).astype(np.float64) @ mat[:3, :3].T + mat[:3, 3], sizes, loops
 
 
-def _setup_scene(subject: dict, ingest) -> tuple:  # noqa: ANN001
+def _setup_scene(subject: dict, ingest) -> tuple:
     """Fresh file with the subject alone, centred, scaled to SIZE, lit, Cycles set up."""
     import bpy
     from render_util import use_cycles
@@ -368,7 +368,7 @@ def _setup_scene(subject: dict, ingest) -> tuple:  # noqa: ANN001
     return scene, obj
 
 
-def _camera(scene, azimuth: float, elevation: float):  # noqa: ANN001, ANN202
+def _camera(scene, azimuth: float, elevation: float):
     import bpy
     from mathutils import Vector
 
@@ -386,7 +386,7 @@ def _camera(scene, azimuth: float, elevation: float):  # noqa: ANN001, ANN202
     return cam
 
 
-def _render(scene, folder: Path) -> np.ndarray:  # noqa: ANN001
+def _render(scene, folder: Path) -> np.ndarray:
     """Render photo.png, alpha.png and z.exr into ``folder``; returns the Z pass (H, W), top row first,
     NaN off the object."""
     from render_util import render_rgba_depth  # imports bpy: only after blender_env chose the profile
@@ -405,7 +405,7 @@ def _render(scene, folder: Path) -> np.ndarray:  # noqa: ANN001
 # --------------------------------------------------------------------------- 3D: scoring
 
 
-def _ground_truth(obj) -> dict:  # noqa: ANN001
+def _ground_truth(obj) -> dict:
     """The subject's GT in the GT-10 frame: dense surface samples shared by all views, the whole-surface
     sample and its kd-tree, and the triangles for occupancy."""
     gt_v, sizes, loops = _evaluated(obj)
@@ -512,7 +512,7 @@ def _worker_seconds(result: dict, wall: float) -> dict:
             "worker_wall": round(wall, 3)}
 
 
-def _true_category_library(modules: dict, category: str):  # noqa: ANN202 - the extension's TemplateLibrary
+def _true_category_library(modules: dict, category: str):
     """The bundled library cut down to the templates of ``category`` (None when it has none)."""
     lib = modules["library"]
     keep = [i for i, t in enumerate(lib.templates) if t.category == category]
@@ -684,7 +684,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
                 folder = tmp / f"3d-{subject['set']}-{subject['name'].replace(' ', '_')}-{vi}"
                 cam = _camera(scene, az, el)
                 renders.append((folder, np.array(cam.matrix_world, np.float64), _render(scene, folder)))
-        except Exception as exc:  # noqa: BLE001 - an unreadable mesh is reported, not fatal
+        except Exception as exc:
             items.append({"item": subject["name"], "set": subject["set"], "error": f"render: {exc}"[:300]})
             continue
         t_render = (time.perf_counter() - t) / len(views)
@@ -718,7 +718,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
                         item.setdefault("depth", {})[engine] = {k: round(dm[k], 4) for k in DEPTH_KEYS}
                     item.update(_reconstruct(engine, folder / engine, result, wall, gt, view, modules,
                                              subject.get("category")))
-                except Exception as exc:  # noqa: BLE001 - a failed reconstruction is a result, reported
+                except Exception as exc:
                     item[engine] = item[f"{engine}+template"] = {"error": str(exc)[:400]}
             items.append(item)
             log(f"3d {item['item']:24s} " + "  ".join(

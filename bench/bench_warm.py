@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tools"))
 
 
-def press(bpy, photo: Path, engine: str, models: dict[str, Path]) -> dict[str, float]:  # noqa: ANN001
+def press(bpy, photo: Path, engine: str, models: dict[str, Path]) -> dict[str, float]:
     """One click of Reconstruct from Image on ``photo`` (blocking path); returns its seconds."""
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
     s = bpy.context.scene.monocle

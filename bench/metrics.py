@@ -184,7 +184,7 @@ def visible_mask(
         return ok & np.isfinite(d) & (np.abs(z - d) <= tol)
 
 
-def _expand(counts: np.ndarray, budget: int):  # noqa: ANN202 - a generator of two arrays
+def _expand(counts: np.ndarray, budget: int):
     """For items with ``counts[t]`` pairs each: (item, rank of the pair within its item) for every pair,
     in chunks of about ``budget`` pairs (whole items per chunk) so memory stays bounded."""
     cum = np.cumsum(counts)
@@ -199,7 +199,7 @@ def _expand(counts: np.ndarray, budget: int):  # noqa: ANN202 - a generator of t
 
 
 def _cell_pairs(i0: np.ndarray, i1: np.ndarray, j0: np.ndarray, j1: np.ndarray,
-                budget: int = 2_000_000):  # noqa: ANN202 - a generator of three arrays
+                budget: int = 2_000_000):
     """Every (triangle, i, j) with i0 <= i <= i1 and j0 <= j <= j1 (inclusive integer ranges per triangle),
     yielded in chunks of about ``budget`` pairs so memory stays bounded."""
     nj = np.maximum(j1 - j0 + 1, 0)

@@ -43,5 +43,5 @@ def _import_all() -> None:
     for name, attribute in MODULES:
         try:
             getattr(importlib.import_module(name), attribute)
-        except Exception as exc:  # noqa: BLE001 - a build that needs the module reports it itself
+        except Exception as exc:
             log.debug("preloading %s failed: %s", name, exc)

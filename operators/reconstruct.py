@@ -29,7 +29,7 @@ class InputError(Exception):
     """A problem with the user's input that needs no worker to detect."""
 
 
-def resolve_image_path(settings, scratch_dir: Path) -> str:  # noqa: ANN001 - MonocleSettings
+def resolve_image_path(settings, scratch_dir: Path) -> str:
     """Path of the photo on disk; a packed or generated Blender image is saved to ``scratch_dir``."""
     if settings.source == "IMAGE":
         image = settings.image
@@ -53,7 +53,7 @@ def resolve_image_path(settings, scratch_dir: Path) -> str:  # noqa: ANN001 - Mo
     return path
 
 
-def inference_request(settings, image: str) -> InferenceRequest:  # noqa: ANN001 - MonocleSettings
+def inference_request(settings, image: str) -> InferenceRequest:
     return InferenceRequest(
         image=image, engine=settings.engine, objects=settings.objects.lower(), max_size=int(settings.max_size),
         depth_model=settings.depth_model.strip(), seg_model=settings.seg_model.strip(), seg_mode=settings.seg_mode,
@@ -61,7 +61,7 @@ def inference_request(settings, image: str) -> InferenceRequest:  # noqa: ANN001
     )
 
 
-def mesh_settings(op) -> MeshSettings:  # noqa: ANN001 - any MonocleMeshSettings holder
+def mesh_settings(op) -> MeshSettings:
     return MeshSettings(
         detail=int(op.detail),
         distance=float(op.distance),

@@ -176,9 +176,9 @@ class MONOCLE_OT_segment_pick(Operator):
             return {"RUNNING_MODAL"}
         return self._finish(context, self._run(context, points=[b]))
 
-    def _run(self, context: bpy.types.Context, points=None, box=None, stroke=None, brush=8.0,  # noqa: ANN001
+    def _run(self, context: bpy.types.Context, points=None, box=None, stroke=None, brush=8.0,
              erase=False) -> set[str]:
-        def rows(pts):  # noqa: ANN001, ANN202
+        def rows(pts):
             return [{"name": "", "x": float(x), "y": float(y), "positive": True} for x, y in pts]
 
         props: dict = {"points": rows(points or [])}

@@ -41,7 +41,7 @@ def make_camera_data(name: str, model: CameraModel, photo: bpy.types.Image | Non
     return cam
 
 
-def set_render_size(scene: bpy.types.Scene, model: CameraModel, set_attr) -> None:  # noqa: ANN001
+def set_render_size(scene: bpy.types.Scene, model: CameraModel, set_attr) -> None:
     """Render resolution = photo resolution, so the camera frame is the photo (``set_attr``
     records the old values for rollback)."""
     render = scene.render

@@ -122,6 +122,6 @@ def make_clay_lines_material(name: str, ink: bpy.types.Image) -> bpy.types.Mater
     return mat
 
 
-def _enabled(sockets, name: str):  # noqa: ANN001, ANN202 - node sockets
+def _enabled(sockets, name: str):
     """The socket called ``name`` that the node's current data type uses (the Mix node has one per type)."""
     return next(s for s in sockets if s.name == name and s.enabled)

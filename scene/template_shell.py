@@ -108,7 +108,7 @@ def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_v
     return verts, sizes, loops, weights, tri
 
 
-def shell_mesh(name: str, source: bpy.types.Object, camera_obj: bpy.types.Object, template_mesh, match: Match,  # noqa: ANN001
+def shell_mesh(name: str, source: bpy.types.Object, camera_obj: bpy.types.Object, template_mesh, match: Match,
                fit: LatticeFit, camera: CameraModel, photo_material: bpy.types.Material | None,
                materials: list, material_index: np.ndarray, trust: float = 1.0) -> tuple[bpy.types.Mesh, np.ndarray]:
     """The shell as a Blender mesh with the template's materials on the hidden faces (each from the

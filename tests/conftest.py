@@ -23,11 +23,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATA = ROOT.parent / "shared" / "bench-data"
 sys.path.insert(0, str(ROOT / "tools"))
-import blender_env  # noqa: E402
+import blender_env
 
 _PROFILE = blender_env.use_profile()
 
-import bpy  # noqa: E402
+import bpy
 
 MODULE = blender_env.MODULE
 EXT_DIR = Path(blender_env.install_extension().__file__).parent

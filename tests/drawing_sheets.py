@@ -55,10 +55,10 @@ class _Canvas:
     def poly(self, pts: np.ndarray, mm: float, colour=(0, 0, 0), closed: bool = False, img=None) -> None:
         cv2.polylines(self.img if img is None else img, [self.px(pts)], closed, colour, self.thick(mm), cv2.LINE_AA)
 
-    def line(self, a, b, mm: float, colour=(0, 0, 0)) -> None:  # noqa: ANN001
+    def line(self, a, b, mm: float, colour=(0, 0, 0)) -> None:
         self.poly(np.array([a, b]), mm, colour)
 
-    def dashed(self, a, b, mm: float, colour=(0, 0, 0), dash: float = 1.5) -> None:  # noqa: ANN001
+    def dashed(self, a, b, mm: float, colour=(0, 0, 0), dash: float = 1.5) -> None:
         a, b = np.asarray(a, float), np.asarray(b, float)
         n = max(1, int(np.linalg.norm(b - a) / dash))
         for i in range(0, n, 2):

@@ -28,10 +28,10 @@ class FakeHub:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
+            def do_HEAD(self) -> None:
                 hub.handle(self, body=False)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hub.handle(self, body=True)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -27,7 +27,7 @@ def load_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(verts, dtype=np.float64), np.asarray(tris, dtype=np.int32)
 
 
-def bunny_template(templates_lib, bench_data: Path):  # noqa: ANN001 - the installed templates.library module
+def bunny_template(templates_lib, bench_data: Path):
     """The Stanford bunny as a template-like object: +Z up (the file is +Y up), base at the origin."""
     v, f = load_obj(bench_data / BUNNY)
     v = np.stack([v[:, 0], -v[:, 2], v[:, 1]], axis=1)
@@ -36,7 +36,7 @@ def bunny_template(templates_lib, bench_data: Path):  # noqa: ANN001 - the insta
     return templates_lib.Template("bunny", "bunny", ("bunny",), 1, v.astype(np.float32), f)
 
 
-def mesh_template(templates_lib, path: Path, category: str = ""):  # noqa: ANN001 - templates.library module
+def mesh_template(templates_lib, path: Path, category: str = ""):
     """A bench mesh file (PLY or OBJ, read by Blender's importers) as a template-like object: +Z up
     (OBJ files are +Y up), base centre at the origin, longest side 1."""
     import bpy
@@ -69,7 +69,7 @@ def surface_distance(points: np.ndarray, vertices: np.ndarray, triangles: np.nda
     return np.array([tree.find_nearest(p)[3] for p in np.asarray(points, dtype=np.float64).tolist()])
 
 
-def write_photo(view, folder: Path) -> tuple[Path, Path, Path]:  # noqa: ANN001 - templates.synthetic.SyntheticView
+def write_photo(view, folder: Path) -> tuple[Path, Path, Path]:
     """photo.png (shaded by depth), mask.png and metric depth.npy (NaN off the object) of a view."""
     folder.mkdir(parents=True, exist_ok=True)
     z = np.where(view.mask, view.zdepth, np.nan)
@@ -83,7 +83,7 @@ def write_photo(view, folder: Path) -> tuple[Path, Path, Path]:  # noqa: ANN001 
     return photo, mask, depth
 
 
-def worker_result(ext_dir: Path, view, folder: Path) -> Path:  # noqa: ANN001
+def worker_result(ext_dir: Path, view, folder: Path) -> Path:
     """Run the real worker on a synthetic view (user mask + metric depth); returns the result folder."""
     photo, mask, depth = write_photo(view, folder)
     out = folder / "result"
@@ -93,7 +93,7 @@ def worker_result(ext_dir: Path, view, folder: Path) -> Path:  # noqa: ANN001
     return out
 
 
-def matching_stats(match_mod, synthetic, library, views_per_template: int, seed: int,  # noqa: ANN001
+def matching_stats(match_mod, synthetic, library, views_per_template: int, seed: int,
                    templates: list | None = None) -> dict:
     """Render every template from random upright views (numpy, perspective, small roll and offset),
     match each render against the whole library with an unknown label; returns the rates."""

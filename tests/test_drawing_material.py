@@ -33,7 +33,7 @@ def _build(monocle, result, material: str):
     return build.build_from_result(result, settings)
 
 
-def _render(scene: bpy.types.Scene, path) -> np.ndarray:  # noqa: ANN001
+def _render(scene: bpy.types.Scene, path) -> np.ndarray:
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = 8

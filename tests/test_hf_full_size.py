@@ -16,7 +16,7 @@ from conftest import MODULE
 torch = pytest.importorskip("torch")
 tf = pytest.importorskip("transformers")
 
-from hf_fixtures import HF_CONFIGS, fixture_info  # noqa: E402
+from hf_fixtures import HF_CONFIGS, fixture_info
 
 models = importlib.import_module(MODULE + ".inference.models")
 FIXTURES = {fixture_info(p.name)["id"]: p.name for p in HF_CONFIGS.iterdir() if (p / "fixture.json").is_file()}

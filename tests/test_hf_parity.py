@@ -28,7 +28,7 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 tf = pytest.importorskip("transformers")
 
-from hf_fixtures import HF_CONFIGS, build_from_fixture, fixture_info, install_in_hub_cache  # noqa: E402
+from hf_fixtures import HF_CONFIGS, build_from_fixture, fixture_info, install_in_hub_cache
 
 DEPTH_RTOL = 1e-5
 SCORE_ATOL = 1e-5

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import metrics  # noqa: E402
+import metrics
 
 
 def _grid_plane(n: int = 40, size: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +174,7 @@ def test_triangulate_flat_and_closedness():
     assert not metrics.is_closed(np.zeros(0, int), np.zeros(0, int))
 
 
-def _square(x0: float, x1: float, y0: float, y1: float, depth) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def _square(x0: float, x1: float, y0: float, y1: float, depth) -> tuple[np.ndarray, np.ndarray]:
     """A quad in camera space (looking down -Z) with corners at the given X/Y; ``depth(X)`` its axial depth."""
     xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
     v = np.stack([xy[:, 0], xy[:, 1], -np.array([depth(x) for x in xy[:, 0]])], 1)

@@ -101,7 +101,7 @@ def _moge_model_of(depth: np.ndarray, mask: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _measure(report) -> dict[str, tuple[float, float]]:  # noqa: ANN001
+def _measure(report) -> dict[str, tuple[float, float]]:
     """(width along the built camera's x, depth extent along its axis) of each built object, left to right."""
     to_cam = np.linalg.inv(np.array(report.camera.matrix_world, dtype=np.float64))
     found = []

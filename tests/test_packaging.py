@@ -18,8 +18,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 if str(TOOLS) not in sys.path:
     sys.path.insert(0, str(TOOLS))
-import build_extension  # noqa: E402
-import wheels  # noqa: E402
+import build_extension
+import wheels
 
 PLATFORM = build_extension.current_platform_tag()
 DEV_PREFIXES = ("tests/", "bench/", "tools/", "scripts/", "docs/", ".venv/", ".cache/", ".git/", "dist/", "build/",

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from hf_fixtures import build_depth_anything, build_mask2former  # noqa: E402
-from serve_client import started_workers  # noqa: E402
+from hf_fixtures import build_depth_anything, build_mask2former
+from serve_client import started_workers
 
 
 @pytest.fixture(scope="session")

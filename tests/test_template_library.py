@@ -94,7 +94,7 @@ def test_meshes_are_sane(library, mods):
         assert upright and (v[:, 2] >= 0).all(), t.name
 
 
-def _surface_samples(t, n: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001 - templates.library.Template
+def _surface_samples(t, n: int, rng: np.random.Generator) -> np.ndarray:
     v = t.vertices.astype(np.float64)
     tri = t.triangles
     areas = _triangle_areas(v, tri)

@@ -20,8 +20,8 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fake_hub import FakeHub  # noqa: E402
-from hf_fixtures import (  # noqa: E402
+from fake_hub import FakeHub
+from hf_fixtures import (
     COCO_THINGS,
     build_clipseg,
     build_depth_anything,

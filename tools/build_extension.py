@@ -23,7 +23,7 @@ from pathlib import Path
 
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-import wheels  # noqa: E402
+import wheels
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = "blender_manifest.toml"

@@ -54,7 +54,7 @@ def reconstruct(drawing: Path, out: Path, material: str) -> Path:
 
 def compose(drawing: Path, renders: list[Path], captions: list[str], target: Path) -> None:
     """The drawing, then each render, a caption on each; a 256-colour palette keeps the PNG small."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
 
     gap, w, h = 8, readme.PANEL_W, readme.PANEL_H
     sheet = Image.new("RGB", (len(captions) * (w + gap) - gap, h), tuple(round(c * 255) for c in readme.BACKDROP))
@@ -62,14 +62,7 @@ def compose(drawing: Path, renders: list[Path], captions: list[str], target: Pat
     for i, path in enumerate(renders, start=1):
         objects = Image.open(path).convert("RGBA")
         sheet.paste(objects, (i * (w + gap), 0), objects)
-    pen = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=18)
-    for i, text in enumerate(captions):
-        pen.text((i * (w + gap) + 12, h - 30), text, fill=(255, 255, 255), font=font, stroke_width=2,
-                 stroke_fill=(0, 0, 0))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    palette = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).save(target, optimize=True)
+    readme.caption_and_save(sheet, [(i * (w + gap), text) for i, text in enumerate(captions)], target)
 
 
 def main() -> int:

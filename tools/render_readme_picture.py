@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -118,7 +118,7 @@ def render(blend: Path, target: Path, angle_deg: float, samples: int) -> None:
 
 def compose(photo: Path, render_png: Path, target: Path, angle_deg: float) -> None:
     """Photo left, render right, a caption on each; a 256-colour palette keeps the PNG small."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
 
     gap = 8
     backdrop = tuple(round(c * 255) for c in BACKDROP)
@@ -128,10 +128,20 @@ def compose(photo: Path, render_png: Path, target: Path, angle_deg: float) -> No
     sheet.paste(left, ((PANEL_W - left.width) // 2, (PANEL_H - left.height) // 2))
     objects = Image.open(render_png).convert("RGBA")
     sheet.paste(objects, (PANEL_W + gap, 0), objects)
+    caption_and_save(sheet, [(0, "input photo"), (PANEL_W + gap, f"Monocle's objects, camera turned {angle_deg:g}°")],
+                     target)
+
+
+def caption_and_save(sheet: Any, captions: list[tuple[int, str]], target: Path) -> None:
+    """Write each caption at the foot of its panel (left edge x), then save ``sheet`` as a PNG with a
+    256-colour palette (keeps the picture small)."""
+    from PIL import Image, ImageDraw, ImageFont
+
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=18)
-    for x, text in ((0, "input photo"), (PANEL_W + gap, f"Monocle's objects, camera turned {angle_deg:g}°")):
-        draw.text((x + 12, PANEL_H - 30), text, fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    for x, text in captions:
+        draw.text((x + 12, sheet.height - 30), text, fill=(255, 255, 255), font=font, stroke_width=2,
+                  stroke_fill=(0, 0, 0))
     target.parent.mkdir(parents=True, exist_ok=True)
     palette = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     sheet.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).save(target, optimize=True)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from templates.library import MIRROR_AXES, SYM_REVOLUTION  # noqa: E402
-from templates.mesh import PolyMesh, box, lathe, sweep  # noqa: E402
+from templates.library import MIRROR_AXES, SYM_REVOLUTION
+from templates.mesh import PolyMesh, box, lathe, sweep
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import shapes_appliances  # noqa: E402
-import shapes_furniture  # noqa: E402
-import shapes_household  # noqa: E402
-import shapes_tableware  # noqa: E402
-from shape_parts import Shape, Variant, family  # noqa: E402
+import shapes_appliances
+import shapes_furniture
+import shapes_household
+import shapes_tableware
+from shape_parts import Shape, Variant, family
 
-from templates.library import SYM_REVOLUTION, SYM_SPHERE  # noqa: E402
-from templates.mesh import PolyMesh, box, lathe, torus, uv_sphere  # noqa: E402
+from templates.library import SYM_REVOLUTION, SYM_SPHERE
+from templates.mesh import PolyMesh, box, lathe, torus, uv_sphere
 
 __all__ = ["PRIMITIVE_CATEGORIES", "SHAPES", "Shape"]
 

@@ -68,8 +68,8 @@ def import_ml() -> float:
     try:
         import torch
         import transformers
-        import transformers.image_processing_utils  # noqa: F401 - the lazy package defers most of its import cost
-        import transformers.modeling_utils  # noqa: F401 - to here, so "imports" and "model_load" time apart
+        import transformers.image_processing_utils
+        import transformers.modeling_utils
     except ImportError as exc:
         raise WorkerError(
             "engine_unavailable",
