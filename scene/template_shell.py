@@ -97,9 +97,7 @@ def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_v
         tolerance = AGREEMENT * size / max(float(trust), MIN_TRUST)
         agree = hit[pair] & (np.abs(dist[pair] - floor[rows]) < tolerance) & template_back(fit.iou, trust)
         hit[rows[~agree]] = False
-    # the pose's matrix may hold a stretch along the model's axes (``templates.pose_fit``): solve, not transpose
-    model = np.linalg.solve(match.pose.scale * match.pose.rotation, (points - match.pose.translation).T).T
-    verts = np.where(hit[:, None], rest, model)
+    verts = np.where(hit[:, None], rest, match.pose.inverse_apply(points))
     weights = np.where(hit & copies, 0.0, 1.0)
     sizes = np.empty(len(mesh.polygons), np.int32)
     mesh.polygons.foreach_get("loop_total", sizes)

@@ -23,6 +23,7 @@ from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, symmetry_basi
 from .ffd_fit import FitSettings, LatticeFit, fit_lattice
 from .library import TemplateLibrary
 from .match import Camera, Match, MatchResult, Pose
+from .policy import MEASURED_TRUST
 from .pose_fit import refine_pose
 
 # Where the depth came from -> weight of the depth term in the lattice fit (the outline's is 1).
@@ -41,7 +42,7 @@ DEPTH_TRUST = {
 FIT_SETTINGS = FitSettings(depth_weight=5.0)
 
 
-POSE_TRUST = 0.75  # depth trusted at least this much refines the pose on the visible surface
+POSE_TRUST = MEASURED_TRUST  # depth trusted at least this much refines the pose on the visible surface
 POSE_TURNS = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)  # starts about the up axis (not for revolution)
 IOU_SLACK = 0.02  # a refined pose may lose this much silhouette IoU (it gains the depth)
 

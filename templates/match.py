@@ -74,8 +74,10 @@ class Pose:
         return np.einsum("ij,nj->ni", self.scale * self.rotation, p) + self.translation
 
     def inverse_apply(self, points: np.ndarray) -> np.ndarray:
+        """Model-space points of camera-space ``points``; solved, not transposed, so a ``rotation``
+        that holds a stretch along the model's axes (``templates.pose_fit``) inverts exactly too."""
         p = np.asarray(points, dtype=np.float64) - self.translation
-        return np.einsum("ji,nj->ni", self.rotation, p) / self.scale
+        return np.linalg.solve(self.scale * self.rotation, p.T).T
 
     def matrix(self) -> np.ndarray:
         """4x4 camera-from-model matrix (scale included)."""

@@ -21,17 +21,19 @@ WEIGHT_DESCRIPTION = (
     f"and fully at about {TRUSTED_KNEE:g}; 1: the pure template")
 
 
-# With depth trusted at least this much the reconstruction's own back is a fair guess already: the
-# template's replaces it only where the fitted template matches the mask at least this well (a chair
-# template on an armchair, a round bottle on a flat one: their far sides are no better than it).
-BACK_TRUST = 0.75
+# Depth trusted at least this much is measured (a metric map, the user's own), not guessed: it refines
+# a placed template's pose (``templates.fit``), and the reconstruction's own back is a fair guess
+# already: the template's replaces it only where the fitted template matches the mask at least
+# MIN_FIT_IOU (a chair template on an armchair, a round bottle on a flat one: their far sides are no
+# better than it).
+MEASURED_TRUST = 0.75
 MIN_FIT_IOU = 0.9
 
 
 def template_back(fit_iou: float, trust: float) -> bool:
     """Whether the fitted template (its silhouette IoU ``fit_iou`` against the mask; NaN when not
     fitted) gives the hidden side, for depth trusted ``trust``."""
-    return float(trust) < BACK_TRUST or math.isnan(fit_iou) or fit_iou >= MIN_FIT_IOU
+    return float(trust) < MEASURED_TRUST or math.isnan(fit_iou) or fit_iou >= MIN_FIT_IOU
 
 
 def takeover_knee(trust: float) -> float:
