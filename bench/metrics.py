@@ -14,10 +14,17 @@ Conventions follow ../shared/bench-data/METRICS.md:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # templates/ is self-contained numpy: imported from the source tree, without bpy
+from templates.surface import sample_surface as _sample_triangles  # noqa: E402
 
 TAUS = (0.1, 0.3, 0.5)
 LEAF_SIZE = 64  # kd-tree leaves: distances from a far-off surface (a raw, unaligned prediction) visit far fewer nodes
@@ -89,19 +96,9 @@ def face_normals_areas(vertices: np.ndarray, tris: np.ndarray) -> tuple[np.ndarr
 def sample_surface(
     vertices: np.ndarray, faces: np.ndarray | Sequence[Sequence[int]], n: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points uniformly distributed over the surface (area-weighted) and their face normals."""
-    v = np.asarray(vertices, np.float64)
-    tris = triangulate(faces)
-    normals, areas = face_normals_areas(v, tris)
-    if areas.sum() <= 0:
-        raise ValueError("mesh has no surface area")
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(tris), size=n, p=areas / areas.sum())
-    r1, r2 = rng.random(n), rng.random(n)
-    s = np.sqrt(r1)
-    a, b, c = v[tris[idx, 0]], v[tris[idx, 1]], v[tris[idx, 2]]
-    pts = (1 - s)[:, None] * a + (s * (1 - r2))[:, None] * b + (s * r2)[:, None] * c
-    return pts, normals[idx]
+    """``n`` points uniformly distributed over the surface of polygons (area-weighted) and their face
+    normals: the product's sampler (``templates.surface``) on the fanned triangles."""
+    return _sample_triangles(vertices, triangulate(faces), n, seed)
 
 
 def gt10_transform(gt_vertices: np.ndarray) -> tuple[float, np.ndarray]:
