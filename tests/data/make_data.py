@@ -142,14 +142,20 @@ def book(c: Canvas) -> None:
     c.poly(cv2.boxPoints(((335.0, 240.0), (470.0, 330.0), 12.0)))
 
 
-def bush(c: Canvas) -> None:
-    rng = np.random.default_rng(40)
-    amp, phase = rng.uniform(0.02, 0.09, 24), rng.uniform(0, 2 * math.pi, 24)
+def _wobbly(seed: int, size: float, amplitude: tuple[float, float], first: int,
+            count: int) -> Callable[[np.ndarray], np.ndarray]:
+    """r(theta) of a circle of radius ``size`` with ``count`` random harmonics from the ``first``."""
+    rng = np.random.default_rng(seed)
+    amp, phase = rng.uniform(*amplitude, count), rng.uniform(0, 2 * math.pi, count)
+    k = np.arange(first, first + count)[:, None]
 
     def radius(t: np.ndarray) -> np.ndarray:
-        k = np.arange(3, 27)[:, None]
-        return 110.0 * (1.0 + (amp[:, None] * np.sin(k * t + phase[:, None])).sum(axis=0))
-    pts = radial(0.0, 0.0, radius, 1440)
+        return size * (1.0 + (amp[:, None] * np.sin(k * t + phase[:, None])).sum(axis=0))
+    return radius
+
+
+def bush(c: Canvas) -> None:
+    pts = radial(0.0, 0.0, _wobbly(40, 110.0, (0.02, 0.09), 3, 24), 1440)
     c.poly(pts * [1.0, 2.1] + [237, 300])
 
 
@@ -198,13 +204,7 @@ def sheep(c: Canvas) -> None:
 
 
 def stone2(c: Canvas) -> None:
-    rng = np.random.default_rng(7)
-    amp, phase = rng.uniform(0.01, 0.06, 6), rng.uniform(0, 2 * math.pi, 6)
-
-    def radius(t: np.ndarray) -> np.ndarray:
-        k = np.arange(2, 8)[:, None]
-        return 200.0 * (1.0 + (amp[:, None] * np.sin(k * t + phase[:, None])).sum(axis=0))
-    c.poly(radial(0.0, 0.0, radius) * [0.85, 1.15] + [350, 225])
+    c.poly(radial(0.0, 0.0, _wobbly(7, 200.0, (0.01, 0.06), 2, 6)) * [0.85, 1.15] + [350, 225])
 
 
 def teddy(c: Canvas) -> None:
