@@ -23,7 +23,9 @@ from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # templates/ is self-contained numpy: imported from the source tree, without bpy
+    sys.path.insert(0, str(ROOT))  # geometry/ and templates/ are self-contained numpy: imported from the source tree
+from geometry.topology import edge_table  # noqa: E402
+from templates.mesh import fan_triangles  # noqa: E402
 from templates.surface import sample_surface as _sample_triangles  # noqa: E402
 
 TAUS = (0.1, 0.3, 0.5)
@@ -58,31 +60,14 @@ def triangulate(faces: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
 
 def triangulate_flat(sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
     """Fan-triangulate polygons given Blender's way, as face sizes and the flat corner list, into (T, 3)
-    int64 (no per-polygon Python: meshes of a million corners take milliseconds)."""
-    sizes = np.asarray(sizes, np.int64)
-    loops = np.asarray(loops, np.int64)
-    starts = np.cumsum(sizes) - sizes
-    n_tri = np.maximum(sizes - 2, 0)
-    poly = np.repeat(np.arange(len(sizes)), n_tri)
-    j = np.arange(int(n_tri.sum())) - np.repeat(np.cumsum(n_tri) - n_tri, n_tri) + 1
-    first = starts[poly]
-    return np.stack([loops[first], loops[first + j], loops[first + j + 1]], 1)
+    int64: the product's fans (``templates.mesh.fan_triangles``)."""
+    return fan_triangles(sizes, loops).astype(np.int64)
 
 
 def is_closed(sizes: np.ndarray, loops: np.ndarray) -> bool:
     """Whether every edge of the polygons (face sizes + flat corner list) is used by exactly two faces,
     i.e. the surface is closed and edge-manifold (what ray-parity occupancy needs)."""
-    sizes = np.asarray(sizes, np.int64)
-    loops = np.asarray(loops, np.int64)
-    if len(sizes) == 0:
-        return False
-    nxt = np.arange(1, len(loops) + 1)
-    ends = np.cumsum(sizes)
-    nxt[ends - 1] = ends - sizes  # each polygon's last corner closes onto its first
-    a, b = loops, loops[nxt]
-    key = np.minimum(a, b) * (int(loops.max()) + 1) + np.maximum(a, b)
-    _, counts = np.unique(key, return_counts=True)
-    return bool((counts == 2).all())
+    return len(sizes) > 0 and bool((edge_table(sizes, loops)[2] == 2).all())
 
 
 def face_normals_areas(vertices: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
