@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # geometry/ and templates/ are self-contained numpy: imported from the source tree
 from geometry.topology import edge_table  # noqa: E402
 from templates.mesh import fan_triangles  # noqa: E402
+from templates.pose_fit import umeyama as _similarity  # noqa: E402
 from templates.surface import sample_surface as _sample_triangles  # noqa: E402
 
 TAUS = (0.1, 0.3, 0.5)
@@ -241,19 +242,14 @@ def rasterize_depth(
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> np.ndarray:
-    """4x4 similarity (scale * R, t) minimising sum |s R src + t - dst|^2 (Umeyama 1991)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    e = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[2, 2] = -1
-    rot = u @ e @ vt
-    scale = float((sig * np.diag(e)).sum() / max((a**2).sum() / len(src), 1e-30)) if with_scale else 1.0
+    """4x4 similarity (scale * R, t) minimising sum |s R src + t - dst|^2 (Umeyama 1991): the pose
+    refinement's solver (``templates.pose_fit.umeyama``); ``with_scale=False`` keeps s = 1."""
+    scale, rot, t = _similarity(src, dst)
+    if not with_scale:
+        scale, t = 1.0, dst.mean(0) - rot @ src.mean(0)
     m = np.eye(4)
     m[:3, :3] = scale * rot
-    m[:3, 3] = mu_d - scale * rot @ mu_s
+    m[:3, 3] = t
     return m
 
 
