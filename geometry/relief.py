@@ -18,7 +18,7 @@ from .membrane import BaseSurface, membrane_base
 
 
 def front_surface(front: Front, back: Back, camera: CameraModel, base: BaseSurface, base_grid: np.ndarray,
-                   inflation_grid: np.ndarray | None) -> Surface:
+                  inflation_grid: np.ndarray | None) -> Surface:
     """The mesh's outputs, sized for ``back``, with the front's rows written: every vertex on
     the smooth base along its camera ray, and the relief the rest of the way to its depth."""
     pixels, node, inner = front.pixels, front.node, front.inner
@@ -50,8 +50,8 @@ def front_surface(front: Front, back: Back, camera: CameraModel, base: BaseSurfa
 
 
 def base_fields(z_c: np.ndarray, valid: np.ndarray, pixels: tuple[np.ndarray, np.ndarray] | None, xa: int, ya: int,
-                 lat: LatticeMesh, z_lattice: np.ndarray, xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None,
-                 inflate: bool) -> tuple[BaseSurface, np.ndarray, np.ndarray | None]:
+                lat: LatticeMesh, z_lattice: np.ndarray, xs: np.ndarray, ys: np.ndarray, at: np.ndarray | None,
+                inflate: bool) -> tuple[BaseSurface, np.ndarray, np.ndarray | None]:
     """The smooth base pinned to the lattice's outline vertices, and its depth (and inflation
     profile, for a closed back) on the lattice nodes (only the nodes ``at`` when given)."""
     base = membrane_base(z_c, valid, xa, ya, lat.pixels[lat.boundary], z_lattice[lat.boundary], pixels)
@@ -59,8 +59,8 @@ def base_fields(z_c: np.ndarray, valid: np.ndarray, pixels: tuple[np.ndarray, np
 
 
 def sample_vertices(node: np.ndarray, pixels: np.ndarray, grid: np.ndarray,
-                     at_points: Callable[[np.ndarray], np.ndarray],
-                     flagged: np.ndarray | None = None) -> np.ndarray:
+                    at_points: Callable[[np.ndarray], np.ndarray],
+                    flagged: np.ndarray | None = None) -> np.ndarray:
     """A field at every vertex: read off its values on the lattice ``grid`` (ny, nx) for vertices
     on lattice nodes (separable, fast) and sampled point by point for the others (and for
     nodes whose grid value is ``flagged`` as unusable). Only the grid's values at the
