@@ -54,6 +54,7 @@ from drawing_sheets import a4_sheet, draw_sheet, phone_photo  # noqa: E402
 from geometry import MeshSettings  # noqa: E402
 from geometry.camera import camera_from_result_json  # noqa: E402
 from geometry.depth import scene_depth  # noqa: E402
+from geometry.plane import build_object_mesh  # noqa: E402
 from inference.depthfile import load_depth_file  # noqa: E402
 from inference.protocol import Emitter, WorkerError  # noqa: E402
 from inference.run import RunOptions, run  # noqa: E402
@@ -81,6 +82,36 @@ def run_engine(rgb: np.ndarray, folder: Path, name: str, max_size: int = 1024) -
     masks = [cv2.imread(str(out / r["mask"]), cv2.IMREAD_GRAYSCALE) > 0 for r in result["instances"]]
     result["folder"] = str(out)
     return result, masks
+
+
+def camera_extent(ob, cam) -> np.ndarray:
+    """(width, height, depth) of ``ob``'s vertices in the camera's axes (the ground truth's proportions)."""
+    m = np.array(cam.matrix_world.inverted() @ ob.matrix_world, np.float64)
+    co = np.empty(len(ob.data.vertices) * 3, np.float32)
+    ob.data.vertices.foreach_get("co", co)
+    p = co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+    return p.max(axis=0) - p.min(axis=0)
+
+
+def built_extent(result: dict, masks: list[np.ndarray], mask: np.ndarray, kind: str | None = None) -> np.ndarray:
+    """(width, height, depth) in camera space of the object the build makes from ``mask`` (default
+    settings: closed back, Relief at 1), the depth read as the build reads it (``kind`` overrides the
+    result's depth kind: ``relative_inverse`` spreads the relief over the Depth Range)."""
+    camera = camera_from_result_json(result, fallback_focal_mm=dr.FOCAL_MM)
+    depth = load_depth_file(Path(result["folder"]) / result["depth"]["file"])
+    if kind == "relative_inverse" and result["depth"]["kind"] != kind:
+        depth = depth + np.float32(0.5)
+    settings = MeshSettings()
+    zdepth = scene_depth(depth, kind or result["depth"]["kind"], masks, settings, camera)
+    data = build_object_mesh(mask, zdepth, camera, settings)
+    p = np.asarray(data.vertices, np.float64).reshape(-1, 3) + np.asarray(data.relief, np.float64).reshape(-1, 3)
+    return p.max(axis=0) - p.min(axis=0)
+
+
+def proportions(truth: np.ndarray, built: np.ndarray) -> dict[str, float]:
+    """Depth over width and over height, built against true (1 = the drawing's true proportions)."""
+    return {"depth_width": round(float((built[2] / built[0]) / (truth[2] / truth[0])), 3),
+            "depth_height": round(float((built[2] / built[1]) / (truth[2] / truth[1])), 3)}
 
 
 def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool]:
@@ -117,6 +148,7 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str 
         hidden.show_render = xray
         dr.aim(scene, ob, *view)
         rgb, truth = dr.render_drawing(scene)
+        true_extent = camera_extent(ob, scene.camera)
         scene.collection.objects.unlink(ob)
         tag = f"{ob.name}_{view[0]:.0f}{'_xray' if xray else ''}".replace(" ", "_")
         t = time.perf_counter()
@@ -126,6 +158,12 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str 
         row = {"kind": kind, "subject": ob.name, "category": category, "view": list(view), "xray": xray,
                "engine": result["engine"]["name"], "instances": len(masks), "iou": round(iou(best, truth), 4),
                "seconds": round(seconds, 3)}
+        if masks:
+            built = built_extent(result, masks, best)
+            row["extent_true"], row["extent_built"] = np.round(true_extent, 4).tolist(), np.round(built, 4).tolist()
+            row["proportions"] = proportions(true_extent, built)
+            row["proportions_depth_range"] = proportions(true_extent,
+                                                         built_extent(result, masks, best, "relative_inverse"))
         if masks and kind == "template":
             got, name, accepted = template_top1(result, best, library)
             row.update(top1=name, top1_category=got, right=got == category, accepted=accepted)
@@ -310,6 +348,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             rows = freestyle_rows(Path(tmp), False, args.keep, args.only)
         print(f"mean IoU {np.mean([r['iou'] for r in rows]):.4f} over {len(rows)} drawings")
+        for key in ("proportions", "proportions_depth_range"):
+            got = [r[key] for r in rows if key in r]
+            print(key, {k: round(float(np.median([g[k] for g in got])), 3) for k in got[0]} if got else "-")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -207,8 +207,13 @@ def line_art_verdict(rgb: np.ndarray) -> tuple[bool, str]:
     share = float(lines.mean())
     if not lines.any():
         return False, "not line art (no strokes stand out from the background)"
+    from skimage.morphology import skeletonize
+
     half = cv2.distanceTransform(lines.astype(np.uint8), cv2.DIST_L2, 3)
-    stroke = float(np.percentile(half[lines], 75)) * 2.0 / max(small.shape[:2])  # blobs of dense detail aside
+    # the median width along the strokes' centre lines: dense detail merged into blobs of ink (a
+    # keyboard's keys) covers much area but little length
+    centre = skeletonize(lines)
+    stroke = float(np.median(half[centre])) * 2.0 / max(small.shape[:2]) if centre.any() else 1.0
     facts = f"{paper:.0%} paper, {share:.1%} ink, strokes {stroke:.2%} of the image"
     if paper >= 0.8 and 0.003 <= share <= 0.2 and stroke <= 0.02:
         return True, f"line art ({facts})"

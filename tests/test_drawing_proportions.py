@@ -1,0 +1,97 @@
+"""A drawn object comes out as deep as its drawn size says: a real worker run on a sheet of drawn
+boxes and a disk, a real closed build, the evaluated meshes measured in the camera's axes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import bpy
+import cv2
+import numpy as np
+import pytest
+from conftest import run_worker
+from scene_checks import evaluated_world
+
+W, H = 960, 640
+SS = 4  # drawn supersampled, then shrunk: anti-aliased strokes as a scan has them
+# name -> (x0, y0, x1, y1) of a drawn box, or (cx, cy, r) of a drawn disk, in pixels
+SHAPES = {"tall": (60, 120, 160, 520), "flat": (220, 440, 620, 540), "square": (660, 80, 900, 320),
+          "disk": (400, 220, 130)}
+
+
+def _sheet() -> np.ndarray:
+    img = np.full((H * SS, W * SS, 3), 255, np.uint8)
+    for shape in SHAPES.values():
+        if len(shape) == 4:
+            x0, y0, x1, y1 = (v * SS for v in shape)
+            cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 5 * SS, cv2.LINE_AA)
+        else:
+            cx, cy, r = (v * SS for v in shape)
+            cv2.circle(img, (cx, cy), r, (0, 0, 0), 5 * SS, cv2.LINE_AA)
+    return cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def drawn(ext_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("drawing_proportions")
+    cv2.imwrite(str(root / "sheet.png"), _sheet()[..., ::-1])
+    code, _, err = run_worker(ext_dir, "run", "--image", str(root / "sheet.png"), "--out", str(root / "result"),
+                              "--engine", "drawing")
+    assert code == 0, err
+    return root / "result"
+
+
+def _centre(shape: tuple[int, ...]) -> tuple[float, float]:
+    return (0.5 * (shape[0] + shape[2]), 0.5 * (shape[1] + shape[3])) if len(shape) == 4 else shape[:2]
+
+
+def _extents(monocle, folder, **settings) -> dict[str, np.ndarray]:
+    """(width, height, depth) in the camera's axes of each built object, by the shape it was drawn as."""
+    geometry = importlib.import_module(monocle.__name__ + ".geometry")
+    build = importlib.import_module(monocle.__name__ + ".scene.build")
+    bpy.ops.wm.read_homefile(app_template="")
+    report = build.build_from_result(folder, geometry.MeshSettings(detail=8_000, back="closed", thickness=0.0,
+                                                                   ground=False, **settings))
+    to_cam = np.array(report.camera.matrix_world.inverted(), np.float64)
+    result = json.loads((folder / "result.json").read_text())
+    out = {}
+    for obj, rec in zip(report.objects, result["instances"]):
+        world = evaluated_world(obj)
+        cam = world @ to_cam[:3, :3].T + to_cam[:3, 3]
+        x0, y0, x1, y1 = rec["bbox"]
+        name = min(SHAPES, key=lambda k: np.hypot(_centre(SHAPES[k])[0] - 0.5 * (x0 + x1),
+                                                   _centre(SHAPES[k])[1] - 0.5 * (y0 + y1)))
+        out[name] = cam.max(axis=0) - cam.min(axis=0)
+    assert set(out) == set(SHAPES)
+    return out
+
+
+def test_each_drawn_object_is_as_deep_as_its_drawn_size(monocle, drawn):
+    result = json.loads((drawn / "result.json").read_text())
+    assert result["depth"]["kind"] == "relief"
+    assert result["depth"]["extra"]["proportions"] == "silhouette"
+    inflation = float(result["depth"]["extra"]["inflation"])
+    assert all("depth_over_width" in rec["extra"]["relief"] for rec in result["instances"])
+    size = _extents(monocle, drawn)
+    # a relief as high as INFLATION inscribed radii: a box as deep as INFLATION times its narrow side,
+    # a disk as deep as INFLATION times its diameter, whatever the other objects on the sheet
+    for name, (w, h, d) in size.items():
+        assert d / (inflation * min(w, h)) == pytest.approx(1.0, abs=0.2), (name, size[name])
+    assert size["tall"][2] == pytest.approx(size["flat"][2], rel=0.1)  # the same narrow side, stood up or laid flat
+    assert size["square"][2] / size["tall"][2] == pytest.approx(2.4, rel=0.15)
+    assert size["flat"][2] / size["flat"][0] < 0.4 * size["square"][2] / size["square"][0]
+    # the result's record says the same proportions
+    recorded = {rec["id"]: rec["extra"]["relief"]["depth_over_width"] for rec in result["instances"]}
+    assert max(recorded.values()) / min(recorded.values()) > 2.5
+
+
+def test_depth_range_does_not_change_a_drawing(monocle, drawn):
+    """The Depth Range spreads a relief without a scale; a drawing's has its own, and Distance moves
+    the whole sheet: every proportion stays."""
+    base = _extents(monocle, drawn)
+    deeper = _extents(monocle, drawn, depth_range=4.0)
+    farther = _extents(monocle, drawn, distance=10.0)
+    for name in SHAPES:
+        assert deeper[name] == pytest.approx(base[name], rel=1e-3)
+        assert farther[name] / farther[name][0] == pytest.approx(base[name] / base[name][0], rel=0.02)
