@@ -119,7 +119,7 @@ def _outer_stroke(filled: np.ndarray, ink: np.ndarray, width: float) -> np.ndarr
     inked = ink.astype(np.uint8)
     grown = seed.astype(np.uint8)
     for _ in range(int(np.ceil(width)) + 1):  # a geodesic dilation: one pixel a step, through ink only
-        grown = cv2.dilate(grown, np.ones((3, 3), np.uint8)) & inked
+        grown = cv2.bitwise_and(cv2.dilate(grown, np.ones((3, 3), np.uint8)), inked)
     return grown.astype(bool)
 
 
@@ -281,8 +281,7 @@ def relief(mask: np.ndarray, creases: np.ndarray) -> tuple[tuple[slice, slice], 
     crop = mask[box]
     h = _membrane(crop)
     # the build measures the relief from the outline's pixels: they are the base, the rest rises from it
-    edge = crop & ~cv2.erode(crop.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                             borderValue=0).astype(bool)
+    edge = crop & ~cv2.erode(np.pad(crop, 1).astype(np.uint8), np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
     h = np.where(crop, np.maximum(h - float(np.median(h[edge])), 0.0), 0.0).astype(np.float32)
     radius = float(cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
     top = float(h.max())
