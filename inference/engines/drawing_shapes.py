@@ -22,7 +22,7 @@ FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 INFLATION = 1.0  # an object's relief rises this many inscribed radii above its outline
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
-SOLVE_SIDE = 64  # long side of the grid the membrane is solved on
+SOLVE_SIDE = 48  # long side of the grid the membrane is solved on
 
 
 def _endpoints(skeleton: np.ndarray) -> np.ndarray:
