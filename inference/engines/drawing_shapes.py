@@ -17,7 +17,10 @@ GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
 INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
 MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
 HOLE_OUTLINE = 0.9  # paper inside an object ringed by this share of outline strokes is a hole ...
-HOLE_ATTACHED = 0.5  # ... when this share of them joins the outer outline
+HOLE_ATTACHED = 0.5  # ... when this share of them joins the outer outline ...
+HOLE_OUTER = 0.05  # ... and at most this share is the outer outline itself (where a tube's two lines touch)
+HOLE_RADIUS = 1.0  # ... and it is at least this many outline widths from its ring all along its middle
+ISLAND_WIDTHS = 3.0  # a stroke of at least this many outline widths in pixels inside a region makes it a face
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
 INFLATION = 1.0  # an object's relief rises this many inscribed radii above its outline
@@ -97,14 +100,20 @@ def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width
     if not hole.any():
         return np.zeros(filled.shape, bool)
     rim = _outer_stroke(filled, ink, width)
-    hole &= np.bincount(ring[on & rim], minlength=n) == 0
+    hole &= np.bincount(ring[on & rim], minlength=n) <= HOLE_OUTER * total
     # a hole is seen between parts whose outlines run on into the object's outer outline; a loop
     # of outline drawn apart from it (a screen, a drawer, a window) is a face on the object
-    n_strokes, strokes = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    n_strokes, strokes, extent, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     joined = np.isin(strokes, np.unique(strokes[rim]))
     hole &= np.bincount(ring[on], weights=joined[on], minlength=n) >= HOLE_ATTACHED * np.maximum(total, 1)
+    if hole.any():  # a strip thinner than the strokes (between a rim's two lines) is a face seen edge on
+        from scipy import ndimage
+
+        free = cv2.distanceTransform((labels > 0).astype(np.uint8), cv2.DIST_L2, 3)
+        candidates = np.flatnonzero(hole)
+        hole[candidates] = np.asarray(ndimage.maximum(free, labels, candidates)) >= HOLE_RADIUS * width
     if hole.any():
-        hole[_with_islands(np.where(big[labels], labels, 0), n, strokes, n_strokes, filled, width)] = False
+        hole[_with_islands(np.where(big[labels], labels, 0), n, strokes, extent, filled, width)] = False
     return hole[labels]
 
 
@@ -123,9 +132,11 @@ def _outer_stroke(filled: np.ndarray, ink: np.ndarray, width: float) -> np.ndarr
     return grown.astype(bool)
 
 
-def _with_islands(labels: np.ndarray, n: int, strokes: np.ndarray, n_strokes: int, filled: np.ndarray,
+def _with_islands(labels: np.ndarray, n: int, strokes: np.ndarray, extent: np.ndarray, filled: np.ndarray,
                   width: float) -> np.ndarray:
-    """Which regions (labels 1..n-1) hold a stroke of their own: ink bordering that region alone."""
+    """Which regions (labels 1..n-1) hold a stroke of their own: ink bordering that region alone (a
+    handle, a fold, a logo), not a speck.
+    ``strokes`` labels the ink, ``extent`` is OpenCV's statistics of those labels."""
     import cv2
     from scipy import ndimage
 
@@ -134,13 +145,12 @@ def _with_islands(labels: np.ndarray, n: int, strokes: np.ndarray, n_strokes: in
     kernel = np.ones((3, 3), np.uint8)
     near_max = cv2.dilate(np.where(paper, mark, -1.0).astype(np.float32), kernel)
     near_min = cv2.erode(np.where(paper | ~filled, mark, float(n)).astype(np.float32), kernel)
-    index = np.arange(1, n_strokes)
+    index = np.arange(1, len(extent))
     if not len(index):
         return np.zeros(n, bool)
     top = np.asarray(ndimage.maximum(near_max, strokes, index))
     low = np.asarray(ndimage.minimum(near_min, strokes, index))
-    size = np.bincount(strokes.ravel(), minlength=n_strokes)[1:]
-    island = (top == low) & (top >= 1) & (size >= 3.0 * max(width, 1.0))
+    island = (top == low) & (top >= 1) & (extent[1:, cv2.CC_STAT_AREA] >= ISLAND_WIDTHS * max(width, 1.0))
     out = np.zeros(n, bool)
     out[top[island].astype(np.int64)] = True
     return out
