@@ -253,6 +253,18 @@ def a4_speed(work: Path) -> dict:
             "worker_wall_s": round(wall, 3), "worker_timings": timings}
 
 
+def proportion_stats(rows: list[dict], key: str) -> dict[str, float | None]:
+    """Median built-over-true depth/width and depth/height ratios of ``rows[key]``, and their mean
+    |log2| (1: a factor of two off)."""
+    got = [r[key] for r in rows if key in r]
+    if not got:
+        return {"depth_width": None, "depth_height": None, "log2_error": None}
+    dw = np.array([g["depth_width"] for g in got])
+    dh = np.array([g["depth_height"] for g in got])
+    return {"depth_width": round(float(np.median(dw)), 3), "depth_height": round(float(np.median(dh)), 3),
+            "log2_error": round(float(np.mean(np.abs(np.log2(np.concatenate([dw, dh]))))), 3)}
+
+
 def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
     mesh = [r for r in free if r["kind"] == "mesh"]
     tpl = [r for r in free if r["kind"] == "template"]
@@ -271,6 +283,8 @@ def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
         "template_accepted_right": (round(float(np.mean([r["right"] and r["accepted"] for r in tpl])), 4)
                                     if tpl else None),
         "a4_seconds": speed["engine_best_s"],
+        **{f"{key}_{stat}": value for key in ("proportions", "proportions_depth_range")
+           for stat, value in proportion_stats(free, key).items()},
     }
     s["meets"] = {
         "freestyle_iou": s["freestyle_iou"] is not None and s["freestyle_iou"] >= GOALS["freestyle_iou"],
@@ -309,6 +323,13 @@ def markdown(report: dict) -> str:
         f"| ... and accepted by retrieval | {s['template_accepted_right']} | | |",
         f"| ... retrieval failures (counted as misses) | {s['template_errors']} | 0 | |",
         f"| `--engine auto` chose drawing | {s['auto_chose_drawing']} | 1.0 | |",
+        "| depth over width / over height of the built objects (closed back), over the true ones' (median; "
+        f"1 = the drawn object's true proportions) | {s.get('proportions_depth_width')} / "
+        f"{s.get('proportions_depth_height')} | about 1 | |",
+        f"| ... mean abs log2 of those ratios (1 = a factor of two off) | {s.get('proportions_log2_error')} | | |",
+        "| ... the same relief spread over the Depth Range (1.0) as a relative map instead (before) | "
+        f"{s.get('proportions_depth_range_depth_width')} / {s.get('proportions_depth_range_depth_height')}, "
+        f"error {s.get('proportions_depth_range_log2_error')} | | |",
         f"| A4 150 dpi ({sp['size'][0]}x{sp['size'][1]}, {sp['objects']} objects), engine, best of 3 | "
         f"{sp['engine_best_s']} s | <= {GOALS['a4_seconds']} s | {ok['a4_seconds']} |",
         f"| ... its CPU time (the machine's load average was {sp['load_average']} on {sp['cpus']} CPUs) | "

@@ -17,7 +17,7 @@ W, H = 960, 640
 SS = 4  # drawn supersampled, then shrunk: anti-aliased strokes as a scan has them
 # name -> (x0, y0, x1, y1) of a drawn box, or (cx, cy, r) of a drawn disk, in pixels
 SHAPES = {"tall": (60, 120, 160, 520), "flat": (220, 440, 620, 540), "square": (660, 80, 900, 320),
-          "disk": (400, 220, 130)}
+          "bar": (180, 60, 225, 400), "disk": (400, 220, 130)}
 
 
 def _sheet() -> np.ndarray:
@@ -70,20 +70,26 @@ def _extents(monocle, folder, **settings) -> dict[str, np.ndarray]:
 def test_each_drawn_object_is_as_deep_as_its_drawn_size(monocle, drawn):
     result = json.loads((drawn / "result.json").read_text())
     assert result["depth"]["kind"] == "relief"
-    assert result["depth"]["extra"]["proportions"] == "silhouette"
-    inflation = float(result["depth"]["extra"]["inflation"])
-    assert all("depth_over_width" in rec["extra"]["relief"] for rec in result["instances"])
+    extra = result["depth"]["extra"]
+    assert extra["proportions"] == "silhouette"
+    per_size, radii = float(extra["depth_of_size"]), float(extra["depth_radii"])
     size = _extents(monocle, drawn)
-    # a relief as high as INFLATION inscribed radii: a box as deep as INFLATION times its narrow side,
-    # a disk as deep as INFLATION times its diameter, whatever the other objects on the sheet
+    # front to back as deep as the drawn size (the mean of width and height), or as deep as
+    # depth_radii inscribed radii where that is less, whatever else is on the sheet
     for name, (w, h, d) in size.items():
-        assert d / (inflation * min(w, h)) == pytest.approx(1.0, abs=0.2), (name, size[name])
-    assert size["tall"][2] == pytest.approx(size["flat"][2], rel=0.1)  # the same narrow side, stood up or laid flat
-    assert size["square"][2] / size["tall"][2] == pytest.approx(2.4, rel=0.15)
-    assert size["flat"][2] / size["flat"][0] < 0.4 * size["square"][2] / size["square"][0]
+        radius = 0.5 * min(w, h)  # a box's inscribed radius is half its narrow side, a disk's its radius
+        expected = min(per_size * 0.5 * (w + h), radii * radius)
+        assert d / expected == pytest.approx(1.0, abs=0.15), (name, size[name], expected)
+    assert size["tall"][2] == pytest.approx(size["flat"][2], rel=0.1)  # the same box, stood up or laid flat
+    assert size["bar"][2] / size["bar"][0] == pytest.approx(0.5 * radii, rel=0.15)  # thin: round-ish, not a fin
+    assert size["bar"][2] < 0.8 * per_size * 0.5 * (size["bar"][0] + size["bar"][1])  # the cap, not its size
     # the result's record says the same proportions
-    recorded = {rec["id"]: rec["extra"]["relief"]["depth_over_width"] for rec in result["instances"]}
-    assert max(recorded.values()) / min(recorded.values()) > 2.5
+    for rec in result["instances"]:
+        x0, y0, x1, y1 = rec["bbox"]
+        name = min(SHAPES, key=lambda k: np.hypot(_centre(SHAPES[k])[0] - 0.5 * (x0 + x1),
+                                                   _centre(SHAPES[k])[1] - 0.5 * (y0 + y1)))
+        w, h, d = size[name]
+        assert rec["extra"]["relief"]["depth_over_width"] == pytest.approx(d / w, rel=0.15), name
 
 
 def test_depth_range_does_not_change_a_drawing(monocle, drawn):

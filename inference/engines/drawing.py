@@ -14,7 +14,7 @@ import numpy as np
 
 from . import DepthMap, EngineHooks, Instance, ProgressFn
 from .drawing_lines import CLASS_NAMES, INTERNAL, LineAnalysis, analyse_lines
-from .drawing_shapes import INFLATION, annotate, find_objects, relief
+from .drawing_shapes import DEPTH_OF_SIZE, DEPTH_RADII, annotate, find_objects, relief
 
 LINES_FILE = "lines.png"
 RELIEF = "relief"  # the depth kind of a drawing's relief (geometry.depth.RELIEF; the worker imports no geometry)
@@ -74,7 +74,8 @@ class DrawingEngine(EngineHooks):
                                     "depth_over_height": round(deep / (rows.stop - rows.start), 3)}
         out /= np.float32(size)
         return DepthMap(out, kind=RELIEF, extra={"source": "inflation", "creases": "internal lines",
-                                                 "proportions": "silhouette", "inflation": INFLATION})
+                                                 "proportions": "silhouette",
+                                                 "depth_of_size": DEPTH_OF_SIZE, "depth_radii": DEPTH_RADII})
 
     def maps(self, scale: float) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
         """Label maps for the result folder, by name: the line-class map and what its values mean.

@@ -23,7 +23,8 @@ HOLE_RADIUS = 1.0  # ... and it is at least this many outline widths from its ri
 ISLAND_WIDTHS = 3.0  # a stroke of at least this many outline widths in pixels inside a region makes it a face
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
-INFLATION = 1.0  # an object's relief rises this many inscribed radii above its outline
+DEPTH_OF_SIZE = 1.0  # a drawn object is this deep, front to back, per unit of its drawn size (mean box side) ...
+DEPTH_RADII = 6.0  # ... and at most this many inscribed radii deep (a thin thing stays round, not a fin)
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
 SOLVE_SIDE = 48  # long side of the grid the membrane is solved on
 
@@ -279,12 +280,22 @@ def _membrane(crop: np.ndarray) -> np.ndarray:
     return np.where(crop, 2.0 * np.sqrt(np.clip(full, 0.0, None)) / f, 0.0).astype(np.float32)
 
 
+def object_depth(size: tuple[int, int], radius: float) -> float:
+    """How deep (pixels, front to back) an object drawn over a box of ``size`` (height, width) whose
+    silhouette's inscribed radius is ``radius`` is: as deep as its mean side (industrial-design
+    drawings show objects turned to the viewer, whose depth along the view is about their drawn
+    size), but no deeper than ``DEPTH_RADII`` inscribed radii."""
+    return min(DEPTH_OF_SIZE * 0.5 * (size[0] + size[1]), DEPTH_RADII * radius)
+
+
 def relief(mask: np.ndarray, creases: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
     """Rounded height field (working pixels) of one object over its bounding box (the slices),
-    as high as ``INFLATION`` times the silhouette's inscribed radius, so a drawn object comes out
-    about as deep as it is drawn wide where it is thickest (a disk becomes a ball, a long bar a
-    round rod, a flat box a flat cushion), and folded in along ``creases``: a V-shaped groove
-    whose kink lies on the line, so the surface may fold there and stays smooth elsewhere."""
+    folded in along ``creases``: a V-shaped groove whose kink lies on the line, so the surface may
+    fold there and stays smooth elsewhere.
+
+    Its shape is the inflated silhouette (``_membrane``); its height is half the depth the drawing
+    suggests (``object_depth``), so the closed object (the front and its mirrored back) comes out
+    about as deep as a drawn object of that size is, whatever else is on the sheet."""
     import cv2
 
     box = _box(mask)
@@ -292,11 +303,11 @@ def relief(mask: np.ndarray, creases: np.ndarray) -> tuple[tuple[slice, slice], 
     h = _membrane(crop)
     # the build measures the relief from the outline's pixels: they are the base, the rest rises from it
     edge = crop & ~cv2.erode(np.pad(crop, 1).astype(np.uint8), np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
-    h = np.where(crop, np.maximum(h - float(np.median(h[edge])), 0.0), 0.0).astype(np.float32)
+    rise = np.maximum(h - np.float32(np.median(h[edge])), np.float32(0.0))
     radius = float(cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
-    top = float(h.max())
-    if top > 0.0:
-        h *= np.float32(INFLATION * radius / top)
+    top = float(rise[crop].max())
+    scale = 0.5 * object_depth((crop.shape[0], crop.shape[1]), radius) / top if top > 0.0 else 0.0
+    h = np.where(crop, rise * np.float32(scale), np.float32(0.0)).astype(np.float32)
     lines = creases[box] & crop
     if not lines.any():
         return box, h
