@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import bpy
 import cv2
@@ -13,6 +14,7 @@ import pytest
 from conftest import run_worker
 from scene_checks import evaluated_world
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "templates.blend"
 W, H = 960, 640
 SS = 4  # drawn supersampled, then shrunk: anti-aliased strokes as a scan has them
 # name -> (x0, y0, x1, y1) of a drawn box, or (cx, cy, r) of a drawn disk, in pixels
@@ -101,3 +103,39 @@ def test_depth_range_does_not_change_a_drawing(monocle, drawn):
     for name in SHAPES:
         assert deeper[name] == pytest.approx(base[name], rel=1e-3)
         assert farther[name] / farther[name][0] == pytest.approx(base[name] / base[name][0], rel=0.02)
+
+
+def test_a_placed_template_gives_its_own_depth(monocle, ext_dir, tmp_path):
+    """The template step's depth proportions still win over the drawing's: a drawn bottle with its
+    template placed takes the depth the fit gives, along the camera rays."""
+    import drawing_render as dr
+
+    geometry = importlib.import_module(monocle.__name__ + ".geometry")
+    build = importlib.import_module(monocle.__name__ + ".scene.build")
+    blend = importlib.import_module(monocle.__name__ + ".scene.template_blend")
+    scene = dr.setup_scene(800, 600)
+    (ob,) = dr.template_objects(ASSETS, ["Bottle Large"])
+    scene.collection.objects.link(ob)
+    ob.location = (0.0, 0.0, 0.0)
+    dr.aim(scene, ob, 160.0, 10.0)
+    rgb, _ = dr.render_drawing(scene)
+    cv2.imwrite(str(tmp_path / "bottle.png"), rgb[..., ::-1])
+    code, _, err = run_worker(ext_dir, "run", "--image", str(tmp_path / "bottle.png"), "--out", str(tmp_path / "r"),
+                              "--engine", "drawing")
+    assert code == 0, err
+    bpy.ops.wm.read_homefile(app_template="")
+    settings = geometry.MeshSettings(detail=6_000, back="closed", ground=False)
+    report = build.build_from_result(tmp_path / "r", settings)
+    (obj,) = report.objects
+    to_cam = np.array(report.camera.matrix_world.inverted(), np.float64)
+
+    def depth() -> float:
+        z = (evaluated_world(obj) @ to_cam[:3, :3].T + to_cam[:3, 3])[:, 2]
+        return float(z.max() - z.min())
+
+    before = depth()
+    (placed,) = blend.blend_from_result(tmp_path / "r", settings, report.objects, report.camera)
+    assert placed.object is not None
+    assert placed.depth_scale != pytest.approx(1.0, abs=0.02)
+    # the relief about the object's middle divided by the fitted scale: the depth follows it
+    assert depth() / before == pytest.approx(1.0 / placed.depth_scale, rel=0.25)
