@@ -7,7 +7,10 @@
    ``--engine auto``; the largest instance is scored against the render's own silhouette (IoU),
    and the drawings of templates are matched the way the template blend does it
    (``templates.retrieve`` on the result's mask and depth): is the top-1 template of the drawn
-   template's category?
+   template's category? The object the build makes (closed back, camera space) is measured against
+   the mesh seen from the render's camera: depth over width and over height, built over true, and
+   the same with the relief spread over the Depth Range as a relative map (how drawings were built
+   before their reliefs had proportions of their own).
 2. The synthetic sheets of ``tests/drawing_sheets.py`` (two objects with text, arrows, hatching
    and a frame, at 72, 150 and 300 dpi; a phone photo of paper; an A4 sheet of 18 objects and its
    photo): each drawn object's best instance IoU, and instances that match no drawn object
