@@ -7,7 +7,10 @@
    ``--engine auto``; the largest instance is scored against the render's own silhouette (IoU),
    and the drawings of templates are matched the way the template blend does it
    (``templates.retrieve`` on the result's mask and depth): is the top-1 template of the drawn
-   template's category?
+   template's category? The object the build makes (closed back, camera space) is measured against
+   the mesh seen from the render's camera: depth over width and over height, built over true, and
+   the same with the relief spread over the Depth Range as a relative map (how drawings were built
+   before their reliefs had proportions of their own).
 2. The synthetic sheets of ``tests/drawing_sheets.py`` (two objects with text, arrows, hatching
    and a frame, at 72, 150 and 300 dpi; a phone photo of paper; an A4 sheet of 18 objects and its
    photo): each drawn object's best instance IoU, and instances that match no drawn object
@@ -54,6 +57,7 @@ from drawing_sheets import a4_sheet, draw_sheet, phone_photo  # noqa: E402
 from geometry import MeshSettings  # noqa: E402
 from geometry.camera import camera_from_result_json  # noqa: E402
 from geometry.depth import scene_depth  # noqa: E402
+from geometry.plane import build_object_mesh  # noqa: E402
 from inference.depthfile import load_depth_file  # noqa: E402
 from inference.protocol import Emitter, WorkerError  # noqa: E402
 from inference.run import RunOptions, run  # noqa: E402
@@ -81,6 +85,36 @@ def run_engine(rgb: np.ndarray, folder: Path, name: str, max_size: int = 1024) -
     masks = [cv2.imread(str(out / r["mask"]), cv2.IMREAD_GRAYSCALE) > 0 for r in result["instances"]]
     result["folder"] = str(out)
     return result, masks
+
+
+def camera_extent(ob, cam) -> np.ndarray:
+    """(width, height, depth) of ``ob``'s vertices in the camera's axes (the ground truth's proportions)."""
+    m = np.array(cam.matrix_world.inverted() @ ob.matrix_world, np.float64)
+    co = np.empty(len(ob.data.vertices) * 3, np.float32)
+    ob.data.vertices.foreach_get("co", co)
+    p = co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+    return p.max(axis=0) - p.min(axis=0)
+
+
+def built_extent(result: dict, masks: list[np.ndarray], mask: np.ndarray, kind: str | None = None) -> np.ndarray:
+    """(width, height, depth) in camera space of the object the build makes from ``mask`` (default
+    settings: closed back, Relief at 1), the depth read as the build reads it (``kind`` overrides the
+    result's depth kind: ``relative_inverse`` spreads the relief over the Depth Range)."""
+    camera = camera_from_result_json(result, fallback_focal_mm=dr.FOCAL_MM)
+    depth = load_depth_file(Path(result["folder"]) / result["depth"]["file"])
+    if kind == "relative_inverse" and result["depth"]["kind"] != kind:
+        depth = depth + np.float32(0.5)
+    settings = MeshSettings()
+    zdepth = scene_depth(depth, kind or result["depth"]["kind"], masks, settings, camera)
+    data = build_object_mesh(mask, zdepth, camera, settings)
+    p = np.asarray(data.vertices, np.float64).reshape(-1, 3) + np.asarray(data.relief, np.float64).reshape(-1, 3)
+    return p.max(axis=0) - p.min(axis=0)
+
+
+def proportions(truth: np.ndarray, built: np.ndarray) -> dict[str, float]:
+    """Depth over width and over height, built against true (1 = the drawing's true proportions)."""
+    return {"depth_width": round(float((built[2] / built[0]) / (truth[2] / truth[0])), 3),
+            "depth_height": round(float((built[2] / built[1]) / (truth[2] / truth[1])), 3)}
 
 
 def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool]:
@@ -117,6 +151,7 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str 
         hidden.show_render = xray
         dr.aim(scene, ob, *view)
         rgb, truth = dr.render_drawing(scene)
+        true_extent = camera_extent(ob, scene.camera)
         scene.collection.objects.unlink(ob)
         tag = f"{ob.name}_{view[0]:.0f}{'_xray' if xray else ''}".replace(" ", "_")
         t = time.perf_counter()
@@ -126,6 +161,12 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str 
         row = {"kind": kind, "subject": ob.name, "category": category, "view": list(view), "xray": xray,
                "engine": result["engine"]["name"], "instances": len(masks), "iou": round(iou(best, truth), 4),
                "seconds": round(seconds, 3)}
+        if masks:
+            built = built_extent(result, masks, best)
+            row["extent_true"], row["extent_built"] = np.round(true_extent, 4).tolist(), np.round(built, 4).tolist()
+            row["proportions"] = proportions(true_extent, built)
+            row["proportions_depth_range"] = proportions(true_extent,
+                                                         built_extent(result, masks, best, "relative_inverse"))
         if masks and kind == "template":
             got, name, accepted = template_top1(result, best, library)
             row.update(top1=name, top1_category=got, right=got == category, accepted=accepted)
@@ -215,6 +256,18 @@ def a4_speed(work: Path) -> dict:
             "worker_wall_s": round(wall, 3), "worker_timings": timings}
 
 
+def proportion_stats(rows: list[dict], key: str) -> dict[str, float | None]:
+    """Median built-over-true depth/width and depth/height ratios of ``rows[key]``, and their mean
+    |log2| (1: a factor of two off)."""
+    got = [r[key] for r in rows if key in r]
+    if not got:
+        return {"depth_width": None, "depth_height": None, "log2_error": None}
+    dw = np.array([g["depth_width"] for g in got])
+    dh = np.array([g["depth_height"] for g in got])
+    return {"depth_width": round(float(np.median(dw)), 3), "depth_height": round(float(np.median(dh)), 3),
+            "log2_error": round(float(np.mean(np.abs(np.log2(np.concatenate([dw, dh]))))), 3)}
+
+
 def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
     mesh = [r for r in free if r["kind"] == "mesh"]
     tpl = [r for r in free if r["kind"] == "template"]
@@ -233,6 +286,8 @@ def summary(free: list[dict], sheets: list[dict], speed: dict) -> dict:
         "template_accepted_right": (round(float(np.mean([r["right"] and r["accepted"] for r in tpl])), 4)
                                     if tpl else None),
         "a4_seconds": speed["engine_best_s"],
+        **{f"{key}_{stat}": value for key in ("proportions", "proportions_depth_range")
+           for stat, value in proportion_stats(free, key).items()},
     }
     s["meets"] = {
         "freestyle_iou": s["freestyle_iou"] is not None and s["freestyle_iou"] >= GOALS["freestyle_iou"],
@@ -271,6 +326,13 @@ def markdown(report: dict) -> str:
         f"| ... and accepted by retrieval | {s['template_accepted_right']} | | |",
         f"| ... retrieval failures (counted as misses) | {s['template_errors']} | 0 | |",
         f"| `--engine auto` chose drawing | {s['auto_chose_drawing']} | 1.0 | |",
+        "| depth over width / over height of the built objects (closed back), over the true ones' (median; "
+        f"1 = the drawn object's true proportions) | {s.get('proportions_depth_width')} / "
+        f"{s.get('proportions_depth_height')} | about 1 | |",
+        f"| ... mean abs log2 of those ratios (1 = a factor of two off) | {s.get('proportions_log2_error')} | | |",
+        "| ... the same relief spread over the Depth Range (1.0) as a relative map instead (before) | "
+        f"{s.get('proportions_depth_range_depth_width')} / {s.get('proportions_depth_range_depth_height')}, "
+        f"error {s.get('proportions_depth_range_log2_error')} | | |",
         f"| A4 150 dpi ({sp['size'][0]}x{sp['size'][1]}, {sp['objects']} objects), engine, best of 3 | "
         f"{sp['engine_best_s']} s | <= {GOALS['a4_seconds']} s | {ok['a4_seconds']} |",
         f"| ... its CPU time (the machine's load average was {sp['load_average']} on {sp['cpus']} CPUs) | "
@@ -310,6 +372,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             rows = freestyle_rows(Path(tmp), False, args.keep, args.only)
         print(f"mean IoU {np.mean([r['iou'] for r in rows]):.4f} over {len(rows)} drawings")
+        for key in ("proportions", "proportions_depth_range"):
+            got = [r[key] for r in rows if key in r]
+            print(key, {k: round(float(np.median([g[k] for g in got])), 3) for k in got[0]} if got else "-")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -8,12 +8,16 @@ import numpy as np
 
 from . import CameraModel, MeshSettings
 
-DEPTH_KINDS = ("metric", "relative_inverse")
+# a drawing's inflated silhouettes (the drawing engine): each pixel's height towards the camera above
+# one base plane, as a fraction of the image's long side, in the proportions the drawing shows
+RELIEF = "relief"
+DEPTH_KINDS = ("metric", "relative_inverse", RELIEF)
 # Robust range of a relative map: ignore this fraction of extreme pixels at each end.
 RELATIVE_CLIP_PERCENT = 0.2
 METRIC_BACKGROUND = 1e9  # metric values at or above this are "no surface" (e.g. a render's background)
 METRIC_FLOOR = 1e-4  # metric values below this fraction of the farthest are treated as holes
 PERCENTILE_SAMPLE = 2_000_000  # at most this many pixels set the robust range of a relative map
+RELIEF_NEAREST = 0.8  # a relief reaches at most this share of the way from its base plane to the camera
 
 
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -87,9 +91,12 @@ def scene_depth(
     linear mapping would bend them. The extreme 0.2 % at each end are clipped so a few
     outlier pixels cannot squash the scene. Pixels outside the masks follow the same
     mapping, clamped to ``[distance, distance + 2 * depth_range]``.
-    ``camera`` is accepted for API symmetry (the map is already per pixel).
+    ``relief`` maps (a drawing's) hold heights towards the camera above one base plane, in image
+    long sides: a relief as high as the object is wide in the image comes out as deep as it is wide
+    in the scene, whatever ``settings.depth_range`` says; the nearest point lands at
+    ``settings.distance``. ``camera`` (default: 50 mm on the map's size) turns image sizes into
+    scene sizes for them; the other kinds are already per pixel.
     """
-    del camera
     values = np.asarray(depth)
     if values.dtype != np.float32:  # float32 maps (the worker's) stay float32: at 12 MP copies cost
         values = values.astype(np.float64)
@@ -100,6 +107,8 @@ def scene_depth(
         raise ValueError(f"unknown depth kind {kind!r}; expected one of {DEPTH_KINDS}")
     if kind == "metric":
         return _metric_depth(values, masks)
+    if kind == RELIEF:
+        return _relief_depth(values, masks, settings, camera)
     return _relative_depth(values, masks, settings)
 
 
@@ -157,3 +166,26 @@ def _relative_depth(
     t *= np.float32(inv_near - inv_far)
     t += np.float32(inv_far)
     return np.reciprocal(t, out=t)
+
+
+def _relief_depth(
+    values: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray | None, settings: MeshSettings,
+    camera: CameraModel | None,
+) -> np.ndarray:
+    """A relief map (see ``scene_depth``) as distances: a height ``v`` (image long sides) above a
+    base plane at distance ``B`` lies at ``B * (1 - v * long / focal_px)``, its size in the scene
+    at the base plane's scale, so every object keeps the proportions it has in the image."""
+    near = float(settings.distance)
+    if not np.isfinite(near) or near <= 0:
+        raise ValueError(f"settings.distance must be positive, got {settings.distance}")
+    h, w = values.shape
+    cam = camera if camera is not None else CameraModel(w, h)
+    per_long = float(max(cam.width, cam.height)) / cam.focal_px  # base-plane distances per image long side
+    share = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    share *= np.float32(per_long)
+    np.clip(share, 0.0, RELIEF_NEAREST, out=share)
+    top = float(share.max(where=_union(masks, values.shape), initial=0.0))
+    base = near / (1.0 - top)  # the nearest point at the distance set
+    np.subtract(np.float32(1.0), share, out=share)
+    share *= np.float32(base)
+    return share

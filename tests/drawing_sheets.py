@@ -185,3 +185,60 @@ def phone_photo(sheet: Sheet, seed: int = 3) -> tuple[np.ndarray, list[np.ndarra
     photo = cv2.imdecode(jpg, cv2.IMREAD_COLOR)[..., ::-1]
     truth = [cv2.warpPerspective(m.astype(np.uint8) * 255, warp, (w, h)) >= 128 for m in sheet.silhouettes]
     return np.ascontiguousarray(photo), truth
+
+
+def _parts_drawing(parts: list[np.ndarray], size: tuple[int, int], stroke: float,
+                   details: list[tuple[np.ndarray, float]] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB, silhouette) of an object drawn as a designer draws it: each part (a polygon in pixels),
+    back to front, filled with paper and outlined, so a nearer part hides the lines behind it and
+    the visible outlines meet where parts overlap; ``details`` (polyline, stroke) are drawn on top."""
+    w, h = size
+    img = np.full((h * SS, w * SS, 3), 255, np.uint8)
+    truth = np.zeros((h * SS, w * SS), np.uint8)
+    for part in parts:
+        pts = np.round(np.asarray(part) * SS).astype(np.int32)
+        cv2.fillPoly(img, [pts], (255, 255, 255), cv2.LINE_AA)
+        cv2.polylines(img, [pts], True, (0, 0, 0), round(stroke * SS), cv2.LINE_AA)
+        cv2.fillPoly(truth, [pts], (255,))
+    for line, width in details:
+        cv2.polylines(img, [np.round(np.asarray(line) * SS).astype(np.int32)], False, (0, 0, 0),
+                      round(width * SS), cv2.LINE_AA)
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return small, cv2.resize(truth, size, interpolation=cv2.INTER_AREA) >= 128
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], float)
+
+
+def bench_drawing(size: tuple[int, int] = (640, 480)) -> tuple[np.ndarray, np.ndarray]:
+    """A bench seen from the front: a seat on two legs joined low by a rail, and a back of two slats
+    on two posts. The paper between the legs, rail and seat and between the slats is seen through."""
+    parts = [_box(150, 120, 157, 260), _box(483, 120, 490, 260),  # the back's posts, thin as tubes
+             _box(140, 140, 500, 147), _box(140, 195, 500, 202),  # its slats
+             _box(160, 270, 167, 420), _box(473, 270, 480, 420),  # the legs
+             _box(160, 373, 480, 380),  # the rail between them
+             _box(120, 250, 520, 275)]  # the seat, nearest
+    return _parts_drawing(parts, size, 3.0)
+
+
+def drawers_drawing(size: tuple[int, int] = (640, 480)) -> tuple[np.ndarray, np.ndarray]:
+    """A chest of three by three drawers, each outlined with a handle: every drawer is a face,
+    the middle one too, though its outline runs on into the chest's and it touches no outer edge."""
+    x0, y0, x1, y1 = 140.0, 90.0, 500.0, 390.0
+    parts = [_box(x0, y0, x1, y1)]
+    xs, ys = np.linspace(x0, x1, 4), np.linspace(y0, y1, 4)
+    parts += [_box(xs[i], ys[j], xs[i + 1], ys[j + 1]) for i in range(3) for j in range(3)]
+    handles = [(np.array([(0.5 * (xs[i] + xs[i + 1]) - 20, 0.5 * (ys[j] + ys[j + 1])),
+                          (0.5 * (xs[i] + xs[i + 1]) + 20, 0.5 * (ys[j] + ys[j + 1]))]), 4.0)
+               for i in range(3) for j in range(3)]
+    return _parts_drawing(parts, size, 3.0, handles)
+
+
+def keyboard_drawing(size: tuple[int, int] = (800, 600)) -> tuple[np.ndarray, np.ndarray]:
+    """A keyboard from above: a slab and six rows of small keys drawn close together (their lines
+    merge into blobs of ink where the drawing is small)."""
+    slab = _box(250, 260, 550, 340)
+    keys = [_box(256 + 9.6 * i, 266 + 11 * j, 263 + 9.6 * i, 274 + 11 * j) for i in range(30) for j in range(6)]
+    rgb, truth = _parts_drawing([slab, *keys], size, 2.0)
+    return rgb, truth

@@ -20,9 +20,14 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets" / "templates.blend"
     ("Pan Saucepan", (40.0, 25.0), True),
     # dense detail (keys) merges into blobs of ink heavier than the outline: still one object, and line art
     ("Keyboard", (160.0, 10.0), False),
+    # ... and from above in X-ray, where the keys merge into more ink than the strokes: line art by its
+    # strokes' median width, not by how much ink is wide
+    ("Keyboard", (-35.0, 15.0), True),
     ("Remote", (160.0, 10.0), True),
     # a face drawn as its own loop of outline (a microwave oven's door window) is on the object, not a hole through it
     ("Microwave Compact", (40.0, 25.0), False),
+    # drawers whose outlines run on into the chest's, touching no outer edge, each with its handle: faces
+    ("Cabinet Dresser", (40.0, 25.0), False),
 ])
 def test_freestyle_drawing_gives_one_object(ext_dir, tmp_path, template, view, xray):
     scene = dr.setup_scene(640, 480, xray=xray)

@@ -67,9 +67,7 @@ def test_clay_with_lines_is_the_default_and_shows_the_lines(monocle, drawing_res
 
     # the render through the built camera is the drawing's lines, dark, on light clay
     scene = bpy.context.scene
-    w, h = scene.render.resolution_x, scene.render.resolution_y
-    scene.render.resolution_x, scene.render.resolution_y = w // 2, h // 2
-    shade = _render(scene, tmp_path / "clay.png")
+    shade = _render(scene, tmp_path / "clay.png")  # at the drawing's size: its 2 px internal lines stay lines
     classes = cv2.imread(str(result / "lines.png"), cv2.IMREAD_GRAYSCALE)
     classes = cv2.resize(classes, (shade.shape[1], shade.shape[0]), interpolation=cv2.INTER_NEAREST)
     objects = np.zeros(classes.shape, np.uint8)

@@ -34,8 +34,9 @@ class Instance:
 class DepthMap:
     """A depth map at the working resolution.
 
-    ``kind`` is ``relative_inverse`` (larger is nearer, arbitrary affine scale) or
-    ``metric`` (distance along the camera axis in scene units).
+    ``kind`` is ``relative_inverse`` (larger is nearer, arbitrary affine scale),
+    ``metric`` (distance along the camera axis in scene units) or ``relief`` (heights towards
+    the camera above one base plane, in image long sides: a drawing's, see ``geometry.depth``).
     """
 
     values: np.ndarray  # (H, W) float32

@@ -14,9 +14,10 @@ import numpy as np
 
 from . import DepthMap, EngineHooks, Instance, ProgressFn
 from .drawing_lines import CLASS_NAMES, INTERNAL, LineAnalysis, analyse_lines
-from .drawing_shapes import annotate, find_objects, relief
+from .drawing_shapes import DEPTH_OF_SIZE, DEPTH_RADII, annotate, find_objects, relief
 
 LINES_FILE = "lines.png"
+RELIEF = "relief"  # the depth kind of a drawing's relief (geometry.depth.RELIEF; the worker imports no geometry)
 
 
 class DrawingEngine(EngineHooks):
@@ -51,8 +52,11 @@ class DrawingEngine(EngineHooks):
         return [Instance(mask=m, label="drawing", score=1.0) for m in masks]
 
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap:
-        """Relative inverse depth: every object on one base plane, bulging towards the camera by its
-        relief (larger is nearer); a drawing has no ground plane to place objects by."""
+        """A relief (``geometry.depth.RELIEF``): every object on one base plane, bulging towards the
+        camera by its inflated silhouette, heights in image long sides, so each object takes its depth
+        from its own drawn size (a drawing has no ground plane to place objects by, nor depth cues).
+        Each instance records its depth over its width and height (the closed object's, front and
+        mirrored back) as ``extra["relief"]``."""
         lines = self._analyse(rgb)
         creases = lines.skeleton & (lines.classes == INTERNAL)
         size = float(max(rgb.shape[:2]))
@@ -62,10 +66,16 @@ class DrawingEngine(EngineHooks):
             if not inst.mask.any():
                 continue
             box, height = relief(inst.mask, creases)
-            values = 0.5 + height / size
             part = out[box]
-            part[:] = np.where(inst.mask[box] & (values > part), values, part)
-        return DepthMap(out, kind="relative_inverse", extra={"source": "inflation", "creases": "internal lines"})
+            part[:] = np.where(inst.mask[box] & (height > part), height, part)
+            rows, cols = box
+            deep = 2.0 * float(height.max())
+            inst.extra["relief"] = {"depth_over_width": round(deep / (cols.stop - cols.start), 3),
+                                    "depth_over_height": round(deep / (rows.stop - rows.start), 3)}
+        out /= np.float32(size)
+        return DepthMap(out, kind=RELIEF, extra={"source": "inflation", "creases": "internal lines",
+                                                 "proportions": "silhouette",
+                                                 "depth_of_size": DEPTH_OF_SIZE, "depth_radii": DEPTH_RADII})
 
     def maps(self, scale: float) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
         """Label maps for the result folder, by name: the line-class map and what its values mean.

@@ -17,11 +17,16 @@ GAP_WIDTHS = 5.0  # gaps up to this many outline widths are closed
 INK_GAP_WIDTHS = 12.0  # ... and this many where other strokes fill the gap
 MIN_SIDE_WIDTHS = 8.0  # an object is at least this many outline widths across
 HOLE_OUTLINE = 0.9  # paper inside an object ringed by this share of outline strokes is a hole ...
-HOLE_ATTACHED = 0.5  # ... when this share of them joins the outer outline
+HOLE_ATTACHED = 0.5  # ... when this share of them joins the outer outline ...
+HOLE_OUTER = 0.05  # ... and at most this share is the outer outline itself (where a tube's two lines touch)
+HOLE_RADIUS = 1.0  # ... and it is at least this many outline widths from its ring all along its middle
+ISLAND_WIDTHS = 3.0  # a stroke of at least this many outline widths in pixels inside a region makes it a face
 FRAME_FILL = 0.9  # a frame fills its bounding box this much ...
 FRAME_SPAN = 0.6  # ... and spans this much of the sheet both ways
+DEPTH_OF_SIZE = 1.0  # a drawn object is this deep, front to back, per unit of its drawn size (mean box side) ...
+DEPTH_RADII = 6.0  # ... and at most this many inscribed radii deep (a thin thing stays round, not a fin)
 CREASE_DEPTH = 0.12  # internal lines fold the relief in by this fraction of its height
-SOLVE_SIDE = 64  # long side of the grid the membrane is solved on
+SOLVE_SIDE = 48  # long side of the grid the membrane is solved on
 
 
 def _endpoints(skeleton: np.ndarray) -> np.ndarray:
@@ -75,10 +80,11 @@ def _fill_holes(part: np.ndarray) -> np.ndarray:
 
 def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width: float,
                  min_side: float) -> np.ndarray:
-    """Paper inside an object ringed by outline strokes alone, away from the object's own outer
+    """Paper inside an object ringed by outline strokes alone, none of them the object's own outer
     outline, that run on into that outer outline: a hole seen through the object (between a chair's
-    legs, inside a handle). Faces are ringed by internal lines at least in part, by the outer
-    outline, or by a loop of outline of their own."""
+    legs or a tube frame's bars, inside a handle). Faces are ringed by internal lines at least in
+    part, by the outer outline, or by a loop of outline of their own, or hold strokes of their own
+    (a drawer's handle, a cushion's folds): nothing is drawn in the empty space behind an object."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats((filled & ~ink).astype(np.uint8), connectivity=4)
@@ -91,16 +97,64 @@ def _see_through(filled: np.ndarray, ink: np.ndarray, classes: np.ndarray, width
     on = ink & (ring > 0)
     total = np.bincount(ring[on], minlength=n)
     heavy = np.bincount(ring[on], weights=(classes[on] == OUTLINE), minlength=n)
-    rim = cv2.distanceTransform(np.pad(filled, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1] <= width + 2.0
-    outer = np.bincount(ring[on & rim], minlength=n)
+    hole = big & (total > 0) & (heavy >= HOLE_OUTLINE * np.maximum(total, 1))
+    if not hole.any():
+        return np.zeros(filled.shape, bool)
+    rim = _outer_stroke(filled, ink, width)
+    hole &= np.bincount(ring[on & rim], minlength=n) <= HOLE_OUTER * total
     # a hole is seen between parts whose outlines run on into the object's outer outline; a loop
     # of outline drawn apart from it (a screen, a drawer, a window) is a face on the object
-    _, strokes = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
-    joined = np.isin(strokes, np.unique(strokes[ink & rim]))
-    attached = np.bincount(ring[on], weights=joined[on], minlength=n)
-    hole = (big & (total > 0) & (heavy >= HOLE_OUTLINE * np.maximum(total, 1)) & (outer == 0)
-            & (attached >= HOLE_ATTACHED * np.maximum(total, 1)))
+    n_strokes, strokes, extent, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    joined = np.isin(strokes, np.unique(strokes[rim]))
+    hole &= np.bincount(ring[on], weights=joined[on], minlength=n) >= HOLE_ATTACHED * np.maximum(total, 1)
+    if hole.any():  # a strip thinner than the strokes (between a rim's two lines) is a face seen edge on
+        from scipy import ndimage
+
+        free = cv2.distanceTransform((labels > 0).astype(np.uint8), cv2.DIST_L2, 3)
+        candidates = np.flatnonzero(hole)
+        hole[candidates] = np.asarray(ndimage.maximum(free, labels, candidates)) >= HOLE_RADIUS * width
+    if hole.any():
+        hole[_with_islands(np.where(big[labels], labels, 0), n, strokes, extent, filled, width)] = False
     return hole[labels]
+
+
+def _outer_stroke(filled: np.ndarray, ink: np.ndarray, width: float) -> np.ndarray:
+    """The ink of the object's outer outline: what the outside paper reaches across ink alone within
+    a stroke's width, so a line beside the outline across a thin strip of paper (a tube's inner
+    edge, a slat's) is not part of it."""
+    import cv2
+
+    outside = ~np.pad(filled, 1)
+    seed = cv2.dilate(outside.astype(np.uint8), np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool) & ink
+    inked = ink.astype(np.uint8)
+    grown = seed.astype(np.uint8)
+    for _ in range(int(np.ceil(width)) + 1):  # a geodesic dilation: one pixel a step, through ink only
+        grown = cv2.bitwise_and(cv2.dilate(grown, np.ones((3, 3), np.uint8)), inked)
+    return grown.astype(bool)
+
+
+def _with_islands(labels: np.ndarray, n: int, strokes: np.ndarray, extent: np.ndarray, filled: np.ndarray,
+                  width: float) -> np.ndarray:
+    """Which regions (labels 1..n-1) hold a stroke of their own: ink bordering that region alone (a
+    handle, a fold, a logo), not a speck.
+    ``strokes`` labels the ink, ``extent`` is OpenCV's statistics of those labels."""
+    import cv2
+    from scipy import ndimage
+
+    paper = labels > 0
+    mark = np.where(paper, labels, np.where(filled, 0, -1)).astype(np.float32)  # ink 0, outside -1
+    kernel = np.ones((3, 3), np.uint8)
+    near_max = cv2.dilate(np.where(paper, mark, -1.0).astype(np.float32), kernel)
+    near_min = cv2.erode(np.where(paper | ~filled, mark, float(n)).astype(np.float32), kernel)
+    index = np.arange(1, len(extent))
+    if not len(index):
+        return np.zeros(n, bool)
+    top = np.asarray(ndimage.maximum(near_max, strokes, index))
+    low = np.asarray(ndimage.minimum(near_min, strokes, index))
+    island = (top == low) & (top >= 1) & (extent[1:, cv2.CC_STAT_AREA] >= ISLAND_WIDTHS * max(width, 1.0))
+    out = np.zeros(n, bool)
+    out[top[island].astype(np.int64)] = True
+    return out
 
 
 def _to_centre(filled: np.ndarray, width: float) -> np.ndarray:
@@ -226,19 +280,37 @@ def _membrane(crop: np.ndarray) -> np.ndarray:
     return np.where(crop, 2.0 * np.sqrt(np.clip(full, 0.0, None)) / f, 0.0).astype(np.float32)
 
 
+def object_depth(size: tuple[int, int], radius: float) -> float:
+    """How deep (pixels, front to back) an object drawn over a box of ``size`` (height, width) whose
+    silhouette's inscribed radius is ``radius`` is: as deep as its mean side (industrial-design
+    drawings show objects turned to the viewer, whose depth along the view is about their drawn
+    size), but no deeper than ``DEPTH_RADII`` inscribed radii."""
+    return min(DEPTH_OF_SIZE * 0.5 * (size[0] + size[1]), DEPTH_RADII * radius)
+
+
 def relief(mask: np.ndarray, creases: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
     """Rounded height field (working pixels) of one object over its bounding box (the slices),
     folded in along ``creases``: a V-shaped groove whose kink lies on the line, so the surface may
-    fold there and stays smooth elsewhere."""
+    fold there and stays smooth elsewhere.
+
+    Its shape is the inflated silhouette (``_membrane``); its height is half the depth the drawing
+    suggests (``object_depth``), so the closed object (the front and its mirrored back) comes out
+    about as deep as a drawn object of that size is, whatever else is on the sheet."""
     import cv2
 
     box = _box(mask)
     crop = mask[box]
     h = _membrane(crop)
+    # the build measures the relief from the outline's pixels: they are the base, the rest rises from it
+    edge = crop & ~cv2.erode(np.pad(crop, 1).astype(np.uint8), np.ones((3, 3), np.uint8))[1:-1, 1:-1].astype(bool)
+    rise = np.maximum(h - np.float32(np.median(h[edge])), np.float32(0.0))
+    radius = float(cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
+    top = float(rise[crop].max())
+    scale = 0.5 * object_depth((crop.shape[0], crop.shape[1]), radius) / top if top > 0.0 else 0.0
+    h = np.where(crop, rise * np.float32(scale), np.float32(0.0)).astype(np.float32)
     lines = creases[box] & crop
     if not lines.any():
         return box, h
-    radius = float(cv2.distanceTransform(np.pad(crop.astype(np.uint8), 1), cv2.DIST_L2, 5).max())
     reach = max(2.0, 0.12 * radius)
     d = cv2.distanceTransform((~lines).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     groove = np.clip(1.0 - d / reach, 0.0, 1.0)
