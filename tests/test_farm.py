@@ -156,10 +156,6 @@ def test_flamenco_rejects_bad_settings(settings, message):
 @needs_node
 def test_flamenco_command_parses_with_monocle_own_parser():
     parser = cli.build_parser()
-    try:
-        parser.parse_args(["reconstruct", "x.png", "-o", "out", "--shard", "1/2"])
-    except cli.UsageError:
-        pytest.skip("this cli.py has no --shard option yet")
     code, answer = compile_job({"input_dir": IN, "output_dir": OUT, "num_tasks": 2, "use_template": True,
                                 "template_weight": 0.75, "extra_args": "--detail 40000 --back solidify"})
     assert code == 0, answer
