@@ -274,8 +274,10 @@ def test_empty_model_folder_reuses_the_hugging_face_cache(built, tmp_path, monke
     assert err.value.code == "model_missing"
 
 
-@pytest.mark.parametrize("confident", [(0, 3, 7), (), tuple(range(10))])
-def test_instance_post_processing_of_the_confident_queries_only_is_the_reference(confident, built, photo):
+@pytest.mark.parametrize(("confident", "shape"), [((0, 3, 7), (480, 640)), ((), (480, 640)),
+                                                  (tuple(range(10)), (480, 640)), (tuple(range(10)), (150, 200)),
+                                                  ((1, 4, 6, 9), (768, 1024))])
+def test_instance_post_processing_of_the_confident_queries_only_is_the_reference(confident, shape, built, photo):
     folder = built("mask2former-swin-tiny-coco-instance")
     model, processor = _reference(folder)
     with torch.no_grad():
@@ -286,15 +288,31 @@ def test_instance_post_processing_of_the_confident_queries_only_is_the_reference
         logits[0, q, (7 * q) % 80] = 9.0
     out.class_queries_logits = logits
     out.masks_queries_logits = out.masks_queries_logits.float() * 8.0
-    shape = photo.shape[:2]
     result = processor.post_process_instance_segmentation(out, threshold=0.5, target_sizes=[shape],
                                                           return_binary_maps=True)[0]
     ref = sorted(((s["score"], s["label_id"], result["segmentation"][i].numpy() > 0.5)
                   for i, s in enumerate(result["segments_info"])), key=lambda r: -r[0])
     pruned = seg.confident_queries(out, 0.5)
     assert pruned.class_queries_logits.shape[1] == max(1, len(confident))
-    got = sorted(((s["score"], s["label_id"], s["mask"])
+    got = sorted(((s["score"], s["label_id"], seg.full_mask(s))
                   for s in seg.reference_segments(processor, out, shape, 0.5, panoptic=False)), key=lambda r: -r[0])
     assert len(got) == len(ref) and (len(ref) > 0) == bool(confident)
     for (gs, gl, gm), (rs, rl, rm) in zip(got, ref):
         assert gl == rl and abs(gs - rs) <= SCORE_ATOL and np.array_equal(gm, rm)
+
+
+def test_instance_segments_keep_the_reference_order_below_half_threshold(built, photo):
+    """Below 0.5 a query can pass with two classes and no query is pruned: the same segments, in the same
+    order, as transformers' post-processing (the masks stay on the model's grid until asked for)."""
+    folder = built("mask2former-swin-tiny-coco-instance")
+    model, processor = _reference(folder)
+    with torch.no_grad():
+        out = model(**processor(images=photo, return_tensors="pt"))
+    shape = photo.shape[:2]
+    result = processor.post_process_instance_segmentation(out, threshold=THRESHOLD, target_sizes=[shape],
+                                                          return_binary_maps=True)[0]
+    got = seg.reference_segments(processor, out, shape, THRESHOLD, panoptic=False)
+    assert len(got) == len(result["segments_info"]) > 1
+    for i, (s, r) in enumerate(zip(got, result["segments_info"])):
+        assert s["mask"].shape == (384, 384) and s["label_id"] == r["label_id"] and s["score"] == r["score"]
+        assert np.array_equal(seg.full_mask(s), result["segmentation"][i].numpy() > 0.5)
