@@ -316,3 +316,75 @@ def test_instance_segments_keep_the_reference_order_below_half_threshold(built, 
     for i, (s, r) in enumerate(zip(got, result["segments_info"])):
         assert s["mask"].shape == (384, 384) and s["label_id"] == r["label_id"] and s["score"] == r["score"]
         assert np.array_equal(seg.full_mask(s), result["segmentation"][i].numpy() > 0.5)
+
+
+# bfloat16 autocast (--precision bfloat16, off by default): a deliberate numeric difference, held to the bounds
+# measured on these random-weight fixtures (and on the full-size ones: docs/learned-models.md). Random weights
+# are chaotic: a close call between two classes or queries can go the other way, so only the most confident
+# object is held to its float32 self.
+BF16_DEPTH_MAX = 0.12  # largest depth difference, as a share of the float32 map's largest value
+BF16_DEPTH_MEAN = 0.05  # mean depth difference, as a share of the float32 map's mean
+BF16_IOU = 0.95  # the most confident object's mask, bfloat16 against float32
+
+
+def _bf16_or_skip():
+    runtime = importlib.import_module(MODULE + ".inference.engines.hf_runtime")
+    if not runtime.native_bf16():
+        pytest.skip("this CPU has no native bfloat16 (AMX or AVX-512 BF16)")
+
+
+def test_bfloat16_depth_is_within_its_stated_tolerance(built, photo):
+    _bf16_or_skip()
+    folder = built("depth-anything-v2-small")
+    full = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False, precision="full")
+    fast = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False, precision="bfloat16")
+    ref = full.depth(photo, [], _quiet).values
+    assert full.runtime()["dtype"] == "float32"
+    got = fast.depth(photo, [], _quiet).values
+    assert fast.runtime()["dtype"] == "bfloat16-autocast" and fast.settings()["precision"] == "bfloat16"
+    diff = np.abs(got - ref)
+    assert 0 < float(diff.max()) <= BF16_DEPTH_MAX * float(np.abs(ref).max())  # different, and not by much
+    assert float(diff.mean()) <= BF16_DEPTH_MEAN * float(np.abs(ref).mean())
+    again = full.depth(photo, [], _quiet).values  # the same loaded model, back in float32: the reference again
+    assert np.array_equal(again, ref)
+
+
+def test_bfloat16_segmentation_finds_the_same_objects(built, photo):
+    _bf16_or_skip()
+    folder = built("mask2former-swin-tiny-coco-instance")
+    ref = hf.TransformersEngine(seg_model=str(folder), device="cpu", online=False, threshold=THRESHOLD,
+                                precision="full").segment(photo, None, None, "all", _quiet)
+    got = hf.TransformersEngine(seg_model=str(folder), device="cpu", online=False, threshold=THRESHOLD,
+                                precision="bfloat16").segment(photo, None, None, "all", _quiet)
+    assert ref and got and got[0].label == ref[0].label
+    assert abs(got[0].score - ref[0].score) <= 0.01
+    assert (ref[0].mask & got[0].mask).sum() >= BF16_IOU * (ref[0].mask | got[0].mask).sum()
+
+
+def test_bfloat16_nan_retries_in_full_precision(built, photo):
+    _bf16_or_skip()
+    folder = built("depth-anything-v2-small")
+    warnings = []
+
+    class Emit:
+        def warning(self, code, message):
+            warnings.append(code)
+
+    reference = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False,
+                                      precision="full").depth(photo, [], _quiet).values
+    engine = hf.TransformersEngine(depth_model=str(folder), device="cpu", online=False, emit=Emit(),
+                                   precision="bfloat16")
+
+    def poison(module, args, output):  # what an overflowing bfloat16 pass gives
+        if torch.is_autocast_enabled("cpu"):
+            output.predicted_depth.fill_(float("inf"))
+        return output
+
+    hook = hf.RUNTIME.models["depth"].model.register_forward_hook(poison)
+    try:
+        got = engine.depth(photo, [], _quiet).values
+    finally:
+        hook.remove()
+    assert warnings == ["half_precision_unstable"]
+    assert engine.runtime()["dtype"] == "float32"
+    assert np.array_equal(got, reference)  # the float32 weights were never touched: the reference exactly

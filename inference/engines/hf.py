@@ -17,8 +17,10 @@ is what makes ``python -m inference serve`` warm).
 - When the segmentation model finds nothing above the threshold, the engine falls back to
   the classic foreground cut-out and says so with a ``segmentation_fallback`` warning; a
   prompt that matches nothing is a ``no_object`` error instead (the artist asked for it).
-- Devices: auto picks CUDA, then MPS, then CPU; half precision on CUDA, with the fallbacks
-  :mod:`.hf_runtime` describes.
+- Devices: auto picks CUDA, then MPS, then CPU. ``precision`` ``auto`` (the default): half
+  precision on CUDA, float32 elsewhere; ``bfloat16``: also bfloat16 autocast on CPUs that
+  compute it natively (faster, a documented numeric difference, off by default); ``full``:
+  float32 everywhere. The fallbacks are :mod:`.hf_runtime`'s.
 """
 
 from __future__ import annotations
@@ -35,15 +37,20 @@ from ..protocol import WorkerError
 from . import DepthMap, EngineHooks, Instance, ProgressFn, hf_depth
 from . import hf_segment as seg
 from .classic_segment import segment as classic_segment
-from .hf_runtime import DEVICES, ROLE_NAMES, RUNTIME, Models, available_devices, pick_device
+from .hf_runtime import DEVICES, PRECISIONS, ROLE_NAMES, RUNTIME, Models, available_devices, pick_device
 from .moge import MogeDepth
 
-__all__ = ["DEVICES", "RUNTIME", "TransformersEngine", "available_devices", "pick_device"]
+__all__ = ["DEVICES", "PRECISIONS", "RUNTIME", "TransformersEngine", "available_devices", "pick_device"]
 
 log = logging.getLogger(__name__)
 
 SEG_MODES = ("labels", "foreground")
 CLASSIC = "classic"  # --seg-model classic: learned depth with the classic cut-out
+
+
+def _dtype_name(lm: Any) -> str:
+    """What a loaded model computes in: "float32", "float16", or "bfloat16-autocast" (float32 weights)."""
+    return "bfloat16-autocast" if lm.autocast is not None else str(lm.dtype).replace("torch.", "")
 
 
 class TransformersEngine(EngineHooks):
@@ -64,6 +71,7 @@ class TransformersEngine(EngineHooks):
         depth_size: int | None = None,
         seg_size: int | None = None,
         moge_tokens: int | None = None,
+        precision: str | None = None,
         emit: Any = None,
         **_: Any,
     ) -> None:
@@ -74,6 +82,9 @@ class TransformersEngine(EngineHooks):
         if 0 < int(depth_size or 0) < 56 or 0 < int(seg_size or 0) < 64:
             raise WorkerError("bad_argument", "--depth-size must be at least 56 and --seg-size at least 64 pixels "
                               "(0: the model's own size).")
+        self.precision = (precision or os.environ.get("MONOCLE_PRECISION") or "auto").strip().lower()
+        if self.precision not in PRECISIONS:
+            raise WorkerError("bad_argument", f"--precision must be one of: {', '.join(PRECISIONS)}.")
         self.specs = {
             "depth": (depth_model or "").strip() or default_model("depth"),
             "segmentation": (seg_model or "").strip() or default_model("segmentation"),
@@ -90,7 +101,8 @@ class TransformersEngine(EngineHooks):
         self.emit = emit
         self.seg_source: str | None = None
         self.warm: bool | None = None
-        self.models = Models(self.specs, self.requested_device, self.online, self.cache_dir, emit, self._warn)
+        self.models = Models(self.specs, self.requested_device, self.online, self.cache_dir, emit, self._warn,
+                             self.precision)
         # a MoGe ONNX depth model runs in onnxruntime beside the transformers models
         self.moge = MogeDepth(self.specs["depth"], tokens=moge_tokens, device=self.requested_device,
                               online=self.online, cache_dir=self.cache_dir, emit=emit) \
@@ -110,6 +122,7 @@ class TransformersEngine(EngineHooks):
             "prompt": self.prompt,
             "prompt_model": self.specs["prompt"] if self.prompt else None,
             "device": self.requested_device,
+            "precision": self.precision,
             "online": self.online,
             "threshold": self.threshold,
             "depth_size": self.depth_size,
@@ -127,7 +140,7 @@ class TransformersEngine(EngineHooks):
         used = self.models.used
         return {
             "device": self.device,
-            "dtype": str(next(iter(used.values())).dtype).replace("torch.", "") if used else None,
+            "dtype": _dtype_name(next(iter(used.values()))) if used else None,
             "threads": threads,
             "models": {
                 **{role: {**lm.resolved.describe(), "load_seconds": round(lm.seconds, 4)}
