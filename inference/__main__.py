@@ -61,6 +61,9 @@ def _add_learned_args(parser: argparse.ArgumentParser) -> None:
                    help="auto: half precision on CUDA, float32 elsewhere; bfloat16: also bfloat16 autocast on CPUs "
                         "that compute it natively (AMX, AVX-512 BF16), faster with a small numeric difference; "
                         "full: float32 everywhere (default: $MONOCLE_PRECISION, else auto)")
+    g.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="on the CPU, run the depth model after the segmentation model at all of torch's threads "
+                        "(default: side by side, each at half of them, which takes less time)")
     g.add_argument("--moge-tokens", type=int, default=0,
                    help="MoGe's number of ViT tokens: fewer is faster and coarser (default 0: 3600, as MoGe's own "
                         "inference uses)")
@@ -81,6 +84,7 @@ def _learned_options(args: argparse.Namespace) -> dict[str, Any]:
         "seg_size": args.seg_size,
         "moge_tokens": args.moge_tokens,
         "precision": args.precision,
+        "overlap": args.overlap,
     }
 
 

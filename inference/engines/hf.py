@@ -34,7 +34,7 @@ import numpy as np
 
 from ..models import default_cache_dir, default_model, is_moge_model, online_from_env
 from ..protocol import WorkerError
-from . import DepthMap, EngineHooks, Instance, ProgressFn, hf_depth
+from . import DepthMap, EngineHooks, Instance, ProgressFn, hf_depth, hf_overlap
 from . import hf_segment as seg
 from .classic_segment import segment as classic_segment
 from .hf_runtime import DEVICES, PRECISIONS, ROLE_NAMES, RUNTIME, Models, available_devices, pick_device
@@ -51,6 +51,10 @@ CLASSIC = "classic"  # --seg-model classic: learned depth with the classic cut-o
 def _dtype_name(lm: Any) -> str:
     """What a loaded model computes in: "float32", "float16", or "bfloat16-autocast" (float32 weights)."""
     return "bfloat16-autocast" if lm.autocast is not None else str(lm.dtype).replace("torch.", "")
+
+
+def _quiet(stage: str, fraction: float, message: str = "") -> None:
+    """The background depth pass reports nothing: its stage is reported when it is collected."""
 
 
 class TransformersEngine(EngineHooks):
@@ -72,6 +76,7 @@ class TransformersEngine(EngineHooks):
         seg_size: int | None = None,
         moge_tokens: int | None = None,
         precision: str | None = None,
+        overlap: bool = True,
         emit: Any = None,
         **_: Any,
     ) -> None:
@@ -99,6 +104,10 @@ class TransformersEngine(EngineHooks):
         self.depth_size = int(depth_size or 0) or None  # None: the model's reference size
         self.seg_size = int(seg_size or 0) or None
         self.emit = emit
+        self.overlap = bool(overlap)  # on a CPU, depth runs beside segmentation (see hf_overlap)
+        self._overlap_now = False
+        self.overlapped = False  # the last request's depth pass ran beside its segmentation
+        self._pending: hf_overlap.Background | None = None
         self.seg_source: str | None = None
         self.warm: bool | None = None
         self.models = Models(self.specs, self.requested_device, self.online, self.cache_dir, emit, self._warn,
@@ -150,6 +159,7 @@ class TransformersEngine(EngineHooks):
             "model_loads": RUNTIME.loads,
             "warm": self.warm,
             "segmentation": self.seg_source,
+            "depth_beside_segmentation": self.overlapped,
         }
 
     def known_focal(self, focal_px: float) -> None:
@@ -184,10 +194,35 @@ class TransformersEngine(EngineHooks):
         if depth and self.moge is not None:
             self.moge.prepare(progress)
         progress("models", 1.0, "Models ready")
+        self._overlap_now = bool(self.overlap and segment and depth and self.moge is None and self.device == "cpu")
         self.warm = RUNTIME.loads == before and not (depth and self.moge is not None and not self.moge.warm)
 
     # -- segmentation ----------------------------------------------------------------------------
     def segment(
+        self, rgb: np.ndarray, alpha: np.ndarray | None, box: tuple[int, int, int, int] | None, objects: str,
+        progress: ProgressFn,
+    ) -> list[Instance]:
+        self._drop_pending()
+        split = hf_overlap.split_threads() if self._overlap_now else None
+        self.overlapped = split is not None
+        if split is None:
+            return self._find(rgb, alpha, box, objects, progress)
+        self._pending = hf_overlap.Background(
+            lambda: hf_depth.estimate(self.models, rgb, self.depth_size, _quiet), split[1], key=rgb)
+        try:
+            with hf_overlap.torch_threads(split[0]):
+                return self._find(rgb, alpha, box, objects, progress)
+        except BaseException:
+            self._drop_pending()
+            raise
+
+    def _drop_pending(self) -> None:
+        """Wait for a depth pass whose request ended before asking for it, and drop it."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.wait()
+
+    def _find(
         self, rgb: np.ndarray, alpha: np.ndarray | None, box: tuple[int, int, int, int] | None, objects: str,
         progress: ProgressFn,
     ) -> list[Instance]:
@@ -225,6 +260,13 @@ class TransformersEngine(EngineHooks):
 
     # -- depth -----------------------------------------------------------------------------------
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.key is rgb:  # started beside segmentation
+            progress("depth", 0.2, "Estimating depth")
+            result: DepthMap = pending.result()
+            return result
+        if pending is not None:
+            pending.wait()
         if self.moge is not None:
             return self.moge.depth(rgb, progress)
         return hf_depth.estimate(self.models, rgb, self.depth_size, progress)
