@@ -389,3 +389,36 @@ def test_bfloat16_nan_retries_in_full_precision(built, photo):
     assert warnings == ["half_precision_unstable"]
     assert engine.runtime()["dtype"] == "float32"
     assert np.array_equal(got, reference)  # the float32 weights were never touched: the reference exactly
+
+
+def test_depth_beside_segmentation_is_collected_or_waited_for(built, photo):
+    """On the CPU with two threads the depth pass runs beside segmentation: its map is the sequential one,
+    and when segmentation fails the request waits for it and leaves nothing running."""
+    import threading
+
+    depth = str(built("depth-anything-v2-small"))
+    sequential = hf.TransformersEngine(depth_model=depth, device="cpu", online=False, overlap=False)
+    sequential.prepare(False, True, _quiet)
+    ref = sequential.depth(photo, [], _quiet).values
+    with torch_threads(2):
+        engine = hf.TransformersEngine(depth_model=depth, seg_model=str(built("mask2former-swin-tiny-coco-instance")),
+                                       device="cpu", online=False, threshold=THRESHOLD)
+        engine.prepare(True, True, _quiet)
+        found = engine.segment(photo, None, None, "all", _quiet)
+        assert engine.overlapped and hf.RUNTIME.pending is not None
+        got = engine.depth(photo, found, _quiet).values
+        assert hf.RUNTIME.pending is None and torch.get_num_threads() == 2
+        assert float(np.abs(got - ref).max()) <= DEPTH_RTOL * float(np.abs(ref).max())
+
+        failing = hf.TransformersEngine(depth_model=depth, prompt="cup", device="cpu", online=False,
+                                        prompt_model=str(built("clipseg-rd64-refined", prompt_bias=-30.0)))
+        failing.prepare(True, True, _quiet)
+        with pytest.raises(protocol.WorkerError):
+            failing.segment(photo, None, None, "all", _quiet)
+        assert failing.overlapped and hf.RUNTIME.pending is None
+        assert not any(t.name == "monocle-depth" for t in threading.enumerate())
+        assert torch.get_num_threads() == 2
+
+
+def torch_threads(count):
+    return importlib.import_module(MODULE + ".inference.engines.hf_overlap").torch_threads(count)

@@ -107,7 +107,6 @@ class TransformersEngine(EngineHooks):
         self.overlap = bool(overlap)  # on a CPU, depth runs beside segmentation (see hf_overlap)
         self._overlap_now = False
         self.overlapped = False  # the last request's depth pass ran beside its segmentation
-        self._pending: hf_overlap.Background | None = None
         self.seg_source: str | None = None
         self.warm: bool | None = None
         self.models = Models(self.specs, self.requested_device, self.online, self.cache_dir, emit, self._warn,
@@ -181,6 +180,7 @@ class TransformersEngine(EngineHooks):
     # -- models ----------------------------------------------------------------------------------
     def prepare(self, segment: bool, depth: bool, progress: ProgressFn) -> None:
         """Import, find (or download) and load the models this request needs, before the timed stages."""
+        self._drop_pending()
         self.models.ensure_runtime()
         roles = []
         if segment and self.specs["segmentation"] != CLASSIC:
@@ -207,7 +207,7 @@ class TransformersEngine(EngineHooks):
         self.overlapped = split is not None
         if split is None:
             return self._find(rgb, alpha, box, objects, progress)
-        self._pending = hf_overlap.Background(
+        RUNTIME.pending = hf_overlap.Background(
             lambda: hf_depth.estimate(self.models, rgb, self.depth_size, _quiet), split[1], key=rgb)
         try:
             with hf_overlap.torch_threads(split[0]):
@@ -217,8 +217,9 @@ class TransformersEngine(EngineHooks):
             raise
 
     def _drop_pending(self) -> None:
-        """Wait for a depth pass whose request ended before asking for it, and drop it."""
-        pending, self._pending = self._pending, None
+        """Wait for a depth pass whose request ended before asking for it (this one's, or an earlier
+        request's that failed between its segmentation and its depth), and drop it."""
+        pending, RUNTIME.pending = RUNTIME.pending, None
         if pending is not None:
             pending.wait()
 
@@ -260,7 +261,7 @@ class TransformersEngine(EngineHooks):
 
     # -- depth -----------------------------------------------------------------------------------
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap:
-        pending, self._pending = self._pending, None
+        pending, RUNTIME.pending = RUNTIME.pending, None
         if pending is not None and pending.key is rgb:  # started beside segmentation
             progress("depth", 0.2, "Estimating depth")
             result: DepthMap = pending.result()

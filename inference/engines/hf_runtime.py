@@ -60,6 +60,7 @@ class _Runtime:
         self.models: dict[str, Loaded] = {}
         self.loads = 0
         self.gpu_failed = False
+        self.pending: Any = None  # the depth pass running beside segmentation (hf_overlap.Background)
 
 
 RUNTIME = _Runtime()
