@@ -21,6 +21,9 @@ is what makes ``python -m inference serve`` warm).
   precision on CUDA, float32 elsewhere; ``bfloat16``: also bfloat16 autocast on CPUs that
   compute it natively (faster, a documented numeric difference, off by default); ``full``:
   float32 everywhere. The fallbacks are :mod:`.hf_runtime`'s.
+- On a CPU a request that needs both models runs the depth pass in a second thread beside
+  segmentation, half of torch's threads each (:mod:`.hf_overlap`; ``overlap=False`` runs them
+  one after the other).
 """
 
 from __future__ import annotations
