@@ -7,9 +7,12 @@ offline engine and for the transformers engine (random-weight Depth Anything V2 
 Mask2Former Swin-T built from their configs: the released models' compute, see
 bench_learned.py). Reported per press: the operator's wall time and its inference part.
 
-    .venv/bin/python bench/bench_warm.py [--images 5]
+    .venv/bin/python bench/bench_warm.py [--images 5] [--engines classic,transformers] [--modes warm,cold]
+                                         [--results DIR]
 
-Writes bench/results/warm.json and bench/results/warm.md.
+Writes warm.json and warm.md to bench/results (a full run) or ``--results``. Quick runs (fewer
+engines or modes) go to /tmp. The 1-minute load average is recorded before and after: on a
+shared machine compare runs only side by side.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def press(bpy, photo: Path, engine: str, models: dict[str, Path]) -> dict[str, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=5)
+    ap.add_argument("--engines", default="classic,transformers")
+    ap.add_argument("--modes", default="warm,cold")
+    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     import blender_env
 
@@ -67,8 +73,8 @@ def main() -> None:
     models = build_models(tmp / "models")
     load = {"before": os.getloadavg()[0]}
     runs: dict[str, dict] = {}
-    for engine in ("classic", "transformers"):
-        for warm in (True, False):
+    for engine in args.engines.split(","):
+        for warm in (mode == "warm" for mode in args.modes.split(",")):
             prefs.keep_worker_warm = warm
             pool.shutdown_all()
             bpy.ops.monocle.clear_cache()
@@ -80,9 +86,9 @@ def main() -> None:
     load["after"] = os.getloadavg()[0]
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_1min": load},
               "photos": [p.name for p in photos], "runs": runs}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "warm.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / "warm.md").write_text(markdown(report))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "warm.json").write_text(json.dumps(report, indent=1))
+    (args.results / "warm.md").write_text(markdown(report))
     print(markdown(report))
     shutil.rmtree(tmp, ignore_errors=True)
     blender_env.remove_profile(profile)

@@ -57,6 +57,13 @@ def _add_learned_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seg-size", type=int, default=0,
                    help="the segmentation model's input with its long side at this size, aspect kept (default 0: "
                         "the model's own size, as its reference implementation uses)")
+    g.add_argument("--precision", choices=("auto", "bfloat16", "full"), default=None,
+                   help="auto: half precision on CUDA, float32 elsewhere; bfloat16: also bfloat16 autocast on CPUs "
+                        "that compute it natively (AMX, AVX-512 BF16), faster with a small numeric difference; "
+                        "full: float32 everywhere (default: $MONOCLE_PRECISION, else auto)")
+    g.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="on the CPU, run the depth model after the segmentation model at all of torch's threads "
+                        "(default: side by side, each at half of them, which takes less time)")
     g.add_argument("--moge-tokens", type=int, default=0,
                    help="MoGe's number of ViT tokens: fewer is faster and coarser (default 0: 3600, as MoGe's own "
                         "inference uses)")
@@ -76,6 +83,8 @@ def _learned_options(args: argparse.Namespace) -> dict[str, Any]:
         "depth_size": args.depth_size,
         "seg_size": args.seg_size,
         "moge_tokens": args.moge_tokens,
+        "precision": args.precision,
+        "overlap": args.overlap,
     }
 
 

@@ -136,6 +136,30 @@ def test_labels_from_local_folders(ext_dir, hf_models, photo_dir, tmp_path):
     assert abs(t["warm_total"] - (t["total"] - t["prepare"])) < 1e-3
 
 
+def test_depth_beside_segmentation_gives_the_sequential_result(ext_dir, hf_models, photo_dir, tmp_path):
+    """On the CPU the depth pass runs in a second thread beside segmentation (half the threads each);
+    --no-overlap runs them one after the other: the same result files."""
+    image = _photo(photo_dir)
+    runs = {}
+    for name, extra in (("side", ()), ("sequential", ("--no-overlap",))):
+        out = tmp_path / name
+        code, events, stderr = _run(ext_dir, hf_models, out, *extra, image=image, MONOCLE_THREADS="2")
+        assert code == 0, stderr
+        assert not _codes(events, "warning")
+        runs[name] = (out, json.loads((out / "result.json").read_text()))
+    (side, a), (seq, b) = runs["side"], runs["sequential"]
+    assert a["engine"]["runtime"]["depth_beside_segmentation"] is True
+    assert b["engine"]["runtime"]["depth_beside_segmentation"] is False
+    assert a["engine"]["runtime"]["threads"] == b["engine"]["runtime"]["threads"] == 2  # restored after the request
+    assert a["instances"] and a["instances"] == b["instances"]
+    for ma, mb in zip(_masks(side, a), _masks(seq, b)):
+        assert np.array_equal(ma, mb)
+    da, db = read_depth(side / a["depth"]["file"]), read_depth(seq / b["depth"]["file"])
+    assert a["depth"]["kind"] == b["depth"]["kind"] and da.shape == db.shape
+    # one thread or two sum in another order: equal up to float rounding (and the float16 storage's step)
+    assert float(np.abs(da - db).max()) <= 2e-3 * float(np.abs(db).max())
+
+
 def test_metric_depth_is_recorded(ext_dir, hf_models, photo_dir, tmp_path):
     code, _, stderr = _run(ext_dir, hf_models, tmp_path, image=_photo(photo_dir, "fruit.jpg"), depth="depth_metric")
     assert code == 0, stderr

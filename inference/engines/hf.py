@@ -17,8 +17,13 @@ is what makes ``python -m inference serve`` warm).
 - When the segmentation model finds nothing above the threshold, the engine falls back to
   the classic foreground cut-out and says so with a ``segmentation_fallback`` warning; a
   prompt that matches nothing is a ``no_object`` error instead (the artist asked for it).
-- Devices: auto picks CUDA, then MPS, then CPU; half precision on CUDA, with the fallbacks
-  :mod:`.hf_runtime` describes.
+- Devices: auto picks CUDA, then MPS, then CPU. ``precision`` ``auto`` (the default): half
+  precision on CUDA, float32 elsewhere; ``bfloat16``: also bfloat16 autocast on CPUs that
+  compute it natively (faster, a documented numeric difference, off by default); ``full``:
+  float32 everywhere. The fallbacks are :mod:`.hf_runtime`'s.
+- On a CPU a request that needs both models runs the depth pass in a second thread beside
+  segmentation, half of torch's threads each (:mod:`.hf_overlap`; ``overlap=False`` runs them
+  one after the other).
 """
 
 from __future__ import annotations
@@ -32,18 +37,27 @@ import numpy as np
 
 from ..models import default_cache_dir, default_model, is_moge_model, online_from_env
 from ..protocol import WorkerError
-from . import DepthMap, EngineHooks, Instance, ProgressFn, hf_depth
+from . import DepthMap, EngineHooks, Instance, ProgressFn, hf_depth, hf_overlap
 from . import hf_segment as seg
 from .classic_segment import segment as classic_segment
-from .hf_runtime import DEVICES, ROLE_NAMES, RUNTIME, Models, available_devices, pick_device
+from .hf_runtime import DEVICES, PRECISIONS, ROLE_NAMES, RUNTIME, Models, available_devices, pick_device
 from .moge import MogeDepth
 
-__all__ = ["DEVICES", "RUNTIME", "TransformersEngine", "available_devices", "pick_device"]
+__all__ = ["DEVICES", "PRECISIONS", "RUNTIME", "TransformersEngine", "available_devices", "pick_device"]
 
 log = logging.getLogger(__name__)
 
 SEG_MODES = ("labels", "foreground")
 CLASSIC = "classic"  # --seg-model classic: learned depth with the classic cut-out
+
+
+def _dtype_name(lm: Any) -> str:
+    """What a loaded model computes in: "float32", "float16", or "bfloat16-autocast" (float32 weights)."""
+    return "bfloat16-autocast" if lm.autocast is not None else str(lm.dtype).replace("torch.", "")
+
+
+def _quiet(stage: str, fraction: float, message: str = "") -> None:
+    """The background depth pass reports nothing: its stage is reported when it is collected."""
 
 
 class TransformersEngine(EngineHooks):
@@ -64,6 +78,8 @@ class TransformersEngine(EngineHooks):
         depth_size: int | None = None,
         seg_size: int | None = None,
         moge_tokens: int | None = None,
+        precision: str | None = None,
+        overlap: bool = True,
         emit: Any = None,
         **_: Any,
     ) -> None:
@@ -74,6 +90,9 @@ class TransformersEngine(EngineHooks):
         if 0 < int(depth_size or 0) < 56 or 0 < int(seg_size or 0) < 64:
             raise WorkerError("bad_argument", "--depth-size must be at least 56 and --seg-size at least 64 pixels "
                               "(0: the model's own size).")
+        self.precision = (precision or os.environ.get("MONOCLE_PRECISION") or "auto").strip().lower()
+        if self.precision not in PRECISIONS:
+            raise WorkerError("bad_argument", f"--precision must be one of: {', '.join(PRECISIONS)}.")
         self.specs = {
             "depth": (depth_model or "").strip() or default_model("depth"),
             "segmentation": (seg_model or "").strip() or default_model("segmentation"),
@@ -88,9 +107,13 @@ class TransformersEngine(EngineHooks):
         self.depth_size = int(depth_size or 0) or None  # None: the model's reference size
         self.seg_size = int(seg_size or 0) or None
         self.emit = emit
+        self.overlap = bool(overlap)  # on a CPU, depth runs beside segmentation (see hf_overlap)
+        self._overlap_now = False
+        self.overlapped = False  # the last request's depth pass ran beside its segmentation
         self.seg_source: str | None = None
         self.warm: bool | None = None
-        self.models = Models(self.specs, self.requested_device, self.online, self.cache_dir, emit, self._warn)
+        self.models = Models(self.specs, self.requested_device, self.online, self.cache_dir, emit, self._warn,
+                             self.precision)
         # a MoGe ONNX depth model runs in onnxruntime beside the transformers models
         self.moge = MogeDepth(self.specs["depth"], tokens=moge_tokens, device=self.requested_device,
                               online=self.online, cache_dir=self.cache_dir, emit=emit) \
@@ -110,6 +133,7 @@ class TransformersEngine(EngineHooks):
             "prompt": self.prompt,
             "prompt_model": self.specs["prompt"] if self.prompt else None,
             "device": self.requested_device,
+            "precision": self.precision,
             "online": self.online,
             "threshold": self.threshold,
             "depth_size": self.depth_size,
@@ -127,7 +151,7 @@ class TransformersEngine(EngineHooks):
         used = self.models.used
         return {
             "device": self.device,
-            "dtype": str(next(iter(used.values())).dtype).replace("torch.", "") if used else None,
+            "dtype": _dtype_name(next(iter(used.values()))) if used else None,
             "threads": threads,
             "models": {
                 **{role: {**lm.resolved.describe(), "load_seconds": round(lm.seconds, 4)}
@@ -137,6 +161,7 @@ class TransformersEngine(EngineHooks):
             "model_loads": RUNTIME.loads,
             "warm": self.warm,
             "segmentation": self.seg_source,
+            "depth_beside_segmentation": self.overlapped,
         }
 
     def known_focal(self, focal_px: float) -> None:
@@ -158,6 +183,7 @@ class TransformersEngine(EngineHooks):
     # -- models ----------------------------------------------------------------------------------
     def prepare(self, segment: bool, depth: bool, progress: ProgressFn) -> None:
         """Import, find (or download) and load the models this request needs, before the timed stages."""
+        self._drop_pending()
         self.models.ensure_runtime()
         roles = []
         if segment and self.specs["segmentation"] != CLASSIC:
@@ -171,10 +197,36 @@ class TransformersEngine(EngineHooks):
         if depth and self.moge is not None:
             self.moge.prepare(progress)
         progress("models", 1.0, "Models ready")
+        self._overlap_now = bool(self.overlap and segment and depth and self.moge is None and self.device == "cpu")
         self.warm = RUNTIME.loads == before and not (depth and self.moge is not None and not self.moge.warm)
 
     # -- segmentation ----------------------------------------------------------------------------
     def segment(
+        self, rgb: np.ndarray, alpha: np.ndarray | None, box: tuple[int, int, int, int] | None, objects: str,
+        progress: ProgressFn,
+    ) -> list[Instance]:
+        self._drop_pending()
+        split = hf_overlap.split_threads() if self._overlap_now else None
+        self.overlapped = split is not None
+        if split is None:
+            return self._find(rgb, alpha, box, objects, progress)
+        RUNTIME.pending = hf_overlap.Background(
+            lambda: hf_depth.estimate(self.models, rgb, self.depth_size, _quiet), split[1], key=rgb)
+        try:
+            with hf_overlap.torch_threads(split[0]):
+                return self._find(rgb, alpha, box, objects, progress)
+        except BaseException:
+            self._drop_pending()
+            raise
+
+    def _drop_pending(self) -> None:
+        """Wait for a depth pass whose request ended before asking for it (this one's, or an earlier
+        request's that failed between its segmentation and its depth), and drop it."""
+        pending, RUNTIME.pending = RUNTIME.pending, None
+        if pending is not None:
+            pending.wait()
+
+    def _find(
         self, rgb: np.ndarray, alpha: np.ndarray | None, box: tuple[int, int, int, int] | None, objects: str,
         progress: ProgressFn,
     ) -> list[Instance]:
@@ -212,6 +264,13 @@ class TransformersEngine(EngineHooks):
 
     # -- depth -----------------------------------------------------------------------------------
     def depth(self, rgb: np.ndarray, instances: list[Instance], progress: ProgressFn) -> DepthMap:
+        pending, RUNTIME.pending = RUNTIME.pending, None
+        if pending is not None and pending.key is rgb:  # started beside segmentation
+            progress("depth", 0.2, "Estimating depth")
+            result: DepthMap = pending.result()
+            return result
+        if pending is not None:
+            pending.wait()
         if self.moge is not None:
             return self.moge.depth(rgb, progress)
         return hf_depth.estimate(self.models, rgb, self.depth_size, progress)

@@ -5,14 +5,19 @@ can list engines and run the classic engine in an interpreter that lacks them. L
 models live in a process-wide table (one per role: depth, segmentation, prompt), which is
 what makes ``python -m inference serve`` warm: later requests reuse them.
 
-Devices: auto picks CUDA, then MPS, then CPU; half precision on CUDA. A GPU out-of-memory
-error moves every model to the CPU once, with a ``gpu_out_of_memory`` warning; a
-half-precision result with NaN or inf is computed again in full precision, with a
-``half_precision_unstable`` warning, and that model stays in full precision.
+Devices: auto picks CUDA, then MPS, then CPU. Precision ``auto`` (the default) runs half
+precision on CUDA and float32 elsewhere; ``bfloat16`` also runs bfloat16 autocast on CPUs that
+compute bfloat16 natively (AMX or AVX-512 BF16: matrix products several times faster there;
+weights, norms and softmax stay float32), a documented numeric difference that is off by
+default; ``full`` runs float32 everywhere. A GPU out-of-memory error moves every model to the CPU
+once, with a ``gpu_out_of_memory`` warning; a reduced-precision result with NaN or inf is
+computed again in full precision, with a ``half_precision_unstable`` warning, and that model
+stays in full precision.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -27,6 +32,7 @@ from . import ProgressFn, hf_depth
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "bfloat16", "full")
 ROLE_NAMES = {"depth": "depth", "segmentation": "segmentation", "prompt": "text-prompt segmentation"}
 
 
@@ -42,6 +48,8 @@ class Loaded:
     device: str
     dtype: Any  # torch.dtype
     seconds: float
+    autocast: Any = None  # torch.bfloat16: the CPU forward runs under bfloat16 autocast; None: in ``dtype``
+    unstable: bool = False  # gave NaN or inf in reduced precision: stays in float32
 
 
 class _Runtime:
@@ -52,6 +60,7 @@ class _Runtime:
         self.models: dict[str, Loaded] = {}
         self.loads = 0
         self.gpu_failed = False
+        self.pending: Any = None  # the depth pass running beside segmentation (hf_overlap.Background)
 
 
 RUNTIME = _Runtime()
@@ -121,6 +130,36 @@ def pick_device(requested: str | None) -> tuple[str, str | None]:
     return req, None
 
 
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX tiles, or the AVX-512 BF16 instructions on Linux)."""
+    import torch
+
+    init_amx = getattr(torch._C._cpu, "_init_amx", None)
+    try:
+        if init_amx is not None and bool(init_amx()):
+            return True
+        if Path("/proc/cpuinfo").is_file():
+            return " avx512_bf16" in Path("/proc/cpuinfo").read_text()
+    except (OSError, RuntimeError):
+        pass
+    return False
+
+
+def cpu_autocast(device: str, precision: str) -> Any:
+    """torch.bfloat16 where a model on ``device`` should run under bfloat16 autocast, else None."""
+    import torch
+
+    return torch.bfloat16 if device == "cpu" and precision == "bfloat16" and native_bf16() else None
+
+
+def load_dtype(device: str, precision: str) -> Any:
+    """The torch dtype a model's weights are loaded in: half precision on CUDA unless ``full``."""
+    import torch
+
+    return torch.float16 if device == "cuda" and precision != "full" else torch.float32
+
+
 def missing_package(exc: ImportError) -> str:
     """The package an ImportError is about (transformers' own "requires the X library" errors included)."""
     if exc.name:
@@ -187,9 +226,8 @@ def model_class(role: str, config: Any) -> Any:
     )
 
 
-def load(role: str, resolved: ResolvedModel, device: str) -> Loaded:
+def load(role: str, resolved: ResolvedModel, device: str, precision: str = "auto") -> Loaded:
     """Config, processor and weights of a found model, on ``device``; a plain WorkerError when that fails."""
-    import torch
     import transformers
 
     path = str(resolved.path)
@@ -209,7 +247,7 @@ def load(role: str, resolved: ResolvedModel, device: str) -> Loaded:
             f"The {ROLE_NAMES[role]} model {resolved.spec} needs the Python package torchvision for {needs}, "
             "which Monocle's learned environment does not include; choose another model.",
         )
-    dtype = torch.float16 if device == "cuda" else torch.float32
+    dtype = load_dtype(device, precision)
     major = int(transformers.__version__.split(".")[0])
     dtype_arg = {"dtype": dtype} if major >= 5 else {"torch_dtype": dtype}
     try:  # the processor first: it is cheap, and the one that needs packages Monocle does not install
@@ -235,18 +273,19 @@ def load(role: str, resolved: ResolvedModel, device: str) -> Loaded:
         ) from None
     model.eval()
     model.to(device)
-    return Loaded(role, resolved, model, processor, config, device, dtype, 0.0)
+    return Loaded(role, resolved, model, processor, config, device, dtype, 0.0, cpu_autocast(device, precision))
 
 
 def forward(lm: Loaded, inputs: dict[str, Any]) -> Any:
-    """One inference pass of ``lm`` on processor ``inputs`` (moved to its device and dtype)."""
+    """One inference pass of ``lm`` on processor ``inputs`` (moved to its device and dtype), under
+    bfloat16 autocast where ``lm.autocast`` says so."""
     import torch
 
     moved = {
         k: v.to(lm.device, dtype=lm.dtype if v.is_floating_point() else None) if hasattr(v, "to") else v
         for k, v in inputs.items()
     }
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=lm.autocast is not None):
         return lm.model(**moved)
 
 
@@ -255,8 +294,9 @@ class Models:
     with the one-time GPU out-of-memory fallback and the half-precision check."""
 
     def __init__(self, specs: dict[str, str], requested_device: str, online: bool, cache_dir: Path, emit: Any,
-                 warn: Callable[[str, str], None]) -> None:
+                 warn: Callable[[str, str], None], precision: str = "auto") -> None:
         self.specs = specs
+        self.precision = precision
         self.requested_device = requested_device
         self.online = online
         self.cache_dir = cache_dir
@@ -280,7 +320,8 @@ class Models:
         self.ensure_runtime()
         spec = self.specs[role]
         cached = RUNTIME.models.get(role)
-        if cached is not None and cached.resolved.spec == spec and cached.device == self.device:
+        if cached is not None and cached.resolved.spec == spec and cached.device == self.device \
+                and self._same_precision(cached):
             self.used[role] = cached
             return cached
         t = time.perf_counter()
@@ -296,12 +337,12 @@ class Models:
         progress("models", 0.5, f"Loading {spec}")
         t = time.perf_counter()
         try:
-            loaded = load(role, resolved, self.device or "cpu")
+            loaded = load(role, resolved, self.device or "cpu", self.precision)
         except Exception as exc:
             if not is_oom(exc) or self.device == "cpu":
                 raise
             self._fallback_to_cpu()
-            loaded = load(role, resolved, "cpu")
+            loaded = load(role, resolved, "cpu", self.precision)
         loaded.seconds = time.perf_counter() - t
         self.timings["model_load"] += loaded.seconds
         RUNTIME.models[role] = loaded
@@ -309,6 +350,13 @@ class Models:
         self.used[role] = loaded
         log.info("loaded %s model %s on %s in %.2f s", role, spec, loaded.device, loaded.seconds)
         return loaded
+
+    def _same_precision(self, lm: Loaded) -> bool:
+        """Whether a loaded model runs at this request's precision; CPU autocast is switched in place."""
+        if lm.device == "cpu":
+            lm.autocast = None if lm.unstable else cpu_autocast("cpu", self.precision)
+            return True
+        return lm.unstable or lm.dtype == load_dtype(lm.device, self.precision)
 
     def _fallback_to_cpu(self) -> None:
         """Move every loaded model to the CPU for the rest of this process (done at most once)."""
@@ -319,7 +367,7 @@ class Models:
         self.device = "cpu"
         for lm in RUNTIME.models.values():
             lm.model.to("cpu", dtype=torch.float32)
-            lm.device, lm.dtype = "cpu", torch.float32
+            lm.device, lm.dtype, lm.autocast = "cpu", torch.float32, cpu_autocast("cpu", self.precision)
         empty_cache()
 
     def run(self, role: str, inputs: dict[str, Any]) -> Any:
@@ -340,7 +388,7 @@ class Models:
         import torch
 
         lm = self.used[role]
-        if lm.dtype == torch.float32 or all_finite(out):
+        if (lm.dtype == torch.float32 and lm.autocast is None) or all_finite(out):
             return out
         self.warn(
             "half_precision_unstable",
@@ -348,5 +396,6 @@ class Models:
             "precision instead, more slowly.",
         )
         lm.model.to(dtype=torch.float32)
-        lm.dtype = torch.float32
+        lm.dtype, lm.autocast = torch.float32, None
+        lm.unstable = True
         return forward(lm, inputs)

@@ -132,9 +132,62 @@ def confident_queries(out: Any, threshold: float) -> Any:
     return type(out)(class_queries_logits=logits[:, keep], masks_queries_logits=out.masks_queries_logits[:, keep])
 
 
+def nearest_lookup(grid: tuple[int, int], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of a ``grid`` map that torch's ``nearest`` resize to ``shape`` reads: that resize
+    of a map ``m`` is ``m[rows][:, cols]``. Taken from torch itself, so it is its rounding, exactly."""
+    import torch
+
+    def axis(n: int, size: int) -> np.ndarray:
+        index = torch.arange(n, dtype=torch.float32)[None, None, None]
+        return torch.nn.functional.interpolate(index, size=(1, size), mode="nearest")[0, 0, 0].long().numpy()
+
+    return axis(grid[0], shape[0]), axis(grid[1], shape[1])
+
+
+def instance_segments(out: Any, shape: tuple[int, int], threshold: float) -> list[dict[str, Any]]:
+    """transformers' ``post_process_instance_segmentation`` (binary maps) of one image, computed the same
+    way up to its last step: each kept segment's mask stays on the processor's 384x384 grid, with the
+    lookup (``grid``: rows, cols) that resizes it to ``shape`` as the reference does (``full_mask``).
+    The reference resizes every query's mask to the photo and tests each; this resizes none."""
+    import torch
+
+    out = confident_queries(out, threshold)
+    class_logits, mask_logits = out.class_queries_logits[0], out.masks_queries_logits[0]
+    num_queries, num_classes = class_logits.shape[0], class_logits.shape[-1] - 1
+    masks = torch.nn.functional.interpolate(mask_logits[None], size=(384, 384), mode="bilinear",
+                                            align_corners=False)[0]
+    scores = torch.nn.functional.softmax(class_logits, dim=-1)[:, :-1]
+    top_scores, top = scores.flatten(0, 1).topk(num_queries, sorted=False)  # the reference's order
+    queries = torch.div(top, num_classes, rounding_mode="floor")
+    pred = masks[queries]
+    binary = (pred > 0).float()
+    mask_scores = (pred.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    final = top_scores * mask_scores
+    rows, cols = nearest_lookup((384, 384), shape)
+    weights = np.outer(np.bincount(rows, minlength=384), np.bincount(cols, minlength=384))
+    segments = []
+    for j, score in enumerate(final.cpu().tolist()):
+        if score < threshold:
+            continue
+        mask = binary[j].cpu().numpy() > 0
+        if not (mask & (weights > 0)).any():  # empty at the photo's size: the reference skips it
+            continue
+        segments.append({"mask": mask, "grid": (rows, cols), "label_id": int(top[j]) % num_classes,
+                         "score": round(score, 6)})
+    return segments
+
+
+def full_mask(segment: dict[str, Any]) -> np.ndarray:
+    """A segment's mask at the photo's size."""
+    mask: np.ndarray = segment["mask"]
+    grid = segment.get("grid")
+    return mask if grid is None else mask[grid[0]][:, grid[1]]
+
+
 def reference_segments(processor: Any, out: Any, shape: tuple[int, int], threshold: float,
                        panoptic: bool) -> list[dict[str, Any]]:
-    """transformers' own post-processing: ``[{"mask", "label_id", "score"}]`` at ``shape``, in its order."""
+    """transformers' own post-processing: ``[{"mask", "label_id", "score"}]`` in its order; the instance
+    masks on the model's grid with their lookup to ``shape`` (see :func:`instance_segments`)."""
     if panoptic:
         result = processor.post_process_panoptic_segmentation(
             out, threshold=threshold, label_ids_to_fuse=set(), target_sizes=[shape]
@@ -144,36 +197,35 @@ def reference_segments(processor: Any, out: Any, shape: tuple[int, int], thresho
             {"mask": (seg == s["id"]).cpu().numpy(), "label_id": int(s["label_id"]), "score": float(s["score"])}
             for s in result["segments_info"]
         ]
-    result = processor.post_process_instance_segmentation(
-        confident_queries(out, threshold), threshold=threshold, target_sizes=[shape], return_binary_maps=True
-    )[0]
-    infos = result["segments_info"]
-    if not infos:
-        return []
-    maps = result["segmentation"]
-    return [
-        {"mask": maps[i].cpu().numpy() > 0.5, "label_id": int(s["label_id"]), "score": float(s["score"])}
-        for i, s in enumerate(infos)
-    ]
+    return instance_segments(out, shape, threshold)
 
 
 def objects_from_segments(segments: list[dict[str, Any]], labels: dict[int, str], shape: tuple[int, int]
                           ) -> list[Instance]:
-    """Monocle's rules (module docstring) applied to the reference segments, most confident first."""
+    """Monocle's rules (module docstring) applied to the reference segments, most confident first.
+
+    Segments on a grid are counted there, each grid pixel weighted by the photo pixels it becomes
+    (a nearest resize commutes with the pixel-wise rules), and only the objects kept are resized."""
     least = min_area(shape)
-    claimed = np.zeros(shape, dtype=bool)
+    grid = next((s["grid"] for s in segments if s.get("grid") is not None), None)
+    if grid is None:
+        weights = np.ones(shape, dtype=np.int64)
+    else:
+        weights = np.outer(np.bincount(grid[0], minlength=segments[0]["mask"].shape[0]),
+                           np.bincount(grid[1], minlength=segments[0]["mask"].shape[1]))
+    claimed = np.zeros(weights.shape, dtype=bool)
     instances = []
     for seg in sorted(segments, key=lambda s: -s["score"]):
         raw = labels.get(seg["label_id"], str(seg["label_id"]))
         if is_background(raw):
             continue
-        area = int(seg["mask"].sum())
+        area = int(weights[seg["mask"]].sum())
         own = seg["mask"] & ~claimed
-        kept = int(own.sum())
+        kept = int(weights[own].sum())
         if kept < least or kept < OVERLAP_KEEP * area:
             continue
         claimed |= own
-        instances.append(Instance(mask=own, label=plain_label(raw), score=seg["score"],
+        instances.append(Instance(mask=full_mask({**seg, "mask": own}), label=plain_label(raw), score=seg["score"],
                                   extra={"class_id": seg["label_id"], "class_name": str(raw)}))
     return instances
 
