@@ -575,7 +575,27 @@ def _reconstruct_gt(engine: str, out: Path, result: dict, wall: float, gt: dict,
     modes[f"{engine}+gtshell"] = {"closed": closed, **_score(np.concatenate(vs), np.concatenate(ss),
                                                              np.concatenate(ls), closed, gt, view),
                                   "seconds": {**base, "template": round(t_shell, 3)}}
+    modes[f"{engine}+gtbody"] = _gt_body(out, report, gt, gt_cam, pose, view, base, modules)
     return modes
+
+
+def _gt_body(out: Path, report, gt: dict, gt_cam: np.ndarray, pose, view: dict, base: dict, modules: dict) -> dict:
+    """The template body blend (``templates.body``) with the GT mesh, posed exactly, as the template:
+    its seen vertices pulled along the camera rays onto the reconstruction (<engine>+gtbody)."""
+    body, tbody = modules["body"], modules["template_body"]
+    camera = modules["build"].camera_for_result(modules["build"].read_result(out), LENS)
+    t = time.perf_counter()
+    surfaces = [tbody.camera_space_surface(o, report.camera) for o in report.objects]
+    offsets = np.cumsum([0] + [len(v) for v, _ in surfaces])
+    surface = np.concatenate([v for v, _ in surfaces])
+    tris = np.concatenate([f + o for (_, f), o in zip(surfaces, offsets)])
+    weights, target = body.body_weights(gt_cam, gt["tris"], pose, camera, 1.0, surface, tris)
+    v = metrics.apply(view["cam"], body.blended(gt_cam, weights, target))
+    t_body = time.perf_counter() - t
+    ntri = len(gt["tris"])
+    return {"closed": bool(gt["closed"]), **_score(v, np.full(ntri, 3), gt["tris"].reshape(-1).astype(np.int64),
+                                                   bool(gt["closed"]), gt, view),
+            "seconds": {**base, "template": round(t_body, 3)}}
 
 
 def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict,
@@ -666,6 +686,8 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "match": importlib.import_module(module.__name__ + ".templates.match"),
         "ffd": importlib.import_module(module.__name__ + ".templates.ffd"),
         "ffd_fit": importlib.import_module(module.__name__ + ".templates.ffd_fit"),
+        "body": importlib.import_module(module.__name__ + ".templates.body"),
+        "template_body": importlib.import_module(module.__name__ + ".scene.template_body"),
     }
     views = VIEWS[:1] if quick else VIEWS
     if view_ids:
@@ -740,7 +762,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
 
 
 def _modes(items: list[dict]) -> list[str]:
-    blends = ("", "+rigid", "+template", "+truecat", "+gtshell")
+    blends = ("", "+rigid", "+template", "+truecat", "+gtshell", "+gtbody")
     order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in blends]
     present = {k for i in items for k in i if k in order}
     return [m for m in order if m in present]
@@ -756,7 +778,7 @@ DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size")
 
 
 def _is_blend(mode: str) -> bool:
-    return mode.endswith(("+template", "+rigid", "+truecat", "+gtshell"))
+    return mode.endswith(("+template", "+rigid", "+truecat", "+gtshell", "+gtbody"))
 
 
 def _category_counts(items: list[dict], mode: str) -> dict | None:
