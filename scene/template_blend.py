@@ -57,13 +57,13 @@ from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust, refine_matches
 from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import PolyMesh, densify
-from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
+from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee, template_back
 from ..templates.retrieve import retrieve, unfitted
 from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
-from .template_body import RAY_MODIFIER, add_ray_modifier, body_arrays, body_densify, ray_target
+from .template_body import RAY_MODIFIER, add_ray_modifier, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
@@ -257,20 +257,17 @@ def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: Camera
         return shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
                           tm.materials, tm.material_index, trust)
 
-    fringe = 0
+    dense, parents = densify(tm.mesh)
     if kind == "body" and source is not None and camera_obj is not None:
-        dense, parents = body_densify(tm.mesh)
-        dense, weights, fringe = body_arrays(source, camera_obj, dense, match, fit, camera, trust)
+        weights = body_arrays(source, camera_obj, dense, match, fit, camera, trust)
     else:
-        dense, parents = densify(tm.mesh)
         weights = visibility_weights(fit.lattice.deform(dense.vertices), dense.triangles(), match.pose, camera, trust)
     mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
     mesh.uv_layers.new(name=PHOTO_UV)
     for mat in tm.materials or [None]:
         mesh.materials.append(mat)
     mat_index = tm.material_index[parents].astype(np.int32) if tm.material_index.size else np.zeros(
-        dense.num_faces - fringe, np.int32)
-    mat_index = np.concatenate([mat_index, np.zeros(fringe, np.int32)])  # the fringe: the photo's, below
+        dense.num_faces, np.int32)
     if photo_material is not None:
         photo_slot = len(mesh.materials)
         mesh.materials.append(photo_material)
@@ -289,10 +286,12 @@ def weight_expression(trust: float) -> str:
     return f"1 - min(1, max(0, (s - {knee:.4f}) / {takeover_full(trust) - knee:.4f}))"
 
 
-def _blend_kind(blend: str, source: bpy.types.Object | None) -> str:
-    """The mesh and pull a blend ``blend`` (one of ``BLENDS``) gets over ``source``: ``body``; ``shell``
-    over a reconstruction with a back; ``copy`` (the template pulled by a Shrinkwrap) otherwise."""
-    if blend == "body":
+def _blend_kind(blend: str, source: bpy.types.Object | None, fit: LatticeFit, trust: float) -> str:
+    """The mesh and pull a blend ``blend`` (one of ``BLENDS``) gets over ``source``: ``body`` where
+    the fitted template may give the hidden side (``templates.policy.template_back``; else the
+    reconstruction with its own back is the better guess); ``shell`` over a reconstruction with a
+    back; ``copy`` (the template pulled by a Shrinkwrap) otherwise."""
+    if blend == "body" and (template_back(fit.iou, trust) or not has_back(source)):
         return "body"
     return "shell" if has_back(source) else "copy"
 
@@ -354,7 +353,7 @@ def place_template(
         fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
-    kind = _blend_kind(blend, source)
+    kind = _blend_kind(blend, source, fits[index], trust)
     mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, kind)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))

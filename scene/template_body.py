@@ -11,8 +11,9 @@ weight. So the seen side lands on the photo's surface whatever Fit is and howeve
 edited (both reshape only what the pull leaves to the template: the hidden side, and the seen side
 as far as the weight lets the template take over); vertices the placement found missing the
 reconstruction, or meeting it far off (``templates.body.MAX_GAP``), weigh 0 and keep the template.
-With measured depth the reconstruction's front faces the template does not cover are kept too, as
-a fringe of the same mesh pulled like the seen side (``body_arrays``).
+The body stays the template's closed mesh: where the template's outline misses part of the mask,
+that part of the photo's surface is not shown (a fringe of the reconstruction's front faces kept
+there measured no better and leaves the object open).
 """
 
 from __future__ import annotations
@@ -21,24 +22,16 @@ import bpy
 import numpy as np
 
 from ..geometry import CameraModel
-from ..templates.body import body_weights, submesh, uncovered_faces
+from ..templates.body import body_weights
 from ..templates.ffd_fit import LatticeFit
 from ..templates.match import Match
-from ..templates.mesh import PolyMesh, densify
-from ..templates.policy import MEASURED_TRUST
+from ..templates.mesh import PolyMesh
 
 RAY_MODIFIER = "Monocle Photo Ray"
 RAY_GROUP = "Monocle Photo Ray"  # the node group, shared by every body blend of the file
 TARGET_SOCKET = "Reconstruction"
 CAMERA_SOCKET = "Camera"
-EDGE_FRACTION = 1.0 / 100.0  # the body's edges, as a fraction of its size: fine enough for the photo's relief
-MAX_LOOPS = 200_000  # ... at most this many face corners
 RAY_LENGTH = 1.0e6
-
-
-def body_densify(mesh: PolyMesh) -> tuple[PolyMesh, np.ndarray]:
-    """The template mesh subdivided as the body uses it, with each face's original face."""
-    return densify(mesh, max_faces=MAX_LOOPS, edge_fraction=EDGE_FRACTION)
 
 
 def camera_space_surface(source: bpy.types.Object, camera_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
@@ -58,44 +51,14 @@ def camera_space_surface(source: bpy.types.Object, camera_obj: bpy.types.Object)
     return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3], tris.reshape(-1, 3)
 
 
-def _front(source: bpy.types.Object) -> np.ndarray:
-    """The reconstruction's front vertices (all of them where it has no ``front`` attribute: open)."""
-    mesh = source.data
-    attr = mesh.attributes.get("front")
-    out = np.ones(len(mesh.vertices), bool)
-    if attr is not None and attr.domain == "POINT" and attr.data_type == "BOOLEAN":
-        attr.data.foreach_get("value", out)
-    return out
-
-
 def body_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense: PolyMesh, match: Match,
-                fit: LatticeFit, camera: CameraModel, trust: float
-                ) -> tuple[PolyMesh, np.ndarray, int]:
-    """The body over the reconstruction ``source`` seen through ``camera_obj``: (its mesh in the
-    template's rest model space, per-vertex pull weights, how many faces at its end are the fringe).
-
-    With measured depth (``templates.policy.MEASURED_TRUST``) the reconstruction's front faces the
-    template leaves uncovered (``templates.body.uncovered_faces``: where the mask reaches past the
-    fitted template's outline) are kept as a fringe, weight 1, so the whole seen surface stays."""
+                fit: LatticeFit, camera: CameraModel, trust: float) -> np.ndarray:
+    """The body's per-vertex pull weights over the reconstruction ``source`` seen through ``camera_obj``
+    (``templates.body.body_weights``)."""
     surface, tris = camera_space_surface(source, camera_obj)
     fitted = fit.lattice.deform(dense.vertices)
-    dense_tris = dense.triangles()
-    weights, _ = body_weights(fitted, dense_tris, match.pose, camera, trust, surface, tris)
-    if trust < MEASURED_TRUST or len(surface) != len(source.data.vertices):
-        return dense, weights, 0
-    mesh = source.data
-    sizes = np.empty(len(mesh.polygons), np.int32)
-    mesh.polygons.foreach_get("loop_total", sizes)
-    loops = np.empty(len(mesh.loops), np.int32)
-    mesh.loops.foreach_get("vertex_index", loops)
-    bare = uncovered_faces(surface, _front(source), sizes, loops, match.pose.apply(fitted), dense_tris)
-    if not bare.any():
-        return dense, weights, 0
-    used, fsizes, floops = submesh(sizes, loops, bare)
-    n = dense.num_vertices
-    body = PolyMesh(np.vstack([dense.vertices, match.pose.inverse_apply(surface[used])]),
-                    np.concatenate([dense.face_sizes, fsizes]), np.concatenate([dense.loops, floops + n]))
-    return body, np.concatenate([weights, np.ones(len(used))]), int(fsizes.size)
+    weights, _ = body_weights(fitted, dense.triangles(), match.pose, camera, trust, surface, tris)
+    return weights
 
 
 def _ray_group(weight_name: str) -> bpy.types.NodeTree:
