@@ -6,11 +6,14 @@ placed, its matrix the camera's world matrix times the matched pose (so it is up
 axes, origin at the template's base), its mesh in the template's model space. Every match's FFD
 lattice is fitted to the object's mask and depth (``templates.fit``); with trusted depth (metric, the
 user's map) the accepted matches' poses are first refined on the visible surface and their stretch
-handed to the lattice (``templates.fit.refine_matches``). Over a reconstruction with a
-back (closed or solidified, the default) the mesh is the reconstruction's own, its vertices moved
-onto the template along the camera rays (``scene.template_shell``): the seen side is then exactly
-the reconstruction, the hidden side the fitted template, with no seam. Over an open reconstruction
-it is a densified copy of the template. Its modifiers:
+handed to the lattice (``templates.fit.refine_matches``). The mesh (``BLEND``, one of ``BLENDS``) is
+by default the *body*: the fitted template's own mesh, densified, its seen vertices pulled along the
+camera rays onto the reconstruction (``scene.template_body``), so it keeps what no ray's first or
+last hit sees (a handle's hole, a cup's inside, legs). Where the fitted template matches the mask
+too poorly for trusted depth to be given up (``templates.policy.template_back``), and with
+``blend="shell"``, over a reconstruction with a back it is the *ray shell*: the reconstruction's own
+mesh, its vertices moved onto the template along the camera rays (``scene.template_shell``); over an
+open one a densified copy of the template pulled by a Shrinkwrap. Its modifiers:
 
 0. ``Monocle Lattice``: the fitted lattice as a real Lattice object parented to the template
    (``scene.template_lattice``); the **Fit** slider (``monocle_template_fit``) drives its strength,
@@ -20,10 +23,12 @@ it is a densified copy of the template. Its modifiers:
    driver reads ``weight`` from the object's ``monocle_template_weight`` property (a simple
    expression with the depth trust's knee baked in: no Python, works with auto-run off), so moving
    the slider updates the mesh live.
-2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Side`` (geometry nodes,
-   vertex for vertex) on the ray-resampled mesh, ``Monocle Shrinkwrap`` (nearest surface point) on
-   the template copy. With trusted depth, weights up to the knee (the default included) keep the
-   reconstruction's surface on the seen side; above it the template takes over, 1 giving the pure
+2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Ray`` (geometry nodes:
+   the camera ray through each vertex as the lattice left it, onto the reconstruction's first hit)
+   on the body, ``Monocle Photo Side`` (vertex for vertex) on the ray shell, ``Monocle Shrinkwrap``
+   (nearest surface point) on the template copy. With trusted depth, weights up to the knee (the
+   default included) keep the reconstruction's surface on the seen side, whatever Fit and the
+   lattice do (they reshape the hidden side); above it the template takes over, 1 giving the pure
    (fitted) template. With the classic relief the knee is near 0, so the slider is about the
    template's share of the seen side. The back (weight 0 in the group) always keeps the fitted
    template.

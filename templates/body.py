@@ -20,10 +20,12 @@ import numpy as np
 
 from .blend import visibility_weights
 from .match import Camera, Pose
-from .ray_shell import resample
+from .ray_shell import GRID, resample
 
 MAX_GAP = 0.1  # fraction of the object's size a seen vertex may lie off the reconstruction along its ray
-ON_RAY = 1e-4  # fraction of the size a hit may lie off its ray (the cast is exact on the triangle's plane)
+# fraction of the size a hit may lie off its ray: the raster picks each ray's triangle, a neighbour of the
+# one it crosses where triangles are finer than its pixels, and the hit is put on it
+ON_RAY = 2.0 / GRID
 
 
 def ray_targets(points: np.ndarray, wanted: np.ndarray, surface: np.ndarray, triangles: np.ndarray,
@@ -40,7 +42,7 @@ def ray_targets(points: np.ndarray, wanted: np.ndarray, surface: np.ndarray, tri
     if hit.any():
         size = float(np.linalg.norm(np.ptp(pts, axis=0)))
         hit &= np.abs(dist - np.linalg.norm(pts, axis=1)) <= max_gap * size
-        # the raster's triangle, met off the ray (the ray passes just outside the surface's outline): a miss,
+        # the raster's triangle met well off the ray (the ray passes outside the surface's outline): a miss,
         # as the exact cast that Blender makes finds it
         rays = pts / np.maximum(np.linalg.norm(pts, axis=1, keepdims=True), 1e-30)
         hit &= np.linalg.norm(np.cross(target, rays), axis=1) <= ON_RAY * size
