@@ -541,8 +541,9 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
 
 
 def _reconstruct_gt(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict) -> dict:
-    """The bound of the template blend's shape: the build, then the blend's shell made with the GT mesh
-    itself, posed exactly, as the fitted template (``<engine>+gtshell``)."""
+    """The bounds of the template blend's shape: the build, then the blend's ray shell made with the GT
+    mesh itself, posed exactly, as the fitted template (``<engine>+gtshell``), and the template body made
+    with it (``<engine>+gtbody``)."""
     import bpy
 
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
@@ -1068,7 +1069,8 @@ def main() -> int:
                         help="also blend with only the object's true category (its folder under meshes/category) as "
                              "candidates, always placing the best (mode <engine>+truecat): shape quality apart from "
                              "retrieval; 'only': that blend alone; 'gt': the blend's shell with the GT mesh itself, "
-                             "posed exactly, as the template (mode <engine>+gtshell: the bound of the representation)")
+                             "posed exactly, as the template (modes <engine>+gtshell, the ray shell, and "
+                             "<engine>+gtbody, the template body: the bounds of the two blends)")
     parser.add_argument("--category", action="store_true",
                         help="the template benchmark on real objects: --only 3d --meshes ../shared/bench-data/meshes/"
                              "category --set meshes --template-category oracle, a full run of which is written as "
