@@ -581,21 +581,22 @@ def _reconstruct_gt(engine: str, out: Path, result: dict, wall: float, gt: dict,
 
 
 def _gt_body(out: Path, report, gt: dict, gt_cam: np.ndarray, pose, view: dict, base: dict, modules: dict) -> dict:
-    """The template body blend (``templates.body``) with the GT mesh, posed exactly, as the template:
-    its seen vertices pulled along the camera rays onto the reconstruction (<engine>+gtbody)."""
-    body, tbody = modules["body"], modules["template_body"]
+    """The template body blend (``templates.body``) with the GT mesh, densified as the blend densifies a
+    template and posed exactly, as the template: its seen vertices pulled along the camera rays onto the
+    reconstruction (<engine>+gtbody). Its full shape is scored whether or not the GT mesh is closed (it is
+    the template's own mesh); the volume where the GT is closed."""
+    body, tbody, mesh = modules["body"], modules["template_body"], modules["mesh"]
     camera = modules["build"].camera_for_result(modules["build"].read_result(out), LENS)
     t = time.perf_counter()
+    dense, _ = mesh.densify(mesh.PolyMesh(gt_cam, np.full(len(gt["tris"]), 3), gt["tris"].reshape(-1)))
     surfaces = [tbody.camera_space_surface(o, report.camera) for o in report.objects]
     offsets = np.cumsum([0] + [len(v) for v, _ in surfaces])
     surface = np.concatenate([v for v, _ in surfaces])
     tris = np.concatenate([f + o for (_, f), o in zip(surfaces, offsets)])
-    weights, target = body.body_weights(gt_cam, gt["tris"], pose, camera, 1.0, surface, tris)
-    v = metrics.apply(view["cam"], body.blended(gt_cam, weights, target))
+    weights, target = body.body_weights(dense.vertices, dense.triangles(), pose, camera, 1.0, surface, tris)
+    v = metrics.apply(view["cam"], body.blended(dense.vertices, weights, target))
     t_body = time.perf_counter() - t
-    ntri = len(gt["tris"])
-    return {"closed": bool(gt["closed"]), **_score(v, np.full(ntri, 3), gt["tris"].reshape(-1).astype(np.int64),
-                                                   bool(gt["closed"]), gt, view),
+    return {"closed": bool(gt["closed"]), **_score(v, dense.face_sizes, dense.loops.astype(np.int64), True, gt, view),
             "seconds": {**base, "template": round(t_body, 3)}}
 
 
@@ -689,6 +690,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "ffd_fit": importlib.import_module(module.__name__ + ".templates.ffd_fit"),
         "body": importlib.import_module(module.__name__ + ".templates.body"),
         "template_body": importlib.import_module(module.__name__ + ".scene.template_body"),
+        "mesh": importlib.import_module(module.__name__ + ".templates.mesh"),
     }
     views = VIEWS[:1] if quick else VIEWS
     if view_ids:
