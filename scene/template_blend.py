@@ -9,8 +9,8 @@ user's map) the accepted matches' poses are first refined on the visible surface
 handed to the lattice (``templates.fit.refine_matches``). The mesh (``BLEND``, one of ``BLENDS``) is
 by default the *body*: the fitted template's own mesh, densified, its seen vertices pulled along the
 camera rays onto the reconstruction (``scene.template_body``), so it keeps what no ray's first or
-last hit sees (a handle's hole, a cup's inside, legs). Where the fitted template matches the mask
-too poorly for trusted depth to be given up (``templates.policy.template_back``), and with
+last hit sees (a handle's hole, a cup's inside, legs). Where the fitted template's outline matches
+the mask too poorly for trusted depth to be given up (``templates.body.body_fits``), and with
 ``blend="shell"``, over a reconstruction with a back it is the *ray shell*: the reconstruction's own
 mesh, its vertices moved onto the template along the camera rays (``scene.template_shell``); over an
 open one a densified copy of the template pulled by a Shrinkwrap. Its modifiers:
@@ -58,11 +58,12 @@ from mathutils import Matrix
 from ..geometry import CameraModel, MeshSettings
 from ..templates import library as tlib
 from ..templates.blend import visibility_weights
+from ..templates.body import body_fits
 from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust, refine_matches
 from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import PolyMesh, densify
-from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee, template_back
+from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
 from ..templates.retrieve import retrieve, unfitted
 from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
@@ -293,10 +294,9 @@ def weight_expression(trust: float) -> str:
 
 def _blend_kind(blend: str, source: bpy.types.Object | None, fit: LatticeFit, trust: float) -> str:
     """The mesh and pull a blend ``blend`` (one of ``BLENDS``) gets over ``source``: ``body`` where
-    the fitted template may give the hidden side (``templates.policy.template_back``; else the
-    reconstruction with its own back is the better guess); ``shell`` over a reconstruction with a
-    back; ``copy`` (the template pulled by a Shrinkwrap) otherwise."""
-    if blend == "body" and (template_back(fit.iou, trust) or not has_back(source)):
+    the fitted template's outline fits the mask well enough (``templates.body.body_fits``); ``shell``
+    over a reconstruction with a back; ``copy`` (the template pulled by a Shrinkwrap) otherwise."""
+    if blend == "body" and (body_fits(fit.iou, trust) or not has_back(source)):
         return "body"
     return "shell" if has_back(source) else "copy"
 

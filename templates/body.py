@@ -16,16 +16,29 @@ the benchmark's bound, the blended vertices themselves.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .blend import visibility_weights
 from .match import Camera, Pose
+from .policy import MEASURED_TRUST
 from .ray_shell import GRID, resample
 
+# With measured depth the body is used where the fitted template's silhouette IoU against the mask is at
+# least this (else the ray shell: the reconstruction's seen side vertex for vertex): on meshes/category the
+# body's seen side loses visible F@0.1 where the outline fits worse, more than the full shape gains
+BODY_MIN_IOU = 0.94
 MAX_GAP = 0.1  # fraction of the object's size a seen vertex may lie off the reconstruction along its ray
 # fraction of the size a hit may lie off its ray: the raster picks each ray's triangle, a neighbour of the
 # one it crosses where triangles are finer than its pixels, and the hit is put on it
 ON_RAY = 2.0 / GRID
+
+
+def body_fits(fit_iou: float, trust: float) -> bool:
+    """Whether the template body (rather than the ray shell) suits a fitted template of silhouette IoU
+    ``fit_iou`` (NaN: not fitted) over depth trusted ``trust``."""
+    return float(trust) < MEASURED_TRUST or math.isnan(fit_iou) or fit_iou >= BODY_MIN_IOU
 
 
 def ray_targets(points: np.ndarray, wanted: np.ndarray, surface: np.ndarray, triangles: np.ndarray,

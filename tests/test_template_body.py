@@ -210,3 +210,4 @@ def test_ray_targets_match_a_plane(mods):
         ray = p / np.linalg.norm(p)
         assert np.linalg.norm(np.cross(ray, t / np.linalg.norm(t))) < 1e-9
     assert math.isfinite(float(target[hit].sum()))
+
