@@ -541,8 +541,9 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
 
 
 def _reconstruct_gt(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict) -> dict:
-    """The bound of the template blend's shape: the build, then the blend's shell made with the GT mesh
-    itself, posed exactly, as the fitted template (``<engine>+gtshell``)."""
+    """The bounds of the template blend's shape: the build, then the blend's ray shell made with the GT
+    mesh itself, posed exactly, as the fitted template (``<engine>+gtshell``), and the template body made
+    with it (``<engine>+gtbody``)."""
     import bpy
 
     bpy.ops.wm.read_homefile(app_template="", use_empty=True)
@@ -575,7 +576,28 @@ def _reconstruct_gt(engine: str, out: Path, result: dict, wall: float, gt: dict,
     modes[f"{engine}+gtshell"] = {"closed": closed, **_score(np.concatenate(vs), np.concatenate(ss),
                                                              np.concatenate(ls), closed, gt, view),
                                   "seconds": {**base, "template": round(t_shell, 3)}}
+    modes[f"{engine}+gtbody"] = _gt_body(out, report, gt, gt_cam, pose, view, base, modules)
     return modes
+
+
+def _gt_body(out: Path, report, gt: dict, gt_cam: np.ndarray, pose, view: dict, base: dict, modules: dict) -> dict:
+    """The template body blend (``templates.body``) with the GT mesh, densified as the blend densifies a
+    template and posed exactly, as the template: its seen vertices pulled along the camera rays onto the
+    reconstruction (<engine>+gtbody). Its full shape is scored whether or not the GT mesh is closed (it is
+    the template's own mesh); the volume where the GT is closed."""
+    body, tbody, mesh = modules["body"], modules["template_body"], modules["mesh"]
+    camera = modules["build"].camera_for_result(modules["build"].read_result(out), LENS)
+    t = time.perf_counter()
+    dense, _ = mesh.densify(mesh.PolyMesh(gt_cam, np.full(len(gt["tris"]), 3), gt["tris"].reshape(-1)))
+    surfaces = [tbody.camera_space_surface(o, report.camera) for o in report.objects]
+    offsets = np.cumsum([0] + [len(v) for v, _ in surfaces])
+    surface = np.concatenate([v for v, _ in surfaces])
+    tris = np.concatenate([f + o for (_, f), o in zip(surfaces, offsets)])
+    weights, target = body.body_weights(dense.vertices, dense.triangles(), pose, camera, 1.0, surface, tris)
+    v = metrics.apply(view["cam"], body.blended(dense.vertices, weights, target))
+    t_body = time.perf_counter() - t
+    return {"closed": bool(gt["closed"]), **_score(v, dense.face_sizes, dense.loops.astype(np.int64), True, gt, view),
+            "seconds": {**base, "template": round(t_body, 3)}}
 
 
 def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict,
@@ -666,6 +688,9 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "match": importlib.import_module(module.__name__ + ".templates.match"),
         "ffd": importlib.import_module(module.__name__ + ".templates.ffd"),
         "ffd_fit": importlib.import_module(module.__name__ + ".templates.ffd_fit"),
+        "body": importlib.import_module(module.__name__ + ".templates.body"),
+        "template_body": importlib.import_module(module.__name__ + ".scene.template_body"),
+        "mesh": importlib.import_module(module.__name__ + ".templates.mesh"),
     }
     views = VIEWS[:1] if quick else VIEWS
     if view_ids:
@@ -740,7 +765,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
 
 
 def _modes(items: list[dict]) -> list[str]:
-    blends = ("", "+rigid", "+template", "+truecat", "+gtshell")
+    blends = ("", "+rigid", "+template", "+truecat", "+gtshell", "+gtbody")
     order = [f"{e}{b}" for e in ("oracle", "classic", "transformers") for b in blends]
     present = {k for i in items for k in i if k in order}
     return [m for m in order if m in present]
@@ -756,7 +781,7 @@ DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size")
 
 
 def _is_blend(mode: str) -> bool:
-    return mode.endswith(("+template", "+rigid", "+truecat", "+gtshell"))
+    return mode.endswith(("+template", "+rigid", "+truecat", "+gtshell", "+gtbody"))
 
 
 def _category_counts(items: list[dict], mode: str) -> dict | None:
@@ -1046,7 +1071,8 @@ def main() -> int:
                         help="also blend with only the object's true category (its folder under meshes/category) as "
                              "candidates, always placing the best (mode <engine>+truecat): shape quality apart from "
                              "retrieval; 'only': that blend alone; 'gt': the blend's shell with the GT mesh itself, "
-                             "posed exactly, as the template (mode <engine>+gtshell: the bound of the representation)")
+                             "posed exactly, as the template (modes <engine>+gtshell, the ray shell, and "
+                             "<engine>+gtbody, the template body: the bounds of the two blends)")
     parser.add_argument("--category", action="store_true",
                         help="the template benchmark on real objects: --only 3d --meshes ../shared/bench-data/meshes/"
                              "category --set meshes --template-category oracle, a full run of which is written as "

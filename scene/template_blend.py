@@ -6,11 +6,14 @@ placed, its matrix the camera's world matrix times the matched pose (so it is up
 axes, origin at the template's base), its mesh in the template's model space. Every match's FFD
 lattice is fitted to the object's mask and depth (``templates.fit``); with trusted depth (metric, the
 user's map) the accepted matches' poses are first refined on the visible surface and their stretch
-handed to the lattice (``templates.fit.refine_matches``). Over a reconstruction with a
-back (closed or solidified, the default) the mesh is the reconstruction's own, its vertices moved
-onto the template along the camera rays (``scene.template_shell``): the seen side is then exactly
-the reconstruction, the hidden side the fitted template, with no seam. Over an open reconstruction
-it is a densified copy of the template. Its modifiers:
+handed to the lattice (``templates.fit.refine_matches``). The mesh (``BLEND``, one of ``BLENDS``) is
+by default the *body*: the fitted template's own mesh, densified, its seen vertices pulled along the
+camera rays onto the reconstruction (``scene.template_body``), so it keeps what no ray's first or
+last hit sees (a handle's hole, a cup's inside, legs). Where the fitted template's outline matches
+the mask too poorly for trusted depth to be given up (``templates.body.body_fits``), and with
+``blend="shell"``, over a reconstruction with a back it is the *ray shell*: the reconstruction's own
+mesh, its vertices moved onto the template along the camera rays (``scene.template_shell``); over an
+open one a densified copy of the template pulled by a Shrinkwrap. Its modifiers:
 
 0. ``Monocle Lattice``: the fitted lattice as a real Lattice object parented to the template
    (``scene.template_lattice``); the **Fit** slider (``monocle_template_fit``) drives its strength,
@@ -20,10 +23,12 @@ it is a densified copy of the template. Its modifiers:
    driver reads ``weight`` from the object's ``monocle_template_weight`` property (a simple
    expression with the depth trust's knee baked in: no Python, works with auto-run off), so moving
    the slider updates the mesh live.
-2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Side`` (geometry nodes,
-   vertex for vertex) on the ray-resampled mesh, ``Monocle Shrinkwrap`` (nearest surface point) on
-   the template copy. With trusted depth, weights up to the knee (the default included) keep the
-   reconstruction's surface on the seen side; above it the template takes over, 1 giving the pure
+2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Ray`` (geometry nodes:
+   the camera ray through each vertex as the lattice left it, onto the reconstruction's first hit)
+   on the body, ``Monocle Photo Side`` (vertex for vertex) on the ray shell, ``Monocle Shrinkwrap``
+   (nearest surface point) on the template copy. With trusted depth, weights up to the knee (the
+   default included) keep the reconstruction's surface on the seen side, whatever Fit and the
+   lattice do (they reshape the hidden side); above it the template takes over, 1 giving the pure
    (fitted) template. With the classic relief the knee is near 0, so the slider is about the
    template's share of the seen side. The back (weight 0 in the group) always keeps the fitted
    template.
@@ -53,6 +58,7 @@ from mathutils import Matrix
 from ..geometry import CameraModel, MeshSettings
 from ..templates import library as tlib
 from ..templates.blend import visibility_weights
+from ..templates.body import body_fits
 from ..templates.ffd_fit import LatticeFit
 from ..templates.fit import depth_trust, refine_matches
 from ..templates.match import Match, MatchResult, Pose
@@ -63,6 +69,7 @@ from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError, load_depth, load_mask, read_result
+from .template_body import RAY_MODIFIER, add_ray_modifier, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
@@ -84,7 +91,8 @@ WRAP_MODIFIER = "Monocle Shrinkwrap"
 PROJECT_MODIFIER = "Monocle Photo Projection"
 WEIGHT_LEVELS = 256  # visibility weights are written in this many steps (one group.add per step)
 DEFAULT_WEIGHT = 0.5
-SHELL = True  # over a reconstruction with a back, blend the template resampled on its rays
+BLENDS = ("body", "shell")  # the template's own mesh pulled onto the photo; the reconstruction resampled on it
+BLEND = "body"
 
 
 @dataclass
@@ -241,22 +249,25 @@ def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.Vert
 def _build_mesh(tm: _TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
                 photo_material: bpy.types.Material | None, trust: float = 0.0,
                 source: bpy.types.Object | None = None, camera_obj: bpy.types.Object | None = None,
-                shell: bool = False) -> tuple[bpy.types.Mesh, np.ndarray]:
+                kind: str = "copy") -> tuple[bpy.types.Mesh, np.ndarray]:
     """The blend's mesh with its materials (photo material on the faces the camera sees) and a
-    ``Photo`` UV map; returns it with the per-vertex visibility weights of the fitted shape.
+    ``Photo`` UV map; returns it with the per-vertex pull weights of the fitted shape.
 
-    Over a reconstruction with a back (``source``, seen through ``camera_obj``) it is the fitted
-    template resampled on the reconstruction's rays (``scene.template_shell``); otherwise (an open
-    back, or ``SHELL`` off) the densified template itself."""
+    ``kind`` (``_blend_kind``): ``body``, the densified template weighted by where its rays meet the
+    reconstruction ``source`` seen through ``camera_obj`` (``scene.template_body``); ``shell``, the
+    fitted template resampled on the reconstruction's rays (``scene.template_shell``); ``copy``, the
+    densified template weighted by its visibility."""
     from .ingest import mesh_from_arrays
 
-    if shell and source is not None and camera_obj is not None:
+    if kind == "shell" and source is not None and camera_obj is not None:
         return shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
                           tm.materials, tm.material_index, trust)
 
     dense, parents = densify(tm.mesh)
-    fitted = fit.lattice.deform(dense.vertices)
-    weights = visibility_weights(fitted, dense.triangles(), match.pose, camera, trust)
+    if kind == "body" and source is not None and camera_obj is not None:
+        weights = body_arrays(source, camera_obj, dense, match, fit, camera, trust)
+    else:
+        weights = visibility_weights(fit.lattice.deform(dense.vertices), dense.triangles(), match.pose, camera, trust)
     mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
     mesh.uv_layers.new(name=PHOTO_UV)
     for mat in tm.materials or [None]:
@@ -281,8 +292,17 @@ def weight_expression(trust: float) -> str:
     return f"1 - min(1, max(0, (s - {knee:.4f}) / {takeover_full(trust) - knee:.4f}))"
 
 
+def _blend_kind(blend: str, source: bpy.types.Object | None, fit: LatticeFit, trust: float) -> str:
+    """The mesh and pull a blend ``blend`` (one of ``BLENDS``) gets over ``source``: ``body`` where
+    the fitted template's outline fits the mask well enough (``templates.body.body_fits``); ``shell``
+    over a reconstruction with a back; ``copy`` (the template pulled by a Shrinkwrap) otherwise."""
+    if blend == "body" and (body_fits(fit.iou, trust) or not has_back(source)):
+        return "body"
+    return "shell" if has_back(source) else "copy"
+
+
 def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
-                   camera: CameraModel, shell: bool = False) -> None:
+                   camera: CameraModel, kind: str = "copy") -> None:
     mix = obj.modifiers.new(MIX_MODIFIER, "VERTEX_WEIGHT_MIX")
     mix.vertex_group_a = VISIBLE_GROUP
     mix.mix_mode = "MUL"
@@ -291,7 +311,9 @@ def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: 
     mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
     add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]',
                    weight_expression(trust))
-    if shell:  # vertex for vertex onto the reconstruction it was made from
+    if kind == "body":  # along the camera's rays onto the reconstruction
+        add_ray_modifier(obj, target, camera_obj, VISIBLE_GROUP)
+    elif kind == "shell":  # vertex for vertex onto the reconstruction it was made from
         add_snap_modifier(obj, target, VISIBLE_GROUP)
     else:
         wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
@@ -324,19 +346,20 @@ def _lattice_name(match: Match) -> str:
 def place_template(
     source: bpy.types.Object, camera_obj: bpy.types.Object, result: MatchResult, camera: CameraModel, *,
     library: tlib.TemplateLibrary, weight: float = DEFAULT_WEIGHT, index: int = 0, created: Created | None = None,
-    hide_source: bool = True, fits: list[LatticeFit] | None = None, trust: float = 1.0,
+    hide_source: bool = True, fits: list[LatticeFit] | None = None, trust: float = 1.0, blend: str = BLEND,
 ) -> bpy.types.Object:
-    """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend,
-    shaped by its fitted lattice (``fits``: one per match; None: unfitted lattices); ``trust`` is the
-    depth's (``templates.fit.depth_trust``): how much of the seen side the slider leaves to the photo."""
+    """Place match ``index`` of ``result`` over the reconstruction ``source`` and set up the blend
+    ``blend`` (one of ``BLENDS``), shaped by its fitted lattice (``fits``: one per match; None:
+    unfitted lattices); ``trust`` is the depth's (``templates.fit.depth_trust``): how much of the seen
+    side the slider leaves to the photo."""
     created = created or Created()
     match = result.matches[index]
     if fits is None or len(fits) != len(result.matches):
         fits = [rest_fit(library.get(m.template, m.source)) for m in result.matches]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
-    shell = SHELL and has_back(source)
-    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, shell)
+    kind = _blend_kind(blend, source, fits[index], trust)
+    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, kind)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
     for coll in source.users_collection:
@@ -352,7 +375,7 @@ def place_template(
     ui = obj.id_properties_ui(WEIGHT_PROP)
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
               description=WEIGHT_DESCRIPTION)
-    _add_modifiers(obj, source, camera_obj, camera, shell)
+    _add_modifiers(obj, source, camera_obj, camera, kind)
     store_fits(obj, fits)
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
     if hide_source:
@@ -368,7 +391,7 @@ def blend_from_result(
     result_path: str | Path, settings: MeshSettings, objects: list[bpy.types.Object],
     camera_obj: bpy.types.Object, *, weight: float = DEFAULT_WEIGHT, focal_mm: float | None = None,
     context: bpy.types.Context | None = None, library: tlib.TemplateLibrary | None = None,
-    threshold: float | None = None, depth_from_template: bool = True,
+    threshold: float | None = None, depth_from_template: bool = True, blend: str = BLEND,
 ) -> list[TemplateReport]:
     """Match the objects of a build (``BuildReport.objects`` and ``.camera``, same order as the
     result's instances) and blend a template over every one whose best match passes the threshold.
@@ -399,7 +422,7 @@ def blend_from_result(
                 scale = set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
             if res.accepted:
                 obj = place_template(source, camera_obj, res, matched.camera, library=lib, weight=weight,
-                                     created=created, fits=fits, trust=matched.depth_trust)
+                                     created=created, fits=fits, trust=matched.depth_trust, blend=blend)
             reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
                                           matched.depth_trust, scale))
     return reports
@@ -419,8 +442,8 @@ def _on_ground(source: bpy.types.Object, res: MatchResult, centre: float) -> tup
 
 def is_template(obj: bpy.types.Object | None) -> bool:
     """Whether ``obj`` is a live template blend (it has matches and its pull onto the reconstruction)."""
-    return obj is not None and MATCHES_PROP in obj and (
-        obj.modifiers.get(WRAP_MODIFIER) is not None or obj.modifiers.get(SNAP_MODIFIER) is not None)
+    return obj is not None and MATCHES_PROP in obj and any(
+        obj.modifiers.get(name) is not None for name in (WRAP_MODIFIER, SNAP_MODIFIER, RAY_MODIFIER))
 
 
 def reconstruction_of(obj: bpy.types.Object) -> bpy.types.Object | None:
@@ -428,6 +451,9 @@ def reconstruction_of(obj: bpy.types.Object) -> bpy.types.Object | None:
     wrap = obj.modifiers.get(WRAP_MODIFIER)
     if wrap is not None:
         return wrap.target
+    ray = obj.modifiers.get(RAY_MODIFIER)
+    if ray is not None:
+        return ray_target(ray)
     snap = obj.modifiers.get(SNAP_MODIFIER)
     return snap_target(snap) if snap is not None else None
 
@@ -450,7 +476,7 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     lib = library if library is not None else template_library(context)
     camera = _camera_from_json(obj[CAMERA_PROP])
     source = reconstruction_of(obj)
-    shell = obj.modifiers.get(SNAP_MODIFIER) is not None
+    kind = "body" if obj.modifiers.get(RAY_MODIFIER) else "shell" if obj.modifiers.get(SNAP_MODIFIER) else "copy"
     photo = source.active_material if source is not None else None
     try:
         template = lib.get(match.template, match.source)
@@ -464,7 +490,7 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     if camera_obj is not None and source is not None and DEPTH_SCALE_PROP in source:
         set_template_depth(source, camera_obj, match.depth_scale)  # its depth came from the template
     mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)), source,
-                                camera_obj, shell and source is not None and camera_obj is not None)
+                                camera_obj, kind if source is not None and camera_obj is not None else "copy")
     old = obj.data
     obj.data = mesh
     if old.users == 0:

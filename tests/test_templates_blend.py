@@ -1,6 +1,7 @@
 """The template blend in Blender (issue 7), end to end: a synthetic photo through the real worker,
 ``scene.build.build_from_result``, then ``scene.template_blend.blend_from_result``; the slider,
-Swap, Apply, the photo projection, watertightness, the bunny, and a user asset library."""
+Swap, Apply, the photo projection, watertightness (the ray shell), the bunny, and a user asset library.
+The body blend's own checks (the handle's hole): test_template_body.py."""
 
 from __future__ import annotations
 
@@ -118,10 +119,11 @@ def test_blend_end_to_end(mods, mug_result):
     size = float(np.linalg.norm(np.ptp(tpl.vertices, axis=0)))
     weights = _weights(obj)
     visible = weights > 0.99
-    assert 0.15 < visible.mean() < 0.6  # the side facing the camera, not the back
+    assert 0.15 < visible.mean() < 0.8  # the side facing the camera (and the reconstruction's front), not the back
 
-    # the blend is the reconstruction's mesh (its topology, one vertex per vertex) moved onto the template
-    assert len(obj.data.vertices) == len(recon.data.vertices) and len(obj.data.polygons) == len(recon.data.polygons)
+    # the blend (the body, the default) is the template's own mesh, densified, then the reconstruction's front
+    assert obj.modifiers["Monocle Photo Ray"].node_group is not None
+    assert len(obj.data.vertices) > len(tpl.vertices) and len(obj.data.polygons) != len(recon.data.polygons)
     # weight 1, fit 0: the rigid template, where the match put it (the fit: test_templates_ffd.py): the
     # back (weight 0) and the front wherever its ray met the template lie on the template's surface
     obj["monocle_template_fit"] = 0.0
@@ -136,7 +138,11 @@ def test_blend_end_to_end(mods, mug_result):
     on_template = surface_distance(ev1, expected, tpl.triangles) < 1e-4 * size
     assert on_template[weights == 0].all() and (weights == 0).mean() > 0.25
     assert on_template.mean() > 0.8, float(on_template.mean())
-    assert is_watertight(obj)
+    # back to Fit 1 (the default): the body's rays, and so which seen vertices meet the reconstruction,
+    # were found through the fitted template
+    obj["monocle_template_fit"] = 1.0
+    _set_weight(obj, 1.0)
+    ev1 = evaluated_world(obj)
 
     # weight 0: the visible side lies on the reconstruction (within 1 % of the object's size)
     _set_weight(obj, 0.0)
@@ -147,7 +153,6 @@ def test_blend_end_to_end(mods, mug_result):
     moved = np.linalg.norm(ev0 - ev1, axis=1)
     assert moved[visible].max() > 0.01 * size  # the dent really differs from the template
     assert np.abs(ev0[weights == 0] - ev1[weights == 0]).max() < 1e-6 * size + 1e-9  # the back keeps the template
-    assert is_watertight(obj)
     # and it covers the reconstruction's front: most front vertices are near the blended surface
     res = build.read_result(result)
     meshes, _ = build.meshes_from_result(res, settings, build.camera_for_result(res, 50.0))
@@ -163,10 +168,9 @@ def test_blend_end_to_end(mods, mug_result):
     ev_h = evaluated_world(obj)
     assert np.abs(ev_h - ev0).max() < 1e-5 * size
     d = surface_distance(ev_h[weights > 0], rec_world, rec_tri)
-    assert d.max() < 1e-3 * size, float(d.max() / size)  # every seen vertex lies on the reconstruction
-    # ... vertex for vertex: the seen side is the reconstruction's own surface, unchanged by the template
-    rec_ev = evaluated_world(recon)
-    assert np.abs(ev_h[weights > 0.99] - rec_ev[weights > 0.99]).max() < 1e-5 * size
+    # every seen vertex lies on the reconstruction (Blender's exact cast and the placement's raster-picked
+    # one disagree on a few rays grazing the outline: those keep the template, within 1 %)
+    assert np.mean(d < 1e-4 * size) > 0.98 and d.max() < 0.01 * size, (np.mean(d < 1e-4 * size), d.max() / size)
     _set_weight(obj, 0.75)
     ev_q = evaluated_world(obj)
     assert np.allclose(ev_q, ev1 + 0.5 * (ev0 - ev1), atol=1e-5 * size)
@@ -192,22 +196,27 @@ def test_blend_end_to_end(mods, mug_result):
     target = np.stack([uv[0::2] * W, (1 - uv[1::2]) * H], axis=1)
     assert np.abs(px - target).max() < 0.05
     photo_faces = mat == len(slots) - 1
-    assert 0.1 < photo_faces.mean() < 0.7
+    assert 0.1 < photo_faces.mean() < 0.9
 
 
-def test_swap_and_apply(mods, mug_result):
+@pytest.mark.parametrize("blend", ["body", "shell"])
+def test_swap_and_apply(mods, mug_result, blend):
+    """Swap cycles the stored matches keeping the sliders; Apply bakes what the viewport shows. The ray
+    shell (the reconstruction's topology) stays watertight throughout."""
     result, _ = mug_result
     tb, build = mods["tb"], mods["build"]
     settings = _settings(mods)
     report = build.build_from_result(result, settings, focal_mm=50.0)
-    obj = tb.blend_from_result(result, settings, report.objects, report.camera, weight=0.3, focal_mm=50.0)[0].object
+    obj = tb.blend_from_result(result, settings, report.objects, report.camera, weight=0.3, focal_mm=50.0,
+                               blend=blend)[0].object
+    watertight = blend == "shell"
     names = [m.template for m in tb.template_matches(obj).matches]
     seen = []
     for _ in range(3):
         seen.append(tb.swap_template(obj).template)
         assert obj["monocle_template_weight"] == pytest.approx(0.3)
         bpy.context.view_layer.update()
-        assert is_watertight(obj)
+        assert is_watertight(obj) or not watertight
         assert len(evaluated_world(obj)) == len(obj.data.vertices)
     assert seen == names[1:] + names[:1]
     assert obj["monocle_category"] == "mug"
@@ -218,7 +227,7 @@ def test_swap_and_apply(mods, mug_result):
     assert obj.animation_data is None or not obj.animation_data.drivers
     after, _ = _mesh_world(obj)
     assert np.abs(after - before).max() < 1e-6
-    assert is_watertight(obj)
+    assert is_watertight(obj) or not watertight
     assert "Photo" in obj.data.uv_layers
 
 
@@ -246,7 +255,7 @@ def test_blend_relative_depth(ext_dir, mods, tmp_path):
     rec_world, rec_tri = _evaluated_triangles(report.objects[0])
     size = float(np.linalg.norm(np.ptp(evaluated_world(rep.object), axis=0)))
     d = surface_distance(evaluated_world(rep.object)[visible], rec_world, rec_tri)
-    assert d.max() < 0.01 * size
+    assert np.mean(d < 0.01 * size) > 0.99, (np.mean(d < 0.01 * size), d.max() / size)
 
 
 def test_bunny_left_alone(ext_dir, mods, bench_data, tmp_path):
