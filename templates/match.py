@@ -441,7 +441,8 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, iterations: int = 10,
-           prealign: bool = True, normals: np.ndarray | None = None, depth_scale: bool = False) -> Pose:
+           prealign: bool = True, normals: np.ndarray | None = None, depth_scale: bool = False,
+           depth_trust: float = 1.0) -> Pose:
     """Scale + rigid ICP of the posed template against the window's points.
 
     Where template and object overlap in the window, pixels pair up along their shared ray and
@@ -449,7 +450,7 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
     with the other's nearest point, which pulls the outlines together. Each step solves a damped
     linearised least-squares problem for a small rotation, scale change and translation. With
     ``depth_scale`` the object's relief is rescaled to the template's before each step (relative
-    depth maps carry an unknown relief scale).
+    depth maps carry an unknown relief scale). The depth pairs weigh ``depth_trust``, the outline's 1.
     """
     if prealign:
         pose = align_silhouette(vertices, triangles, window, pose)
@@ -500,7 +501,9 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
         a_pt = np.concatenate([-_skew(ds), ds[:, :, None], np.broadcast_to(np.eye(3), (len(ds), 3, 3))], axis=2)
         # Cauchy weights: a few wild pairs (rims, depth jumps) must not steer the step
         c = ROBUST_SCALE * size
-        w_plane = 1.0 / (1.0 + (b_plane / c) ** 2)
+        # the depth pairs count as far as the depth is trusted: a relief guessed from the outline
+        # (classic, drawing) would tilt the template towards its bulge, off the outline
+        w_plane = depth_trust / (1.0 + (b_plane / c) ** 2)
         w_pt = np.repeat(1.0 / (1.0 + (np.linalg.norm(ys - xs, axis=1) / c) ** 2), 3)
         a = np.vstack([a_plane, a_pt.reshape(-1, 7)])
         b = np.concatenate([b_plane, (ys - xs).ravel()])
@@ -634,7 +637,8 @@ def match_instance(
         tpl = library.templates[ti]
         verts = tpl.vertices.astype(np.float64)
         pose = _initial_pose(library, ti, view, inst, camera, rotations)
-        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale)
+        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale,
+                      depth_trust=depth_trust)
         score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale,
                                             depth_trust)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
