@@ -51,6 +51,7 @@ ASPECT_FREE = 0.2  # ... beyond this much (a lattice fit changes proportions che
 REFINE_GRID = 48
 SCORE_GRID = 80
 WINDOW_GROW = 1.35  # refinement window side / descriptor window side
+LATERAL_TRUST = 0.5  # depth trusted less pulls the outlines together in the image plane only
 
 
 class Camera(Protocol):
@@ -440,6 +441,32 @@ def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
 
 
+def _outline_pairs(window: _Window, grid: np.ndarray, hit: np.ndarray, target: np.ndarray, tree_p: cKDTree,
+                   tree_px: cKDTree | None) -> tuple[np.ndarray, np.ndarray]:
+    """(template points, object points) paired where only one of them covers a pixel: each with the
+    other's nearest point, in 3D; with ``tree_px`` (the mask's pixels) nearest in the image and the
+    object's point moved along its ray to the template point's depth, so an untrusted relief pulls
+    the outlines together in the image plane only."""
+    only_t = hit & ~window.mask
+    only_m = window.mask & ~hit
+    hi, hj = np.nonzero(hit)
+    if tree_px is None:
+        xt = grid[only_t]
+        yt = window.points[tree_p.query(xt)[1]] if len(xt) else np.zeros((0, 3))
+        ym = target[only_m]
+        xm = grid[hi, hj][cKDTree(grid[hi, hj]).query(ym)[1]] if len(ym) else np.zeros((0, 3))
+        return np.vstack([xt, xm]), np.vstack([yt, ym])
+    ti, tj = np.nonzero(only_t)
+    mi, mj = np.nonzero(only_m)
+    xt = grid[ti, tj]
+    yt = window.points[tree_px.query(np.stack([ti, tj], axis=1))[1]] if len(ti) else np.zeros((0, 3))
+    ym = target[mi, mj]
+    near = cKDTree(np.stack([hi, hj], axis=1)).query(np.stack([mi, mj], axis=1))[1] if len(mi) else []
+    xm = grid[hi, hj][near] if len(mi) else np.zeros((0, 3))
+    xs, ys = np.vstack([xt, xm]), np.vstack([yt, ym])
+    return xs, ys * (xs[:, 2] / np.minimum(ys[:, 2], -1e-12))[:, None]
+
+
 def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, iterations: int = 10,
            prealign: bool = True, normals: np.ndarray | None = None, depth_scale: bool = False,
            depth_trust: float = 1.0) -> Pose:
@@ -450,7 +477,8 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
     with the other's nearest point, which pulls the outlines together. Each step solves a damped
     linearised least-squares problem for a small rotation, scale change and translation. With
     ``depth_scale`` the object's relief is rescaled to the template's before each step (relative
-    depth maps carry an unknown relief scale). The depth pairs weigh ``depth_trust``, the outline's 1.
+    depth maps carry an unknown relief scale). The depth pairs weigh ``depth_trust``, the outline's 1;
+    below ``LATERAL_TRUST`` the outline pairs ignore the object's depth (``_outline_pairs``).
     """
     if prealign:
         pose = align_silhouette(vertices, triangles, window, pose)
@@ -463,6 +491,8 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
     target = np.zeros((window.n, window.n, 3))
     target[ii, jj] = window.points
     tree_p = cKDTree(window.points)
+    lateral = depth_trust < LATERAL_TRUST
+    tree_px = cKDTree(np.stack([ii, jj], axis=1))
     size = float(np.ptp(window.points, axis=0).max()) or 1.0
     for _ in range(iterations):  # a handful of ICP steps
         ras = window.render(vertices, triangles, pose)
@@ -483,13 +513,7 @@ def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: P
         gap = np.linalg.norm(x - y, axis=1)
         near = gap <= max(3.0 * float(np.median(gap)) if len(gap) else 0.0, 0.02 * size)
         x, y, nrm = x[near], y[near], nrm[near]
-        only_t = hit & ~window.mask
-        xt = grid[only_t]
-        yt = window.points[tree_p.query(xt)[1]] if len(xt) else np.zeros((0, 3))
-        only_m = window.mask & ~hit
-        ym = target[only_m]
-        xm = grid[hi, hj][cKDTree(grid[hi, hj]).query(ym)[1]] if len(ym) else np.zeros((0, 3))
-        xs, ys = np.vstack([xt, xm]), np.vstack([yt, ym])
+        xs, ys = _outline_pairs(window, grid, hit, target, tree_p, tree_px if lateral else None)
         if len(x) + len(xs) < 7:
             break
         centre = grid[hi, hj].mean(axis=0)
