@@ -51,7 +51,7 @@ WORST = 8  # the lowest-IoU drawings listed by name
 GOALS = {"freestyle_iou": 0.95, "sheet_iou": 0.90, "spurious": 0, "template_top1": 0.80, "a4_seconds": 1.0}
 
 import drawing_render as dr  # noqa: E402
-from bench_retrieval import subject  # noqa: E402
+from bench_retrieval import candidate_terms, subject  # noqa: E402
 from drawing_sheets import a4_sheet, draw_sheet, phone_photo  # noqa: E402
 
 from geometry import MeshSettings  # noqa: E402
@@ -117,23 +117,24 @@ def proportions(truth: np.ndarray, built: np.ndarray) -> dict[str, float]:
             "depth_height": round(float((built[2] / built[1]) / (truth[2] / truth[1])), 3)}
 
 
-def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool]:
-    """(category of the top-1 template, its name, whether retrieval accepts it) for the drawing's object,
-    with the mask and relief depth the build reads and the template blend's retrieve."""
+def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bool, list]:
+    """(category of the top-1 template, its name, whether retrieval accepts it, the candidates' score
+    terms for calibrate_retrieval.py) for the drawing's object, with the mask and relief depth the
+    build reads and the template blend's retrieve."""
     camera = camera_from_result_json(result, fallback_focal_mm=dr.FOCAL_MM)
     depth = load_depth_file(Path(result["folder"]) / result["depth"]["file"])
     zdepth = scene_depth(depth, result["depth"]["kind"], [mask], MeshSettings(), camera)
     # as scene.result reads it: the user's own file, else the engine that estimated the depth
     source = "file" if result["depth"].get("extra", {}).get("source") == "file" else result["engine"]["name"]
     try:
-        found, _ = retrieve(mask, zdepth, camera, library, "drawing", depth_scale=True,
+        found, fits = retrieve(mask, zdepth, camera, library, "drawing", depth_scale=True,
                             trust=depth_trust(result["depth"]["kind"], source))
     except ValueError as exc:  # a failure inside retrieval counts as a miss, and is reported
-        return "", f"error: {exc}", False
+        return "", f"error: {exc}", False, []
     if not found.matches:
-        return "", "", False
+        return "", "", False, []
     best = found.matches[0]
-    return best.category, best.template, bool(found.accepted)
+    return best.category, best.template, bool(found.accepted), candidate_terms(found, fits, library)
 
 
 def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str = "") -> list[dict]:
@@ -168,8 +169,8 @@ def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str 
             row["proportions_depth_range"] = proportions(true_extent,
                                                          built_extent(result, masks, best, "relative_inverse"))
         if masks and kind == "template":
-            got, name, accepted = template_top1(result, best, library)
-            row.update(top1=name, top1_category=got, right=got == category, accepted=accepted)
+            got, name, accepted, top = template_top1(result, best, library)
+            row.update(top1=name, top1_category=got, right=got == category, accepted=accepted, top=top)
         elif kind == "template":
             row.update(top1="", top1_category="", right=False, accepted=False)
         rows.append(row)

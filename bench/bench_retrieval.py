@@ -37,7 +37,7 @@ from bench_templates import load_obj  # noqa: E402
 
 from inference.engines.classic import inflate  # noqa: E402
 from templates import fit, match, retrieve, synthetic  # noqa: E402
-from templates.library import Template, bundled_library  # noqa: E402
+from templates.library import Template, TemplateLibrary, bundled_library  # noqa: E402
 
 
 def load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +104,16 @@ def mode_depth(mode: str, view: synthetic.SyntheticView, rng: np.random.Generato
     return view.zdepth, fit.DEPTH_TRUST["file"]
 
 
+def candidate_terms(res: match.MatchResult, fits: list, lib: TemplateLibrary) -> list[tuple]:
+    """Per fitted candidate what its score is made of, as calibrate_retrieval.py reads it: template,
+    category, score, IoU, depth error, roll, non-affine lattice offset, axis stretch, rigid score,
+    coarse score."""
+    return [(m.template, m.category, round(m.score, 3), round(m.iou, 3), round(m.depth_error, 4),
+             round(match.roll_degrees(m.pose.rotation), 2),
+             *retrieve.deformation(f, lib.get(m.template, m.source).size),
+             round(m.rigid_score or 0.0, 3), round(m.coarse_score, 3)) for m, f in zip(res.matches, fits)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="oracle", help="comma-separated: oracle, relative, classic")
@@ -137,11 +147,7 @@ def main() -> int:
                     verdict = "placed" if placed else "none"
                 rows.append({"object": path.stem, "category": category, "view": [az, el], "mode": mode,
                              "verdict": verdict, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
-                             "top": [(m.template, m.category, round(m.score, 3), round(m.iou, 3),
-                                      round(m.depth_error, 4), round(match.roll_degrees(m.pose.rotation), 2),
-                                      *retrieve.deformation(f, lib.get(m.template, m.source).size),
-                                      round(m.rigid_score or 0.0, 3), round(m.coarse_score, 3))
-                                     for m, f in zip(res.matches, fits)],
+                             "top": candidate_terms(res, fits, lib),
                              "timings": {k: round(v, 3) for k, v in res.timings.items()}})
                 print(f"{path.stem:16s} {az:5.0f} {mode:8s} {verdict:6s} {seconds:5.2f}s  "
                       + "  ".join(f"{m.template}:{m.score:.3f}(iou {m.iou:.2f} d {m.depth_error:.3f} u %.3f s %.2f)"

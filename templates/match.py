@@ -8,8 +8,9 @@
    difference over the overlap (scale-free grid), weighted by the depth's trust.
 3. Refine: the best (template, view) pairs start a scale + rigid ICP against the
    reconstructed points; each step renders the posed template into the object's window, pairs
-   pixels both cover along their ray (point-to-plane) and pulls the outlines together
-   (nearest points where only one of them covers a pixel).
+   pixels both cover along their ray (point-to-plane, weighted by the depth's trust) and pulls the
+   outlines together (nearest points where only one of them covers a pixel; in the image plane
+   when the depth is a guess, so a relief inflated from the outline cannot tilt the template).
 4. Score: silhouette IoU of the posed template against the mask (forgiving one pixel), minus
    its mean (saturating) depth error relative to the object's size, minus a penalty for roll.
    Below ``THRESHOLD`` no template is used.
@@ -17,83 +18,38 @@
 Relative depth maps (``depth_scale=True``) have an unknown relief scale: each stage then fits
 the factor between the object's relief and the template's before comparing depths.
 
-Poses map model space to camera space: ``p_cam = scale * R @ p_model + t`` (Blender's camera
-axes: x right, y up, looking down -z).
+Poses map model space to camera space (``templates.pose``); the refinement is ``templates.icp``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from . import descriptors as desc
-from . import render
+from .icp import DEPTH_SCALE_RANGE, Window, refine, relief_scale
 from .library import SYM_REVOLUTION, SYM_SPHERE, TemplateLibrary
-from .render import Raster
+
+# Camera, Pose and orientation_error are re-exported: the matcher's callers import them from here
+from .pose import Camera as Camera
+from .pose import Pose as Pose
+from .pose import orientation_error as orientation_error
+from .pose import roll_degrees, rotation_between
 
 THRESHOLD = 0.85
 COARSE_DEPTH_WEIGHT = 1.0
 DEPTH_WEIGHT = 2.0
 DEPTH_CAP = 0.1  # relative depth error at which a pixel counts as simply wrong
 ROLL_WEIGHT = 0.1  # score lost per (30 degrees of roll)^2: photos are rarely tilted much
-ROBUST_SCALE = 0.02  # Cauchy scale of ICP residuals, fraction of the object size
-MAX_TURN_DEG = 8.0  # largest rotation of one ICP step
-MAX_SCALE_STEP = 0.1  # largest relative scale change of one ICP step
-DEPTH_SCALE_RANGE = (1.0 / 3.0, 3.0)  # how far a relative depth map's relief may be stretched or squashed
 PRUNE_KEEP = 24  # templates the silhouette-only pass keeps for the full comparison
 ASPECT_WEIGHT = 0.5  # coarse score lost per unit of log aspect ratio between outlines ...
 ASPECT_FREE = 0.2  # ... beyond this much (a lattice fit changes proportions cheaply)
 REFINE_GRID = 48
 SCORE_GRID = 80
 WINDOW_GROW = 1.35  # refinement window side / descriptor window side
-
-
-class Camera(Protocol):
-    width: int
-    height: int
-
-    @property
-    def focal_px(self) -> float: ...
-
-
-@dataclass
-class Pose:
-    """``p_cam = scale * rotation @ p_model + translation``."""
-
-    rotation: np.ndarray
-    translation: np.ndarray
-    scale: float
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        p = np.asarray(points, dtype=np.float64)
-        return np.einsum("ij,nj->ni", self.scale * self.rotation, p) + self.translation
-
-    def inverse_apply(self, points: np.ndarray) -> np.ndarray:
-        """Model-space points of camera-space ``points``; solved, not transposed, so a ``rotation``
-        that holds a stretch along the model's axes (``templates.pose_fit``) inverts exactly too."""
-        p = np.asarray(points, dtype=np.float64) - self.translation
-        return np.linalg.solve(self.scale * self.rotation, p.T).T
-
-    def matrix(self) -> np.ndarray:
-        """4x4 camera-from-model matrix (scale included)."""
-        m = np.eye(4)
-        m[:3, :3] = self.scale * self.rotation
-        m[:3, 3] = self.translation
-        return m
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rotation": np.round(self.rotation, 6).tolist(), "translation": np.round(self.translation, 6).tolist(),
-                "scale": round(float(self.scale), 6)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Pose:
-        return cls(np.asarray(data["rotation"], dtype=np.float64), np.asarray(data["translation"], dtype=np.float64),
-                   float(data["scale"]))
 
 
 @dataclass
@@ -153,106 +109,6 @@ class MatchResult:
     def from_json(cls, data: dict[str, Any]) -> MatchResult:
         return cls(str(data.get("label", "object")), [Match.from_json(m) for m in data.get("matches", [])],
                    float(data.get("threshold", THRESHOLD)), ambiguous=bool(data.get("ambiguous", False)))
-
-
-# --------------------------------------------------------------------------- geometry helpers
-
-def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit vector ``a`` to unit vector ``b``."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(a @ b)
-    if c < -1.0 + 1e-12:
-        return -np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
-
-
-def rotation_angle(r: np.ndarray) -> float:
-    """Angle of a rotation matrix, degrees."""
-    return math.degrees(math.acos(float(np.clip((np.trace(r) - 1.0) * 0.5, -1.0, 1.0))))
-
-
-def _rot_z(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def orientation_error(r_est: np.ndarray, r_true: np.ndarray, symmetry: int = 1) -> float:
-    """Angle (degrees) between two camera-from-model rotations, modulo the template's symmetry about +Z."""
-    if symmetry == SYM_SPHERE:
-        return 0.0
-    if symmetry == SYM_REVOLUTION:
-        return math.degrees(math.acos(float(np.clip(r_est[:, 2] @ r_true[:, 2], -1.0, 1.0))))
-    return min(rotation_angle(r_est.T @ r_true @ _rot_z(2.0 * math.pi * k / symmetry)) for k in range(symmetry))
-
-
-def roll_degrees(rotation: np.ndarray) -> float:
-    """How far the model's up axis leans sideways in the image (degrees, 0 = upright)."""
-    up = rotation[:, 2]
-    return math.degrees(math.atan2(abs(float(up[0])), float(up[1])))
-
-
-# --------------------------------------------------------------------------- the instance
-
-@dataclass
-class _Window:
-    """A square pixel window of the photo sampled on an n x n grid, with the object's points."""
-
-    x0: float
-    y0: float
-    side: float
-    n: int
-    mask: np.ndarray  # (n, n) bool
-    z: np.ndarray  # (n, n) depth (0 outside the mask)
-    points: np.ndarray  # (M, 3) camera space, one per masked cell
-    focal: float  # focal length in grid pixels
-    cx: float  # principal point in grid pixels
-    cy: float
-
-    @property
-    def z_centre(self) -> float:
-        return float(np.median(self.z[self.mask])) if self.mask.any() else 0.0
-
-    def rescaled(self, k: float, z_centre: float) -> _Window:
-        """This window with its depth relief divided by ``k`` about ``z_centre`` (along the pixel rays)."""
-        z = np.where(self.mask, z_centre + (self.z - z_centre) / k, 0.0)
-        ii, jj = np.nonzero(self.mask)
-        zz = z[ii, jj]
-        pts = np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
-        return _Window(self.x0, self.y0, self.side, self.n, self.mask, z, pts, self.focal, self.cx, self.cy)
-
-    @classmethod
-    def sample(cls, mask: np.ndarray, zdepth: np.ndarray, camera: Camera, centre: np.ndarray, side: float,
-               n: int) -> _Window:
-        h, w = mask.shape
-        x0, y0 = centre - 0.5 * side
-        step = side / n
-        xs = x0 + (np.arange(n) + 0.5) * step
-        ys = y0 + (np.arange(n) + 0.5) * step
-        inside = np.outer((ys >= 0) & (ys < h), (xs >= 0) & (xs < w))
-        j = np.clip(np.floor(xs).astype(np.int64), 0, w - 1)
-        i = np.clip(np.floor(ys).astype(np.int64), 0, h - 1)
-        m = mask[i][:, j] & inside
-        z = np.where(m, zdepth[i][:, j], 0.0)
-        m &= np.isfinite(z) & (z > 0)
-        z = np.where(m, z, 0.0)
-        f = float(camera.focal_px)
-        ii, jj = np.nonzero(m)
-        zz = z[ii, jj]
-        pts = np.stack([(xs[jj] - 0.5 * camera.width) / f * zz, (0.5 * camera.height - ys[ii]) / f * zz, -zz], axis=1)
-        return cls(x0, y0, side, n, m, z, pts, f * n / side, (0.5 * camera.width - x0) / step,
-                   (0.5 * camera.height - y0) / step)
-
-    def render(self, vertices: np.ndarray, triangles: np.ndarray, pose: Pose) -> render.Raster:
-        xy, z = render.project_perspective(pose.apply(vertices), self.focal, self.cx, self.cy)
-        return render.rasterize(xy, z, triangles, (self.n, self.n))
-
-    def backproject(self, raster: Raster) -> np.ndarray:
-        ii, jj = np.nonzero(raster.mask)
-        zz = raster.depth[ii, jj]
-        return np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
 
 
 # --------------------------------------------------------------------------- stages
@@ -330,22 +186,6 @@ def prune(silhouette: np.ndarray, keep: int = PRUNE_KEEP) -> np.ndarray:
     return np.sort(np.argsort(-silhouette.max(axis=1), kind="stable")[:keep])
 
 
-def relief_scale(raster: render.Raster, window: _Window) -> float:
-    """Least-squares factor between the object's depth relief and the posed template's, over the
-    pixels both cover (clipped to ``DEPTH_SCALE_RANGE``)."""
-    both = raster.mask & window.mask
-    if both.sum() < 20:
-        return 1.0
-    zt = raster.depth[both]
-    zi = window.z[both]
-    a = zt - np.median(zt)
-    b = zi - np.median(zi)
-    denom = float(a @ a)
-    if denom <= 0:
-        return 1.0
-    return float(np.clip(float(a @ b) / denom, *DEPTH_SCALE_RANGE))
-
-
 def _initial_pose(library: TemplateLibrary, t: int, view: int, inst: desc.InstanceDescriptor, camera: Camera,
                   rotations: np.ndarray) -> Pose:
     """Place the template so its view window lands on the instance's window."""
@@ -360,166 +200,6 @@ def _initial_pose(library: TemplateLibrary, t: int, view: int, inst: desc.Instan
     centre = ray * inst.z_ref
     t_vec = centre - scale * r_ray @ np.array([cx, cy, -dref])
     return Pose(rot, t_vec, scale)
-
-
-def _bbox(mask: np.ndarray) -> np.ndarray:
-    rows = np.nonzero(mask.any(axis=1))[0]
-    cols = np.nonzero(mask.any(axis=0))[0]
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
-
-
-def align_silhouette(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose,
-                     steps: int = 3) -> Pose:
-    """Rescale and move the posed template (rotation kept) so its silhouette box and median depth
-    match the object's: a fast start for ICP, whose scale converges slowly."""
-    if not window.mask.any():
-        return pose
-    bm = _bbox(window.mask)
-    zm = float(np.median(window.z[window.mask]))
-    for _ in range(steps):  # a few fixed-point steps
-        ras = window.render(vertices, triangles, pose)
-        if not ras.mask.any():
-            break
-        bt = _bbox(ras.mask)
-        zt = float(np.median(ras.depth[ras.mask]))
-        ratio = 0.5 * ((bm[2] - bm[0]) / (bt[2] - bt[0]) + (bm[3] - bm[1]) / (bt[3] - bt[1]))
-        k = ratio * zm / zt
-
-        def point(b: np.ndarray, z: float) -> np.ndarray:
-            u, v = 0.5 * (b[0] + b[2]), 0.5 * (b[1] + b[3])
-            return np.array([(u - window.cx) / window.focal * z, (window.cy - v) / window.focal * z, -z])
-
-        pc, pm = point(bt, zt), point(bm, zm)
-        pose = Pose(pose.rotation, pm + k * (pose.translation - pc), pose.scale * k)
-    return pose
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    """(N, 3) vectors -> (N, 3, 3) cross-product matrices."""
-    out = np.zeros((len(v), 3, 3))
-    out[:, 0, 1], out[:, 0, 2] = -v[:, 2], v[:, 1]
-    out[:, 1, 0], out[:, 1, 2] = v[:, 2], -v[:, 0]
-    out[:, 2, 0], out[:, 2, 1] = -v[:, 1], v[:, 0]
-    return out
-
-
-def _exp_so3(w: np.ndarray) -> np.ndarray:
-    theta = float(np.linalg.norm(w))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = _skew((w / theta)[None])[0]
-    return np.eye(3) + math.sin(theta) * k + (1.0 - math.cos(theta)) * k @ k
-
-
-def _solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve a small symmetric positive definite system by Cholesky in plain numpy.
-
-    LAPACK through a threaded BLAS costs milliseconds per call on small machines (its threads
-    must wake up); this costs microseconds.
-    """
-    n = len(b)
-    low = np.zeros_like(a)
-    for j in range(n):  # n = 7
-        d = a[j, j] - low[j, :j] @ low[j, :j]
-        low[j, j] = math.sqrt(max(d, 1e-300))
-        low[j + 1:, j] = (a[j + 1:, j] - low[j + 1:, :j] @ low[j, :j]) / low[j, j]
-    y = np.zeros(n)
-    for i in range(n):
-        y[i] = (b[i] - low[i, :i] @ y[:i]) / low[i, i]
-    x = np.zeros(n)
-    for i in reversed(range(n)):
-        x[i] = (y[i] - low[i + 1:, i] @ x[i + 1:]) / low[i, i]
-    return x
-
-
-def face_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Unit normals ``(T, 3)`` of a triangle mesh (model space)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    t = np.asarray(triangles, dtype=np.int64)
-    n = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-20)
-
-
-def refine(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, iterations: int = 10,
-           prealign: bool = True, normals: np.ndarray | None = None, depth_scale: bool = False) -> Pose:
-    """Scale + rigid ICP of the posed template against the window's points.
-
-    Where template and object overlap in the window, pixels pair up along their shared ray and
-    count point-to-plane (depth-map ICP); where only one of them covers a pixel, that point pairs
-    with the other's nearest point, which pulls the outlines together. Each step solves a damped
-    linearised least-squares problem for a small rotation, scale change and translation. With
-    ``depth_scale`` the object's relief is rescaled to the template's before each step (relative
-    depth maps carry an unknown relief scale).
-    """
-    if prealign:
-        pose = align_silhouette(vertices, triangles, window, pose)
-    if window.mask.sum() < 10:
-        return pose
-    fn = face_normals(vertices, triangles) if normals is None else normals
-    base = window
-    zc = base.z_centre
-    ii, jj = np.nonzero(window.mask)
-    target = np.zeros((window.n, window.n, 3))
-    target[ii, jj] = window.points
-    tree_p = cKDTree(window.points)
-    size = float(np.ptp(window.points, axis=0).max()) or 1.0
-    for _ in range(iterations):  # a handful of ICP steps
-        ras = window.render(vertices, triangles, pose)
-        if depth_scale:
-            window = base.rescaled(relief_scale(ras, base), zc)
-            target[ii, jj] = window.points
-            tree_p = cKDTree(window.points)
-        hit = ras.mask
-        if hit.sum() < 10:
-            break
-        hi, hj = np.nonzero(hit)
-        grid = np.zeros((window.n, window.n, 3))
-        grid[hi, hj] = window.backproject(ras)
-        normal = np.zeros((window.n, window.n, 3))
-        normal[hi, hj] = np.einsum("ij,nj->ni", pose.rotation, fn[ras.tri[hi, hj]])
-        both = hit & window.mask
-        x, y, nrm = grid[both], target[both], normal[both]
-        gap = np.linalg.norm(x - y, axis=1)
-        near = gap <= max(3.0 * float(np.median(gap)) if len(gap) else 0.0, 0.02 * size)
-        x, y, nrm = x[near], y[near], nrm[near]
-        only_t = hit & ~window.mask
-        xt = grid[only_t]
-        yt = window.points[tree_p.query(xt)[1]] if len(xt) else np.zeros((0, 3))
-        only_m = window.mask & ~hit
-        ym = target[only_m]
-        xm = grid[hi, hj][cKDTree(grid[hi, hj]).query(ym)[1]] if len(ym) else np.zeros((0, 3))
-        xs, ys = np.vstack([xt, xm]), np.vstack([yt, ym])
-        if len(x) + len(xs) < 7:
-            break
-        centre = grid[hi, hj].mean(axis=0)
-        # unknowns: rotation w (3), scale change sigma (1), translation tau (3)
-        d = x - centre
-        a_plane = np.hstack([np.cross(d, nrm), (d * nrm).sum(axis=1, keepdims=True), nrm])
-        b_plane = -((x - y) * nrm).sum(axis=1)
-        ds = xs - centre
-        a_pt = np.concatenate([-_skew(ds), ds[:, :, None], np.broadcast_to(np.eye(3), (len(ds), 3, 3))], axis=2)
-        # Cauchy weights: a few wild pairs (rims, depth jumps) must not steer the step
-        c = ROBUST_SCALE * size
-        w_plane = 1.0 / (1.0 + (b_plane / c) ** 2)
-        w_pt = np.repeat(1.0 / (1.0 + (np.linalg.norm(ys - xs, axis=1) / c) ** 2), 3)
-        a = np.vstack([a_plane, a_pt.reshape(-1, 7)])
-        b = np.concatenate([b_plane, (ys - xs).ravel()])
-        wts = np.concatenate([w_plane, w_pt])
-        lam = 1e-3 * wts.sum() * np.diag([size**2, size**2, size**2, size**2, 1.0, 1.0, 1.0])
-        sol = _solve_spd(np.einsum("ni,n,nj->ij", a, wts, a) + lam, np.einsum("ni,n,n->i", a, wts, b))
-        w, sigma, tau = sol[:3], float(np.clip(sol[3], -MAX_SCALE_STEP, MAX_SCALE_STEP)), sol[4:]
-        turn = float(np.linalg.norm(w))
-        if turn > math.radians(MAX_TURN_DEG):  # trust region: linearisation holds for small turns only
-            w = w * math.radians(MAX_TURN_DEG) / turn
-        rw = _exp_so3(w)
-        new = Pose(rw @ pose.rotation, (1.0 + sigma) * rw @ (pose.translation - centre) + centre + tau,
-                   pose.scale * (1.0 + sigma))
-        step = math.degrees(float(np.linalg.norm(w)))
-        moved = float(np.linalg.norm(tau))
-        pose = new
-        if step < 0.1 and abs(sigma) < 1e-3 and moved < 1e-3 * size:
-            break
-    return pose
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -545,7 +225,7 @@ def tolerant_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(shared / (na + nb - shared))
 
 
-def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose: Pose, object_size: float,
+def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: Window, pose: Pose, object_size: float,
               depth_scale: bool = False, depth_trust: float = 1.0) -> tuple[float, float, float, float]:
     """(score, IoU, relative depth error, relief scale) of a posed template against the window's
     mask and depth (the relief rescaled to the template's first with ``depth_scale``)."""
@@ -568,11 +248,11 @@ def fit_score(vertices: np.ndarray, triangles: np.ndarray, window: _Window, pose
 
 
 def score_window(inst: desc.InstanceDescriptor, mask: np.ndarray, zdepth: np.ndarray, camera: Camera,
-                 grid: int = SCORE_GRID) -> tuple[_Window, float]:
+                 grid: int = SCORE_GRID) -> tuple[Window, float]:
     """The window poses are scored in (``grid`` cells a side around the object) and the object's size."""
     x0, y0, side_px = inst.window
     centre = np.array([x0 + 0.5 * side_px, y0 + 0.5 * side_px])
-    window = _Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, grid)
+    window = Window.sample(mask, zdepth, camera, centre, side_px * WINDOW_GROW, grid)
     return window, inst.side_m / (1.0 + 2.0 * desc.MARGIN)
 
 
@@ -634,7 +314,8 @@ def match_instance(
         tpl = library.templates[ti]
         verts = tpl.vertices.astype(np.float64)
         pose = _initial_pose(library, ti, view, inst, camera, rotations)
-        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale)
+        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale,
+                      depth_trust=depth_trust)
         score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale,
                                             depth_trust)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
