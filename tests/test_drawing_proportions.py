@@ -107,7 +107,8 @@ def test_depth_range_does_not_change_a_drawing(monocle, drawn):
 
 def test_a_placed_template_gives_its_own_depth(monocle, ext_dir, tmp_path):
     """The template step's depth proportions still win over the drawing's: a drawn bottle with its
-    template placed takes the depth the fit gives, along the camera rays."""
+    template placed (the bottles alone, whatever retrieval would accept) takes the depth the fit gives,
+    along the camera rays."""
     import drawing_render as dr
 
     geometry = importlib.import_module(monocle.__name__ + ".geometry")
@@ -134,7 +135,13 @@ def test_a_placed_template_gives_its_own_depth(monocle, ext_dir, tmp_path):
         return float(z.max() - z.min())
 
     before = depth()
-    (placed,) = blend.blend_from_result(tmp_path / "r", settings, report.objects, report.camera)
+    library = importlib.import_module(monocle.__name__ + ".templates.library")
+    lib = library.bundled_library()
+    keep = [i for i, t in enumerate(lib.templates) if t.category == "bottle"]  # retrieval apart: the bottles
+    bottles = type(lib)([lib.templates[i] for i in keep], lib.coverage[keep], lib.depth[keep], lib.windows[keep],
+                        lib.angles)
+    (placed,) = blend.blend_from_result(tmp_path / "r", settings, report.objects, report.camera, library=bottles,
+                                        threshold=-1.0)
     assert placed.object is not None
     assert placed.depth_scale != pytest.approx(1.0, abs=0.02)
     # the relief about the object's middle divided by the fitted scale: the depth follows it
