@@ -83,7 +83,8 @@ def body_pulls(fitted: np.ndarray, triangles: np.ndarray, pose: Pose, camera: Ca
     The overhang weighs the visibility of the seen vertices the pull leaves (their ray misses the
     reconstruction, or meets it far off: the fitted outline reaches past the mask, a rim stands above
     the photo's): the camera sees them where the photo shows something else, so the blend moves them
-    onto the reconstruction's nearest surface point instead."""
+    onto the reconstruction's nearest surface point instead; with measured depth only (measured on
+    meshes/category: onto the classic engine's guessed relief it cost classic+truecat full F)."""
     seen = visibility_weights(fitted, triangles, pose, camera, trust)
     posed = pose.apply(fitted)
     target, hit = ray_targets(posed, np.ones(len(posed), bool), surface, surface_triangles)
@@ -93,6 +94,8 @@ def body_pulls(fitted: np.ndarray, triangles: np.ndarray, pose: Pose, camera: Ca
     again = visibility_weights(blended(posed, weights, target), triangles, Pose(np.eye(3), np.zeros(3), 1.0),
                                camera, trust)
     weights = np.where(hit & (weights == 0), again, weights)
+    if float(trust) < MEASURED_TRUST:  # a guessed relief (the classic engine's) is no place to put it
+        return weights, target, np.zeros(len(weights))
     overhang = np.where(weights == 0, np.maximum(seen, again), 0.0)
     return weights, target, overhang
 
