@@ -239,3 +239,29 @@ def test_ray_targets_match_a_plane(mods):
         assert np.linalg.norm(np.cross(ray, t / np.linalg.norm(t))) < 1e-9
     assert math.isfinite(float(target[hit].sum()))
 
+
+
+def test_overhang_of_a_template_wider_than_the_reconstruction(mods):
+    """The numpy pulls: a template plane twice as wide as the reconstruction's plane, both facing the
+    camera: the vertices over the reconstruction are pulled, those past its outline are the overhang;
+    over a guessed relief (low depth trust) nothing is the overhang."""
+    tbody, match_mod = mods["tbody"], mods["match"]
+    n = 21
+    g = np.linspace(-2.0, 2.0, n)
+    x, y = np.meshgrid(g, g)
+    verts = np.stack([x.ravel(), y.ravel(), np.full(n * n, -5.0)], axis=1)
+    quads = (np.arange(n - 1)[:, None] * n + np.arange(n - 1)[None, :]).ravel()
+    tris = np.concatenate([np.stack([quads, quads + 1, quads + n + 1], 1),
+                           np.stack([quads, quads + n + 1, quads + n], 1)])
+    surface = np.array([[-1.0, -1.0, -5.0], [1.0, -1.0, -5.0], [1.0, 1.0, -5.0], [-1.0, 1.0, -5.0]])
+    surface_tris = np.array([[0, 1, 2], [0, 2, 3]])
+    pose = match_mod.Pose(np.eye(3), np.zeros(3), 1.0)
+    camera = mods["geometry"].CameraModel(320, 240, 35.0)
+    inside = np.all(np.abs(verts[:, :2]) < 0.99, axis=1)
+    outside = np.any(np.abs(verts[:, :2]) > 1.01, axis=1)
+    weights, target, over = tbody.body_pulls(verts, tris, pose, camera, 1.0, surface, surface_tris)
+    assert (weights[inside] == 1.0).all() and (over[inside] == 0.0).all()
+    assert (weights[outside] == 0.0).all() and (over[outside] == 1.0).all()
+    assert np.abs(target[inside] - verts[inside]).max() < 1e-9  # already on the plane
+    _, _, guessed = tbody.body_pulls(verts, tris, pose, camera, 0.1, surface, surface_tris)
+    assert not guessed.any()
