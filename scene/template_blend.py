@@ -26,7 +26,10 @@ open one a densified copy of the template pulled by a Shrinkwrap. Its modifiers:
 2. The pull onto the reconstruction by the group's weight: ``Monocle Photo Ray`` (geometry nodes:
    the camera ray through each vertex as the lattice left it, onto the reconstruction's first hit)
    on the body, ``Monocle Photo Side`` (vertex for vertex) on the ray shell, ``Monocle Shrinkwrap``
-   (nearest surface point) on the template copy. With trusted depth, weights up to the knee (the
+   (nearest surface point) on the template copy. The body's overhang (seen vertices whose ray misses
+   the reconstruction or meets it far off: ``Monocle Overhang``, scaled by its own ``Monocle Overhang
+   Weight`` mix) goes onto the reconstruction's nearest surface point (``Monocle Photo Outline``).
+   With trusted depth, weights up to the knee (the
    default included) keep the reconstruction's surface on the seen side, whatever Fit and the
    lattice do (they reshape the hidden side); above it the template takes over, 1 giving the pure
    (fitted) template. With the classic relief the knee is near 0, so the slider is about the
@@ -70,7 +73,7 @@ from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
 from .relief import add_own_driver
 from .result import BuildError
-from .template_body import RAY_MODIFIER, add_ray_modifier, body_arrays, ray_target
+from .template_body import RAY_MODIFIER, add_outline_modifier, add_ray_modifier, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
@@ -88,7 +91,9 @@ CAMERA_PROP = "monocle_template_camera"
 CATEGORY_PROP = "monocle_category"
 TRUST_PROP = "monocle_template_trust"
 VISIBLE_GROUP = "Monocle Visible"
+OVERHANG_GROUP = "Monocle Overhang"  # the body's seen vertices off the reconstruction's rays
 MIX_MODIFIER = "Monocle Template Weight"
+OVERHANG_MIX_MODIFIER = "Monocle Overhang Weight"
 WRAP_MODIFIER = "Monocle Shrinkwrap"
 PROJECT_MODIFIER = "Monocle Photo Projection"
 WEIGHT_LEVELS = 256  # visibility weights are written in this many steps (one group.add per step)
@@ -133,9 +138,9 @@ def _camera_from_json(text: str) -> CameraModel:
     return CameraModel(int(d["width"]), int(d["height"]), float(d["focal_mm"]), float(d["sensor_mm"]))
 
 
-def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.VertexGroup:
-    """(Re)fill the visibility group: every vertex gets its weight (0 included)."""
-    group = obj.vertex_groups.get(VISIBLE_GROUP) or obj.vertex_groups.new(name=VISIBLE_GROUP)
+def _write_weights(obj: bpy.types.Object, weights: np.ndarray, name: str = VISIBLE_GROUP) -> bpy.types.VertexGroup:
+    """(Re)fill the visibility group (or group ``name``): every vertex gets its weight (0 included)."""
+    group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
     levels = np.round(np.clip(weights, 0.0, 1.0) * (WEIGHT_LEVELS - 1)).astype(np.int64)
     order = np.argsort(levels, kind="stable")
     bounds = np.flatnonzero(np.diff(levels[order])) + 1
@@ -148,9 +153,10 @@ def _write_weights(obj: bpy.types.Object, weights: np.ndarray) -> bpy.types.Vert
 def _build_mesh(tm: TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
                 photo_material: bpy.types.Material | None, trust: float = 0.0,
                 source: bpy.types.Object | None = None, camera_obj: bpy.types.Object | None = None,
-                kind: str = "copy") -> tuple[bpy.types.Mesh, np.ndarray]:
+                kind: str = "copy") -> tuple[bpy.types.Mesh, np.ndarray, np.ndarray | None]:
     """The blend's mesh with its materials (photo material on the faces the camera sees) and a
-    ``Photo`` UV map; returns it with the per-vertex pull weights of the fitted shape.
+    ``Photo`` UV map; returns it with the per-vertex pull weights of the fitted shape and, for the
+    body, its overhang weights (``templates.body.body_pulls``).
 
     ``kind`` (``_blend_kind``): ``body``, the densified template weighted by where its rays meet the
     reconstruction ``source`` seen through ``camera_obj`` (``scene.template_body``); ``shell``, the
@@ -159,12 +165,13 @@ def _build_mesh(tm: TemplateMesh, match: Match, fit: LatticeFit, camera: CameraM
     from .ingest import mesh_from_arrays
 
     if kind == "shell" and source is not None and camera_obj is not None:
-        return shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
-                          tm.materials, tm.material_index, trust)
+        return (*shell_mesh(f"{tm.name} Template", source, camera_obj, tm.mesh, match, fit, camera, photo_material,
+                            tm.materials, tm.material_index, trust), None)
 
     dense, parents = densify(tm.mesh)
+    overhang = None
     if kind == "body" and source is not None and camera_obj is not None:
-        weights = body_arrays(source, camera_obj, dense, match, fit, camera, trust)
+        weights, overhang = body_arrays(source, camera_obj, dense, match, fit, camera, trust)
     else:
         weights = visibility_weights(fit.lattice.deform(dense.vertices), dense.triangles(), match.pose, camera, trust)
     mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
@@ -181,7 +188,7 @@ def _build_mesh(tm: TemplateMesh, match: Match, fit: LatticeFit, camera: CameraM
         mat_index = np.where(face_weight >= 0.5, photo_slot, mat_index).astype(np.int32)
     mesh.polygons.foreach_set("material_index", mat_index)
     mesh.update()
-    return mesh, weights
+    return mesh, weights, overhang
 
 
 def weight_expression(trust: float) -> str:
@@ -202,16 +209,20 @@ def _blend_kind(blend: str, source: bpy.types.Object | None, fit: LatticeFit, tr
 
 def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
                    camera: CameraModel, kind: str = "copy") -> None:
-    mix = obj.modifiers.new(MIX_MODIFIER, "VERTEX_WEIGHT_MIX")
-    mix.vertex_group_a = VISIBLE_GROUP
-    mix.mix_mode = "MUL"
-    mix.mix_set = "A"
     trust = float(obj.get(TRUST_PROP, 0.0))
-    mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
-    add_own_driver(obj, f'modifiers["{MIX_MODIFIER}"].default_weight_b', f'["{WEIGHT_PROP}"]',
-                   weight_expression(trust))
-    if kind == "body":  # along the camera's rays onto the reconstruction
+    for name, group in ((MIX_MODIFIER, VISIBLE_GROUP), (OVERHANG_MIX_MODIFIER, OVERHANG_GROUP)):
+        if group not in obj.vertex_groups:
+            continue
+        mix = obj.modifiers.new(name, "VERTEX_WEIGHT_MIX")
+        mix.vertex_group_a = group
+        mix.mix_mode = "MUL"
+        mix.mix_set = "A"
+        mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
+        add_own_driver(obj, f'modifiers["{name}"].default_weight_b', f'["{WEIGHT_PROP}"]', weight_expression(trust))
+    if kind == "body":  # along the camera's rays onto the reconstruction, the overhang onto its nearest point
         add_ray_modifier(obj, target, camera_obj, VISIBLE_GROUP)
+        if OVERHANG_GROUP in obj.vertex_groups:
+            add_outline_modifier(obj, target, OVERHANG_GROUP)
     elif kind == "shell":  # vertex for vertex onto the reconstruction it was made from
         add_snap_modifier(obj, target, VISIBLE_GROUP)
     else:
@@ -258,13 +269,15 @@ def place_template(
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
     kind = _blend_kind(blend, source, fits[index], trust)
-    mesh, weights = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, kind)
+    mesh, weights, overhang = _build_mesh(tm, match, fits[index], camera, photo, trust, source, camera_obj, kind)
     created.add("meshes", mesh)
     obj = created.add("objects", bpy.data.objects.new(f"{source.name} Template", mesh))
     for coll in source.users_collection:
         coll.objects.link(obj)
     _set_pose(obj, camera_obj, match)
     _write_weights(obj, weights)
+    if overhang is not None:
+        _write_weights(obj, overhang, OVERHANG_GROUP)
     obj[CATEGORY_PROP] = match.category
     obj[MATCHES_PROP] = json.dumps(result.to_json())
     obj[INDEX_PROP] = int(index)
@@ -388,8 +401,8 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     camera_obj = proj.projectors[0].object if proj is not None and proj.projectors[0].object else None
     if camera_obj is not None and source is not None and DEPTH_SCALE_PROP in source:
         set_template_depth(source, camera_obj, match.depth_scale)  # its depth came from the template
-    mesh, weights = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)), source,
-                                camera_obj, kind if source is not None and camera_obj is not None else "copy")
+    mesh, weights, overhang = _build_mesh(tm, match, fit, camera, photo, float(obj.get(TRUST_PROP, 0.0)), source,
+                                          camera_obj, kind if source is not None and camera_obj is not None else "copy")
     old = obj.data
     obj.data = mesh
     if old.users == 0:
@@ -397,6 +410,8 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
     _write_weights(obj, weights)
+    if overhang is not None and OVERHANG_GROUP in obj.vertex_groups:
+        _write_weights(obj, overhang, OVERHANG_GROUP)
     set_lattice(obj, fit.lattice, _lattice_name(match))
     obj[INDEX_PROP] = index
     obj[CATEGORY_PROP] = match.category
@@ -422,9 +437,10 @@ def apply_template(obj: bpy.types.Object, context: bpy.types.Context | None = No
     obj.data = mesh
     if old.users == 0:
         bpy.data.meshes.remove(old)
-    group = obj.vertex_groups.get(VISIBLE_GROUP)
-    if group is not None:
-        obj.vertex_groups.remove(group)
+    for name in (VISIBLE_GROUP, OVERHANG_GROUP):
+        group = obj.vertex_groups.get(name)
+        if group is not None:
+            obj.vertex_groups.remove(group)
     for key in (WEIGHT_PROP, MATCHES_PROP, INDEX_PROP, CAMERA_PROP, FIT_PROP, FITS_PROP):
         if key in obj:
             del obj[key]

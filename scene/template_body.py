@@ -10,7 +10,10 @@ onto the reconstruction's first hit (its evaluated mesh, Relief included) by the
 weight. So the seen side lands on the photo's surface whatever Fit is and however the lattice is
 edited (both reshape only what the pull leaves to the template: the hidden side, and the seen side
 as far as the weight lets the template take over); vertices the placement found missing the
-reconstruction, or meeting it far off (``templates.body.MAX_GAP``), weigh 0 and keep the template.
+reconstruction, or meeting it far off (``templates.body.MAX_GAP``), weigh 0 there; they are the
+overhang, which the Shrinkwrap ``Monocle Photo Outline`` moves onto the reconstruction's nearest
+surface point (the camera sees them where the photo shows something else: a fitted outline past the
+mask, a rim above the photo's).
 The body stays the template's closed mesh: where the template's outline misses part of the mask,
 that part of the photo's surface is not shown (a fringe of the reconstruction's front faces kept
 there measured no better and leaves the object open).
@@ -22,7 +25,7 @@ import bpy
 import numpy as np
 
 from ..geometry import CameraModel
-from ..templates.body import body_weights
+from ..templates.body import body_pulls
 from ..templates.ffd_fit import LatticeFit
 from ..templates.match import Match
 from ..templates.mesh import PolyMesh
@@ -32,6 +35,7 @@ RAY_GROUP = "Monocle Photo Ray"  # the node group, shared by every body blend of
 TARGET_SOCKET = "Reconstruction"
 CAMERA_SOCKET = "Camera"
 RAY_LENGTH = 1.0e6
+OUTLINE_MODIFIER = "Monocle Photo Outline"  # the overhang onto the reconstruction's nearest surface point
 
 
 def camera_space_surface(source: bpy.types.Object, camera_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
@@ -52,13 +56,13 @@ def camera_space_surface(source: bpy.types.Object, camera_obj: bpy.types.Object)
 
 
 def body_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense: PolyMesh, match: Match,
-                fit: LatticeFit, camera: CameraModel, trust: float) -> np.ndarray:
-    """The body's per-vertex pull weights over the reconstruction ``source`` seen through ``camera_obj``
-    (``templates.body.body_weights``)."""
+                fit: LatticeFit, camera: CameraModel, trust: float) -> tuple[np.ndarray, np.ndarray]:
+    """The body's per-vertex pull weights and overhang weights over the reconstruction ``source`` seen
+    through ``camera_obj`` (``templates.body.body_pulls``)."""
     surface, tris = camera_space_surface(source, camera_obj)
     fitted = fit.lattice.deform(dense.vertices)
-    weights, _ = body_weights(fitted, dense.triangles(), match.pose, camera, trust, surface, tris)
-    return weights
+    weights, _, overhang = body_pulls(fitted, dense.triangles(), match.pose, camera, trust, surface, tris)
+    return weights, overhang
 
 
 def _ray_group(weight_name: str) -> bpy.types.NodeTree:
@@ -132,3 +136,14 @@ def ray_target(mod: bpy.types.Modifier) -> bpy.types.Object | None:
     if group is None or TARGET_SOCKET not in group.interface.items_tree:
         return None
     return mod.get(group.interface.items_tree[TARGET_SOCKET].identifier)
+
+
+def add_outline_modifier(obj: bpy.types.Object, target: bpy.types.Object, weight_name: str) -> bpy.types.Modifier:
+    """The body's overhang (seen vertices the ray pull leaves: ``templates.body.body_pulls``) moved onto
+    the reconstruction ``target``'s nearest surface point by the vertex group ``weight_name``."""
+    wrap = obj.modifiers.new(OUTLINE_MODIFIER, "SHRINKWRAP")
+    wrap.target = target
+    wrap.wrap_method = "NEAREST_SURFACEPOINT"
+    wrap.wrap_mode = "ON_SURFACE"
+    wrap.vertex_group = weight_name
+    return wrap

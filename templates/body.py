@@ -64,14 +64,27 @@ def ray_targets(points: np.ndarray, wanted: np.ndarray, surface: np.ndarray, tri
 
 def body_weights(fitted: np.ndarray, triangles: np.ndarray, pose: Pose, camera: Camera, trust: float,
                  surface: np.ndarray, surface_triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex pull weights of the template body and its camera-space pull targets.
+    """Per-vertex pull weights of the template body and its camera-space pull targets
+    (``body_pulls`` without the overhang)."""
+    weights, target, _ = body_pulls(fitted, triangles, pose, camera, trust, surface, surface_triangles)
+    return weights, target
+
+
+def body_pulls(fitted: np.ndarray, triangles: np.ndarray, pose: Pose, camera: Camera, trust: float,
+               surface: np.ndarray, surface_triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-vertex pull weights of the template body, its camera-space pull targets and its overhang.
 
     ``fitted``: the fitted template's vertices in model space (posed by ``pose``); ``surface`` /
     ``surface_triangles``: the reconstruction in camera space. A vertex weighs its visibility
     (``templates.blend.visibility_weights`` for depth ``trust``) where its ray meets the
     reconstruction near it, else 0. (Pulling also the hidden vertices that lie in front of the
     reconstruction onto it, where the camera would have seen them, measured about even on the visible
-    side and fills a handle's hole where the reconstruction's tear leaves a skirt: not done.)"""
+    side and fills a handle's hole where the reconstruction's tear leaves a skirt: not done.)
+    The overhang weighs the visibility of the seen vertices the pull leaves (their ray misses the
+    reconstruction, or meets it far off: the fitted outline reaches past the mask, a rim stands above
+    the photo's): the camera sees them where the photo shows something else, so the blend moves them
+    onto the reconstruction's nearest surface point instead; with measured depth only (measured on
+    meshes/category: onto the classic engine's guessed relief it cost classic+truecat full F)."""
     seen = visibility_weights(fitted, triangles, pose, camera, trust)
     posed = pose.apply(fitted)
     target, hit = ray_targets(posed, np.ones(len(posed), bool), surface, surface_triangles)
@@ -80,7 +93,11 @@ def body_weights(fitted: np.ndarray, triangles: np.ndarray, pose: Pose, camera: 
     # surface near it goes onto it too
     again = visibility_weights(blended(posed, weights, target), triangles, Pose(np.eye(3), np.zeros(3), 1.0),
                                camera, trust)
-    return np.where(hit & (weights == 0), again, weights), target
+    weights = np.where(hit & (weights == 0), again, weights)
+    if float(trust) < MEASURED_TRUST:  # a guessed relief (the classic engine's) is no place to put it
+        return weights, target, np.zeros(len(weights))
+    overhang = np.where(weights == 0, np.maximum(seen, again), 0.0)
+    return weights, target, overhang
 
 
 def blended(posed: np.ndarray, weights: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -119,8 +119,8 @@ def _recon_surface(recon) -> tuple[np.ndarray, np.ndarray]:
     return evaluated_world(recon), tri.reshape(-1, 3)
 
 
-def _weights(obj) -> np.ndarray:
-    group = obj.vertex_groups["Monocle Visible"].index
+def _weights(obj, name: str = "Monocle Visible") -> np.ndarray:
+    group = obj.vertex_groups[name].index
     out = np.zeros(len(obj.data.vertices))
     for v in obj.data.vertices:  # test inspection of one object's group, not a hot path
         for g in v.groups:
@@ -135,7 +135,8 @@ def test_body_keeps_the_handle_hole(mods, scene):
     _, shell = _place(mods, scene, "shell")
     assert not _in_hole_is_empty(shell)
     report, obj = _place(mods, scene, "body")
-    assert [m.type for m in obj.modifiers] == ["LATTICE", "VERTEX_WEIGHT_MIX", "NODES", "UV_PROJECT"]
+    assert [m.type for m in obj.modifiers] == ["LATTICE", "VERTEX_WEIGHT_MIX", "VERTEX_WEIGHT_MIX", "NODES",
+                                               "SHRINKWRAP", "UV_PROJECT"]
     assert mods["tb"].is_template(obj) and mods["tb"].reconstruction_of(obj) == report.objects[0]
     assert _in_hole_is_empty(obj)
     # the seen side at the default weight: on the reconstruction, within 1 % of the object's size
@@ -164,7 +165,7 @@ def test_body_weight_and_fit_live(mods, scene):
     fitted_world = stretched.deform(rest) @ m[:3, :3].T + m[:3, 3]
     rigid_world = rest @ m[:3, :3].T + m[:3, 3]
     weights = _weights(obj)
-    hidden, seen = weights == 0, weights > 0.99
+    hidden, seen = (weights == 0) & (_weights(obj, "Monocle Overhang") == 0), weights > 0.99
     size = float(np.linalg.norm(np.ptp(rigid_world, axis=0)))
 
     _set(obj, "monocle_template_weight", 1.0)  # the pure fitted template
@@ -195,6 +196,33 @@ def test_body_weight_and_fit_live(mods, scene):
     assert np.abs(baked - shown).max() < 1e-6 * max(size, 1.0)
 
 
+def test_body_overhang_goes_onto_the_reconstruction(mods, scene):
+    """A fitted template wider than the photo's object (its outline past the mask on both sides): the
+    seen vertices whose rays miss the reconstruction (the overhang) go onto its nearest surface point
+    at the default weight instead of standing off it, and back onto the template at weight 1."""
+    _, tpl, _, _ = scene
+    lattice = mods["retrieve"].unfitted(tpl).lattice
+    side = np.sign(lattice.rest_points()[:, 1:2] - lattice.origin[1])  # model Y: across the photo
+    wide = lattice.with_offsets(side * np.array([0.0, 0.25 * RADIUS, 0.0]))
+    report, obj = _place(mods, scene, "body", wide)
+    over = _weights(obj, "Monocle Overhang")
+    assert (over > 0.99).sum() >= 20, int((over > 0.99).sum())
+    assert not ((over > 0) & (_weights(obj) > 0)).any()  # a vertex is pulled one way or the other
+    m = _model_world(obj)
+    rest = np.empty(len(obj.data.vertices) * 3)
+    obj.data.vertices.foreach_get("co", rest)
+    fitted_world = wide.deform(rest.reshape(-1, 3)) @ m[:3, :3].T + m[:3, 3]
+    size = float(np.linalg.norm(np.ptp(fitted_world, axis=0)))
+    rec_v, rec_t = _recon_surface(report.objects[0])
+    moved = over > 0.99
+    before = surface_distance(fitted_world[moved], rec_v, rec_t)
+    assert np.median(before) > 0.02 * size, float(np.median(before) / size)  # the template stands off it
+    after = surface_distance(evaluated_world(obj)[moved], rec_v, rec_t)
+    assert after.max() < 1e-3 * size, float(after.max() / size)
+    _set(obj, "monocle_template_weight", 1.0)
+    assert np.abs(evaluated_world(obj) - fitted_world).max() < 1e-5 * size
+
+
 def test_ray_targets_match_a_plane(mods):
     """The numpy cast: points in front of and behind a plane facing the camera go onto it along their
     rays; points whose ray misses, or whose hit is too far, are not pulled."""
@@ -211,3 +239,29 @@ def test_ray_targets_match_a_plane(mods):
         assert np.linalg.norm(np.cross(ray, t / np.linalg.norm(t))) < 1e-9
     assert math.isfinite(float(target[hit].sum()))
 
+
+
+def test_overhang_of_a_template_wider_than_the_reconstruction(mods):
+    """The numpy pulls: a template plane twice as wide as the reconstruction's plane, both facing the
+    camera: the vertices over the reconstruction are pulled, those past its outline are the overhang;
+    over a guessed relief (low depth trust) nothing is the overhang."""
+    tbody, match_mod = mods["tbody"], mods["match"]
+    n = 21
+    g = np.linspace(-2.0, 2.0, n)
+    x, y = np.meshgrid(g, g)
+    verts = np.stack([x.ravel(), y.ravel(), np.full(n * n, -5.0)], axis=1)
+    quads = (np.arange(n - 1)[:, None] * n + np.arange(n - 1)[None, :]).ravel()
+    tris = np.concatenate([np.stack([quads, quads + 1, quads + n + 1], 1),
+                           np.stack([quads, quads + n + 1, quads + n], 1)])
+    surface = np.array([[-1.0, -1.0, -5.0], [1.0, -1.0, -5.0], [1.0, 1.0, -5.0], [-1.0, 1.0, -5.0]])
+    surface_tris = np.array([[0, 1, 2], [0, 2, 3]])
+    pose = match_mod.Pose(np.eye(3), np.zeros(3), 1.0)
+    camera = mods["geometry"].CameraModel(320, 240, 35.0)
+    inside = np.all(np.abs(verts[:, :2]) < 0.99, axis=1)
+    outside = np.any(np.abs(verts[:, :2]) > 1.01, axis=1)
+    weights, target, over = tbody.body_pulls(verts, tris, pose, camera, 1.0, surface, surface_tris)
+    assert (weights[inside] == 1.0).all() and (over[inside] == 0.0).all()
+    assert (weights[outside] == 0.0).all() and (over[outside] == 1.0).all()
+    assert np.abs(target[inside] - verts[inside]).max() < 1e-9  # already on the plane
+    _, _, guessed = tbody.body_pulls(verts, tris, pose, camera, 0.1, surface, surface_tris)
+    assert not guessed.any()
