@@ -110,9 +110,8 @@ def candidate_terms(res: match.MatchResult, fits: list, lib: TemplateLibrary, si
     category, score, IoU, depth error, roll, non-affine lattice offset, axis stretch, rigid score,
     coarse score, and how far its posed fitted shape is from the first candidate's
     (``retrieve.alike_distance``, fractions of the object's ``size``; NaN where not fitted)."""
-    def posed(m: match.Match, f) -> np.ndarray:
-        tpl = lib.get(m.template, m.source)
-        return m.pose.apply(retrieve.surface_points(f.lattice.deform(tpl.vertices.astype(np.float64)), tpl.triangles))
+    def posed(m: match.Match, f) -> tuple[np.ndarray, np.ndarray]:
+        return retrieve.posed_surface(lib.get(m.template, m.source), f, m.pose)
 
     first = posed(res.matches[0], fits[0]) if res.matches else None
     return [(m.template, m.category, round(m.score, 3), round(m.iou, 3), round(m.depth_error, 4),

@@ -73,8 +73,8 @@ SKIP_HOPELESS = True
 # is judged from a gain this large instead.
 REFINED_GAIN = 0.45
 ALIKE = 0.03  # shape distance (fraction of the object's size) below which two fitted templates are alike
-ALIKE_QUANTILE = 0.9  # the distance: this quantile of either mesh's surface points to the other mesh
-ALIKE_SAMPLES = 1500  # surface points per mesh
+ALIKE_QUANTILE = 0.95  # the distance: this quantile of either mesh's surface points to the other mesh
+ALIKE_SAMPLES = 4000  # surface points per mesh
 
 
 def deformation(fit: LatticeFit, size: float) -> tuple[float, float]:
@@ -98,34 +98,51 @@ def unfitted(template: Template, settings: FitSettings | None = None) -> Lattice
     return LatticeFit(lattice, nan, nan, nan, 0.0, 0.0, np.zeros(lattice.num_points))
 
 
-def surface_points(vertices: np.ndarray, triangles: np.ndarray, n: int = ALIKE_SAMPLES) -> np.ndarray:
-    """``n`` points spread over a mesh's surface by area (a fixed seed: the same mesh, the same points)."""
+def surface_points(vertices: np.ndarray, triangles: np.ndarray, n: int = ALIKE_SAMPLES,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points spread over a mesh's surface by area and their faces' unit normals (a fixed seed:
+    the same mesh, the same points)."""
     tri = np.asarray(vertices, np.float64)[np.asarray(triangles, np.int64)]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    if not area.sum() > 0:
-        return tri.reshape(-1, 3)[:n]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
     rng = np.random.default_rng(0)
-    pick = rng.choice(len(tri), n, p=area / area.sum())
+    pick = rng.choice(len(tri), n, p=area / area.sum()) if area.sum() > 0 else np.arange(n) % len(tri)
     a, b = rng.random((2, n))
     flip = a + b > 1.0
     a, b = np.where(flip, 1.0 - a, a), np.where(flip, 1.0 - b, b)
     t = tri[pick]
-    return t[:, 0] + a[:, None] * (t[:, 1] - t[:, 0]) + b[:, None] * (t[:, 2] - t[:, 0])
+    points = t[:, 0] + a[:, None] * (t[:, 1] - t[:, 0]) + b[:, None] * (t[:, 2] - t[:, 0])
+    return points, cross[pick] / np.maximum(area[pick], 1e-30)[:, None]
 
 
-def alike_distance(a: np.ndarray, b: np.ndarray, size: float) -> float:
-    """How far two posed shapes (surface points, ``surface_points``) differ, as a fraction of ``size``:
-    the ``ALIKE_QUANTILE`` quantile of the distances from either one's points to the other's (a
-    symmetric chamfer that a handle or a spout only one of them has does not average away)."""
+def _to_surface(p: np.ndarray, surface: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Distances from points ``p`` to a sampled surface: to the tangent plane of the nearest sample,
+    or to the sample itself less the samples' spacing where that is further (so sparse samples of the
+    same surface read as near)."""
     from scipy.spatial import cKDTree
 
-    d_ab = cKDTree(b).query(a)[0]
-    d_ba = cKDTree(a).query(b)[0]
-    return float(max(np.quantile(d_ab, ALIKE_QUANTILE), np.quantile(d_ba, ALIKE_QUANTILE))) / max(size, 1e-12)
+    q, nrm = surface
+    tree = cKDTree(q)
+    spacing = float(np.median(tree.query(q, k=2)[0][:, 1]))
+    d, k = tree.query(p)
+    plane = np.abs(np.einsum("ij,ij->i", p - q[k], nrm[k]))
+    return np.maximum(plane, d - spacing)
 
 
-def _posed_points(template: Template, fit: LatticeFit, pose: Pose) -> np.ndarray:
-    return pose.apply(surface_points(fit.lattice.deform(template.vertices.astype(np.float64)), template.triangles))
+def alike_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], size: float) -> float:
+    """How far two posed shapes (``surface_points``) differ, as a fraction of ``size``: the
+    ``ALIKE_QUANTILE`` quantile of the distances from either one's points to the other's surface (a
+    symmetric chamfer that a handle or a spout only one of them has does not average away)."""
+    d = max(np.quantile(_to_surface(a[0], b), ALIKE_QUANTILE), np.quantile(_to_surface(b[0], a), ALIKE_QUANTILE))
+    return float(d) / max(size, 1e-12)
+
+
+def posed_surface(template: Template, fit: LatticeFit, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
+    """``surface_points`` of a template deformed by ``fit``'s lattice and posed by ``pose`` (camera space)."""
+    p, n = surface_points(fit.lattice.deform(template.vertices.astype(np.float64)), template.triangles)
+    q = pose.apply(p)
+    n2 = pose.apply(p + 1e-3 * pose.scale * n) - q  # normals through the pose (a similarity: no skew)
+    return q, n2 / np.maximum(np.linalg.norm(n2, axis=1), 1e-30)[:, None]
 
 
 def threshold_for(trust: float) -> float:
@@ -223,8 +240,8 @@ def _judge_rivals(result: MatchResult, scored: list[tuple[tmatch.Match, LatticeF
              if m.category != first.category and first.score - m.score < AMBIGUITY_MARGIN]
     if not close:
         return
-    mine = _posed_points(library.get(first.template, first.source), first_fit, first.pose)
-    alike = [alike_distance(mine, _posed_points(library.get(m.template, m.source), f, m.pose), object_size) < ALIKE
+    mine = posed_surface(library.get(first.template, first.source), first_fit, first.pose)
+    alike = [alike_distance(mine, posed_surface(library.get(m.template, m.source), f, m.pose), object_size) < ALIKE
              for m, f in close]
     result.ambiguous = not all(alike)
     if all(alike):
