@@ -16,11 +16,12 @@
    thin rim or a sofa's cushions says nothing against the plate or the sofa), and the fit adds at
    most ``MAX_FIT_GAIN`` (a template that needs its lattice for more is another shape bent into
    this one's outline: a car into a cow).
-   With measured depth (trust at least ``fit.POSE_TRUST``) each fitted match's pose is first refined
-   on the visible surface (``fit.refine_match``: turned, moved and stretched along the template's
-   axes, the stretch handed to the lattice): a rigid pose with the library's proportions lands a
-   table's legs beside the object's, so its rigid IoU says little. New proportions are free, so
-   the score the refined pose reaches with the lattice's affine part alone counts as rigid there.
+   With measured depth (trust at least ``fit.POSE_TRUST``) each fitted match whose rigid outline IoU
+   is below ``REFINE_IOU`` has its pose refined first on the visible surface (``fit.refine_match``:
+   moved, turned and stretched along the template's axes, the stretch handed to the lattice): a
+   rigid pose with the library's proportions lands a table's legs beside the object's, so its rigid
+   IoU says little. New proportions are free, so the score the refined pose reaches with the
+   lattice's affine part alone (less the stretch penalty) counts as its rigid score.
 4. No template is used below the threshold (``threshold_for``), nor when a fitted template of
    another category scores within ``AMBIGUITY_MARGIN`` of the best and has another shape: from one
    view many shapes of different categories look alike (a can and a jar, the back of a sofa and a
@@ -72,6 +73,7 @@ SKIP_HOPELESS = True
 # ... which with measured depth (the pose refinement may lift a thin-legged table's rigid score far)
 # is judged from a gain this large instead.
 REFINED_GAIN = 0.45
+REFINE_IOU = 0.95  # rigid silhouette IoU below which a pose is refined (above it the pose and proportions hold)
 ALIKE = 0.03  # shape distance (fraction of the object's size) below which two fitted templates are alike
 ALIKE_QUANTILE = 0.95  # the distance: this quantile of either mesh's surface points to the other mesh
 ALIKE_SAMPLES = 4000  # surface points per mesh
@@ -204,7 +206,7 @@ def _fitted(m: tmatch.Match, library: TemplateLibrary, camera: Camera, mask: np.
     tpl = library.get(m.template, m.source)
     fit = fit_match(m, library, camera, mask, zdepth, trust, settings)
     floor = m.score
-    if trust >= POSE_TRUST:
+    if trust >= POSE_TRUST and m.iou < REFINE_IOU:
         m_ref, fit = refine_match(m, fit, library, camera, mask, zdepth, trust, settings, turns=(0.0,))
         if m_ref is not m:  # the refined pose's new proportions alone: as good as rigid
             floor = max(floor, _affine_score(tpl, fit, window, m_ref.pose, object_size, depth_scale, trust))
