@@ -17,7 +17,8 @@
    most ``MAX_FIT_GAIN`` (a template that needs its lattice for more is another shape bent into
    this one's outline: a car into a cow).
    With measured depth (trust at least ``fit.POSE_TRUST``) each fitted match whose rigid outline IoU
-   is below ``REFINE_IOU`` has its pose refined first on the visible surface (``fit.refine_match``:
+   is below ``REFINE_IOU`` and whose rigid score is within ``REFINED_GAIN`` of the threshold has its
+   pose refined first on the visible surface (``fit.refine_match``:
    moved, turned and stretched along the template's axes, the stretch handed to the lattice): a
    rigid pose with the library's proportions lands a table's legs beside the object's, so its rigid
    IoU says little. New proportions are free, so the score the refined pose reaches with the
@@ -71,8 +72,8 @@ FIT_MARGIN = 0.25
 # whatever a fit does, and nothing is fitted (the matches come back rigid, with unfitted lattices).
 SKIP_HOPELESS = True
 # ... which with measured depth (the pose refinement may lift a thin-legged table's rigid score far)
-# is judged from a gain this large instead.
-REFINED_GAIN = 0.45
+# is judged from a gain this large instead; a candidate this far below the threshold is not refined.
+REFINED_GAIN = 0.25
 REFINE_IOU = 0.95  # rigid silhouette IoU below which a pose is refined (above it the pose and proportions hold)
 ALIKE = 0.03  # shape distance (fraction of the object's size) below which two fitted templates are alike
 ALIKE_QUANTILE = 0.95  # the distance: this quantile of either mesh's surface points to the other mesh
@@ -188,7 +189,9 @@ def retrieve(
     else:
         inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
         window, object_size = tmatch.score_window(inst, mask, zdepth, camera)
-        scored = [_fitted(m, library, camera, mask, zdepth, window, object_size, depth_scale, trust, settings)
+        refine = measured
+        scored = [_fitted(m, library, camera, mask, zdepth, window, object_size, depth_scale, trust, settings,
+                          refine=refine and m.iou < REFINE_IOU and m.score + REFINED_GAIN >= threshold)
                   for m in chosen]
     timings["fit"] = time.perf_counter() - t1
     scored.sort(key=lambda mf: -mf[0].score)
@@ -201,12 +204,12 @@ def retrieve(
 
 def _fitted(m: tmatch.Match, library: TemplateLibrary, camera: Camera, mask: np.ndarray, zdepth: np.ndarray,
             window: Window, object_size: float, depth_scale: bool, trust: float,
-            settings: FitSettings | None) -> tuple[tmatch.Match, LatticeFit]:
-    """One rigid match fitted (its pose refined first with measured depth) and scored as step 3 says."""
+            settings: FitSettings | None, refine: bool) -> tuple[tmatch.Match, LatticeFit]:
+    """One rigid match fitted (its pose refined first where ``refine``) and scored as step 3 says."""
     tpl = library.get(m.template, m.source)
     fit = fit_match(m, library, camera, mask, zdepth, trust, settings)
     floor = m.score
-    if trust >= POSE_TRUST and m.iou < REFINE_IOU:
+    if refine:
         m_ref, fit = refine_match(m, fit, library, camera, mask, zdepth, trust, settings, turns=(0.0,))
         if m_ref is not m:  # the refined pose's new proportions alone: as good as rigid
             floor = max(floor, _affine_score(tpl, fit, window, m_ref.pose, object_size, depth_scale, trust))
