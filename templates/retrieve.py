@@ -16,8 +16,8 @@
    thin rim or a sofa's cushions says nothing against the plate or the sofa), and the fit adds at
    most ``MAX_FIT_GAIN`` (a template that needs its lattice for more is another shape bent into
    this one's outline: a car into a cow).
-   With measured depth (trust at least ``fit.POSE_TRUST``) each fitted match whose rigid outline IoU
-   is below ``REFINE_IOU`` and whose rigid score is within ``REFINED_GAIN`` of the threshold has its
+   With measured depth (trust at least ``fit.POSE_TRUST``) the leading rigid match, where its outline
+   IoU is below ``REFINE_IOU`` and its score within ``REFINED_GAIN`` of the threshold, has its
    pose refined first on the visible surface (``fit.refine_match``:
    moved, turned and stretched along the template's axes, the stretch handed to the lattice): a
    rigid pose with the library's proportions lands a table's legs beside the object's, so its rigid
@@ -191,8 +191,8 @@ def retrieve(
         window, object_size = tmatch.score_window(inst, mask, zdepth, camera)
         refine = measured
         scored = [_fitted(m, library, camera, mask, zdepth, window, object_size, depth_scale, trust, settings,
-                          refine=refine and m.iou < REFINE_IOU and m.score + REFINED_GAIN >= threshold)
-                  for m in chosen]
+                          refine=refine and k == 0 and m.iou < REFINE_IOU and m.score + REFINED_GAIN >= threshold)
+                  for k, m in enumerate(chosen)]
     timings["fit"] = time.perf_counter() - t1
     scored.sort(key=lambda mf: -mf[0].score)
     result.matches = [m for m, _ in scored[:top]]
