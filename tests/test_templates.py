@@ -415,7 +415,8 @@ def test_thin_legged_furniture_with_other_proportions_fits(library, tmod):
     assert res.accepted and res.matches[0].category == "table", got
     assert res.matches[0].iou > 0.95 and len(fits) == len(res.matches), got
     first_rigid = {m.template: m.score for m in rigid.matches}
-    assert res.matches[0].rigid_score > first_rigid.get("Table Square", -1.0) + 0.1, (got, first_rigid)
+    # the refined pose with new proportions alone passes the threshold the rigid pose missed
+    assert res.matches[0].rigid_score >= res.threshold > first_rigid["Table Square"], (got, first_rigid)
     assert all(m.rigid_score <= m.score <= m.rigid_score + retrieve.MAX_FIT_GAIN + 1e-9 for m in res.matches)
     guessed, _ = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object", trust=0.1)
     rigid_scores = {m.template: m.score
