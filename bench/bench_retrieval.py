@@ -36,6 +36,7 @@ VIEWS = ((-35.0, 15.0), (40.0, 25.0), (160.0, 10.0))  # as bench_quality.py
 from bench_templates import load_obj  # noqa: E402
 
 from inference.engines.classic import inflate  # noqa: E402
+from templates import descriptors as desc  # noqa: E402
 from templates import fit, match, retrieve, synthetic  # noqa: E402
 from templates.library import Template, TemplateLibrary, bundled_library  # noqa: E402
 
@@ -104,14 +105,21 @@ def mode_depth(mode: str, view: synthetic.SyntheticView, rng: np.random.Generato
     return view.zdepth, fit.DEPTH_TRUST["file"]
 
 
-def candidate_terms(res: match.MatchResult, fits: list, lib: TemplateLibrary) -> list[tuple]:
+def candidate_terms(res: match.MatchResult, fits: list, lib: TemplateLibrary, size: float) -> list[tuple]:
     """Per fitted candidate what its score is made of, as calibrate_retrieval.py reads it: template,
     category, score, IoU, depth error, roll, non-affine lattice offset, axis stretch, rigid score,
-    coarse score."""
+    coarse score, and how far its posed fitted shape is from the first candidate's
+    (``retrieve.alike_distance``, fractions of the object's ``size``; NaN where not fitted)."""
+    def posed(m: match.Match, f) -> tuple[np.ndarray, np.ndarray]:
+        return retrieve.posed_surface(lib.get(m.template, m.source), f, m.pose)
+
+    first = posed(res.matches[0], fits[0]) if res.matches else None
     return [(m.template, m.category, round(m.score, 3), round(m.iou, 3), round(m.depth_error, 4),
              round(match.roll_degrees(m.pose.rotation), 2),
              *retrieve.deformation(f, lib.get(m.template, m.source).size),
-             round(m.rigid_score or 0.0, 3), round(m.coarse_score, 3)) for m, f in zip(res.matches, fits)]
+             round(m.rigid_score or 0.0, 3), round(m.coarse_score, 3),
+             round(retrieve.alike_distance(first, posed(m, f), size), 4) if np.isfinite(f.iou) else float("nan"))
+            for m, f in zip(res.matches, fits)]
 
 
 def main() -> int:
@@ -145,9 +153,12 @@ def main() -> int:
                 verdict = ("none" if not placed else "right" if best.category == category else "wrong")
                 if category is None:
                     verdict = "placed" if placed else "none"
+                inst = desc.instance_descriptor(view.mask, z, float(view.camera.focal_px))
+                size = match.score_window(inst, view.mask, z, view.camera)[1]  # the object's size, as retrieval's
                 rows.append({"object": path.stem, "category": category, "view": [az, el], "mode": mode,
                              "verdict": verdict, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
-                             "top": candidate_terms(res, fits, lib),
+                             "ambiguous_with": res.ambiguous_with,
+                             "top": candidate_terms(res, fits, lib, size),
                              "timings": {k: round(v, 3) for k, v in res.timings.items()}})
                 print(f"{path.stem:16s} {az:5.0f} {mode:8s} {verdict:6s} {seconds:5.2f}s  "
                       + "  ".join(f"{m.template}:{m.score:.3f}(iou {m.iou:.2f} d {m.depth_error:.3f} u %.3f s %.2f)"
@@ -160,6 +171,8 @@ def main() -> int:
         out = [r for r in rows if r["mode"] == mode and not r["category"]]
         summary[mode] = {
             "category": {k: sum(r["verdict"] == k for r in cat) for k in ("right", "wrong", "none")},
+            "placed_ambiguous": sum(bool(r["ambiguous_with"]) and r["verdict"] in ("right", "wrong", "placed")
+                                    for r in rows if r["mode"] == mode),
             "outside_placed": f"{sum(r['verdict'] == 'placed' for r in out)}/{len(out)}",
             "seconds_median": round(float(np.median([r["seconds"] for r in rows if r["mode"] == mode])), 3),
             "cpu_seconds_median": round(float(np.median([r["cpu_seconds"] for r in rows if r["mode"] == mode])), 3),

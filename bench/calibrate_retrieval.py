@@ -14,7 +14,8 @@ drawings of templates, mode ``drawing``). Printed: the rule as it is, the best r
 leave-one-object-out counts (the rule picked without the object, applied to it), per mode as
 right / wrong / none, outside placed / views, and the right-category top-1 whether placed or not.
 Only fitted candidates count as rivals here, so a run with more candidates than the default
-shows more of them.
+shows more of them; a rival whose fitted shape is alike the first candidate's (``retrieve.ALIKE``,
+the rows' last term) is none, as in ``retrieve``.
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ class Rows:
         self.terms = np.full((self.n, k, 5), np.nan)  # iou, depth error, roll, displacement, stretch
         self.rigid = np.full((self.n, k), -np.inf)  # the rigid pose's score, which a fit never lowers
         self.cats = np.full((self.n, k), "", dtype=object)
+        self.alike = np.full((self.n, k), np.nan)  # shape distance to the first candidate (rows that have it)
         for i, r in enumerate(rows):
             for j, c in enumerate(r["top"]):
                 self.terms[i, j] = c[3:8]
                 self.rigid[i, j] = c[8]
                 self.cats[i, j] = c[1]
+                self.alike[i, j] = c[10] if len(c) > 10 and c[10] is not None else np.nan
         self.trust = np.array([TRUST[r["mode"]] for r in rows])
         self.truth = np.array([r["category"] or "" for r in rows], dtype=object)
         self.object = np.array([r["object"] for r in rows])
@@ -71,7 +74,10 @@ class Rows:
         best = score.argmax(axis=1)
         s1 = score[np.arange(self.n), best]
         c1 = self.cats[np.arange(self.n), best]
-        rival = np.where(self.cats != c1[:, None], score, -np.inf).max(axis=1)
+        # a rival of the best's shape is no rival (``retrieve.ALIKE``); the distances are to the first
+        # candidate as retrieved, so where another ranks first here every other category is a rival
+        alike = (best == 0)[:, None] & (self.alike < retrieve.ALIKE)
+        rival = np.where((self.cats != c1[:, None]) & ~alike, score, -np.inf).max(axis=1)
         return s1, s1 - rival, c1 == self.truth
 
     def decide(self, ranked: tuple[np.ndarray, np.ndarray, np.ndarray], rule: tuple[float, float, float],

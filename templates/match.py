@@ -91,7 +91,10 @@ class MatchResult:
     matches: list[Match] = field(default_factory=list)
     threshold: float = THRESHOLD
     timings: dict[str, float] = field(default_factory=dict)
-    ambiguous: bool = False  # a template of another category fits about as well: the shape cannot tell
+    ambiguous: bool = False  # a template of another category with another shape fits about as well
+    # categories whose templates fit about as well and, fitted, have the best's shape: the view cannot
+    # tell them apart, but the best one's shape is theirs too (so it is used)
+    ambiguous_with: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
@@ -103,12 +106,14 @@ class MatchResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "accepted": self.accepted, "threshold": self.threshold,
-                "ambiguous": self.ambiguous, "matches": [m.to_json() for m in self.matches]}
+                "ambiguous": self.ambiguous, "ambiguous_with": list(self.ambiguous_with),
+                "matches": [m.to_json() for m in self.matches]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MatchResult:
         return cls(str(data.get("label", "object")), [Match.from_json(m) for m in data.get("matches", [])],
-                   float(data.get("threshold", THRESHOLD)), ambiguous=bool(data.get("ambiguous", False)))
+                   float(data.get("threshold", THRESHOLD)), ambiguous=bool(data.get("ambiguous", False)),
+                   ambiguous_with=[str(c) for c in data.get("ambiguous_with", [])])
 
 
 # --------------------------------------------------------------------------- stages

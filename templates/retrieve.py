@@ -16,10 +16,19 @@
    thin rim or a sofa's cushions says nothing against the plate or the sofa), and the fit adds at
    most ``MAX_FIT_GAIN`` (a template that needs its lattice for more is another shape bent into
    this one's outline: a car into a cow).
+   With measured depth (trust at least ``fit.POSE_TRUST``) the leading rigid match, where its outline
+   IoU is below ``REFINE_IOU`` and its score within ``REFINED_GAIN`` of the threshold, has its
+   pose refined first on the visible surface (``fit.refine_match``:
+   moved, turned and stretched along the template's axes, the stretch handed to the lattice): a
+   rigid pose with the library's proportions lands a table's legs beside the object's, so its rigid
+   IoU says little. New proportions are free, so the score the refined pose reaches with the
+   lattice's affine part alone (less the stretch penalty) counts as its rigid score.
 4. No template is used below the threshold (``threshold_for``), nor when a fitted template of
-   another category scores within ``AMBIGUITY_MARGIN`` of the best: from one view many shapes of
-   different categories look alike (a can and a jar, the back of a sofa and a shoebox), and a
-   wrong template does more harm than none.
+   another category scores within ``AMBIGUITY_MARGIN`` of the best and has another shape: from one
+   view many shapes of different categories look alike (a can and a jar, the back of a sofa and a
+   shoebox), and a wrong template does more harm than none. Where every such rival's posed, fitted
+   mesh lies within ``ALIKE`` of the best's (``alike_distance``), the blend would come out the same
+   whichever is taken: the best is used, its rivals' categories named in ``ambiguous_with``.
 """
 
 from __future__ import annotations
@@ -33,9 +42,10 @@ from . import descriptors as desc
 from . import match as tmatch
 from .ffd import lattice_for
 from .ffd_fit import FitSettings, LatticeFit
-from .fit import FIT_SETTINGS, fit_match
+from .fit import FIT_SETTINGS, POSE_TRUST, fit_match, refine_match
+from .icp import Window
 from .library import Template, TemplateLibrary
-from .match import Camera, MatchResult
+from .match import Camera, MatchResult, Pose
 
 REFINE_TEMPLATES = 5  # templates whose best coarse view is refined (ICP) ...
 SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
@@ -61,6 +71,13 @@ FIT_MARGIN = 0.25
 # ... unless even the best rigid score plus MAX_FIT_GAIN misses the threshold: then nothing is placed
 # whatever a fit does, and nothing is fitted (the matches come back rigid, with unfitted lattices).
 SKIP_HOPELESS = True
+# ... which with measured depth (the pose refinement may lift a thin-legged table's rigid score far)
+# is judged from a gain this large instead; a candidate this far below the threshold is not refined.
+REFINED_GAIN = 0.25
+REFINE_IOU = 0.95  # rigid silhouette IoU below which a pose is refined (above it the pose and proportions hold)
+ALIKE = 0.03  # shape distance (fraction of the object's size) below which two fitted templates are alike
+ALIKE_QUANTILE = 0.95  # the distance: this quantile of either mesh's surface points to the other mesh
+ALIKE_SAMPLES = 4000  # surface points per mesh
 
 
 def deformation(fit: LatticeFit, size: float) -> tuple[float, float]:
@@ -82,6 +99,53 @@ def unfitted(template: Template, settings: FitSettings | None = None) -> Lattice
     lattice = lattice_for(template.vertices, template.symmetry, s.resolution, s.margin)
     nan = float("nan")
     return LatticeFit(lattice, nan, nan, nan, 0.0, 0.0, np.zeros(lattice.num_points))
+
+
+def surface_points(vertices: np.ndarray, triangles: np.ndarray, n: int = ALIKE_SAMPLES,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points spread over a mesh's surface by area and their faces' unit normals (a fixed seed:
+    the same mesh, the same points)."""
+    tri = np.asarray(vertices, np.float64)[np.asarray(triangles, np.int64)]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(tri), n, p=area / area.sum()) if area.sum() > 0 else np.arange(n) % len(tri)
+    a, b = rng.random((2, n))
+    flip = a + b > 1.0
+    a, b = np.where(flip, 1.0 - a, a), np.where(flip, 1.0 - b, b)
+    t = tri[pick]
+    points = t[:, 0] + a[:, None] * (t[:, 1] - t[:, 0]) + b[:, None] * (t[:, 2] - t[:, 0])
+    return points, cross[pick] / np.maximum(area[pick], 1e-30)[:, None]
+
+
+def _to_surface(p: np.ndarray, surface: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Distances from points ``p`` to a sampled surface: to the tangent plane of the nearest sample,
+    or to the sample itself less the samples' spacing where that is further (so sparse samples of the
+    same surface read as near)."""
+    from scipy.spatial import cKDTree
+
+    q, nrm = surface
+    tree = cKDTree(q)
+    spacing = float(np.median(tree.query(q, k=2)[0][:, 1]))
+    d, k = tree.query(p)
+    plane = np.abs(np.einsum("ij,ij->i", p - q[k], nrm[k]))
+    return np.maximum(plane, d - spacing)
+
+
+def alike_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], size: float) -> float:
+    """How far two posed shapes (``surface_points``) differ, as a fraction of ``size``: the
+    ``ALIKE_QUANTILE`` quantile of the distances from either one's points to the other's surface (a
+    symmetric chamfer that a handle or a spout only one of them has does not average away)."""
+    d = max(np.quantile(_to_surface(a[0], b), ALIKE_QUANTILE), np.quantile(_to_surface(b[0], a), ALIKE_QUANTILE))
+    return float(d) / max(size, 1e-12)
+
+
+def posed_surface(template: Template, fit: LatticeFit, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
+    """``surface_points`` of a template deformed by ``fit``'s lattice and posed by ``pose`` (camera space)."""
+    p, n = surface_points(fit.lattice.deform(template.vertices.astype(np.float64)), template.triangles)
+    q = pose.apply(p)
+    n2 = pose.apply(p + 1e-3 * pose.scale * n) - q  # normals through the pose (a similarity: no skew)
+    return q, n2 / np.maximum(np.linalg.norm(n2, axis=1), 1e-30)[:, None]
 
 
 def threshold_for(trust: float) -> float:
@@ -111,34 +175,79 @@ def retrieve(
     if not rigid.matches:
         return result, []
     best = rigid.matches[0].score
-    hopeless = SKIP_HOPELESS and best + MAX_FIT_GAIN < threshold
+    measured = trust >= POSE_TRUST
+    hopeless = SKIP_HOPELESS and best + (REFINED_GAIN if measured else MAX_FIT_GAIN) < threshold
     chosen: list[tmatch.Match] = []
     for m in rigid.matches:  # the best rigid match of each leading category: the rivals step 4 weighs
         if len(chosen) < candidates and m.score >= max(best - FIT_MARGIN, RIGID_FLOOR) \
                 and m.category not in {c.category for c in chosen}:
             chosen.append(m)
     t1 = time.perf_counter()
-    scored: list[tuple[tmatch.Match, LatticeFit]] = []
     if hopeless:  # no fit can lift any match to the threshold: they stay rigid
         scored = [(replace(m, rigid_score=m.score), unfitted(library.get(m.template, m.source), settings))
                   for m in chosen]
     else:
         inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
         window, object_size = tmatch.score_window(inst, mask, zdepth, camera)
-    for m in chosen if not hopeless else []:
-        tpl = library.get(m.template, m.source)
-        fit = fit_match(m, library, camera, mask, zdepth, trust, settings)
-        shape = fit.lattice.deform(tpl.vertices.astype(np.float64))
-        score, iou, err, _ = tmatch.fit_score(shape, tpl.triangles, window, m.pose, object_size, depth_scale, trust)
-        moved, stretch = deformation(fit, tpl.size)
-        score -= DISPLACEMENT_WEIGHT * moved + STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)
-        score = max(min(float(score), m.score + MAX_FIT_GAIN), m.score)  # step 3: the fit adds, a little
-        scored.append((replace(m, score=score, iou=iou, depth_error=err, rigid_score=m.score), fit))
+        refine = measured
+        scored = [_fitted(m, library, camera, mask, zdepth, window, object_size, depth_scale, trust, settings,
+                          refine=refine and k == 0 and m.iou < REFINE_IOU and m.score + REFINED_GAIN >= threshold)
+                  for k, m in enumerate(chosen)]
     timings["fit"] = time.perf_counter() - t1
     scored.sort(key=lambda mf: -mf[0].score)
     result.matches = [m for m, _ in scored[:top]]
-    # the matches left out rank FIT_MARGIN below the best: their fits could not bring them within the margin
-    rivals = [m.score for m, _ in scored[1:] if m.category != scored[0][0].category]
-    result.ambiguous = bool(rivals) and scored[0][0].score - max(rivals) < AMBIGUITY_MARGIN
+    if not hopeless:
+        _judge_rivals(result, scored, library, object_size)
     timings["total"] = time.perf_counter() - t0
     return result, [f for _, f in scored[:top]]
+
+
+def _fitted(m: tmatch.Match, library: TemplateLibrary, camera: Camera, mask: np.ndarray, zdepth: np.ndarray,
+            window: Window, object_size: float, depth_scale: bool, trust: float,
+            settings: FitSettings | None, refine: bool) -> tuple[tmatch.Match, LatticeFit]:
+    """One rigid match fitted (its pose refined first where ``refine``) and scored as step 3 says."""
+    tpl = library.get(m.template, m.source)
+    fit = fit_match(m, library, camera, mask, zdepth, trust, settings)
+    floor = m.score
+    if refine:
+        m_ref, fit = refine_match(m, fit, library, camera, mask, zdepth, trust, settings, turns=(0.0,))
+        if m_ref is not m:  # the refined pose's new proportions alone: as good as rigid
+            floor = max(floor, _affine_score(tpl, fit, window, m_ref.pose, object_size, depth_scale, trust))
+        m = m_ref
+    shape = fit.lattice.deform(tpl.vertices.astype(np.float64))
+    score, iou, err, _ = tmatch.fit_score(shape, tpl.triangles, window, m.pose, object_size, depth_scale, trust)
+    moved, stretch = deformation(fit, tpl.size)
+    score -= DISPLACEMENT_WEIGHT * moved + STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)
+    score = max(min(float(score), floor + MAX_FIT_GAIN), floor)  # step 3: the fit adds, a little
+    return replace(m, score=score, iou=iou, depth_error=err, rigid_score=floor), fit
+
+
+def _affine_score(tpl: Template, fit: LatticeFit, window: Window, pose: Pose, object_size: float,
+                  depth_scale: bool, trust: float) -> float:
+    """The score of ``tpl`` under the affine part of ``fit``'s lattice (new proportions, no new shape),
+    less the stretch penalty."""
+    rest = fit.lattice.rest_points()
+    coef = np.linalg.lstsq(np.hstack([rest, np.ones((len(rest), 1))]), fit.lattice.points(), rcond=None)[0]
+    v = tpl.vertices.astype(np.float64)
+    shape = np.hstack([v, np.ones((len(v), 1))]) @ coef
+    score = tmatch.fit_score(shape, tpl.triangles, window, pose, object_size, depth_scale, trust)[0]
+    stretch = float(np.abs(np.log(np.maximum(np.linalg.svd(coef[:3], compute_uv=False), 1e-6))).max())
+    return float(score) - STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)
+
+
+def _judge_rivals(result: MatchResult, scored: list[tuple[tmatch.Match, LatticeFit]], library: TemplateLibrary,
+                  object_size: float) -> None:
+    """Step 4: ``result.ambiguous`` where a fitted rival of another category scores within
+    ``AMBIGUITY_MARGIN`` of the best with another shape; ``ambiguous_with`` the categories of those
+    that have the best's shape."""
+    first, first_fit = scored[0]
+    close = [(m, f) for m, f in scored[1:]
+             if m.category != first.category and first.score - m.score < AMBIGUITY_MARGIN]
+    if not close:
+        return
+    mine = posed_surface(library.get(first.template, first.source), first_fit, first.pose)
+    alike = [alike_distance(mine, posed_surface(library.get(m.template, m.source), f, m.pose), object_size) < ALIKE
+             for m, f in close]
+    result.ambiguous = not all(alike)
+    if all(alike):
+        result.ambiguous_with = sorted({m.category for m, _ in close})

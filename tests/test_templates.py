@@ -395,3 +395,54 @@ def test_templates_from_their_outline_and_a_guessed_relief(library, tmod, monocl
                                    depth_scale=True, trust=0.1)
         right.append(bool(res.matches) and res.matches[0].template == name)
     assert sum(right) >= 7, list(zip([c[0] for c in cases], right))
+
+
+def test_thin_legged_furniture_with_other_proportions_fits(library, tmod):
+    """A square table with legs 1.6 times as long (exact depth): no rigid pose with the library's
+    proportions reaches the threshold (the legs land beside the object's), but with measured depth
+    retrieval refines the leading match's pose, proportions included, and places the table, its
+    floor (``rigid_score``) the refined pose's affine score; with a guessed relief the pose is not
+    refined (rigid scores stay the floor)."""
+    syn, retrieve, lib, match = tmod["synthetic"], tmod["retrieve"], tmod["library"], tmod["match"]
+    table = library.get("Table Square")
+    tall = lib.Template("Tall Table", table.category, table.labels, table.symmetry,
+                        (table.vertices * np.array([1.0, 1.0, 1.6])).astype(np.float32), table.triangles)
+    view = syn.render_view(tall, 40.0, 25.0, width=512, height=384, focal_mm=35.0, fill=0.5)
+    rigid = match.match_instance(view.mask, view.zdepth, view.camera, library, "object")
+    assert rigid.matches[0].score < retrieve.THRESHOLD, [(m.template, m.score) for m in rigid.matches]
+    res, fits = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object")
+    got = [(m.template, round(m.score, 3), m.rigid_score) for m in res.matches]
+    assert res.accepted and res.matches[0].category == "table", got
+    assert res.matches[0].iou > 0.95 and len(fits) == len(res.matches), got
+    first_rigid = {m.template: m.score for m in rigid.matches}
+    # the refined pose with new proportions alone passes the threshold the rigid pose missed
+    assert res.matches[0].rigid_score >= res.threshold > first_rigid["Table Square"], (got, first_rigid)
+    assert all(m.rigid_score <= m.score <= m.rigid_score + retrieve.MAX_FIT_GAIN + 1e-9 for m in res.matches)
+    guessed, _ = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object", trust=0.1)
+    rigid_scores = {m.template: m.score
+                    for m in match.match_instance(view.mask, view.zdepth, view.camera, library, "object", top=5,
+                                                  refine_templates=retrieve.REFINE_TEMPLATES,
+                                                  second_views=retrieve.SECOND_VIEWS, extra_views=1,
+                                                  depth_trust=0.1).matches}
+    assert all(m.rigid_score == pytest.approx(rigid_scores[m.template]) for m in guessed.matches)
+
+
+def test_alike_shapes(library, tmod):
+    """``alike_distance``: a shape against itself moved by 1 % of its size reads 1 %, against other
+    samples of itself almost 0; a mug against a mug without a handle (scaled to its height) is not
+    alike, though the handle is a small share of the surface; ``ambiguous_with`` survives JSON."""
+    retrieve, match = tmod["retrieve"], tmod["match"]
+    mug = library.get("Mug")
+    pts, nrm = retrieve.surface_points(mug.vertices, mug.triangles)
+    assert pts.shape == nrm.shape == (retrieve.ALIKE_SAMPLES, 3)
+    assert np.allclose(np.linalg.norm(nrm, axis=1), 1.0)
+    assert np.array_equal(pts, retrieve.surface_points(mug.vertices, mug.triangles)[0])  # fixed seed
+    size = float(np.linalg.norm(np.ptp(mug.vertices, axis=0)))
+    assert retrieve.alike_distance((pts, nrm), (pts + [0.01 * size, 0, 0], nrm), size) == pytest.approx(0.01, abs=2e-3)
+    plain = library.get("Mug Plain")  # the mug's body without its handle
+    scale = np.ptp(mug.vertices[:, 2]) / np.ptp(plain.vertices[:, 2])
+    other = retrieve.surface_points(plain.vertices * scale, plain.triangles)
+    assert retrieve.alike_distance((pts, nrm), other, size) > retrieve.ALIKE
+    assert retrieve.alike_distance((pts, nrm), retrieve.surface_points(mug.vertices, mug.triangles, 5000), size) < 0.015
+    res = match.MatchResult("object", ambiguous_with=["jar"])
+    assert match.MatchResult.from_json(res.to_json()).ambiguous_with == ["jar"]
