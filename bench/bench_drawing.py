@@ -61,6 +61,8 @@ from geometry.plane import build_object_mesh  # noqa: E402
 from inference.depthfile import load_depth_file  # noqa: E402
 from inference.protocol import Emitter, WorkerError  # noqa: E402
 from inference.run import RunOptions, run  # noqa: E402
+from templates import descriptors as desc  # noqa: E402
+from templates import match as tmatch  # noqa: E402
 from templates.fit import depth_trust  # noqa: E402
 from templates.library import bundled_library  # noqa: E402
 from templates.retrieve import retrieve  # noqa: E402
@@ -134,7 +136,9 @@ def template_top1(result: dict, mask: np.ndarray, library) -> tuple[str, str, bo
     if not found.matches:
         return "", "", False, []
     best = found.matches[0]
-    return best.category, best.template, bool(found.accepted), candidate_terms(found, fits, library)
+    inst = desc.instance_descriptor(mask, zdepth, float(camera.focal_px))
+    size = tmatch.score_window(inst, mask, zdepth, camera)[1]  # the object's size, as retrieval's
+    return best.category, best.template, bool(found.accepted), candidate_terms(found, fits, library, size)
 
 
 def freestyle_rows(work: Path, quick: bool, keep: Path | None = None, only: str = "") -> list[dict]:
