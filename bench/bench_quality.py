@@ -518,8 +518,7 @@ def _true_category_library(modules: dict, category: str):
     keep = [i for i, t in enumerate(lib.templates) if t.category == category]
     if not keep:
         return None
-    return type(lib)([lib.templates[i] for i in keep], lib.coverage[keep], lib.depth[keep], lib.windows[keep],
-                     lib.angles)
+    return lib.subset(keep)
 
 
 def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict,

@@ -111,6 +111,11 @@ class TemplateLibrary:
     def index(self, name: str) -> int:
         return self.names.index(name)
 
+    def subset(self, keep: list[int]) -> TemplateLibrary:
+        """The library cut down to the templates at indices ``keep`` (their stored descriptors)."""
+        return TemplateLibrary([self.templates[i] for i in keep], self.coverage[keep], self.depth[keep],
+                               self.windows[keep], self.angles)
+
     def get(self, name: str, source: str | None = None) -> Template:
         """The template called ``name`` (from the .blend ``source`` when given; "" = bundled)."""
         for t in self.templates:

@@ -138,8 +138,7 @@ def test_a_placed_template_gives_its_own_depth(monocle, ext_dir, tmp_path):
     library = importlib.import_module(monocle.__name__ + ".templates.library")
     lib = library.bundled_library()
     keep = [i for i, t in enumerate(lib.templates) if t.category == "bottle"]  # retrieval apart: the bottles
-    bottles = type(lib)([lib.templates[i] for i in keep], lib.coverage[keep], lib.depth[keep], lib.windows[keep],
-                        lib.angles)
+    bottles = lib.subset(keep)
     (placed,) = blend.blend_from_result(tmp_path / "r", settings, report.objects, report.camera, library=bottles,
                                         threshold=-1.0)
     assert placed.object is not None

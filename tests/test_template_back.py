@@ -39,8 +39,7 @@ def test_poor_fit_keeps_the_reconstructions_back(mods, can_result):
     report = mods["build"].build_from_result(can_result, settings, focal_mm=50.0)
     lib = mods["library"].bundled_library()
     keep = [i for i, t in enumerate(lib.templates) if t.category == "can"]  # retrieval apart: the can's templates
-    cans = type(lib)([lib.templates[i] for i in keep], lib.coverage[keep], lib.depth[keep], lib.windows[keep],
-                     lib.angles)
+    cans = lib.subset(keep)
     matched = mods["tb"].match_result(can_result, settings, focal_mm=50.0, library=cans, threshold=-1.0)
     assert matched.depth_trust == 1.0
     match, fit = matched.results[0].matches[0], matched.fits[0][0]

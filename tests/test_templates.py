@@ -349,11 +349,9 @@ def guessed_relief(monocle, view) -> np.ndarray:
     return np.where(view.mask, med - height + float(height[view.mask].mean()), 0.0)
 
 
-def one_template(library, lib_mod, name: str):
+def one_template(library, name: str):
     """A library of the one template ``name`` (its stored descriptors)."""
-    i = library.index(name)
-    return lib_mod.TemplateLibrary([library.templates[i]], library.coverage[i:i + 1], library.depth[i:i + 1],
-                                   library.windows[i:i + 1], library.angles)
+    return library.subset([library.index(name)])
 
 
 def test_a_guessed_relief_keeps_the_pose_on_the_outline(library, tmod, monocle):
@@ -370,7 +368,7 @@ def test_a_guessed_relief_keeps_the_pose_on_the_outline(library, tmod, monocle):
         tpl = library.get(name)
         view = syn.render_view(tpl, az, el, width=512, height=384, focal_mm=35.0, fill=0.5)
         res = match.match_instance(view.mask, guessed_relief(monocle, view), view.camera,
-                                   one_template(library, tmod["library"], name), "object", top=1,
+                                   one_template(library, name), "object", top=1,
                                    depth_scale=True, depth_trust=trust)
         best = res.matches[0]
         assert best.iou >= 0.97, (name, best.iou)
