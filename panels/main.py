@@ -106,6 +106,7 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         from ..scene.template_blend import WEIGHT_PROP, is_template
+        from ..scene.template_info import template_lines
         from ..scene.template_lattice import FIT_PROP
 
         layout = self.layout
@@ -121,7 +122,9 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
         obj = context.active_object
         if is_template(obj):
             box = layout.box()
-            box.label(text=obj.name, icon="OUTLINER_OB_MESH")
+            box.label(text=obj.name, icon="OBJECT_DATA")
+            for text, icon in template_lines(obj):
+                box.label(text=text, icon=icon)
             box.prop(obj, f'["{WEIGHT_PROP}"]', text="Template Weight", slider=True)
             if FIT_PROP in obj:
                 box.prop(obj, f'["{FIT_PROP}"]', text="Fit", slider=True)

@@ -26,7 +26,10 @@ class Recorder:
     row = column = box = split = column_flow = grid_flow = _child
 
     def prop(self, data, name: str, **kwargs) -> None:
-        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        if name.startswith('["'):  # a custom property
+            assert name[2:-2] in data, f"{data!r} has no custom property {name!r}"
+        else:
+            assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
         self.log.append(("prop", name))
 
     def operator(self, idname: str, **kwargs):
