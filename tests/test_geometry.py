@@ -21,7 +21,7 @@ def geo(monocle):
     return SimpleNamespace(
         core=mod(""), camera=mod(".camera"), depth=mod(".depth"), plane=mod(".plane"), check=mod(".check"),
         topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"), backs=mod(".backs"),
-        tears=mod(".tears"),
+        tears=mod(".tears"), mesh=mod(".mesh"), render=importlib.import_module(f"{monocle.__name__}.templates.render"),
     )
 
 
@@ -78,26 +78,15 @@ def _face_areas_px(geo, md, cam) -> np.ndarray:
 def _signed_volume(geo, md, strength: float = 1.0) -> float:
     """Volume by the divergence theorem over fan triangles: positive when normals point out."""
     v = md.vertices.astype(np.float64) + strength * md.relief.astype(np.float64)
-    sizes = md.face_sizes.astype(np.int64)
-    starts = geo.topology.face_starts(sizes)
-    face = np.repeat(np.arange(sizes.size), sizes)
-    offset = np.arange(md.loops.size) - starts[face]
-    sel = (offset >= 1) & (offset < sizes[face] - 1)
-    k = np.flatnonzero(sel)
-    a, b, c = v[md.loops[starts[face[k]]]], v[md.loops[k]], v[md.loops[k + 1]]
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+    return geo.mesh.signed_volume(geo.mesh.PolyMesh(v, md.face_sizes, md.loops))
 
 
-def _rasterise(md, cam) -> np.ndarray:
-    """Silhouette of the mesh's faces at pixel resolution (cv2, even-odd over non-overlapping faces)."""
-    import cv2
-
-    p = np.round((_pixels_of(md, cam) - 0.5) * 16).astype(np.int32)
-    starts = np.concatenate([[0], np.cumsum(md.face_sizes)[:-1]])
-    polys = [p[md.loops[s:s + n]] for s, n in zip(starts, md.face_sizes)]
-    img = np.zeros((cam.height, cam.width), np.uint8)
-    cv2.fillPoly(img, polys, 1, lineType=cv2.LINE_8, shift=4)
-    return img.astype(bool)
+def _rasterise(geo, md, cam) -> np.ndarray:
+    """Silhouette of the mesh's faces at pixel resolution: the product's z-buffer over their fans,
+    each vertex at the pixel its photo UV points to."""
+    xy = _pixels_of(md, cam)
+    tris = geo.mesh.fan_triangles(md.face_sizes, md.loops)
+    return geo.render.rasterize(xy, np.zeros(len(xy)), tris, (cam.height, cam.width), perspective=False).mask
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -225,7 +214,7 @@ def test_silhouette_follows_the_subpixel_outline(geo):
     rim = _pixels_of(md, cam)[_boundary_vertices(geo, md)]
     err = np.hypot(rim[:, 0] - cx, rim[:, 1] - cy) - r
     assert np.abs(err).max() < 0.4 and np.sqrt((err ** 2).mean()) < 0.15  # smoothed, not a staircase
-    assert _iou(_rasterise(md, cam), binary) > 0.985
+    assert _iou(_rasterise(geo, md, cam), binary) > 0.985
     assert _face_areas_px(geo, md, cam).sum() == pytest.approx(binary.sum(), rel=0.005)
 
 
@@ -239,7 +228,7 @@ def test_hole_stays_a_hole(geo):
     assert report["boundary_loops"] == 2 and report["manifold"]
     px = _pixels_of(md, cam)
     assert np.hypot(px[:, 0] - 100, px[:, 1] - 100).min() > 29.5
-    assert _iou(_rasterise(md, cam), ring) > 0.98
+    assert _iou(_rasterise(geo, md, cam), ring) > 0.98
 
 
 def test_mask_touching_the_image_border(geo):
@@ -462,7 +451,7 @@ def test_real_masks_close_watertight(geo, bench_data):
         assert report["watertight"] and report["manifold"] and report["degenerate_faces"] == 0, (name, report)
         assert _signed_volume(geo, md) > 0, name
         sizes, loops = _front(geo, md)
-        assert _iou(_rasterise(SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops), cam), mask) > 0.95, name
+        assert _iou(_rasterise(geo, SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops), cam), mask) > 0.95, name
 
 
 # -- the check helper can fail ------------------------------------------------------------------
@@ -577,7 +566,7 @@ def test_large_object_at_modest_detail_reads_coarser_blocks(geo, monkeypatch):
         err = np.linalg.norm(md.vertices.astype(np.float64) + md.relief - np.asarray(centre), axis=1) - radius
         sizes, loops = _front(geo, md)
         front = SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops)
-        return md, np.abs(err[md.groups["front"]]), _iou(_rasterise(front, cam), mask)
+        return md, np.abs(err[md.groups["front"]]), _iou(_rasterise(geo, front, cam), mask)
 
     md, err, iou = build()
     monkeypatch.setattr(geo.plane, "REDUCE_CELL_PIXELS", 10**9)  # every pixel, for comparison
