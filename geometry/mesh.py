@@ -153,9 +153,9 @@ def is_closed(mesh: PolyMesh) -> bool:
 
 
 def signed_volume(mesh: PolyMesh) -> float:
-    """Enclosed volume (positive for outward-facing closed meshes)."""
+    """Enclosed volume (positive for outward-facing closed meshes), summed in float64."""
     tri = mesh.triangles()
-    v = mesh.vertices
+    v = np.asarray(mesh.vertices, dtype=np.float64)
     return float(np.einsum("ij,ij->i", v[tri[:, 0]], np.cross(v[tri[:, 1]], v[tri[:, 2]])).sum() / 6.0)
 
 

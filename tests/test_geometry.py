@@ -472,6 +472,40 @@ def test_manifold_report_on_handmade_meshes(geo):
     assert report["nonmanifold_edges"] == 1 and not report["manifold"]
 
 
+def test_closedness_is_one_test_with_or_without_orientation(geo):
+    """``check.is_closed`` (what the templates, the benchmark metrics and the scene tests share) agrees
+    with the full report: two faces per edge, and with ``oriented`` walked in opposite directions."""
+    cube = np.array([[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]])
+    sizes = np.full(6, 4)
+    flipped = cube.copy()
+    flipped[0] = flipped[0][::-1]
+    fin = np.concatenate([cube.ravel(), [0, 1, 8]])
+    cases = [(sizes, cube.ravel()), (sizes[:5], cube[:5].ravel()), (sizes, flipped.ravel()),
+             (np.concatenate([sizes, [3]]), fin)]
+    for s, lp in cases:
+        report = geo.check.edge_manifold_report(s, lp)
+        assert geo.check.is_closed(s, lp, oriented=False) == report["watertight"]
+        assert geo.check.is_closed(s, lp) == (report["watertight"] and report["manifold"])
+    assert [geo.check.is_closed(s, lp) for s, lp in cases] == [True, False, False, False]
+    assert geo.check.is_closed(sizes, flipped.ravel(), oriented=False)
+
+
+def test_mesh_data_is_the_one_mesh_type(geo):
+    """A built object is a ``PolyMesh`` with the photo's fields: its float32/int32 arrays are kept as the
+    geometry layer made them, and the mesh operations (corner walk, fans, volume) work on it as on any."""
+    cam = geo.camera.camera_from_result(120, 90, 50.0)
+    xx, yy = _pixel_centres(90, 120)
+    mask = np.hypot(xx - 60, yy - 45) < 30
+    md = geo.plane.build_object_mesh(mask, np.full(mask.shape, 3.0), cam, geo.core.MeshSettings(back="closed"))
+    assert isinstance(md, geo.mesh.PolyMesh)
+    assert (md.vertices.dtype, md.face_sizes.dtype, md.loops.dtype) == (np.float32, np.int32, np.int32)
+    assert np.array_equal(md.next_corners(), geo.topology.next_corner(md.face_sizes))
+    assert geo.mesh.is_closed(md) and md.triangles().shape == (int((md.face_sizes - 2).sum()), 3)
+    plain = geo.mesh.PolyMesh(md.vertices, md.face_sizes, md.loops)
+    assert plain.vertices.dtype == np.float64 and plain.vertices is not md.vertices
+    assert geo.mesh.signed_volume(plain) == geo.mesh.signed_volume(md) > 0
+
+
 def test_mask_dtypes_agree(geo):
     cam = geo.camera.camera_from_result(120, 90, 50.0)
     xx, yy = _pixel_centres(90, 120)
