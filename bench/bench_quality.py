@@ -310,22 +310,12 @@ def subjects(quick: bool, module, meshes: Path = DATA / "meshes",
 
 
 def _evaluated(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World vertices, face sizes and flat corner list of an object after its modifiers."""
-    import bpy
+    """World vertices, face sizes and flat corner list of an object after its modifiers (the product's
+    reader, ``scene.evaluated``)."""
+    from scene.evaluated import read_evaluated
 
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = ev.to_mesh()
-    try:
-        co = np.empty(len(mesh.vertices) * 3, np.float32)
-        mesh.vertices.foreach_get("co", co)
-        sizes = np.empty(len(mesh.polygons), np.int32)
-        mesh.polygons.foreach_get("loop_total", sizes)
-        loops = np.empty(len(mesh.loops), np.int32)
-        mesh.loops.foreach_get("vertex_index", loops)
-    finally:
-        ev.to_mesh_clear()
-    mat = np.array(ev.matrix_world, np.float64)
-    return co.reshape(-1, 3).astype(np.float64) @ mat[:3, :3].T + mat[:3, 3], sizes, loops
+    ev = read_evaluated(obj)
+    return ev.vertices, ev.face_sizes, ev.loops
 
 
 def _setup_scene(subject: dict, ingest) -> tuple:

@@ -24,9 +24,10 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # geometry/ and templates/ are self-contained numpy: imported from the source tree
-from geometry.topology import edge_table  # noqa: E402
-from templates.mesh import fan_triangles  # noqa: E402
+from geometry.check import is_closed as _closed  # noqa: E402
+from geometry.mesh import fan_triangles  # noqa: E402
 from templates.pose_fit import umeyama as _similarity  # noqa: E402
+from templates.render import project_perspective, rasterize  # noqa: E402
 from templates.surface import sample_surface as _sample_triangles  # noqa: E402
 
 TAUS = (0.1, 0.3, 0.5)
@@ -67,8 +68,9 @@ def triangulate_flat(sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
 
 def is_closed(sizes: np.ndarray, loops: np.ndarray) -> bool:
     """Whether every edge of the polygons (face sizes + flat corner list) is used by exactly two faces,
-    i.e. the surface is closed and edge-manifold (what ray-parity occupancy needs)."""
-    return len(sizes) > 0 and bool((edge_table(sizes, loops)[2] == 2).all())
+    i.e. the surface is closed and edge-manifold (what ray-parity occupancy needs): the product's test
+    (``geometry.check.is_closed``) without its orientation check; an empty mesh is not closed."""
+    return len(sizes) > 0 and _closed(sizes, loops, oriented=False)
 
 
 def face_normals_areas(vertices: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,31 +216,11 @@ def rasterize_depth(
     The same sampling as Cycles' Z pass (one ray through each pixel centre), so the prediction's
     visible part is judged exactly as the ground truth's; depth is interpolated perspective-correctly
     (1/z is linear across a triangle on screen). Triangles reaching behind the camera are skipped.
+    The product's z-buffer (``templates.render``).
     """
     cx, cy = principal if principal is not None else (width / 2.0, height / 2.0)
-    pts = np.asarray(points_cam, np.float64)
-    tris = np.asarray(tris, np.int64)
-    z = -pts[:, 2]
-    zs = np.where(z > 1e-9, z, 1.0)
-    uv = np.stack([cx + focal_px * pts[:, 0] / zs, cy - focal_px * pts[:, 1] / zs], 1)
-    tris = tris[(z[tris] > 1e-9).all(1)]
-    tuv = uv[tris]  # (T, 3, 2)
-    lo, hi = tuv.min(1), tuv.max(1)
-    # pixel (col, row) has its centre at (col + 0.5, row + 0.5)
-    c0 = np.clip(np.ceil(lo[:, 0] - 0.5), 0, width).astype(np.int64)
-    c1 = np.clip(np.floor(hi[:, 0] - 0.5), -1, width - 1).astype(np.int64)
-    r0 = np.clip(np.ceil(lo[:, 1] - 0.5), 0, height).astype(np.int64)
-    r1 = np.clip(np.floor(hi[:, 1] - 0.5), -1, height - 1).astype(np.int64)
-    inv = np.zeros(height * width)  # nearest = largest inverse depth
-    iz = 1.0 / zs
-    for tri, col, row in _cell_pairs(c0, c1, r0, r1):
-        t = tris[tri]
-        p = np.stack([col + 0.5, row + 0.5], 1).astype(np.float64)
-        inside, wa, wb, wc = _barycentric_2d(p, uv[t[:, 0]], uv[t[:, 1]], uv[t[:, 2]])
-        val = wa * iz[t[:, 0]] + wb * iz[t[:, 1]] + wc * iz[t[:, 2]]
-        np.maximum.at(inv, (row * width + col)[inside], val[inside])
-    with np.errstate(divide="ignore"):
-        return np.where(inv > 0, 1.0 / np.where(inv > 0, inv, 1.0), np.inf).reshape(height, width)
+    xy, z = project_perspective(points_cam, focal_px, cx, cy)
+    return rasterize(xy, z, tris, (height, width)).depth
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The contract between the geometry layer and the Blender layer lives here:
 ``CameraModel`` (pinhole camera of the photo), ``MeshSettings`` (what the artist
-controls, with its choices, in ``settings.py``) and ``MeshData`` (arrays ready for ``foreach_set``).
+controls, with its choices, in ``settings.py``) and ``MeshData`` (arrays ready for ``foreach_set``): the
+one polygon mesh type, ``mesh.PolyMesh``, with the photo's fields.
 
 Conventions
 - Pixel coordinates: x to the right, y down, origin at the top-left corner of the
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .mesh import PolyMesh
 from .settings import DRAWING_MATERIAL_TEXTS, Back, Backdrop, DrawingMaterial, MeshSettings
 
-__all__ = ["Back", "Backdrop", "CameraModel", "DrawingMaterial", "MeshData", "MeshSettings"]
+__all__ = ["Back", "Backdrop", "CameraModel", "DrawingMaterial", "MeshData", "MeshSettings", "PolyMesh"]
 
 DEFAULT_SENSOR_MM = 36.0
 DEFAULT_FOCAL_MM = 50.0
@@ -61,9 +63,10 @@ class CameraModel:
 DRAWING_MATERIALS = tuple((str(m), name, text) for m, (name, text) in DRAWING_MATERIAL_TEXTS.items())
 
 
-@dataclass
-class MeshData:
-    """One object's mesh, in camera space, ready for Blender.
+@dataclass(kw_only=True)
+class MeshData(PolyMesh):
+    """One object's mesh, in camera space, ready for Blender: a ``PolyMesh`` (float32 vertices,
+    int32 ``face_sizes`` and ``loops``, kept as given) with the photo's fields.
 
     ``vertices + strength * relief`` is the surface at a given Displace strength; the
     Blender layer bakes ``vertices`` with vertex edits and carries ``relief`` in a
@@ -82,11 +85,8 @@ class MeshData:
     the Blender layer stores as boolean point attributes.
     """
 
-    vertices: np.ndarray  # (N, 3) float32 base surface
     relief: np.ndarray  # (N, 3) float32 displacement at strength 1
     uvs: np.ndarray  # (N, 2) float32 photo UVs per vertex
-    face_sizes: np.ndarray  # (F,) int32 corners per face
-    loops: np.ndarray  # (sum(face_sizes),) int32 vertex index per face corner
     groups: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) bool, e.g. "front", "back"
     relief_texture: np.ndarray | None = None  # (h, w, 4) float32 relief vectors sampled by the Displace modifier
     relief_uvs: np.ndarray | None = None  # (N, 2) float32 coordinates of each vertex in relief_texture
@@ -96,10 +96,5 @@ class MeshData:
     edges: np.ndarray | None = None
     corner_edges: np.ndarray | None = None
 
-    @property
-    def num_vertices(self) -> int:
-        return int(self.vertices.shape[0])
-
-    @property
-    def num_faces(self) -> int:
-        return int(self.face_sizes.shape[0])
+    def __post_init__(self) -> None:
+        """The arrays stay as the geometry layer made them (no copy, no conversion)."""

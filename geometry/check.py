@@ -1,4 +1,5 @@
-"""Mesh sanity checks used by tests and benchmarks (pure numpy)."""
+"""Mesh sanity checks used by the product, tests and benchmarks (pure numpy): the one closedness
+test (``is_closed``) and the full edge-level report."""
 
 from __future__ import annotations
 
@@ -7,6 +8,20 @@ from typing import Any
 import numpy as np
 
 from .topology import directed_edges, edge_table
+
+
+def is_closed(face_sizes: np.ndarray, loops: np.ndarray, oriented: bool = True) -> bool:
+    """Whether every edge of the polygons is used by exactly two faces (watertight and edge-manifold,
+    what ray-parity inside tests need) and, with ``oriented``, the two walk it in opposite directions
+    (consistent normals, no degenerate edge). An empty mesh is closed."""
+    a, b = directed_edges(face_sizes, loops)
+    keys, inverse, counts = edge_table(face_sizes, loops)
+    if not (counts == 2).all():
+        return False
+    if not oriented:
+        return True
+    forward = np.bincount(inverse, weights=(a < b), minlength=keys.size)
+    return bool((forward == 1).all())
 
 
 def edge_manifold_report(face_sizes: np.ndarray, loops: np.ndarray) -> dict[str, Any]:

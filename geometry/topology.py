@@ -1,5 +1,5 @@
-"""Vectorised helpers on polygon meshes stored as ``face_sizes`` + ``loops``
-(the layout of ``MeshData``): corner walks, edges, areas, reversal, compaction.
+"""Vectorised helpers on polygon meshes stored as ``face_sizes`` + ``loops`` (the layout of
+``geometry.mesh.PolyMesh``, and so of ``MeshData``): corner walks, edges, areas, reversal, compaction.
 """
 
 from __future__ import annotations

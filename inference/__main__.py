@@ -169,7 +169,8 @@ def _models(args: argparse.Namespace, emit: Emitter) -> int:
 
 
 def _download(args: argparse.Namespace, emit: Emitter) -> int:
-    from .models import default_cache_dir, emit_download_progress, onnx_files, require_online, resolve
+    from .download import emit_download_progress
+    from .models import default_cache_dir, onnx_files, require_online, resolve
 
     require_online(f"download {args.model}")
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()

@@ -67,36 +67,40 @@ from ..templates.body import body_fits
 from ..templates.ffd_fit import LatticeFit
 from ..templates.match import Match, MatchResult, Pose
 from ..templates.mesh import densify
-from ..templates.policy import WEIGHT_DESCRIPTION, takeover, takeover_full, takeover_knee
+from ..templates.policy import WEIGHT_DESCRIPTION
 from ..templates.retrieve import unfitted
 from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
-from .relief import add_own_driver
 from .result import BuildError
-from .template_body import RAY_MODIFIER, add_outline_modifier, add_ray_modifier, body_arrays, ray_target
+from .template_body import RAY_MODIFIER, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
 from .template_library import template_library
-from .template_shell import SNAP_MODIFIER, add_snap_modifier, has_back, shell_mesh, snap_target
+from .template_modifiers import MIX_MODIFIER as MIX_MODIFIER
+from .template_modifiers import (
+    OVERHANG_GROUP,
+    PROJECT_MODIFIER,
+    TRUST_PROP,
+    VISIBLE_GROUP,
+    WEIGHT_PROP,
+    WRAP_MODIFIER,
+    add_modifiers,
+    write_weights,
+)
+from .template_modifiers import OVERHANG_MIX_MODIFIER as OVERHANG_MIX_MODIFIER
+from .template_modifiers import WEIGHT_LEVELS as WEIGHT_LEVELS
+from .template_modifiers import weight_expression as weight_expression
+from .template_shell import SNAP_MODIFIER, has_back, shell_mesh, snap_target
 from .template_source import TemplateMesh, load_template_mesh, match_result
 from .tracker import Created
 
 log = logging.getLogger(__name__)
 
-WEIGHT_PROP = "monocle_template_weight"
 MATCHES_PROP = "monocle_template_matches"
 INDEX_PROP = "monocle_template_index"
 CAMERA_PROP = "monocle_template_camera"
 CATEGORY_PROP = "monocle_category"
-TRUST_PROP = "monocle_template_trust"
-VISIBLE_GROUP = "Monocle Visible"
-OVERHANG_GROUP = "Monocle Overhang"  # the body's seen vertices off the reconstruction's rays
-MIX_MODIFIER = "Monocle Template Weight"
-OVERHANG_MIX_MODIFIER = "Monocle Overhang Weight"
-WRAP_MODIFIER = "Monocle Shrinkwrap"
-PROJECT_MODIFIER = "Monocle Photo Projection"
-WEIGHT_LEVELS = 256  # visibility weights are written in this many steps (one group.add per step)
 DEFAULT_WEIGHT = 0.5
 BLENDS = ("body", "shell")  # the template's own mesh pulled onto the photo; the reconstruction resampled on it
 BLEND = "body"
@@ -136,18 +140,6 @@ def _camera_json(camera: CameraModel) -> str:
 def _camera_from_json(text: str) -> CameraModel:
     d = json.loads(text)
     return CameraModel(int(d["width"]), int(d["height"]), float(d["focal_mm"]), float(d["sensor_mm"]))
-
-
-def _write_weights(obj: bpy.types.Object, weights: np.ndarray, name: str = VISIBLE_GROUP) -> bpy.types.VertexGroup:
-    """(Re)fill the visibility group (or group ``name``): every vertex gets its weight (0 included)."""
-    group = obj.vertex_groups.get(name) or obj.vertex_groups.new(name=name)
-    levels = np.round(np.clip(weights, 0.0, 1.0) * (WEIGHT_LEVELS - 1)).astype(np.int64)
-    order = np.argsort(levels, kind="stable")
-    bounds = np.flatnonzero(np.diff(levels[order])) + 1
-    for chunk in np.split(order, bounds):  # one call per weight level (at most WEIGHT_LEVELS)
-        if chunk.size:
-            group.add(chunk.tolist(), float(levels[chunk[0]]) / (WEIGHT_LEVELS - 1), "REPLACE")
-    return group
 
 
 def _build_mesh(tm: TemplateMesh, match: Match, fit: LatticeFit, camera: CameraModel,
@@ -191,13 +183,6 @@ def _build_mesh(tm: TemplateMesh, match: Match, fit: LatticeFit, camera: CameraM
     return mesh, weights, overhang
 
 
-def weight_expression(trust: float) -> str:
-    """The driver expression of the Mix modifier's factor (``1 - takeover``) for depth ``trust``:
-    a simple expression, ``s`` the slider."""
-    knee = takeover_knee(trust)
-    return f"1 - min(1, max(0, (s - {knee:.4f}) / {takeover_full(trust) - knee:.4f}))"
-
-
 def _blend_kind(blend: str, source: bpy.types.Object | None, fit: LatticeFit, trust: float) -> str:
     """The mesh and pull a blend ``blend`` (one of ``BLENDS``) gets over ``source``: ``body`` where
     the fitted template's outline fits the mask well enough (``templates.body.body_fits``); ``shell``
@@ -205,39 +190,6 @@ def _blend_kind(blend: str, source: bpy.types.Object | None, fit: LatticeFit, tr
     if blend == "body" and (body_fits(fit.iou, trust) or not has_back(source)):
         return "body"
     return "shell" if has_back(source) else "copy"
-
-
-def _add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: bpy.types.Object,
-                   camera: CameraModel, kind: str = "copy") -> None:
-    trust = float(obj.get(TRUST_PROP, 0.0))
-    for name, group in ((MIX_MODIFIER, VISIBLE_GROUP), (OVERHANG_MIX_MODIFIER, OVERHANG_GROUP)):
-        if group not in obj.vertex_groups:
-            continue
-        mix = obj.modifiers.new(name, "VERTEX_WEIGHT_MIX")
-        mix.vertex_group_a = group
-        mix.mix_mode = "MUL"
-        mix.mix_set = "A"
-        mix.default_weight_b = 1.0 - takeover(float(obj[WEIGHT_PROP]), trust)
-        add_own_driver(obj, f'modifiers["{name}"].default_weight_b', f'["{WEIGHT_PROP}"]', weight_expression(trust))
-    if kind == "body":  # along the camera's rays onto the reconstruction, the overhang onto its nearest point
-        add_ray_modifier(obj, target, camera_obj, VISIBLE_GROUP)
-        if OVERHANG_GROUP in obj.vertex_groups:
-            add_outline_modifier(obj, target, OVERHANG_GROUP)
-    elif kind == "shell":  # vertex for vertex onto the reconstruction it was made from
-        add_snap_modifier(obj, target, VISIBLE_GROUP)
-    else:
-        wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
-        wrap.target = target
-        wrap.wrap_method = "NEAREST_SURFACEPOINT"
-        wrap.wrap_mode = "ON_SURFACE"
-        wrap.vertex_group = VISIBLE_GROUP
-    proj = obj.modifiers.new(PROJECT_MODIFIER, "UV_PROJECT")
-    proj.uv_layer = PHOTO_UV
-    proj.projector_count = 1
-    proj.projectors[0].object = camera_obj
-    w, h = camera.width, camera.height
-    proj.aspect_x, proj.aspect_y = (w / h, 1.0) if w >= h else (1.0, h / w)
-    proj.scale_x = proj.scale_y = 1.0
 
 
 def _set_pose(obj: bpy.types.Object, camera_obj: bpy.types.Object, match: Match) -> None:
@@ -275,9 +227,9 @@ def place_template(
     for coll in source.users_collection:
         coll.objects.link(obj)
     _set_pose(obj, camera_obj, match)
-    _write_weights(obj, weights)
+    write_weights(obj, weights)
     if overhang is not None:
-        _write_weights(obj, overhang, OVERHANG_GROUP)
+        write_weights(obj, overhang, OVERHANG_GROUP)
     obj[CATEGORY_PROP] = match.category
     obj[MATCHES_PROP] = json.dumps(result.to_json())
     obj[INDEX_PROP] = int(index)
@@ -287,7 +239,7 @@ def place_template(
     ui = obj.id_properties_ui(WEIGHT_PROP)
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
               description=WEIGHT_DESCRIPTION)
-    _add_modifiers(obj, source, camera_obj, camera, kind)
+    add_modifiers(obj, source, camera_obj, camera, kind)
     store_fits(obj, fits)
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
     if hide_source:
@@ -409,9 +361,9 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
         bpy.data.meshes.remove(old)
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
-    _write_weights(obj, weights)
+    write_weights(obj, weights)
     if overhang is not None and OVERHANG_GROUP in obj.vertex_groups:
-        _write_weights(obj, overhang, OVERHANG_GROUP)
+        write_weights(obj, overhang, OVERHANG_GROUP)
     set_lattice(obj, fit.lattice, _lattice_name(match))
     obj[INDEX_PROP] = index
     obj[CATEGORY_PROP] = match.category

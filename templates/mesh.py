@@ -1,87 +1,29 @@
-"""Polygon meshes as arrays: the parametric builders of the template library and the few
-operations matching and blending need (triangulation, subdivision, closedness checks).
+"""The parametric builders of the template library (lathe, sweep, torus, box, UV sphere).
 
 Meshes are quad-based with outward normals (counter-clockwise corners seen from outside).
-Surfaces of revolution end in triangle fans at the poles, like Blender's UV sphere.
+Surfaces of revolution end in triangle fans at the poles, like Blender's UV sphere. The mesh type
+and the operations matching and blending need (triangulation, subdivision, closedness checks)
+are ``geometry.mesh``'s, importable from here under the same names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+try:
+    from ..geometry import mesh as _core
+except ImportError:  # imported as a top-level ``templates`` (tools/, bench/: the repository root on sys.path)
+    from geometry import mesh as _core  # type: ignore[no-redef]
 
-@dataclass
-class PolyMesh:
-    """Vertices ``(N, 3)``, corner counts per face ``(F,)`` and corner vertex indices ``(L,)``."""
+PolyMesh = _core.PolyMesh
+densify, subdivide, merge = _core.densify, _core.subdivide, _core.merge
+fan_triangles, vertex_normals, signed_volume = _core.fan_triangles, _core.vertex_normals, _core.signed_volume
+is_closed, edge_face_counts = _core.is_closed, _core.edge_face_counts
 
-    vertices: np.ndarray
-    face_sizes: np.ndarray
-    loops: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.vertices = np.asarray(self.vertices, dtype=np.float64).reshape(-1, 3)
-        self.face_sizes = np.asarray(self.face_sizes, dtype=np.int32).ravel()
-        self.loops = np.asarray(self.loops, dtype=np.int32).ravel()
-
-    @property
-    def num_vertices(self) -> int:
-        return int(self.vertices.shape[0])
-
-    @property
-    def num_faces(self) -> int:
-        return int(self.face_sizes.shape[0])
-
-    @property
-    def face_starts(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.face_sizes)[:-1]]).astype(np.int64)
-
-    def next_corners(self) -> np.ndarray:
-        """For every corner, the index of the following corner of the same face (wrapping)."""
-        nxt = np.arange(1, self.loops.size + 1, dtype=np.int64)
-        starts = self.face_starts
-        nxt[starts + self.face_sizes - 1] = starts
-        return nxt
-
-    def triangles(self) -> np.ndarray:
-        """Fan triangulation ``(T, 3)`` (the faces built here are convex)."""
-        return fan_triangles(self.face_sizes, self.loops)
-
-    def transformed(self, matrix: np.ndarray) -> PolyMesh:
-        """A copy with vertices mapped by a 4x4 (or 3x3) matrix."""
-        m = np.asarray(matrix, dtype=np.float64)
-        v = self.vertices @ m[:3, :3].T
-        if m.shape == (4, 4):
-            v = v + m[:3, 3]
-        return PolyMesh(v, self.face_sizes.copy(), self.loops.copy())
-
-    def translated(self, offset: np.ndarray | tuple[float, float, float]) -> PolyMesh:
-        return PolyMesh(self.vertices + np.asarray(offset, dtype=np.float64), self.face_sizes.copy(), self.loops.copy())
-
-
-def fan_triangles(face_sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
-    """Triangles ``(T, 3)`` of polygons given by corner counts and corner indices (fans from the first corner)."""
-    sizes = np.asarray(face_sizes, dtype=np.int64)
-    loops = np.asarray(loops, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    ntri = np.maximum(sizes - 2, 0)
-    face = np.repeat(np.arange(sizes.size), ntri)
-    k = np.arange(int(ntri.sum())) - np.repeat(np.cumsum(ntri) - ntri, ntri)
-    s = starts[face]
-    return np.stack([loops[s], loops[s + k + 1], loops[s + k + 2]], axis=1).astype(np.int32)
-
-
-def merge(*meshes: PolyMesh) -> PolyMesh:
-    """One mesh holding all parts (each part stays its own closed shell)."""
-    verts, sizes, loops = [], [], []
-    offset = 0
-    for m in meshes:
-        verts.append(m.vertices)
-        sizes.append(m.face_sizes)
-        loops.append(m.loops + offset)
-        offset += m.num_vertices
-    return PolyMesh(np.concatenate(verts), np.concatenate(sizes), np.concatenate(loops))
+__all__ = [
+    "PolyMesh", "box", "densify", "edge_face_counts", "fan_triangles", "is_closed", "lathe", "merge",
+    "signed_volume", "subdivide", "sweep", "torus", "uv_sphere", "vertex_normals",
+]
 
 
 def _divide(points: np.ndarray, max_len: float, closed: bool = False) -> np.ndarray:
@@ -257,94 +199,3 @@ def uv_sphere(radius: float, segments: int = 32, rings: int = 16, centre_z: floa
     profile = np.stack([radius * np.cos(phi), centre_z + radius * np.sin(phi)], axis=1)
     profile[0, 0] = profile[-1, 0] = 0.0
     return lathe(profile, segments)
-
-
-def subdivide(mesh: PolyMesh) -> tuple[PolyMesh, np.ndarray]:
-    """One level of simple (flat) subdivision: every n-gon becomes n quads, the shape is unchanged.
-
-    Returns the new mesh and, per new face, the index of the face it came from. New vertices
-    follow the old ones (which keep their indices): edge midpoints, then face centres.
-    """
-    sizes = mesh.face_sizes.astype(np.int64)
-    loops = mesh.loops.astype(np.int64)
-    face_of_loop = np.repeat(np.arange(sizes.size), sizes)
-    following = mesh.next_corners()
-    preceding = np.empty_like(following)
-    preceding[following] = np.arange(following.size)
-    nxt, prv = loops[following], loops[preceding]
-    nv = mesh.num_vertices
-    edges, edge_of_loop = _edge_ids(loops, nxt)
-    _, edge_of_prev = _edge_ids(prv, loops, edges)
-    v = mesh.vertices
-    mids = 0.5 * (v[edges[:, 0]] + v[edges[:, 1]])
-    sums = np.zeros((sizes.size, 3))
-    np.add.at(sums, face_of_loop, v[loops])
-    centres = sums / sizes[:, None]
-    ne = len(edges)
-    quads = np.stack([loops, nv + edge_of_loop, nv + ne + face_of_loop, nv + edge_of_prev], axis=1)
-    return PolyMesh(np.vstack([v, mids, centres]), np.full(len(quads), 4), quads.ravel()), face_of_loop
-
-
-def densify(mesh: PolyMesh, max_faces: int = 60_000, edge_fraction: float = 1.0 / 50.0) -> tuple[PolyMesh, np.ndarray]:
-    """Subdivide (flat) until three edges in four are under ``edge_fraction`` of the mesh's size,
-    staying under ``max_faces``; returns the mesh and each face's original face index."""
-    size = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
-    parents = np.arange(mesh.num_faces)
-    while True:
-        nxt = mesh.next_corners()
-        lengths = np.linalg.norm(mesh.vertices[mesh.loops] - mesh.vertices[mesh.loops[nxt]], axis=1)
-        if float(np.percentile(lengths, 75)) <= edge_fraction * size or int(mesh.loops.size) > max_faces:
-            return mesh, parents
-        mesh, up = subdivide(mesh)
-        parents = parents[up]
-
-
-def _edge_ids(a: np.ndarray, b: np.ndarray, edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected edges (sorted pairs) and the index of each (a, b) pair among them."""
-    pairs = np.sort(np.stack([a, b], axis=1), axis=1)
-    if edges is None:
-        edges, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        return edges, inverse.ravel()
-    key_all = edges[:, 0] * (edges.max() + 1) + edges[:, 1]
-    key = pairs[:, 0] * (edges.max() + 1) + pairs[:, 1]
-    return edges, np.searchsorted(key_all, key)
-
-
-def edge_face_counts(mesh: PolyMesh) -> np.ndarray:
-    """How many faces use each undirected edge (2 everywhere on a closed manifold mesh)."""
-    loops = mesh.loops.astype(np.int64)
-    _, inverse = _edge_ids(loops, loops[mesh.next_corners()])
-    return np.bincount(inverse)
-
-
-def is_closed(mesh: PolyMesh) -> bool:
-    """True when every edge is shared by exactly two faces with opposite directions (watertight, oriented)."""
-    loops = mesh.loops.astype(np.int64)
-    directed = np.stack([loops, loops[mesh.next_corners()]], axis=1)
-    if np.any(directed[:, 0] == directed[:, 1]):
-        return False
-    uniq, counts = np.unique(directed, axis=0, return_counts=True)
-    if np.any(counts != 1):
-        return False
-    rev = uniq[:, ::-1]
-    key = uniq[:, 0] * (mesh.num_vertices + 1) + uniq[:, 1]
-    rkey = rev[:, 0] * (mesh.num_vertices + 1) + rev[:, 1]
-    return bool(np.isin(rkey, key).all())
-
-
-def signed_volume(mesh: PolyMesh) -> float:
-    """Enclosed volume (positive for outward-facing closed meshes)."""
-    tri = mesh.triangles()
-    v = mesh.vertices
-    return float(np.einsum("ij,ij->i", v[tri[:, 0]], np.cross(v[tri[:, 1]], v[tri[:, 2]])).sum() / 6.0)
-
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals (unit length; zero for unused vertices)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    t = np.asarray(triangles, dtype=np.int64)
-    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-    idx = t.T.ravel()
-    out = np.stack([np.bincount(idx, np.tile(fn[:, c], 3), minlength=len(v)) for c in range(3)], axis=1)
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)

@@ -7,42 +7,25 @@ import bmesh
 import bpy
 import numpy as np
 from mathutils import Matrix
+from monocle.geometry.check import is_closed
+from monocle.scene.evaluated import read_evaluated
 
 
 def evaluated_world(obj: bpy.types.Object) -> np.ndarray:
     """World positions (N, 3) of the object's vertices after its modifiers."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = obj.evaluated_get(depsgraph)
-    mesh = ev.to_mesh()
-    try:
-        co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-        mesh.vertices.foreach_get("co", co)
-    finally:
-        ev.to_mesh_clear()
-    mat = np.array(ev.matrix_world, dtype=np.float64)
-    return co.reshape(-1, 3).astype(np.float64) @ mat[:3, :3].T + mat[:3, 3]
+    return read_evaluated(obj, faces=False).vertices
 
 
-def evaluated_topology(obj: bpy.types.Object) -> tuple[int, np.ndarray, np.ndarray]:
-    """(vertex count, corner vertex indices, corner edge indices) of the evaluated mesh."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = obj.evaluated_get(depsgraph)
-    mesh = ev.to_mesh()
-    try:
-        n = len(mesh.loops)
-        vi = np.empty(n, dtype=np.int32)
-        ei = np.empty(n, dtype=np.int32)
-        mesh.loops.foreach_get("vertex_index", vi)
-        mesh.loops.foreach_get("edge_index", ei)
-        return len(mesh.vertices), vi, ei
-    finally:
-        ev.to_mesh_clear()
+def evaluated_triangles(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """World positions (N, 3) and loop triangles (T, 3) of the object's mesh after its modifiers."""
+    ev = read_evaluated(obj, faces=False, triangles=True)
+    return ev.vertices, ev.triangles
 
 
 def is_watertight(obj: bpy.types.Object) -> bool:
-    """Every edge of the evaluated mesh is shared by exactly two faces."""
-    _, _, ei = evaluated_topology(obj)
-    return bool(np.all(np.bincount(ei) == 2))
+    """Every edge of the evaluated mesh is shared by exactly two faces (the product's check)."""
+    ev = read_evaluated(obj)
+    return is_closed(ev.face_sizes, ev.loops, oriented=False)
 
 
 def photo_uv_per_vertex(obj: bpy.types.Object, name: str = "Photo") -> np.ndarray:

@@ -20,6 +20,7 @@ import pytest
 from conftest import run_worker
 from floor_scene import camera, flat_render, floor, light, psnr, render_floor_scene, stand
 from mathutils import Vector
+from monocle.scene.evaluated import read_evaluated
 from PIL import Image
 
 W, H = 160, 120
@@ -78,13 +79,7 @@ def _bmesh_object(scene, name, make):
 
 def _camera_points(obj, cam_matrix):
     """The evaluated (Displace applied) vertices of ``obj`` in the camera's space."""
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = ev.to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    ev.to_mesh_clear()
-    m = np.linalg.inv(cam_matrix) @ np.array(ev.matrix_world)
-    return co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+    return read_evaluated(obj, np.linalg.inv(cam_matrix), faces=False).vertices
 
 
 def test_backdrop_reproduces_the_photo_and_objects_stand(monocle, ext_dir, tmp_path):

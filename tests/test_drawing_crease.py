@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import run_worker
+from monocle.scene.evaluated import evaluated_mesh
 from scene_checks import project_to_pixels
 
 W, H = 640, 420
@@ -46,18 +47,12 @@ def results(ext_dir, tmp_path_factory):
 
 def _face_normals_and_pixels(obj: bpy.types.Object, cam: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """World normals of the evaluated mesh's faces and the pixels their centres project to."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = obj.evaluated_get(depsgraph)
-    mesh = ev.to_mesh()
-    try:
+    with evaluated_mesh(obj) as (mesh, mat):
         n = len(mesh.polygons)
         normals = np.empty(n * 3, np.float32)
         centres = np.empty(n * 3, np.float32)
         mesh.polygons.foreach_get("normal", normals)
         mesh.polygons.foreach_get("center", centres)
-    finally:
-        ev.to_mesh_clear()
-    mat = np.array(ev.matrix_world, np.float64)
     world = centres.reshape(-1, 3) @ mat[:3, :3].T + mat[:3, 3]
     normals = normals.reshape(-1, 3) @ np.linalg.inv(mat[:3, :3])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)

@@ -21,7 +21,7 @@ def geo(monocle):
     return SimpleNamespace(
         core=mod(""), camera=mod(".camera"), depth=mod(".depth"), plane=mod(".plane"), check=mod(".check"),
         topology=mod(".topology"), lattice=mod(".lattice"), sampling=mod(".sampling"), backs=mod(".backs"),
-        tears=mod(".tears"),
+        tears=mod(".tears"), mesh=mod(".mesh"), render=importlib.import_module(f"{monocle.__name__}.templates.render"),
     )
 
 
@@ -78,26 +78,15 @@ def _face_areas_px(geo, md, cam) -> np.ndarray:
 def _signed_volume(geo, md, strength: float = 1.0) -> float:
     """Volume by the divergence theorem over fan triangles: positive when normals point out."""
     v = md.vertices.astype(np.float64) + strength * md.relief.astype(np.float64)
-    sizes = md.face_sizes.astype(np.int64)
-    starts = geo.topology.face_starts(sizes)
-    face = np.repeat(np.arange(sizes.size), sizes)
-    offset = np.arange(md.loops.size) - starts[face]
-    sel = (offset >= 1) & (offset < sizes[face] - 1)
-    k = np.flatnonzero(sel)
-    a, b, c = v[md.loops[starts[face[k]]]], v[md.loops[k]], v[md.loops[k + 1]]
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+    return geo.mesh.signed_volume(geo.mesh.PolyMesh(v, md.face_sizes, md.loops))
 
 
-def _rasterise(md, cam) -> np.ndarray:
-    """Silhouette of the mesh's faces at pixel resolution (cv2, even-odd over non-overlapping faces)."""
-    import cv2
-
-    p = np.round((_pixels_of(md, cam) - 0.5) * 16).astype(np.int32)
-    starts = np.concatenate([[0], np.cumsum(md.face_sizes)[:-1]])
-    polys = [p[md.loops[s:s + n]] for s, n in zip(starts, md.face_sizes)]
-    img = np.zeros((cam.height, cam.width), np.uint8)
-    cv2.fillPoly(img, polys, 1, lineType=cv2.LINE_8, shift=4)
-    return img.astype(bool)
+def _rasterise(geo, md, cam) -> np.ndarray:
+    """Silhouette of the mesh's faces at pixel resolution: the product's z-buffer over their fans,
+    each vertex at the pixel its photo UV points to."""
+    xy = _pixels_of(md, cam)
+    tris = geo.mesh.fan_triangles(md.face_sizes, md.loops)
+    return geo.render.rasterize(xy, np.zeros(len(xy)), tris, (cam.height, cam.width), perspective=False).mask
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -225,7 +214,7 @@ def test_silhouette_follows_the_subpixel_outline(geo):
     rim = _pixels_of(md, cam)[_boundary_vertices(geo, md)]
     err = np.hypot(rim[:, 0] - cx, rim[:, 1] - cy) - r
     assert np.abs(err).max() < 0.4 and np.sqrt((err ** 2).mean()) < 0.15  # smoothed, not a staircase
-    assert _iou(_rasterise(md, cam), binary) > 0.985
+    assert _iou(_rasterise(geo, md, cam), binary) > 0.985
     assert _face_areas_px(geo, md, cam).sum() == pytest.approx(binary.sum(), rel=0.005)
 
 
@@ -239,7 +228,7 @@ def test_hole_stays_a_hole(geo):
     assert report["boundary_loops"] == 2 and report["manifold"]
     px = _pixels_of(md, cam)
     assert np.hypot(px[:, 0] - 100, px[:, 1] - 100).min() > 29.5
-    assert _iou(_rasterise(md, cam), ring) > 0.98
+    assert _iou(_rasterise(geo, md, cam), ring) > 0.98
 
 
 def test_mask_touching_the_image_border(geo):
@@ -462,7 +451,7 @@ def test_real_masks_close_watertight(geo, bench_data):
         assert report["watertight"] and report["manifold"] and report["degenerate_faces"] == 0, (name, report)
         assert _signed_volume(geo, md) > 0, name
         sizes, loops = _front(geo, md)
-        assert _iou(_rasterise(SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops), cam), mask) > 0.95, name
+        assert _iou(_rasterise(geo, SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops), cam), mask) > 0.95, name
 
 
 # -- the check helper can fail ------------------------------------------------------------------
@@ -481,6 +470,40 @@ def test_manifold_report_on_handmade_meshes(geo):
     fin = np.concatenate([cube.ravel(), [0, 1, 8]])
     report = geo.check.edge_manifold_report(np.concatenate([sizes, [3]]), fin)
     assert report["nonmanifold_edges"] == 1 and not report["manifold"]
+
+
+def test_closedness_is_one_test_with_or_without_orientation(geo):
+    """``check.is_closed`` (what the templates, the benchmark metrics and the scene tests share) agrees
+    with the full report: two faces per edge, and with ``oriented`` walked in opposite directions."""
+    cube = np.array([[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]])
+    sizes = np.full(6, 4)
+    flipped = cube.copy()
+    flipped[0] = flipped[0][::-1]
+    fin = np.concatenate([cube.ravel(), [0, 1, 8]])
+    cases = [(sizes, cube.ravel()), (sizes[:5], cube[:5].ravel()), (sizes, flipped.ravel()),
+             (np.concatenate([sizes, [3]]), fin)]
+    for s, lp in cases:
+        report = geo.check.edge_manifold_report(s, lp)
+        assert geo.check.is_closed(s, lp, oriented=False) == report["watertight"]
+        assert geo.check.is_closed(s, lp) == (report["watertight"] and report["manifold"])
+    assert [geo.check.is_closed(s, lp) for s, lp in cases] == [True, False, False, False]
+    assert geo.check.is_closed(sizes, flipped.ravel(), oriented=False)
+
+
+def test_mesh_data_is_the_one_mesh_type(geo):
+    """A built object is a ``PolyMesh`` with the photo's fields: its float32/int32 arrays are kept as the
+    geometry layer made them, and the mesh operations (corner walk, fans, volume) work on it as on any."""
+    cam = geo.camera.camera_from_result(120, 90, 50.0)
+    xx, yy = _pixel_centres(90, 120)
+    mask = np.hypot(xx - 60, yy - 45) < 30
+    md = geo.plane.build_object_mesh(mask, np.full(mask.shape, 3.0), cam, geo.core.MeshSettings(back="closed"))
+    assert isinstance(md, geo.mesh.PolyMesh)
+    assert (md.vertices.dtype, md.face_sizes.dtype, md.loops.dtype) == (np.float32, np.int32, np.int32)
+    assert np.array_equal(md.next_corners(), geo.topology.next_corner(md.face_sizes))
+    assert geo.mesh.is_closed(md) and md.triangles().shape == (int((md.face_sizes - 2).sum()), 3)
+    plain = geo.mesh.PolyMesh(md.vertices, md.face_sizes, md.loops)
+    assert plain.vertices.dtype == np.float64 and plain.vertices is not md.vertices
+    assert geo.mesh.signed_volume(plain) == geo.mesh.signed_volume(md) > 0
 
 
 def test_mask_dtypes_agree(geo):
@@ -577,7 +600,7 @@ def test_large_object_at_modest_detail_reads_coarser_blocks(geo, monkeypatch):
         err = np.linalg.norm(md.vertices.astype(np.float64) + md.relief - np.asarray(centre), axis=1) - radius
         sizes, loops = _front(geo, md)
         front = SimpleNamespace(uvs=md.uvs, face_sizes=sizes, loops=loops)
-        return md, np.abs(err[md.groups["front"]]), _iou(_rasterise(front, cam), mask)
+        return md, np.abs(err[md.groups["front"]]), _iou(_rasterise(geo, front, cam), mask)
 
     md, err, iou = build()
     monkeypatch.setattr(geo.plane, "REDUCE_CELL_PIXELS", 10**9)  # every pixel, for comparison

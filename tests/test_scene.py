@@ -12,6 +12,7 @@ import bpy
 import numpy as np
 import pytest
 from conftest import run_worker
+from monocle.scene.evaluated import evaluated_mesh
 from PIL import Image
 from render_util import render_rgba_depth, use_cycles
 from scene_checks import evaluated_world, grid_mesh, is_watertight, photo_uv_per_vertex, reprojection_error
@@ -244,12 +245,8 @@ def _euler(obj) -> int:
 
 def evaluated_topology_counts(obj):
     """(V, F, E) of the evaluated mesh."""
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = ev.to_mesh()
-    try:
+    with evaluated_mesh(obj) as (mesh, _):
         return len(mesh.vertices), len(mesh.polygons), len(mesh.edges)
-    finally:
-        ev.to_mesh_clear()
 
 
 def test_worker_result_builds_everything(monocle, ext_dir, tmp_path):

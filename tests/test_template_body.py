@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mathutils import Vector
 from mathutils.bvhtree import BVHTree
-from scene_checks import evaluated_world
+from scene_checks import evaluated_triangles, evaluated_world
 from template_checks import surface_distance, worker_result
 
 W, H = 320, 240
@@ -107,16 +107,7 @@ def _in_hole_is_empty(obj) -> bool:
 
 
 def _recon_surface(recon) -> tuple[np.ndarray, np.ndarray]:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = recon.evaluated_get(depsgraph)
-    me = ev.to_mesh()
-    try:
-        me.calc_loop_triangles()
-        tri = np.empty(len(me.loop_triangles) * 3, np.int64)
-        me.loop_triangles.foreach_get("vertices", tri)
-    finally:
-        ev.to_mesh_clear()
-    return evaluated_world(recon), tri.reshape(-1, 3)
+    return evaluated_triangles(recon)
 
 
 def _weights(obj, name: str = "Monocle Visible") -> np.ndarray:

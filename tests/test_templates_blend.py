@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 import pytest
 from conftest import run_worker
-from scene_checks import evaluated_world, is_watertight, project_to_pixels
+from scene_checks import evaluated_triangles, evaluated_world, is_watertight, project_to_pixels
 from template_checks import bunny_template, surface_distance, worker_result, write_photo
 
 W, H = 320, 240
@@ -61,17 +61,7 @@ def _mesh_world(obj) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _evaluated_triangles(obj) -> tuple[np.ndarray, np.ndarray]:
-    world = evaluated_world(obj)
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = obj.evaluated_get(depsgraph)
-    me = ev.to_mesh()
-    try:
-        me.calc_loop_triangles()
-        tri = np.empty(len(me.loop_triangles) * 3, np.int32)
-        me.loop_triangles.foreach_get("vertices", tri)
-    finally:
-        ev.to_mesh_clear()
-    return world, tri.reshape(-1, 3)
+    return evaluated_triangles(obj)
 
 
 def _set_weight(obj, value: float) -> None:

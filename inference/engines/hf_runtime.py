@@ -12,12 +12,12 @@ weights, norms and softmax stay float32), a documented numeric difference that i
 default; ``full`` runs float32 everywhere. A GPU out-of-memory error moves every model to the CPU
 once, with a ``gpu_out_of_memory`` warning; a reduced-precision result with NaN or inf is
 computed again in full precision, with a ``half_precision_unstable`` warning, and that model
-stays in full precision.
+stays in full precision. The torch helpers behind these (dtypes, bfloat16, out-of-memory and
+finiteness checks) are :mod:`.hf_torch`'s.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..models import ResolvedModel, emit_download_progress, resolve
+from ..download import emit_download_progress
+from ..models import ResolvedModel, resolve
 from ..protocol import WorkerError
 from . import ProgressFn, hf_depth
+from .hf_torch import all_finite, cpu_autocast, empty_cache, is_oom, load_dtype, missing_package
+from .hf_torch import native_bf16 as native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -128,75 +131,6 @@ def pick_device(requested: str | None) -> tuple[str, str | None]:
         name = {"cuda": "an NVIDIA CUDA GPU", "mps": "an Apple MPS GPU"}.get(req, req)
         return "cpu", f"The inference Python's torch cannot use {name}; running on the CPU instead."
     return req, None
-
-
-@functools.lru_cache(maxsize=1)
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX tiles, or the AVX-512 BF16 instructions on Linux)."""
-    import torch
-
-    init_amx = getattr(torch._C._cpu, "_init_amx", None)
-    try:
-        if init_amx is not None and bool(init_amx()):
-            return True
-        if Path("/proc/cpuinfo").is_file():
-            return " avx512_bf16" in Path("/proc/cpuinfo").read_text()
-    except (OSError, RuntimeError):
-        pass
-    return False
-
-
-def cpu_autocast(device: str, precision: str) -> Any:
-    """torch.bfloat16 where a model on ``device`` should run under bfloat16 autocast, else None."""
-    import torch
-
-    return torch.bfloat16 if device == "cpu" and precision == "bfloat16" and native_bf16() else None
-
-
-def load_dtype(device: str, precision: str) -> Any:
-    """The torch dtype a model's weights are loaded in: half precision on CUDA unless ``full``."""
-    import torch
-
-    return torch.float16 if device == "cuda" and precision != "full" else torch.float32
-
-
-def missing_package(exc: ImportError) -> str:
-    """The package an ImportError is about (transformers' own "requires the X library" errors included)."""
-    if exc.name:
-        return exc.name.split(".")[0]
-    text = str(exc)
-    for name in ("torchvision", "timm", "scipy", "sentencepiece", "protobuf", "accelerate"):
-        if name in text.lower():
-            return name
-    return "that this model asks for"
-
-
-def all_finite(out: Any) -> bool:
-    """Whether every floating-point tensor of a model output is free of NaN and inf."""
-    import torch
-
-    values = out.values() if hasattr(out, "values") else [out]
-    return all(
-        bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()
-    )
-
-
-def is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is torch running out of GPU (or CPU) memory."""
-    import torch
-
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    text = str(exc).lower()
-    return isinstance(exc, oom) or (
-        isinstance(exc, RuntimeError) and ("out of memory" in text or "not enough memory" in text)
-    )
-
-
-def empty_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def model_class(role: str, config: Any) -> Any:

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from ..download import emit_download_progress
 from ..models import MOGE_DEFAULT as DEFAULT_MODEL
 from ..models import (
     ResolvedModel,
     default_cache_dir,
-    emit_download_progress,
     looks_like_path,
     online_from_env,
     onnx_files,
