@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from . import render
+from . import ffd, render
 from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, second_differences, symmetry_basis
 from .match import Camera, Pose
 from .mesh import vertex_normals
@@ -38,7 +38,10 @@ from .mesh import vertex_normals
 class FitSettings:
     """Weights and sampling of the lattice fit (residuals are fractions of the object's size)."""
 
-    resolution: tuple[int, int, int] = (4, 4, 4)
+    resolution: tuple[int, int, int] = (4, 4, 4)  # lattice points of templates not of revolution
+    layers: int = ffd.REVOLUTION_LAYERS  # lattice layers along a surface of revolution's axis
+    oval: bool = False  # a surface of revolution's sections may become ellipses (``ffd.symmetry_basis``)
+    move_axis: bool = True  # a surface of revolution's axis may move across itself (``ffd.symmetry_basis``)
     margin: float = 0.05  # lattice box padding, fraction of the template's largest extent
     iterations: int = 10
     outline_weight: float = 0.5  # mask outline -> template outline, relative to the silhouette term
@@ -234,10 +237,10 @@ def fit_lattice(
     cfg = settings or FitSettings()
     v0 = np.asarray(vertices, dtype=np.float64)
     tris = np.asarray(triangles, dtype=np.int64)
-    lat = lattice or lattice_for(v0, symmetry, cfg.resolution, cfg.margin)
+    lat = lattice or lattice_for(v0, symmetry, cfg.resolution, cfg.margin, cfg.layers)
     scale = float(np.linalg.norm(np.ptp(v0, axis=0)))
     mirrors = () if is_revolution(symmetry) else mirror_axes(v0, cfg.mirror_tolerance)
-    basis = scale * symmetry_basis(lat, is_revolution(symmetry), mirrors)
+    basis = scale * symmetry_basis(lat, is_revolution(symmetry), mirrors, cfg.oval, cfg.move_axis)
     diff = second_differences(lat) @ basis / scale
     reg = cfg.smoothness * diff.T @ diff + cfg.magnitude * basis.T @ basis / scale**2
     if int(np.count_nonzero(mask)) < 16:

@@ -40,9 +40,20 @@ DEPTH_TRUST = {
 # one (a revolution or mirror lattice cannot move the template's axis, so an outline that disagrees
 # with the rigid pose would otherwise pull the seen front off the depth map).
 FIT_SETTINGS = FitSettings(depth_weight=5.0)
-
-
 POSE_TRUST = MEASURED_TRUST  # depth trusted at least this much refines the pose on the visible surface
+# Categories whose real members often have oval sections (flasks, shampoo and flat wine bottles): their
+# surfaces of revolution may flatten, layer by layer (``ffd.symmetry_basis``'s ``oval``).
+OVAL_CATEGORIES = frozenset({"bottle"})
+
+
+def settings_for(category: str, trust: float = 1.0) -> FitSettings:
+    """The lattice fit's settings for a template of ``category`` over depth trusted ``trust``: with
+    measured depth a surface of revolution's axis may move across (and an oval category's sections
+    flatten); a guessed relief cannot tell how far along the view either should go, so there neither does."""
+    if trust < POSE_TRUST:
+        return replace(FIT_SETTINGS, move_axis=False)
+    return replace(FIT_SETTINGS, oval=True) if category in OVAL_CATEGORIES else FIT_SETTINGS
+
 POSE_TURNS = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)  # starts about the up axis (not for revolution)
 IOU_SLACK = 0.02  # a refined pose may lose this much silhouette IoU (it gains the depth)
 
@@ -73,7 +84,7 @@ def fit_match(match: Match, library: TemplateLibrary, camera: Camera, mask: np.n
     tpl = library.get(match.template, match.source)
     depth = rescaled_depth(zdepth, mask, match.depth_scale) if trust > 0 else None
     return fit_lattice(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, trust, tpl.symmetry,
-                       settings=settings or FIT_SETTINGS)
+                       settings=settings or settings_for(tpl.category, trust))
 
 
 def fit_matches(result: MatchResult, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
@@ -90,13 +101,14 @@ def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: F
     the stretch at the vertices as closely as its interpolation allows (exactly away from its ends)."""
     cfg = settings or FIT_SETTINGS
     v = np.asarray(vertices, np.float64)
-    lat = lattice_for(v, symmetry, cfg.resolution, cfg.margin)
+    lat = lattice_for(v, symmetry, cfg.resolution, cfg.margin, cfg.layers)
     d = np.linalg.norm(pose.rotation, axis=0)
     rot = pose.rotation / d[None, :]
     c = lat.origin
     sim = Pose(rot, pose.translation + pose.scale * rot @ ((d - 1.0) * c), pose.scale)
     revolution = is_revolution(symmetry)
-    basis = symmetry_basis(lat, revolution, () if revolution else mirror_axes(v, cfg.mirror_tolerance))
+    basis = symmetry_basis(lat, revolution, () if revolution else mirror_axes(v, cfg.mirror_tolerance), cfg.oval,
+                           cfg.move_axis)
     w = lat.weights(v)
     fields = np.stack([(w @ b.reshape(-1, 3)).ravel() for b in basis.T], axis=1)  # each basis offset at the vertices
     theta = np.linalg.lstsq(fields, ((d - 1.0) * (v - c)).ravel(), rcond=None)[0]
@@ -114,8 +126,8 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
     if trust < POSE_TRUST:
         return match, fit
     t0 = time.perf_counter()
-    cfg = settings or FIT_SETTINGS
     tpl = library.get(match.template, match.source)
+    cfg = settings or settings_for(tpl.category, trust)
     depth = rescaled_depth(zdepth, mask, match.depth_scale)
     revolution = is_revolution(tpl.symmetry)
     pose, err = refine_pose(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, revolution,
