@@ -91,16 +91,17 @@ def test_oval_bottle(tmod):
     of its size; the round sections alone cannot (the oval ones must fit the depth better)."""
     ffd_fit, fit_mod, lib = tmod["ffd_fit"], tmod["fit"], tmod["library"]
     template = lib.bundled_library().get("Bottle Wine")
-    assert fit_mod.settings_for(template.category).oval
-    assert not fit_mod.settings_for("can").oval
+    assert fit_mod.settings_for(template.category, 1.0, True).oval
+    assert not fit_mod.settings_for("can", 1.0, True).oval
+    assert not fit_mod.settings_for(template.category, 0.1, True).oval  # a guessed relief: round sections
     v = template.vertices.astype(np.float64)
     a = np.radians(30.0)
     turn = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
     flat = (v @ turn) * np.array([1.0, 0.6, 1.0]) @ turn.T
     view, pose = _view(tmod, template, flat, azimuth=70.0)
     args = (v, template.triangles, pose, view.camera, view.mask, view.zdepth, 1.0, template.symmetry)
-    oval = ffd_fit.fit_lattice(*args, settings=fit_mod.settings_for("bottle"))
-    round_ = ffd_fit.fit_lattice(*args, settings=fit_mod.settings_for("can"))
+    oval = ffd_fit.fit_lattice(*args, settings=fit_mod.settings_for("bottle", 1.0, True))
+    round_ = ffd_fit.fit_lattice(*args, settings=fit_mod.settings_for("can", 1.0, True))
     assert oval.iou >= 0.98, oval.iou
     assert oval.depth_error < 0.01, oval.depth_error
     assert oval.depth_error < 0.5 * round_.depth_error, (oval.depth_error, round_.depth_error)
