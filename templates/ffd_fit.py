@@ -13,8 +13,9 @@ step as in ICP:
   taller or wider proportions cost nothing), and a small penalty on the offsets themselves.
 
 Offsets live in a reduced basis that keeps the template's symmetry exactly: a surface of revolution
-about +Z only gets a radial scale and a height offset per lattice layer (its lattice interpolates
-linearly across the axis, so the radial scale stays exactly radial), and mirror-symmetric templates
+about +Z only gets a radial scale per lattice layer (its lattice interpolates linearly across the axis,
+so the radial scale stays exactly radial), one height shift and stretch, and optionally a move of its
+axis across itself and oval sections (``FitSettings``), and mirror-symmetric templates
 keep their mirror planes (mirrored control points move as mirror images).
 """
 
