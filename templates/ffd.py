@@ -32,6 +32,7 @@ from .library import SYM_REVOLUTION, SYM_SPHERE
 INTERPOLATIONS = ("KEY_LINEAR", "KEY_CARDINAL", "KEY_CATMULL_ROM", "KEY_BSPLINE")
 REVOLUTION_INTERPOLATION = ("KEY_LINEAR", "KEY_LINEAR", "KEY_BSPLINE")
 FREE_INTERPOLATION = ("KEY_BSPLINE", "KEY_BSPLINE", "KEY_BSPLINE")
+REVOLUTION_LAYERS = 12  # lattice layers along a surface of revolution's axis
 
 
 def _hermite_rows(fc: float) -> np.ndarray:
@@ -237,33 +238,44 @@ def is_revolution(symmetry: int) -> bool:
 
 
 def lattice_for(vertices: np.ndarray, symmetry: int, resolution: tuple[int, int, int] = (4, 4, 4),
-                margin: float = 0.05) -> Lattice:
-    """The rest lattice a template of this symmetry is fitted with: around its vertices, and for a
-    surface of revolution centred on +Z with 2 x 2 points across (linear) and ``resolution[2]`` layers."""
+                margin: float = 0.05, layers: int = REVOLUTION_LAYERS) -> Lattice:
+    """The rest lattice a template of this symmetry is fitted with: around its vertices with
+    ``resolution`` points, and for a surface of revolution centred on +Z with 2 x 2 points across
+    (linear) and ``layers`` along the axis (a radius per height: enough of them to follow a bottle's
+    shoulder and neck, or a bowl's curve, within 1 % of its size)."""
     if is_revolution(symmetry):
-        return Lattice.around(vertices, (2, 2, resolution[2]), margin, REVOLUTION_INTERPOLATION, axis_centred=True)
+        return Lattice.around(vertices, (2, 2, layers), margin, REVOLUTION_INTERPOLATION, axis_centred=True)
     return Lattice.around(vertices, resolution, margin, FREE_INTERPOLATION)
 
 
-def symmetry_basis(lattice: Lattice, revolution: bool = False, mirrors: tuple[int, ...] = ()) -> np.ndarray:
+def symmetry_basis(lattice: Lattice, revolution: bool = False, mirrors: tuple[int, ...] = (),
+                   oval: bool = False, move_axis: bool = True) -> np.ndarray:
     """``(3P, K)`` basis of the allowed flattened offsets (point-major), columns of unit length.
 
-    ``revolution``: per lattice layer along w, a radial scale about the box's w axis and a height offset.
+    ``revolution``: per lattice layer along w, a radial scale about the box's w axis, one height shift and
+    stretch for all layers, and with ``move_axis`` the whole lattice moved across the axis (the axis moves,
+    the surface stays one of revolution);
+    with ``oval`` also a stretch of the layer across the axis in any direction (a circle becomes an
+    ellipse: a flat bottle; the section keeps two mirror planes).
     ``mirrors``: lattice axes whose mirror image (through the box's centre) the offsets must respect.
     """
     p = lattice.num_points
     idx = lattice.grid_indices()
     if revolution:
-        radial = lattice.rest_points() - lattice.origin
-        radial[:, 2] = 0.0
+        x, y = (lattice.rest_points() - lattice.origin)[:, :2].T
+        zero = np.zeros(p)
+        fields = [np.stack([x, y, zero], 1)]
+        if oval:  # the symmetric linear maps of the section: x - y stretch and its 45 degree turn
+            fields += [np.stack([x, -y, zero], 1), np.stack([y, x, zero], 1)]
         cols = []
         for k in range(lattice.resolution[2]):
-            layer = idx[:, 2] == k
-            r = np.zeros((p, 3))
-            r[layer] = radial[layer]
-            h = np.zeros((p, 3))
-            h[layer, 2] = 1.0
-            cols += [r.ravel(), h.ravel()]
+            layer = (idx[:, 2] == k)[:, None]
+            cols += [np.where(layer, f, 0.0).ravel() for f in fields]
+        # heights: an affine map of the axis (a height per layer, free where the base is hidden, let it sag)
+        h = (lattice.rest_points() - lattice.origin)[:, 2]
+        cols += [np.tile(np.eye(3)[2], p), np.stack([zero, zero, h], 1).ravel()]
+        if move_axis:  # the whole template across its axis (the rigid pose puts the axis a few pixels off)
+            cols += [np.tile(np.eye(3)[a], p) for a in (0, 1)]
         basis = np.stack(cols, axis=1)
         return basis / np.linalg.norm(basis, axis=0)
     return _mirror_basis(tuple(int(r) for r in lattice.resolution), tuple(mirrors)).copy()

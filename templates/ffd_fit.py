@@ -13,8 +13,9 @@ step as in ICP:
   taller or wider proportions cost nothing), and a small penalty on the offsets themselves.
 
 Offsets live in a reduced basis that keeps the template's symmetry exactly: a surface of revolution
-about +Z only gets a radial scale and a height offset per lattice layer (its lattice interpolates
-linearly across the axis, so the radial scale stays exactly radial), and mirror-symmetric templates
+about +Z only gets a radial scale per lattice layer (its lattice interpolates linearly across the axis,
+so the radial scale stays exactly radial), one height shift and stretch, and optionally a move of its
+axis across itself and oval sections (``FitSettings``), and mirror-symmetric templates
 keep their mirror planes (mirrored control points move as mirror images).
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from . import render
+from . import ffd, render
 from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, second_differences, symmetry_basis
 from .match import Camera, Pose
 from .mesh import vertex_normals
@@ -38,7 +39,10 @@ from .mesh import vertex_normals
 class FitSettings:
     """Weights and sampling of the lattice fit (residuals are fractions of the object's size)."""
 
-    resolution: tuple[int, int, int] = (4, 4, 4)
+    resolution: tuple[int, int, int] = (4, 4, 4)  # lattice points of templates not of revolution
+    layers: int = ffd.REVOLUTION_LAYERS  # lattice layers along a surface of revolution's axis
+    oval: bool = False  # a surface of revolution's sections may become ellipses (``ffd.symmetry_basis``)
+    move_axis: bool = True  # a surface of revolution's axis may move across itself (``ffd.symmetry_basis``)
     margin: float = 0.05  # lattice box padding, fraction of the template's largest extent
     iterations: int = 10
     outline_weight: float = 0.5  # mask outline -> template outline, relative to the silhouette term
@@ -234,10 +238,10 @@ def fit_lattice(
     cfg = settings or FitSettings()
     v0 = np.asarray(vertices, dtype=np.float64)
     tris = np.asarray(triangles, dtype=np.int64)
-    lat = lattice or lattice_for(v0, symmetry, cfg.resolution, cfg.margin)
+    lat = lattice or lattice_for(v0, symmetry, cfg.resolution, cfg.margin, cfg.layers)
     scale = float(np.linalg.norm(np.ptp(v0, axis=0)))
     mirrors = () if is_revolution(symmetry) else mirror_axes(v0, cfg.mirror_tolerance)
-    basis = scale * symmetry_basis(lat, is_revolution(symmetry), mirrors)
+    basis = scale * symmetry_basis(lat, is_revolution(symmetry), mirrors, cfg.oval, cfg.move_axis)
     diff = second_differences(lat) @ basis / scale
     reg = cfg.smoothness * diff.T @ diff + cfg.magnitude * basis.T @ basis / scale**2
     if int(np.count_nonzero(mask)) < 16:
