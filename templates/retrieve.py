@@ -47,7 +47,7 @@ from .icp import Window
 from .library import Template, TemplateLibrary
 from .match import Camera, MatchResult, Pose
 
-REFINE_TEMPLATES = 5  # templates whose best coarse view is refined (ICP) ...
+REFINE_TEMPLATES = 6  # templates whose best coarse view is refined (ICP) ...
 SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
 FIT_CANDIDATES = 3  # rigid matches fitted per object, at most, one per category
 RIGID_FLOOR = 0.45  # rigid score below which a match is not worth fitting
