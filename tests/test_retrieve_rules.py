@@ -1,5 +1,6 @@
-"""Retrieval on objects of the library's categories with other proportions or shapes (issue 20): the
-pruning keeps a template of other proportions, and a tall carton finds the box category."""
+"""Retrieval's coarse stages and acceptance rule (issue 20): the pruning keeps a template of other
+proportions, a guessed relief's close scores are judged with a margin of their own, and a tall
+carton finds the box category."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ def render(tmod, tpl, az: float, el: float):
     return tmod["synthetic"].render_view(tpl, az, el, width=512, height=384, focal_mm=35.0, fill=0.5)
 
 
+def guessed_relief(monocle, view) -> np.ndarray:
+    """The classic engine's relief of the view's mask (its inflation) at the object's distance."""
+    inflate = importlib.import_module(f"{monocle.__name__}.inference.engines.classic").inflate
+    z = view.zdepth.astype(np.float64)
+    med = float(np.median(z[view.mask]))
+    height = inflate(view.mask).astype(np.float64) * med / float(view.camera.focal_px)
+    return np.where(view.mask, med - height + float(height[view.mask].mean()), 0.0)
+
+
 def test_pruning_keeps_a_taller_jar(library, tmod):
     """A mason jar a quarter taller and a fifth narrower ranks 29th to 35th of the library by
     outline from the 3D bench's views (many cylinders and boxes look more like it, proportions apart):
@@ -47,6 +57,27 @@ def test_pruning_keeps_a_taller_jar(library, tmod):
         kept = match.prune(sil + match.view_prior(library))
         assert len(kept) == match.PRUNE_KEEP < len(library)
         assert library.index("Jar Mason") in kept, az
+
+
+def test_a_guessed_relief_is_judged_with_its_own_margin(library, tmod, monocle):
+    """With depth trusted as little as the classic engine's relief, the scores are the outline's and
+    lie close together: a wine bottle and a tea cup (only their outline and the inflated relief to go
+    by) lead every other category by 0.04 to 0.05, less than trusted depth's margin, and are placed
+    with their category; trusted depth keeps its margin."""
+    retrieve = tmod["retrieve"]
+    leads = []
+    for name, az, el in (("Bottle Wine", -35.0, 15.0), ("Bottle Wine", 40.0, 25.0), ("Cup Tea", -35.0, 15.0)):
+        tpl = library.get(name)
+        view = render(tmod, tpl, az, el)
+        res, _ = retrieve.retrieve(view.mask, guessed_relief(monocle, view), view.camera, library, "object",
+                                   depth_scale=True, trust=0.1)
+        got = [(m.template, m.category, round(m.score, 3)) for m in res.matches]
+        assert res.accepted and res.matches[0].category == tpl.category, (name, az, got)
+        others = [m.score for m in res.matches if m.category != tpl.category]
+        leads.append(res.matches[0].score - max(others, default=0.0))
+    assert min(leads) < retrieve.AMBIGUITY_MARGIN, leads  # the margin of trusted depth would refuse it
+    assert retrieve.ambiguity_for(1.0) == pytest.approx(retrieve.AMBIGUITY_MARGIN)
+    assert retrieve.ambiguity_for(0.1) < retrieve.ambiguity_for(0.5) < retrieve.AMBIGUITY_MARGIN
 
 
 def test_a_tall_carton_is_a_box(library, tmod):
