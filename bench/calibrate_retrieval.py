@@ -7,7 +7,8 @@ Each row holds the fitted candidates of one view with what their score is made o
 error, roll, non-affine lattice offset, axis stretch, and the rigid score it never falls below,
 nor rises above by more than the gain cap, ``MAX_FIT_GAIN``). The rule ``templates.retrieve``
 applies is re-scored over a grid of weights, gain caps, thresholds (``THRESHOLD``,
-``UNTRUSTED_MARGIN``) and ambiguity margins (``AMBIGUITY_MARGIN``), maximising right-category
+``UNTRUSTED_MARGIN``) and ambiguity margins (``AMBIGUITY_MARGIN`` for trusted depth,
+``AMBIGUITY_GUESSED`` for depth not trusted at all, ``retrieve.ambiguity_for``), maximising right-category
 placements minus ``penalty`` times (wrong-category placements + placements on objects outside the
 library). Several row files may be given, ``bench_drawing.py``'s drawing.json among them (its
 drawings of templates, mode ``drawing``). Printed: the rule as it is, the best rule on all objects (in-sample) and
@@ -37,8 +38,9 @@ TRUST = {"oracle": fit.DEPTH_TRUST["file"], "relative": fit.DEPTH_TRUST["relativ
          "classic": fit.DEPTH_TRUST["classic"], "drawing": fit.DEPTH_TRUST["drawing"]}
 # depth, displacement, stretch weights and the gain cap
 WEIGHTS = list(itertools.product([1.0, 2.0, 3.0], [0.5, 1.0, 1.5], [0.2, 0.4, 0.8], [0.0, 0.04, 0.08]))
+# threshold, untrusted margin, ambiguity margin (trusted depth), ambiguity margin (depth not trusted)
 RULES = list(itertools.product(np.round(np.arange(0.80, 0.99, 0.01), 2), [0.0, 0.04, 0.08, 0.12, 0.16],
-                               [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12]))  # threshold, untrusted margin, ambiguity
+                               [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12], [0.0, 0.015, 0.03, 0.06]))
 
 
 class Rows:
@@ -80,11 +82,12 @@ class Rows:
         rival = np.where((self.cats != c1[:, None]) & ~alike, score, -np.inf).max(axis=1)
         return s1, s1 - rival, c1 == self.truth
 
-    def decide(self, ranked: tuple[np.ndarray, np.ndarray, np.ndarray], rule: tuple[float, float, float],
+    def decide(self, ranked: tuple[np.ndarray, np.ndarray, np.ndarray], rule: tuple[float, float, float, float],
                ) -> np.ndarray:
         """(views,) 0 none, 1 right, 2 wrong category, 3 placed on an object outside the library."""
         s1, lead, right = ranked
-        placed = (s1 >= rule[0] + rule[1] * (1.0 - self.trust)) & (lead >= rule[2])
+        margin = rule[3] + (rule[2] - rule[3]) * self.trust  # retrieve.ambiguity_for
+        placed = (s1 >= rule[0] + rule[1] * (1.0 - self.trust)) & (lead >= margin)
         return np.where(~placed, 0, np.where(self.truth == "", 3, np.where(right, 1, 2)))
 
 
@@ -130,7 +133,8 @@ def main() -> int:
     total = per_object.sum(axis=1)
 
     now = ((retrieve.tmatch.DEPTH_WEIGHT, retrieve.DISPLACEMENT_WEIGHT, retrieve.STRETCH_WEIGHT,
-            retrieve.MAX_FIT_GAIN), (retrieve.THRESHOLD, retrieve.UNTRUSTED_MARGIN, retrieve.AMBIGUITY_MARGIN))
+            retrieve.MAX_FIT_GAIN),
+           (retrieve.THRESHOLD, retrieve.UNTRUSTED_MARGIN, retrieve.AMBIGUITY_MARGIN, retrieve.AMBIGUITY_GUESSED))
     print("as it is", now, ":", counts(rows.decide(rows.ranked(now[0]), now[1]), rows, rows.ranked(now[0])[2]))
     best = int(total.argmax())
     print("best on all objects", keys[best], ":", counts(verdicts[best], rows, ranked[keys[best][0]][2]))

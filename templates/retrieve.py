@@ -24,7 +24,7 @@
    IoU says little. New proportions are free, so the score the refined pose reaches with the
    lattice's affine part alone (less the stretch penalty) counts as its rigid score.
 4. No template is used below the threshold (``threshold_for``), nor when a fitted template of
-   another category scores within ``AMBIGUITY_MARGIN`` of the best and has another shape: from one
+   another category scores within ``ambiguity_for`` of the best and has another shape: from one
    view many shapes of different categories look alike (a can and a jar, the back of a sofa and a
    shoebox), and a wrong template does more harm than none. Where every such rival's posed, fitted
    mesh lies within ``ALIKE`` of the best's (``alike_distance``), the blend would come out the same
@@ -47,7 +47,7 @@ from .icp import Window
 from .library import Template, TemplateLibrary
 from .match import Camera, MatchResult, Pose
 
-REFINE_TEMPLATES = 5  # templates whose best coarse view is refined (ICP) ...
+REFINE_TEMPLATES = 6  # templates whose best coarse view is refined (ICP) ...
 SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
 FIT_CANDIDATES = 3  # rigid matches fitted per object, at most, one per category
 RIGID_FLOOR = 0.45  # rigid score below which a match is not worth fitting
@@ -66,7 +66,15 @@ THRESHOLD = 0.88
 UNTRUSTED_MARGIN = 0.10
 # The calibration's rows favoured 0.04, but on the whole pipeline (bench_quality.py --category) 0.04 put a
 # mason jar on a can that 0.06 refuses, with no right placement lost there: a wrong template does more harm.
-AMBIGUITY_MARGIN = 0.06  # score the best template must lead every other fitted category's by
+AMBIGUITY_MARGIN = 0.06  # score the best template must lead every other fitted category's by, for trusted depth ...
+# ... and for depth not trusted at all (linear in between, ``ambiguity_for``): a guessed relief's depth term
+# counts for little, so every candidate's score is its outline's and the scores lie closer together. At the
+# classic engine's trust (0.02) the calibration's rows (bench_retrieval.py's classic mode) place 7 of 33
+# views right and none wrong, where 0.06 placed 1 (every bowl and cup refused for a rival a few hundredths
+# behind); on the whole pipeline (bench_quality.py --category) 6 right and 1 wrong (a remote on a plate
+# seen edge-on, an outline both have), where 0.06 placed 1 right. (A lower threshold for the guessed relief,
+# UNTRUSTED_MARGIN 0.08, also placed a car on the sofa and a pot on the mug there.)
+AMBIGUITY_GUESSED = 0.015
 # The matches fitted: those whose rigid score is this close to the best (the ones that could still win
 # or tie, MAX_FIT_GAIN + AMBIGUITY_MARGIN, and a few more for Swap Template) ...
 FIT_MARGIN = 0.25
@@ -150,6 +158,12 @@ def posed_surface(template: Template, fit: LatticeFit, pose: Pose) -> tuple[np.n
     return q, n2 / np.maximum(np.linalg.norm(n2, axis=1), 1e-30)[:, None]
 
 
+def ambiguity_for(trust: float) -> float:
+    """The score the best template must lead every other fitted category's by, for depth trusted ``trust``."""
+    t = float(np.clip(trust, 0.0, 1.0))
+    return AMBIGUITY_GUESSED + (AMBIGUITY_MARGIN - AMBIGUITY_GUESSED) * t
+
+
 def threshold_for(trust: float) -> float:
     """The fitted score a template needs to be used, for depth trusted ``trust``."""
     return THRESHOLD + UNTRUSTED_MARGIN * (1.0 - float(np.clip(trust, 0.0, 1.0)))
@@ -199,7 +213,7 @@ def retrieve(
     scored.sort(key=lambda mf: -mf[0].score)
     result.matches = [m for m, _ in scored[:top]]
     if not hopeless:
-        _judge_rivals(result, scored, library, object_size)
+        _judge_rivals(result, scored, library, object_size, ambiguity_for(trust))
     timings["total"] = time.perf_counter() - t0
     return result, [f for _, f in scored[:top]]
 
@@ -238,13 +252,13 @@ def _affine_score(tpl: Template, fit: LatticeFit, window: Window, pose: Pose, ob
 
 
 def _judge_rivals(result: MatchResult, scored: list[tuple[tmatch.Match, LatticeFit]], library: TemplateLibrary,
-                  object_size: float) -> None:
+                  object_size: float, margin: float = AMBIGUITY_MARGIN) -> None:
     """Step 4: ``result.ambiguous`` where a fitted rival of another category scores within
-    ``AMBIGUITY_MARGIN`` of the best with another shape; ``ambiguous_with`` the categories of those
+    ``margin`` of the best with another shape; ``ambiguous_with`` the categories of those
     that have the best's shape."""
     first, first_fit = scored[0]
     close = [(m, f) for m, f in scored[1:]
-             if m.category != first.category and first.score - m.score < AMBIGUITY_MARGIN]
+             if m.category != first.category and first.score - m.score < margin]
     if not close:
         return
     mine = posed_surface(library.get(first.template, first.source), first_fit, first.pose)

@@ -27,13 +27,16 @@ def book(width: float = 0.165, length: float = 0.24, thick: float = 0.032, hard:
 
 
 def carton(width: float = 0.40, depth: float = 0.30, height: float = 0.29, kind: str = "tape") -> PolyMesh:
-    """A box: a taped carton, a shoebox with its lid, or a gift box with ribbon and bow."""
+    """A box: a taped carton, a plain one (a cereal box), a shoebox with its lid, or a gift box with
+    ribbon and bow."""
     ml = 0.1
     if kind == "lid":
         lid = 0.35 * height
         return merge(box((width, depth, height - 0.01), (0, 0, 0.5 * (height - 0.01)), ml, radius=0.002),
                      box((width + 0.01, depth + 0.01, lid), (0, 0, height - 0.5 * lid), ml, radius=0.003))
     parts = [box((width, depth, height), (0, 0, 0.5 * height), ml, radius=0.004)]
+    if kind == "plain":
+        return merge(*parts)
     if kind == "tape":
         parts.append(box((0.05, depth + 0.002, 0.004), (0, 0, height), ml))
         return merge(*parts)
@@ -154,6 +157,8 @@ SHAPES: tuple[Shape, ...] = (
                 2, XY),
         Variant("Box Gift", "Gift box with ribbon and bow", {"width": 0.22, "depth": 0.22, "height": 0.15,
                                                              "kind": "gift"}, 2, XY, labels=("gift",)),
+        Variant("Box Tall", "Tall carton standing up, a cereal box", {"width": 0.20, "depth": 0.07, "height": 0.30,
+                                                                       "kind": "plain"}, 2, XY, labels=("cereal",)),
     ]),
     *family("suitcase", "Luggage/Suitcase", ("suitcase", "luggage"), suitcase, [
         Variant("Suitcase Cabin", "Cabin trolley case, handle up", {}, labels=("trolley",)),
