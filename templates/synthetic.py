@@ -10,19 +10,10 @@ import numpy as np
 from . import render
 from .library import Template
 
-
-@dataclass
-class PinholeCamera:
-    """The same pinhole as ``geometry.CameraModel`` (36 mm sensor on the long side, centred)."""
-
-    width: int
-    height: int
-    focal_mm: float = 50.0
-    sensor_mm: float = 36.0
-
-    @property
-    def focal_px(self) -> float:
-        return self.focal_mm / self.sensor_mm * max(self.width, self.height)
+try:
+    from ..geometry import CameraModel
+except ImportError:  # imported as a top-level ``templates`` (tools/, bench/: the repository root on sys.path)
+    from geometry import CameraModel  # type: ignore[no-redef]
 
 
 @dataclass
@@ -31,7 +22,7 @@ class SyntheticView:
 
     mask: np.ndarray  # (H, W) bool
     zdepth: np.ndarray  # (H, W) distance along the camera axis, 0 outside the mask
-    camera: PinholeCamera
+    camera: CameraModel
     rotation: np.ndarray  # camera-from-model
     translation: np.ndarray
     azimuth: float
@@ -50,7 +41,7 @@ def render_view(template: Template, azimuth: float, elevation: float, roll: floa
                 offset: tuple[float, float] = (0.0, 0.0)) -> SyntheticView:
     """Render ``template`` (its own metre scale) so it spans about ``fill`` of the shorter image side,
     its bounding-box centre shifted by ``offset`` (fractions of the image size) from the centre."""
-    cam = PinholeCamera(width, height, focal_mm)
+    cam = CameraModel(width, height, focal_mm)
     c, s = math.cos(math.radians(roll)), math.sin(math.radians(roll))
     rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     rot = rz @ render.look_rotation(azimuth, elevation)
