@@ -29,6 +29,7 @@ from ..templates.body import body_pulls
 from ..templates.ffd_fit import LatticeFit
 from ..templates.match import Match
 from ..templates.mesh import PolyMesh
+from .evaluated import read_evaluated
 
 RAY_MODIFIER = "Monocle Photo Ray"
 RAY_GROUP = "Monocle Photo Ray"  # the node group, shared by every body blend of the file
@@ -40,19 +41,9 @@ OUTLINE_MODIFIER = "Monocle Photo Outline"  # the overhang onto the reconstructi
 
 def camera_space_surface(source: bpy.types.Object, camera_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """The evaluated reconstruction (Relief included) in the camera's space: vertices and triangles."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = source.evaluated_get(depsgraph)
-    me = ev.to_mesh()
-    try:
-        co = np.empty(len(me.vertices) * 3, np.float64)
-        me.vertices.foreach_get("co", co)
-        me.calc_loop_triangles()
-        tris = np.empty(len(me.loop_triangles) * 3, np.int64)
-        me.loop_triangles.foreach_get("vertices", tris)
-    finally:
-        ev.to_mesh_clear()
-    m = np.array(camera_obj.matrix_world.inverted() @ source.matrix_world, np.float64)
-    return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3], tris.reshape(-1, 3)
+    ev = read_evaluated(source, np.array(camera_obj.matrix_world.inverted(), np.float64), faces=False,
+                        triangles=True)
+    return ev.vertices, ev.triangles
 
 
 def body_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense: PolyMesh, match: Match,

@@ -27,6 +27,7 @@ from ..templates.match import Match
 from ..templates.mesh import densify
 from ..templates.policy import template_back
 from ..templates.ray_shell import resample
+from .evaluated import read_evaluated
 
 GROUPS = ("front", "back", "seam")
 AGREEMENT = 0.02  # fraction of the template's size its front may lie off the reconstruction's for its back to count
@@ -57,16 +58,7 @@ def has_back(source: bpy.types.Object | None) -> bool:
 
 
 def _evaluated_camera_space(source: bpy.types.Object, camera_obj: bpy.types.Object) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    ev = source.evaluated_get(depsgraph)
-    me = ev.to_mesh()
-    try:
-        co = np.empty(len(me.vertices) * 3, np.float64)
-        me.vertices.foreach_get("co", co)
-    finally:
-        ev.to_mesh_clear()
-    m = np.array(camera_obj.matrix_world.inverted() @ source.matrix_world, np.float64)
-    return co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
+    return read_evaluated(source, np.array(camera_obj.matrix_world.inverted(), np.float64), faces=False).vertices
 
 
 def shell_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense_vertices: np.ndarray,
