@@ -83,12 +83,17 @@ def write_photo(view, folder: Path) -> tuple[Path, Path, Path]:
     return photo, mask, depth
 
 
-def worker_result(ext_dir: Path, view, folder: Path) -> Path:
-    """Run the real worker on a synthetic view (user mask + metric depth); returns the result folder."""
+def worker_result(ext_dir: Path, view, folder: Path, relative: bool = False) -> Path:
+    """Run the real worker on a synthetic view (user mask + metric depth, or with ``relative`` the
+    inverse depth a relative model gives); returns the result folder."""
     photo, mask, depth = write_photo(view, folder)
+    kind = "metric"
+    if relative:
+        np.save(depth, np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan).astype(np.float32))
+        kind = "relative-inverse"
     out = folder / "result"
     code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
-                                   "--depth", str(depth), "--depth-kind", "metric")
+                                   "--depth", str(depth), "--depth-kind", kind)
     assert code == 0, (events, err)
     return out
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 
 import bpy
-import numpy as np
-from conftest import run_worker
 from monocle import geometry
 from monocle.scene import build, template_blend, template_info
 from monocle.templates import library, synthetic
-from template_checks import write_photo
+from template_checks import worker_result
 from test_panels import _draw
 
 W, H = 320, 240
@@ -23,12 +21,7 @@ def _chair_from_relative_depth(ext_dir, tmp_path):
     """A Chair Dining render with only a relative (inverse) depth map, built into 0.3 scene units of
     Depth Range: the placed template sets its depth."""
     view = synthetic.render_view(library.bundled_library().get("Chair Dining"), 30.0, 20.0, width=W, height=H)
-    photo, mask, depth = write_photo(view, tmp_path)
-    np.save(depth, np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan).astype(np.float32))
-    out = tmp_path / "result"
-    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
-                                   "--depth", str(depth), "--depth-kind", "relative-inverse")
-    assert code == 0, (events, err)
+    out = worker_result(ext_dir, view, tmp_path, relative=True)  # the inverse depth a relative model gives
     settings = geometry.MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
     report = build.build_from_result(out, settings, focal_mm=50.0)
     return template_blend.blend_from_result(out, settings, report.objects, report.camera, weight=0.5,

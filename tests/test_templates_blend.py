@@ -12,9 +12,8 @@ import math
 import bpy
 import numpy as np
 import pytest
-from conftest import run_worker
 from scene_checks import evaluated_triangles, evaluated_world, is_watertight, project_to_pixels
-from template_checks import bunny_template, surface_distance, worker_result, write_photo
+from template_checks import bunny_template, surface_distance, worker_result
 
 W, H = 320, 240
 
@@ -229,13 +228,7 @@ def test_blend_relative_depth(ext_dir, mods, tmp_path):
     tb, build = mods["tb"], mods["build"]
     view = mods["synthetic"].render_view(mods["library"].bundled_library().get("Chair Dining"), 30.0, 20.0,
                                          width=W, height=H)
-    photo, mask, depth = write_photo(view, tmp_path)
-    disparity = np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan)  # what a relative model gives
-    np.save(depth, disparity.astype(np.float32))
-    out = tmp_path / "result"
-    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
-                                   "--depth", str(depth), "--depth-kind", "relative-inverse")
-    assert code == 0, (events, err)
+    out = worker_result(ext_dir, view, tmp_path, relative=True)  # the inverse depth a relative model gives
     settings = mods["geometry"].MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
     report = build.build_from_result(out, settings, focal_mm=50.0)
     rep = tb.blend_from_result(out, settings, report.objects, report.camera, weight=0.0, focal_mm=50.0)[0]
@@ -344,12 +337,7 @@ def test_depth_from_template(ext_dir, mods, tmp_path, from_template):
     tb, build = mods["tb"], mods["build"]
     view = mods["synthetic"].render_view(mods["library"].bundled_library().get("Chair Dining"), 30.0, 20.0,
                                          width=W, height=H)
-    photo, mask, depth = write_photo(view, tmp_path)
-    np.save(depth, np.where(view.mask, 1.0 / np.maximum(view.zdepth, 1e-6), np.nan).astype(np.float32))
-    out = tmp_path / "result"
-    code, events, err = run_worker(ext_dir, "run", "--image", str(photo), "--out", str(out), "--mask", str(mask),
-                                   "--depth", str(depth), "--depth-kind", "relative-inverse")
-    assert code == 0, (events, err)
+    out = worker_result(ext_dir, view, tmp_path, relative=True)  # the inverse depth a relative model gives
     settings = mods["geometry"].MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
     report = build.build_from_result(out, settings, focal_mm=50.0)
     recon, cam = report.objects[0], report.camera
