@@ -8,27 +8,13 @@ import importlib
 
 import numpy as np
 import pytest
+from test_ffd import _silhouette_iou, _view_of
 
 
 @pytest.fixture(scope="module")
 def tmod(monocle):
     names = ("ffd", "ffd_fit", "fit", "library", "match", "render", "synthetic")
     return {n: importlib.import_module(f"{monocle.__name__}.templates.{n}") for n in names}
-
-
-def _view(tmod, template, vertices: np.ndarray, azimuth: float = 30.0, elevation: float = 20.0):
-    lib, synthetic, match = tmod["library"], tmod["synthetic"], tmod["match"]
-    shown = lib.Template(template.name, template.category, template.labels, template.symmetry,
-                         vertices.astype(np.float32), template.triangles)
-    view = synthetic.render_view(shown, azimuth, elevation, width=320, height=320)
-    return view, match.Pose(view.rotation, view.translation, 1.0)
-
-
-def _iou(tmod, vertices: np.ndarray, triangles: np.ndarray, view, pose) -> float:
-    render, cam = tmod["render"], view.camera
-    xy, z = render.project_perspective(pose.apply(vertices), cam.focal_px, 0.5 * cam.width, 0.5 * cam.height)
-    got = render.rasterize(xy, z, triangles, view.mask.shape).mask
-    return float((got & view.mask).sum() / (got | view.mask).sum())
 
 
 def _profile_lattice(ffd, lattice, scale: float, seed: int):
@@ -69,12 +55,12 @@ def test_fit_recovers_radius_profile(tmod, name, seed, azimuth, points):
     v = template.vertices.astype(np.float64)
     scale = float(np.linalg.norm(np.ptp(v, axis=0)))
     truth = _profile_lattice(ffd, ffd.lattice_for(v, template.symmetry), scale, seed)
-    view, pose = _view(tmod, template, truth.deform(v), azimuth=azimuth)
-    assert _iou(tmod, v, template.triangles, view, pose) < 0.97
+    view, pose = _view_of(tmod, template, truth.deform(v), azimuth=azimuth)
+    assert _silhouette_iou(tmod, v, template.triangles, view, pose) < 0.97
     fit = ffd_fit.fit_lattice(v, template.triangles, pose, view.camera, view.mask, view.zdepth, 1.0,
                               template.symmetry)
     assert fit.lattice.resolution == truth.resolution
-    iou = _iou(tmod, fit.lattice.deform(v), template.triangles, view, pose)
+    iou = _silhouette_iou(tmod, fit.lattice.deform(v), template.triangles, view, pose)
     assert iou >= 0.98, iou
     surface = np.linalg.norm(fit.lattice.deform(v) - truth.deform(v), axis=1) / scale
     assert surface.max() < 0.015 and surface.mean() < 0.006, (surface.max(), surface.mean())
@@ -98,7 +84,7 @@ def test_oval_bottle(tmod):
     a = np.radians(30.0)
     turn = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
     flat = (v @ turn) * np.array([1.0, 0.6, 1.0]) @ turn.T
-    view, pose = _view(tmod, template, flat, azimuth=70.0)
+    view, pose = _view_of(tmod, template, flat, azimuth=70.0)
     args = (v, template.triangles, pose, view.camera, view.mask, view.zdepth, 1.0, template.symmetry)
     oval = ffd_fit.fit_lattice(*args, settings=fit_mod.settings_for("bottle", 1.0, True))
     round_ = ffd_fit.fit_lattice(*args, settings=fit_mod.settings_for("can", 1.0, True))
@@ -118,7 +104,7 @@ def test_refined_pose_must_fit_the_outline_as_well(tmod, name):
     v = template.vertices.astype(np.float64)
     scale = float(np.linalg.norm(np.ptp(v, axis=0)))
     truth = _profile_lattice(ffd, ffd.lattice_for(v, template.symmetry), scale, 4)
-    view, pose = _view(tmod, template, truth.deform(v), azimuth=20.0, elevation=12.0)
+    view, pose = _view_of(tmod, template, truth.deform(v), azimuth=20.0, elevation=12.0)
     cfg = fit_mod.settings_for(template.category, 1.0, True)
     fit = ffd_fit.fit_lattice(v, template.triangles, pose, view.camera, view.mask, view.zdepth, 1.0,
                               template.symmetry, settings=cfg, lattice=truth)
