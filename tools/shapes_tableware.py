@@ -122,9 +122,14 @@ def square_plate(side: float = 0.24, thickness: float = 0.008, lift: float = 0.0
     return PolyMesh(v, slab.face_sizes, slab.loops)
 
 
-def can(radius: float = 0.033, height: float = 0.122) -> PolyMesh:
-    """A drinks can: necked top with a recessed lid."""
+def can(radius: float = 0.033, height: float = 0.122, food: bool = False) -> PolyMesh:
+    """A drinks can (necked top with a recessed lid) or a food tin (straight, a rolled rim at each
+    end, both ends recessed)."""
     r, h = radius, height
+    if food:
+        b, e = r + 0.0015, 0.0035
+        return solid([(0, e), (r - 0.004, e), (r - 0.003, 0.0), (b, 0.0), (b, 0.004), (r, 0.007), (r, h - 0.007),
+                      (b, h - 0.004), (b, h), (r - 0.003, h), (r - 0.004, h - e), (0, h - e)], 32, max_len=0.02)
     prof = [(0, 0.004), (0.73 * r, 0.0), (0.82 * r, 0.0), (r, 0.01), (r, h - 0.014), (0.82 * r, h - 0.003),
             (0.82 * r, h), (0.73 * r, h), (0.73 * r, h - 0.004), (0, h - 0.004)]
     return solid(prof, 24, max_len=0.02)
@@ -282,6 +287,8 @@ SHAPES: tuple[Shape, ...] = (
     *family("can", "Tableware/Can", ("can", "tin"), can, [
         Variant("Can", "Drinks can", {}, REV, labels=("soda can",)),
         Variant("Can Slim", "Slim tall drinks can", {"radius": 0.029, "height": 0.146}, REV, labels=("soda can",)),
+        Variant("Can Food", "Food tin with rolled rims", {"radius": 0.0365, "height": 0.11, "food": True}, REV,
+                labels=("tin can",)),
     ]),
     *family("jar", "Tableware/Jar", ("jar", "container"), jar, [
         Variant("Jar Mason", "Mason jar with a screw lid", {}, REV),
