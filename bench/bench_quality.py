@@ -624,6 +624,8 @@ def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dic
                 "category": r.result.matches[0].category if r.result.matches else None,
                 "score": round(r.result.matches[0].score, 4) if r.result.matches else None,
                 "accepted": r.result.accepted, "placed": r.object is not None,
+                "ambiguous": r.result.ambiguous, "threshold": round(r.result.threshold, 4),
+                "all": [[m.template, m.category, round(m.score, 4)] for m in r.result.matches],
                 **({"fit_iou": round(r.fits[0].iou, 4), "fit_displacement": round(r.fits[0].displacement, 4),
                     "fit_s": round(sum(f.seconds for f in r.fits), 3)} if r.fits else {})} for r in blended]
     placed = {r.source.name: r.object for r in blended if r.object is not None}

@@ -4,7 +4,7 @@ toilets, sinks and cabinets (metres, +Z up, front towards -Y; see ``shape_parts`
 from __future__ import annotations
 
 import numpy as np
-from shape_parts import Shape, Variant, centred, disc, family, leg, ring_of, scaled, solid, vessel
+from shape_parts import Shape, Variant, centred, disc, family, leg, ring_of, rot_x, scaled, solid, vessel
 
 from templates.library import SYM_REVOLUTION
 from templates.mesh import PolyMesh, box, lathe, merge, sweep, torus, uv_sphere
@@ -50,6 +50,39 @@ def armchair(width: float = 0.82, depth: float = 0.80, back_top: float = 0.87, a
                   for s in (-1, 1)]
     parts += [leg(sx * (0.5 * width - 0.07), sy * (0.5 * depth - 0.08), 0.12, 0.05, ml)
               for sx in (-1, 1) for sy in (-1, 1)]
+    return merge(*parts)
+
+
+def _rounded_loop(points: np.ndarray, passes: int = 3) -> np.ndarray:
+    """A closed polygon with its corners rounded off (corner cutting), for bent tube frames."""
+    for _ in range(passes):
+        nxt = np.roll(points, -1, axis=0)
+        points = np.stack([0.75 * points + 0.25 * nxt, 0.25 * points + 0.75 * nxt], axis=1).reshape(-1, 3)
+    return points
+
+
+def sled_lounge(width: float = 0.78, depth: float = 0.82, seat_h: float = 0.36, back_top: float = 0.78,
+                recline: float = 18.0, tube: float = 0.016, arms: bool = False) -> PolyMesh:
+    """A lounge chair on a bent-tube sled frame: a side loop (floor runner, seat rail, back post) at
+    each side, a seat cushion tilted back and a reclined back cushion; open underneath."""
+    ml = 0.25
+    half, y0, y1 = 0.5 * width, -0.5 * depth, 0.5 * depth
+    back_y = y1 - 0.12
+    if arms:  # runner, rear post, arm rail, front post
+        arm_z = seat_h + 0.20
+        loop = np.array([[0, y0 + 0.04, tube], [0, y1 - 0.04, tube], [0, y1 - 0.02, arm_z - 0.04],
+                         [0, y1 - 0.08, arm_z], [0, y0 + 0.06, arm_z], [0, y0, arm_z - 0.04]])
+    else:  # runner, back post, seat rail
+        loop = np.array([[0, y0 + 0.04, tube], [0, y1 - 0.04, tube], [0, y1, back_top - 0.05],
+                         [0, back_y, seat_h - 0.04], [0, y0 + 0.06, seat_h], [0, y0, seat_h - 0.04]])
+    frame = sweep(_rounded_loop(loop), tube, 10, closed=True)
+    parts = [frame.translated((s * (half - tube), 0.0, 0.0)) for s in (-1, 1)]
+    seat_d = back_y - y0 - 0.02
+    seat = pad((width - 4 * tube - 0.01, seat_d, 0.12), (0, 0, 0), ml, radius=0.04).transformed(rot_x(-6.0))
+    parts.append(seat.translated((0, y0 + 0.5 * seat_d + 0.01, seat_h + 0.03)))
+    back_len = (back_top - seat_h - 0.04) / np.cos(np.radians(recline))
+    back = pad((width - 4 * tube - 0.01, 0.12, back_len), (0, 0, 0.5 * back_len), ml, radius=0.04)
+    parts.append(back.transformed(rot_x(-recline)).translated((0, back_y - 0.02, seat_h + 0.06)))
     return merge(*parts)
 
 
@@ -300,6 +333,11 @@ SHAPES: tuple[Shape, ...] = (
     ]),
     *family("chair", "Furniture/Chair", ("chair", "office chair", "seat"), office_chair, [
         Variant("Chair Office", "Swivel office chair with arm rests", {}),
+    ]),
+    *family("chair", "Furniture/Chair", ("chair", "armchair", "lounge chair", "seat"), sled_lounge, [
+        Variant("Chair Sled Lounge", "Lounge chair with cushions on a bent-tube sled frame", {}),
+        Variant("Chair Sled Arms", "Tube-frame lounge chair whose frame loops form the arms",
+                {"width": 0.72, "depth": 0.74, "seat_h": 0.42, "back_top": 0.82, "recline": 12.0, "arms": True}),
     ]),
     *family("table", "Furniture/Table", ("table", "dining table", "desk"), leg_table, [
         Variant("Table Square", "Square four-legged table", {}, 4, XY),

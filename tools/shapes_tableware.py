@@ -63,6 +63,27 @@ def bottle(radius: float = 0.0375, body: float = 0.20, shoulder: float = 0.05, n
     return solid(prof, 24, max_len=0.03)
 
 
+def flask(width: float = 0.09, flat: float = 0.6, square: float = 3.0, **bottle_params: float) -> PolyMesh:
+    """A flat bottle (a flask, a shampoo or detergent bottle): ``bottle``'s profile whose body is
+    squeezed front to back to ``flat`` of its ``width`` and squared towards a rounded rectangle
+    (superellipse exponent ``square``); the shoulder blends back to the round neck."""
+    params = {"shoulder": 0.035, "neck_r": 0.013, "neck": 0.012, "cap": 0.018, **bottle_params}
+    mesh = bottle(0.5 * width, **params)
+    v = mesh.vertices.copy()
+    big, neck, top = 0.5 * width, params["neck_r"], params.get("body", 0.20)
+    r = np.hypot(v[:, 0], v[:, 1])
+    body, above = v[:, 2] <= top + 1e-9, v[:, 2] >= top + params["shoulder"] - 1e-9
+    w = np.where(body, 1.0, np.where(above, 0.0, np.clip((r - neck) / (big - neck), 0.0, 1.0)))
+    # 1 on the body, 0 from the neck up (neck, lip and cap stay round); the shoulder's half depth runs
+    # linearly from the neck's radius to the body's (no bulge)
+    half_depth = np.where(body, flat * r, np.where(above, r, neck + w * (flat * big - neck)))
+    c, s = v[:, 0] / np.maximum(r, 1e-12), v[:, 1] / np.maximum(r, 1e-12)
+    p = 1.0 + (2.0 / square - 1.0) * w  # superellipse: |c|^p, |s|^p
+    v[:, 0] = r * np.sign(c) * np.abs(c) ** p
+    v[:, 1] = half_depth * np.sign(s) * np.abs(s) ** p
+    return PolyMesh(v, mesh.face_sizes, mesh.loops)
+
+
 def vase(outer: tuple[tuple[float, float], ...], floor: float, handles: bool = False) -> PolyMesh:
     """A vase turned from its outer profile, optionally with two handles (on +X and -X)."""
     body = vessel(list(outer), 0.005, floor, 28, max_len=0.03)
@@ -101,9 +122,14 @@ def square_plate(side: float = 0.24, thickness: float = 0.008, lift: float = 0.0
     return PolyMesh(v, slab.face_sizes, slab.loops)
 
 
-def can(radius: float = 0.033, height: float = 0.122) -> PolyMesh:
-    """A drinks can: necked top with a recessed lid."""
+def can(radius: float = 0.033, height: float = 0.122, food: bool = False) -> PolyMesh:
+    """A drinks can (necked top with a recessed lid) or a food tin (straight, a rolled rim at each
+    end, both ends recessed)."""
     r, h = radius, height
+    if food:
+        b, e = r + 0.0015, 0.0035
+        return solid([(0, e), (r - 0.004, e), (r - 0.003, 0.0), (b, 0.0), (b, 0.004), (r, 0.007), (r, h - 0.007),
+                      (b, h - 0.004), (b, h), (r - 0.003, h), (r - 0.004, h - e), (0, h - e)], 32, max_len=0.02)
     prof = [(0, 0.004), (0.73 * r, 0.0), (0.82 * r, 0.0), (r, 0.01), (r, h - 0.014), (0.82 * r, h - 0.003),
             (0.82 * r, h), (0.73 * r, h), (0.73 * r, h - 0.004), (0, h - 0.004)]
     return solid(prof, 24, max_len=0.02)
@@ -224,6 +250,14 @@ SHAPES: tuple[Shape, ...] = (
                 {"radius": 0.054, "body": 0.21, "shoulder": 0.08, "neck_r": 0.014, "neck": 0.012, "cap": 0.02},
                 REV, labels=("soda bottle",)),
     ]),
+    *family("bottle", "Tableware/Bottle", ("bottle",), flask, [
+        Variant("Bottle Oval", "Oval bottle with a grip and a cap (shampoo, detergent)",
+                {"width": 0.08, "flat": 0.62, "body": 0.16, "waist": 0.004}, 2, XY,
+                labels=("shampoo bottle", "detergent bottle")),
+        Variant("Bottle Flask", "Flat flask with a short neck",
+                {"width": 0.11, "flat": 0.42, "square": 4.0, "body": 0.14, "shoulder": 0.03, "neck": 0.022,
+                 "cap": 0.0}, 2, XY, labels=("flask",)),
+    ]),
     *family("vase", "Decor/Vase", ("vase", "pot"), vase, [
         Variant("Vase Round", "Round vase with a neck",
                 {"outer": ((0, 0), (0.05, 0), (0.07, 0.02), (0.09, 0.07), (0.092, 0.11), (0.08, 0.16), (0.05, 0.20),
@@ -253,6 +287,8 @@ SHAPES: tuple[Shape, ...] = (
     *family("can", "Tableware/Can", ("can", "tin"), can, [
         Variant("Can", "Drinks can", {}, REV, labels=("soda can",)),
         Variant("Can Slim", "Slim tall drinks can", {"radius": 0.029, "height": 0.146}, REV, labels=("soda can",)),
+        Variant("Can Food", "Food tin with rolled rims", {"radius": 0.0365, "height": 0.11, "food": True}, REV,
+                labels=("tin can",)),
     ]),
     *family("jar", "Tableware/Jar", ("jar", "container"), jar, [
         Variant("Jar Mason", "Mason jar with a screw lid", {}, REV),
