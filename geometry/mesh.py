@@ -71,7 +71,7 @@ def fan_triangles(face_sizes: np.ndarray, loops: np.ndarray) -> np.ndarray:
     """Triangles ``(T, 3)`` of polygons given by corner counts and corner indices (fans from the first corner)."""
     sizes = np.asarray(face_sizes, dtype=np.int64)
     loops = np.asarray(loops, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    starts = face_starts(sizes)
     ntri = np.maximum(sizes - 2, 0)
     face = np.repeat(np.arange(sizes.size), ntri)
     k = np.arange(int(ntri.sum())) - np.repeat(np.cumsum(ntri) - ntri, ntri)
@@ -103,10 +103,11 @@ def subdivide(mesh: PolyMesh) -> tuple[PolyMesh, np.ndarray]:
     following = mesh.next_corners()
     preceding = np.empty_like(following)
     preceding[following] = np.arange(following.size)
-    nxt, prv = loops[following], loops[preceding]
     nv = mesh.num_vertices
-    edges, edge_of_loop = _edge_ids(loops, nxt)
-    _, edge_of_prev = _edge_ids(prv, loops, edges)
+    keys, edge_of_loop, _ = edge_table(mesh.face_sizes, loops)  # each corner's outgoing edge
+    n = int(loops.max()) + 1 if loops.size else 1
+    edges = np.stack([keys // n, keys % n], axis=1)
+    edge_of_prev = edge_of_loop[preceding]  # the edge coming into each corner: its preceding corner's
     v = mesh.vertices
     mids = 0.5 * (v[edges[:, 0]] + v[edges[:, 1]])
     sums = np.zeros((sizes.size, 3))
@@ -129,17 +130,6 @@ def densify(mesh: PolyMesh, max_faces: int = 60_000, edge_fraction: float = 1.0 
             return mesh, parents
         mesh, up = subdivide(mesh)
         parents = parents[up]
-
-
-def _edge_ids(a: np.ndarray, b: np.ndarray, edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected edges (sorted pairs) and the index of each (a, b) pair among them."""
-    pairs = np.sort(np.stack([a, b], axis=1), axis=1)
-    if edges is None:
-        edges, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        return edges, inverse.ravel()
-    key_all = edges[:, 0] * (edges.max() + 1) + edges[:, 1]
-    key = pairs[:, 0] * (edges.max() + 1) + pairs[:, 1]
-    return edges, np.searchsorted(key_all, key)
 
 
 def edge_face_counts(mesh: PolyMesh) -> np.ndarray:

@@ -129,10 +129,12 @@ def ray_target(mod: bpy.types.Modifier) -> bpy.types.Object | None:
     return mod.get(group.interface.items_tree[TARGET_SOCKET].identifier)
 
 
-def add_outline_modifier(obj: bpy.types.Object, target: bpy.types.Object, weight_name: str) -> bpy.types.Modifier:
-    """The body's overhang (seen vertices the ray pull leaves: ``templates.body.body_pulls``) moved onto
-    the reconstruction ``target``'s nearest surface point by the vertex group ``weight_name``."""
-    wrap = obj.modifiers.new(OUTLINE_MODIFIER, "SHRINKWRAP")
+def add_outline_modifier(obj: bpy.types.Object, target: bpy.types.Object, weight_name: str,
+                         name: str = OUTLINE_MODIFIER) -> bpy.types.Modifier:
+    """A Shrinkwrap moving the vertices of group ``weight_name`` onto the reconstruction ``target``'s
+    nearest surface point: the body's overhang (seen vertices the ray pull leaves:
+    ``templates.body.body_pulls``), or under another ``name`` the template copy's seen side."""
+    wrap = obj.modifiers.new(name, "SHRINKWRAP")
     wrap.target = target
     wrap.wrap_method = "NEAREST_SURFACEPOINT"
     wrap.wrap_mode = "ON_SURFACE"

@@ -62,12 +62,8 @@ def add_modifiers(obj: bpy.types.Object, target: bpy.types.Object, camera_obj: b
             add_outline_modifier(obj, target, OVERHANG_GROUP)
     elif kind == "shell":  # vertex for vertex onto the reconstruction it was made from
         add_snap_modifier(obj, target, VISIBLE_GROUP)
-    else:
-        wrap = obj.modifiers.new(WRAP_MODIFIER, "SHRINKWRAP")
-        wrap.target = target
-        wrap.wrap_method = "NEAREST_SURFACEPOINT"
-        wrap.wrap_mode = "ON_SURFACE"
-        wrap.vertex_group = VISIBLE_GROUP
+    else:  # the template copy's seen side onto the reconstruction's nearest surface point
+        add_outline_modifier(obj, target, VISIBLE_GROUP, WRAP_MODIFIER)
     proj = obj.modifiers.new(PROJECT_MODIFIER, "UV_PROJECT")
     proj.uv_layer = PHOTO_UV
     proj.projector_count = 1

@@ -143,9 +143,9 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
         return match, fit
     t0 = time.perf_counter()
     tpl = library.get(match.template, match.source)
-    cfg = settings or settings_for(tpl.category, trust, is_revolution(tpl.symmetry))
-    depth = rescaled_depth(zdepth, mask, match.depth_scale)
     revolution = is_revolution(tpl.symmetry)
+    cfg = settings or settings_for(tpl.category, trust, revolution)
+    depth = rescaled_depth(zdepth, mask, match.depth_scale)
     pose, err = refine_pose(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, revolution,
                             turns=(0.0,) if revolution else turns)
     if not np.isfinite(err):

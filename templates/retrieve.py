@@ -90,16 +90,21 @@ ALIKE_QUANTILE = 0.95  # the distance: this quantile of either mesh's surface po
 ALIKE_SAMPLES = 4000  # surface points per mesh
 
 
-def deformation(fit: LatticeFit, size: float) -> tuple[float, float]:
-    """(RMS control point offset left after the best affine map, largest log axis stretch of that map):
-    the shape change a fit needed beyond new proportions, and the proportions' change."""
+def _affine_part(fit: LatticeFit) -> tuple[np.ndarray, np.ndarray, float]:
+    """The best affine map of ``fit``'s lattice (4x3, rows x, y, z, 1), the control point offsets it
+    leaves, and its largest log axis stretch."""
     rest = fit.lattice.rest_points()
     moved = fit.lattice.points()
     x = np.hstack([rest, np.ones((len(rest), 1))])
     coef, *_ = np.linalg.lstsq(x, moved, rcond=None)
-    residual = moved - x @ coef
     sigma = np.linalg.svd(coef[:3], compute_uv=False)
-    stretch = float(np.abs(np.log(np.maximum(sigma, 1e-6))).max())
+    return coef, moved - x @ coef, float(np.abs(np.log(np.maximum(sigma, 1e-6))).max())
+
+
+def deformation(fit: LatticeFit, size: float) -> tuple[float, float]:
+    """(RMS control point offset left after the best affine map, largest log axis stretch of that map):
+    the shape change a fit needed beyond new proportions, and the proportions' change."""
+    _, residual, stretch = _affine_part(fit)
     return float(np.sqrt((residual**2).sum(axis=1).mean())) / max(size, 1e-12), stretch
 
 
@@ -242,12 +247,10 @@ def _affine_score(tpl: Template, fit: LatticeFit, window: Window, pose: Pose, ob
                   depth_scale: bool, trust: float) -> float:
     """The score of ``tpl`` under the affine part of ``fit``'s lattice (new proportions, no new shape),
     less the stretch penalty."""
-    rest = fit.lattice.rest_points()
-    coef = np.linalg.lstsq(np.hstack([rest, np.ones((len(rest), 1))]), fit.lattice.points(), rcond=None)[0]
+    coef, _, stretch = _affine_part(fit)
     v = tpl.vertices.astype(np.float64)
     shape = np.hstack([v, np.ones((len(v), 1))]) @ coef
     score = tmatch.fit_score(shape, tpl.triangles, window, pose, object_size, depth_scale, trust)[0]
-    stretch = float(np.abs(np.log(np.maximum(np.linalg.svd(coef[:3], compute_uv=False), 1e-6))).max())
     return float(score) - STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)
 
 
