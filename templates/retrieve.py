@@ -38,6 +38,11 @@ from dataclasses import replace
 
 import numpy as np
 
+try:
+    from ..geometry.blas import single_threaded
+except ImportError:  # imported as a top-level ``templates`` (tools/, bench/: the repository root on sys.path)
+    from geometry.blas import single_threaded  # type: ignore[no-redef]
+
 from . import descriptors as desc
 from . import match as tmatch
 from .ffd import lattice_for
@@ -174,6 +179,7 @@ def threshold_for(trust: float) -> float:
     return THRESHOLD + UNTRUSTED_MARGIN * (1.0 - float(np.clip(trust, 0.0, 1.0)))
 
 
+@single_threaded()
 def retrieve(
     mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
     depth_scale: bool = False, trust: float = 1.0, top: int = 3, threshold: float | None = None,
