@@ -255,7 +255,7 @@ def fit_lattice(
     size_cam = pose.scale * scale
     trust = float(np.clip(depth_trust, 0.0, 1.0))
     zmap = None
-    if depth is not None and trust > 0.0:
+    if depth is not None and trust > 0.0 and cfg.depth_weight > 0.0:
         zmap = np.asarray(depth, dtype=np.float64)
         zmap = np.where(np.isfinite(zmap) & (zmap > 0) & np.asarray(mask, dtype=bool), zmap, 0.0)
     theta = np.linalg.lstsq(basis, lat.offsets.ravel(), rcond=None)[0]  # from the given lattice's shape

@@ -19,6 +19,11 @@ from dataclasses import replace
 
 import numpy as np
 
+try:
+    from ..geometry.blas import single_threaded
+except ImportError:  # imported as a top-level ``templates`` (tools/, bench/: the repository root on sys.path)
+    from geometry.blas import single_threaded  # type: ignore[no-redef]
+
 from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, symmetry_basis
 from .ffd_fit import FitSettings, LatticeFit, fit_lattice
 from .library import TemplateLibrary
@@ -55,11 +60,24 @@ OVAL_CATEGORIES = frozenset({"bottle"})
 REVOLUTION_DEPTH_WEIGHT = 0.25
 
 
+# Depth trusted no more than this is a relief guessed from the silhouette (the classic and drawing engines
+# inflate the mask): it tells the lattice nothing the outline does not, and pulls the template toward the
+# inflation's dome. On meshes/category (classic engine, true category, December 2026) fitting the outline
+# alone took full F@0.1 0.276 -> 0.327 (a tea cup's lattice had moved 32 % of its size chasing the dome:
+# 0.19 -> 0.70; a plate 0.20 -> 0.84) and the default blend's 0.147 -> 0.173, at a volumetric IoU of
+# 0.397 -> 0.360 (a carton's depth, no longer held, came out thinner); a tenth of the weight lay between
+# (0.310 / 0.385).
+GUESSED_TRUST = DEPTH_TRUST["classic"]
+
+
 def settings_for(category: str, trust: float = 1.0, revolution: bool = False) -> FitSettings:
     """The lattice fit's settings for a template of ``category`` (a surface of ``revolution`` or not) over
     depth trusted ``trust``: with measured depth a surface of revolution's axis may move across (and an
     oval category's sections flatten) and its depth weighs ``REVOLUTION_DEPTH_WEIGHT``; a guessed relief
-    cannot tell how far along the view the axis or a section should go, so there neither does."""
+    cannot tell how far along the view the axis or a section should go, so there neither does, and a relief
+    guessed from the silhouette alone (``GUESSED_TRUST``) is left out of the fit."""
+    if trust <= GUESSED_TRUST:
+        return replace(FIT_SETTINGS, move_axis=False, depth_weight=0.0)
     if trust < POSE_TRUST:
         return replace(FIT_SETTINGS, move_axis=False)
     if not revolution:
@@ -158,6 +176,7 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
     return replace(match, pose=sim), replace(new, seconds=fit.seconds + time.perf_counter() - t0)
 
 
+@single_threaded()
 def refine_matches(result: MatchResult, fits: list[LatticeFit], library: TemplateLibrary, camera: Camera,
                    mask: np.ndarray, zdepth: np.ndarray, trust: float) -> tuple[MatchResult, list[LatticeFit]]:
     """Every match of ``result`` refined as by ``refine_match`` (same order; the ranking stays): the
