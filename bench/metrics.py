@@ -268,6 +268,36 @@ def icp(src: np.ndarray, dst: np.ndarray, iterations: int = 30, with_scale: bool
     return total
 
 
+def icp_from_camera(src: np.ndarray, dst: np.ndarray, centre: np.ndarray, **kw) -> np.ndarray:
+    """Scale + rigid ICP of ``src`` onto ``dst`` (``icp``'s keywords) started from two poses, keeping
+    the one whose trimmed nearest-neighbour distances end lower (not the GT's score):
+    where ``src`` is, and ``src`` scaled about the camera ``centre`` so that its median distance from it
+    is ``dst``'s. Scaling about the camera leaves the picture unchanged, so a single photo cannot tell
+    it: a relative-depth reconstruction placed at a guessed distance two or three times the true one is
+    the right shape at the wrong scale, which ICP from where it stands does not recover (it shrinks it
+    onto part of the target). The ending error is measured both ways (prediction to target and back)."""
+    centre = np.asarray(centre, np.float64)
+    s = float(np.median(np.linalg.norm(dst - centre, axis=1)) /
+              max(float(np.median(np.linalg.norm(src - centre, axis=1))), 1e-12))
+    start = np.eye(4)
+    start[:3, :3] *= s
+    start[:3, 3] = centre * (1.0 - s)
+    tree = kw.pop("dst_tree", None)
+    tree = tree if tree is not None else kdtree(dst)
+    trim = kw.get("trim", 0.9)
+    best, best_err = np.eye(4), np.inf
+    for init in (np.eye(4), start):
+        m = icp(apply(init, src), dst, dst_tree=tree, **kw) @ init
+        moved = apply(m, src)
+        # both ways: one way alone favours a prediction shrunk onto a corner of the target
+        there = tree.query(moved, workers=-1)[0]
+        back = kdtree(moved).query(dst, workers=-1)[0]
+        err = sum(float(d[d <= np.quantile(d, trim)].mean()) for d in (there, back))
+        if err < best_err:
+            best, best_err = m, err
+    return best
+
+
 def _crossings_up_z(points: np.ndarray, v: np.ndarray, tris: np.ndarray, budget: int = 4_000_000) -> np.ndarray:
     """Number of triangles a ray from each point towards +Z crosses (x-slab pairing, chunked)."""
     a, b, c = v[tris[:, 0]], v[tris[:, 1]], v[tris[:, 2]]

@@ -251,3 +251,19 @@ def test_icp_on_a_subset_and_a_shared_tree():
     c = metrics.surface_metrics(pred, ngt, gt, ngt, max_queries=2500)
     assert c["chamfer_l1"] == pytest.approx(a["chamfer_l1"], rel=0.05)
     assert c["f@0.3"] == pytest.approx(a["f@0.3"], abs=0.03)
+
+
+def test_icp_from_camera_recovers_a_build_at_the_wrong_distance():
+    """A reconstruction at 2.5x the true distance is the same picture at the wrong scale: the ICP that
+    also starts from the build scaled about the camera recovers it, where one from the build alone does not."""
+    v, f = _box((-1.5, -1.0, -0.5), (1.5, 1.0, 0.5))
+    gt, _ = metrics.sample_surface(v, f, 6000, seed=0)
+    camera = np.array([0.0, -2.0, 8.0])
+    front = gt[gt[:, 2] > 0.49]  # the face the camera sees, and ...
+    front = np.vstack([front, gt[(gt[:, 1] < -0.99)]])  # ... the side it sees at a slant
+    far = camera + 2.5 * (front - camera)
+    plain = metrics.apply(metrics.icp(far, front, trim=0.9), far)
+    assert np.abs(plain - front).max() > 0.1
+    m = metrics.icp_from_camera(far, front, camera, trim=0.9)
+    assert np.abs(metrics.apply(m, far) - front).max() < 1e-2
+    assert np.cbrt(np.linalg.det(m[:3, :3])) == pytest.approx(1 / 2.5, rel=1e-2)
