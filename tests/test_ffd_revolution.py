@@ -114,3 +114,32 @@ def test_refined_pose_must_fit_the_outline_as_well(tmod, name):
     got, got_fit = fit_mod.refine_match(match, fit, sub, view.camera, view.mask, view.zdepth, 1.0)
     assert got_fit.iou >= fit.iou
     assert got is match or got_fit.iou > fit.iou
+
+
+@pytest.mark.parametrize("name", ["Cup Tea", "Box Tall"])
+def test_a_guessed_relief_does_not_move_the_lattice(tmod, name):
+    """The classic engine's relief is the mask inflated (a dome), so its trust (0.1) leaves it out of the
+    lattice fit: the fit over the dome is the outline-only fit, offset for offset, while a relative map's
+    trust (0.5) lets the same dome pull the lattice off it."""
+    ffd_fit, fit_mod, lib = tmod["ffd_fit"], tmod["fit"], tmod["library"]
+    template = lib.bundled_library().get(name)
+    v = template.vertices.astype(np.float64)
+    view, pose = _view_of(tmod, template, v * np.array([1.1, 0.9, 1.0]), azimuth=40.0)
+    rows, cols = np.indices(view.mask.shape)
+    centre = np.array([rows[view.mask].mean(), cols[view.mask].mean()])
+    radius = np.sqrt(((np.stack([rows, cols], -1) - centre) ** 2).sum(-1))
+    near = float(np.median(view.zdepth[view.mask]))
+    dome = np.where(view.mask, near - 0.3 * near * np.clip(1.0 - radius / radius[view.mask].max(), 0.0, 1.0), 0.0)
+    guessed = fit_mod.GUESSED_TRUST
+    assert guessed == fit_mod.DEPTH_TRUST["classic"] == fit_mod.DEPTH_TRUST["drawing"]
+
+    def fitted(depth, trust):
+        return ffd_fit.fit_lattice(v, template.triangles, pose, view.camera, view.mask, depth, trust, template.symmetry,
+                                   settings=fit_mod.settings_for(template.category, trust, False))
+
+    outline_only = fitted(None, guessed)
+    over_dome = fitted(dome, guessed)
+    assert np.allclose(over_dome.lattice.offsets, outline_only.lattice.offsets)
+    assert over_dome.iou >= 0.9, over_dome.iou
+    relative = fitted(dome, fit_mod.DEPTH_TRUST["relative"])
+    assert not np.allclose(relative.lattice.offsets, outline_only.lattice.offsets, atol=1e-3 * template.size)
