@@ -268,8 +268,9 @@ def icp(src: np.ndarray, dst: np.ndarray, iterations: int = 30, with_scale: bool
     return total
 
 
-def icp_from_camera(src: np.ndarray, dst: np.ndarray, centre: np.ndarray, **kw) -> np.ndarray:
-    """Scale + rigid ICP of ``src`` onto ``dst`` (``icp``'s keywords) started from two poses, keeping
+def icp_from_camera(src: np.ndarray, dst: np.ndarray, centre: np.ndarray, trim: float = 0.9,
+                    dst_tree: cKDTree | None = None, **kw) -> np.ndarray:
+    """Scale + rigid ICP of ``src`` onto ``dst`` (``icp``'s arguments) started from two poses, keeping
     the one whose trimmed nearest-neighbour distances end lower (not the GT's score):
     where ``src`` is, and ``src`` scaled about the camera ``centre`` so that its median distance from it
     is ``dst``'s. Scaling about the camera leaves the picture unchanged, so a single photo cannot tell
@@ -282,12 +283,10 @@ def icp_from_camera(src: np.ndarray, dst: np.ndarray, centre: np.ndarray, **kw) 
     start = np.eye(4)
     start[:3, :3] *= s
     start[:3, 3] = centre * (1.0 - s)
-    tree = kw.pop("dst_tree", None)
-    tree = tree if tree is not None else kdtree(dst)
-    trim = kw.get("trim", 0.9)
+    tree = dst_tree if dst_tree is not None else kdtree(dst)
     best, best_err = np.eye(4), np.inf
     for init in (np.eye(4), start):
-        m = icp(apply(init, src), dst, dst_tree=tree, **kw) @ init
+        m = icp(apply(init, src), dst, trim=trim, dst_tree=tree, **kw) @ init
         moved = apply(m, src)
         # both ways: one way alone favours a prediction shrunk onto a corner of the target
         there = tree.query(moved, workers=-1)[0]

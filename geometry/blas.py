@@ -44,6 +44,19 @@ def _library_files() -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def _thread_functions(lib: ctypes.CDLL) -> tuple[Any, Any] | None:
+    """(set, get) thread-count functions of one OpenBLAS library, under any of its builds' names."""
+    for prefix in _PREFIXES:
+        for suffix in _SUFFIXES:
+            setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return setter, getter
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def controls() -> tuple[tuple[Any, Any], ...]:
     """(set, get) thread-count functions of each OpenBLAS found (empty where there is none)."""
@@ -53,18 +66,9 @@ def controls() -> tuple[tuple[Any, Any], ...]:
             lib = ctypes.CDLL(str(path))  # already loaded by numpy/scipy: the same library, not a copy
         except OSError:
             continue
-        for prefix in _PREFIXES:
-            for suffix in _SUFFIXES:
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes, setter.restype = [ctypes.c_int], None
-                    getter.argtypes, getter.restype = [], ctypes.c_int
-                    pairs.append((setter, getter))
-                    break
-            else:
-                continue
-            break
+        found = _thread_functions(lib)
+        if found is not None:
+            pairs.append(found)
     return tuple(pairs)
 
 

@@ -178,16 +178,12 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
 
 @single_threaded()
 def refine_matches(result: MatchResult, fits: list[LatticeFit], library: TemplateLibrary, camera: Camera,
-                   mask: np.ndarray, zdepth: np.ndarray, trust: float, alternates: bool = False,
-                   ) -> tuple[MatchResult, list[LatticeFit]]:
+                   mask: np.ndarray, zdepth: np.ndarray, trust: float) -> tuple[MatchResult, list[LatticeFit]]:
     """The best match of ``result`` refined as by ``refine_match`` from every turn of ``POSE_TURNS`` (the
-    ranking stays); with ``alternates`` the others (Swap Template's) too, each from its own pose. Without,
-    they keep the lattice retrieval fitted at their silhouette pose: refining them took 0.2-0.75 s more per
-    placed object (bench_retrieval's category views, oracle depth; the median of retrieval plus refinement
-    0.96 -> 0.79 s) for candidates that are seldom shown."""
+    ranking stays). The others (Swap Template's) keep the lattice retrieval fitted at their silhouette pose:
+    refining them took 0.2-0.75 s more per placed object (bench_retrieval's category views, oracle depth;
+    the median of retrieval plus refinement 0.96 -> 0.79 s) for candidates that are seldom shown."""
     if trust < POSE_TRUST or not fits:
         return result, fits
-    count = len(fits) if alternates else 1
-    pairs = [refine_match(m, f, library, camera, mask, zdepth, trust, turns=POSE_TURNS if k == 0 else (0.0,))
-             if k < count else (m, f) for k, (m, f) in enumerate(zip(result.matches, fits))]
-    return replace(result, matches=[m for m, _ in pairs]), [f for _, f in pairs]
+    best, fit = refine_match(result.matches[0], fits[0], library, camera, mask, zdepth, trust, turns=POSE_TURNS)
+    return replace(result, matches=[best, *result.matches[1:]]), [fit, *fits[1:]]
