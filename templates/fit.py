@@ -9,7 +9,9 @@ silhouette) barely; the outline of the mask always counts fully.
 Depth trusted at least ``POSE_TRUST`` (a metric map, the user's own) also refines the placed
 template's pose on the object's visible surface (``templates.pose_fit``: turned, moved and
 stretched along its own axes) before its lattice is fitted again: the rigid match's pose is a
-coarse one, and the lattice cannot turn a template or move its axis.
+coarse one, and the lattice cannot turn a template or move its axis. A surface of revolution is then
+moved along the view onto the axis its seen surface has (``place_on_axis``, ``templates.axis``): the
+outline and a weak depth term leave it about 1 % of the size off there, and its hidden side with it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ try:
 except ImportError:  # imported as a top-level ``templates`` (tools/, bench/: the repository root on sys.path)
     from geometry.blas import single_threaded  # type: ignore[no-redef]
 
+from . import axis as taxis
 from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, symmetry_basis
 from .ffd_fit import FitSettings, LatticeFit, fit_lattice
-from .library import TemplateLibrary
+from .library import SYM_REVOLUTION, TemplateLibrary
 from .match import Camera, Match, MatchResult, Pose
 from .policy import MEASURED_TRUST
 from .pose_fit import refine_pose
@@ -176,6 +179,32 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
     return replace(match, pose=sim), replace(new, seconds=fit.seconds + time.perf_counter() - t0)
 
 
+AXIS_POINTS = 16  # points along a template's axis of revolution, deformed by its lattice, that give its axis
+
+
+def place_on_axis(match: Match, fit: LatticeFit, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
+                  zdepth: np.ndarray, trust: float) -> Match:
+    """``match`` moved along the view onto the axis of revolution of the object's seen surface
+    (``templates.axis``), for a surface of revolution over depth trusted at least ``POSE_TRUST``; its
+    pose is scaled about the camera, so its outline stays. As it was for other templates, for guessed
+    depth, or where the seen surface's axis is not the template's (``axis.along_view_offset``)."""
+    tpl = library.get(match.template, match.source)
+    if trust < POSE_TRUST or tpl.symmetry != SYM_REVOLUTION:
+        return match
+    v = tpl.vertices.astype(np.float64)
+    height = np.linspace(v[:, 2].min(), v[:, 2].max(), AXIS_POINTS)
+    axis_points = fit.lattice.deform(np.stack([np.zeros_like(height), np.zeros_like(height), height], axis=1))
+    template = taxis.template_axis(match.pose, axis_points)
+    size = float(match.pose.scale) * tpl.size
+    points, normals = taxis.surface_points(mask, rescaled_depth(zdepth, mask, match.depth_scale), camera, size)
+    seen = taxis.revolution_axis(points, normals, template, size)
+    along = None if seen is None else taxis.along_view_offset(seen, template, size)
+    if seen is None or along is None:
+        return match
+    foot = template[1] + ((seen.point - template[1]) @ template[0]) * template[0]
+    return replace(match, pose=taxis.moved_along_view(match.pose, foot, along))
+
+
 @single_threaded()
 def refine_matches(result: MatchResult, fits: list[LatticeFit], library: TemplateLibrary, camera: Camera,
                    mask: np.ndarray, zdepth: np.ndarray, trust: float) -> tuple[MatchResult, list[LatticeFit]]:
@@ -186,4 +215,5 @@ def refine_matches(result: MatchResult, fits: list[LatticeFit], library: Templat
     if trust < POSE_TRUST or not fits:
         return result, fits
     best, fit = refine_match(result.matches[0], fits[0], library, camera, mask, zdepth, trust, turns=POSE_TURNS)
+    best = place_on_axis(best, fit, library, camera, mask, zdepth, trust)
     return replace(result, matches=[best, *result.matches[1:]]), [fit, *fits[1:]]
