@@ -70,9 +70,9 @@ def surface_points(mask: np.ndarray, zdepth: np.ndarray, camera: Camera, size: f
     ok = inside.copy()
     ok[0, :] = ok[-1, :] = ok[:, 0] = ok[:, -1] = False
     step = MAX_STEP * size
-    for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
-        nb_in = np.roll(inside, shift, axis=axis)
-        nb_z = np.roll(np.where(inside, z, np.inf), shift, axis=axis)
+    for dim, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
+        nb_in = np.roll(inside, shift, axis=dim)
+        nb_z = np.roll(np.where(inside, z, np.inf), shift, axis=dim)
         ok &= nb_in & (np.abs(nb_z - z) < step)
     du = np.roll(p, -1, axis=1) - np.roll(p, 1, axis=1)
     dv = np.roll(p, 1, axis=0) - np.roll(p, -1, axis=0)
@@ -143,7 +143,7 @@ def revolution_axis(points: np.ndarray, normals: np.ndarray, start: tuple[np.nda
     e2 = np.cross(d, e1)
     az = np.degrees(np.arctan2(rel @ e2, rel @ e1))
     spread = _azimuth_cover(az)
-    point = q + ((0.0 - q) @ d) * d + centre  # the axis' point nearest the points' centre
+    point = centre + q - (q @ d) * d  # the axis' point nearest the points' centre
     return Axis(d, point, float(good.sum() / side.sum()), spread, float(side.mean()))
 
 
@@ -151,7 +151,7 @@ def _azimuth_cover(az: np.ndarray) -> float:
     """Degrees of the circle the angles ``az`` cover: the 10-degree sectors holding at least 1 % of them."""
     if az.size == 0:
         return 0.0
-    counts = np.bincount((np.mod(az, 360.0) // 10.0).astype(np.int64), minlength=36)
+    counts = np.bincount(np.minimum(np.mod(az, 360.0) // 10.0, 35).astype(np.int64), minlength=36)
     return 10.0 * float((counts >= max(3, 0.01 * az.size)).sum())
 
 
