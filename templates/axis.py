@@ -10,8 +10,8 @@ lie normal to one direction, which leaves the moment's part along the axis free;
 a plate's flat face do not constrain the axis and are down-weighted (iteratively reweighted, from
 the template's own axis).
 
-``place_on_axis`` moves a placed template along the view onto the seen surface's axis, scaling its
-pose about the camera, so its outline in the photo does not change.
+``onto_seen_axis`` (called by ``fit.place_on_axis``) moves a placed template along the view onto the
+seen surface's axis, scaling its pose about the camera, so its outline in the photo does not change.
 """
 
 from __future__ import annotations
@@ -61,14 +61,21 @@ def surface_points(mask: np.ndarray, zdepth: np.ndarray, camera: Camera, size: f
     """Camera-space points and unit normals of the depth map inside ``mask`` (``zdepth``: distance
     along -Z per pixel, as the fit reads it), where the pixel and its four neighbours are inside, the
     depth is continuous (steps below ``MAX_STEP`` of ``size``) and the surface is not seen edge-on."""
-    z = np.asarray(zdepth, np.float64)
-    inside = np.asarray(mask, bool) & np.isfinite(z) & (z > 0)
-    h, w = z.shape
+    full = np.asarray(zdepth, np.float64)
+    h, w = full.shape
+    rows, cols = np.nonzero(np.asarray(mask, bool))
+    if rows.size == 0:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    # the mask's box and a pixel round it: no pixel outside it is ever used, on a photo of any size
+    r0, r1 = max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, h)
+    c0, c1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, w)
+    z = full[r0:r1, c0:c1]
+    inside = np.asarray(mask, bool)[r0:r1, c0:c1] & np.isfinite(z) & (z > 0)
     f = float(camera.focal_px)
-    jj, ii = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    jj, ii = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
     p = np.stack([(jj - 0.5 * w) / f * z, (0.5 * h - ii) / f * z, -z], axis=-1)
     ok = inside.copy()
-    ok[0, :] = ok[-1, :] = ok[:, 0] = ok[:, -1] = False
+    ok[0, :] = ok[-1, :] = ok[:, 0] = ok[:, -1] = False  # the image's border, or outside the mask
     step = MAX_STEP * size
     for dim, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
         nb_in = np.roll(inside, shift, axis=dim)
@@ -166,29 +173,25 @@ def template_axis(pose: Pose, axis_points: np.ndarray) -> tuple[np.ndarray, np.n
     return (d if d @ up >= 0 else -d), centre
 
 
-def along_view_offset(seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float) -> float | None:
-    """How far (camera units, + toward the camera) the template's axis lies behind the seen one near
-    the seen points; None when the two are not the same axis (they lean apart by more than
-    ``MAX_TILT``, lie apart across the view by more than ``MAX_ACROSS`` of ``size``, or the seen axis
-    rests on too few, too narrow or too scattered points) or the move would be shorter than the
-    estimate's error (``MIN_ALONG``)."""
+def onto_seen_axis(pose: Pose, seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float) -> Pose | None:
+    """``pose`` scaled about the camera so that the template's axis (``template``: direction, point)
+    comes onto the ``seen`` one along the view, near the seen points: the template's image stays where
+    it was. None when the two are not the same axis (they lean apart by more than ``MAX_TILT``, lie
+    apart across the view by more than ``MAX_ACROSS`` of ``size``, or the seen axis rests on too few,
+    too narrow or too scattered points) or the move would be shorter than the estimate's error
+    (``MIN_ALONG``) or longer than ``MAX_ALONG``."""
     d_t, q_t = template
     if seen.inliers < MIN_INLIERS or seen.spread < MIN_SPREAD or seen.side < MIN_SIDE:
         return None
     if np.degrees(np.arccos(min(1.0, abs(float(seen.direction @ d_t))))) > MAX_TILT:
         return None
-    foot_t = q_t + ((seen.point - q_t) @ d_t) * d_t
-    gap = seen.point - foot_t
-    view = -foot_t / np.linalg.norm(foot_t)  # toward the camera
+    foot = q_t + ((seen.point - q_t) @ d_t) * d_t
+    gap = seen.point - foot
+    distance = float(np.linalg.norm(foot))
+    view = -foot / distance  # toward the camera
     along = float(gap @ view)
     across = gap - along * view
     if np.linalg.norm(across) > MAX_ACROSS * size or not MIN_ALONG * size <= abs(along) <= MAX_ALONG * size:
         return None
-    return along
-
-
-def moved_along_view(pose: Pose, point: np.ndarray, along: float) -> Pose:
-    """``pose`` scaled about the camera so that ``point`` (camera space) comes ``along`` nearer the
-    camera: the template's image stays where it was."""
-    k = 1.0 - along / float(np.linalg.norm(point))
+    k = 1.0 - along / distance
     return Pose(pose.rotation, k * np.asarray(pose.translation, np.float64), k * pose.scale)

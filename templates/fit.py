@@ -187,22 +187,18 @@ def place_on_axis(match: Match, fit: LatticeFit, library: TemplateLibrary, camer
     """``match`` moved along the view onto the axis of revolution of the object's seen surface
     (``templates.axis``), for a surface of revolution over depth trusted at least ``POSE_TRUST``; its
     pose is scaled about the camera, so its outline stays. As it was for other templates, for guessed
-    depth, or where the seen surface's axis is not the template's (``axis.along_view_offset``)."""
+    depth, or where the seen surface's axis is not the template's (``axis.onto_seen_axis``)."""
     tpl = library.get(match.template, match.source)
     if trust < POSE_TRUST or tpl.symmetry != SYM_REVOLUTION:
         return match
-    v = tpl.vertices.astype(np.float64)
-    height = np.linspace(v[:, 2].min(), v[:, 2].max(), AXIS_POINTS)
+    height = np.linspace(float(tpl.vertices[:, 2].min()), float(tpl.vertices[:, 2].max()), AXIS_POINTS)
     axis_points = fit.lattice.deform(np.stack([np.zeros_like(height), np.zeros_like(height), height], axis=1))
     template = taxis.template_axis(match.pose, axis_points)
     size = float(match.pose.scale) * tpl.size
     points, normals = taxis.surface_points(mask, rescaled_depth(zdepth, mask, match.depth_scale), camera, size)
     seen = taxis.revolution_axis(points, normals, template, size)
-    along = None if seen is None else taxis.along_view_offset(seen, template, size)
-    if seen is None or along is None:
-        return match
-    foot = template[1] + ((seen.point - template[1]) @ template[0]) * template[0]
-    return replace(match, pose=taxis.moved_along_view(match.pose, foot, along))
+    pose = None if seen is None else taxis.onto_seen_axis(match.pose, seen, template, size)
+    return match if pose is None else replace(match, pose=pose)
 
 
 @single_threaded()
