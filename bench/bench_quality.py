@@ -633,6 +633,7 @@ def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dic
                 "ambiguous": r.result.ambiguous, "threshold": round(r.result.threshold, 4),
                 "all": [[m.template, m.category, round(m.score, 4)] for m in r.result.matches],
                 **({"fit_iou": round(r.fits[0].iou, 4), "fit_displacement": round(r.fits[0].displacement, 4),
+                    "fit_depth_error": round(r.fits[0].depth_error, 5), "profile": r.fits[0].profile is not None,
                     "fit_s": round(sum(f.seconds for f in r.fits), 3)} if r.fits else {})} for r in blended]
     placed = {r.source.name: r.object for r in blended if r.object is not None}
     variants = (((f"{engine}+truecat", 1.0),) if category else

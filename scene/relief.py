@@ -118,13 +118,15 @@ def add_relief_modifier(obj: bpy.types.Object, texture: bpy.types.Texture, stren
     return mod
 
 
-def add_own_driver(obj: bpy.types.Object, target_path: str, source_path: str, expression: str) -> None:
-    """Drive ``obj``'s ``target_path`` from its own ``source_path`` (the variable ``s``).
+def add_own_driver(obj: bpy.types.Object, target_path: str, source_path: str, expression: str,
+                   owner: bpy.types.ID | None = None) -> None:
+    """Drive ``obj``'s ``target_path`` (or ``owner``'s: an ID of ``obj``'s, e.g. its mesh's shape keys)
+    from ``obj``'s own ``source_path`` (the variable ``s``).
 
     Keep ``expression`` simple (e.g. ``-s``, ``1 - s``): Blender evaluates simple expressions
     without Python, so the driver works with auto-run of scripts off.
     """
-    driver = obj.driver_add(target_path).driver
+    driver = (owner if owner is not None else obj).driver_add(target_path).driver
     driver.type = "SCRIPTED"
     var = driver.variables.new()
     var.name = "s"

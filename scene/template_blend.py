@@ -75,7 +75,7 @@ from .result import BuildError
 from .template_body import RAY_MODIFIER, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
-from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, store_fits, stored_fits
+from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, set_profile, store_fits, stored_fits
 from .template_library import template_library
 from .template_modifiers import MIX_MODIFIER as MIX_MODIFIER
 from .template_modifiers import (
@@ -126,7 +126,8 @@ class TemplateReport:
         data["depth_trust"] = self.depth_trust
         data["depth_from_template"] = round(self.depth_scale, 4)
         for match, fit in zip(data["matches"], self.fits):
-            match["fit"] = {k: v for k, v in fit.to_json().items() if k != "lattice"}
+            match["fit"] = {k: v for k, v in fit.to_json().items() if k not in ("lattice", "profile")}
+            match["fit"]["profile"] = fit.profile is not None  # the field itself is stored on the object
         if self.fits:
             data["lattice"] = self.fits[0].lattice.to_json()
         return data
@@ -165,7 +166,7 @@ def _build_mesh(tm: TemplateMesh, match: Match, fit: LatticeFit, camera: CameraM
     if kind == "body" and source is not None and camera_obj is not None:
         weights, overhang = body_arrays(source, camera_obj, dense, match, fit, camera, trust)
     else:
-        weights = visibility_weights(fit.lattice.deform(dense.vertices), dense.triangles(), match.pose, camera, trust)
+        weights = visibility_weights(fit.deform(dense.vertices), dense.triangles(), match.pose, camera, trust)
     mesh = mesh_from_arrays(f"{tm.name} Template", dense.vertices, dense.face_sizes, dense.loops)
     mesh.uv_layers.new(name=PHOTO_UV)
     for mat in tm.materials or [None]:
@@ -242,6 +243,7 @@ def place_template(
     add_modifiers(obj, source, camera_obj, camera, kind)
     store_fits(obj, fits)
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
+    set_profile(obj, fits[index].profile if kind != "shell" else None)
     if hide_source:
         source.hide_render = True
         try:
@@ -365,6 +367,7 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     if overhang is not None and OVERHANG_GROUP in obj.vertex_groups:
         write_weights(obj, overhang, OVERHANG_GROUP)
     set_lattice(obj, fit.lattice, _lattice_name(match))
+    set_profile(obj, fit.profile if kind != "shell" else None)
     obj[INDEX_PROP] = index
     obj[CATEGORY_PROP] = match.category
     return match

@@ -51,7 +51,7 @@ def body_arrays(source: bpy.types.Object, camera_obj: bpy.types.Object, dense: P
     """The body's per-vertex pull weights and overhang weights over the reconstruction ``source`` seen
     through ``camera_obj`` (``templates.body.body_pulls``)."""
     surface, tris = camera_space_surface(source, camera_obj)
-    fitted = fit.lattice.deform(dense.vertices)
+    fitted = fit.deform(dense.vertices)
     weights, _, overhang = body_pulls(fitted, dense.triangles(), match.pose, camera, trust, surface, tris)
     return weights, overhang
 

@@ -18,11 +18,13 @@ from mathutils import Matrix
 
 from ..templates.ffd import Lattice
 from ..templates.ffd_fit import LatticeFit
+from ..templates.profile import Profile
 from .relief import add_own_driver
 
 FIT_PROP = "monocle_template_fit"
 FITS_PROP = "monocle_template_fits"
 LATTICE_MODIFIER = "Monocle Lattice"
+PROFILE_KEY = "Monocle Profile"  # shape key: the template's profile moved onto the seen one (``templates.profile``)
 OWNER_PROP = "monocle_template_of"  # on the lattice object: the template object it shapes
 DEFAULT_FIT = 1.0
 
@@ -91,3 +93,23 @@ def set_lattice(obj: bpy.types.Object, lattice: Lattice, name: str) -> bpy.types
         add_own_driver(obj, f'modifiers["{LATTICE_MODIFIER}"].strength', f'["{FIT_PROP}"]', "s")
     mod.object = lat_obj
     return lat_obj
+
+
+def set_profile(obj: bpy.types.Object, profile: Profile | None) -> None:
+    """Give the template ``obj``'s mesh the shape key ``PROFILE_KEY``: its vertices moved by the fit's
+    ``profile`` onto the seen one (model space, before the lattice), its value driven by the Fit slider
+    as the lattice's strength is; a ``profile`` of None removes it. Call after ``set_lattice``."""
+    mesh = obj.data
+    old = mesh.shape_keys.key_blocks.get(PROFILE_KEY) if mesh.shape_keys is not None else None
+    if profile is None:
+        if old is not None:
+            obj.shape_key_clear()
+        return
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    if mesh.shape_keys is None:
+        obj.shape_key_add(name="Basis", from_mix=False)
+    key = old or obj.shape_key_add(name=PROFILE_KEY, from_mix=False)
+    key.data.foreach_set("co", profile.apply(co.reshape(-1, 3)).astype(np.float32).ravel())
+    key.value = float(obj.get(FIT_PROP, DEFAULT_FIT))
+    add_own_driver(obj, f'key_blocks["{PROFILE_KEY}"].value', f'["{FIT_PROP}"]', "s", owner=mesh.shape_keys)

@@ -130,7 +130,7 @@ def revolution_axis(points: np.ndarray, normals: np.ndarray, start: tuple[np.nda
     for _ in range(ITERATIONS):
         res = rows @ np.concatenate([d, np.cross(q, d)])
         w = 1.0 / (1.0 + (res / c) ** 2)
-        w *= 1.0 - np.abs(normals @ d)  # normals along the axis (a flat top) do not place it
+        w *= np.clip(1.0 - np.abs(normals @ d), 0.0, 1.0)  # normals along the axis (a flat top) do not place it
         solved = _solve(rows, np.sqrt(w))
         if solved is None:
             return None
@@ -173,13 +173,12 @@ def template_axis(pose: Pose, axis_points: np.ndarray) -> tuple[np.ndarray, np.n
     return (d if d @ up >= 0 else -d), centre
 
 
-def onto_seen_axis(pose: Pose, seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float) -> Pose | None:
-    """``pose`` scaled about the camera so that the template's axis (``template``: direction, point)
-    comes onto the ``seen`` one along the view, near the seen points: the template's image stays where
-    it was. None when the two are not the same axis (they lean apart by more than ``MAX_TILT``, lie
-    apart across the view by more than ``MAX_ACROSS`` of ``size``, or the seen axis rests on too few,
-    too narrow or too scattered points) or the move would be shorter than the estimate's error
-    (``MIN_ALONG``) or longer than ``MAX_ALONG``."""
+def seen_offset(seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float) -> tuple[float, float] | None:
+    """How far the ``seen`` axis lies from the template's (``template``: direction, point) along the view
+    (toward the camera), and the template axis' distance from the camera; None when the two are not the
+    same axis: they lean apart by more than ``MAX_TILT``, lie apart across the view by more than
+    ``MAX_ACROSS`` of ``size`` or along it by more than ``MAX_ALONG``, or the seen axis rests on too few,
+    too narrow or too scattered points."""
     d_t, q_t = template
     if seen.inliers < MIN_INLIERS or seen.spread < MIN_SPREAD or seen.side < MIN_SIDE:
         return None
@@ -191,7 +190,19 @@ def onto_seen_axis(pose: Pose, seen: Axis, template: tuple[np.ndarray, np.ndarra
     view = -foot / distance  # toward the camera
     along = float(gap @ view)
     across = gap - along * view
-    if np.linalg.norm(across) > MAX_ACROSS * size or not MIN_ALONG * size <= abs(along) <= MAX_ALONG * size:
+    if np.linalg.norm(across) > MAX_ACROSS * size or abs(along) > MAX_ALONG * size:
         return None
+    return along, distance
+
+
+def onto_seen_axis(pose: Pose, seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float) -> Pose | None:
+    """``pose`` scaled about the camera so that the template's axis (``template``: direction, point)
+    comes onto the ``seen`` one along the view, near the seen points: the template's image stays where
+    it was. None when the two are not the same axis (``seen_offset``) or the move would be shorter than
+    the estimate's error (``MIN_ALONG``)."""
+    offset = seen_offset(seen, template, size)
+    if offset is None or abs(offset[0]) < MIN_ALONG * size:
+        return None
+    along, distance = offset
     k = 1.0 - along / distance
     return Pose(pose.rotation, k * np.asarray(pose.translation, np.float64), k * pose.scale)

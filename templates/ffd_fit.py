@@ -33,6 +33,7 @@ from . import ffd, render
 from .ffd import Lattice, is_revolution, lattice_for, mirror_axes, second_differences, symmetry_basis
 from .match import Camera, Pose
 from .mesh import vertex_normals
+from .profile import Profile
 
 
 @dataclass
@@ -72,16 +73,28 @@ class LatticeFit:
     support: np.ndarray = field(repr=False)  # (P,) how strongly the observations tie each control point
     iterations: int = 0
     seconds: float = 0.0
+    profile: Profile | None = None  # a surface of revolution's seen profile, applied before the lattice
+
+    def deform(self, vertices: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        """Model-space ``vertices`` as the fit shapes them (its profile, then its lattice), scaled by
+        ``strength`` (the Fit slider: 0 = the template's own shape)."""
+        v = np.asarray(vertices, np.float64)
+        if self.profile is not None:
+            v = self.profile.apply(v, strength)
+        return self.lattice.deform(v, strength)
 
     def to_json(self) -> dict[str, Any]:
         """The lattice and the fit's measures (the support is left out: it is for diagnostics)."""
         def num(x: float) -> float | None:
             return round(float(x), 5) if np.isfinite(x) else None
 
-        return {"lattice": self.lattice.to_json(), "iou": num(self.iou), "outline_error": num(self.outline_error),
+        data = {"lattice": self.lattice.to_json(), "iou": num(self.iou), "outline_error": num(self.outline_error),
                 "depth_error": num(self.depth_error), "bending": num(self.bending),
                 "displacement": num(self.displacement), "iterations": int(self.iterations),
                 "seconds": round(float(self.seconds), 3)}
+        if self.profile is not None:
+            data["profile"] = self.profile.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LatticeFit:
@@ -92,7 +105,8 @@ class LatticeFit:
         lattice = Lattice.from_json(data["lattice"])
         return cls(lattice, num("iou"), num("outline_error"), num("depth_error"), num("bending"),
                    num("displacement"), np.zeros(lattice.num_points), int(data.get("iterations", 0)),
-                   float(data.get("seconds", 0.0)))
+                   float(data.get("seconds", 0.0)),
+                   Profile.from_json(data["profile"]) if data.get("profile") else None)
 
 
 def manifold_edges(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ stretched along its own axes) before its lattice is fitted again: the rigid matc
 coarse one, and the lattice cannot turn a template or move its axis. A surface of revolution is then
 moved along the view onto the axis its seen surface has (``place_on_axis``, ``templates.axis``): the
 outline and a weak depth term leave it about 1 % of the size off there, and its hidden side with it.
+It then takes the seen surface's profile (``templates.profile``): between its lattice's few layers the
+template's profile is the library's, about 1 % of the size off a real bowl's, all round.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .library import SYM_REVOLUTION, TemplateLibrary
 from .match import Camera, Match, MatchResult, Pose
 from .policy import MEASURED_TRUST
 from .pose_fit import refine_pose
+from .profile import fit_profile
 
 # Where the depth came from -> weight of the depth term in the lattice fit (the outline's is 1).
 DEPTH_TRUST = {
@@ -183,22 +186,30 @@ AXIS_POINTS = 16  # points along a template's axis of revolution, deformed by it
 
 
 def place_on_axis(match: Match, fit: LatticeFit, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
-                  zdepth: np.ndarray, trust: float) -> Match:
+                  zdepth: np.ndarray, trust: float) -> tuple[Match, LatticeFit]:
     """``match`` moved along the view onto the axis of revolution of the object's seen surface
-    (``templates.axis``), for a surface of revolution over depth trusted at least ``POSE_TRUST``; its
-    pose is scaled about the camera, so its outline stays. As it was for other templates, for guessed
-    depth, or where the seen surface's axis is not the template's (``axis.onto_seen_axis``)."""
+    (``templates.axis``), for a surface of revolution over depth trusted at least ``POSE_TRUST``, and
+    its ``fit`` given the seen surface's profile about that axis (``templates.profile``); the pose is
+    scaled about the camera, so its outline stays. Both as they were for other templates, for guessed
+    depth, or where the seen surface's axis is not the template's (``axis.seen_offset``)."""
     tpl = library.get(match.template, match.source)
     if trust < POSE_TRUST or tpl.symmetry != SYM_REVOLUTION:
-        return match
+        return match, fit
     height = np.linspace(float(tpl.vertices[:, 2].min()), float(tpl.vertices[:, 2].max()), AXIS_POINTS)
     axis_points = fit.lattice.deform(np.stack([np.zeros_like(height), np.zeros_like(height), height], axis=1))
     template = taxis.template_axis(match.pose, axis_points)
     size = float(match.pose.scale) * tpl.size
     points, normals = taxis.surface_points(mask, rescaled_depth(zdepth, mask, match.depth_scale), camera, size)
     seen = taxis.revolution_axis(points, normals, template, size)
-    pose = None if seen is None else taxis.onto_seen_axis(match.pose, seen, template, size)
-    return match if pose is None else replace(match, pose=pose)
+    if seen is None or taxis.seen_offset(seen, template, size) is None:
+        return match, fit
+    pose = taxis.onto_seen_axis(match.pose, seen, template, size)
+    if pose is not None:
+        match = replace(match, pose=pose)
+        template = taxis.template_axis(pose, axis_points)
+    profile = fit_profile(tpl.vertices, tpl.triangles, match.pose, fit.lattice, points, normals, template,
+                          (seen.direction, seen.point), size)
+    return match, replace(fit, profile=profile)
 
 
 @single_threaded()
@@ -211,5 +222,5 @@ def refine_matches(result: MatchResult, fits: list[LatticeFit], library: Templat
     if trust < POSE_TRUST or not fits:
         return result, fits
     best, fit = refine_match(result.matches[0], fits[0], library, camera, mask, zdepth, trust, turns=POSE_TURNS)
-    best = place_on_axis(best, fit, library, camera, mask, zdepth, trust)
+    best, fit = place_on_axis(best, fit, library, camera, mask, zdepth, trust)
     return replace(result, matches=[best, *result.matches[1:]]), [fit, *fits[1:]]

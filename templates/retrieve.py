@@ -165,7 +165,7 @@ def alike_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nda
 
 def posed_surface(template: Template, fit: LatticeFit, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
     """``surface_points`` of a template deformed by ``fit``'s lattice and posed by ``pose`` (camera space)."""
-    p, n = surface_points(fit.lattice.deform(template.vertices.astype(np.float64)), template.triangles)
+    p, n = surface_points(fit.deform(template.vertices.astype(np.float64)), template.triangles)
     q = pose.apply(p)
     n2 = pose.apply(p + 1e-3 * pose.scale * n) - q  # normals through the pose (a similarity: no skew)
     return q, n2 / np.maximum(np.linalg.norm(n2, axis=1), 1e-30)[:, None]
@@ -244,7 +244,7 @@ def _fitted(m: tmatch.Match, library: TemplateLibrary, camera: Camera, mask: np.
         if m_ref is not m:  # the refined pose's new proportions alone: as good as rigid
             floor = max(floor, _affine_score(tpl, fit, window, m_ref.pose, object_size, depth_scale, trust))
         m = m_ref
-    shape = fit.lattice.deform(tpl.vertices.astype(np.float64))
+    shape = fit.deform(tpl.vertices.astype(np.float64))
     score, iou, err, _ = tmatch.fit_score(shape, tpl.triangles, window, m.pose, object_size, depth_scale, trust)
     moved, stretch = deformation(fit, tpl.size)
     score -= DISPLACEMENT_WEIGHT * moved + STRETCH_WEIGHT * max(stretch - STRETCH_FREE, 0.0)

@@ -63,15 +63,15 @@ def test_a_template_too_far_goes_onto_the_axis(tmod, name, azimuth, elevation, a
     m = match.Match(template.name, template.category, 0.95, 1.0, 0.0, wrong, 0.95, (azimuth, elevation))
     lib = tmod["library"].bundled_library()
     rest = tmod["retrieve"].unfitted(template)
-    placed = fit_mod.place_on_axis(m, rest, lib, view.camera, view.mask, view.zdepth, 1.0)
+    placed, _ = fit_mod.place_on_axis(m, rest, lib, view.camera, view.mask, view.zdepth, 1.0)
     before = np.linalg.norm(wrong.apply(template.vertices) - pose.apply(template.vertices), axis=1).max() / size
     after = np.linalg.norm(placed.pose.apply(template.vertices) - pose.apply(template.vertices), axis=1).max() / size
     assert before > 0.9 * abs(along)
     assert after < 0.004, after
     same = _outline(tmod, template, view, placed.pose) == _outline(tmod, template, view, wrong)
     assert same.mean() > 0.999
-    guessed = fit_mod.place_on_axis(m, rest, lib, view.camera, view.mask, view.zdepth, 0.1)
-    assert guessed.pose is wrong
+    guessed, fit = fit_mod.place_on_axis(m, rest, lib, view.camera, view.mask, view.zdepth, 0.1)
+    assert guessed.pose is wrong and fit is rest
 
 
 def test_a_mug_is_left_where_it_is(tmod):
@@ -80,9 +80,10 @@ def test_a_mug_is_left_where_it_is(tmod):
     template, view, pose = _photo(tmod, "Mug", 60.0, 20.0)
     moved = match.Pose(pose.rotation, 1.01 * pose.translation, 1.01 * pose.scale)
     m = match.Match(template.name, template.category, 0.95, 1.0, 0.0, moved, 0.95, (60.0, 20.0))
-    out = fit_mod.place_on_axis(m, tmod["retrieve"].unfitted(template), tmod["library"].bundled_library(),
-                                view.camera, view.mask, view.zdepth, 1.0)
-    assert out is m
+    rest = tmod["retrieve"].unfitted(template)
+    out, fit = fit_mod.place_on_axis(m, rest, tmod["library"].bundled_library(), view.camera, view.mask,
+                                     view.zdepth, 1.0)
+    assert out is m and fit is rest
 
 
 def test_a_move_within_the_estimates_error_is_not_made(tmod):
@@ -94,6 +95,6 @@ def test_a_move_within_the_estimates_error_is_not_made(tmod):
     k = 1.0 + 0.003 * template.size / np.linalg.norm(centre)
     near = match.Pose(pose.rotation, k * pose.translation, k * pose.scale)
     m = match.Match(template.name, template.category, 0.95, 1.0, 0.0, near, 0.95, (250.0, 15.0))
-    out = fit_mod.place_on_axis(m, tmod["retrieve"].unfitted(template), tmod["library"].bundled_library(),
-                                view.camera, view.mask, view.zdepth, 1.0)
+    out, _ = fit_mod.place_on_axis(m, tmod["retrieve"].unfitted(template), tmod["library"].bundled_library(),
+                                   view.camera, view.mask, view.zdepth, 1.0)
     assert out is m

@@ -14,6 +14,7 @@ from scene_checks import evaluated_world
 from template_checks import worker_result
 
 W, H = 320, 240
+FLARE = 0.1  # the photographed can: 10 % wider at the top than the library's
 STRETCH = np.array([1.1, 1.1, 0.9])  # the photographed mug: wider and squatter than the library's
 
 
@@ -200,3 +201,45 @@ def test_swap_gives_a_new_lattice_and_undo_restores(mods, squat_mug):
     assert bpy.ops.ed.undo() == {"FINISHED"}
     obj = bpy.data.objects[name]
     assert mods["tb"].is_template(obj) and tlat.lattice_object(obj).name == first
+
+
+@pytest.fixture(scope="module")
+def flared_can(ext_dir, mods, tmp_path_factory):
+    """A worker result (user mask + metric depth) of the library's food can widened towards its top (``FLARE``)."""
+    can = mods["library"].bundled_library().get("Can Food")
+    v = can.vertices.astype(np.float64)
+    t = (v[:, 2] - v[:, 2].min()) / np.ptp(v[:, 2])
+    v[:, :2] *= (1.0 + FLARE * t * t)[:, None]
+    shown = mods["library"].Template("Flared Can", can.category, can.labels, can.symmetry, v.astype(np.float32),
+                                     can.triangles)
+    view = mods["synthetic"].render_view(shown, 40.0, 25.0, width=W, height=H, fill=0.55)
+    return worker_result(ext_dir, view, tmp_path_factory.mktemp("flared"))
+
+
+def test_the_seen_profile_is_a_shape_key_the_fit_slider_drives(mods, flared_can):
+    """A surface of revolution placed over measured depth takes the seen profile (``templates.profile``) as
+    a shape key under its lattice, driven by the Fit slider: Blender's evaluated mesh is numpy's
+    ``LatticeFit.deform`` (profile, then lattice) at Fit 1, 0.4 and 0 within 1e-5 of the object's size; the
+    stored fit keeps the profile, and Apply Template bakes it."""
+    tb, tlat = mods["tb"], mods["tlat"]
+    settings = mods["geometry"].MeshSettings(detail=20_000, back="closed")
+    report = mods["build"].build_from_result(flared_can, settings, focal_mm=50.0)
+    rep = tb.blend_from_result(flared_can, settings, report.objects, report.camera, weight=1.0, focal_mm=50.0)[0]
+    obj = rep.object
+    assert obj is not None and rep.result.matches[0].template == "Can Food"
+    fit = tlat.stored_fits(obj)[0]
+    assert fit.profile is not None and rep.fits[0].profile is not None
+    key = obj.data.shape_keys.key_blocks[tlat.PROFILE_KEY]
+    assert key.relative_key == obj.data.shape_keys.key_blocks[0]
+    model = _model_vertices(obj)
+    size = _size(obj)
+    assert np.abs(fit.deform(model) - fit.lattice.deform(model)).max() > 0.002 * size  # the profile moves it
+    for s in (1.0, 0.4, 0.0):
+        _set(obj, weight=1.0, fit=s)
+        assert key.value == pytest.approx(s)
+        assert np.abs(evaluated_world(obj) - _to_world(obj, fit.deform(model, s))).max() < 1e-5 * size, s
+    _set(obj, weight=0.5, fit=1.0)
+    before = evaluated_world(obj)
+    tb.apply_template(obj)
+    assert obj.data.shape_keys is None and not tb.is_template(obj)
+    assert np.abs(_to_world(obj, _model_vertices(obj)) - before).max() < 1e-6 * size
