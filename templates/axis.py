@@ -173,16 +173,17 @@ def template_axis(pose: Pose, axis_points: np.ndarray) -> tuple[np.ndarray, np.n
     return (d if d @ up >= 0 else -d), centre
 
 
-def seen_offset(seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float) -> tuple[float, float] | None:
+def seen_offset(seen: Axis, template: tuple[np.ndarray, np.ndarray], size: float,
+                max_tilt: float = MAX_TILT, min_inliers: float = MIN_INLIERS) -> tuple[float, float] | None:
     """How far the ``seen`` axis lies from the template's (``template``: direction, point) along the view
     (toward the camera), and the template axis' distance from the camera; None when the two are not the
-    same axis: they lean apart by more than ``MAX_TILT``, lie apart across the view by more than
+    same axis: they lean apart by more than ``max_tilt`` degrees, lie apart across the view by more than
     ``MAX_ACROSS`` of ``size`` or along it by more than ``MAX_ALONG``, or the seen axis rests on too few,
-    too narrow or too scattered points."""
+    too narrow or too scattered points (under ``min_inliers`` of them agree)."""
     d_t, q_t = template
-    if seen.inliers < MIN_INLIERS or seen.spread < MIN_SPREAD or seen.side < MIN_SIDE:
+    if seen.inliers < min_inliers or seen.spread < MIN_SPREAD or seen.side < MIN_SIDE:
         return None
-    if np.degrees(np.arccos(min(1.0, abs(float(seen.direction @ d_t))))) > MAX_TILT:
+    if np.degrees(np.arccos(min(1.0, abs(float(seen.direction @ d_t))))) > max_tilt:
         return None
     foot = q_t + ((seen.point - q_t) @ d_t) * d_t
     gap = seen.point - foot

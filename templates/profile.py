@@ -33,6 +33,8 @@ NORMAL_AGREE = 0.8  # cosine between the meridian normals of a template point an
 MERIDIAN_NORMAL = 0.5  # a normal must lie this much in the meridian plane (not along the turn: handles)
 GRID = 64  # cells of the field along the template's height or radius, the longer (square cells)
 SMOOTH = 1.0  # the field's smoothing, in cells
+RING = 16  # vertices at one height and one distance from the axis that make a ring of a lathed body
+BODY_SHARE = 0.5  # share of a template's vertices on such rings that make it a body of revolution
 MAX_MOVE = 0.04  # the farthest a profile point is moved (of the object's size)
 
 
@@ -70,6 +72,26 @@ class Profile:
     def from_json(cls, data: dict[str, Any]) -> Profile:
         return cls(float(data["h0"]), float(data["cell"]), np.asarray(data["radial"], np.float64),
                    np.asarray(data["axial"], np.float64))
+
+
+def on_rings(vertices: np.ndarray) -> np.ndarray:
+    """Which of a template's model ``vertices`` (axis z through the origin) lie on rings: ``RING`` or more
+    at one height and one distance from the axis (to 1e-4 of its size), as a lathed body's do."""
+    v = np.asarray(vertices, np.float64)
+    if len(v) == 0:
+        return np.zeros(0, bool)
+    size = float(np.linalg.norm(np.ptp(v, axis=0)))
+    key = np.round(np.stack([np.hypot(v[:, 0], v[:, 1]), v[:, 2]], axis=1) / max(size, 1e-12), 4)
+    _, ring, count = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    return np.asarray(count[ring.ravel()] >= RING)
+
+
+def revolution_body(vertices: np.ndarray) -> bool:
+    """Whether a template (model ``vertices``, axis z through the origin) is mostly a body of revolution:
+    at least ``BODY_SHARE`` of its vertices on rings (``on_rings``): a lathed body with parts (a mug's
+    handle, a stool's legs); a four-fold shape (a square table) makes rings of 4 or 8."""
+    ring = on_rings(vertices)
+    return bool(ring.size and ring.mean() >= BODY_SHARE)
 
 
 def _sample(radial: np.ndarray, axial: np.ndarray, row: np.ndarray, col: np.ndarray
@@ -126,6 +148,13 @@ def fit_profile(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, lattice
     direction = direction / np.linalg.norm(direction)
     centre = np.asarray(axis[1], np.float64)
     # template points with their faces' normals as placed (lattice and pose)
+    # the lathed body only: a handle's points lie in the meridian plane beside the body's and would
+    # dilute its field; the pole, a single vertex, is no ring but its faces are the body's
+    ring = on_rings(v) | (np.hypot(v[:, 0], v[:, 1]) < 1e-9 * float(np.linalg.norm(np.ptp(v, axis=0))))
+    body = tris[ring[tris].all(axis=1)]
+    if len(body) == 0:
+        return None
+    tris = body
     face, bary = sample_faces(v, tris, SAMPLES, seed=0)
     model = np.einsum("nc,ncj->nj", bary, v[tris[face]])
     corners = pose.apply(lattice.deform(v))[tris[face]]
@@ -150,9 +179,12 @@ def fit_profile(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, lattice
         return None
     o_xy = np.stack([o_r[keep], o_h[keep]], axis=1)
     o_m = o_m[keep]
-    tree = cKDTree(o_xy)
+    # neighbours near in the meridian plane and in normal: a thin wall's other side (a cup's inside, a
+    # bowl's) lies close by, facing the other way
+    reach = RADIUS * size
+    tree = cKDTree(np.hstack([o_xy, reach * o_m]))
     t_xy = np.stack([t_r, t_h], axis=1)
-    dist, idx = tree.query(t_xy, k=NEIGHBOURS, distance_upper_bound=RADIUS * size)
+    dist, idx = tree.query(np.hstack([t_xy, reach * t_m]), k=NEIGHBOURS, distance_upper_bound=reach)
     found = np.isfinite(dist)
     idx = np.where(found, idx, 0)
     agree = found & (np.einsum("nkj,nj->nk", o_m[idx], t_m) >= NORMAL_AGREE)

@@ -75,7 +75,7 @@ def test_a_template_too_far_goes_onto_the_axis(tmod, name, azimuth, elevation, a
 
 
 def test_a_mug_is_left_where_it_is(tmod):
-    """A template that is not a surface of revolution (a mug: its handle) keeps its pose."""
+    """A template that is not a surface of revolution (a mug: its handle) keeps its pose, placed 1 % too far."""
     fit_mod, match = tmod["fit"], tmod["match"]
     template, view, pose = _photo(tmod, "Mug", 60.0, 20.0)
     moved = match.Pose(pose.rotation, 1.01 * pose.translation, 1.01 * pose.scale)
@@ -83,7 +83,9 @@ def test_a_mug_is_left_where_it_is(tmod):
     rest = tmod["retrieve"].unfitted(template)
     out, fit = fit_mod.place_on_axis(m, rest, tmod["library"].bundled_library(), view.camera, view.mask,
                                      view.zdepth, 1.0)
-    assert out is m and fit is rest
+    assert out is m
+    v = template.vertices.astype(np.float64)  # its profile (``test_template_profile``) takes in the 1 % it was scaled by
+    assert np.linalg.norm(fit.deform(v) - v, axis=1).max() < 0.01 * template.size
 
 
 def test_a_move_within_the_estimates_error_is_not_made(tmod):

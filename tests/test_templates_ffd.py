@@ -79,8 +79,8 @@ def test_depth_trust_table(mods, squat_mug):
 def test_lattice_object_and_fit_slider(mods, squat_mug):
     """The placed template carries its fitted lattice as a Lattice object (a child of the template,
     named after it) and a Lattice modifier before the pull onto the reconstruction; at Fit 1 Blender's evaluated mesh
-    is the numpy ``Lattice.deform`` of the posed template, at Fit 0 the rigid template, in between the
-    straight mix, with no re-fit; the fitted template matches the photo better than the rigid one."""
+    is the numpy ``LatticeFit.deform`` of the posed template, at Fit 0 the rigid template, in between the
+    fit scaled, with no re-fit; the fitted template matches the photo better than the rigid one."""
     tb, tlat = mods["tb"], mods["tlat"]
     rep = _place(mods, squat_mug)
     obj = rep.object
@@ -105,7 +105,7 @@ def test_lattice_object_and_fit_slider(mods, squat_mug):
     model = _model_vertices(obj)
     size = _size(obj)
     rigid = _to_world(obj, model)
-    fitted = _to_world(obj, lattice.deform(model))
+    fitted = _to_world(obj, fits[0].deform(model))  # its profile (a shape key, ``templates.profile``), then the lattice
     _set(obj, weight=1.0, fit=1.0)
     ev1 = evaluated_world(obj)
     assert np.abs(ev1 - fitted).max() < 1e-5 * size
@@ -114,7 +114,7 @@ def test_lattice_object_and_fit_slider(mods, squat_mug):
     _set(obj, fit=0.0)
     assert np.abs(evaluated_world(obj) - rigid).max() < 1e-5 * size
     _set(obj, fit=0.4)
-    assert np.abs(evaluated_world(obj) - (rigid + 0.4 * (fitted - rigid))).max() < 1e-5 * size
+    assert np.abs(evaluated_world(obj) - _to_world(obj, fits[0].deform(model, 0.4))).max() < 1e-5 * size
     assert obj[tlat.FITS_PROP] == fits_json and obj.modifiers[tlat.LATTICE_MODIFIER].object == lat_obj
 
     # the silhouette: the fitted template covers the squat mug's mask better than the rigid one
@@ -129,7 +129,8 @@ def test_lattice_object_and_fit_slider(mods, squat_mug):
     lat_obj.data.points.foreach_set("co_deform", moved.ravel())
     lat_obj.data.update_tag()
     bpy.context.view_layer.update()
-    edited = _to_world(obj, lattice.with_local_points(moved).deform(model))
+    profiled = fits[0].profile.apply(model) if fits[0].profile is not None else model
+    edited = _to_world(obj, lattice.with_local_points(moved).deform(profiled))
     assert np.abs(evaluated_world(obj) - edited).max() < 1e-5 * size
     assert np.abs(edited - fitted).max() > 0.03 * size
     assert tb.is_template(obj)
