@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .pose import Camera, Pose
+from .render import unproject
 
 MAX_POINTS = 20000  # the map's points used (a regular subsample of the mask beyond this)
 MAX_STEP = 0.03  # depth step to a neighbour pixel (of the object's size) beyond which a pixel is an edge
@@ -73,7 +74,7 @@ def surface_points(mask: np.ndarray, zdepth: np.ndarray, camera: Camera, size: f
     inside = np.asarray(mask, bool)[r0:r1, c0:c1] & np.isfinite(z) & (z > 0)
     f = float(camera.focal_px)
     jj, ii = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
-    p = np.stack([(jj - 0.5 * w) / f * z, (0.5 * h - ii) / f * z, -z], axis=-1)
+    p = unproject(jj, ii, z, f, 0.5 * w, 0.5 * h)
     ok = inside.copy()
     ok[0, :] = ok[-1, :] = ok[:, 0] = ok[:, -1] = False  # the image's border, or outside the mask
     step = MAX_STEP * size

@@ -377,9 +377,8 @@ def _visible_depth(
     nrm = vertex_normals(p, tris)
     ok &= (d > 0) & (np.einsum("ij,ij->i", nrm, p) < 0)
     vis = np.nonzero(ok)[0]
-    ray = np.stack([(uv[vis, 0] - 0.5 * zmap.shape[1]) / focal, (0.5 * zmap.shape[0] - uv[vis, 1]) / focal,
-                    -np.ones(vis.size)], axis=1)
-    return vis, ray * d[vis, None], nrm[vis]
+    points = render.unproject(uv[vis, 0], uv[vis, 1], d[vis], focal, 0.5 * zmap.shape[1], 0.5 * zmap.shape[0])
+    return vis, points, nrm[vis]
 
 
 def _report(

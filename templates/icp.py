@@ -51,7 +51,7 @@ class Window:
         z = np.where(self.mask, z_centre + (self.z - z_centre) / k, 0.0)
         ii, jj = np.nonzero(self.mask)
         zz = z[ii, jj]
-        pts = np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
+        pts = render.unproject(jj + 0.5, ii + 0.5, zz, self.focal, self.cx, self.cy)
         return Window(self.x0, self.y0, self.side, self.n, self.mask, z, pts, self.focal, self.cx, self.cy)
 
     @classmethod
@@ -72,7 +72,7 @@ class Window:
         f = float(camera.focal_px)
         ii, jj = np.nonzero(m)
         zz = z[ii, jj]
-        pts = np.stack([(xs[jj] - 0.5 * camera.width) / f * zz, (0.5 * camera.height - ys[ii]) / f * zz, -zz], axis=1)
+        pts = render.unproject(xs[jj], ys[ii], zz, f, 0.5 * camera.width, 0.5 * camera.height)
         return cls(x0, y0, side, n, m, z, pts, f * n / side, (0.5 * camera.width - x0) / step,
                    (0.5 * camera.height - y0) / step)
 
@@ -83,7 +83,7 @@ class Window:
     def backproject(self, raster: Raster) -> np.ndarray:
         ii, jj = np.nonzero(raster.mask)
         zz = raster.depth[ii, jj]
-        return np.stack([(jj + 0.5 - self.cx) / self.focal * zz, (self.cy - ii - 0.5) / self.focal * zz, -zz], axis=1)
+        return render.unproject(jj + 0.5, ii + 0.5, zz, self.focal, self.cx, self.cy)
 
 
 def relief_scale(raster: render.Raster, window: Window) -> float:

@@ -53,7 +53,7 @@ def observed_points(mask: np.ndarray, depth: np.ndarray, camera: Camera, most: i
     ii, jj = ii[keep], jj[keep]
     zz = z[ii, jj]
     f = float(camera.focal_px)
-    return np.stack([(jj + 0.5 - 0.5 * camera.width) / f * zz, (0.5 * camera.height - ii - 0.5) / f * zz, -zz], 1)
+    return render.unproject(jj + 0.5, ii + 0.5, zz, f, 0.5 * camera.width, 0.5 * camera.height)
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

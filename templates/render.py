@@ -36,6 +36,12 @@ def project_perspective(points: np.ndarray, focal_px: float, cx: float, cy: floa
     return xy, z
 
 
+def unproject(x: np.ndarray, y: np.ndarray, z: np.ndarray, focal_px: float, cx: float, cy: float) -> np.ndarray:
+    """Camera-space points ``(..., 3)`` at image positions ``x``, ``y`` (pixels from the top-left corner: a
+    pixel's centre is its index + 0.5) and depths ``z`` (along -Z): the inverse of ``project_perspective``."""
+    return np.stack([(x - cx) / focal_px * z, (cy - y) / focal_px * z, -z], axis=-1)
+
+
 def project_orthographic(points: np.ndarray, scale: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates and depths of camera-space points seen orthographically (``scale`` px per unit)."""
     p = np.asarray(points, dtype=np.float64)
