@@ -1,6 +1,7 @@
 """What the Templates panel says about a placed template: which template and how well it matched,
-the categories it could not be told apart from, how well its lattice fits the outline, and the
-depth its reconstruction took from it (issue 20, part 4: shown beside its toggle)."""
+the categories it could not be told apart from, how well its lattice fits the outline, whether it took
+the photo's profile (``templates.profile``), and the depth its reconstruction took from it (issue 20,
+part 4: shown beside its toggle)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def template_lines(obj: bpy.types.Object) -> list[tuple[str, str]]:
     fits = stored_fits(obj)
     if index < len(fits) and math.isfinite(fits[index].iou):
         lines.append((f"Outline fit {fits[index].iou:.0%}", "MOD_LATTICE"))
+    if index < len(fits) and fits[index].profile is not None:
+        lines.append(("Profile from the photo, all round (with Fit)", "MOD_SCREW"))
     source = reconstruction_of(obj)
     scale = applied_scale(source) if source is not None else 1.0
     if abs(scale - 1.0) > 1e-3:

@@ -84,7 +84,7 @@ def test_a_mug_is_left_where_it_is(tmod):
     out, fit = fit_mod.place_on_axis(m, rest, tmod["library"].bundled_library(), view.camera, view.mask,
                                      view.zdepth, 1.0)
     assert out is m
-    v = template.vertices.astype(np.float64)  # its profile (``test_template_profile``) takes in the 1 % it was scaled by
+    v = template.vertices.astype(np.float64)  # its profile (test_template_profile) takes in the 1 % it was scaled by
     assert np.linalg.norm(fit.deform(v) - v, axis=1).max() < 0.01 * template.size
 
 

@@ -221,7 +221,7 @@ def test_the_seen_profile_is_a_shape_key_the_fit_slider_drives(mods, flared_can)
     """A surface of revolution placed over measured depth takes the seen profile (``templates.profile``) as
     a shape key under its lattice, driven by the Fit slider: Blender's evaluated mesh is numpy's
     ``LatticeFit.deform`` (profile, then lattice) at Fit 1, 0.4 and 0 within 1e-5 of the object's size; the
-    stored fit keeps the profile, and Apply Template bakes it."""
+    stored fit keeps the profile, the Templates panel says so, and Apply Template bakes it."""
     tb, tlat = mods["tb"], mods["tlat"]
     settings = mods["geometry"].MeshSettings(detail=20_000, back="closed")
     report = mods["build"].build_from_result(flared_can, settings, focal_mm=50.0)
@@ -230,6 +230,8 @@ def test_the_seen_profile_is_a_shape_key_the_fit_slider_drives(mods, flared_can)
     assert obj is not None and rep.result.matches[0].template == "Can Food"
     fit = tlat.stored_fits(obj)[0]
     assert fit.profile is not None and rep.fits[0].profile is not None
+    info = importlib.import_module(tb.__name__.rsplit(".", 1)[0] + ".template_info")
+    assert ("Profile from the photo, all round (with Fit)", "MOD_SCREW") in info.template_lines(obj)
     key = obj.data.shape_keys.key_blocks[tlat.PROFILE_KEY]
     assert key.relative_key == obj.data.shape_keys.key_blocks[0]
     model = _model_vertices(obj)
