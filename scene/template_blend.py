@@ -72,7 +72,7 @@ from ..templates.retrieve import unfitted
 from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
 from .result import BuildError
-from .template_body import RAY_MODIFIER, body_arrays, ray_target
+from .template_body import OUTLINE_MODIFIER, RAY_MODIFIER, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, set_profile, store_fits, stored_fits
@@ -364,8 +364,10 @@ def swap_template(obj: bpy.types.Object, step: int = 1, context: bpy.types.Conte
     if camera_obj is not None:
         _set_pose(obj, camera_obj, match)
     write_weights(obj, weights)
-    if overhang is not None and OVERHANG_GROUP in obj.vertex_groups:
-        write_weights(obj, overhang, OVERHANG_GROUP)
+    if obj.modifiers.get(OUTLINE_MODIFIER) is not None:
+        # the vertex groups' names live on the mesh: the new one has none, and a Shrinkwrap whose group is
+        # missing moves every vertex (a swap there and back left the template 19 % of its size off)
+        write_weights(obj, overhang if overhang is not None else np.zeros(len(mesh.vertices)), OVERHANG_GROUP)
     set_lattice(obj, fit.lattice, _lattice_name(match))
     set_profile(obj, fit.profile if kind != "shell" else None)
     obj[INDEX_PROP] = index

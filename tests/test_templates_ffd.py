@@ -221,7 +221,8 @@ def test_the_seen_profile_is_a_shape_key_the_fit_slider_drives(mods, flared_can)
     """A surface of revolution placed over measured depth takes the seen profile (``templates.profile``) as
     a shape key under its lattice, driven by the Fit slider: Blender's evaluated mesh is numpy's
     ``LatticeFit.deform`` (profile, then lattice) at Fit 1, 0.4 and 0 within 1e-5 of the object's size; the
-    stored fit keeps the profile, the Templates panel says so, and Apply Template bakes it."""
+    stored fit keeps the profile (Swap Template away and back restores it), the Templates panel says so,
+    and Apply Template bakes it."""
     tb, tlat = mods["tb"], mods["tlat"]
     settings = mods["geometry"].MeshSettings(detail=20_000, back="closed")
     report = mods["build"].build_from_result(flared_can, settings, focal_mm=50.0)
@@ -242,6 +243,17 @@ def test_the_seen_profile_is_a_shape_key_the_fit_slider_drives(mods, flared_can)
         assert key.value == pytest.approx(s)
         assert np.abs(evaluated_world(obj) - _to_world(obj, fit.deform(model, s))).max() < 1e-5 * size, s
     _set(obj, weight=0.5, fit=1.0)
+    before = evaluated_world(obj)
+    # Swap Template away and back: the profile goes with its match and comes back from the stored fit
+    tb.swap_template(obj, 1)
+    other = tlat.stored_fits(obj)[1].profile
+    assert (obj.data.shape_keys is not None) is (other is not None)
+    tb.swap_template(obj, -1)
+    _set(obj, weight=0.5, fit=1.0)
+    assert obj.data.shape_keys.key_blocks[tlat.PROFILE_KEY].value == pytest.approx(1.0)
+    # the pull's weights are cast again: a vertex or two on the outline may fall the other side (0.4 % at most)
+    moved = np.linalg.norm(evaluated_world(obj) - before, axis=1)
+    assert np.mean(moved < 1e-5 * size) > 0.95 and moved.max() < 0.006 * size, moved.max() / size
     before = evaluated_world(obj)
     tb.apply_template(obj)
     assert obj.data.shape_keys is None and not tb.is_template(obj)
