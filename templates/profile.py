@@ -27,7 +27,7 @@ from .surface import sample_faces
 
 SAMPLES = 6000  # points on the template's surface compared with the seen profile
 NEIGHBOURS = 8  # seen meridian points per template point ...
-RADIUS = 0.03  # ... within this distance in the meridian plane (of the object's size)
+RADIUS = 0.03  # ... within this distance (of the object's size) in the meridian plane and normal, together
 MIN_NEIGHBOURS = 4  # seen points a template point needs to be moved
 NORMAL_AGREE = 0.8  # cosine between the meridian normals of a template point and a seen point it may use
 MERIDIAN_NORMAL = 0.5  # a normal must lie this much in the meridian plane (not along the turn: handles)
