@@ -96,20 +96,17 @@ def set_lattice(obj: bpy.types.Object, lattice: Lattice, name: str) -> bpy.types
 
 
 def set_profile(obj: bpy.types.Object, profile: Profile | None) -> None:
-    """Give the template ``obj``'s mesh the shape key ``PROFILE_KEY``: its vertices moved by the fit's
-    ``profile`` onto the seen one (model space, before the lattice), its value driven by the Fit slider
-    as the lattice's strength is; a ``profile`` of None removes it. Call after ``set_lattice``."""
-    mesh = obj.data
-    old = mesh.shape_keys.key_blocks.get(PROFILE_KEY) if mesh.shape_keys is not None else None
+    """Give the template ``obj``'s freshly built mesh (no shape keys yet: placing and Swap Template
+    build a new one) the shape key ``PROFILE_KEY``: its vertices moved by the fit's ``profile`` onto the
+    seen one (model space, before the lattice), its value driven by the Fit slider as the lattice's
+    strength is; nothing for a ``profile`` of None. Call after ``set_lattice``."""
     if profile is None:
-        if old is not None:
-            obj.shape_key_clear()
         return
+    mesh = obj.data
     co = np.empty(len(mesh.vertices) * 3, np.float32)
     mesh.vertices.foreach_get("co", co)
-    if mesh.shape_keys is None:
-        obj.shape_key_add(name="Basis", from_mix=False)
-    key = old or obj.shape_key_add(name=PROFILE_KEY, from_mix=False)
+    obj.shape_key_add(name="Basis", from_mix=False)
+    key = obj.shape_key_add(name=PROFILE_KEY, from_mix=False)
     key.data.foreach_set("co", profile.apply(co.reshape(-1, 3)).astype(np.float32).ravel())
     key.value = float(obj.get(FIT_PROP, DEFAULT_FIT))
     add_own_driver(obj, f'key_blocks["{PROFILE_KEY}"].value', f'["{FIT_PROP}"]', "s", owner=mesh.shape_keys)

@@ -218,8 +218,7 @@ def place_on_axis(match: Match, fit: LatticeFit, library: TemplateLibrary, camer
     if seen is None or taxis.seen_offset(seen, template, size, taxis.MAX_TILT if revolution else BODY_TILT,
                                          PROFILE_INLIERS) is None:
         return match, fit
-    move = revolution and taxis.seen_offset(seen, template, size) is not None
-    pose = taxis.onto_seen_axis(match.pose, seen, template, size) if move else None
+    pose = taxis.onto_seen_axis(match.pose, seen, template, size) if revolution else None  # its own, stricter gates
     if pose is not None:
         match = replace(match, pose=pose)
         template = taxis.template_axis(pose, axis_points)

@@ -147,14 +147,13 @@ def fit_profile(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, lattice
     direction = np.asarray(axis[0], np.float64)
     direction = direction / np.linalg.norm(direction)
     centre = np.asarray(axis[1], np.float64)
-    # template points with their faces' normals as placed (lattice and pose)
     # the lathed body only: a handle's points lie in the meridian plane beside the body's and would
     # dilute its field; the pole, a single vertex, is no ring but its faces are the body's
     ring = on_rings(v) | (np.hypot(v[:, 0], v[:, 1]) < 1e-9 * float(np.linalg.norm(np.ptp(v, axis=0))))
-    body = tris[ring[tris].all(axis=1)]
-    if len(body) == 0:
+    tris = tris[ring[tris].all(axis=1)]
+    if len(tris) == 0:
         return None
-    tris = body
+    # template points with their faces' normals as placed (lattice and pose)
     face, bary = sample_faces(v, tris, SAMPLES, seed=0)
     model = np.einsum("nc,ncj->nj", bary, v[tris[face]])
     corners = pose.apply(lattice.deform(v))[tris[face]]
@@ -219,6 +218,8 @@ def fit_profile(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, lattice
 def _field(model: np.ndarray, m_r: np.ndarray, d_r: np.ndarray, d_h: np.ndarray, ok: np.ndarray) -> Profile | None:
     """The smooth field of the moves ``d_r``, ``d_h`` of the template points ``model`` (where ``ok``),
     fading to none where no point was moved."""
+    if not ok.any():
+        return None
     h_lo, h_hi = float(model[:, 2].min()), float(model[:, 2].max())
     cell = max(h_hi - h_lo, float(m_r.max())) / (GRID - 2)  # square cells, at most GRID of them each way
     h0 = h_lo - cell
@@ -236,6 +237,4 @@ def _field(model: np.ndarray, m_r: np.ndarray, d_r: np.ndarray, d_h: np.ndarray,
     mean_h = gaussian_filter(s_h, SMOOTH) / np.maximum(used_s, 1e-12)
     # full where the template points about the cell were moved, none where none were (the unseen profile)
     share = np.clip(used_s / np.maximum(count_s, 1e-12), 0.0, 1.0)
-    if not ok.any():
-        return None
     return Profile(h0, cell, mean_r * share, mean_h * share)
