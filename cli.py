@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--prompt", default="", help="transformers engine: only objects these words name")
     rec.add_argument("--template-weight", type=float, default=None, metavar="W",
                      help="blend a matching library template at this weight (0 = reconstruction, 1 = template)")
+    rec.add_argument("--template-category", default=None, metavar="NAME",
+                     help="what every object is (a folder of one kind: chair, mug, ...): the best template of "
+                          "this library category is placed on each, whatever it scores (weight: --template-weight, "
+                          "default 0.5)")
     rec.add_argument("--report", default=None, metavar="FILE", help="write a JSON report here")
     rec.add_argument("--jobs", type=int, default=1,
                      help="inputs whose inference runs in parallel (capped by this machine's cores and memory)")
@@ -147,6 +151,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
     formats = _formats(args.format)
     validate_numbers(args)
     k_n = _shard_of(args.shard)
+    category = _template_category(args.template_category)
     for flag, value in (("--mask", args.mask), ("--depth", args.depth)):
         if value and not os.path.isfile(value):
             raise UsageError(f"{flag} {value!r} is not a file")
@@ -174,11 +179,26 @@ def options_from_args(args: argparse.Namespace) -> tuple[BatchOptions, list]:
     )
     batch = BatchOptions(
         outdir=outdir, formats=formats, settings=settings, request=request, depth_strength=args.depth_strength,
-        focal_mm=args.focal_mm, template_weight=args.template_weight, report=report, jobs=jobs,
+        focal_mm=args.focal_mm, report=report, jobs=jobs, template_category=category,
+        template_weight=args.template_weight if args.template_weight is not None or category is None else 0.5,
         overwrite=args.overwrite, cold_worker=args.cold_worker, shard=k_n, total_inputs=total,
         cache_max_mb=args.cache_max_mb,
     )
     return batch, sources
+
+
+def _template_category(name: str | None) -> str | None:
+    """``--template-category``: a category of the template library (bundled and the user's), else a UsageError
+    listing them."""
+    if name is None:
+        return None
+    from .scene.template_library import template_library
+
+    known = template_library().categories
+    if name.strip() not in known:
+        raise UsageError(f"--template-category {name!r} is not a category of the template library; choose from "
+                         f"{', '.join(known)}")
+    return name.strip()
 
 
 def _formats(text: str) -> list[str]:

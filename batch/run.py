@@ -75,6 +75,7 @@ class BatchOptions:
     depth_strength: float = 1.0
     focal_mm: float | None = None
     template_weight: float | None = None
+    template_category: str | None = None  # every object gets this category's best template, whatever it scores
     report: Path | None = None
     jobs: int = 1
     overwrite: bool = False
@@ -293,8 +294,14 @@ class Batch:
             from ..scene.template_blend import blend_from_result
 
             t = time.perf_counter()
+            library = threshold = None
+            if o.template_category:
+                from ..scene.template_library import template_library
+
+                library = template_library(bpy.context).of_category(o.template_category)
+                threshold = -1.0 if library is not None else None  # the command line checked it is there
             blended = blend_from_result(result, o.settings, report.objects, report.camera, weight=o.template_weight,
-                                        focal_mm=o.focal_mm, context=bpy.context)
+                                        focal_mm=o.focal_mm, context=bpy.context, library=library, threshold=threshold)
             for record, tmpl in zip(item.objects, blended):
                 record["template"] = tmpl.to_json()
             item.timings["template"] = time.perf_counter() - t

@@ -508,15 +508,6 @@ def _worker_seconds(result: dict, wall: float) -> dict:
             "worker_wall": round(wall, 3)}
 
 
-def _true_category_library(modules: dict, category: str):
-    """The bundled library cut down to the templates of ``category`` (None when it has none)."""
-    lib = modules["library"]
-    keep = [i for i, t in enumerate(lib.templates) if t.category == category]
-    if not keep:
-        return None
-    return lib.subset(keep)
-
-
 def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, view: dict, modules: dict,
                  category: str | None = None) -> dict:
     """Build one worker result as the operator does, score it, then blend templates over the same build
@@ -617,7 +608,7 @@ def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dic
         if category:
             blended = modules["blend_from_result"](out, settings, report.objects, report.camera,
                                                    weight=modules["weight"], focal_mm=LENS, context=bpy.context,
-                                                   library=_true_category_library(modules, category),
+                                                   library=modules["library"].of_category(category),
                                                    threshold=-1.0)
         else:
             blended = apply_templates(bpy.context, out, report, settings, modules["weight"], LENS)

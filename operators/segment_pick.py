@@ -87,8 +87,7 @@ class MONOCLE_OT_segment_pick(Operator):
         import json
         from pathlib import Path
 
-        from ..scene.segments import collection_camera
-        from ..scene.tags import RESULT_FOLDER
+        from ..scene.tags import RESULT_FOLDER, collection_camera
 
         coll = target_collection(context)
         cam = collection_camera(coll) if coll is not None else None

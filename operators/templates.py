@@ -1,9 +1,13 @@
-"""After a template blend: cycle through the best matches, or bake the blend to a plain mesh."""
+"""After a build: place a template of the artist's chosen category over a reconstruction; after a
+template blend: cycle through the best matches, or bake the blend to a plain mesh."""
 
 from __future__ import annotations
 
 import bpy
+from bpy.props import StringProperty
 from bpy.types import Operator
+
+_CATEGORIES: list[str] = []  # the library's categories, read when the dialog opens (the search asks often)
 
 
 def _active_template(context: bpy.types.Context) -> bpy.types.Object | None:
@@ -61,4 +65,78 @@ class MONOCLE_OT_template_apply(TemplateOperator, Operator):
         return {"FINISHED"}
 
 
-classes = (MONOCLE_OT_template_swap, MONOCLE_OT_template_apply)
+def _categories(context: bpy.types.Context) -> list[str]:
+    from ..scene.template_library import template_library
+
+    _CATEGORIES[:] = template_library(context).categories
+    return _CATEGORIES
+
+
+def _category_search(self: Operator, context: bpy.types.Context, edit_text: str) -> list[str]:
+    text = edit_text.strip().lower()
+    return [c for c in (_CATEGORIES or _categories(context)) if text in c.lower()]
+
+
+class MONOCLE_OT_template_place(Operator):
+    bl_idname = "monocle.template_place"
+    bl_label = "Place Template"
+    bl_description = ("Fit and place the best template of a category you choose over the selected "
+                      "reconstruction, whatever it scores (replacing the template already there)")
+    bl_options = {"REGISTER", "UNDO"}
+
+    category: StringProperty(  # type: ignore[valid-type]
+        name="Category", description="What the object is: one of the template library's categories",
+        search=_category_search)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        from ..scene.template_blend import is_reconstruction, is_template
+
+        obj = context.active_object
+        if not (is_template(obj) or is_reconstruction(obj)):
+            cls.poll_message_set("Select an object Monocle reconstructed")
+            return False
+        if context.window_manager.monocle_status.running:
+            cls.poll_message_set("A reconstruction is running")
+            return False
+        return True
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        from ..scene.template_blend import CATEGORY_PROP
+
+        _categories(context)
+        if not self.category:
+            self.category = str(context.active_object.get(CATEGORY_PROP, ""))
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ..scene.result import BuildError
+        from ..scene.template_blend import is_template, place_category
+        from .reconstruct import mesh_settings
+
+        category = self.category.strip()
+        if not category:
+            self.report({"ERROR"}, "Choose a category for the template.")
+            return {"CANCELLED"}
+        obj = context.active_object
+        settings = context.scene.monocle
+        try:
+            rep = place_category(obj, category, mesh_settings(settings), context=context,
+                                 weight=None if is_template(obj) else settings.template_weight,
+                                 depth_from_template=settings.template_depth)
+        except BuildError as exc:
+            self.report({"ERROR"}, exc.message)
+            return {"CANCELLED"}
+        placed = rep.object
+        for o in context.selected_objects:
+            o.select_set(False)
+        placed.select_set(True)
+        context.view_layer.objects.active = placed
+        fit_iou = rep.fits[0].iou if rep.fits else float("nan")
+        outline = f"outline IoU {fit_iou:.2f}; " if fit_iou == fit_iou else ""
+        self.report({"INFO"}, f"Placed the template {rep.result.matches[0].template} over {rep.source.name} "
+                    f"({outline}Swap Template shows the category's others).")
+        return {"FINISHED"}
+
+
+classes = (MONOCLE_OT_template_place, MONOCLE_OT_template_swap, MONOCLE_OT_template_apply)

@@ -105,7 +105,7 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
         self.layout.prop(context.scene.monocle, "use_templates", text="")
 
     def draw(self, context: bpy.types.Context) -> None:
-        from ..scene.template_blend import WEIGHT_PROP, is_template
+        from ..scene.template_blend import WEIGHT_PROP, is_reconstruction, is_template, template_over
         from ..scene.template_info import template_lines
         from ..scene.template_lattice import FIT_PROP
 
@@ -131,6 +131,14 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
             row = box.row(align=True)
             row.operator("monocle.template_swap", icon="FILE_REFRESH")
             row.operator("monocle.template_apply", icon="CHECKMARK")
+            box.operator("monocle.template_place", text="Another Category...", icon="VIEWZOOM")
+        elif is_reconstruction(obj):
+            box = layout.box()
+            box.label(text=obj.name, icon="OBJECT_DATA")
+            over = template_over(obj)
+            box.label(text=f"Under the template {over.name}" if over is not None else "No template placed",
+                      icon="INFO")
+            box.operator("monocle.template_place", text="Place Template...", icon="VIEWZOOM")
 
 
 class MONOCLE_PT_models(MonoclePanel, Panel):

@@ -20,7 +20,7 @@ from ..geometry import CameraModel, MeshSettings
 from .build import _make_object, _prepare, _select, meshes_from_result
 from .build_materials import load_photo, object_materials
 from .result import BuildError, read_result
-from .tags import OBJECT_ID, RESULT_FOLDER, RESULT_PHOTO, camera_matrix
+from .tags import OBJECT_ID, RESULT_FOLDER, RESULT_PHOTO, camera_matrix, collection_camera
 from .tracker import Created
 
 
@@ -31,10 +31,6 @@ class CorrectionReport:
     added: list[bpy.types.Object]
     removed: list[str]  # names of the objects taken away
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def collection_camera(collection: bpy.types.Collection) -> bpy.types.Object | None:
-    return next((o for o in collection.objects if o.type == "CAMERA"), None)
 
 
 def camera_model(collection: bpy.types.Collection, width: int, height: int) -> CameraModel:

@@ -31,6 +31,11 @@ def tag_result(
 
 
 
+def collection_camera(collection: bpy.types.Collection) -> bpy.types.Object | None:
+    """The camera a tagged collection's objects were built with (None: the artist deleted it)."""
+    return next((o for o in collection.objects if o.type == "CAMERA"), None)
+
+
 def camera_matrix(collection: bpy.types.Collection) -> Matrix:
     """The camera matrix a tagged collection's objects were placed with."""
     v = list(collection[RESULT_CAMERA])

@@ -71,9 +71,11 @@ from ..templates.policy import WEIGHT_DESCRIPTION
 from ..templates.retrieve import unfitted
 from .backdrop import SCALE_PROP as GROUND_SCALE_PROP
 from .material import PHOTO_UV
-from .result import BuildError
+from .result import BuildError, read_result
+from .tags import OBJECT_ID, RESULT_FOCAL, RESULT_FOLDER, collection_camera
 from .template_body import OUTLINE_MODIFIER, RAY_MODIFIER, body_arrays, ray_target
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
+from .template_depth import applied_scale
 from .template_depth import depth_from_template as set_template_depth
 from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, set_profile, store_fits, stored_fits
 from .template_library import template_library
@@ -294,6 +296,68 @@ def blend_from_result(
     return reports
 
 
+def place_category(
+    obj: bpy.types.Object, category: str, settings: MeshSettings, *, weight: float | None = None,
+    context: bpy.types.Context | None = None, library: tlib.TemplateLibrary | None = None,
+    depth_from_template: bool = True, blend: str = BLEND,
+) -> TemplateReport:
+    """The artist's pick: the best template of ``category`` matched, fitted and placed over the
+    reconstruction ``obj`` whatever it scores (where retrieval placed none, or one of another category),
+    as ``blend_from_result`` places one; the category's next best are Swap Template's. ``obj`` may be
+    the template blend over it, which the new one then replaces (its weight kept unless ``weight`` is
+    given); with ``depth_from_template`` a relative map's reconstruction takes its depth from it, as
+    there. Reads the inference result the reconstruction was built from; raises ``BuildError`` (one
+    plain sentence) and changes nothing when it cannot."""
+    t0 = time.perf_counter()
+    context = context or bpy.context
+    source = reconstruction_of(obj) if is_template(obj) else obj
+    if source is None or not is_reconstruction(source):
+        raise BuildError("not_reconstruction", f"{obj.name!r} is not an object Monocle reconstructed.")
+    collection = next(c for c in source.users_collection if RESULT_FOLDER in c)
+    result_path = Path(str(collection[RESULT_FOLDER]))
+    try:
+        index = [rec.id for rec in read_result(result_path).instances].index(int(source[OBJECT_ID]))
+    except (OSError, ValueError, KeyError, BuildError):
+        raise BuildError("result_gone", f"The inference result {source.name!r} was built from is gone from the "
+                         "cache; reconstruct the photo again to place a template on it.") from None
+    camera_obj = collection_camera(collection)
+    if camera_obj is None:
+        raise BuildError("camera_missing", f"The collection {collection.name!r} has lost its camera; reconstruct "
+                         "again to place a template.")
+    sub = (library if library is not None else template_library(context)).of_category(category)
+    if sub is None:
+        raise BuildError("no_template", f"The template library has no template of the category {category!r}.")
+    current = template_over(source)
+    if weight is None:
+        weight = float(current[WEIGHT_PROP]) if current is not None else DEFAULT_WEIGHT
+    focal = collection.get(RESULT_FOCAL)
+    matched = match_result(result_path, settings, focal_mm=float(focal) if focal is not None else None,
+                           library=sub, context=context, threshold=-1.0, only={index})
+    res, fits = matched.results[index], matched.fits[index]
+    if not res.accepted:
+        raise BuildError("template_failed", f"No {category} template could be fitted to {source.name!r}.")
+    res, centre = _on_ground(source, res, matched.centres[index])
+    created = Created()
+    before = applied_scale(source)
+    try:
+        with created.all_or_nothing("template_failed", "Placing a template failed ({})."):
+            scale = (set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
+                     if matched.relative and depth_from_template else 1.0)
+            placed = place_template(source, camera_obj, res, matched.camera, library=sub, weight=weight,
+                                    created=created, fits=fits, trust=matched.depth_trust, blend=blend)
+    except BuildError:
+        if applied_scale(source) != before:  # the reconstruction's depth as it was
+            set_template_depth(source, camera_obj, before)
+        raise
+    if current is not None:  # the new one stands: the template it replaces goes, with its lattice
+        remove_lattice(current)
+        mesh = current.data
+        bpy.data.objects.remove(current)
+        if mesh is not None and mesh.users == 0:
+            bpy.data.meshes.remove(mesh)
+    return TemplateReport(source, res, placed, time.perf_counter() - t0, fits, matched.depth_trust, scale)
+
+
 def _on_ground(source: bpy.types.Object, res: MatchResult, centre: float) -> tuple[MatchResult, float]:
     """The matches (made from the depth map) moved as Stand on Ground moved ``source``: scaled about
     the camera by its ground scale, so the template stands where the object now stands."""
@@ -310,6 +374,21 @@ def is_template(obj: bpy.types.Object | None) -> bool:
     """Whether ``obj`` is a live template blend (it has matches and its pull onto the reconstruction)."""
     return obj is not None and MATCHES_PROP in obj and any(
         obj.modifiers.get(name) is not None for name in (WRAP_MODIFIER, SNAP_MODIFIER, RAY_MODIFIER))
+
+
+def is_reconstruction(obj: bpy.types.Object | None) -> bool:
+    """Whether ``obj`` is an object Monocle reconstructed (a template can be placed over it)."""
+    return obj is not None and obj.type == "MESH" and OBJECT_ID in obj and any(
+        RESULT_FOLDER in c for c in obj.users_collection)
+
+
+def template_over(source: bpy.types.Object) -> bpy.types.Object | None:
+    """The template blend pulled onto the reconstruction ``source`` (None: there is none)."""
+    for coll in source.users_collection:
+        for o in coll.objects:
+            if o is not source and is_template(o) and reconstruction_of(o) == source:
+                return o
+    return None
 
 
 def reconstruction_of(obj: bpy.types.Object) -> bpy.types.Object | None:

@@ -53,7 +53,7 @@ class ResultMatches:
 def match_result(
     result_path: str | Path, settings: MeshSettings, *, focal_mm: float | None = None,
     library: tlib.TemplateLibrary | None = None, context: bpy.types.Context | None = None,
-    threshold: float | None = None,
+    threshold: float | None = None, only: set[int] | None = None,
 ) -> ResultMatches:
     """Match every object of a worker result against the template library (bundled + user), fitting
     the lattices of the best rigid matches and ranking them after the fit (``templates.retrieve``).
@@ -63,6 +63,7 @@ def match_result(
     rescaled by it, weighted by ``templates.fit.depth_trust``; trusted depth also refines the accepted
     matches' poses on the visible surface (``templates.fit.refine_matches``); ``threshold`` overrides retrieval's
     acceptance threshold (the benchmarks place the best template of a known category whatever it scores).
+    ``only``: the indices of the instances to match (the others get no matches).
     """
     from ..geometry.depth import scene_depth
     from .build import camera_for_result
@@ -75,8 +76,8 @@ def match_result(
     relative = result.depth_kind != "metric"  # a relative map's relief has no known scale: fit it
     trust = depth_trust(result.depth_kind, result.depth_source)
     found = [retrieve(m, zdepth, camera, lib, rec.label, depth_scale=relative, trust=trust,
-                      threshold=threshold)
-             for rec, m in zip(result.instances, masks)]
+                      threshold=threshold) if only is None or i in only else (MatchResult(rec.label), [])
+             for i, (rec, m) in enumerate(zip(result.instances, masks))]
     found = [refine_matches(r, f, lib, camera, m, zdepth, trust) if r.accepted else (r, f)
              for (r, f), m in zip(found, masks)]
     centres = [float(np.median(zdepth[m])) if m.any() else 0.0 for m in masks]

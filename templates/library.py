@@ -116,6 +116,16 @@ class TemplateLibrary:
         return TemplateLibrary([self.templates[i] for i in keep], self.coverage[keep], self.depth[keep],
                                self.windows[keep], self.angles)
 
+    @property
+    def categories(self) -> list[str]:
+        """The categories its templates belong to, sorted."""
+        return sorted({t.category for t in self.templates if t.category})
+
+    def of_category(self, category: str) -> TemplateLibrary | None:
+        """The library cut down to the templates of ``category`` (None when it has none)."""
+        keep = [i for i, t in enumerate(self.templates) if t.category == category]
+        return self.subset(keep) if keep else None
+
     def get(self, name: str, source: str | None = None) -> Template:
         """The template called ``name`` (from the .blend ``source`` when given; "" = bundled)."""
         for t in self.templates:

@@ -198,6 +198,7 @@ def test_only_this_hosts_dead_temp_folders_are_removed(tmp_path):
     ("--focal-mm", "0"), ("--focal-mm", "-50"), ("--focal-mm", "nan"), ("--distance", "-1"),
     ("--template-weight", "1.5"), ("--max-size", "4"), ("--tear-threshold", "inf"), ("--shard", "3/2"),
     ("--shard", "0/4"), ("--shard", "half"), ("--jobs", "0"), ("--cache-max-mb", "-1"),
+    ("--template-category", "spaceship"),
 ])
 def test_nonsense_numbers_are_refused(tmp_path, capsys, option, value):
     src = photo(tmp_path / "in" / "p.png", (50, 50, 50))

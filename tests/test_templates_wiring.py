@@ -57,3 +57,19 @@ def test_cli_reports_templates(tmp_path):
     obj = json.loads(report.read_text())["items"][0]["objects"][0]
     t = obj["template"]
     assert {"accepted", "threshold"} <= set(t) and len(t.get("top", t.get("matches", []))) >= 1
+
+
+def test_cli_places_the_category_asked_for(tmp_path, capsys):
+    """A folder of one kind of object: --template-category places that category's best template on every
+    object whatever it scores (the blob is no bowl to retrieval), at the default weight."""
+    photo = _bowl_photo(tmp_path)
+    assert cli.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--template-category", "spaceship"]) == 2
+    assert "chair" in capsys.readouterr().err  # the refusal lists the categories there are
+    report = tmp_path / "r.json"
+    assert cli.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--detail", "2000",
+                     "--template-category", "bowl", "--report", str(report)]) == 0
+    objects = json.loads(report.read_text())["items"][0]["objects"]
+    assert objects
+    for obj in objects:
+        t = obj["template"]
+        assert t["accepted"] and t["object"] and {m["category"] for m in t["matches"]} == {"bowl"}

@@ -1,0 +1,119 @@
+"""Place Template (issue 20): the artist picks the category where retrieval placed no template, or
+another one than it placed; the best template of that category is fitted and placed as the blend
+places one, through the real operator on a real build; bad requests change nothing."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+
+import bpy
+import numpy as np
+import pytest
+from template_checks import bunny_template, worker_result
+from test_panels import _draw
+
+W, H = 320, 240
+
+
+@pytest.fixture(scope="module")
+def mods(monocle):
+    names = {"tb": "scene.template_blend", "build": "scene.build", "geometry": "geometry",
+             "library": "templates.library", "synthetic": "templates.synthetic", "lattice": "scene.template_lattice"}
+    return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
+
+
+@pytest.fixture()
+def bunny_build(ext_dir, mods, bench_data, tmp_path):
+    """The Stanford bunny, which no template fits (retrieval places none), built from a worker result."""
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    bunny = bunny_template(mods["library"], bench_data)
+    view = mods["synthetic"].render_view(bunny, 30.0, 20.0, width=W, height=H)
+    result = worker_result(ext_dir, view, tmp_path)
+    settings = mods["geometry"].MeshSettings(detail=20_000, back="closed")
+    report = mods["build"].build_from_result(result, settings, focal_mm=50.0)
+    reports = mods["tb"].blend_from_result(result, settings, report.objects, report.camera, focal_mm=50.0)
+    assert reports[0].object is None  # the premise: retrieval said no
+    return report, result
+
+
+def _select(obj) -> None:
+    for o in bpy.context.view_layer.objects:
+        o.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+
+
+def _lattices() -> list:
+    return [o for o in bpy.data.objects if o.type == "LATTICE"]
+
+
+def test_place_then_another_category(mods, bunny_build):
+    tb = mods["tb"]
+    report, _ = bunny_build
+    recon = report.objects[0]
+    bpy.context.scene.monocle.template_weight = 0.7
+    _select(recon)
+    drawn = _draw(bpy.types.MONOCLE_PT_templates)  # the panel offers it where retrieval placed none
+    assert ("label", "No template placed") in drawn and ("operator", "monocle.template_place") in drawn
+    assert bpy.ops.monocle.template_place.poll()
+    assert bpy.ops.monocle.template_place(category="vase") == {"FINISHED"}
+    obj = bpy.context.active_object
+    assert tb.is_template(obj) and tb.reconstruction_of(obj) == recon and tb.template_over(recon) == obj
+    assert obj["monocle_category"] == "vase" and obj[tb.WEIGHT_PROP] == pytest.approx(0.7)
+    lib = mods["library"].bundled_library()
+    vases = {t.name for t in lib.templates if t.category == "vase"}
+    stored = tb.template_matches(obj).matches
+    assert stored and {m.template for m in stored} <= vases  # Swap Template cycles the category's others
+    assert recon.hide_get() and recon.hide_render
+    assert obj.modifiers[0].type == "LATTICE" and len(_lattices()) == 1
+    assert obj in bpy.context.selected_objects
+    # the template is shaped to the photo's outline: its evaluated mesh stays within the reconstruction's
+    # size, where the match put it
+    bpy.context.view_layer.update()
+    size = float(np.linalg.norm(np.ptp(np.array([recon.matrix_world @ v.co for v in recon.data.vertices]), axis=0)))
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
+    co = np.array([obj.matrix_world @ v.co for v in ev.vertices])
+    assert 0.5 * size < float(np.linalg.norm(np.ptp(co, axis=0))) < 2.0 * size
+
+    assert ("operator", "monocle.template_place") in _draw(bpy.types.MONOCLE_PT_templates)
+    _select(recon)  # the hidden reconstruction, picked in the Outliner, names its template
+    assert ("label", f"Under the template {obj.name}") in _draw(bpy.types.MONOCLE_PT_templates)
+    _select(obj)
+
+    # from the template: another category replaces it, its weight kept, its lattice gone with it
+    obj[tb.WEIGHT_PROP] = 0.3
+    old_name = obj.name
+    assert bpy.ops.monocle.template_place(category="bowl") == {"FINISHED"}
+    new = bpy.context.active_object
+    assert new["monocle_category"] == "bowl" and new[tb.WEIGHT_PROP] == pytest.approx(0.3)
+    assert old_name not in bpy.data.objects or bpy.data.objects[old_name] == new
+    assert len([o for o in bpy.data.objects if tb.is_template(o)]) == 1 and len(_lattices()) == 1
+    assert tb.template_over(recon) == new
+    assert bpy.ops.monocle.template_swap() == {"FINISHED"} or len(tb.template_matches(new).matches) == 1
+
+
+def test_bad_requests_change_nothing(mods, bunny_build):
+    report, result = bunny_build
+    recon = report.objects[0]
+    _select(recon)
+    before = {o.name for o in bpy.data.objects}
+    with pytest.raises(RuntimeError, match="no template of the category 'spaceship'"):
+        bpy.ops.monocle.template_place(category="spaceship")
+    with pytest.raises(RuntimeError, match="Choose a category"):
+        bpy.ops.monocle.template_place(category="  ")
+    # the cache was cleared: the result the object was built from is gone
+    shutil.move(str(result), str(result) + "-moved")
+    try:
+        with pytest.raises(RuntimeError, match="gone from the cache"):
+            bpy.ops.monocle.template_place(category="vase")
+    finally:
+        shutil.move(str(result) + "-moved", str(result))
+    assert {o.name for o in bpy.data.objects} == before
+    assert not recon.hide_get() and not recon.hide_render
+    # only Monocle's objects take a template
+    mesh = bpy.data.meshes.new("Plain")
+    plain = bpy.data.objects.new("Plain", mesh)
+    bpy.context.scene.collection.objects.link(plain)
+    _select(plain)
+    assert not bpy.ops.monocle.template_place.poll()
