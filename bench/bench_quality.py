@@ -514,7 +514,8 @@ def _reconstruct(engine: str, out: Path, result: dict, wall: float, gt: dict, vi
     (the operator's ``apply_templates`` at the default weight) and score that, fitted (Fit 1, the
     default) and rigid (Fit 0): {mode: scores}. With ``modules["true_category"]`` and a known
     ``category`` the blend's candidates are only that category's templates and the best is always placed
-    (``<engine>+truecat``: what a right template gives, apart from retrieval)."""
+    (``<engine>+truecat``: what a right template gives, apart from retrieval: the artist's Place Template
+    with the true category, ``scene.template_blend.place_category``)."""
     modes: dict = {}
     if modules.get("true_category") == "gt":
         return _reconstruct_gt(engine, out, result, wall, gt, view, modules)
@@ -605,11 +606,10 @@ def _reconstruct_once(engine: str, out: Path, result: dict, wall: float, gt: dic
     modes = {engine: plain} if with_plain else {}
     t = time.perf_counter()
     try:
-        if category:
-            blended = modules["blend_from_result"](out, settings, report.objects, report.camera,
-                                                   weight=modules["weight"], focal_mm=LENS, context=bpy.context,
-                                                   library=modules["library"].of_category(category),
-                                                   threshold=-1.0)
+        if category:  # the artist's Place Template with the object's true category, on each object
+            place = modules["place_category"]
+            blended = [place(o, category, settings, weight=modules["weight"], context=bpy.context,
+                             library=modules["library"]) for o in report.objects]
         else:
             blended = apply_templates(bpy.context, out, report, settings, modules["weight"], LENS)
     except RuntimeError as exc:  # the operator reports it and keeps the reconstruction: so does the score
@@ -670,7 +670,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
         "weight": float(bpy.context.scene.monocle.bl_rna.properties["template_weight"].default
                         if weight is None else weight),
         "fit_prop": importlib.import_module(module.__name__ + ".scene.template_lattice").FIT_PROP,
-        "blend_from_result": importlib.import_module(module.__name__ + ".scene.template_blend").blend_from_result,
+        "place_category": importlib.import_module(module.__name__ + ".scene.template_blend").place_category,
         "library": importlib.import_module(module.__name__ + ".templates.library").bundled_library(),
         "true_category": true_category,
         "template_shell": importlib.import_module(module.__name__ + ".scene.template_shell"),
