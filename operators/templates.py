@@ -107,7 +107,8 @@ class MONOCLE_OT_template_place(Operator):
         _categories(context)
         if not self.category:
             self.category = str(context.active_object.get(CATEGORY_PROP, ""))
-        return context.window_manager.invoke_props_dialog(self)
+        return context.window_manager.invoke_props_dialog(self, title="Place a Template of the Category",
+                                                          confirm_text="Place")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from ..scene.result import BuildError
