@@ -73,8 +73,13 @@ def _categories(context: bpy.types.Context) -> list[str]:
 
 
 def _category_search(self: Operator, context: bpy.types.Context, edit_text: str) -> list[str]:
+    from ..scene.template_blend import refusal
+
     text = edit_text.strip().lower()
-    return [c for c in (_CATEGORIES or _categories(context)) if text in c.lower()]
+    guess = refusal(context.active_object) if context.active_object is not None else None
+    first = [c for c, _ in guess["nearest"]] if guess else []  # retrieval's nearest categories lead the list
+    known = _CATEGORIES or _categories(context)
+    return [c for c in dict.fromkeys(first + known) if c in known and text in c.lower()]
 
 
 class MONOCLE_OT_template_place(Operator):
@@ -102,11 +107,13 @@ class MONOCLE_OT_template_place(Operator):
         return True
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        from ..scene.template_blend import CATEGORY_PROP
+        from ..scene.template_blend import CATEGORY_PROP, refusal
 
         _categories(context)
-        if not self.category:
-            self.category = str(context.active_object.get(CATEGORY_PROP, ""))
+        obj = context.active_object
+        if not self.category:  # the template's own category, else retrieval's nearest where it placed none
+            guess = refusal(obj)
+            self.category = str(obj.get(CATEGORY_PROP, guess["nearest"][0][0] if guess else ""))
         return context.window_manager.invoke_props_dialog(self, title="Place a Template of the Category",
                                                           confirm_text="Place")
 

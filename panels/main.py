@@ -106,7 +106,7 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         from ..scene.template_blend import WEIGHT_PROP, is_reconstruction, is_template, template_over
-        from ..scene.template_info import template_lines
+        from ..scene.template_info import refusal_lines, template_lines
         from ..scene.template_lattice import FIT_PROP
 
         layout = self.layout
@@ -138,6 +138,9 @@ class MONOCLE_PT_templates(MonoclePanel, Panel):
             over = template_over(obj)
             box.label(text=f"Under the template {over.name}" if over is not None else "No template placed",
                       icon="INFO")
+            if over is None:
+                for text, icon in refusal_lines(obj):
+                    box.label(text=text, icon=icon)
             box.operator("monocle.template_place", text="Place Template...", icon="VIEWZOOM")
 
 

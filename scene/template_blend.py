@@ -103,6 +103,7 @@ MATCHES_PROP = "monocle_template_matches"
 INDEX_PROP = "monocle_template_index"
 CAMERA_PROP = "monocle_template_camera"
 CATEGORY_PROP = "monocle_category"
+REFUSED_PROP = "monocle_template_refused"  # on a reconstruction no template was placed on: why, and the nearest
 DEFAULT_WEIGHT = 0.5
 BLENDS = ("body", "shell")  # the template's own mesh pulled onto the photo; the reconstruction resampled on it
 BLEND = "body"
@@ -291,6 +292,7 @@ def blend_from_result(
             if res.accepted:
                 obj = place_template(source, camera_obj, res, matched.camera, library=lib, weight=weight,
                                      created=created, fits=fits, trust=matched.depth_trust, blend=blend)
+            note_refusal(source, None if res.accepted else res)
             reports.append(TemplateReport(source, res, obj, seconds + fit_s + time.perf_counter() - t, fits,
                                           matched.depth_trust, scale))
     return reports
@@ -349,6 +351,7 @@ def place_category(
         if applied_scale(source) != before:  # the reconstruction's depth as it was
             set_template_depth(source, camera_obj, before)
         raise
+    note_refusal(source, None)
     if current is not None:  # the new one stands: the template it replaces goes, with its lattice
         remove_lattice(current)
         mesh = current.data
@@ -374,6 +377,29 @@ def is_template(obj: bpy.types.Object | None) -> bool:
     """Whether ``obj`` is a live template blend (it has matches and its pull onto the reconstruction)."""
     return obj is not None and MATCHES_PROP in obj and any(
         obj.modifiers.get(name) is not None for name in (WRAP_MODIFIER, SNAP_MODIFIER, RAY_MODIFIER))
+
+
+def note_refusal(source: bpy.types.Object, result: MatchResult | None) -> None:
+    """Keep on the reconstruction ``source`` what retrieval found where it placed no template (``result``;
+    None: a template was placed), for the panel and Place Template's first suggestion."""
+    if result is None or not result.matches:
+        if REFUSED_PROP in source:
+            del source[REFUSED_PROP]
+        return
+    seen: dict[str, float] = {}
+    for m in result.matches:  # the nearest categories, best first
+        seen.setdefault(m.category, round(float(m.score), 3))
+    source[REFUSED_PROP] = json.dumps({"ambiguous": bool(result.ambiguous), "threshold": round(result.threshold, 3),
+                                       "nearest": [[c, s] for c, s in seen.items()]})
+
+
+def refusal(source: bpy.types.Object) -> dict[str, Any] | None:
+    """What ``note_refusal`` kept (None: nothing)."""
+    try:
+        data = json.loads(str(source[REFUSED_PROP])) if REFUSED_PROP in source else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("nearest") else None
 
 
 def is_reconstruction(obj: bpy.types.Object | None) -> bool:

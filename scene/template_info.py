@@ -9,7 +9,7 @@ import math
 
 import bpy
 
-from .template_blend import INDEX_PROP, reconstruction_of, template_matches
+from .template_blend import INDEX_PROP, reconstruction_of, refusal, template_matches
 from .template_depth import applied_scale
 from .template_lattice import stored_fits
 
@@ -34,3 +34,18 @@ def template_lines(obj: bpy.types.Object) -> list[tuple[str, str]]:
     if abs(scale - 1.0) > 1e-3:
         lines.append((f"Depth from template: {1.0 / scale:.2f}x the built relief", "MOD_DISPLACE"))
     return lines
+
+
+def refusal_lines(source: bpy.types.Object) -> list[tuple[str, str]]:
+    """(text, icon) lines on a reconstruction retrieval placed no template on: why not, and the nearest
+    categories (what Place Template suggests first)."""
+    data = refusal(source)
+    if data is None:
+        return []
+    nearest = data["nearest"]
+    first = f"{nearest[0][0]} {nearest[0][1]:.2f}"
+    if data.get("ambiguous") and len(nearest) > 1:
+        why = f"Too close to call: {first}, {nearest[1][0]} {nearest[1][1]:.2f}"
+    else:
+        why = f"Nearest: {first}, under the {data['threshold']:.2f} needed"
+    return [(why, "QUESTION")]

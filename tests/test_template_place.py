@@ -19,7 +19,8 @@ W, H = 320, 240
 @pytest.fixture(scope="module")
 def mods(monocle):
     names = {"tb": "scene.template_blend", "build": "scene.build", "geometry": "geometry",
-             "library": "templates.library", "synthetic": "templates.synthetic", "lattice": "scene.template_lattice"}
+             "library": "templates.library", "synthetic": "templates.synthetic", "info": "scene.template_info",
+             "ops": "operators.templates"}
     return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
 
 
@@ -56,6 +57,14 @@ def test_place_then_another_category(mods, bunny_build):
     _select(recon)
     drawn = _draw(bpy.types.MONOCLE_PT_templates)  # the panel offers it where retrieval placed none
     assert ("label", "No template placed") in drawn and ("operator", "monocle.template_place") in drawn
+    refused = tb.refusal(recon)  # what retrieval found, kept for the panel and the first suggestions
+    nearest = [c for c, _ in refused["nearest"]]
+    assert nearest and len(set(nearest)) == len(nearest)
+    (why, _), = mods["info"].refusal_lines(recon)
+    assert why.startswith(("Nearest: ", "Too close to call: ")) and nearest[0] in why and ("label", why) in drawn
+    suggested = mods["ops"]._category_search(None, bpy.context, "")
+    assert suggested[:len(nearest)] == nearest and "vase" in suggested and len(suggested) >= 30
+    assert mods["ops"]._category_search(None, bpy.context, "VAS") == ["vase"]
     assert bpy.ops.monocle.template_place.poll()
     assert bpy.ops.monocle.template_place(category="vase") == {"FINISHED"}
     obj = bpy.context.active_object
@@ -65,7 +74,7 @@ def test_place_then_another_category(mods, bunny_build):
     vases = {t.name for t in lib.templates if t.category == "vase"}
     stored = tb.template_matches(obj).matches
     assert stored and {m.template for m in stored} <= vases  # Swap Template cycles the category's others
-    assert recon.hide_get() and recon.hide_render
+    assert recon.hide_get() and recon.hide_render and tb.refusal(recon) is None
     assert obj.modifiers[0].type == "LATTICE" and len(_lattices()) == 1
     assert obj in bpy.context.selected_objects
     # the template is shaped to the photo's outline: its evaluated mesh stays within the reconstruction's
