@@ -85,8 +85,8 @@ def _category_search(self: Operator, context: bpy.types.Context, edit_text: str)
 class MONOCLE_OT_template_place(Operator):
     bl_idname = "monocle.template_place"
     bl_label = "Place Template"
-    bl_description = ("Fit and place the best template of a category you choose over the selected "
-                      "reconstruction, whatever it scores (replacing the template already there)")
+    bl_description = ("Fit and place the best template of a category you choose over each selected "
+                      "reconstruction, whatever it scores (replacing a template already there)")
     bl_options = {"REGISTER", "UNDO"}
 
     category: StringProperty(  # type: ignore[valid-type]
@@ -119,32 +119,54 @@ class MONOCLE_OT_template_place(Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from ..scene.result import BuildError
-        from ..scene.template_blend import is_template, place_category
+        from ..scene.template_blend import place_category, template_over
         from .reconstruct import mesh_settings
 
         category = self.category.strip()
         if not category:
             self.report({"ERROR"}, "Choose a category for the template.")
             return {"CANCELLED"}
-        obj = context.active_object
         settings = context.scene.monocle
-        try:
-            rep = place_category(obj, category, mesh_settings(settings), context=context,
-                                 weight=None if is_template(obj) else settings.template_weight,
-                                 depth_from_template=settings.template_depth)
-        except BuildError as exc:
-            self.report({"ERROR"}, exc.message)
+        placed, failed = [], []
+        for source in _targets(context):  # each placed, or left as it was, on its own
+            try:
+                placed.append(place_category(
+                    source, category, mesh_settings(settings), context=context,
+                    weight=None if template_over(source) is not None else settings.template_weight,
+                    depth_from_template=settings.template_depth))
+            except BuildError as exc:
+                failed.append(exc.message)
+        if not placed:
+            self.report({"ERROR"}, failed[0] if failed else "Select an object Monocle reconstructed.")
             return {"CANCELLED"}
-        placed = rep.object
         for o in context.selected_objects:
             o.select_set(False)
-        placed.select_set(True)
-        context.view_layer.objects.active = placed
-        fit_iou = rep.fits[0].iou if rep.fits else float("nan")
-        outline = f"outline IoU {fit_iou:.2f}; " if fit_iou == fit_iou else ""
-        self.report({"INFO"}, f"Placed the template {rep.result.matches[0].template} over {rep.source.name} "
-                    f"({outline}Swap Template shows the category's others).")
+        for rep in placed:
+            rep.object.select_set(True)
+        context.view_layer.objects.active = placed[0].object
+        if len(placed) == 1:
+            rep = placed[0]
+            fit_iou = rep.fits[0].iou if rep.fits else float("nan")
+            outline = f"outline IoU {fit_iou:.2f}; " if fit_iou == fit_iou else ""
+            message = (f"Placed the template {rep.result.matches[0].template} over {rep.source.name} "
+                       f"({outline}Swap Template shows the category's others).")
+        else:
+            message = f"Placed {category} templates over {len(placed)} objects."
+        if failed:
+            self.report({"WARNING"}, f"{message} {len(failed)} not: {failed[0]}")
+        else:
+            self.report({"INFO"}, message)
         return {"FINISHED"}
+
+
+def _targets(context: bpy.types.Context) -> list[bpy.types.Object]:
+    """The reconstructions the selection stands for (a template for the one it is pulled onto), the active
+    object's first, each once."""
+    from ..scene.template_blend import is_reconstruction, is_template, reconstruction_of
+
+    picked = [context.active_object, *context.selected_objects]
+    sources = [reconstruction_of(o) if is_template(o) else o for o in picked if o is not None]
+    return [o for o in dict.fromkeys(sources) if o is not None and is_reconstruction(o)]
 
 
 classes = (MONOCLE_OT_template_place, MONOCLE_OT_template_swap, MONOCLE_OT_template_apply)

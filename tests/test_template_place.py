@@ -4,6 +4,7 @@ places one, through the real operator on a real build; bad requests change nothi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import shutil
 
@@ -36,6 +37,23 @@ def bunny_build(ext_dir, mods, bench_data, tmp_path):
     reports = mods["tb"].blend_from_result(result, settings, report.objects, report.camera, focal_mm=50.0)
     assert reports[0].object is None  # the premise: retrieval said no
     return report, result
+
+
+@pytest.fixture()
+def two_bunnies(ext_dir, mods, bench_data, tmp_path):
+    """Two bunnies side by side in one photo (two objects), built without templates."""
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    bunny = bunny_template(mods["library"], bench_data)
+    left, right = (mods["synthetic"].render_view(bunny, az, 20.0, width=W, height=H, fill=0.35, offset=(dx, 0.0))
+                   for az, dx in ((30.0, -0.22), (-40.0, 0.22)))
+    assert not (left.mask & right.mask).any()
+    both = dataclasses.replace(left, mask=left.mask | right.mask,
+                               zdepth=np.where(left.mask, left.zdepth, right.zdepth).astype(np.float32))
+    result = worker_result(ext_dir, both, tmp_path)
+    settings = mods["geometry"].MeshSettings(detail=8_000, back="closed")
+    report = mods["build"].build_from_result(result, settings, focal_mm=50.0)
+    assert len(report.objects) == 2
+    return report
 
 
 def _select(obj) -> None:
@@ -126,3 +144,27 @@ def test_bad_requests_change_nothing(mods, bunny_build):
     bpy.context.scene.collection.objects.link(plain)
     _select(plain)
     assert not bpy.ops.monocle.template_place.poll()
+
+
+def test_every_selected_object_at_once(mods, two_bunnies):
+    """Four chairs round a table: one category for every selected object, each fitted on its own."""
+    tb = mods["tb"]
+    a, b = two_bunnies.objects
+    _select(a)
+    b.select_set(True)
+    assert bpy.ops.monocle.template_place(category="vase") == {"FINISHED"}
+    templates = [o for o in bpy.data.objects if tb.is_template(o)]
+    assert len(templates) == 2 and {tb.reconstruction_of(o) for o in templates} == {a, b}
+    assert all(o["monocle_category"] == "vase" and o.select_get() for o in templates)
+    assert bpy.context.active_object == tb.template_over(a)  # the active object's template stays active
+    # each sits over its own object: on its side of the photo's centre line
+    cam = np.array(two_bunnies.camera.matrix_world.inverted())
+    for source in (a, b):
+        centre = np.array(tb.template_over(source).matrix_world.translation.to_4d())
+        own = np.mean([np.array(source.matrix_world @ v.co) for v in source.data.vertices], axis=0)
+        assert np.sign((cam @ centre)[0]) == np.sign((cam[:3, :3] @ own + cam[:3, 3])[0])
+    # a template and its own reconstruction selected together are one object: one replacement, not two
+    _select(tb.template_over(a))
+    a.select_set(True)
+    assert bpy.ops.monocle.template_place(category="bowl") == {"FINISHED"}
+    assert sorted(o["monocle_category"] for o in bpy.data.objects if tb.is_template(o)) == ["bowl", "vase"]
