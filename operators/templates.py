@@ -165,8 +165,9 @@ def _targets(context: bpy.types.Context) -> list[bpy.types.Object]:
     from ..scene.template_blend import is_reconstruction, is_template, reconstruction_of
 
     picked = [context.active_object, *context.selected_objects]
-    sources = [reconstruction_of(o) if is_template(o) else o for o in picked if o is not None]
-    return [o for o in dict.fromkeys(sources) if o is not None and is_reconstruction(o)]
+    # a template whose reconstruction is gone stays itself: placing on it says so
+    sources = [(reconstruction_of(o) or o) if is_template(o) else o for o in picked if o is not None]
+    return [o for o in dict.fromkeys(sources) if is_reconstruction(o) or is_template(o)]
 
 
 classes = (MONOCLE_OT_template_place, MONOCLE_OT_template_swap, MONOCLE_OT_template_apply)

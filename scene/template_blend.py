@@ -313,7 +313,10 @@ def place_category(
     t0 = time.perf_counter()
     context = context or bpy.context
     source = reconstruction_of(obj) if is_template(obj) else obj
-    if source is None or not is_reconstruction(source):
+    if source is None:
+        raise BuildError("not_reconstruction", f"The reconstruction under {obj.name!r} is gone; reconstruct the "
+                         "photo again to place another template.")
+    if not is_reconstruction(source):
         raise BuildError("not_reconstruction", f"{obj.name!r} is not an object Monocle reconstructed.")
     collection = next(c for c in source.users_collection if RESULT_FOLDER in c)
     result_path = Path(str(collection[RESULT_FOLDER]))

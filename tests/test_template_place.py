@@ -118,6 +118,11 @@ def test_place_then_another_category(mods, bunny_build):
     assert len([o for o in bpy.data.objects if tb.is_template(o)]) == 1 and len(_lattices()) == 1
     assert tb.template_over(recon) == new
     assert bpy.ops.monocle.template_swap() == {"FINISHED"} or len(tb.template_matches(new).matches) == 1
+    # the reconstruction deleted under its template: nothing to fit to, and the template stays as it is
+    bpy.data.objects.remove(recon)
+    with pytest.raises(RuntimeError, match="is gone"):
+        bpy.ops.monocle.template_place(category="vase")
+    assert bpy.context.active_object == new and new["monocle_category"] == "bowl"
 
 
 def test_bad_requests_change_nothing(mods, bunny_build):
