@@ -195,10 +195,11 @@ def _template_category(name: str | None) -> str | None:
     from .scene.template_library import template_library
 
     known = template_library().categories
-    if name.strip() not in known:
+    found = [c for c in known if c.lower() == name.strip().lower()]
+    if not found:
         raise UsageError(f"--template-category {name!r} is not a category of the template library; choose from "
                          f"{', '.join(known)}")
-    return name.strip()
+    return found[0]
 
 
 def _formats(text: str) -> list[str]:

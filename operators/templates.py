@@ -122,7 +122,7 @@ class MONOCLE_OT_template_place(Operator):
         from ..scene.template_blend import place_category, template_over
         from .reconstruct import mesh_settings
 
-        category = self.category.strip()
+        category = _resolve(self.category, _CATEGORIES or _categories(context))
         if not category:
             self.report({"ERROR"}, "Choose a category for the template.")
             return {"CANCELLED"}
@@ -157,6 +157,17 @@ class MONOCLE_OT_template_place(Operator):
         else:
             self.report({"INFO"}, message)
         return {"FINISHED"}
+
+
+def _resolve(text: str, known: list[str]) -> str:
+    """The category ``text`` names: itself, any case, or the one category it is part of ("ca" is in can,
+    capsule and car, "Refrig" in refrigerator alone); else ``text`` as typed (placing then says there is no
+    such category)."""
+    typed = text.strip()
+    lower = typed.lower()
+    exact = [c for c in known if c.lower() == lower]
+    partial = [c for c in known if lower and lower in c.lower()]
+    return exact[0] if exact else partial[0] if len(partial) == 1 else typed
 
 
 def _targets(context: bpy.types.Context) -> list[bpy.types.Object]:

@@ -111,7 +111,7 @@ def test_place_then_another_category(mods, bunny_build):
     # from the template: another category replaces it, its weight kept, its lattice gone with it
     obj[tb.WEIGHT_PROP] = 0.3
     old_name = obj.name
-    assert bpy.ops.monocle.template_place(category="bowl") == {"FINISHED"}
+    assert bpy.ops.monocle.template_place(category="Bow") == {"FINISHED"}  # as typed: the one it names
     new = bpy.context.active_object
     assert new["monocle_category"] == "bowl" and new[tb.WEIGHT_PROP] == pytest.approx(0.3)
     assert old_name not in bpy.data.objects or bpy.data.objects[old_name] == new
