@@ -312,23 +312,7 @@ def place_category(
     plain sentence) and changes nothing when it cannot."""
     t0 = time.perf_counter()
     context = context or bpy.context
-    source = reconstruction_of(obj) if is_template(obj) else obj
-    if source is None:
-        raise BuildError("not_reconstruction", f"The reconstruction under {obj.name!r} is gone; reconstruct the "
-                         "photo again to place another template.")
-    if not is_reconstruction(source):
-        raise BuildError("not_reconstruction", f"{obj.name!r} is not an object Monocle reconstructed.")
-    collection = next(c for c in source.users_collection if RESULT_FOLDER in c)
-    result_path = Path(str(collection[RESULT_FOLDER]))
-    try:
-        index = [rec.id for rec in read_result(result_path).instances].index(int(source[OBJECT_ID]))
-    except (OSError, ValueError, KeyError, BuildError):
-        raise BuildError("result_gone", f"The inference result {source.name!r} was built from is gone from the "
-                         "cache; reconstruct the photo again to place a template on it.") from None
-    camera_obj = collection_camera(collection)
-    if camera_obj is None:
-        raise BuildError("camera_missing", f"The collection {collection.name!r} has lost its camera; reconstruct "
-                         "again to place a template.")
+    source, collection, result_path, index, camera_obj = _built_from(obj)
     sub = (library if library is not None else template_library(context)).of_category(category)
     if sub is None:
         raise BuildError("no_template", f"The template library has no template of the category {category!r}.")
@@ -346,8 +330,11 @@ def place_category(
     before = applied_scale(source)
     try:
         with created.all_or_nothing("template_failed", "Placing a template failed ({})."):
-            scale = (set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
-                     if matched.relative and depth_from_template else 1.0)
+            scale = 1.0
+            if matched.relative and depth_from_template:
+                scale = set_template_depth(source, camera_obj, res.matches[0].depth_scale, centre)
+            elif before != 1.0:  # the depth another template gave it goes with that template
+                scale = set_template_depth(source, camera_obj, 1.0)
             placed = place_template(source, camera_obj, res, matched.camera, library=sub, weight=weight,
                                     created=created, fits=fits, trust=matched.depth_trust, blend=blend)
     except BuildError:
@@ -362,6 +349,30 @@ def place_category(
         if mesh is not None and mesh.users == 0:
             bpy.data.meshes.remove(mesh)
     return TemplateReport(source, res, placed, time.perf_counter() - t0, fits, matched.depth_trust, scale)
+
+
+def _built_from(obj: bpy.types.Object) -> tuple[bpy.types.Object, bpy.types.Collection, Path, int, bpy.types.Object]:
+    """(the reconstruction, its collection, the result folder it was built from, its index among the
+    result's objects, the collection's camera) of a reconstruction or of the template blend over one;
+    ``BuildError`` naming what is missing."""
+    source = reconstruction_of(obj) if is_template(obj) else obj
+    if source is None:
+        raise BuildError("not_reconstruction", f"The reconstruction under {obj.name!r} is gone; reconstruct the "
+                         "photo again to place another template.")
+    if not is_reconstruction(source):
+        raise BuildError("not_reconstruction", f"{obj.name!r} is not an object Monocle reconstructed.")
+    collection = next(c for c in source.users_collection if RESULT_FOLDER in c)
+    result_path = Path(str(collection[RESULT_FOLDER]))
+    try:
+        index = [rec.id for rec in read_result(result_path).instances].index(int(source[OBJECT_ID]))
+    except (OSError, ValueError, KeyError, BuildError):
+        raise BuildError("result_gone", f"The inference result {source.name!r} was built from is gone from the "
+                         "cache; reconstruct the photo again to place a template on it.") from None
+    camera_obj = collection_camera(collection)
+    if camera_obj is None:
+        raise BuildError("camera_missing", f"The collection {collection.name!r} has lost its camera; reconstruct "
+                         "again to place a template.")
+    return source, collection, result_path, index, camera_obj
 
 
 def _on_ground(source: bpy.types.Object, res: MatchResult, centre: float) -> tuple[MatchResult, float]:

@@ -21,7 +21,8 @@ W, H = 320, 240
 def mods(monocle):
     names = {"tb": "scene.template_blend", "build": "scene.build", "geometry": "geometry",
              "library": "templates.library", "synthetic": "templates.synthetic", "info": "scene.template_info",
-             "ops": "operators.templates"}
+             "ops": "operators.templates", "depth": "scene.template_depth", "tl": "scene.template_library",
+             "mesh": "templates.mesh", "ingest": "scene.ingest", "result": "scene.result"}
     return {k: importlib.import_module(f"{monocle.__name__}.{v}") for k, v in names.items()}
 
 
@@ -173,3 +174,44 @@ def test_every_selected_object_at_once(mods, two_bunnies):
     a.select_set(True)
     assert bpy.ops.monocle.template_place(category="bowl") == {"FINISHED"}
     assert sorted(o["monocle_category"] for o in bpy.data.objects if tb.is_template(o)) == ["bowl", "vase"]
+
+
+def test_relative_depth_and_a_failed_placing(ext_dir, mods, tmp_path):
+    """With a relative map the placed template sets its reconstruction's depth, as the blend does; a
+    placing that fails after that (the template's .blend deleted from the user's asset library) leaves
+    the depth, the template there and the file's objects as they were."""
+    tb, depth = mods["tb"], mods["depth"]
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    crate = mods["mesh"].box((0.6, 0.4, 0.35), (0, 0, 0.175), 0.05)
+    obj = bpy.data.objects.new("Crate", mods["ingest"].mesh_from_arrays("Crate", crate.vertices, crate.face_sizes,
+                                                                       crate.loops))
+    bpy.context.scene.collection.objects.link(obj)
+    obj["monocle_category"] = "crate"
+    obj.asset_mark()
+    bpy.ops.wm.save_as_mainfile(filepath=str(folder / "crates.blend"))
+    bpy.ops.wm.read_homefile(app_template="", use_empty=True)
+    view = mods["synthetic"].render_view(mods["library"].bundled_library().get("Chair Dining"), 30.0, 20.0,
+                                         width=W, height=H)
+    result = worker_result(ext_dir, view, tmp_path, relative=True)  # the inverse depth a relative model gives
+    settings = mods["geometry"].MeshSettings(detail=20_000, back="closed", distance=5.0, depth_range=0.3)
+    recon = mods["build"].build_from_result(result, settings, focal_mm=50.0).objects[0]
+    libs = bpy.context.preferences.filepaths.asset_libraries
+    entry = libs.new(name="Monocle place test", directory=str(folder))
+    try:
+        lib = mods["tl"].template_library()
+        rep = tb.place_category(recon, "chair", settings, library=lib)
+        scale = depth.applied_scale(recon)
+        assert rep.object["monocle_category"] == "chair" and abs(scale - 1.0) > 0.1 and rep.depth_scale == scale
+        before = {o.name for o in bpy.data.objects}
+        (folder / "crates.blend").unlink()
+        with pytest.raises(mods["result"].BuildError):
+            tb.place_category(recon, "crate", settings, library=lib)
+        assert {o.name for o in bpy.data.objects} == before and tb.template_over(recon) == rep.object
+        assert depth.applied_scale(recon) == pytest.approx(scale)
+        # Depth from Template off: the depth the replaced template gave goes with it
+        assert tb.place_category(recon, "chair", settings, library=lib, depth_from_template=False).depth_scale == 1.0
+        assert depth.applied_scale(recon) == 1.0
+    finally:
+        libs.remove(entry)
