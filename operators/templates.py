@@ -119,7 +119,7 @@ class MONOCLE_OT_template_place(Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         from ..scene.result import BuildError
-        from ..scene.template_blend import place_category, template_over
+        from ..scene.template_blend import place_category
         from .reconstruct import mesh_settings
 
         category = _resolve(self.category, _CATEGORIES or _categories(context))
@@ -131,8 +131,7 @@ class MONOCLE_OT_template_place(Operator):
         for source in _targets(context):  # each placed, or left as it was, on its own
             try:
                 placed.append(place_category(
-                    source, category, mesh_settings(settings), context=context,
-                    weight=None if template_over(source) is not None else settings.template_weight,
+                    source, category, mesh_settings(settings), context=context, weight=settings.template_weight,
                     depth_from_template=settings.template_depth))
             except BuildError as exc:
                 failed.append(exc.message)

@@ -21,7 +21,7 @@ from .build import _make_object, _prepare, _select, meshes_from_result
 from .build_materials import load_photo, object_materials
 from .result import BuildError, read_result
 from .tags import OBJECT_ID, RESULT_FOLDER, RESULT_PHOTO, camera_matrix, collection_camera
-from .tracker import Created
+from .tracker import Created, remove_object
 
 
 @dataclass
@@ -77,7 +77,7 @@ def apply_correction(
         _select(context, added)
     removed = [o.name for o in old]
     for obj in old:
-        _remove_object(obj)
+        remove_object(obj)
     collection[RESULT_FOLDER] = str(result.folder)
     timings["total"] = time.perf_counter() - t0
     return CorrectionReport(added=added, removed=removed, timings=timings)
@@ -111,16 +111,3 @@ def _has_mask(material: bpy.types.Material) -> bool:
     return sum(1 for n in material.node_tree.nodes if n.type == "TEX_IMAGE") > 1
 
 
-def _remove_object(obj: bpy.types.Object) -> None:
-    """Delete an object with the mesh, relief texture and relief image only it used."""
-    mesh = obj.data if obj.type == "MESH" else None
-    textures = [m.texture for m in obj.modifiers if m.type == "DISPLACE" and m.texture is not None]
-    bpy.data.objects.remove(obj, do_unlink=True)
-    if mesh is not None and mesh.users == 0:
-        bpy.data.meshes.remove(mesh)
-    for tex in textures:
-        image = getattr(tex, "image", None)
-        if tex.users == 0:
-            bpy.data.textures.remove(tex)
-        if image is not None and image.users == 0:
-            bpy.data.images.remove(image)

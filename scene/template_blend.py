@@ -95,7 +95,7 @@ from .template_modifiers import WEIGHT_LEVELS as WEIGHT_LEVELS
 from .template_modifiers import weight_expression as weight_expression
 from .template_shell import SNAP_MODIFIER, has_back, shell_mesh, snap_target
 from .template_source import TemplateMesh, load_template_mesh, match_result
-from .tracker import Created
+from .tracker import Created, remove_object
 
 log = logging.getLogger(__name__)
 
@@ -306,10 +306,11 @@ def place_category(
     """The artist's pick: the best template of ``category`` matched, fitted and placed over the
     reconstruction ``obj`` whatever it scores (where retrieval placed none, or one of another category),
     as ``blend_from_result`` places one; the category's next best are Swap Template's. ``obj`` may be
-    the template blend over it, which the new one then replaces (its weight kept unless ``weight`` is
-    given); with ``depth_from_template`` a relative map's reconstruction takes its depth from it, as
-    there. Reads the inference result the reconstruction was built from; raises ``BuildError`` (one
-    plain sentence) and changes nothing when it cannot."""
+    the template blend over it, which the new one then replaces, keeping its weight (``weight``: a new
+    template's, where there was none; default ``DEFAULT_WEIGHT``); with ``depth_from_template`` a
+    relative map's reconstruction takes its depth from it, as there. Reads the inference result the
+    reconstruction was built from; raises ``BuildError`` (one plain sentence) and changes nothing when
+    it cannot."""
     t0 = time.perf_counter()
     context = context or bpy.context
     source, collection, result_path, index, camera_obj = _built_from(obj)
@@ -317,8 +318,10 @@ def place_category(
     if sub is None:
         raise BuildError("no_template", f"The template library has no template of the category {category!r}.")
     current = template_over(source)
-    if weight is None:
-        weight = float(current[WEIGHT_PROP]) if current is not None else DEFAULT_WEIGHT
+    if current is not None:
+        weight = float(current[WEIGHT_PROP])
+    elif weight is None:
+        weight = DEFAULT_WEIGHT
     focal = collection.get(RESULT_FOCAL)
     matched = match_result(result_path, settings, focal_mm=float(focal) if focal is not None else None,
                            library=sub, context=context, threshold=-1.0, only={index})
@@ -344,10 +347,7 @@ def place_category(
     note_refusal(source, None)
     if current is not None:  # the new one stands: the template it replaces goes, with its lattice
         remove_lattice(current)
-        mesh = current.data
-        bpy.data.objects.remove(current)
-        if mesh is not None and mesh.users == 0:
-            bpy.data.meshes.remove(mesh)
+        remove_object(current)
     return TemplateReport(source, res, placed, time.perf_counter() - t0, fits, matched.depth_trust, scale)
 
 

@@ -68,3 +68,18 @@ class Created:
                 except ReferenceError:  # already gone with its owner
                     pass
             self._ids[kind].clear()
+
+
+def remove_object(obj: bpy.types.Object) -> None:
+    """Delete an object with the mesh, relief texture and relief image only it used."""
+    mesh = obj.data if obj.type == "MESH" else None
+    textures = [m.texture for m in obj.modifiers if m.type == "DISPLACE" and m.texture is not None]
+    bpy.data.objects.remove(obj, do_unlink=True)
+    if mesh is not None and mesh.users == 0:
+        bpy.data.meshes.remove(mesh)
+    for tex in textures:
+        image = getattr(tex, "image", None)
+        if tex.users == 0:
+            bpy.data.textures.remove(tex)
+        if image is not None and image.users == 0:
+            bpy.data.images.remove(image)
