@@ -171,6 +171,32 @@ def test_product_shot_keeps_a_genuine_hole(ext_dir, tmp_path):
     assert result["instances"][0]["score"] >= 0.5
 
 
+def test_pale_carton_keeps_its_lit_face_and_leaves_its_shadow(ext_dir, tmp_path):
+    """A grey carton on a studio backdrop: its shaded side far darker than the backdrop, its lit side a
+    little paler (the prior scores it far below the shaded side, and it was cut away: the bench's box,
+    can and table renders lost a third of their outline so), its top between them; its cast shadow on the
+    backdrop stays background."""
+    h, w = 384, 512
+    img = _backdrop(h, w, seed=3)
+    yy, xx = np.mgrid[:h, :w]
+    shaded = (xx >= 170) & (xx < 250) & (yy >= 110 + (xx - 170) * 0.25) & (yy < 320 + (xx - 170) * 0.25)
+    lit = (xx >= 250) & (xx < 350) & (yy >= 130 - (xx - 250) * 0.2) & (yy < 340 - (xx - 250) * 0.2)
+    top = (yy < 130 - (xx - 250) * 0.2) & (yy >= 90) & (xx >= 190) & (xx < 350) & ~shaded & ~lit
+    top &= yy >= 110 - (xx - 190) * 0.125
+    carton = shaded | lit | top
+    shadow = np.roll(carton, (10, 40), axis=(0, 1)) & ~carton
+    img[shadow] *= 0.7
+    backdrop = float(img[~carton & ~shadow].mean())
+    img[shaded] = 0.45 * backdrop + np.random.default_rng(4).normal(0.0, 2.0, (int(shaded.sum()), 3))
+    img[lit] += 25.0  # a little paler than the backdrop behind it
+    img[top] += 12.0
+    result, masks = _run(ext_dir, _save_rgb(tmp_path / "carton.png", img), tmp_path / "out")
+    assert len(masks) == 1, [inst["area"] for inst in result["instances"]]
+    assert _iou(masks[0], carton) >= 0.95, _iou(masks[0], carton)
+    assert (masks[0] & lit).sum() >= 0.95 * lit.sum()
+    assert (masks[0] & shadow).sum() <= 0.1 * shadow.sum()
+
+
 def test_featureless_photo_reports_no_object(ext_dir, tmp_path):
     path = _save_rgb(tmp_path / "grey.png", np.full((200, 300, 3), 128.0))
     code, events, _ = run_worker(ext_dir, "run", "--image", str(path), "--out", str(tmp_path / "out"))

@@ -9,6 +9,11 @@ and object photos, then cut out with colour models.
    (how strong an edge separates it from the border) and a mild centre bias.
 2. The prior, thresholded and hole-filled, seeds GrabCut (colour GMMs plus a
    contrast-sensitive graph cut) on the small image instead of a rectangle.
+   Without a box hint the seed also takes in what is joined to it and clearly
+   brighter than the backdrop (a smooth quadratic fitted to the border): a
+   lit face as pale as the backdrop scores far below the object's dark faces
+   on the prior, and GrabCut, told it was background, would leave it out. A
+   shadow only darkens, so none is taken in this way.
 3. The cut is brought back to working resolution by a colour guided filter,
    which snaps the upsampled outline onto the image's edges.
 4. Connected parts above a minimum area become instances; each one's score is
@@ -33,6 +38,7 @@ GRABCUT_ITERATIONS = 3  # at most
 SETTLED_FRACTION = 0.005  # GrabCut stops early once fewer pixels than this share change
 BARRIER_PASSES = 2  # raster-scan rounds of the barrier distance
 MIN_RELATIVE_SCORE = 0.35  # parts scoring below this fraction of the best part are dropped
+LIT_DISTANCE = 4.0  # Mahalanobis distance from the backdrop model of a colour that is clearly not the backdrop
 
 
 def segment(
@@ -103,7 +109,7 @@ def _foreground_probability(
 
     lab = cv2.cvtColor(cv2.GaussianBlur(small, (0, 0), 0.8), cv2.COLOR_RGB2LAB).astype(np.float32)
     prior = _saliency(lab, inside)
-    cut = _grabcut(small, prior, inside)
+    cut = _grabcut(small, prior, inside, None if inside is not None else _lit_beyond_backdrop(lab))
 
     up = cv2.resize(cut.astype(np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR)
     radius = max(2, int(round(1.5 / scale)))
@@ -153,6 +159,25 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     """Robust rescale to 0..1 (1st to 99.5th percentile)."""
     lo, hi = np.percentile(x, 1), np.percentile(x, 99.5)
     return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def _lit_beyond_backdrop(lab: np.ndarray) -> np.ndarray:
+    """Pixels brighter than the backdrop and clearly unlike it. The backdrop is a quadratic in (x, y) per Lab
+    channel fitted to the border band (a studio backdrop's gradient and vignette); a pixel is unlike it at
+    ``LIT_DISTANCE`` under the band's residual covariance widened by ``COLOUR_NOISE`` (a textured border
+    widens it, so little passes)."""
+    h, w = lab.shape[:2]
+    band = _border_band((h, w), None)
+    x = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5
+    y = (np.arange(h, dtype=np.float32) + 0.5) / h - 0.5
+    terms = (np.ones((h, w), np.float32), x[None, :], y[:, None], x[None, :] ** 2, y[:, None] * x[None, :],
+             y[:, None] ** 2)
+    basis = np.stack([np.broadcast_to(t, (h, w))[band] for t in terms], 1).astype(np.float64)
+    coef = np.linalg.lstsq(basis, lab[band].astype(np.float64), rcond=None)[0].astype(np.float32)
+    resid = lab - sum(t[..., None] * c for t, c in zip(terms, coef))
+    cov = np.cov(resid[band], rowvar=False) + COLOUR_NOISE * np.eye(3)
+    d2 = (resid @ np.linalg.inv(cov).astype(np.float32) * resid).sum(-1)
+    return (resid[..., 0] > 0) & (d2 >= LIT_DISTANCE**2)
 
 
 def _border_contrast(lab: np.ndarray, band: np.ndarray) -> np.ndarray:
@@ -212,14 +237,16 @@ def _scan_rows(img: np.ndarray, dist: np.ndarray, hi: np.ndarray, lo: np.ndarray
             np.copyto(lo[i], nl, where=better)
 
 
-def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
-    """GrabCut on the small image seeded from the saliency prior; returns a bool mask."""
+def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None, lit: np.ndarray | None) -> np.ndarray:
+    """GrabCut on the small image seeded from the saliency prior and the ``lit`` pixels joined to it;
+    returns a bool mask."""
     import cv2
 
     h, w = prior.shape
     thr = _otsu(prior) * (BOX_SEED_FACTOR if inside is not None else 1.0)
+    seed = prior >= thr if lit is None else _joined(prior >= thr, lit)
     # the object's interior is often less salient than its rim (spots, print): seed it too
-    seed = _fill_small_holes(prior >= thr, h * w)
+    seed = _fill_small_holes(seed, h * w)
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     mask[seed] = cv2.GC_PR_FGD
     band = _border_band((h, w), inside)
@@ -227,6 +254,17 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None) ->
     if seed.all() or not (mask == cv2.GC_PR_FGD).any():
         return seed
     return _run_grabcut(small, mask, GRABCUT_ITERATIONS)
+
+
+def _joined(seed: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``seed`` and the parts of ``extra`` that touch it (8-connected)."""
+    import cv2
+
+    n, labels = cv2.connectedComponents((seed | extra).astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[labels[seed]] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _run_grabcut(rgb: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray:
