@@ -24,7 +24,7 @@ Poses map model space to camera space (``templates.pose``); the refinement is ``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ ASPECT_FREE = 0.2  # ... beyond this much (a lattice fit changes proportions che
 REFINE_GRID = 48
 SCORE_GRID = 80
 WINDOW_GROW = 1.35  # refinement window side / descriptor window side
+FINE_ITERATIONS = 5  # ICP iterations of a leading template's pose on the score grid (``match_instance``'s ``fine``)
 
 
 @dataclass
@@ -265,6 +266,7 @@ def match_instance(
     mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
     top: int = 3, refine_templates: int = 6, second_views: int = 4, extra_views: int = 2, iterations: int = 10,
     threshold: float = THRESHOLD, depth_scale: bool = False, depth_trust: float = 1.0, prune_keep: int = PRUNE_KEEP,
+    fine: int = 0,
 ) -> MatchResult:
     """The ``top`` best templates for one object (``mask`` (H, W) bool, ``zdepth`` (H, W) distances
     along the camera axis, ``camera`` with ``width``, ``height`` and ``focal_px``).
@@ -275,7 +277,8 @@ def match_instance(
     ``depth_trust`` (``templates.fit.DEPTH_TRUST``) weights every depth term against the silhouette.
     The best view of the ``refine_templates`` best candidates, and ``extra_views`` more views (at
     least 45 degrees apart) of the first ``second_views``, are refined; each template keeps its
-    best refined pose.
+    best refined pose. The ``fine`` best templates' poses are refined once more on the finer grid they
+    are scored on.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -310,7 +313,7 @@ def match_instance(
             chosen.append(int(row.argmax()))
             seeds.append((int(k), chosen[-1]))
 
-    fine, object_size = score_window(inst, mask, zdepth, camera)
+    fine_win, object_size = score_window(inst, mask, zdepth, camera)
     coarse_win = score_window(inst, mask, zdepth, camera, REFINE_GRID)[0]
     best_per_template: dict[int, Match] = {}
     t1 = time.perf_counter()
@@ -321,12 +324,21 @@ def match_instance(
         pose = _initial_pose(library, ti, view, inst, camera, rotations)
         pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale,
                       depth_trust=depth_trust)
-        score, iou, err, relief = fit_score(verts, tpl.triangles, fine, pose, object_size, depth_scale,
+        score, iou, err, relief = fit_score(verts, tpl.triangles, fine_win, pose, object_size, depth_scale,
                                             depth_trust)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
                   (float(library.angles[view][0]), float(library.angles[view][1])), tpl.source, relief)
         if ti not in best_per_template or score > best_per_template[ti].score:
             best_per_template[ti] = m
+    for ti, m in sorted(best_per_template.items(), key=lambda kv: -kv[1].score)[:fine]:
+        tpl = library.templates[ti]
+        verts = tpl.vertices.astype(np.float64)
+        pose = refine(verts, tpl.triangles, fine_win, m.pose, FINE_ITERATIONS, depth_scale=depth_scale,
+                      depth_trust=depth_trust)
+        score, iou, err, relief = fit_score(verts, tpl.triangles, fine_win, pose, object_size, depth_scale,
+                                            depth_trust)
+        if score > m.score:
+            best_per_template[ti] = replace(m, score=score, iou=iou, depth_error=err, pose=pose, depth_scale=relief)
     timings["refine"] = time.perf_counter() - t1
     result.matches = sorted(best_per_template.values(), key=lambda m: -m.score)[:top]
     timings["total"] = time.perf_counter() - t0

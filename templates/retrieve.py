@@ -3,7 +3,11 @@
 1. ``match.match_instance`` prunes the library by outline (proportions apart: the fit changes
    them), ranks what is left by outline and depth (weighted by how far it can be trusted) over
    orientations with the upright prior, and refines the best poses (ICP): the coarse stages that
-   keep the fits few.
+   keep the fits few. With measured depth (trust at least ``fit.POSE_TRUST``) the ``FINE_TEMPLATES``
+   leading poses are refined once more on the score grid (the refinement grid is coarser): the right
+   category's template gains most where its pose was a cell off (a carton seen from behind, a can);
+   a guessed relief keeps the coarse poses its threshold and margins were set on (refined, every
+   score rises, the wrong ones' with the right: the back of a sofa passed as a shoebox).
 2. The best rigid match of each of the ``FIT_CANDIDATES`` leading categories, where its rigid
    score is within ``FIT_MARGIN`` of the best, gets its lattice fitted (``fit.fit_match``), so
    Swap Template needs no refit; none when no fit could lift the best to the threshold.
@@ -55,6 +59,7 @@ from .match import Camera, MatchResult, Pose
 REFINE_TEMPLATES = 6  # templates whose best coarse view is refined (ICP) ...
 SECOND_VIEWS = 3  # ... and of which the first few also refine one distant view (front/back flips)
 FIT_CANDIDATES = 3  # rigid matches fitted per object, at most, one per category
+FINE_TEMPLATES = 3  # leading rigid matches whose poses measured depth refines on the score grid as well
 RIGID_FLOOR = 0.45  # rigid score below which a match is not worth fitting
 DISPLACEMENT_WEIGHT = 1.5  # score lost per RMS non-affine control point offset (fraction of the template's size)
 STRETCH_WEIGHT = 0.4  # score lost per unit of log axis stretch beyond STRETCH_FREE (a fridge squeezed into a bottle)
@@ -199,7 +204,8 @@ def retrieve(
     threshold = threshold_for(trust) if threshold is None else threshold
     rigid = tmatch.match_instance(mask, zdepth, camera, library, label, top=max(top, candidates, REFINE_TEMPLATES),
                                   refine_templates=REFINE_TEMPLATES, second_views=SECOND_VIEWS, extra_views=1,
-                                  depth_scale=depth_scale, depth_trust=trust)
+                                  depth_scale=depth_scale, depth_trust=trust,
+                                  fine=FINE_TEMPLATES if trust >= POSE_TRUST else 0)
     timings = dict(rigid.timings)
     result = MatchResult(rigid.label, threshold=threshold, timings=timings)
     if not rigid.matches:

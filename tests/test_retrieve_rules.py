@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="module")
 def tmod(monocle):
     """The installed templates package's modules."""
-    names = ("library", "match", "synthetic", "descriptors", "retrieve", "mesh")
+    names = ("library", "match", "synthetic", "descriptors", "retrieve", "mesh", "fit")
     return {n: importlib.import_module(f"{monocle.__name__}.templates.{n}") for n in names}
 
 
@@ -166,3 +166,27 @@ def test_a_food_tin_is_best_matched_by_a_can(library, tmod):
         res, _ = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object")
         got = [(m.template, m.category, round(m.score, 3)) for m in res.matches]
         assert res.matches[0].template == "Can Food", (az, got)
+
+
+
+def test_measured_depth_places_a_plate_seen_almost_edge_on(library, tmod):
+    """A plate a little wider, narrower and deeper than the library's, exact depth, seen from 10 and 8
+    degrees above as the 3D bench's cameras see it: the leading templates' poses are refined once more
+    on the score grid, and the placed plate's centre comes within 1 % of its size of the object's from
+    every view (4 % off from behind before: on the coarse refinement grid the plate is an ellipse a few
+    cells high)."""
+    retrieve, fit, lib = tmod["retrieve"], tmod["fit"], tmod["library"]
+    tpl = library.get("Plate")
+    plate = lib.Template("Plate other", "plate", ("plate",), tpl.symmetry,
+                         (tpl.vertices * np.array([1.08, 0.95, 1.05])).astype(np.float32), tpl.triangles)
+    centre = 0.5 * (plate.vertices.min(axis=0) + plate.vertices.max(axis=0)).astype(np.float64)
+    size = float(np.linalg.norm(np.ptp(plate.vertices, axis=0)))
+    for az, el in ((160.0, 10.0), (-35.0, 15.0), (40.0, 8.0)):
+        view = render(tmod, plate, az, el)
+        res, fits = retrieve.retrieve(view.mask, view.zdepth, view.camera, library, "object")
+        assert res.accepted and res.matches[0].category == "plate", (az, res.matches[:2])
+        res, _ = fit.refine_matches(res, fits, library, view.camera, view.mask, view.zdepth, 1.0)
+        truth = view.rotation @ centre + view.translation
+        placed = res.matches[0].pose.apply((0.5 * (tpl.vertices.min(axis=0) + tpl.vertices.max(axis=0)))[None]
+                                           .astype(np.float64))[0]
+        assert np.linalg.norm(placed - truth) < 0.01 * size, (az, np.linalg.norm(placed - truth) / size)
