@@ -502,6 +502,14 @@ def _score(pred_v: np.ndarray, sizes: np.ndarray, loops: np.ndarray, closed: boo
     return out
 
 
+def _mask_iou(result: dict, out: Path, truth: np.ndarray) -> float:
+    """IoU of the union of a worker result's instance masks against the object's true mask."""
+    found = np.zeros_like(truth)
+    for inst in result["instances"]:
+        found |= np.asarray(Image.open(out / inst["mask"]).convert("L")) > 127
+    return float((found & truth).sum() / max(1, (found | truth).sum()))
+
+
 def _worker_seconds(result: dict, wall: float) -> dict:
     tm = result["timings"]
     return {"worker.segment": tm.get("segment"), "worker.depth": tm.get("depth"), "worker.total": tm.get("total"),
@@ -729,6 +737,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
                         # the relief's typical error against the object's size (a median: pixels the engine left
                         # out of its own mask get its background depth, far off, and would swamp a mean)
                         dm["mad_per_size"] = float(np.median(np.abs(aligned - view["z"])[view["mask"]])) / SIZE
+                        dm["mask_iou"] = _mask_iou(result, folder / engine, view["mask"])
                         item.setdefault("depth", {})[engine] = {k: round(dm[k], 4) for k in DEPTH_KEYS}
                     item.update(_reconstruct(engine, folder / engine, result, wall, gt, view, modules,
                                              subject.get("category")))
@@ -766,7 +775,7 @@ def _get(item: dict, mode: str, align: str, part: str, key: str) -> float | None
 
 
 SPEED_KEYS = ("worker.segment", "worker.depth", "worker.total", "worker_wall", "build", "template", "metrics")
-DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size")
+DEPTH_KEYS = ("abs_rel", "delta1", "mad_per_size", "mask_iou")  # (the engine's masks against the render's alpha)
 
 
 def _is_blend(mode: str) -> bool:
@@ -807,7 +816,7 @@ def _means_3d(items: list[dict], modes: list[str]) -> dict:
     for engine in ("classic", "transformers"):
         vals = [i["depth"][engine] for i in items if engine in i.get("depth", {})]
         if vals:
-            out[f"{engine}.depth"] = {k: mean([v[k] for v in vals]) for k in DEPTH_KEYS}
+            out[f"{engine}.depth"] = {k: mean([v.get(k) for v in vals]) for k in DEPTH_KEYS}
     out["render_s"] = mean([i.get("render_s") for i in items])
     out["count"] = len(items)
     return out
@@ -831,7 +840,7 @@ def _per_object(items: list[dict], modes: list[str]) -> list[dict]:
         for engine in ("classic", "transformers"):
             vals = [i["depth"][engine] for i in its if engine in i.get("depth", {})]
             if vals:
-                row[f"{engine}.depth"] = {k: mean([v[k] for v in vals]) for k in DEPTH_KEYS}
+                row[f"{engine}.depth"] = {k: mean([v.get(k) for v in vals]) for k in DEPTH_KEYS}
         rows.append(row)
     return rows
 
@@ -847,7 +856,7 @@ def _object_table(rows: list[dict], modes: list[str], engines: list[str], self_n
     cols = ["object", "oracle min"]
     for mode in modes:
         cols += [f"{mode} raw", f"{mode} ICP"] if mode != "oracle" else ["oracle mean"]
-    cols += [f"{e} depth AbsRel / δ1 / MedAE÷size" for e in engines] + ["templates placed"]
+    cols += [f"{e} mask IoU · depth AbsRel / δ1 / MedAE÷size" for e in engines] + ["templates placed"]
     lines = ["| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     for r in rows:
         cells = [r["object"], _fmt(r["oracle_min"])]
@@ -855,7 +864,8 @@ def _object_table(rows: list[dict], modes: list[str], engines: list[str], self_n
             cells += [_fmt(r[mode]["raw"]), _fmt(r[mode]["icp"])] if mode != "oracle" else [_fmt(r[mode]["raw"])]
         for e in engines:
             d = r.get(f"{e}.depth")
-            cells.append(f"{_fmt(d['abs_rel'])} / {_fmt(d['delta1'])} / {_fmt(d['mad_per_size'])}" if d else "—")
+            cells.append(f"{_fmt(d.get('mask_iou'))} · {_fmt(d['abs_rel'])} / {_fmt(d['delta1'])} / "
+                         f"{_fmt(d['mad_per_size'])}" if d else "—")
         placed = sorted({p for m in modes if _is_blend(m) for p in r[m].get("placed", [])})
         if self_name:
             placed = [("**" + p + "**") if p == r["object"] else p for p in placed]
@@ -901,6 +911,9 @@ def _markdown_3d(d3: dict) -> list[str]:
     lines = _quality_table_3d(d3) + _seconds_table_3d(d3)
     modes = d3["modes"]
     engines = [m for m in modes if "+" not in m and m != "oracle"]
+    for e in engines:
+        ious = ", ".join(f"{s} {_fmt(m.get(f'{e}.depth', {}).get('mask_iou'))}" for s, m in d3["mean"].items())
+        lines += ["", f"The {e} engine's masks against the renders' alpha (IoU, mean over the views): {ious}."]
     titles = {"meshes": f"third-party meshes (`{d3.get('meshes', DATA / 'meshes')}`)",
               "templates": "the bundled templates (`assets/templates.blend`; retrieving itself is the easy case)"}
     for s, rows in d3["per_object"].items():
