@@ -9,11 +9,14 @@ and object photos, then cut out with colour models.
    (how strong an edge separates it from the border) and a mild centre bias.
 2. The prior, thresholded and hole-filled, seeds GrabCut (colour GMMs plus a
    contrast-sensitive graph cut) on the small image instead of a rectangle.
-   Without a box hint the seed also takes in what is joined to it and clearly
-   brighter than the backdrop (a smooth quadratic fitted to the border): a
-   lit face as pale as the backdrop scores far below the object's dark faces
-   on the prior, and GrabCut, told it was background, would leave it out. A
-   shadow only darkens, so none is taken in this way.
+   On a plain backdrop (its border a smooth gradient to within a few Lab
+   units) and without a box hint, the seed also takes in what is joined to it
+   and clearly brighter than that backdrop: a lit face as pale as the backdrop
+   scores far below the object's dark faces on the prior, and GrabCut, told it
+   was background, would leave it out. A shadow only darkens, so none is taken
+   in this way. On a busy background (wood, foliage) the prior alone seeds:
+   there a larger seed tips GrabCut's colour models (the demo's espresso cup
+   kept its white rim and lost its brown body and saucer).
 3. The cut is brought back to working resolution by a colour guided filter,
    which snaps the upsampled outline onto the image's edges.
 4. Connected parts above a minimum area become instances; each one's score is
@@ -39,6 +42,7 @@ SETTLED_FRACTION = 0.005  # GrabCut stops early once fewer pixels than this shar
 BARRIER_PASSES = 2  # raster-scan rounds of the barrier distance
 MIN_RELATIVE_SCORE = 0.35  # parts scoring below this fraction of the best part are dropped
 LIT_DISTANCE = 4.0  # Mahalanobis distance from the backdrop model of a colour that is clearly not the backdrop
+PLAIN_BACKDROP = 8.0  # RMS lightness residual (OpenCV Lab, 0-255) of a border the quadratic backdrop explains
 
 
 def segment(
@@ -161,11 +165,11 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return np.clip((x - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
-def _lit_beyond_backdrop(lab: np.ndarray) -> np.ndarray:
-    """Pixels brighter than the backdrop and clearly unlike it. The backdrop is a quadratic in (x, y) per Lab
-    channel fitted to the border band (a studio backdrop's gradient and vignette); a pixel is unlike it at
-    ``LIT_DISTANCE`` under the band's residual covariance widened by ``COLOUR_NOISE`` (a textured border
-    widens it, so little passes)."""
+def _lit_beyond_backdrop(lab: np.ndarray) -> np.ndarray | None:
+    """Pixels brighter than the backdrop and clearly unlike it; None where the border is no plain backdrop.
+    The backdrop is a quadratic in (x, y) per Lab channel fitted to the border band (a studio backdrop's
+    gradient and vignette), plain where it leaves an RMS lightness residual under ``PLAIN_BACKDROP``; a pixel
+    is unlike it at ``LIT_DISTANCE`` under the band's residual covariance widened by ``COLOUR_NOISE``."""
     h, w = lab.shape[:2]
     band = _border_band((h, w), None)
     x = (np.arange(w, dtype=np.float32) + 0.5) / w - 0.5
@@ -175,6 +179,8 @@ def _lit_beyond_backdrop(lab: np.ndarray) -> np.ndarray:
     basis = np.stack([np.broadcast_to(t, (h, w))[band] for t in terms], 1).astype(np.float64)
     coef = np.linalg.lstsq(basis, lab[band].astype(np.float64), rcond=None)[0].astype(np.float32)
     resid = lab - sum(t[..., None] * c for t, c in zip(terms, coef))
+    if float(np.sqrt(np.mean(resid[band][:, 0] ** 2))) > PLAIN_BACKDROP:
+        return None
     cov = np.cov(resid[band], rowvar=False) + COLOUR_NOISE * np.eye(3)
     d2 = (resid @ np.linalg.inv(cov).astype(np.float32) * resid).sum(-1)
     return (resid[..., 0] > 0) & (d2 >= LIT_DISTANCE**2)
