@@ -502,14 +502,6 @@ def _score(pred_v: np.ndarray, sizes: np.ndarray, loops: np.ndarray, closed: boo
     return out
 
 
-def _mask_iou(result: dict, out: Path, truth: np.ndarray) -> float:
-    """IoU of the union of a worker result's instance masks against the object's true mask."""
-    found = np.zeros_like(truth)
-    for inst in result["instances"]:
-        found |= np.asarray(Image.open(out / inst["mask"]).convert("L")) > 127
-    return float((found & truth).sum() / max(1, (found | truth).sum()))
-
-
 def _worker_seconds(result: dict, wall: float) -> dict:
     tm = result["timings"]
     return {"worker.segment": tm.get("segment"), "worker.depth": tm.get("depth"), "worker.total": tm.get("total"),
@@ -662,6 +654,7 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
              meshes: Path = DATA / "meshes", sets: tuple[str, ...] = ("meshes", "templates"),
              weight: float | None = None, view_ids: list[int] | None = None,
              objects: list[str] | None = None, true_category: str | None = None) -> dict:
+    import bench_masks
     import blender_env
 
     PROFILES.append(blender_env.use_profile())  # a throw-away Blender profile (with the wheels: hundreds of MB)
@@ -737,7 +730,8 @@ def bench_3d(tmp: Path, quick: bool, worker: ServeWorker, engines: dict[str, lis
                         # the relief's typical error against the object's size (a median: pixels the engine left
                         # out of its own mask get its background depth, far off, and would swamp a mean)
                         dm["mad_per_size"] = float(np.median(np.abs(aligned - view["z"])[view["mask"]])) / SIZE
-                        dm["mask_iou"] = _mask_iou(result, folder / engine, view["mask"])
+                        dm["mask_iou"] = metrics.mask_iou(bench_masks.union_mask(result, folder / engine),
+                                                          view["mask"])
                         item.setdefault("depth", {})[engine] = {k: round(dm[k], 4) for k in DEPTH_KEYS}
                     item.update(_reconstruct(engine, folder / engine, result, wall, gt, view, modules,
                                              subject.get("category")))
