@@ -250,7 +250,9 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None, li
 
     h, w = prior.shape
     thr = _otsu(prior) * (BOX_SEED_FACTOR if inside is not None else 1.0)
-    seed = prior >= thr if lit is None else _joined(prior >= thr, lit)
+    seed = prior >= thr
+    if lit is not None:
+        seed = parts_touching(seed | lit, seed, 0, strict=True)
     # the object's interior is often less salient than its rim (spots, print): seed it too
     seed = _fill_small_holes(seed, h * w)
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
@@ -262,15 +264,21 @@ def _grabcut(small: np.ndarray, prior: np.ndarray, inside: np.ndarray | None, li
     return _run_grabcut(small, mask, GRABCUT_ITERATIONS)
 
 
-def _joined(seed: np.ndarray, extra: np.ndarray) -> np.ndarray:
-    """``seed`` and the parts of ``extra`` that touch it (8-connected)."""
+def parts_touching(mask: np.ndarray, keep: np.ndarray | None, min_area: int, strict: bool = False) -> np.ndarray:
+    """Connected parts of ``mask`` above ``min_area`` pixels; with ``keep``, only those that
+    touch it (a seed, the clicks), or every part when none does and not ``strict``."""
     import cv2
 
-    n, labels = cv2.connectedComponents((seed | extra).astype(np.uint8), connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[labels[seed]] = True
-    keep[0] = False
-    return keep[labels]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    good = np.zeros(n, bool)
+    good[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    if keep is not None and (keep.any() or strict):
+        touched = np.zeros(n, bool)
+        touched[np.unique(labels[keep & mask])] = True
+        touched[0] = False
+        if touched.any() or strict:
+            good &= touched
+    return good[labels]
 
 
 def _run_grabcut(rgb: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classic_segment import GRABCUT_ITERATIONS, _guided_filter, _run_grabcut
+from .classic_segment import parts_touching as parts_touching
 
 WORK_PIXELS = 180 * 180  # pixel budget of the window GrabCut runs on (its max-flow grows faster than that)
 GUIDE_PIXELS = 400_000  # the guided filter runs at most at this size, then a plain upsample
@@ -152,23 +153,6 @@ def _snap(crop: np.ndarray, cut: np.ndarray) -> np.ndarray:
     if (gw, gh) != (w, h):
         soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
     return soft >= 0.5
-
-
-def parts_touching(mask: np.ndarray, keep: np.ndarray | None, min_area: int, strict: bool = False) -> np.ndarray:
-    """Connected parts of ``mask`` above ``min_area`` pixels; with ``keep``, only those that
-    touch it (the clicks), or every part when none does and not ``strict``."""
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    good = np.zeros(n, bool)
-    good[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
-    if keep is not None and (keep.any() or strict):
-        touched = np.zeros(n, bool)
-        touched[np.unique(labels[keep & mask])] = True
-        touched[0] = False
-        if touched.any() or strict:
-            good &= touched
-    return good[labels]
 
 
 def near(mask: np.ndarray, reach: int) -> np.ndarray:
