@@ -140,16 +140,22 @@ def fit_matches(result: MatchResult, library: TemplateLibrary, camera: Camera, m
 def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: FitSettings | None = None,
                     ) -> tuple[Pose, Lattice]:
     """A pose whose matrix holds a stretch along the model's axes (``templates.pose_fit``) split into a
-    similarity and the rest lattice's offsets that stretch the template alike: the Fit slider then
-    scales the stretch with the rest of the fit (0 = the library's proportions). The lattice reproduces
-    the stretch at the vertices as closely as its interpolation allows (exactly away from its ends)."""
+    similarity (with the stretch's uniform part) and the rest lattice's offsets that stretch the template
+    alike: the Fit slider then scales the stretch with the rest of the fit (0 = the library's proportions).
+    The lattice reproduces the stretch at the vertices as closely as its interpolation allows (exactly away
+    from its ends)."""
     cfg = settings or FIT_SETTINGS
     v = np.asarray(vertices, np.float64)
     lat = lattice_for(v, symmetry, cfg.resolution, cfg.margin, cfg.layers)
     d = np.linalg.norm(pose.rotation, axis=0)
     rot = pose.rotation / d[None, :]
+    # the stretch's uniform part (least squares over the vertices) goes to the similarity: at Fit 0 the
+    # template keeps the library's proportions at the size the refined pose found, not the rigid match's
+    spread = v.var(axis=0)
+    grow = float(d @ spread / max(float(spread.sum()), 1e-30))
+    d = d / grow
     c = lat.origin
-    sim = Pose(rot, pose.translation + pose.scale * rot @ ((d - 1.0) * c), pose.scale)
+    sim = Pose(rot, pose.translation + pose.scale * grow * rot @ ((d - 1.0) * c), pose.scale * grow)
     revolution = is_revolution(symmetry)
     basis = symmetry_basis(lat, revolution, () if revolution else mirror_axes(v, cfg.mirror_tolerance), cfg.oval,
                            cfg.move_axis)

@@ -205,16 +205,19 @@ def refine_pose(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, camera:
         return pose, float("inf")
     size = pose.scale * float(np.linalg.norm(np.ptp(v, axis=0)))
     tree_obs = cKDTree(obs)
-    best, best_err = pose, np.inf
+    starts = [pose]
     if len(turns) > 1:
         coarse = replace(cfg, samples=cfg.samples // 5, iterations=max(cfg.iterations // 3, 1), grid=cfg.grid // 2)
         few = obs[:: max(1, len(obs) // (cfg.observed // 4))]
         samples, normals = sample_surface(v, tris, coarse.samples)
-        for turn in turns:
-            p, err = _icp(samples, normals, v, tris, _about_up(pose, turn), few, cKDTree(few), camera, mask,
-                          coarse, revolution, size)
-            if err < best_err:
-                best, best_err = p, err
+        runs = [_icp(samples, normals, v, tris, _about_up(pose, turn), few, cKDTree(few), camera, mask, coarse,
+                     revolution, size) for turn in turns]
+        order = sorted(range(len(runs)), key=lambda i: runs[i][1])
+        # the best start, and the unturned one where another won: a few points can favour a wrong basin
+        # that the full sampling then scores worse (a wall clock turned about its up axis came out 42 %
+        # thinner, at a mean pair distance 0.48 % of its size against 0.41 % unturned)
+        starts = [runs[i][0] for i in dict.fromkeys([order[0], turns.index(0.0) if 0.0 in turns else order[0]])]
     samples, normals = sample_surface(v, tris, cfg.samples)
-    best, best_err = _icp(samples, normals, v, tris, best, obs, tree_obs, camera, mask, cfg, revolution, size)
+    best, best_err = min((_icp(samples, normals, v, tris, s, obs, tree_obs, camera, mask, cfg, revolution, size)
+                          for s in starts), key=lambda r: r[1])
     return best, best_err / size

@@ -96,3 +96,15 @@ def test_stretch_of_a_thin_template_moves_its_surface_not_just_its_vertices(tmod
     off = np.linalg.norm(sim.apply(lattice.deform(pts)) - pose.apply(pts), axis=1)
     assert off.max() < 0.01 * tpl.size, off.max() / tpl.size
     assert np.abs(lattice.offsets).max() < 0.5 * tpl.size, np.abs(lattice.offsets).max() / tpl.size
+
+
+def test_fit_zero_keeps_the_refined_size(tmod):
+    """At Fit 0 (the lattice at rest) a template keeps the library's proportions at the size its refined
+    pose found: a wall clock stretched (1.2, 0.69, 1.2) by the refinement shows at 1.2 times the rigid
+    match's size, not at the rigid match's (the stretch's uniform part is the similarity's)."""
+    tpl = tmod["library"].bundled_library().get("Clock Wall")
+    v = tpl.vertices.astype(np.float64)
+    pose = tmod["match"].Pose(np.diag([1.2, 0.69, 1.2]), np.zeros(3), 1.0)
+    sim, _ = tmod["fit"].stretch_lattice(v, tpl.symmetry, pose)
+    rigid, stretched = np.ptp(sim.apply(v), axis=0), np.ptp(pose.apply(v), axis=0)
+    assert np.abs(rigid[[0, 2]] / stretched[[0, 2]] - 1.0).max() < 0.02, rigid / stretched
