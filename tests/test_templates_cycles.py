@@ -34,12 +34,14 @@ def _render_mask_depth(scene: bpy.types.Scene, folder) -> tuple[np.ndarray, np.n
     return mask, np.where(mask, depth, 0.0)
 
 
-def _place_camera(scene, tpl, rot: np.ndarray, model, offset: tuple[float, float]) -> np.ndarray:
-    """Camera looking at the template (at the world origin) with camera-from-model rotation ``rot``,
-    the template spanning ~60 % of the frame height, shifted by ``offset``; returns its translation."""
+def _place_camera(scene, tpl, rot: np.ndarray, model, offset: tuple[float, float], fill: float = 0.6) -> np.ndarray:
+    """Camera (``model``'s frame and lens) looking at the template (at the world origin) with
+    camera-from-model rotation ``rot``, the template spanning ``fill`` of the frame height, shifted by
+    ``offset``; returns its translation."""
+    w, h = model.width, model.height
     centre = 0.5 * (tpl.vertices.min(axis=0) + tpl.vertices.max(axis=0))
-    dist = tpl.size * model.focal_px / (0.6 * H)
-    target = np.array([offset[0] * W / model.focal_px * dist, -offset[1] * H / model.focal_px * dist, -dist])
+    dist = tpl.size * model.focal_px / (fill * h)
+    target = np.array([offset[0] * w / model.focal_px * dist, -offset[1] * h / model.focal_px * dist, -dist])
     trans = target - rot @ centre
     cam_to_world = np.eye(4)
     cam_to_world[:3, :3] = rot.T
@@ -47,11 +49,11 @@ def _place_camera(scene, tpl, rot: np.ndarray, model, offset: tuple[float, float
     cam = scene.camera
     if cam is None:
         cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-        cam.data.lens = LENS
-        cam.data.sensor_fit = "AUTO"
-        cam.data.sensor_width = 36.0
         scene.collection.objects.link(cam)
         scene.camera = cam
+    cam.data.lens = model.focal_mm
+    cam.data.sensor_fit = "AUTO"
+    cam.data.sensor_width = 36.0
     cam.data.clip_end = 10 * dist
     cam.matrix_world = Matrix(cam_to_world.tolist())
     return trans
@@ -133,17 +135,7 @@ def test_thin_template_refined_on_its_cycles_render(monocle, ext_dir, tmp_path):
     scene.collection.objects.link(obj)
     obj.matrix_world = Matrix.Identity(4)
     rot = render.look_rotation(160.0, 10.0)
-    centre = 0.5 * (tpl.vertices.min(axis=0) + tpl.vertices.max(axis=0))
-    dist = tpl.size * model.focal_px / (0.5 * h)
-    trans = np.array([0.0, 0.0, -dist]) - rot @ centre
-    cam = scene.camera or bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    if scene.camera is None:
-        scene.collection.objects.link(cam)
-        scene.camera = cam
-    cam.data.lens, cam.data.sensor_fit, cam.data.sensor_width, cam.data.clip_end = 35.0, "AUTO", 36.0, 10 * dist
-    cam_to_world = np.eye(4)
-    cam_to_world[:3, :3], cam_to_world[:3, 3] = rot.T, -rot.T @ trans
-    cam.matrix_world = Matrix(cam_to_world.tolist())
+    trans = _place_camera(scene, tpl, rot, model, (0.0, 0.0), fill=0.5)
     bpy.context.view_layer.update()
     mask, depth = _render_mask_depth(scene, tmp_path)
     scene.collection.objects.unlink(obj)
