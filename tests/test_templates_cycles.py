@@ -115,8 +115,9 @@ def test_cycles_renders(monocle, ext_dir, tmp_path):
 def test_thin_template_refined_on_its_cycles_render(monocle, ext_dir, tmp_path):
     """The wall clock (a disc 0.3 m across, 0.042 m thick) rendered by Cycles as bench_quality.py's third
     view sees it (35 mm, 512 x 384, from 160 degrees round and 10 up), retrieved and refined with its exact
-    depth: placed at its own thickness and size, and its lattice near rest (it had come out 42 % thinner,
-    its lattice's points thousands of times its size off: a spiked mesh in Blender)."""
+    depth: placed at its own thickness and size, and its lattice near rest (its lattice's points had come
+    out 800 times its size off, its deformed surface 1870 times its thickness deep: a spiked mesh in
+    Blender)."""
     library_mod = importlib.import_module(monocle.__name__ + ".templates.library")
     retrieve = importlib.import_module(monocle.__name__ + ".templates.retrieve")
     tfit = importlib.import_module(monocle.__name__ + ".templates.fit")
