@@ -138,7 +138,7 @@ def fit_matches(result: MatchResult, library: TemplateLibrary, camera: Camera, m
 
 
 def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: FitSettings | None = None,
-                    ) -> tuple[Pose, Lattice]:
+                    resize: bool = True) -> tuple[Pose, Lattice]:
     """A pose whose matrix holds a stretch along the model's axes (``templates.pose_fit``) split into a
     similarity (with the stretch's uniform part) and the rest lattice's offsets that stretch the template
     alike: the Fit slider then scales the stretch with the rest of the fit (0 = the library's proportions).
@@ -150,9 +150,11 @@ def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: F
     d = np.linalg.norm(pose.rotation, axis=0)
     rot = pose.rotation / d[None, :]
     # the stretch's uniform part (least squares over the vertices) goes to the similarity: at Fit 0 the
-    # template keeps the library's proportions at the size the refined pose found, not the rigid match's
+    # placed template keeps the library's proportions at the size the refined pose found, not the rigid
+    # match's. Not for retrieval's scoring (``resize`` False): its threshold was set with the whole stretch
+    # in the lattice, and a thin-legged table's fit from the other split scored 0.865 where 0.88 placed it
     spread = v.var(axis=0)
-    grow = float(d @ spread / max(float(spread.sum()), 1e-30))
+    grow = float(d @ spread / max(float(spread.sum()), 1e-30)) if resize else 1.0
     d = d / grow
     c = lat.origin
     sim = Pose(rot, pose.translation + pose.scale * grow * rot @ ((d - 1.0) * c), pose.scale * grow)
@@ -173,13 +175,13 @@ def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: F
 
 def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
                  zdepth: np.ndarray, trust: float, settings: FitSettings | None = None,
-                 turns: tuple[float, ...] = POSE_TURNS) -> tuple[Match, LatticeFit]:
+                 turns: tuple[float, ...] = POSE_TURNS, resize: bool = True) -> tuple[Match, LatticeFit]:
     """``match`` with its pose refined on the object's visible surface (its stretch handed to the
     lattice, ``stretch_lattice``) and its lattice fitted again from there, for depth trusted at least
     ``POSE_TRUST``; ``match`` and its ``fit`` as they were otherwise, or when the refined template fits
     the outline worse (by more than ``IOU_SLACK``; a surface of revolution's by anything). The
     refinement starts from the pose turned about the template's up axis by each of ``turns`` (degrees; a
-    surface of revolution needs no turn)."""
+    surface of revolution needs no turn); ``resize`` as for ``stretch_lattice``."""
     if trust < POSE_TRUST:
         return match, fit
     t0 = time.perf_counter()
@@ -191,7 +193,7 @@ def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera
                             turns=(0.0,) if revolution else turns)
     if not np.isfinite(err):
         return match, fit
-    sim, start = stretch_lattice(tpl.vertices, tpl.symmetry, pose, cfg)
+    sim, start = stretch_lattice(tpl.vertices, tpl.symmetry, pose, cfg, resize)
     new = fit_lattice(tpl.vertices, tpl.triangles, sim, camera, mask, depth, trust, tpl.symmetry, settings=cfg,
                       lattice=start)
     if not new.iou >= fit.iou - (REVOLUTION_IOU_SLACK if revolution else IOU_SLACK):
