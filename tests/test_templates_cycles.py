@@ -16,14 +16,14 @@ W, H = 192, 144
 LENS = 50.0
 
 
-def _cycles(scene: bpy.types.Scene) -> None:
+def _cycles(scene: bpy.types.Scene, w: int = W, h: int = H) -> None:
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = 1
     scene.cycles.use_denoising = False
     scene.cycles.filter_width = 0.01  # one ray through each pixel centre: binary alpha, exact Z
     scene.render.film_transparent = True
-    scene.render.resolution_x, scene.render.resolution_y = W, H
+    scene.render.resolution_x, scene.render.resolution_y = w, h
     scene.render.resolution_percentage = 100
 
 
@@ -128,8 +128,7 @@ def test_thin_template_refined_on_its_cycles_render(monocle, ext_dir, tmp_path):
     w, h = 512, 384
     model = geometry.CameraModel(w, h, 35.0)
     scene = bpy.context.scene
-    _cycles(scene)
-    scene.render.resolution_x, scene.render.resolution_y = w, h
+    _cycles(scene, w, h)
     with bpy.data.libraries.load(str(ext_dir / "assets" / "templates.blend"), link=False) as (src, dst):
         dst.objects = [tpl.name]
     obj = dst.objects[0]

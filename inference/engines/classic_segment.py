@@ -179,9 +179,10 @@ def _lit_beyond_backdrop(lab: np.ndarray) -> np.ndarray | None:
     basis = np.stack([np.broadcast_to(t, (h, w))[band] for t in terms], 1).astype(np.float64)
     coef = np.linalg.lstsq(basis, lab[band].astype(np.float64), rcond=None)[0].astype(np.float32)
     resid = lab - sum(t[..., None] * c for t, c in zip(terms, coef))
-    if float(np.sqrt(np.mean(resid[band][:, 0] ** 2))) > PLAIN_BACKDROP:
+    border = resid[band]
+    if float(np.sqrt(np.mean(border[:, 0] ** 2))) > PLAIN_BACKDROP:
         return None
-    cov = np.cov(resid[band], rowvar=False) + COLOUR_NOISE * np.eye(3)
+    cov = np.cov(border, rowvar=False) + COLOUR_NOISE * np.eye(3)
     d2 = (resid @ np.linalg.inv(cov).astype(np.float32) * resid).sum(-1)
     return (resid[..., 0] > 0) & (d2 >= LIT_DISTANCE**2)
 
