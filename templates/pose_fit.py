@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from . import render
@@ -42,6 +43,15 @@ class PoseSettings:
     point_weight: float = 0.0  # point-to-point distances beside the point-to-plane ones (1 past an outline)
     grid: int = 256  # longest side of the visibility render
     tolerance: float = 1e-4  # stop when the mean pair distance improves by less (fraction of the size)
+
+
+# Template points that project onto the mask grown by one pixel are within it: the mask is the silhouette
+# rounded to whole pixels, and a template point in a boundary pixel whose centre the mask leaves out is
+# where it should be. Counted as reaching past the mask, such points were pulled onto the nearest observed
+# point (a few pixels inside: the observed points are a subsample of the pixel centres) with full weight,
+# and every refinement shrank its template: started from the exact pose on a template's own exact render,
+# a wall clock came out 11 % thinner, a flask 5 %, a briefcase 6 % (within 0.6 % with the slack).
+REACH_SLACK_PX = 1
 
 
 def observed_points(mask: np.ndarray, depth: np.ndarray, camera: Camera, most: int) -> np.ndarray:
@@ -134,11 +144,12 @@ def _step(m: np.ndarray, p: np.ndarray, n: np.ndarray, q: np.ndarray, lin: np.nd
 
 
 def _icp(samples: np.ndarray, normals: np.ndarray, v: np.ndarray, tris: np.ndarray, pose: Pose, obs: np.ndarray,
-         tree_obs: cKDTree, camera: Camera, mask: np.ndarray, cfg: PoseSettings, tie_xy: bool, size: float,
+         tree_obs: cKDTree, camera: Camera, reach: np.ndarray, cfg: PoseSettings, tie_xy: bool, size: float,
          ) -> tuple[Pose, float]:
     """Two-sided point-to-plane ICP from ``pose`` solving a rotation, a translation and a stretch along
     the model's axes; returns the pose (the stretch folded into its matrix) and the mean distance of the
-    kept pairs."""
+    kept pairs. Template points projecting outside ``reach`` (the mask grown by ``REACH_SLACK_PX``) are
+    pulled in whole, not only along their normals."""
     d = np.linalg.norm(pose.rotation, axis=0) * pose.scale  # a stretch folded in before: its columns' lengths
     rot, t = pose.rotation * pose.scale / d[None, :], pose.translation.copy()
     if tie_xy:
@@ -157,7 +168,7 @@ def _icp(samples: np.ndarray, normals: np.ndarray, v: np.ndarray, tris: np.ndarr
         err = float(d1[k1].mean())
         if seen.sum() >= 10:  # template seen -> observed
             d2, i2 = tree_obs.query(p[seen])
-            out = _outside(p[seen], mask, camera)  # the template reaching past the mask
+            out = _outside(p[seen], reach, camera)  # the template reaching past the mask
             k2 = (d2 <= np.quantile(d2, cfg.trim_template)) | out
             idx.append(np.nonzero(seen)[0][k2])
             targets.append(obs[i2[k2]])
@@ -205,12 +216,13 @@ def refine_pose(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, camera:
         return pose, float("inf")
     size = pose.scale * float(np.linalg.norm(np.ptp(v, axis=0)))
     tree_obs = cKDTree(obs)
+    reach = ndimage.binary_dilation(mask, iterations=REACH_SLACK_PX) if REACH_SLACK_PX > 0 else mask
     starts = [pose]
     if len(turns) > 1:
         coarse = replace(cfg, samples=cfg.samples // 5, iterations=max(cfg.iterations // 3, 1), grid=cfg.grid // 2)
         few = obs[:: max(1, len(obs) // (cfg.observed // 4))]
         samples, normals = sample_surface(v, tris, coarse.samples)
-        runs = [_icp(samples, normals, v, tris, _about_up(pose, turn), few, cKDTree(few), camera, mask, coarse,
+        runs = [_icp(samples, normals, v, tris, _about_up(pose, turn), few, cKDTree(few), camera, reach, coarse,
                      revolution, size) for turn in turns]
         closest = min(range(len(runs)), key=lambda i: runs[i][1])
         unturned = turns.index(0.0) if 0.0 in turns else closest
@@ -219,6 +231,6 @@ def refine_pose(vertices: np.ndarray, triangles: np.ndarray, pose: Pose, camera:
         # thinner, at a mean pair distance 0.48 % of its size against 0.40 % unturned)
         starts = [runs[i][0] for i in dict.fromkeys((closest, unturned))]
     samples, normals = sample_surface(v, tris, cfg.samples)
-    best, best_err = min((_icp(samples, normals, v, tris, s, obs, tree_obs, camera, mask, cfg, revolution, size)
+    best, best_err = min((_icp(samples, normals, v, tris, s, obs, tree_obs, camera, reach, cfg, revolution, size)
                           for s in starts), key=lambda r: r[1])
     return best, best_err / size
