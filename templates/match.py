@@ -316,27 +316,26 @@ def match_instance(
     fine_win, object_size = score_window(inst, mask, zdepth, camera)
     coarse_win = score_window(inst, mask, zdepth, camera, REFINE_GRID)[0]
     best_per_template: dict[int, Match] = {}
+
+    def refined(ti: int, window: Window, pose: Pose, steps: int) -> tuple[Pose, float, float, float, float]:
+        """``pose`` of template ``ti`` refined ``steps`` ICP iterations on ``window``, scored on the fine grid."""
+        tpl = library.templates[ti]
+        verts = tpl.vertices.astype(np.float64)
+        pose = refine(verts, tpl.triangles, window, pose, steps, depth_scale=depth_scale, depth_trust=depth_trust)
+        return (pose, *fit_score(verts, tpl.triangles, fine_win, pose, object_size, depth_scale, depth_trust))
+
     t1 = time.perf_counter()
     for k, view in seeds:  # a few ICP runs
         ti = cand[k]
         tpl = library.templates[ti]
-        verts = tpl.vertices.astype(np.float64)
-        pose = _initial_pose(library, ti, view, inst, camera, rotations)
-        pose = refine(verts, tpl.triangles, coarse_win, pose, iterations, depth_scale=depth_scale,
-                      depth_trust=depth_trust)
-        score, iou, err, relief = fit_score(verts, tpl.triangles, fine_win, pose, object_size, depth_scale,
-                                            depth_trust)
+        start = _initial_pose(library, ti, view, inst, camera, rotations)
+        pose, score, iou, err, relief = refined(ti, coarse_win, start, iterations)
         m = Match(tpl.name, tpl.category, score, iou, err, pose, float(scores[k, view]),
                   (float(library.angles[view][0]), float(library.angles[view][1])), tpl.source, relief)
         if ti not in best_per_template or score > best_per_template[ti].score:
             best_per_template[ti] = m
     for ti, m in sorted(best_per_template.items(), key=lambda kv: -kv[1].score)[:fine]:
-        tpl = library.templates[ti]
-        verts = tpl.vertices.astype(np.float64)
-        pose = refine(verts, tpl.triangles, fine_win, m.pose, FINE_ITERATIONS, depth_scale=depth_scale,
-                      depth_trust=depth_trust)
-        score, iou, err, relief = fit_score(verts, tpl.triangles, fine_win, pose, object_size, depth_scale,
-                                            depth_trust)
+        pose, score, iou, err, relief = refined(ti, fine_win, m.pose, FINE_ITERATIONS)
         if score > m.score:
             best_per_template[ti] = replace(m, score=score, iou=iou, depth_error=err, pose=pose, depth_scale=relief)
     timings["refine"] = time.perf_counter() - t1
