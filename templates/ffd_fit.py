@@ -10,7 +10,8 @@ step as in ICP:
   outline pulls the nearest projected outline point of the template along the outline's normal;
 - depth: visible front vertices move onto the depth map (point to plane), weighted by ``depth_trust``;
 - smoothness: second differences of the offsets along every lattice axis (affine changes such as
-  taller or wider proportions cost nothing), and a small penalty on the offsets themselves.
+  taller or wider proportions cost nothing), and a small penalty on the offsets' change from the
+  lattice the fit starts from (the rest lattice, or a refined pose's stretch).
 
 Offsets live in a reduced basis that keeps the template's symmetry exactly: a surface of revolution
 about +Z only gets a radial scale per lattice layer (its lattice interpolates linearly across the axis,
@@ -49,7 +50,7 @@ class FitSettings:
     outline_weight: float = 0.5  # mask outline -> template outline, relative to the silhouette term
     depth_weight: float = 1.0  # visible depth at trust 1, relative to the silhouette term
     smoothness: float = 1e-3  # bending (second differences of the offsets)
-    magnitude: float = 1e-5  # size of the offsets
+    magnitude: float = 1e-5  # size of the offsets from the lattice the fit starts from (the rest lattice or a stretch)
     robust: float = 0.03  # Cauchy scale of the residuals, fraction of the object's size
     max_step: float = 0.1  # largest control point move of one step, fraction of the template's size
     grid: int = 384  # longest side of the sampled mask (image pixels are grouped above it)
@@ -257,7 +258,8 @@ def fit_lattice(
     mirrors = () if is_revolution(symmetry) else mirror_axes(v0, cfg.mirror_tolerance)
     basis = scale * symmetry_basis(lat, is_revolution(symmetry), mirrors, cfg.oval, cfg.move_axis)
     diff = second_differences(lat) @ basis / scale
-    reg = cfg.smoothness * diff.T @ diff + cfg.magnitude * basis.T @ basis / scale**2
+    magnitude = cfg.magnitude * basis.T @ basis / scale**2  # offsets away from the given lattice's
+    reg = cfg.smoothness * diff.T @ diff + magnitude
     if int(np.count_nonzero(mask)) < 16:
         return LatticeFit(lat, 0.0, float("inf"), float("nan"), 0.0, 0.0, np.zeros(lat.num_points))
     w_all = lat.weights(v0)
@@ -273,6 +275,7 @@ def fit_lattice(
         zmap = np.asarray(depth, dtype=np.float64)
         zmap = np.where(np.isfinite(zmap) & (zmap > 0) & np.asarray(mask, dtype=bool), zmap, 0.0)
     theta = np.linalg.lstsq(basis, lat.offsets.ravel(), rcond=None)[0]  # from the given lattice's shape
+    theta0 = theta.copy()
     support = np.zeros(lat.num_points)
     it = 0
     for it in range(1, cfg.iterations + 1):  # Gauss-Newton steps with fresh correspondences
@@ -314,7 +317,7 @@ def fit_lattice(
         normal = (a_t * wts[:, None]).T @ a_t
         damping = 1e-6 * max(float(np.trace(normal)) / len(theta), 1e-12)
         lhs = normal + reg + damping * np.eye(len(theta))
-        rhs = (a_t * wts[:, None]).T @ (a_t @ theta - res) + damping * theta
+        rhs = (a_t * wts[:, None]).T @ (a_t @ theta - res) + damping * theta + magnitude @ theta0
         new = np.linalg.solve(lhs, rhs)
         move = float(np.abs((basis @ (new - theta)).reshape(-1, 3)).max()) / scale
         if move > cfg.max_step:
