@@ -77,7 +77,7 @@ from .template_body import OUTLINE_MODIFIER, RAY_MODIFIER, body_arrays, ray_targ
 from .template_depth import SCALE_PROP as DEPTH_SCALE_PROP
 from .template_depth import applied_scale
 from .template_depth import depth_from_template as set_template_depth
-from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, set_profile, store_fits, stored_fits
+from .template_lattice import FIT_PROP, FITS_PROP, remove_lattice, set_lattice, set_profile, stored_fits
 from .template_library import template_library
 from .template_modifiers import MIX_MODIFIER as MIX_MODIFIER
 from .template_modifiers import (
@@ -224,8 +224,10 @@ def place_template(
     # built from what is stored (poses and lattices rounded), as Swap Template rebuilds it: a vertex whose
     # ray grazes the reconstruction's edge turns with the rounding, and a swap away and back moved 857 of a
     # can's 33,794 vertices by up to 3 % of its size
-    result = MatchResult.from_json(json.loads(json.dumps(result.to_json())))
-    fits = [LatticeFit.from_json(json.loads(json.dumps(f.to_json()))) for f in fits]
+    stored_matches = json.dumps(result.to_json())
+    stored = json.dumps([f.to_json() for f in fits])
+    result = MatchResult.from_json(json.loads(stored_matches))
+    fits = [LatticeFit.from_json(d) for d in json.loads(stored)]
     match = result.matches[index]
     tm = load_template_mesh(library.get(match.template, match.source))
     photo = source.active_material
@@ -240,7 +242,7 @@ def place_template(
     if overhang is not None:
         write_weights(obj, overhang, OVERHANG_GROUP)
     obj[CATEGORY_PROP] = match.category
-    obj[MATCHES_PROP] = json.dumps(result.to_json())
+    obj[MATCHES_PROP] = stored_matches
     obj[INDEX_PROP] = int(index)
     obj[CAMERA_PROP] = _camera_json(camera)
     obj[WEIGHT_PROP] = float(np.clip(weight, 0.0, 1.0))
@@ -249,7 +251,7 @@ def place_template(
     ui.update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0, subtype="FACTOR", default=DEFAULT_WEIGHT,
               description=WEIGHT_DESCRIPTION)
     add_modifiers(obj, source, camera_obj, camera, kind)
-    store_fits(obj, fits)
+    obj[FITS_PROP] = stored
     created.add("objects", set_lattice(obj, fits[index].lattice, _lattice_name(match)))
     set_profile(obj, fits[index].profile if kind != "shell" else None)
     if hide_source:

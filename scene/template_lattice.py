@@ -42,10 +42,6 @@ def stored_fits(obj: bpy.types.Object) -> list[LatticeFit]:
     return [LatticeFit.from_json(d) for d in json.loads(obj[FITS_PROP])]
 
 
-def store_fits(obj: bpy.types.Object, fits: list[LatticeFit]) -> None:
-    obj[FITS_PROP] = json.dumps([f.to_json() for f in fits])
-
-
 def _new_lattice_object(obj: bpy.types.Object, lattice: Lattice, name: str) -> bpy.types.Object:
     data = bpy.data.lattices.new(name)
     lat_obj = bpy.data.objects.new(name, data)

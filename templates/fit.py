@@ -182,25 +182,30 @@ def stretch_lattice(vertices: np.ndarray, symmetry: int, pose: Pose, settings: F
 
 def refine_match(match: Match, fit: LatticeFit, library: TemplateLibrary, camera: Camera, mask: np.ndarray,
                  zdepth: np.ndarray, trust: float, settings: FitSettings | None = None,
-                 turns: tuple[float, ...] = POSE_TURNS, resize: bool = True) -> tuple[Match, LatticeFit]:
+                 turns: tuple[float, ...] = POSE_TURNS, placed: bool = True) -> tuple[Match, LatticeFit]:
     """``match`` with its pose refined on the object's visible surface (its stretch handed to the
     lattice, ``stretch_lattice``) and its lattice fitted again from there, for depth trusted at least
     ``POSE_TRUST``; ``match`` and its ``fit`` as they were otherwise, or when the refined template fits
     the outline worse (by more than ``IOU_SLACK``; a surface of revolution's by anything). The
     refinement starts from the pose turned about the template's up axis by each of ``turns`` (degrees; a
-    surface of revolution needs no turn); ``resize`` as for ``stretch_lattice``."""
+    surface of revolution needs no turn). ``placed``: the template to be placed, whose stretch gives its
+    uniform part to the pose (``stretch_lattice``'s ``resize``) and whose lattice is held near that
+    stretch (``PLACED_MAGNITUDE``); False for retrieval's scoring, which keeps ``settings`` and the whole
+    stretch in the lattice, as its threshold was set."""
     if trust < POSE_TRUST:
         return match, fit
     t0 = time.perf_counter()
     tpl = library.get(match.template, match.source)
     revolution = is_revolution(tpl.symmetry)
     cfg = settings or settings_for(tpl.category, trust, revolution)
+    if placed:
+        cfg = replace(cfg, magnitude=PLACED_MAGNITUDE)
     depth = rescaled_depth(zdepth, mask, match.depth_scale)
     pose, err = refine_pose(tpl.vertices, tpl.triangles, match.pose, camera, mask, depth, revolution,
                             turns=(0.0,) if revolution else turns)
     if not np.isfinite(err):
         return match, fit
-    sim, start = stretch_lattice(tpl.vertices, tpl.symmetry, pose, cfg, resize)
+    sim, start = stretch_lattice(tpl.vertices, tpl.symmetry, pose, cfg, resize=placed)
     new = fit_lattice(tpl.vertices, tpl.triangles, sim, camera, mask, depth, trust, tpl.symmetry, settings=cfg,
                       lattice=start)
     if not new.iou >= fit.iou - (REVOLUTION_IOU_SLACK if revolution else IOU_SLACK):
@@ -263,8 +268,6 @@ def refine_matches(result: MatchResult, fits: list[LatticeFit], library: Templat
     lattice is fitted again with its offsets held near its refined stretch (``PLACED_MAGNITUDE``)."""
     if trust < POSE_TRUST or not fits:
         return result, fits
-    tpl = library.get(result.matches[0].template, result.matches[0].source)
-    cfg = replace(settings_for(tpl.category, trust, is_revolution(tpl.symmetry)), magnitude=PLACED_MAGNITUDE)
-    best, fit = refine_match(result.matches[0], fits[0], library, camera, mask, zdepth, trust, cfg, turns=POSE_TURNS)
+    best, fit = refine_match(result.matches[0], fits[0], library, camera, mask, zdepth, trust, turns=POSE_TURNS)
     best, fit = place_on_axis(best, fit, library, camera, mask, zdepth, trust)
     return replace(result, matches=[best, *result.matches[1:]]), [fit, *fits[1:]]

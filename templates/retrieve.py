@@ -246,7 +246,7 @@ def _fitted(m: tmatch.Match, library: TemplateLibrary, camera: Camera, mask: np.
     fit = fit_match(m, library, camera, mask, zdepth, trust, settings)
     floor = m.score
     if refine:
-        m_ref, fit = refine_match(m, fit, library, camera, mask, zdepth, trust, settings, turns=(0.0,), resize=False)
+        m_ref, fit = refine_match(m, fit, library, camera, mask, zdepth, trust, settings, turns=(0.0,), placed=False)
         if m_ref is not m:  # the refined pose's new proportions alone: as good as rigid
             floor = max(floor, _affine_score(tpl, fit, window, m_ref.pose, object_size, depth_scale, trust))
         m = m_ref
