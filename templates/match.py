@@ -192,6 +192,17 @@ def prune(silhouette: np.ndarray, keep: int = PRUNE_KEEP) -> np.ndarray:
     return np.sort(np.argsort(-silhouette.max(axis=1), kind="stable")[:keep])
 
 
+def _seed_templates(best: np.ndarray, categories: list[str], count: int, siblings: int) -> np.ndarray:
+    """The candidates (indices into ``best``, their best coarse scores) whose poses are refined: the
+    ``count`` best, then the ``siblings`` next best of the leading category (a category's templates
+    differ in parts, a stool's stretchers or a column, which the coarse outline hardly sees)."""
+    ranked = np.argsort(-best, kind="stable").tolist()
+    order = ranked[:count]
+    if siblings > 0 and ranked:
+        order += [k for k in ranked if categories[k] == categories[ranked[0]] and k not in order][:siblings]
+    return np.array(order, dtype=int)
+
+
 def _initial_pose(library: TemplateLibrary, t: int, view: int, inst: desc.InstanceDescriptor, camera: Camera,
                   rotations: np.ndarray) -> Pose:
     """Place the template so its view window lands on the instance's window."""
@@ -266,7 +277,7 @@ def match_instance(
     mask: np.ndarray, zdepth: np.ndarray, camera: Camera, library: TemplateLibrary, label: str | None = None, *,
     top: int = 3, refine_templates: int = 6, second_views: int = 4, extra_views: int = 2, iterations: int = 10,
     threshold: float = THRESHOLD, depth_scale: bool = False, depth_trust: float = 1.0, prune_keep: int = PRUNE_KEEP,
-    fine: int = 0,
+    fine: int = 0, siblings: int = 0,
 ) -> MatchResult:
     """The ``top`` best templates for one object (``mask`` (H, W) bool, ``zdepth`` (H, W) distances
     along the camera axis, ``camera`` with ``width``, ``height`` and ``focal_px``).
@@ -278,7 +289,8 @@ def match_instance(
     The best view of the ``refine_templates`` best candidates, and ``extra_views`` more views (at
     least 45 degrees apart) of the first ``second_views``, are refined; each template keeps its
     best refined pose. The ``fine`` best templates' poses are refined once more on the finer grid they
-    are scored on.
+    are scored on. The ``siblings`` next best templates of the leading category, pruned or not,
+    are refined too (``_seed_templates``).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -293,13 +305,20 @@ def match_instance(
     cand = library.candidates(label)
     silhouette = np.where(_valid_views(library, cand), silhouette_scores(inst, library, cand), -np.inf)
     kept = prune(silhouette + view_prior(library), prune_keep)
+    scores = coarse_scores(inst, library, [cand[i] for i in kept], depth_scale, depth_trust, silhouette[kept])
+    if siblings > 0:  # the leading category's templates the pruning left out, scored coarsely too
+        lead = library.templates[cand[kept[int(scores.max(axis=1).argmax())]]].category
+        extra = np.setdiff1d(np.array([i for i, ti in enumerate(cand) if library.templates[ti].category == lead],
+                                      dtype=kept.dtype), kept)
+        scores = np.concatenate([scores, coarse_scores(inst, library, [cand[i] for i in extra], depth_scale,
+                                                       depth_trust, silhouette[extra])])
+        kept = np.concatenate([kept, extra])
     cand = [cand[i] for i in kept]
-    scores = coarse_scores(inst, library, cand, depth_scale, depth_trust, silhouette[kept])
     timings["coarse"] = time.perf_counter() - t0
 
     best_view = scores.argmax(axis=1)
-    best = scores[np.arange(len(cand)), best_view]
-    order = np.argsort(-best)[: max(refine_templates, top)]
+    order = _seed_templates(scores.max(axis=1), [library.templates[t].category for t in cand],
+                            max(refine_templates, top), siblings)
     seeds = [(int(k), int(best_view[k])) for k in order]
     rotations = desc.view_rotations()
     apart = np.degrees(np.arccos(np.clip((np.einsum("aij,bij->ab", rotations, rotations) - 1.0) * 0.5, -1, 1)))
