@@ -275,7 +275,7 @@ def fit_lattice(
         zmap = np.asarray(depth, dtype=np.float64)
         zmap = np.where(np.isfinite(zmap) & (zmap > 0) & np.asarray(mask, dtype=bool), zmap, 0.0)
     theta = np.linalg.lstsq(basis, lat.offsets.ravel(), rcond=None)[0]  # from the given lattice's shape
-    theta0 = theta.copy()
+    anchor = magnitude @ theta  # the magnitude term's pull toward the given lattice, the same every step
     support = np.zeros(lat.num_points)
     it = 0
     for it in range(1, cfg.iterations + 1):  # Gauss-Newton steps with fresh correspondences
@@ -317,7 +317,7 @@ def fit_lattice(
         normal = (a_t * wts[:, None]).T @ a_t
         damping = 1e-6 * max(float(np.trace(normal)) / len(theta), 1e-12)
         lhs = normal + reg + damping * np.eye(len(theta))
-        rhs = (a_t * wts[:, None]).T @ (a_t @ theta - res) + damping * theta + magnitude @ theta0
+        rhs = (a_t * wts[:, None]).T @ (a_t @ theta - res) + damping * theta + anchor
         new = np.linalg.solve(lhs, rhs)
         move = float(np.abs((basis @ (new - theta)).reshape(-1, 3)).max()) / scale
         if move > cfg.max_step:
